@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Idempotent setup, run by `npm start` / `npm test` (npm pre-hooks) and by hand as `npm run setup`.
+#  1. node_modules: `npm ci` when missing or older than package-lock.json.
+#  2. A WebGPU adapter: when Dawn finds none, installs Mesa's lavapipe (Vulkan on the CPU) version 25 from
+#     Debian bookworm-backports (bookworm's own 22.3 is too old for Dawn).
+#  3. Fashion-MNIST: Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist) when missing.
+# When it cannot install (not root, no apt-get), it prints the exact commands to run and exits non-zero.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
+say() { echo "[setup] $*" >&2; }
+FMNIST_DIR="${LOSS_ATLAS_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}"
+
+# 1. node modules
+if [ ! -d node_modules ] || [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "node_modules missing or stale: running npm ci"
+  npm ci --no-audit --no-fund >&2
+fi
+
+can_apt() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; }
+need=()     # commands the user must run when we cannot
+
+# 2. WebGPU adapter (lavapipe when no GPU driver is present)
+if ! node scripts/probe-adapter.mjs >/dev/null 2>&1; then
+  backports='/etc/apt/sources.list.d/loss-atlas-bookworm-backports.list'
+  cmds=("echo 'deb http://deb.debian.org/debian bookworm-backports main' > $backports"
+        "apt-get update"
+        "apt-get install -y -t bookworm-backports mesa-vulkan-drivers libvulkan1")
+  if can_apt; then
+    say "no WebGPU adapter found: installing Mesa lavapipe 25 from bookworm-backports"
+    if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+      echo 'deb http://deb.debian.org/debian bookworm-backports main' > "$backports"
+    fi
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers libvulkan1 >&2
+    node scripts/probe-adapter.mjs >&2 || { say "still no WebGPU adapter after installing lavapipe"; exit 1; }
+  else
+    need+=("${cmds[@]}")
+  fi
+fi
+
+# 3. Fashion-MNIST
+if [ ! -f "$FMNIST_DIR/train-images-idx3-ubyte.gz" ]; then
+  if [ -n "${LOSS_ATLAS_FASHION_MNIST:-}" ]; then
+    say "LOSS_ATLAS_FASHION_MNIST=$FMNIST_DIR has no train-images-idx3-ubyte.gz"; exit 1
+  elif can_apt; then
+    say "Fashion-MNIST missing: installing Debian's dataset-fashion-mnist"
+    apt-get update -qq >&2 || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >&2
+  else
+    need+=("apt-get install -y dataset-fashion-mnist")
+  fi
+fi
+
+if [ ${#need[@]} -gt 0 ]; then
+  say "cannot install what loss-atlas needs (not root or no apt-get). Run as root:"
+  for c in "${need[@]}"; do echo "    $c" >&2; done
+  exit 1
+fi
+exit 0

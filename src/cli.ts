@@ -1,0 +1,80 @@
+// loss-atlas command line. Each command is a small function; `loss-atlas help` lists them.
+import { Gpu } from './engine/device.ts';
+import { checkOp, opCases } from './engine/gradcheck.ts';
+import { runDemo } from './experiments/demo.ts';
+
+interface Command {
+  summary: string;
+  run: (args: string[], flags: Flags) => Promise<number>;
+}
+export interface Flags {
+  verbose: boolean;
+  [k: string]: string | boolean;
+}
+
+function parseFlags(argv: string[]): { args: string[]; flags: Flags } {
+  const flags: Flags = { verbose: false };
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith('--')) { args.push(a); continue; }
+    const [k, v] = a.slice(2).split('=', 2);
+    if (v !== undefined) flags[k] = v;
+    else if (i + 1 < argv.length && !argv[i + 1].startsWith('--') && k !== 'verbose') flags[k] = argv[++i];
+    else flags[k] = true;
+  }
+  return { args, flags };
+}
+
+async function withGpu<T>(flags: Flags, fn: (gpu: Gpu) => Promise<T>): Promise<T> {
+  const gpu = await Gpu.create({ verbose: flags.verbose });
+  try {
+    return await fn(gpu);
+  } finally {
+    gpu.destroy();
+  }
+}
+
+const commands: Record<string, Command> = {
+  demo: {
+    summary: 'train a small conv net on Fashion-MNIST (K=1) and a 7-point manifold of it, printing loss and accuracy',
+    run: (_a, flags) => withGpu(flags, (gpu) => runDemo(gpu, flags)),
+  },
+  gradcheck: {
+    summary: 'check every op: forward vs CPU reference, backward vs finite differences (non-zero exit on failure)',
+    run: (_a, flags) =>
+      withGpu(flags, async (gpu) => {
+        const filter = typeof flags.op === 'string' ? flags.op : '';
+        console.log(`adapter: ${gpu.adapterInfo}`);
+        console.log('| op | case | forward err / tol | backward err / tol | result |\n|---|---|---|---|---|');
+        let failed = 0;
+        for (const c of opCases().filter((c) => c.op.includes(filter))) {
+          const r = await checkOp(gpu, c);
+          if (!r.pass) failed++;
+          console.log(`| ${r.op} | ${r.name} | ${r.fwdErr.toFixed(3)} | ${r.bwdErr.toFixed(3)} | ${r.pass ? 'ok' : `FAIL: ${r.detail}`} |`);
+        }
+        console.log(failed ? `${failed} case(s) failed` : 'all cases passed (errors are shown as a fraction of the tolerance)');
+        return failed ? 1 : 0;
+      }),
+  },
+};
+
+function help(): void {
+  console.log('usage: loss-atlas <command> [flags]\n\ncommands:');
+  for (const [n, c] of Object.entries(commands)) console.log(`  ${n.padEnd(12)} ${c.summary}`);
+  console.log('\nflags: --verbose (print the GPU adapter and limits)');
+}
+
+async function main(): Promise<number> {
+  const [cmd, ...rest] = process.argv.slice(2);
+  if (!cmd || cmd === 'help' || cmd === '--help') { help(); return 0; }
+  const c = commands[cmd];
+  if (!c) { console.error(`unknown command "${cmd}"`); help(); return 2; }
+  const { args, flags } = parseFlags(rest);
+  return c.run(args, flags);
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e) => { console.error(e instanceof Error ? e.message : e); process.exit(1); },
+);

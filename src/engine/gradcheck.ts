@@ -1,0 +1,283 @@
+// Checks every op: forward against the CPU reference (atol + rtol*|ref|), backward (input, basis and
+// coefficient gradients) against central finite differences of the float64 reference.
+// Used by the test suite and by `npm run gradcheck`.
+import type { Gpu } from './device.ts';
+import { Manifold, Param } from './manifold.ts';
+import { Tape } from './tape.ts';
+import { Tensor, numel, type AnyTensor } from './tensor.ts';
+import * as ops from './ops.ts';
+import * as ref from './reference.ts';
+
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+export const randn = (r: () => number) => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
+export const randArray = (r: () => number, n: number, scale = 1): Float32Array => Float32Array.from({ length: n }, () => randn(r) * scale);
+
+export interface Inputs {
+  x: Float32Array;
+  params: Float32Array[];
+  coef: Float32Array;
+}
+
+export interface OpCase {
+  op: string;
+  name: string;
+  K: number;
+  B: number;
+  /** Activation input: [K, ...] or shared (no K). */
+  x: { shape: number[]; shared?: boolean; scale?: number };
+  params?: { name: string; shape: number[]; scale?: number }[];
+  gpu: (ctx: ops.Ctx, x: AnyTensor, p: Param[]) => { y: AnyTensor; backward?: (tape: Tape, seed: Float32Array) => void };
+  /** Reference forward over all K points (float64), flattened like the GPU output. */
+  ref: (x: ArrayLike<number>, p: ArrayLike<number>[], coef: ArrayLike<number>) => Float64Array;
+  /** Reference scalar given the seed; default sum(ref * seed). */
+  refLoss?: (x: ArrayLike<number>, p: ArrayLike<number>[], coef: ArrayLike<number>, seed: Float32Array) => number;
+  /** Length of the compared output when it differs from y (e.g. loss values only). */
+  outLen?: number;
+  /** Looser forward tolerance, with the reason. */
+  atol?: number;
+}
+
+export interface CheckResult {
+  op: string;
+  name: string;
+  fwdErr: number;
+  bwdErr: number;
+  pass: boolean;
+  detail: string;
+}
+
+const RTOL = 1e-4;
+const FWD_ATOL = 1e-5;
+const BWD_TOL = 1e-3;
+
+function sample(n: number, max: number, r: () => number): number[] | undefined {
+  if (n <= max) return undefined;
+  const s = new Set<number>();
+  while (s.size < max) s.add(Math.floor(r() * n));
+  return [...s];
+}
+
+export async function checkOp(gpu: Gpu, c: OpCase, seed = 1): Promise<CheckResult> {
+  const r = rng(seed);
+  const xs = c.x.shared ? c.x.shape : [c.K, ...c.x.shape];
+  const inputs: Inputs = {
+    x: randArray(r, numel(xs), c.x.scale ?? 1),
+    params: (c.params ?? []).map((p) => randArray(r, c.B * numel(p.shape), p.scale ?? 0.5)),
+    coef: randArray(r, c.K * c.B, 0.7),
+  };
+  const manifold = new Manifold(gpu, c.K, c.B, inputs.coef);
+  const params = (c.params ?? []).map((p, i) => new Param(gpu, p.name, p.shape, c.B, inputs.params[i]));
+  const tape = new Tape(gpu, manifold, true);
+  const x = Tensor.fromArray(gpu, xs, inputs.x, 'x');
+  const errs: string[] = [];
+  let fwdErr = 0, bwdErr = 0;
+  try {
+    const ctx: ops.Ctx = { gpu, manifold, tape };
+    const { y, backward } = c.gpu(ctx, x, params);
+    const yv = (await gpu.read(y.buffer, (c.outLen ?? y.size) * 4).then((b) => new Float32Array(b)));
+    const yr = c.ref(inputs.x, inputs.params, inputs.coef);
+    if (yr.length !== yv.length) throw new Error(`${c.op} ${c.name}: GPU output has ${yv.length} values, reference ${yr.length}`);
+    const atol = c.atol ?? FWD_ATOL;
+    for (let i = 0; i < yr.length; i++) {
+      const e = Math.abs(yv[i] - yr[i]);
+      const rel = e / (atol + RTOL * Math.abs(yr[i]));
+      if (rel > fwdErr) fwdErr = rel;
+    }
+    if (fwdErr > 1) errs.push(`forward off by ${fwdErr.toFixed(2)}x tolerance`);
+    // backward from a random seed gradient
+    const seedv = randArray(r, c.outLen ?? y.size);
+    if (backward) backward(tape, seedv);
+    else tape.backwardFrom(y, Tensor.fromArray(gpu, y.shape, seedv, 'seed'));
+    const loss = (xv: ArrayLike<number>, pv: ArrayLike<number>[], cv: ArrayLike<number>) => {
+      if (c.refLoss) return c.refLoss(xv, pv, cv, seedv);
+      const o = c.ref(xv, pv, cv);
+      let s = 0;
+      for (let i = 0; i < o.length; i++) s += o[i] * seedv[i];
+      return s;
+    };
+    const compare = (what: string, got: Float32Array, fd: Map<number, number>) => {
+      for (const [i, v] of fd) {
+        const e = Math.abs(got[i] - v) / (BWD_TOL * (1 + Math.abs(v)));
+        if (e > bwdErr) bwdErr = e;
+        if (e > 1 && errs.length < 6) errs.push(`d${what}[${i}] = ${got[i].toPrecision(6)}, finite difference ${v.toPrecision(6)}`);
+      }
+    };
+    if (!c.x.shared) {
+      const g = tape.gradOf(x);
+      const got = g ? await g.read() : new Float32Array(x.size);
+      compare('x', got, ref.finiteDiff((xv) => loss(xv, inputs.params, inputs.coef), inputs.x, sample(x.size, 48, r)));
+    }
+    for (let i = 0; i < params.length; i++) {
+      const got = params[i].grad ? await params[i].grad!.read() : new Float32Array(params[i].basis.size);
+      const fd = ref.finiteDiff((pv) => loss(inputs.x, inputs.params.map((q, j) => (j === i ? pv : q)), inputs.coef), inputs.params[i], sample(params[i].basis.size, 48, r));
+      compare(params[i].name, got, fd);
+    }
+    if (params.length) {
+      const got = manifold.dcoef ? await manifold.dcoef.read() : new Float32Array(c.K * c.B);
+      compare('coef', got, ref.finiteDiff((cv) => loss(inputs.x, inputs.params, cv), inputs.coef));
+    }
+  } catch (e) {
+    errs.push((e as Error).message);
+    fwdErr = fwdErr || Infinity;
+  } finally {
+    tape.dispose();
+    x.dispose();
+    params.forEach((p) => p.dispose());
+    manifold.dispose();
+  }
+  return { op: c.op, name: c.name, fwdErr, bwdErr, pass: errs.length === 0, detail: errs.join('; ') };
+}
+
+// ---------------------------------------------------------------- the cases
+
+/** Reference of a conv over all K points with materialized per-point weights. */
+function convRefAll(K: number, B: number, s: ref.ConvRefShape, shared: boolean, hasBias: boolean, relu = false) {
+  return (x: ArrayLike<number>, p: ArrayLike<number>[], coef: ArrayLike<number>) => {
+    const xs = s.N * s.Cin * s.H * s.W;
+    const ws = s.Cout * s.Cin * s.KH * s.KW;
+    const parts: Float64Array[] = [];
+    for (let k = 0; k < K; k++) {
+      const xk = shared ? x : Array.prototype.slice.call(x, k * xs, (k + 1) * xs);
+      const y = ref.conv2dRef(xk, ref.combine(p[0], coef, k, B, ws), hasBias ? ref.combine(p[1], coef, k, B, s.Cout) : null, s);
+      if (relu) for (let i = 0; i < y.length; i++) y[i] = Math.max(0, y[i]);
+      parts.push(y);
+    }
+    return concat(parts);
+  };
+}
+
+export function concat(parts: Float64Array[]): Float64Array {
+  const out = new Float64Array(parts.reduce((a, p) => a + p.length, 0));
+  let o = 0;
+  for (const p of parts) { out.set(p, o); o += p.length; }
+  return out;
+}
+
+function convCase(name: string, K: number, B: number, s: ref.ConvRefShape, o: { shared?: boolean; bias?: boolean; relu?: boolean } = {}): OpCase {
+  const bias = o.bias ?? true;
+  return {
+    op: 'conv2d', name, K, B,
+    x: { shape: [s.N, s.Cin, s.H, s.W], shared: o.shared },
+    params: [{ name: 'w', shape: [s.Cout, s.Cin, s.KH, s.KW] }, ...(bias ? [{ name: 'b', shape: [s.Cout] }] : [])],
+    gpu: (ctx, x, p) => ({ y: ops.conv2d(ctx, x, p[0], bias ? p[1] : null, { stride: s.stride, pad: s.pad, relu: o.relu }) }),
+    ref: convRefAll(K, B, s, !!o.shared, bias, o.relu),
+  };
+}
+
+function perPoint(K: number, per: number, f: (xk: ArrayLike<number>, k: number) => Float64Array) {
+  return (x: ArrayLike<number>) => concat([...Array(K).keys()].map((k) => f(Array.prototype.slice.call(x, k * per, (k + 1) * per), k)));
+}
+
+function poolCase(name: string, kind: 'max' | 'avg', K: number, N: number, C: number, H: number, W: number, o: { k?: number; stride?: number; pad?: number; adaptive?: [number, number] }): OpCase {
+  const k = o.k ?? 2, stride = o.stride ?? k, pad = o.pad ?? 0;
+  const [OH, OW] = o.adaptive ?? [Math.floor((H + 2 * pad - k) / stride) + 1, Math.floor((W + 2 * pad - k) / stride) + 1];
+  const p: ref.PoolRef = { planes: N * C, H, W, OH, OW, k, stride, pad, adaptive: !!o.adaptive };
+  return {
+    op: o.adaptive ? 'adaptive_avgpool2d' : `${kind}pool2d`, name, K, B: 1,
+    x: { shape: [N, C, H, W] },
+    gpu: (ctx, x) => ({ y: o.adaptive ? ops.adaptiveAvgPool2d(ctx, x, o.adaptive) : kind === 'max' ? ops.maxPool2d(ctx, x, { kernel: k, stride, pad }) : ops.avgPool2d(ctx, x, { kernel: k, stride, pad }) }),
+    ref: perPoint(K, N * C * H * W, (xk) => ref.poolRef(xk, p, kind)),
+  };
+}
+
+function bnCase(name: string, K: number, B: number, N: number, C: number, H: number, W: number, reparam: boolean): OpCase {
+  return {
+    op: 'batchnorm2d', name, K, B,
+    x: { shape: [N, C, H, W], scale: 2 },
+    params: [{ name: 'gamma', shape: [C] }, { name: 'beta', shape: [C] }],
+    gpu: (ctx, x, p) => ({ y: ops.batchNorm2d(ctx, x, p[0], p[1], { reparam }) }),
+    ref: (x, p, coef) => perPoint(K, N * C * H * W, (xk, k) => ref.batchNormRef(xk, ref.combine(p[0], coef, k, B, C, reparam ? 1 : 0), ref.combine(p[1], coef, k, B, C), N, C, H * W, 1e-5))(x),
+  };
+}
+
+function linearCase(name: string, K: number, B: number, N: number, F: number, O: number, shared = false): OpCase {
+  return {
+    op: 'linear', name, K, B,
+    x: { shape: [N, F], shared },
+    params: [{ name: 'w', shape: [O, F] }, { name: 'b', shape: [O] }],
+    gpu: (ctx, x, p) => ({ y: ops.linear(ctx, x, p[0], p[1]) }),
+    ref: (x, p, coef) => concat([...Array(K).keys()].map((k) => ref.linearRef(shared ? x : Array.prototype.slice.call(x, k * N * F, (k + 1) * N * F), ref.combine(p[0], coef, k, B, O * F), ref.combine(p[1], coef, k, B, O), N, F, O))),
+  };
+}
+
+function ceCase(name: string, K: number, N: number, C: number, clamp?: number): OpCase {
+  const labels = Array.from({ length: N }, (_, i) => (i * 7 + 3) % C);
+  let labelsT: Tensor | null = null;
+  const refLosses = (x: ArrayLike<number>) => [...Array(K).keys()].map((k) => ref.crossEntropyRef(Array.prototype.slice.call(x, k * N * C, (k + 1) * N * C), labels, N, C));
+  return {
+    op: 'cross_entropy', name, K, B: 1,
+    x: { shape: [N, C], scale: 2 },
+    outLen: 2 * K,
+    gpu: (ctx, x) => {
+      labelsT = ctx.tape!.own(Tensor.fromArray(ctx.gpu, [N], labels, 'labels', 'u32'));
+      const l = ops.crossEntropy(ctx, x, labelsT);
+      return { y: l.out, backward: (tape, seed) => tape.backward(seed.slice(0, K), { clampAbove: clamp }) };
+    },
+    ref: (x) => {
+      const ls = refLosses(x);
+      return Float64Array.from([...ls.map((l) => l.loss), ...ls.map((l) => l.acc)]);
+    },
+    refLoss: (x, _p, _c, seed) => refLosses(x).reduce((s, l, k) => s + (clamp !== undefined && l.loss > clamp ? 0 : seed[k] * l.loss), 0),
+  };
+}
+
+/** Every op, at shapes that do not divide the tiles, stride 1 and 2, padding 0 and 1, Cin = 1, N = 1, K = 1 and 7, B = 1 and 3. */
+export function opCases(): OpCase[] {
+  const cs = (N: number, Cin: number, H: number, W: number, Cout: number, KH: number, stride: number, pad: number): ref.ConvRefShape => ({ N, Cin, H, W, Cout, KH, KW: KH, stride, pad });
+  return [
+    convCase('K1 B1 3x3 pad1 Cin1', 1, 1, cs(2, 1, 7, 6, 5, 3, 1, 1)),
+    convCase('K7 B3 3x3 stride2 pad1', 7, 3, cs(2, 3, 9, 7, 10, 3, 2, 1)),
+    convCase('K7 B3 5x5 pad0 N1 no bias', 7, 3, cs(1, 4, 8, 9, 6, 5, 1, 0), { bias: false }),
+    convCase('K3 B1 shared input, fused relu', 3, 1, cs(3, 2, 6, 6, 9, 3, 1, 1), { shared: true, relu: true }),
+    convCase('K2 B3 1x1 stride2 Cout33', 2, 3, cs(2, 5, 5, 5, 33, 1, 2, 0)),
+    convCase('K2 B5 3x3 wide (B > 4 basis per pass)', 2, 5, cs(2, 3, 5, 4, 67, 3, 1, 1)),
+    linearCase('K7 B3', 7, 3, 3, 19, 13),
+    linearCase('K1 B1 N1', 1, 1, 1, 70, 10),
+    linearCase('K4 B2 shared input', 4, 2, 5, 11, 7, true),
+    poolCase('2x2 K7', 'max', 7, 2, 3, 7, 6, {}),
+    poolCase('3x3 stride2 pad1 K1 N1', 'max', 1, 1, 2, 9, 8, { k: 3, stride: 2, pad: 1 }),
+    poolCase('2x2 K3', 'avg', 3, 2, 2, 6, 5, {}),
+    poolCase('3x3 stride2 pad1', 'avg', 2, 2, 2, 7, 7, { k: 3, stride: 2, pad: 1 }),
+    poolCase('3 -> 4 overlapping bins', 'avg', 7, 2, 3, 3, 3, { adaptive: [4, 4] }),
+    poolCase('28 -> 4, 7 -> 3', 'avg', 2, 1, 2, 28, 7, { adaptive: [4, 3] }),
+    bnCase('K7 B3', 7, 3, 3, 4, 5, 3, false),
+    bnCase('K1 B1 reparam', 1, 1, 4, 3, 3, 3, true),
+    {
+      op: 'relu', name: 'K7', K: 7, B: 1, x: { shape: [3, 5, 4] },
+      gpu: (ctx, x) => ({ y: ops.relu(ctx, x) }),
+      ref: (x) => Float64Array.from(x, (v) => Math.max(0, v)),
+    },
+    {
+      op: 'tanh', name: 'K3', K: 3, B: 1, x: { shape: [2, 17] },
+      gpu: (ctx, x) => ({ y: ops.tanh(ctx, x) }),
+      ref: (x) => Float64Array.from(x, Math.tanh),
+    },
+    {
+      op: 'add', name: 'residual K3 (x + relu(x))', K: 3, B: 1, x: { shape: [2, 3, 4, 4] },
+      gpu: (ctx, x) => ({ y: ops.add(ctx, x, ops.relu(ctx, x)) }),
+      ref: (x) => Float64Array.from(x, (v) => v + Math.max(0, v)),
+    },
+    {
+      op: 'dropout', name: 'p=0.3 K7', K: 7, B: 1, x: { shape: [3, 11] },
+      gpu: (ctx, x) => ({ y: ops.dropout(ctx, x, 0.3, 1234) }),
+      ref: (x) => ref.dropoutRef(x, 0.3, 1234),
+    },
+    {
+      op: 'flatten', name: 'then linear K2', K: 2, B: 2, x: { shape: [3, 2, 3, 2] },
+      params: [{ name: 'w', shape: [4, 12] }],
+      gpu: (ctx, x, p) => ({ y: ops.linear(ctx, ops.flatten(ctx, x as Tensor), p[0], null) }),
+      ref: (x, p, coef) => concat([0, 1].map((k) => ref.linearRef(Array.prototype.slice.call(x, k * 36, (k + 1) * 36), ref.combine(p[0], coef, k, 2, 48), null, 3, 12, 4))),
+    },
+    ceCase('K7 N5 C10', 7, 5, 10),
+    ceCase('K4 N3 C10 clamp 2.5', 4, 3, 10, 2.5),
+  ];
+}

@@ -1,0 +1,465 @@
+// Ops over a weight manifold: each dispatches its forward kernel for all K points at once and, when a
+// tape is given, records a backward closure. Activations are [K, N, ...]; an input of rank one lower
+// ([N, ...]) is the batch shared by all K points.
+import type { Gpu, KernelSpec } from './device.ts';
+import type { Manifold, Param } from './manifold.ts';
+import type { Tape } from './tape.ts';
+import { Tensor, type AnyTensor, shapeStr } from './tensor.ts';
+import * as conv from '../shaders/conv.ts';
+import * as pool from '../shaders/pool.ts';
+import * as misc from '../shaders/misc.ts';
+import { fold } from '../shaders/common.ts';
+
+export interface Ctx {
+  gpu: Gpu;
+  manifold: Manifold;
+  /** null: inference only, nothing recorded. */
+  tape: Tape | null;
+}
+
+/** Kernel specs are generated once per (name, key). */
+const specCache = new Map<string, KernelSpec>();
+function spec<A extends unknown[]>(make: (...a: A) => KernelSpec, ...args: A): KernelSpec {
+  const id = `${make.name}${JSON.stringify(args)}`;
+  let s = specCache.get(id);
+  if (!s) specCache.set(id, (s = make(...args)));
+  return s;
+}
+
+export class ShapeError extends Error {}
+function check(cond: boolean, op: string, msg: string): asserts cond {
+  if (!cond) throw new ShapeError(`${op}: ${msg}`);
+}
+
+/** Output tensor, owned by the tape when there is one. */
+function out(ctx: Ctx, shape: number[], label: string): Tensor {
+  const t = new Tensor(ctx.gpu, shape, label);
+  return ctx.tape ? ctx.tape.own(t) : t;
+}
+
+const groups1d = (n: number, per = 256): [number, number] => fold(Math.ceil(n / per));
+
+/** Splits x's shape into (K, rest) given whether it carries the K dimension. */
+function pointsOf(ctx: Ctx, x: AnyTensor, rank: number, op: string): { K: number; shared: boolean; dims: number[] } {
+  const K = ctx.manifold.K;
+  if (x.shape.length === rank) {
+    check(x.shape[0] === K, op, `input ${shapeStr(x.shape)} has ${x.shape[0]} points but the manifold has K=${K}`);
+    return { K, shared: false, dims: x.shape.slice(1) };
+  }
+  check(x.shape.length === rank - 1, op, `input ${shapeStr(x.shape)} must have rank ${rank} ([K, ...]) or ${rank - 1} (shared by all points)`);
+  return { K, shared: true, dims: [...x.shape] };
+}
+
+// ---------------------------------------------------------------- conv2d / linear
+
+export interface Conv2dOptions {
+  stride?: number;
+  pad?: number;
+  /** Fuse a ReLU into the output. */
+  relu?: boolean;
+}
+
+/**
+ * y[k] = conv(x[k], W_k) + b_k, W_k = sum_b C[k,b] * weight.basis[b]. x: [K, N, Cin, H, W] or shared [N, Cin, H, W];
+ * weight: [Cout, Cin, KH, KW]; bias: [Cout]. Returns [K, N, Cout, OH, OW].
+ */
+export function conv2d(ctx: Ctx, x: AnyTensor, weight: Param, bias: Param | null, opts: Conv2dOptions = {}): Tensor {
+  const op = `conv2d(${weight.name})`;
+  const { K, shared, dims } = pointsOf(ctx, x, 5, op);
+  const [N, Cin, H, W] = dims;
+  check(weight.shape.length === 4, op, `weight ${shapeStr(weight.shape)} must be [Cout, Cin, KH, KW]`);
+  const [Cout, wCin, KH, KW] = weight.shape;
+  check(wCin === Cin, op, `input ${shapeStr(x.shape)} has ${Cin} channels, weight ${shapeStr(weight.shape)} expects ${wCin}`);
+  check(weight.B === ctx.manifold.B, op, `weight has B=${weight.B} basis tensors, manifold B=${ctx.manifold.B}`);
+  if (bias) check(bias.shape.length === 1 && bias.shape[0] === Cout, op, `bias ${shapeStr(bias.shape)} must be [${Cout}]`);
+  const stride = opts.stride ?? 1, pad = opts.pad ?? 0;
+  const OH = Math.floor((H + 2 * pad - KH) / stride) + 1, OW = Math.floor((W + 2 * pad - KW) / stride) + 1;
+  check(OH > 0 && OW > 0, op, `kernel ${KH}x${KW} with padding ${pad} does not fit input ${H}x${W}`);
+  return convCore(ctx, op, x, weight, bias, { K, shared, N, Cin, H, W, Cout, KH, KW, OH, OW, stride, pad, relu: !!opts.relu }, [K, N, Cout, OH, OW]);
+}
+
+/** y[k] = x[k] W_k^T + b_k. x: [K, N, F] or shared [N, F]; weight [O, F]; bias [O]. Returns [K, N, O]. */
+export function linear(ctx: Ctx, x: AnyTensor, weight: Param, bias: Param | null, opts: { relu?: boolean } = {}): Tensor {
+  const op = `linear(${weight.name})`;
+  const { K, shared, dims } = pointsOf(ctx, x, 3, op);
+  check(dims.length === 2, op, `input ${shapeStr(x.shape)} must be [K, N, F] or [N, F]`);
+  const [N, F] = dims;
+  check(weight.shape.length === 2 && weight.shape[1] === F, op, `input ${shapeStr(x.shape)} has ${F} features, weight ${shapeStr(weight.shape)} must be [O, ${F}]`);
+  check(weight.B === ctx.manifold.B, op, `weight has B=${weight.B} basis tensors, manifold B=${ctx.manifold.B}`);
+  const O = weight.shape[0];
+  if (bias) check(bias.shape.length === 1 && bias.shape[0] === O, op, `bias ${shapeStr(bias.shape)} must be [${O}]`);
+  return convCore(ctx, op, x, weight, bias, { K, shared, N, Cin: F, H: 1, W: 1, Cout: O, KH: 1, KW: 1, OH: 1, OW: 1, stride: 1, pad: 0, relu: !!opts.relu }, [K, N, O]);
+}
+
+interface ConvShape {
+  K: number; shared: boolean; N: number; Cin: number; H: number; W: number; Cout: number;
+  KH: number; KW: number; OH: number; OW: number; stride: number; pad: number; relu: boolean;
+}
+
+function convCore(ctx: Ctx, op: string, x: AnyTensor, weight: Param, bias: Param | null, s: ConvShape, yShape: number[]): Tensor {
+  const { gpu, manifold } = ctx;
+  const B = manifold.B;
+  const R0 = s.Cin * s.KH * s.KW;
+  const R = R0 + (bias ? 1 : 0);
+  const what = `${op}: x ${shapeStr(x.shape)}, w ${shapeStr(weight.shape)}, K=${s.K}, B=${B}, stride ${s.stride}, pad ${s.pad}`;
+  const U = {
+    K: s.K, N: s.N, Cin: s.Cin, H: s.H, W: s.W, Cout: s.Cout, OH: s.OH, OW: s.OW, KH: s.KH, KW: s.KW,
+    stride: s.stride, pad: s.pad, B, xKStride: s.shared ? 0 : s.N * s.Cin * s.H * s.W, R0, R,
+  };
+  const y = out(ctx, yShape, op);
+  const tf = conv.chooseTiles(s.Cout);
+  const M = s.N * s.OH * s.OW;
+  gpu.dispatch({
+    kernel: spec(conv.convForwardKernel, tf, !!bias, s.relu ? 'relu' : 'none'),
+    buffers: { x: x.buffer, weight: weight.basis.buffer, ...(bias ? { bias: bias.basis.buffer } : {}), coef: manifold.coef.buffer, y: y.buffer },
+    uniforms: U,
+    groups: [Math.ceil(M / tf.BM), Math.ceil(s.Cout / tf.BN), s.K],
+    what,
+    flops: 2 * s.K * M * s.Cout * R,
+  });
+  const tape = ctx.tape;
+  if (!tape) return y;
+  tape.record(op, () => {
+    let dy = tape.gradOf(y);
+    if (!dy) return;
+    if (s.relu) dy = reluMask(ctx, dy, y);
+    // input gradient (not for the shared input batch)
+    if (!s.shared) {
+      const dx = new Tensor(gpu, x.shape, `d${op}.x`);
+      const td = conv.chooseTiles(s.Cin);
+      const Mi = s.N * s.H * s.W;
+      gpu.dispatch({
+        kernel: spec(conv.convInputGradKernel, td),
+        buffers: { dy: dy.buffer, weight: weight.basis.buffer, coef: manifold.coef.buffer, dx: dx.buffer },
+        uniforms: U,
+        groups: [Math.ceil(Mi / td.BM), Math.ceil(s.Cin / td.BN), s.K],
+        what: `${what} (input gradient)`,
+        flops: 2 * s.K * Mi * s.Cin * s.Cout * s.KH * s.KW,
+      });
+      tape.addGrad(x, dx);
+    }
+    convWeightGrad(ctx, what, x, dy, weight, bias, s, U);
+    if (s.relu) dy.dispose();
+  });
+  return y;
+}
+
+function convWeightGrad(ctx: Ctx, what: string, x: AnyTensor, dy: Tensor, weight: Param, bias: Param | null, s: ConvShape, U: Record<string, number>): void {
+  const { gpu, manifold } = ctx;
+  const B = manifold.B;
+  const R = U.R;
+  const tw = conv.chooseTiles(s.Cout);
+  const tilesM = Math.ceil(R / tw.BM), tilesN = Math.ceil(s.Cout / tw.BN);
+  const P = s.N * s.OH * s.OW;
+  // Split the reduction over (k, position chunks) so that enough workgroups run, within a partial-buffer budget.
+  const tiles = tilesM * tilesN;
+  const budget = Math.min(gpu.maxBinding / 4, 8 * 2 ** 20);
+  const zMax = Math.max(1, Math.floor(budget / (B * s.Cout * R)));
+  const zWant = Math.min(zMax, Math.max(1, Math.ceil(1024 / tiles)));
+  let KG: number, S: number;
+  if (zWant <= s.K) {
+    S = 1;
+    KG = Math.ceil(s.K / zWant);
+  } else {
+    KG = 1;
+    S = Math.max(1, Math.min(Math.floor(zWant / s.K), Math.ceil(P / (tw.BK * 8))));
+  }
+  const PS = Math.ceil(Math.ceil(P / S) / tw.BK) * tw.BK;
+  S = Math.ceil(P / PS);
+  const Z = Math.ceil(s.K / KG) * S;
+  const part = new Tensor(gpu, [Z, B, s.Cout, R], 'conv.wgrad.part');
+  const dcoef = ctx.tape!.coefGrad;
+  const G = Z * tilesM * tilesN;
+  const dcpart = dcoef ? new Tensor(gpu, [G, s.K, B], 'conv.dcoef.part') : null;
+  if (dcpart) gpu.commandEncoder().clearBuffer(dcpart.buffer, 0, dcpart.size * 4);
+  const nb = Math.min(B, conv.WGRAD_BMAX);
+  for (let bOff = 0; bOff < B; bOff += nb) {
+    gpu.dispatch({
+      kernel: spec(conv.convWeightGradKernel, tw, nb, !!bias, dcoef),
+      buffers: {
+        x: x.buffer, dy: dy.buffer, coef: manifold.coef.buffer, part: part.buffer,
+        ...(dcpart ? { weight: weight.basis.buffer, dcpart: dcpart.buffer, ...(bias ? { bias: bias.basis.buffer } : {}) } : {}),
+      },
+      uniforms: { ...U, KG, S, PS, bOff, tilesM, tilesN },
+      groups: [tilesM, tilesN, Z],
+      what: `${what} (weight gradient)`,
+      flops: 2 * s.K * P * s.Cout * R,
+    });
+  }
+  const gw = weight.ensureGrad();
+  const gb = bias?.ensureGrad();
+  gpu.dispatch({
+    kernel: spec(conv.convWgradReduceKernel, !!bias),
+    buffers: { part: part.buffer, gw: gw.buffer, ...(gb ? { gb: gb.buffer } : {}) },
+    uniforms: { Z, B, Cout: s.Cout, R0: U.R0, R, accumulate: 1 },
+    groups: groups1d(B * s.Cout * R),
+    what: `${what} (weight gradient reduce)`,
+  });
+  part.dispose();
+  if (dcpart) {
+    gpu.dispatch({
+      kernel: spec(conv.coefReduceKernel),
+      buffers: { part: dcpart.buffer, dcoef: manifold.ensureCoefGrad().buffer },
+      uniforms: { G, KB: s.K * B },
+      groups: [Math.ceil((s.K * B) / 64)],
+      what: `${what} (coefficient gradient)`,
+    });
+    dcpart.dispose();
+  }
+}
+
+// ---------------------------------------------------------------- elementwise
+
+function elementwise(ctx: Ctx, name: string, inputs: Record<string, AnyTensor>, expr: string, shape: readonly number[], label: string, extra: Record<string, number> = {}, extraU: KernelSpec['uniforms'] = [], prelude = ''): Tensor {
+  const names = Object.keys(inputs);
+  const y = new Tensor(ctx.gpu, shape, label);
+  const k = spec(misc.elementwiseKernel, name, names, expr, extraU, prelude);
+  const buffers: Record<string, GPUBuffer> = { y: y.buffer };
+  for (const n of names) buffers[`${n}_`] = inputs[n].buffer;
+  ctx.gpu.dispatch({ kernel: k, buffers, uniforms: { n: y.size, ...extra }, groups: groups1d(y.size), what: `${name} ${shapeStr(shape)}` });
+  return y;
+}
+
+/** dy * (y > 0): the ReLU backward, also used for fused ReLUs. Returns a new tensor. */
+function reluMask(ctx: Ctx, dy: Tensor, y: AnyTensor): Tensor {
+  return elementwise(ctx, 'relu.bwd', { g: dy, o: y }, 'select(0.0, g, o > 0.0)', dy.shape, 'relu.dx');
+}
+
+function kLeading(ctx: Ctx, x: AnyTensor, op: string): void {
+  check(x.shape.length >= 2 && x.shape[0] === ctx.manifold.K, op, `input ${shapeStr(x.shape)} must be [K=${ctx.manifold.K}, N, ...]`);
+}
+
+export function relu(ctx: Ctx, x: AnyTensor): Tensor {
+  kLeading(ctx, x, 'relu');
+  const y = elementwise(ctx, 'relu.fwd', { a: x }, 'max(a, 0.0)', x.shape, 'relu');
+  if (ctx.tape) {
+    const tape = ctx.tape;
+    tape.own(y);
+    tape.record('relu', () => {
+      const dy = tape.gradOf(y);
+      if (dy) tape.addGrad(x, reluMask(ctx, dy, y));
+    });
+  }
+  return y;
+}
+
+export function tanh(ctx: Ctx, x: AnyTensor): Tensor {
+  kLeading(ctx, x, 'tanh');
+  const y = elementwise(ctx, 'tanh.fwd', { a: x }, 'tanh(clamp(a, -20.0, 20.0))', x.shape, 'tanh');
+  if (ctx.tape) {
+    const tape = ctx.tape;
+    tape.own(y);
+    tape.record('tanh', () => {
+      const dy = tape.gradOf(y);
+      if (dy) tape.addGrad(x, elementwise(ctx, 'tanh.bwd', { g: dy, o: y }, 'g * (1.0 - o * o)', x.shape, 'tanh.dx'));
+    });
+  }
+  return y;
+}
+
+/** Residual add a + b (same shapes). */
+export function add(ctx: Ctx, a: AnyTensor, b: AnyTensor): Tensor {
+  check(shapeStr(a.shape) === shapeStr(b.shape), 'add', `shapes ${shapeStr(a.shape)} and ${shapeStr(b.shape)} differ`);
+  kLeading(ctx, a, 'add');
+  const y = elementwise(ctx, 'add.fwd', { a, b }, 'a + b', a.shape, 'add');
+  if (ctx.tape) {
+    const tape = ctx.tape;
+    tape.own(y);
+    tape.record('add', () => {
+      const dy = tape.gradOf(y);
+      if (!dy) return;
+      tape.addGrad(a, elementwise(ctx, 'copy', { a: dy }, 'a', a.shape, 'add.da'));
+      tape.addGrad(b, elementwise(ctx, 'copy', { a: dy }, 'a', b.shape, 'add.db'));
+    });
+  }
+  return y;
+}
+
+/** [K, N, ...rest] -> [K, N, prod(rest)]: a view, no copy. */
+export function flatten(ctx: Ctx, x: Tensor): AnyTensor {
+  kLeading(ctx, x, 'flatten');
+  const [K, N] = x.shape;
+  return x.reshape([K, N, x.size / (K * N)]);
+}
+
+/** Inverted dropout with a seeded counter-based hash (each point gets its own mask). Identity when p = 0. */
+export function dropout(ctx: Ctx, x: AnyTensor, p: number, seed: number): AnyTensor {
+  check(p >= 0 && p < 1, 'dropout', `p=${p} must be in [0, 1)`);
+  kLeading(ctx, x, 'dropout');
+  if (p === 0) return x;
+  const expr = 'select(0.0, a * u.scale, uniform01(u.seed, i) >= u.p)';
+  const U: KernelSpec['uniforms'] = [['p', 'f32'], ['scale', 'f32'], ['seed', 'u32']];
+  const vals = { p, scale: 1 / (1 - p), seed: seed >>> 0 };
+  const y = elementwise(ctx, 'dropout', { a: x }, expr, x.shape, 'dropout', vals, U, misc.HASH);
+  if (ctx.tape) {
+    const tape = ctx.tape;
+    tape.own(y);
+    tape.record('dropout', () => {
+      const dy = tape.gradOf(y);
+      if (dy) tape.addGrad(x, elementwise(ctx, 'dropout', { a: dy }, expr, x.shape, 'dropout.dx', vals, U, misc.HASH));
+    });
+  }
+  return y;
+}
+
+// ---------------------------------------------------------------- pooling
+
+function poolShape(ctx: Ctx, x: AnyTensor, op: string): number[] {
+  check(x.shape.length === 5 && x.shape[0] === ctx.manifold.K, op, `input ${shapeStr(x.shape)} must be [K=${ctx.manifold.K}, N, C, H, W]`);
+  return [...x.shape];
+}
+
+function poolOp(ctx: Ctx, x: AnyTensor, kind: 'max' | 'avg', u: { OH: number; OW: number; KH: number; KW: number; stride: number; pad: number; adaptive: number }, op: string): Tensor {
+  const [K, N, C, H, W] = poolShape(ctx, x, op);
+  const planes = K * N * C;
+  const U = { planes, H, W, ...u };
+  const y = out(ctx, [K, N, C, u.OH, u.OW], op);
+  const what = `${op} x ${shapeStr(x.shape)}`;
+  const gpu = ctx.gpu;
+  let argmax: Tensor | null = null;
+  if (kind === 'max') {
+    argmax = new Tensor(gpu, y.shape, 'maxpool.argmax', 'u32');
+    if (ctx.tape) ctx.tape.own(argmax);
+    gpu.dispatch({ kernel: spec(pool.maxPoolForwardKernel), buffers: { x: x.buffer, y: y.buffer, argmax: argmax.buffer }, uniforms: U, groups: groups1d(y.size), what });
+  } else {
+    gpu.dispatch({ kernel: spec(pool.avgPoolForwardKernel), buffers: { x: x.buffer, y: y.buffer }, uniforms: U, groups: groups1d(y.size), what });
+  }
+  const tape = ctx.tape;
+  if (!tape) {
+    argmax?.dispose();
+    return y;
+  }
+  tape.record(op, () => {
+    const dy = tape.gradOf(y);
+    if (!dy) return;
+    const dx = new Tensor(gpu, x.shape, `d${op}`);
+    if (kind === 'max') gpu.dispatch({ kernel: spec(pool.maxPoolBackwardKernel), buffers: { dy: dy.buffer, argmax: argmax!.buffer, dx: dx.buffer }, uniforms: U, groups: groups1d(dx.size), what: `${what} (backward)` });
+    else gpu.dispatch({ kernel: spec(pool.avgPoolBackwardKernel), buffers: { dy: dy.buffer, dx: dx.buffer }, uniforms: U, groups: groups1d(dx.size), what: `${what} (backward)` });
+    tape.addGrad(x, dx);
+  });
+  return y;
+}
+
+export interface PoolOptions {
+  kernel: number;
+  stride?: number;
+  pad?: number;
+}
+
+function fixedPool(ctx: Ctx, x: AnyTensor, o: PoolOptions, kind: 'max' | 'avg'): Tensor {
+  const op = `${kind}pool2d`;
+  const [, , , H, W] = poolShape(ctx, x, op);
+  const k = o.kernel, stride = o.stride ?? k, pad = o.pad ?? 0;
+  check(pad * 2 <= k, op, `padding ${pad} must be at most half the kernel ${k}`);
+  const OH = Math.floor((H + 2 * pad - k) / stride) + 1, OW = Math.floor((W + 2 * pad - k) / stride) + 1;
+  check(OH > 0 && OW > 0, op, `kernel ${k} does not fit input ${H}x${W}`);
+  return poolOp(ctx, x, kind, { OH, OW, KH: k, KW: k, stride, pad, adaptive: 0 }, op);
+}
+
+export const maxPool2d = (ctx: Ctx, x: AnyTensor, o: PoolOptions): Tensor => fixedPool(ctx, x, o, 'max');
+export const avgPool2d = (ctx: Ctx, x: AnyTensor, o: PoolOptions): Tensor => fixedPool(ctx, x, o, 'avg');
+
+/** PyTorch's AdaptiveAvgPool2d: bin i spans [floor(i*H/OH), ceil((i+1)*H/OH)), overlapping when H is not a multiple of OH. */
+export function adaptiveAvgPool2d(ctx: Ctx, x: AnyTensor, size: [number, number]): Tensor {
+  poolShape(ctx, x, 'adaptive_avgpool2d');
+  check(size[0] > 0 && size[1] > 0, 'adaptive_avgpool2d', `output size ${size} must be positive`);
+  return poolOp(ctx, x, 'avg', { OH: size[0], OW: size[1], KH: 0, KW: 0, stride: 1, pad: 0, adaptive: 1 }, 'adaptive_avgpool2d');
+}
+
+// ---------------------------------------------------------------- batch norm
+
+export interface BatchNormOptions {
+  eps?: number;
+  /** The MPO reference's parametrization: gamma_eff = gamma + 1 (gamma initialised to 0). */
+  reparam?: boolean;
+}
+
+/** Training-mode batch norm with per-point statistics over (N, H, W) for each channel. x [K, N, C, H, W]. */
+export function batchNorm2d(ctx: Ctx, x: AnyTensor, gamma: Param, beta: Param, o: BatchNormOptions = {}): Tensor {
+  const op = `batchnorm2d(${gamma.name})`;
+  const [K, N, C, H, W] = poolShape(ctx, x, op);
+  check(gamma.shape.length === 1 && gamma.shape[0] === C && beta.shape[0] === C, op, `gamma ${shapeStr(gamma.shape)} / beta ${shapeStr(beta.shape)} must be [${C}]`);
+  check(N * H * W > 1, op, `needs more than one value per channel, got N*H*W = ${N * H * W}`);
+  const { gpu, manifold } = ctx;
+  const U = { K, N, C, HW: H * W, B: manifold.B, eps: o.eps ?? 1e-5, gammaOffset: o.reparam ? 1 : 0 };
+  const what = `${op} x ${shapeStr(x.shape)}`;
+  const stats = new Tensor(gpu, [K, C, 2], 'bn.stats');
+  gpu.dispatch({ kernel: spec(misc.bnStatsKernel), buffers: { x: x.buffer, stats: stats.buffer }, uniforms: U, groups: [C, K], what });
+  const y = out(ctx, [K, N, C, H, W], op);
+  const common = { coef: manifold.coef.buffer, gamma: gamma.basis.buffer, beta: beta.basis.buffer };
+  gpu.dispatch({ kernel: spec(misc.bnApplyKernel), buffers: { x: x.buffer, stats: stats.buffer, ...common, y: y.buffer }, uniforms: U, groups: groups1d(y.size), what });
+  const tape = ctx.tape;
+  if (!tape) {
+    stats.dispose();
+    return y;
+  }
+  tape.own(stats);
+  tape.record(op, () => {
+    const dy = tape.gradOf(y);
+    if (!dy) return;
+    const dx = new Tensor(gpu, x.shape, `d${op}`);
+    const pg = new Tensor(gpu, [K, 2, C], 'bn.pointgrad');
+    gpu.dispatch({ kernel: spec(misc.bnBackwardKernel), buffers: { dy: dy.buffer, x: x.buffer, stats: stats.buffer, ...common, dx: dx.buffer, pg: pg.buffer }, uniforms: U, groups: [C, K], what: `${what} (backward)` });
+    tape.addGrad(x, dx);
+    foldPointGrads(ctx, pg, [gamma, beta], what);
+    pg.dispose();
+  });
+  return y;
+}
+
+/** Per-point gradients g [K, sum of param sizes] (params side by side) -> basis gradients and dcoef. */
+function foldPointGrads(ctx: Ctx, g: Tensor, params: Param[], what: string): void {
+  const { gpu, manifold } = ctx;
+  const { K, B } = manifold;
+  const stride = params.reduce((a, p) => a + p.size, 0);
+  let off = 0;
+  for (const p of params) {
+    const dp = p.ensureGrad();
+    gpu.dispatch({ kernel: spec(misc.foldBasisKernel), buffers: { coef: manifold.coef.buffer, g: g.buffer, dp: dp.buffer }, uniforms: { K, B, S: p.size, accumulate: 1, gOff: off, gStride: stride }, groups: groups1d(B * p.size), what: `${what} (${p.name} basis gradient)` });
+    if (ctx.tape?.coefGrad) {
+      gpu.dispatch({ kernel: spec(misc.foldCoefKernel), buffers: { p: p.basis.buffer, g: g.buffer, dcoef: manifold.ensureCoefGrad().buffer }, uniforms: { K, B, S: p.size, gOff: off, gStride: stride }, groups: [K, B], what: `${what} (${p.name} coefficient gradient)` });
+    }
+    off += p.size;
+  }
+}
+
+// ---------------------------------------------------------------- loss
+
+export interface LossOutput {
+  /** [2K]: mean cross-entropy of each point, then accuracy of each point. */
+  out: Tensor;
+  K: number;
+  /** Reads back { loss [K], acc [K] }. */
+  read(): Promise<{ loss: Float32Array; acc: Float32Array }>;
+}
+
+/** Softmax cross-entropy of logits [K, N, C] against labels [N] (u32): per-point mean loss and accuracy. */
+export function crossEntropy(ctx: Ctx, logits: AnyTensor, labels: Tensor): LossOutput {
+  const op = 'cross_entropy';
+  check(logits.shape.length === 3 && logits.shape[0] === ctx.manifold.K, op, `logits ${shapeStr(logits.shape)} must be [K=${ctx.manifold.K}, N, classes]`);
+  const [K, N, C] = logits.shape;
+  check(labels.dtype === 'u32' && labels.shape.length === 1 && labels.shape[0] === N, op, `labels ${shapeStr(labels.shape)} must be u32 [${N}]`);
+  const { gpu } = ctx;
+  const o = out(ctx, [2 * K], 'loss');
+  const U = { K, N, C };
+  gpu.dispatch({ kernel: spec(misc.crossEntropyForwardKernel), buffers: { logits: logits.buffer, labels: labels.buffer, out: o.buffer }, uniforms: U, groups: [K], what: `${op} logits ${shapeStr(logits.shape)}` });
+  const tape = ctx.tape;
+  if (tape) {
+    tape.loss = {
+      K,
+      seed: (pw: Tensor) => {
+        const dl = new Tensor(gpu, logits.shape, 'dlogits');
+        gpu.dispatch({ kernel: spec(misc.crossEntropyBackwardKernel), buffers: { logits: logits.buffer, labels: labels.buffer, out: o.buffer, pw: pw.buffer, dl: dl.buffer }, uniforms: U, groups: groups1d(K * N), what: `${op} backward` });
+        tape.addGrad(logits, dl);
+      },
+    };
+  }
+  return {
+    out: o,
+    K,
+    async read() {
+      const v = await o.read();
+      return { loss: v.slice(0, K), acc: v.slice(K) };
+    },
+  };
+}

@@ -1,0 +1,153 @@
+// Plain TypeScript CPU references (float64) for every op: the ground truth that kernels are checked
+// against, by value, and (through central finite differences) by gradient. Per-point weights are
+// materialized here on purpose; the GPU kernels never do that.
+
+export type Arr = Float64Array;
+
+/** W_k = sum_b coef[k, b] * basis[b] for one point k; basis is [B, size]. */
+export function combine(basis: ArrayLike<number>, coef: ArrayLike<number>, k: number, B: number, size: number, offset = 0): Arr {
+  const out = new Float64Array(size);
+  for (let b = 0; b < B; b++) {
+    const c = coef[k * B + b];
+    for (let i = 0; i < size; i++) out[i] += c * basis[b * size + i];
+  }
+  if (offset) for (let i = 0; i < size; i++) out[i] += offset;
+  return out;
+}
+
+export interface ConvRefShape {
+  N: number; Cin: number; H: number; W: number; Cout: number; KH: number; KW: number; stride: number; pad: number;
+}
+
+export function convOut(s: ConvRefShape): [number, number] {
+  return [Math.floor((s.H + 2 * s.pad - s.KH) / s.stride) + 1, Math.floor((s.W + 2 * s.pad - s.KW) / s.stride) + 1];
+}
+
+/** One point: x [N, Cin, H, W], w [Cout, Cin, KH, KW], b [Cout] or null -> [N, Cout, OH, OW]. */
+export function conv2dRef(x: ArrayLike<number>, w: ArrayLike<number>, b: ArrayLike<number> | null, s: ConvRefShape): Arr {
+  const [OH, OW] = convOut(s);
+  const y = new Float64Array(s.N * s.Cout * OH * OW);
+  for (let n = 0; n < s.N; n++)
+    for (let co = 0; co < s.Cout; co++)
+      for (let oh = 0; oh < OH; oh++)
+        for (let ow = 0; ow < OW; ow++) {
+          let acc = b ? b[co] : 0;
+          for (let ci = 0; ci < s.Cin; ci++)
+            for (let kh = 0; kh < s.KH; kh++) {
+              const ih = oh * s.stride - s.pad + kh;
+              if (ih < 0 || ih >= s.H) continue;
+              for (let kw = 0; kw < s.KW; kw++) {
+                const iw = ow * s.stride - s.pad + kw;
+                if (iw < 0 || iw >= s.W) continue;
+                acc += x[((n * s.Cin + ci) * s.H + ih) * s.W + iw] * w[((co * s.Cin + ci) * s.KH + kh) * s.KW + kw];
+              }
+            }
+          y[((n * s.Cout + co) * OH + oh) * OW + ow] = acc;
+        }
+  return y;
+}
+
+/** One point: x [N, F], w [O, F], b [O] -> [N, O]. */
+export function linearRef(x: ArrayLike<number>, w: ArrayLike<number>, b: ArrayLike<number> | null, N: number, F: number, O: number): Arr {
+  const y = new Float64Array(N * O);
+  for (let n = 0; n < N; n++)
+    for (let o = 0; o < O; o++) {
+      let acc = b ? b[o] : 0;
+      for (let f = 0; f < F; f++) acc += x[n * F + f] * w[o * F + f];
+      y[n * O + o] = acc;
+    }
+  return y;
+}
+
+export interface PoolRef {
+  planes: number; H: number; W: number; OH: number; OW: number; k: number; stride: number; pad: number; adaptive: boolean;
+}
+
+function window(i: number, size: number, osize: number, p: PoolRef): [number, number] {
+  if (p.adaptive) return [Math.floor((i * size) / osize), Math.ceil(((i + 1) * size) / osize)];
+  const s = i * p.stride - p.pad;
+  return [s, s + p.k];
+}
+
+export function poolRef(x: ArrayLike<number>, p: PoolRef, kind: 'max' | 'avg'): Arr {
+  const y = new Float64Array(p.planes * p.OH * p.OW);
+  for (let pl = 0; pl < p.planes; pl++)
+    for (let oh = 0; oh < p.OH; oh++)
+      for (let ow = 0; ow < p.OW; ow++) {
+        const [h0, h1] = window(oh, p.H, p.OH, p), [w0, w1] = window(ow, p.W, p.OW, p);
+        let acc = kind === 'max' ? -Infinity : 0;
+        for (let ih = Math.max(h0, 0); ih < Math.min(h1, p.H); ih++)
+          for (let iw = Math.max(w0, 0); iw < Math.min(w1, p.W); iw++) {
+            const v = x[(pl * p.H + ih) * p.W + iw];
+            acc = kind === 'max' ? Math.max(acc, v) : acc + v;
+          }
+        y[(pl * p.OH + oh) * p.OW + ow] = kind === 'max' ? acc : acc / ((h1 - h0) * (w1 - w0));
+      }
+  return y;
+}
+
+/** One point, training mode: x [N, C, HW], gamma/beta [C]. Biased variance, as PyTorch normalizes. */
+export function batchNormRef(x: ArrayLike<number>, gamma: ArrayLike<number>, beta: ArrayLike<number>, N: number, C: number, HW: number, eps: number): Arr {
+  const y = new Float64Array(N * C * HW);
+  const M = N * HW;
+  for (let c = 0; c < C; c++) {
+    let mean = 0;
+    for (let n = 0; n < N; n++) for (let q = 0; q < HW; q++) mean += x[(n * C + c) * HW + q];
+    mean /= M;
+    let v = 0;
+    for (let n = 0; n < N; n++) for (let q = 0; q < HW; q++) v += (x[(n * C + c) * HW + q] - mean) ** 2;
+    const istd = 1 / Math.sqrt(v / M + eps);
+    for (let n = 0; n < N; n++)
+      for (let q = 0; q < HW; q++) {
+        const i = (n * C + c) * HW + q;
+        y[i] = gamma[c] * (x[i] - mean) * istd + beta[c];
+      }
+  }
+  return y;
+}
+
+/** One point: logits [N, C], labels [N] -> mean cross-entropy and accuracy (first maximal index wins). */
+export function crossEntropyRef(logits: ArrayLike<number>, labels: ArrayLike<number>, N: number, C: number): { loss: number; acc: number } {
+  let loss = 0, correct = 0;
+  for (let n = 0; n < N; n++) {
+    let mx = -Infinity, am = 0;
+    for (let c = 0; c < C; c++) if (logits[n * C + c] > mx) { mx = logits[n * C + c]; am = c; }
+    let se = 0;
+    for (let c = 0; c < C; c++) se += Math.exp(logits[n * C + c] - mx);
+    loss += Math.log(se) + mx - logits[n * C + labels[n]];
+    if (am === labels[n]) correct++;
+  }
+  return { loss: loss / N, acc: correct / N };
+}
+
+/** The dropout kernels' hash (PCG-style), bit for bit: uniform in [0, 1) for (seed, index). */
+function pcg(v: number): number {
+  const s = (Math.imul(v >>> 0, 747796405) + 2891336453) >>> 0;
+  const t = Math.imul(((s >>> ((s >>> 28) + 4)) ^ s) >>> 0, 277803737) >>> 0;
+  return ((t >>> 22) ^ t) >>> 0;
+}
+export function uniform01(seed: number, i: number): number {
+  return (pcg((pcg(i) ^ seed) >>> 0) >>> 8) / 16777216;
+}
+
+export function dropoutRef(x: ArrayLike<number>, p: number, seed: number): Arr {
+  const y = new Float64Array(x.length);
+  for (let i = 0; i < x.length; i++) y[i] = uniform01(seed >>> 0, i) >= p ? x[i] / (1 - p) : 0;
+  return y;
+}
+
+/** Central finite differences of a scalar function f at x, for the listed indices (all when omitted). */
+export function finiteDiff(f: (x: Float64Array) => number, x: ArrayLike<number>, indices?: number[], h = 1e-4): Map<number, number> {
+  const xx = Float64Array.from(x);
+  const out = new Map<number, number>();
+  for (const i of indices ?? [...Array(xx.length).keys()]) {
+    const v = xx[i];
+    xx[i] = v + h;
+    const fp = f(xx);
+    xx[i] = v - h;
+    const fm = f(xx);
+    xx[i] = v;
+    out.set(i, (fp - fm) / (2 * h));
+  }
+  return out;
+}

@@ -1,0 +1,1 @@
+export async function runDemo(..._a: unknown[]): Promise<number> { return 0; }

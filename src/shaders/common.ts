@@ -1,0 +1,39 @@
+// Helpers shared by the WGSL generators.
+import { uniformStruct, type KernelSpec } from '../engine/device.ts';
+
+export type Binding = KernelSpec['bindings'][number];
+
+/** Storage binding declarations (binding 0 is the uniform block). */
+export function storageDecls(bindings: Binding[], types: Record<string, string> = {}): string {
+  return bindings
+    .map((b, i) => `@group(0) @binding(${i + 1}) var<storage, ${b.write ? 'read_write' : 'read'}> ${b.name}: array<${types[b.name] ?? 'f32'}>;`)
+    .join('\n');
+}
+
+export function kernel(
+  name: string,
+  key: string,
+  uniforms: KernelSpec['uniforms'],
+  bindings: Binding[],
+  body: string,
+  workgroupSize: number,
+  types: Record<string, string> = {},
+): KernelSpec {
+  const code = `${uniformStruct(uniforms)}${storageDecls(bindings, types)}\n${body}`;
+  return { name, key, code, bindings, uniforms, workgroupSize };
+}
+
+export const r = (name: string): Binding => ({ name, write: false });
+export const w = (name: string): Binding => ({ name, write: true });
+
+/** Linear workgroup index for 1-D work folded into x and y (x <= 65535). */
+export const FOLDED_ID = `let wg_lin = wid.y * nwg.x + wid.x;`;
+export const MAIN_1D = (wg: number) =>
+  `@compute @workgroup_size(${wg}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32)`;
+
+/** Splits a 1-D workgroup count into (x, y) with x <= max. */
+export function fold(groups: number, max = 65535): [number, number] {
+  if (groups <= max) return [groups, 1];
+  const y = Math.ceil(groups / max);
+  return [Math.ceil(groups / y), y];
+}
