@@ -1,0 +1,158 @@
+// Whole-model checks: the K-batching identity, training lowers the loss, basis and coefficient gradients
+// against finite differences of the float64 CPU model, and no GPU memory left behind.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Gpu } from '../src/engine/device.ts';
+import { Manifold } from '../src/engine/manifold.ts';
+import { Tape } from '../src/engine/tape.ts';
+import { Tensor } from '../src/engine/tensor.ts';
+import { Adam } from '../src/engine/optim.ts';
+import * as ref from '../src/engine/reference.ts';
+import { randArray, rng } from '../src/engine/gradcheck.ts';
+import { Sequential, convNet, initParams, paramShapes, sequentialRef, type Layer } from '../src/models/sequential.ts';
+import { testGpu } from './helpers.ts';
+
+let gpu: Gpu;
+beforeAll(async () => { gpu = await testGpu(); });
+afterAll(() => gpu?.destroy());
+
+const N = 4, IN: [number, number, number] = [1, 10, 10];
+const net = (bn: boolean): Layer[] => convNet({ channels: [1, 4, 6, 8], dense: [16], bn, maxpool: true, pool: [2, 2] });
+const r = rng(99);
+const xData = randArray(r, N * 100);
+const labels = [3, 1, 7, 1];
+
+interface Run { loss: Float32Array; acc: Float32Array; grads: Float32Array[]; dcoef: Float32Array | null }
+
+/** One forward + backward of a model over a manifold, reading back everything. */
+async function runOnce(model: Sequential, K: number, B: number, coef: ArrayLike<number>, weights: number[], coefGrad: boolean): Promise<Run> {
+  const manifold = new Manifold(gpu, K, B, coef);
+  const tape = new Tape(gpu, manifold, coefGrad);
+  const x = Tensor.fromArray(gpu, [N, ...IN], xData, 'x');
+  const y = Tensor.fromArray(gpu, [N], labels, 'labels', 'u32');
+  const logits = model.forward({ gpu, manifold, tape }, x);
+  const out = (await import('../src/engine/ops.ts')).crossEntropy({ gpu, manifold, tape }, logits, y);
+  tape.backward(weights);
+  const { loss, acc } = await out.read();
+  const grads = await Promise.all(model.params.map((p) => p.grad!.read()));
+  const dcoef = manifold.dcoef ? await manifold.dcoef.read() : null;
+  for (const p of model.params) p.zeroGrad();
+  tape.dispose();
+  x.dispose(); y.dispose(); manifold.dispose();
+  return { loss, acc, grads, dcoef };
+}
+
+function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, rtol: number, atol: number, what: string) {
+  expect(got.length).toBe(want.length);
+  let worst = 0, at = -1;
+  for (let i = 0; i < got.length; i++) {
+    const e = Math.abs(got[i] - want[i]) / (atol + rtol * Math.abs(want[i]));
+    if (e > worst) { worst = e; at = i; }
+  }
+  expect(worst, `${what}: worst at ${at}: ${got[at]} vs ${want[at]}`).toBeLessThanOrEqual(1);
+}
+
+describe.each([false, true])('conv net (batch norm %s)', (bn) => {
+  it('K=7 points of a B=3 manifold in one batched run equal 7 separate K=1 runs with materialized weights', async () => {
+    const K = 7, B = 3;
+    const layers = net(bn);
+    const init = initParams(layers, B, 5);
+    const coef = randArray(rng(3), K * B, 0.8);
+    const weights = Array.from({ length: K }, (_, k) => (k % 2 ? -0.5 : 1) / K);
+    const model = new Sequential(gpu, layers, B, init);
+    const batched = await runOnce(model, K, B, coef, weights, true);
+    model.dispose();
+    const shapes = paramShapes(layers);
+    const sumGrads = shapes.map((s) => new Float64Array(B * s.shape.reduce((a, b) => a * b, 1)));
+    const dcoef = new Float64Array(K * B);
+    for (let k = 0; k < K; k++) {
+      const wk = init.map((p, i) => Float32Array.from(ref.combine(p, coef, k, B, p.length / B)));
+      const single = new Sequential(gpu, layers, 1, wk);
+      const one = await runOnce(single, 1, 1, [1], [weights[k]], false);
+      single.dispose();
+      expect(Math.abs(one.loss[0] - batched.loss[k])).toBeLessThan(1e-5 + 1e-4 * one.loss[0]);
+      expect(one.acc[0]).toBe(batched.acc[k]);
+      one.grads.forEach((g, i) => {
+        const size = g.length;
+        for (let b = 0; b < B; b++) for (let j = 0; j < size; j++) {
+          sumGrads[i][b * size + j] += coef[k * B + b] * g[j];
+          dcoef[k * B + b] += init[i][b * size + j] * g[j];
+        }
+      });
+    }
+    // f32 sums run in a different order in the batched reduction than in the per-point runs, so the
+    // absolute tolerance is relative to the largest gradient of the model (a conv bias before batch
+    // norm has an exact gradient of 0 and f32 noise around it).
+    const scale = Math.max(...sumGrads.map((g) => Math.max(...Array.from(g, Math.abs))));
+    batched.grads.forEach((g, i) => expectClose(g, sumGrads[i], 1e-3, 1e-5 * scale, `basis gradient of ${shapes[i].name}`));
+    expectClose(batched.dcoef!, dcoef, 1e-3, 1e-5, 'coefficient gradient');
+  });
+
+  it('basis and coefficient gradients of the whole model match finite differences of the CPU model', async () => {
+    const K = 3, B = 2;
+    const layers = net(bn);
+    const init = initParams(layers, B, 11);
+    const coef = randArray(rng(4), K * B, 0.8);
+    const weights = [0.5, -0.3, 0.2];
+    const model = new Sequential(gpu, layers, B, init);
+    const got = await runOnce(model, K, B, coef, weights, true);
+    model.dispose();
+    const total = (params: ArrayLike<number>[], c: ArrayLike<number>) => {
+      let s = 0;
+      for (let k = 0; k < K; k++) {
+        const vals = params.map((p) => ref.combine(p, c, k, B, p.length / B));
+        const { y } = sequentialRef(layers, vals, xData, N, IN);
+        s += weights[k] * ref.crossEntropyRef(y, labels, N, 10).loss;
+      }
+      return s;
+    };
+    const pr = rng(8);
+    for (let i = 0; i < init.length; i++) {
+      const idx = Array.from({ length: Math.min(6, init[i].length) }, () => Math.floor(pr() * init[i].length));
+      const fd = ref.finiteDiff((pv) => total(init.map((q, j) => (j === i ? pv : q)), coef), init[i], idx, 1e-5);
+      for (const [j, v] of fd) expect(Math.abs(got.grads[i][j] - v), `param ${i} [${j}]`).toBeLessThanOrEqual(1e-3 * (1 + Math.abs(v)));
+    }
+    const fdc = ref.finiteDiff((cv) => total(init, cv), coef, undefined, 1e-5);
+    for (const [j, v] of fdc) expect(Math.abs(got.dcoef![j] - v), `coef [${j}]`).toBeLessThanOrEqual(1e-3 * (1 + Math.abs(v)));
+  });
+
+  it('training for 20 steps on a fixed batch lowers the loss and leaves no GPU memory behind', async () => {
+    const start = gpu.pool.liveBytes;
+    const model = Sequential.create(gpu, net(bn), 1, 21);
+    const opt = new Adam(gpu, model.params, { lr: 0.01, maxNorm: 100 });
+    const manifold = Manifold.single(gpu);
+    const x = Tensor.fromArray(gpu, [N, ...IN], xData, 'x');
+    const y = Tensor.fromArray(gpu, [N], labels, 'labels', 'u32');
+    const { crossEntropy } = await import('../src/engine/ops.ts');
+    const losses: number[] = [];
+    for (let step = 0; step < 20; step++) {
+      const tape = new Tape(gpu, manifold);
+      const out = crossEntropy({ gpu, manifold, tape }, model.forward({ gpu, manifold, tape }, x), y);
+      tape.backward([1]);
+      opt.step();
+      losses.push((await out.read()).loss[0]);
+      tape.dispose();
+    }
+    expect(losses[19]).toBeLessThan(losses[0] * 0.5);
+    opt.dispose(); model.dispose(); manifold.dispose(); x.dispose(); y.dispose();
+    expect(gpu.pool.liveBytes).toBe(start);
+  });
+});
+
+describe('errors name the op and the shapes', () => {
+  it('a shape mismatch', async () => {
+    const model = Sequential.create(gpu, net(false), 1, 1);
+    const manifold = Manifold.single(gpu);
+    const x = Tensor.fromArray(gpu, [N, 3, 10, 10], new Float32Array(N * 300), 'x');
+    expect(() => model.forward({ gpu, manifold, tape: null }, x)).toThrow(/conv2d\(0\.conv\.weight\): input \[4,3,10,10\] has 3 channels, weight \[4,1,3,3\] expects 1/);
+    x.dispose(); manifold.dispose(); model.dispose();
+  });
+
+  it('a WGSL compile error', async () => {
+    const { kernel } = await import('../src/shaders/common.ts');
+    const bad = kernel('broken.op', 'k1', [['n', 'u32']], [{ name: 'y', write: true }], '@compute @workgroup_size(1) fn main() { y[0] = undefined_thing; }', 1);
+    const t = new Tensor(gpu, [4], 'y');
+    gpu.dispatch({ kernel: bad, buffers: { y: t.buffer }, uniforms: { n: 4 }, groups: [1], what: 'y [4]' });
+    await expect(gpu.sync()).rejects.toThrow(/broken\.op.*y \[4\][\s\S]*undefined_thing/);
+    t.dispose();
+  });
+});
