@@ -156,3 +156,38 @@ describe('errors name the op and the shapes', () => {
     t.dispose();
   });
 });
+
+describe('points split into blocks', () => {
+  it('blocks sized to a lowered binding limit give the same losses and gradients as one batched pass', async () => {
+    const { evaluatePoints, backwardPoints, pointsPerBlock } = await import('../src/models/run.ts');
+    const K = 7, B = 2;
+    const layers = net(true);
+    const model = new Sequential(gpu, layers, B, initParams(layers, B, 2));
+    const coefs = randArray(rng(6), K * B, 0.8);
+    const weights = Array.from({ length: K }, (_, k) => 1 / (k + 1));
+    const x = Tensor.fromArray(gpu, [N, ...IN], xData, 'x');
+    const y = Tensor.fromArray(gpu, [N], labels, 'labels', 'u32');
+    const whole = await evaluatePoints(gpu, model, coefs, x, y, K);
+    const g1 = await backwardPoints(gpu, model, coefs, weights, x, y, { block: K, coefGrad: true });
+    const grads1 = await Promise.all(model.params.map((p) => p.grad!.read()));
+    model.params.forEach((p) => p.zeroGrad());
+
+    const saved = gpu.bindingLimit;
+    gpu.bindingLimit = 2 * 4 * 400 * N; // two points of the largest activation (4 x 10 x 10 per sample)
+    try {
+      expect(pointsPerBlock(gpu, layers, N, IN, K)).toBe(2);
+      // one pass over all K points now breaks the limit, with an error saying what to do
+      await expect(evaluatePoints(gpu, model, coefs, x, y, K)).rejects.toThrow(/binding limit .* fewer points per block/);
+      const blocked = await evaluatePoints(gpu, model, coefs, x, y);
+      expectClose(blocked.loss, whole.loss, 1e-5, 1e-6, 'blocked losses');
+      expect(Array.from(blocked.acc)).toEqual(Array.from(whole.acc));
+      const g2 = await backwardPoints(gpu, model, coefs, weights, x, y, { coefGrad: true });
+      const grads2 = await Promise.all(model.params.map((p) => p.grad!.read()));
+      grads2.forEach((g, i) => expectClose(g, grads1[i], 1e-4, 1e-6, `blocked gradient ${i}`));
+      expectClose(g2.dcoef!, g1.dcoef!, 1e-4, 1e-6, 'blocked coefficient gradient');
+    } finally {
+      gpu.bindingLimit = saved;
+    }
+    x.dispose(); y.dispose(); model.dispose();
+  });
+});

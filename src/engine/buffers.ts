@@ -16,6 +16,7 @@ export function bucketSize(bytes: number): number {
 export class BufferPool {
   private free = new Map<number, GPUBuffer[]>();
   private sizeOf = new Map<GPUBuffer, number>();
+  private used = new Map<GPUBuffer, number>();
   /** Bytes in buffers handed out and not yet released. */
   liveBytes = 0;
   /** Highest liveBytes seen since the last resetPeak(). */
@@ -23,10 +24,12 @@ export class BufferPool {
   /** Bytes held on the device, free lists included. */
   allocatedBytes = 0;
 
-  constructor(private device: GPUDevice) {}
+  /** Buckets are capped at the binding limit so a tensor that fits a binding stays bindable. */
+  constructor(private device: GPUDevice, private maxBinding = Infinity) {}
 
   acquire(bytes: number, label: string): GPUBuffer {
-    const size = bucketSize(bytes);
+    let size = bucketSize(bytes);
+    if (size > this.maxBinding && bytes <= this.maxBinding) size = Math.ceil(bytes / 256) * 256;
     const list = this.free.get(size);
     let buf = list?.pop();
     if (!buf) {
@@ -34,6 +37,7 @@ export class BufferPool {
       this.allocatedBytes += size;
     }
     this.sizeOf.set(buf, size);
+    this.used.set(buf, Math.max(4, Math.ceil(bytes / 4) * 4));
     this.liveBytes += size;
     if (this.liveBytes > this.peakBytes) this.peakBytes = this.liveBytes;
     return buf;
@@ -43,10 +47,16 @@ export class BufferPool {
     const size = this.sizeOf.get(buf);
     if (size === undefined) throw new Error(`buffer ${buf.label} released twice or not from this pool`);
     this.sizeOf.delete(buf);
+    this.used.delete(buf);
     this.liveBytes -= size;
     let list = this.free.get(size);
     if (!list) this.free.set(size, (list = []));
     list.push(buf);
+  }
+
+  /** Bytes the holder asked for (the bound range); the buffer itself may be a larger bucket. */
+  usedBytes(buf: GPUBuffer): number {
+    return this.used.get(buf) ?? buf.size;
   }
 
   resetPeak(): void {
@@ -68,6 +78,7 @@ export class BufferPool {
     this.trim();
     for (const b of this.sizeOf.keys()) b.destroy();
     this.sizeOf.clear();
+    this.used.clear();
     this.liveBytes = 0;
   }
 }

@@ -54,6 +54,8 @@ export class Gpu {
   readonly pool: BufferPool;
   readonly adapterInfo: string;
   readonly maxBinding: number;
+  /** Largest binding the engine lets a dispatch use: the device limit, lowered by tests to exercise block splitting. */
+  bindingLimit: number;
   readonly maxGroups: number;
   readonly hasTimestamps: boolean;
   private encoder: GPUCommandEncoder | null = null;
@@ -78,7 +80,8 @@ export class Gpu {
     this.maxBinding = device.limits.maxStorageBufferBindingSize;
     this.maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
     this.hasTimestamps = device.features.has('timestamp-query');
-    this.pool = new BufferPool(device);
+    this.pool = new BufferPool(device, this.maxBinding);
+    this.bindingLimit = this.maxBinding;
     device.lost.then((l) => {
       if (!this.destroyed) this.asyncErrors.push(`GPU device lost (${l.reason}): ${l.message}; last kernel ${this.lastKernel}`);
     });
@@ -183,10 +186,11 @@ export class Gpu {
     d.kernel.bindings.forEach((b, i) => {
       const buf = d.buffers[b.name];
       if (!buf) throw new GpuError(`kernel ${d.kernel.name} (${d.what}): buffer ${b.name} not bound`);
-      if (buf.size > this.maxBinding) {
-        throw new GpuError(`kernel ${d.kernel.name} (${d.what}): binding ${b.name} is ${buf.size} bytes, over maxStorageBufferBindingSize ${this.maxBinding}; evaluate fewer points per block`);
+      const size = this.pool.usedBytes(buf);
+      if (size > this.bindingLimit) {
+        throw new GpuError(`kernel ${d.kernel.name} (${d.what}): binding ${b.name} is ${size} bytes, over the binding limit ${this.bindingLimit} (maxStorageBufferBindingSize ${this.maxBinding}); run fewer points per block (see pointsPerBlock)`);
       }
-      entries.push({ binding: i + 1, resource: { buffer: buf } });
+      entries.push({ binding: i + 1, resource: { buffer: buf, size } });
     });
     const bg = this.device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries, label: d.kernel.name });
     const enc = this.commandEncoder();

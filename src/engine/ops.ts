@@ -153,7 +153,7 @@ function convWeightGrad(ctx: Ctx, what: string, x: AnyTensor, dy: Tensor, weight
   const P = s.N * s.OH * s.OW;
   // Split the reduction over (k, position chunks) so that enough workgroups run, within a partial-buffer budget.
   const tiles = tilesM * tilesN;
-  const budget = Math.min(gpu.maxBinding / 4, 8 * 2 ** 20);
+  const budget = Math.min(gpu.bindingLimit / 4, 8 * 2 ** 20);
   const zMax = Math.max(1, Math.floor(budget / (B * s.Cout * R)));
   const zWant = Math.min(zMax, Math.max(1, Math.ceil(1024 / tiles)));
   let KG: number, S: number;

@@ -1,0 +1,48 @@
+// Fashion-MNIST from Debian's dataset-fashion-mnist (gzip IDX). Pixels scaled to [0, 1] (ToTensor, as the MPO reference).
+import { join } from 'node:path';
+import { readIdx, DataError } from './idx.ts';
+
+export const DEFAULT_FASHION_MNIST = '/usr/share/datasets/fashion-mnist';
+
+export interface Dataset {
+  /** [n, C, H, W] floats. */
+  images: Float32Array;
+  labels: Uint32Array;
+  n: number;
+  shape: [number, number, number];
+  classes: number;
+}
+
+export function fashionMnistDir(flag?: string | boolean): string {
+  if (typeof flag === 'string') return flag;
+  return process.env.LOSS_ATLAS_FASHION_MNIST ?? DEFAULT_FASHION_MNIST;
+}
+
+export function loadFashionMnist(dir: string, split: 'train' | 't10k', limit?: number): Dataset {
+  const img = readIdx(join(dir, `${split}-images-idx3-ubyte.gz`), 3);
+  const lab = readIdx(join(dir, `${split}-labels-idx1-ubyte.gz`), 1);
+  const [n, h, w] = img.dims;
+  if (h !== 28 || w !== 28) throw new DataError(`${join(dir, `${split}-images-idx3-ubyte.gz`)}: 28x28 images expected, found ${h}x${w}`);
+  if (lab.dims[0] !== n) throw new DataError(`${join(dir, `${split}-labels-idx1-ubyte.gz`)}: ${n} labels expected (one per image), found ${lab.dims[0]}`);
+  const m = Math.min(n, limit ?? n);
+  const images = new Float32Array(m * 784);
+  for (let i = 0; i < m * 784; i++) images[i] = img.data[i] / 255;
+  const labels = new Uint32Array(m);
+  for (let i = 0; i < m; i++) {
+    if (lab.data[i] > 9) throw new DataError(`${join(dir, `${split}-labels-idx1-ubyte.gz`)}: label ${lab.data[i]} at ${i}, expected 0..9`);
+    labels[i] = lab.data[i];
+  }
+  return { images, labels, n: m, shape: [1, 28, 28], classes: 10 };
+}
+
+/** Rows [from, from + count) of a dataset (wrapping around). */
+export function batchOf(d: Dataset, idx: ArrayLike<number>): { x: Float32Array; y: Uint32Array } {
+  const per = d.shape[0] * d.shape[1] * d.shape[2];
+  const x = new Float32Array(idx.length * per);
+  const y = new Uint32Array(idx.length);
+  for (let i = 0; i < idx.length; i++) {
+    x.set(d.images.subarray(idx[i] * per, (idx[i] + 1) * per), i * per);
+    y[i] = d.labels[idx[i]];
+  }
+  return { x, y };
+}

@@ -1,0 +1,127 @@
+// Running a model over many manifold points: K is split into blocks so that no binding exceeds the
+// adapter's limit and no dispatch exceeds its workgroup-count limit; each block is one batched pass.
+import type { Gpu } from '../engine/device.ts';
+import { Manifold } from '../engine/manifold.ts';
+import { crossEntropy } from '../engine/ops.ts';
+import { Tape } from '../engine/tape.ts';
+import { Tensor, numel } from '../engine/tensor.ts';
+import type { Layer, Sequential } from './sequential.ts';
+
+/** Per-sample output shape after each layer (residual bodies included). */
+export function layerShapes(layers: Layer[], inShape: number[]): number[][] {
+  const out: number[][] = [];
+  const walk = (ls: Layer[], s: number[]): number[] => {
+    for (const l of ls) {
+      switch (l.type) {
+        case 'conv': {
+          const st = l.stride ?? 1, p = l.pad ?? 0;
+          s = [l.cout, Math.floor((s[1] + 2 * p - l.k) / st) + 1, Math.floor((s[2] + 2 * p - l.k) / st) + 1];
+          break;
+        }
+        case 'linear': s = [l.out]; break;
+        case 'maxpool': case 'avgpool': {
+          const st = l.stride ?? l.k, p = l.pad ?? 0;
+          s = [s[0], Math.floor((s[1] + 2 * p - l.k) / st) + 1, Math.floor((s[2] + 2 * p - l.k) / st) + 1];
+          break;
+        }
+        case 'adaptive': s = [s[0], ...l.size]; break;
+        case 'flatten': s = [numel(s)]; break;
+        case 'residual': walk(l.body, s); break;
+        default: break;
+      }
+      out.push(s);
+    }
+    return s;
+  };
+  walk(layers, inShape);
+  return out;
+}
+
+/** FLOPs of one forward pass of one point on one sample (multiply-adds count 2). */
+export function forwardFlops(layers: Layer[], inShape: number[]): number {
+  let f = 0;
+  const walk = (ls: Layer[], s: number[]): number[] => {
+    for (const l of ls) {
+      if (l.type === 'conv') {
+        const st = l.stride ?? 1, p = l.pad ?? 0;
+        const o = [l.cout, Math.floor((s[1] + 2 * p - l.k) / st) + 1, Math.floor((s[2] + 2 * p - l.k) / st) + 1];
+        f += 2 * numel(o) * s[0] * l.k * l.k;
+        s = o;
+      } else if (l.type === 'linear') {
+        f += 2 * l.in * l.out;
+        s = [l.out];
+      } else if (l.type === 'residual') walk(l.body, s);
+      else s = layerShapes([l], s)[0];
+    }
+    return s;
+  };
+  walk(layers, inShape);
+  return f;
+}
+
+/** Largest number of points per block for a batch of N samples (at most K). */
+export function pointsPerBlock(gpu: Gpu, layers: Layer[], N: number, inShape: number[], K: number): number {
+  const maxAct = Math.max(...layerShapes(layers, inShape).map(numel), numel(inShape)) * N * 4;
+  const byBinding = Math.floor(gpu.bindingLimit / maxAct);
+  if (byBinding < 1) throw new Error(`one point's activations (${maxAct} bytes for a batch of ${N}) exceed the binding limit ${gpu.bindingLimit}: use a smaller batch`);
+  return Math.max(1, Math.min(K, byBinding, gpu.maxGroups));
+}
+
+/**
+ * Mean cross-entropy and accuracy of every point (coefs [K, B]) on one batch x [N, ...] with labels [N],
+ * in blocks of at most `block` points (default: as many as fit).
+ */
+export async function evaluatePoints(gpu: Gpu, model: Sequential, coefs: Float32Array, x: Tensor, labels: Tensor, block?: number): Promise<{ loss: Float32Array; acc: Float32Array }> {
+  const B = model.B;
+  const K = coefs.length / B;
+  const N = x.shape[0];
+  const bs = block ?? pointsPerBlock(gpu, model.layers, N, x.shape.slice(1), K);
+  const loss = new Float32Array(K), acc = new Float32Array(K);
+  for (let k0 = 0; k0 < K; k0 += bs) {
+    const kb = Math.min(bs, K - k0);
+    const manifold = new Manifold(gpu, kb, B, coefs.subarray(k0 * B, (k0 + kb) * B));
+    const ctx = { gpu, manifold, tape: null };
+    const logits = model.forward(ctx, x);
+    const out = crossEntropy(ctx, logits, labels);
+    logits.dispose();
+    const r = await out.read();
+    out.out.dispose();
+    manifold.dispose();
+    loss.set(r.loss, k0);
+    acc.set(r.acc, k0);
+  }
+  return { loss, acc };
+}
+
+/**
+ * Forward and backward of sum_k weights[k] * L_k over blocks of points, accumulating basis gradients
+ * (and dL/dC into the returned array when coefGrad). Returns per-point losses and accuracies.
+ */
+export async function backwardPoints(
+  gpu: Gpu, model: Sequential, coefs: Float32Array, weights: ArrayLike<number>, x: Tensor, labels: Tensor,
+  o: { block?: number; clampAbove?: number | ArrayLike<number>; coefGrad?: boolean } = {},
+): Promise<{ loss: Float32Array; acc: Float32Array; dcoef: Float32Array | null }> {
+  const B = model.B;
+  const K = coefs.length / B;
+  const N = x.shape[0];
+  // the backward holds about three activations per layer alive: plan for that
+  const bs = o.block ?? pointsPerBlock(gpu, model.layers, N, x.shape.slice(1), K);
+  const loss = new Float32Array(K), acc = new Float32Array(K);
+  const dcoef = o.coefGrad ? new Float32Array(K * B) : null;
+  const clamp = o.clampAbove;
+  for (let k0 = 0; k0 < K; k0 += bs) {
+    const kb = Math.min(bs, K - k0);
+    const manifold = new Manifold(gpu, kb, B, coefs.subarray(k0 * B, (k0 + kb) * B));
+    const tape = new Tape(gpu, manifold, !!o.coefGrad);
+    const ctx = { gpu, manifold, tape };
+    const out = crossEntropy(ctx, model.forward(ctx, x), labels);
+    tape.backward(Array.from(weights).slice(k0, k0 + kb), { clampAbove: clamp === undefined || typeof clamp === 'number' ? clamp : Array.from(clamp).slice(k0, k0 + kb) });
+    const r = await out.read();
+    if (dcoef && manifold.dcoef) dcoef.set(await manifold.dcoef.read(), k0 * B);
+    tape.dispose();
+    manifold.dispose();
+    loss.set(r.loss, k0);
+    acc.set(r.acc, k0);
+  }
+  return { loss, acc, dcoef };
+}
