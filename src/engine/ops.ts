@@ -107,7 +107,7 @@ function convCore(ctx: Ctx, op: string, x: AnyTensor, weight: Param, bias: Param
     stride: s.stride, pad: s.pad, B, xKStride: s.shared ? 0 : s.N * s.Cin * s.H * s.W, R0, R,
   };
   const y = out(ctx, yShape, op);
-  const tf = conv.chooseTiles(s.Cout);
+  const tf = conv.chooseTiles(s.Cout, s.N * s.OH * s.OW);
   const M = s.N * s.OH * s.OW;
   gpu.dispatch({
     kernel: spec(conv.convForwardKernel, tf, !!bias, s.relu ? 'relu' : 'none'),
@@ -126,7 +126,7 @@ function convCore(ctx: Ctx, op: string, x: AnyTensor, weight: Param, bias: Param
     // input gradient (not for the shared input batch)
     if (!s.shared) {
       const dx = new Tensor(gpu, x.shape, `d${op}.x`);
-      const td = conv.chooseTiles(s.Cin);
+      const td = conv.chooseTiles(s.Cin, s.N * s.H * s.W);
       const Mi = s.N * s.H * s.W;
       gpu.dispatch({
         kernel: spec(conv.convInputGradKernel, td),
@@ -148,7 +148,7 @@ function convWeightGrad(ctx: Ctx, what: string, x: AnyTensor, dy: Tensor, weight
   const { gpu, manifold } = ctx;
   const B = manifold.B;
   const R = U.R;
-  const tw = conv.chooseTiles(s.Cout);
+  const tw = conv.chooseTiles(s.Cout, U.R);
   const tilesM = Math.ceil(R / tw.BM), tilesN = Math.ceil(s.Cout / tw.BN);
   const P = s.N * s.OH * s.OW;
   // Split the reduction over (k, position chunks) so that enough workgroups run, within a partial-buffer budget.

@@ -22,12 +22,23 @@ export interface Tiles {
   TN: number;
 }
 
-/** Tile shape for a GEMM whose column count is `cols` (rows are assumed many). 256 threads. */
-export function chooseTiles(cols: number): Tiles {
-  if (cols <= 8) return { BM: 128, BN: 8, BK: 16, TM: 4, TN: 1 };
-  if (cols <= 16) return { BM: 64, BN: 16, BK: 16, TM: 4, TN: 1 };
-  if (cols <= 32) return { BM: 64, BN: 32, BK: 16, TM: 4, TN: 2 };
-  return { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 };
+const pow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
+const clampI = (v: number, lo: number, hi: number) => Math.max(lo, Math.min(hi, v));
+
+/**
+ * Tile shape for a GEMM of `rows` x `cols`: 4 x 4 outputs per thread where the tile allows, columns
+ * rounded up to a power of two in [8, 64], rows filling up to 256 threads (fewer when rows are few),
+ * BK chosen so both staged slices fit in 16 KiB of workgroup memory.
+ */
+export function chooseTiles(cols: number, rows = 1 << 20): Tiles {
+  const BN = clampI(pow2(cols), 8, 64);
+  const TN = Math.min(4, BN / 2);
+  const TX = BN / TN;
+  const TM = 4;
+  const TY = clampI(pow2(Math.ceil(rows / TM)), Math.max(1, 32 / TX), 256 / TX);
+  const BM = TY * TM;
+  const BK = (16 * (BM + BN) * 4 <= 16384) ? 16 : 8;
+  return { BM, BN, BK, TM, TN };
 }
 
 const tkey = (t: Tiles) => `${t.BM}x${t.BN}x${t.BK}_${t.TM}x${t.TN}`;
@@ -305,4 +316,29 @@ export function coefReduceKernel(): KernelSpec {
   dcoef[i] += s;
 }`;
   return kernel('coef.reduce', '', uniforms, [r('part'), w('dcoef')], body, 64);
+}
+
+/** Plain C[M, N] = A[M, Kd] B[Kd, N] with the same tiling as the conv kernels: the roofline probe of bench:kernels. */
+export function matmulKernel(t: Tiles): KernelSpec {
+  const g = gemmParts(t);
+  const U: KernelSpec['uniforms'] = [['M', 'u32'], ['N', 'u32'], ['Kd', 'u32']];
+  const body = `${g.decl}
+fn la(m: u32, rr: u32) -> f32 { if (m < u.M && rr < u.Kd) { return a[m * u.Kd + rr]; } return 0.0; }
+fn lb(rr: u32, n: u32) -> f32 { if (n < u.N && rr < u.Kd) { return b[rr * u.N + n]; } return 0.0; }
+${g.main} {
+  ${g.ids}
+  let m0 = wid.x * ${t.BM}u; let n0 = wid.y * ${t.BN}u;
+  var acc: array<f32, ${t.TM * t.TN}>;
+  for (var r0 = 0u; r0 < u.Kd; r0 += ${t.BK}u) {
+    ${g.load('la(m, rr)', 'lb(rr, n)')}
+  }
+  for (var i = 0u; i < ${t.TM}u; i++) {
+    let m = m0 + ty * ${t.TM}u + i;
+    for (var j = 0u; j < ${t.TN}u; j++) {
+      let n = n0 + tx * ${t.TN}u + j;
+      if (m < u.M && n < u.N) { c[m * u.N + n] = acc[i * ${t.TN}u + j]; }
+    }
+  }
+}`;
+  return kernel('matmul', tkey(t), U, [r('a'), r('b'), w('c')], body, threads(t));
 }

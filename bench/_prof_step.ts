@@ -1,0 +1,32 @@
+import { Gpu } from '../src/engine/device.ts';
+import { Manifold } from '../src/engine/manifold.ts';
+import { crossEntropy } from '../src/engine/ops.ts';
+import { Adam } from '../src/engine/optim.ts';
+import { Profiler } from '../src/engine/profiler.ts';
+import { Tape } from '../src/engine/tape.ts';
+import { Tensor } from '../src/engine/tensor.ts';
+import { randArray, rng } from '../src/engine/gradcheck.ts';
+import { Sequential, convNet } from '../src/models/sequential.ts';
+const gpu = await Gpu.create({ profile: true });
+const K = Number(process.argv[2] ?? 1), N = Number(process.argv[3] ?? 64), bn = process.argv[4] === 'bn';
+const layers = convNet({ channels: [1, 8, 32, 64], dense: [128], maxpool: true, bn });
+const model = Sequential.create(gpu, layers, 3, 1);
+const opt = new Adam(gpu, model.params, { lr: 1e-3, maxNorm: 100 });
+const manifold = new Manifold(gpu, K, 3, randArray(rng(1), K * 3));
+const x = Tensor.fromArray(gpu, [N, 1, 28, 28], randArray(rng(2), N * 784), 'x');
+const y = Tensor.fromArray(gpu, [N], Array.from({ length: N }, (_, i) => i % 10), 'y', 'u32');
+const prof = Profiler.attach(gpu)!;
+for (let it = 0; it < 3; it++) {
+  const t0 = performance.now();
+  const tape = new Tape(gpu, manifold, false);
+  crossEntropy({ gpu, manifold, tape }, model.forward({ gpu, manifold, tape }, x), y);
+  tape.backward(new Array(K).fill(1 / K));
+  opt.step();
+  tape.dispose();
+  await gpu.sync();
+  console.log(`step ${it}: ${(performance.now() - t0).toFixed(1)} ms wall, ${gpu.dispatchCount} dispatches so far`);
+  await prof.collect();
+  if (it < 2) prof.clear();
+}
+console.log(prof.table());
+gpu.destroy(); process.exit(0);

@@ -1,0 +1,115 @@
+// npm run bench:kernels [-- --K 100 --N 64 --reps 10 --json PATH]
+// Conv forward, input-gradient and weight-gradient at the MPO models' shapes: GPU time per call from
+// timestamp queries (median over reps), GFLOP/s, and the share of a tiled f32 matmul and a copy measured
+// on the same adapter (the roofline probe). Each kernel is validated against the CPU reference first.
+import { writeFileSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { Gpu } from '../src/engine/device.ts';
+import { Manifold, Param } from '../src/engine/manifold.ts';
+import * as ops from '../src/engine/ops.ts';
+import { Profiler } from '../src/engine/profiler.ts';
+import { Tape } from '../src/engine/tape.ts';
+import { Tensor } from '../src/engine/tensor.ts';
+import { checkOp, opCases, randArray, rng } from '../src/engine/gradcheck.ts';
+import { chooseTiles, matmulKernel } from '../src/shaders/conv.ts';
+import { elementwiseKernel } from '../src/shaders/misc.ts';
+import { fold } from '../src/shaders/common.ts';
+
+const argv = process.argv.slice(2);
+const flag = (name: string): string | undefined => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
+
+async function main(): Promise<void> {
+  const gpu = await Gpu.create({ profile: true, verbose: argv.includes('--verbose') });
+  const cpu = /llvmpipe|lavapipe|swiftshader/i.test(gpu.adapterInfo);
+  const K = Number(flag('K') ?? (cpu ? 8 : 100));
+  const N = Number(flag('N') ?? (cpu ? 16 : 64));
+  const reps = Number(flag('reps') ?? (cpu ? 5 : 20));
+  const mm = Number(flag('matmul') ?? (cpu ? 512 : 4096));
+  console.log(`adapter: ${gpu.adapterInfo}${cpu ? ' (CPU adapter: small sizes; pass --K/--N to change)' : ''}`);
+
+  // validate the conv kernels before timing them
+  for (const c of opCases().filter((c) => c.op === 'conv2d')) {
+    const r = await checkOp(gpu, c);
+    if (!r.pass) throw new Error(`validation failed: conv2d ${c.name}: ${r.detail}`);
+  }
+  console.log('validation: conv2d forward and gradients match the CPU reference');
+  const prof = Profiler.attach(gpu);
+  if (!prof) throw new Error(`adapter ${gpu.adapterInfo} has no timestamp-query: GPU times cannot be measured`);
+
+  // roofline probe: tiled f32 matmul mm^3 and a copy
+  const a = Tensor.fromArray(gpu, [mm, mm], randArray(rng(1), mm * mm), 'a');
+  const b = Tensor.fromArray(gpu, [mm, mm], randArray(rng(2), mm * mm), 'b');
+  const c = new Tensor(gpu, [mm, mm], 'c');
+  const t = chooseTiles(mm, mm);
+  const mk = matmulKernel(t);
+  for (let i = 0; i < reps + 1; i++) gpu.dispatch({ kernel: mk, buffers: { a: a.buffer, b: b.buffer, c: c.buffer }, uniforms: { M: mm, N: mm, Kd: mm }, groups: [Math.ceil(mm / t.BM), Math.ceil(mm / t.BN)], what: `matmul ${mm}^3`, flops: 2 * mm ** 3 });
+  const copyN = cpu ? 2 ** 22 : 2 ** 26;
+  const src = new Tensor(gpu, [copyN], 'src'), dst = new Tensor(gpu, [copyN], 'dst');
+  const ck = elementwiseKernel('copy', ['a'], 'a');
+  for (let i = 0; i < reps + 1; i++) gpu.dispatch({ kernel: ck, buffers: { a_: src.buffer, y: dst.buffer }, uniforms: { n: copyN }, groups: fold(Math.ceil(copyN / 256)), what: 'copy', bytes: 8 * copyN });
+  await gpu.sync();
+  await prof.collect();
+  const mmMs = median(prof.times.filter((x) => x.name === 'matmul').slice(1).map((x) => x.durNs / 1e6));
+  const cpMs = median(prof.times.filter((x) => x.name === 'copy').slice(1).map((x) => x.durNs / 1e6));
+  const peakGflops = (2 * mm ** 3) / (mmMs * 1e6);
+  const peakGBs = (8 * copyN) / (cpMs * 1e6);
+  console.log(`roofline: tiled f32 matmul ${mm}^3 ${mmMs.toFixed(2)} ms = ${peakGflops.toFixed(1)} GFLOP/s; copy ${(copyN * 4 / 2 ** 20).toFixed(0)} MiB ${peakGBs.toFixed(1)} GB/s\n`);
+  [a, b, c, src, dst].forEach((x) => x.dispose());
+  prof.clear();
+
+  const shapes = [
+    { name: 'icon conv1 1->8 @28x28 (shared input)', Cin: 1, Cout: 8, H: 28, shared: true },
+    { name: 'icon conv2 8->32 @14x14', Cin: 8, Cout: 32, H: 14, shared: false },
+    { name: 'icon conv3 32->64 @7x7', Cin: 32, Cout: 64, H: 7, shared: false },
+    { name: 'cifar conv2 16->32 @32x32', Cin: 16, Cout: 32, H: 32, shared: false },
+  ];
+  const rows: object[] = [];
+  console.log(`| layer | K | N | kernel | ms | GFLOP/s | share of matmul |\n|---|---:|---:|---|---:|---:|---:|`);
+  for (const s of shapes) {
+    const B = 3;
+    const manifold = new Manifold(gpu, K, B, randArray(rng(3), K * B));
+    const w = new Param(gpu, 'w', [s.Cout, s.Cin, 3, 3], B, randArray(rng(4), B * s.Cout * s.Cin * 9, 0.1));
+    const bias = new Param(gpu, 'b', [s.Cout], B, randArray(rng(5), B * s.Cout, 0.1));
+    const xs = s.shared ? [N, s.Cin, s.H, s.H] : [K, N, s.Cin, s.H, s.H];
+    const x = Tensor.fromArray(gpu, xs, randArray(rng(6), xs.reduce((p, q) => p * q, 1)), 'x');
+    for (let i = 0; i < reps + 1; i++) {
+      const tape = new Tape(gpu, manifold, false);
+      const y = ops.conv2d({ gpu, manifold, tape }, x, w, bias, { pad: 1 });
+      tape.backwardFrom(y, Tensor.zeros(gpu, y.shape, 'seed'));
+      tape.dispose();
+      await gpu.sync();
+      await prof.collect();
+    }
+    const flopsOf = { 'conv2d.fwd': 0, 'conv2d.dgrad': 0, 'conv2d.wgrad': 0 } as Record<string, number>;
+    for (const name of ['conv2d.fwd', 'conv2d.dgrad', 'conv2d.wgrad', 'conv2d.wgrad_reduce']) {
+      const ts = prof.times.filter((x) => x.name === name);
+      if (!ts.length) continue;
+      const per = ts.length / (reps + 1);
+      const calls: number[] = [];
+      for (let i = 1; i <= reps; i++) calls.push(ts.slice(i * per, (i + 1) * per).reduce((acc, x) => acc + x.durNs, 0) / 1e6);
+      const ms = median(calls);
+      const fl = ts[0].flops * per;
+      flopsOf[name] = fl;
+      const gf = fl ? fl / (ms * 1e6) : null;
+      rows.push({ layer: s.name, K, N, kernel: name, ms, gflops: gf, share: gf ? gf / peakGflops : null });
+      console.log(`| ${s.name} | ${K} | ${N} | ${name} | ${ms.toFixed(3)} | ${gf ? gf.toFixed(1) : '-'} | ${gf ? ((gf / peakGflops) * 100).toFixed(0) + '%' : '-'} |`);
+    }
+    prof.clear();
+    x.dispose(); w.dispose(); bias.dispose(); manifold.dispose();
+  }
+  const out = { adapter: gpu.adapterInfo, date: new Date().toISOString(), matmul: { n: mm, gflops: peakGflops }, copyGBs: peakGBs, rows };
+  const json = flag('json');
+  if (json) {
+    mkdirSync(dirname(json), { recursive: true });
+    writeFileSync(json, JSON.stringify(out, null, 2));
+    console.log(`\nwrote ${json}`);
+  }
+  prof.detach();
+  gpu.destroy();
+}
+
+main().then(() => process.exit(0), (e) => { console.error(e instanceof Error ? e.message : e); process.exit(1); });
