@@ -1,0 +1,100 @@
+// Optimizers against PyTorch-exact CPU references, gradient clipping, buffer accounting, scoped disposal.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Gpu } from '../src/engine/device.ts';
+import { Param } from '../src/engine/manifold.ts';
+import { Adam, SGD } from '../src/engine/optim.ts';
+import { Tensor, tidy } from '../src/engine/tensor.ts';
+import * as ref from '../src/engine/reference.ts';
+import { randArray, rng } from '../src/engine/gradcheck.ts';
+import { bucketSize } from '../src/engine/buffers.ts';
+import { testGpu } from './helpers.ts';
+
+let gpu: Gpu;
+beforeAll(async () => { gpu = await testGpu(); });
+afterAll(() => gpu?.destroy());
+
+/** Runs `steps` optimizer steps on GPU and CPU with the same gradients each step. */
+async function compareOptimizer(kind: 'sgd' | 'adam', o: Record<string, number | boolean>, maxNorm: number, gradScale: number) {
+  const r = rng(17);
+  const sizes = [1000, 37, 3 * 333];
+  const init = sizes.map((n) => randArray(r, n));
+  const params = init.map((v, i) => new Param(gpu, `p${i}`, [v.length], 1, v));
+  const opt = kind === 'sgd'
+    ? new SGD(gpu, params, { lr: o.lr as number, momentum: o.momentum as number, weightDecay: o.weightDecay as number, nesterov: o.nesterov as boolean, maxNorm })
+    : new Adam(gpu, params, { lr: o.lr as number, weightDecay: o.weightDecay as number, maxNorm });
+  const cp = init.map((v) => Float64Array.from(v));
+  const s1 = sizes.map((n) => new Float64Array(n)), s2 = sizes.map((n) => new Float64Array(n));
+  const norms: number[] = [];
+  for (let t = 1; t <= 5; t++) {
+    const grads = sizes.map((n) => randArray(r, n, gradScale));
+    params.forEach((p, i) => p.ensureGrad().write(grads[i]));
+    opt.step();
+    const g64 = grads.map((g) => Float64Array.from(g));
+    norms.push(maxNorm > 0 ? ref.clipRef(g64, maxNorm) : 0);
+    cp.forEach((p, i) => kind === 'sgd'
+      ? ref.sgdRef(p, g64[i], s1[i], { lr: o.lr as number, momentum: o.momentum as number, weightDecay: o.weightDecay as number, nesterov: o.nesterov as boolean })
+      : ref.adamRef(p, g64[i], s1[i], s2[i], t, { lr: o.lr as number, b1: 0.9, b2: 0.999, eps: 1e-8, weightDecay: o.weightDecay as number }));
+    if (maxNorm > 0) expect(Math.abs((await opt.lastNorm())! - norms[t - 1])).toBeLessThan(1e-4 * norms[t - 1]);
+  }
+  for (let i = 0; i < params.length; i++) {
+    const got = await params[i].basis.read();
+    for (let j = 0; j < got.length; j++) expect(Math.abs(got[j] - cp[i][j]), `p${i}[${j}]`).toBeLessThan(1e-5 + 1e-4 * Math.abs(cp[i][j]));
+    // gradients are zeroed after a step
+    expect(Math.max(...(await params[i].grad!.read()).map(Math.abs))).toBe(0);
+  }
+  opt.dispose();
+  params.forEach((p) => p.dispose());
+  return norms;
+}
+
+describe('optimizers match PyTorch-exact CPU references', () => {
+  it('SGD with momentum and weight decay', () => compareOptimizer('sgd', { lr: 0.1, momentum: 0.9, weightDecay: 5e-4, nesterov: false }, 0, 1));
+  it('SGD with Nesterov momentum', () => compareOptimizer('sgd', { lr: 0.05, momentum: 0.9, weightDecay: 0, nesterov: true }, 0, 1));
+  it('Adam with weight decay', () => compareOptimizer('adam', { lr: 1e-2, weightDecay: 1e-4 }, 0, 1));
+  it('Adam with global-norm clipping that bites', async () => {
+    const norms = await compareOptimizer('adam', { lr: 1e-3, weightDecay: 0 }, 5, 1);
+    expect(Math.min(...norms)).toBeGreaterThan(5); // the clip was active on every step
+  });
+  it('SGD with global-norm clipping that bites', async () => {
+    const norms = await compareOptimizer('sgd', { lr: 0.1, momentum: 0.5, weightDecay: 0, nesterov: false }, 10, 1);
+    expect(Math.min(...norms)).toBeGreaterThan(10);
+  });
+});
+
+describe('buffers', () => {
+  it('counts live and peak bytes, and reuses freed buffers', () => {
+    const live0 = gpu.pool.liveBytes;
+    gpu.pool.resetPeak();
+    const a = new Tensor(gpu, [1000], 'a');
+    const b = new Tensor(gpu, [3000], 'b');
+    expect(gpu.pool.liveBytes - live0).toBe(bucketSize(4000) + bucketSize(12000));
+    const alloc = gpu.pool.allocatedBytes;
+    b.dispose();
+    const c = new Tensor(gpu, [2900], 'c'); // same bucket as b: no new allocation
+    expect(gpu.pool.allocatedBytes).toBe(alloc);
+    a.dispose(); c.dispose();
+    expect(gpu.pool.liveBytes).toBe(live0);
+    expect(gpu.pool.peakBytes - live0).toBe(bucketSize(4000) + bucketSize(12000));
+    expect(() => a.buffer).toThrow(/used after dispose/);
+  });
+
+  it('tidy disposes what it made, except what it returns', async () => {
+    const live0 = gpu.pool.liveBytes;
+    const kept = await tidy(gpu, () => {
+      new Tensor(gpu, [100], 'temp1');
+      Tensor.zeros(gpu, [200], 'temp2');
+      return { keep: new Tensor(gpu, [50], 'kept') };
+    });
+    expect(kept.keep.disposed).toBe(false);
+    expect(gpu.pool.liveBytes - live0).toBe(bucketSize(200));
+    kept.keep.dispose();
+    expect(gpu.pool.liveBytes).toBe(live0);
+  });
+
+  it('reads back what was written', async () => {
+    const v = randArray(rng(3), 777);
+    const t = Tensor.fromArray(gpu, [7, 111], v);
+    expect(Array.from(await t.read())).toEqual(Array.from(v));
+    t.dispose();
+  });
+});
