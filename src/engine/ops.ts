@@ -129,7 +129,7 @@ function convCore(ctx: Ctx, op: string, x: AnyTensor, weight: Param, bias: Param
       const td = conv.chooseTiles(s.Cin, s.N * s.H * s.W);
       const Mi = s.N * s.H * s.W;
       gpu.dispatch({
-        kernel: spec(conv.convInputGradKernel, td),
+        kernel: spec(conv.convInputGradKernel, td, s.stride === 1),
         buffers: { dy: dy.buffer, weight: weight.basis.buffer, coef: manifold.coef.buffer, dx: dx.buffer },
         uniforms: U,
         groups: [Math.ceil(Mi / td.BM), Math.ceil(s.Cin / td.BN), s.K],

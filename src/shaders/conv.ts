@@ -50,53 +50,61 @@ const CONV_UNIFORMS: KernelSpec['uniforms'] = [
   ['B', 'u32'], ['xKStride', 'u32'], ['R0', 'u32'], ['R', 'u32'],
 ];
 
-/** im2col gather of x for point k: row m = (n, oh, ow), column r = (ci, kh, kw); r == R0 is the bias column. */
-const IM2COL = `
-fn im2col(k: u32, m: u32, rr: u32) -> f32 {
-  if (rr >= u.R || m >= u.N * u.OH * u.OW) { return 0.0; }
-  if (rr == u.R0) { return 1.0; }
-  let n = m / (u.OH * u.OW); let p = m % (u.OH * u.OW);
-  let oh = p / u.OW; let ow = p % u.OW;
-  let khw = u.KH * u.KW;
-  let ci = rr / khw; let q = rr % khw;
-  let ih = i32(oh * u.stride + q / u.KW) - i32(u.pad);
-  let iw = i32(ow * u.stride + q % u.KW) - i32(u.pad);
-  if (ih < 0 || iw < 0 || ih >= i32(u.H) || iw >= i32(u.W)) { return 0.0; }
-  return x[k * u.xKStride + ((n * u.Cin + ci) * u.H + u32(ih)) * u.W + u32(iw)];
-}`;
-
-/** Shared GEMM pieces: tile buffers, the cooperative loads, and the register-blocked inner product. */
-function gemmParts(t: Tiles) {
-  const TX = t.BN / t.TN;
+/**
+ * The GEMM main loop. Per thread, the A-tile rows it loads are decoded once (rowInfo); per BK slice, the
+ * BK reduction indices are decoded once per workgroup into workgroup memory (decode), double-buffered so
+ * the next slice's decode shares the existing barrier. Loads then need no integer division.
+ *   loadA: expression in a (row info, vec4<i32>), ri (reduction info, vec4<i32>), m, rr
+ *   loadB: expression in ri, n, rr
+ */
+function gemm(t: Tiles, o: { rBegin: string; rEnd: string; loadA: string; loadB: string }): { decl: string; setup: string; loop: string } {
   const T = threads(t);
+  const RA = Math.max(1, t.BM / T);
+  const LA = (t.BK * t.BM) / T;
+  const slot = T >= t.BM ? '0u' : `j % ${RA}u`;
+  const rowOf = T >= t.BM ? `lid % ${t.BM}u` : `lid + s * ${T}u`;
   return {
     decl: `
 var<workgroup> As: array<f32, ${t.BK * t.BM}>;
-var<workgroup> Bs: array<f32, ${t.BK * t.BN}>;`,
-    /** Loads the BK slice starting at r0; loadA(m, r) and loadB(r, n) are expressions in m, rr, n. */
-    load: (loadA: string, loadB: string) => `
-    for (var i = lid; i < ${t.BK * t.BM}u; i += ${T}u) {
-      let m = m0 + i % ${t.BM}u; let rr = r0 + i / ${t.BM}u;
-      As[i] = ${loadA};
-    }
-    for (var i = lid; i < ${t.BK * t.BN}u; i += ${T}u) {
-      let n = n0 + i % ${t.BN}u; let rr = r0 + i / ${t.BN}u;
-      Bs[i] = ${loadB};
-    }
+var<workgroup> Bs: array<f32, ${t.BK * t.BN}>;
+var<workgroup> Ri: array<vec4<i32>, ${2 * t.BK}>;`,
+    setup: `
+  let tx = lid % ${t.BN / t.TN}u; let ty = lid / ${t.BN / t.TN}u;
+  var ra: array<vec4<i32>, ${RA}>;
+  for (var s = 0u; s < ${RA}u; s++) { ra[s] = rowInfo(m0 + ${rowOf}); }`,
+    loop: `
+    if (lid < ${t.BK}u) { Ri[lid] = decode(${o.rBegin} + lid); }
     workgroupBarrier();
-    for (var kk = 0u; kk < ${t.BK}u; kk++) {
-      var a: array<f32, ${t.TM}>; var bv: array<f32, ${t.TN}>;
-      for (var i = 0u; i < ${t.TM}u; i++) { a[i] = As[kk * ${t.BM}u + ty * ${t.TM}u + i]; }
-      for (var j = 0u; j < ${t.TN}u; j++) { bv[j] = Bs[kk * ${t.BN}u + tx * ${t.TN}u + j]; }
-      for (var i = 0u; i < ${t.TM}u; i++) {
-        for (var j = 0u; j < ${t.TN}u; j++) { acc[i * ${t.TN}u + j] = fma(a[i], bv[j], acc[i * ${t.TN}u + j]); }
+    var cur = 0u;
+    for (var r0 = ${o.rBegin}; r0 < ${o.rEnd}; r0 += ${t.BK}u) {
+      for (var j = 0u; j < ${LA}u; j++) {
+        let i = lid + j * ${T}u;
+        let rl = i / ${t.BM}u;
+        let a = ra[${slot}]; let ri = Ri[cur * ${t.BK}u + rl]; let rr = r0 + rl; let m = m0 + i % ${t.BM}u;
+        As[i] = ${o.loadA};
       }
-    }
-    workgroupBarrier();`,
-    ids: `let tx = lid % ${TX}u; let ty = lid / ${TX}u;`,
-    main: `@compute @workgroup_size(${T}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32)`,
+      for (var i = lid; i < ${t.BK * t.BN}u; i += ${T}u) {
+        let rl = i / ${t.BN}u;
+        let ri = Ri[cur * ${t.BK}u + rl]; let rr = r0 + rl; let n = n0 + i % ${t.BN}u;
+        Bs[i] = ${o.loadB};
+      }
+      if (lid < ${t.BK}u) { Ri[(1u - cur) * ${t.BK}u + lid] = decode(r0 + ${t.BK}u + lid); }
+      workgroupBarrier();
+      for (var kk = 0u; kk < ${t.BK}u; kk++) {
+        var av: array<f32, ${t.TM}>; var bv: array<f32, ${t.TN}>;
+        for (var i = 0u; i < ${t.TM}u; i++) { av[i] = As[kk * ${t.BM}u + ty * ${t.TM}u + i]; }
+        for (var jj = 0u; jj < ${t.TN}u; jj++) { bv[jj] = Bs[kk * ${t.BN}u + tx * ${t.TN}u + jj]; }
+        for (var i = 0u; i < ${t.TM}u; i++) {
+          for (var jj = 0u; jj < ${t.TN}u; jj++) { acc[i * ${t.TN}u + jj] = fma(av[i], bv[jj], acc[i * ${t.TN}u + jj]); }
+        }
+      }
+      workgroupBarrier();
+      cur = 1u - cur;
+    }`,
   };
 }
+
+const MAIN = (t: Tiles) => `@compute @workgroup_size(${threads(t)}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32)`;
 
 /** Weight of point k at (co, r): sum_b coef[k,b] * basis; r == R0 reads the bias basis. */
 function weightLoad(hasBias: boolean): string {
@@ -113,21 +121,50 @@ fn wk(k: u32, co: u32, rr: u32) -> f32 {
 }`;
 }
 
+/** Decodes an im2col column r = (ci, kh, kw) into (ci*H*W, kh, kw, kind): kind 1 pixel, 2 bias column, 0 padding. */
+const DECODE_COL = `
+fn decodeCol(rr: u32) -> vec4<i32> {
+  if (rr >= u.R) { return vec4<i32>(0, 0, 0, 0); }
+  if (rr == u.R0) { return vec4<i32>(0, 0, 0, 2); }
+  let khw = u.KH * u.KW; let q = rr % khw;
+  return vec4<i32>(i32((rr / khw) * u.H * u.W), i32(q / u.KW), i32(q % u.KW), 1);
+}`;
+
+/** Decodes an output position m = (n, oh, ow) into (n, oh*stride - pad, ow*stride - pad, valid). */
+const DECODE_POS = `
+fn decodePos(m: u32, limit: u32) -> vec4<i32> {
+  if (m >= limit) { return vec4<i32>(0, 0, 0, 0); }
+  let P = u.OH * u.OW; let p = m % P;
+  return vec4<i32>(i32(m / P), i32((p / u.OW) * u.stride) - i32(u.pad), i32((p % u.OW) * u.stride) - i32(u.pad), 1);
+}`;
+
+/** x at point k for decoded position pos and decoded column col (the im2col element). */
+const X_AT = `
+fn xAt(k: u32, pos: vec4<i32>, col: vec4<i32>) -> f32 {
+  if (pos.w == 0 || col.w == 0) { return 0.0; }
+  if (col.w == 2) { return 1.0; }
+  let ih = pos.y + col.y; let iw = pos.z + col.z;
+  if (ih < 0 || iw < 0 || ih >= i32(u.H) || iw >= i32(u.W)) { return 0.0; }
+  return x[k * u.xKStride + u32(pos.x) * u.Cin * u.H * u.W + u32(col.x + ih * i32(u.W) + iw)];
+}`;
+
 export function convForwardKernel(t: Tiles, hasBias: boolean, act: 'none' | 'relu'): KernelSpec {
-  const g = gemmParts(t);
   const bindings = [r('x'), r('weight'), ...(hasBias ? [r('bias')] : []), r('coef'), w('y')];
+  const g = gemm(t, { rBegin: '0u', rEnd: 'u.R', loadA: 'xAt(k, a, ri)', loadB: 'wk(k, n, rr)' });
   const body = `${g.decl}
-${IM2COL}
+${DECODE_COL}
+${DECODE_POS}
+${X_AT}
 ${weightLoad(hasBias)}
-${g.main} {
-  ${g.ids}
+fn rowInfo(m: u32) -> vec4<i32> { return decodePos(m, u.N * u.OH * u.OW); }
+fn decode(rr: u32) -> vec4<i32> { return decodeCol(rr); }
+${MAIN(t)} {
   let k = wid.z;
   let m0 = wid.x * ${t.BM}u; let n0 = wid.y * ${t.BN}u;
   let M = u.N * u.OH * u.OW;
+  ${g.setup}
   var acc: array<f32, ${t.TM * t.TN}>;
-  for (var r0 = 0u; r0 < u.R; r0 += ${t.BK}u) {
-    ${g.load('im2col(k, m, rr)', 'wk(k, n, rr)')}
-  }
+  ${g.loop}
   let P = u.OH * u.OW;
   for (var i = 0u; i < ${t.TM}u; i++) {
     let m = m0 + ty * ${t.TM}u + i;
@@ -145,44 +182,47 @@ ${g.main} {
   return kernel('conv2d.fwd', `${tkey(t)}_b${+hasBias}_${act}`, CONV_UNIFORMS, bindings, body, threads(t));
 }
 
-export function convInputGradKernel(t: Tiles): KernelSpec {
-  const g = gemmParts(t);
+export function convInputGradKernel(t: Tiles, unitStride: boolean): KernelSpec {
   const bindings = [r('dy'), r('weight'), r('coef'), w('dx')];
   // GEMM: rows m = (n, ih, iw), columns ci, reduction rr = (co, kh, kw).
+  const g = gemm(t, { rBegin: '0u', rEnd: 'u.Cout * u.KH * u.KW', loadA: 'dyAt(k, a, ri)', loadB: 'wt(k, ri, n)' });
   const body = `${g.decl}
-fn dyg(k: u32, m: u32, rr: u32) -> f32 {
-  let khw = u.KH * u.KW;
-  if (m >= u.N * u.H * u.W || rr >= u.Cout * khw) { return 0.0; }
-  let n = m / (u.H * u.W); let p = m % (u.H * u.W);
-  let ih = p / u.W; let iw = p % u.W;
-  let co = rr / khw; let q = rr % khw;
-  let th = i32(ih + u.pad) - i32(q / u.KW);
-  let tw = i32(iw + u.pad) - i32(q % u.KW);
-  if (th < 0 || tw < 0) { return 0.0; }
-  let s = i32(u.stride);
-  if (th % s != 0 || tw % s != 0) { return 0.0; }
-  let oh = u32(th / s); let ow = u32(tw / s);
-  if (oh >= u.OH || ow >= u.OW) { return 0.0; }
-  return dy[((k * u.N + n) * u.Cout + co) * u.OH * u.OW + oh * u.OW + ow];
+fn rowInfo(m: u32) -> vec4<i32> {
+  if (m >= u.N * u.H * u.W) { return vec4<i32>(0, 0, 0, 0); }
+  let p = m % (u.H * u.W);
+  return vec4<i32>(i32(m / (u.H * u.W)), i32(p / u.W + u.pad), i32(p % u.W + u.pad), 1);
 }
-fn wt(k: u32, rr: u32, ci: u32) -> f32 {
+fn decode(rr: u32) -> vec4<i32> {
   let khw = u.KH * u.KW;
-  if (ci >= u.Cin || rr >= u.Cout * khw) { return 0.0; }
-  let co = rr / khw; let q = rr % khw;
+  if (rr >= u.Cout * khw) { return vec4<i32>(0, 0, 0, 0); }
+  let q = rr % khw;
+  return vec4<i32>(i32(rr / khw), i32(q / u.KW), i32(q % u.KW), 1);
+}
+fn dyAt(k: u32, a: vec4<i32>, ri: vec4<i32>) -> f32 {
+  if (a.w == 0 || ri.w == 0) { return 0.0; }
+  let th = a.y - ri.y; let tw = a.z - ri.z;
+  if (th < 0 || tw < 0) { return 0.0; }
+  ${unitStride ? 'let oh = u32(th); let ow = u32(tw);' : `let s = i32(u.stride);
+  if (th % s != 0 || tw % s != 0) { return 0.0; }
+  let oh = u32(th / s); let ow = u32(tw / s);`}
+  if (oh >= u.OH || ow >= u.OW) { return 0.0; }
+  return dy[((k * u.N + u32(a.x)) * u.Cout + u32(ri.x)) * u.OH * u.OW + oh * u.OW + ow];
+}
+fn wt(k: u32, ri: vec4<i32>, ci: u32) -> f32 {
+  if (ci >= u.Cin || ri.w == 0) { return 0.0; }
+  let idx = u32(ri.x) * u.R0 + ci * u.KH * u.KW + u32(ri.y) * u.KW + u32(ri.z);
+  let step = u.Cout * u.R0;
   var s = 0.0;
-  for (var b = 0u; b < u.B; b++) { s = fma(coef[k * u.B + b], weight[(b * u.Cout + co) * u.R0 + ci * khw + q], s); }
+  for (var b = 0u; b < u.B; b++) { s = fma(coef[k * u.B + b], weight[b * step + idx], s); }
   return s;
 }
-${g.main} {
-  ${g.ids}
+${MAIN(t)} {
   let k = wid.z;
   let m0 = wid.x * ${t.BM}u; let n0 = wid.y * ${t.BN}u;
   let M = u.N * u.H * u.W;
-  let RR = u.Cout * u.KH * u.KW;
+  ${g.setup}
   var acc: array<f32, ${t.TM * t.TN}>;
-  for (var r0 = 0u; r0 < RR; r0 += ${t.BK}u) {
-    ${g.load('dyg(k, m, rr)', 'wt(k, rr, n)')}
-  }
+  ${g.loop}
   let P = u.H * u.W;
   for (var i = 0u; i < ${t.TM}u; i++) {
     let m = m0 + ty * ${t.TM}u + i;
@@ -195,7 +235,7 @@ ${g.main} {
     }
   }
 }`;
-  return kernel('conv2d.dgrad', tkey(t), CONV_UNIFORMS, bindings, body, threads(t));
+  return kernel('conv2d.dgrad', `${tkey(t)}_s${unitStride ? 1 : 'n'}`, CONV_UNIFORMS, bindings, body, threads(t));
 }
 
 export const WGRAD_BMAX = 4;
@@ -208,37 +248,41 @@ export const WGRAD_BMAX = 4;
  * reduced across the workgroup and written per (workgroup, k, b).
  */
 export function convWeightGradKernel(t: Tiles, nb: number, hasBias: boolean, dcoef: boolean): KernelSpec {
-  const g = gemmParts(t);
   const T = threads(t);
   const uniforms: KernelSpec['uniforms'] = [...CONV_UNIFORMS, ['KG', 'u32'], ['S', 'u32'], ['PS', 'u32'], ['bOff', 'u32'], ['tilesM', 'u32'], ['tilesN', 'u32']];
   const bindings = [r('x'), r('dy'), r('coef'), w('part'), ...(dcoef ? [r('weight'), ...(hasBias ? [r('bias')] : []), w('dcpart')] : [])];
+  const g = gemm(t, { rBegin: 'pBegin', rEnd: 'pEnd', loadA: 'xAt(k, ri, a)', loadB: 'dyv(k, ri, n)' });
   const body = `${g.decl}
 ${dcoef ? `var<workgroup> red: array<f32, ${T}>;` : ''}
-${IM2COL}
-fn dyv(k: u32, p: u32, co: u32, pEnd: u32) -> f32 {
-  if (p >= pEnd || co >= u.Cout) { return 0.0; }
-  let P = u.OH * u.OW;
-  return dy[((k * u.N + p / P) * u.Cout + co) * P + p % P];
+${DECODE_COL}
+${DECODE_POS}
+${X_AT}
+var<private> pEndP: u32;
+fn rowInfo(rr: u32) -> vec4<i32> { return decodeCol(rr); }
+fn decode(p: u32) -> vec4<i32> { return decodePos(p, pEndP); }
+fn dyv(k: u32, pos: vec4<i32>, co: u32) -> f32 {
+  if (pos.w == 0 || co >= u.Cout) { return 0.0; }
+  let oh = u32(pos.y + i32(u.pad)) / u.stride; let ow = u32(pos.z + i32(u.pad)) / u.stride;
+  return dy[((k * u.N + u32(pos.x)) * u.Cout + co) * u.OH * u.OW + oh * u.OW + ow];
 }
 ${dcoef ? `fn basis(b: u32, rr: u32, co: u32) -> f32 {
   if (rr >= u.R || co >= u.Cout) { return 0.0; }
   ${hasBias ? 'if (rr == u.R0) { return bias[b * u.Cout + co]; }' : ''}
   return weight[(b * u.Cout + co) * u.R0 + rr];
 }` : ''}
-${g.main} {
-  ${g.ids}
+${MAIN(t)} {
   let z = wid.z;
-  let kg = z / u.S; let s = z % u.S;
+  let kg = z / u.S; let sidx = z % u.S;
   let kBegin = kg * u.KG; let kEnd = min(u.K, kBegin + u.KG);
   let Ptot = u.N * u.OH * u.OW;
-  let pBegin = s * u.PS; let pEnd = min(Ptot, pBegin + u.PS);
+  let pBegin = sidx * u.PS; let pEnd = min(Ptot, pBegin + u.PS);
+  pEndP = pEnd;
   let m0 = wid.x * ${t.BM}u; let n0 = wid.y * ${t.BN}u;
+  ${g.setup}
   var tot: array<array<f32, ${t.TM * t.TN}>, ${nb}>;
   for (var k = kBegin; k < kEnd; k++) {
     var acc: array<f32, ${t.TM * t.TN}>;
-    for (var r0 = pBegin; r0 < pEnd; r0 += ${t.BK}u) {
-      ${g.load('select(0.0, im2col(k, rr, m), rr < pEnd)', 'dyv(k, rr, n, pEnd)')}
-    }
+    ${g.loop}
     for (var b = 0u; b < ${nb}u; b++) {
       if (u.bOff + b >= u.B) { break; }
       let c = coef[k * u.B + u.bOff + b];
@@ -320,18 +364,18 @@ export function coefReduceKernel(): KernelSpec {
 
 /** Plain C[M, N] = A[M, Kd] B[Kd, N] with the same tiling as the conv kernels: the roofline probe of bench:kernels. */
 export function matmulKernel(t: Tiles): KernelSpec {
-  const g = gemmParts(t);
   const U: KernelSpec['uniforms'] = [['M', 'u32'], ['N', 'u32'], ['Kd', 'u32']];
+  const g = gemm(t, { rBegin: '0u', rEnd: 'u.Kd', loadA: 'la(m, rr)', loadB: 'lb(rr, n)' });
   const body = `${g.decl}
+fn rowInfo(m: u32) -> vec4<i32> { return vec4<i32>(0); }
+fn decode(rr: u32) -> vec4<i32> { return vec4<i32>(0); }
 fn la(m: u32, rr: u32) -> f32 { if (m < u.M && rr < u.Kd) { return a[m * u.Kd + rr]; } return 0.0; }
 fn lb(rr: u32, n: u32) -> f32 { if (n < u.N && rr < u.Kd) { return b[rr * u.N + n]; } return 0.0; }
-${g.main} {
-  ${g.ids}
+${MAIN(t)} {
   let m0 = wid.x * ${t.BM}u; let n0 = wid.y * ${t.BN}u;
+  ${g.setup}
   var acc: array<f32, ${t.TM * t.TN}>;
-  for (var r0 = 0u; r0 < u.Kd; r0 += ${t.BK}u) {
-    ${g.load('la(m, rr)', 'lb(rr, n)')}
-  }
+  ${g.loop}
   for (var i = 0u; i < ${t.TM}u; i++) {
     let m = m0 + ty * ${t.TM}u + i;
     for (var j = 0u; j < ${t.TN}u; j++) {
