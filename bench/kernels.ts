@@ -4,6 +4,7 @@
 // on the same adapter (the roofline probe). Each kernel is validated against the CPU reference first.
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { execSync } from 'node:child_process';
 import { Gpu } from '../src/engine/device.ts';
 import { Manifold, Param } from '../src/engine/manifold.ts';
 import * as ops from '../src/engine/ops.ts';
@@ -101,13 +102,13 @@ async function main(): Promise<void> {
     prof.clear();
     x.dispose(); w.dispose(); bias.dispose(); manifold.dispose();
   }
-  const out = { adapter: gpu.adapterInfo, date: new Date().toISOString(), matmul: { n: mm, gflops: peakGflops }, copyGBs: peakGBs, rows };
-  const json = flag('json');
-  if (json) {
-    mkdirSync(dirname(json), { recursive: true });
-    writeFileSync(json, JSON.stringify(out, null, 2));
-    console.log(`\nwrote ${json}`);
-  }
+  const commit = (() => { try { return execSync('git rev-parse HEAD', { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim(); } catch { return 'unknown'; } })();
+  const out = { adapter: gpu.adapterInfo, commit, date: new Date().toISOString(), matmul: { n: mm, gflops: peakGflops }, copyGBs: peakGBs, rows };
+  const slug = gpu.adapterInfo.split(' / ').pop()!.replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40);
+  const json = flag('json') ?? `bench/results/kernels-${slug}-${out.date.slice(0, 10)}.json`;
+  mkdirSync(dirname(json), { recursive: true });
+  writeFileSync(json, JSON.stringify(out, null, 2) + '\n');
+  console.log(`\nwrote ${json}`);
   prof.detach();
   gpu.destroy();
 }
