@@ -4,6 +4,7 @@
 #  2. A WebGPU adapter: when Dawn finds none, installs Mesa's lavapipe (Vulkan on the CPU) version 25 from
 #     Debian bookworm-backports (bookworm's own 22.3 is too old for Dawn).
 #  3. Fashion-MNIST: Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist) when missing.
+#  4. A font (fonts-dejavu-core) for the text in the pictures.
 # When it cannot install (not root, no apt-get), it prints the exact commands to run and exits non-zero.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +50,16 @@ if [ ! -f "$FMNIST_DIR/train-images-idx3-ubyte.gz" ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >&2
   else
     need+=("apt-get install -y dataset-fashion-mnist")
+  fi
+fi
+
+# 4. A font for the text in the pictures (sharp renders SVG through fontconfig)
+if ! fc-list 2>/dev/null | grep -qi dejavu && [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
+  if can_apt; then
+    say "no font found: installing fonts-dejavu-core"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-dejavu-core >&2 || { apt-get update -qq >&2; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-dejavu-core >&2; }
+  else
+    need+=("apt-get install -y fonts-dejavu-core")
   fi
 fi
 
