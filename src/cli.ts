@@ -2,6 +2,10 @@
 import { Gpu } from './engine/device.ts';
 import { checkOp, opCases } from './engine/gradcheck.ts';
 import { runDemo } from './experiments/demo.ts';
+import { MPO_HELP, mpoCommand } from './experiments/mpo-cli.ts';
+import { CIFAR10, cifar10Dir } from './data/cifar10.ts';
+import { fetchArchive } from './data/download.ts';
+import { join, dirname } from 'node:path';
 
 interface Command {
   summary: string;
@@ -36,6 +40,29 @@ async function withGpu<T>(flags: Flags, fn: (gpu: Gpu) => Promise<T>): Promise<T
 }
 
 const commands: Record<string, Command> = {
+  mpo: {
+    summary: 'multi-point optimization: draw a picture into the loss landscape (--help for flags)',
+    run: async (_a, flags) => {
+      if (flags.help) { console.log(MPO_HELP); return 0; }
+      return withGpu(flags, (gpu) => mpoCommand(gpu, flags));
+    },
+  },
+  'data:cifar10': {
+    summary: 'download CIFAR-10 (binary version), verify size and MD5, unpack the batches into data/cifar-10-batches-bin',
+    run: async (_a, flags) => {
+      const dir = cifar10Dir(flags.dir ?? flags.data);
+      const archive = typeof flags.archive === 'string' ? flags.archive : join(dirname(dir), 'cifar-10-binary.tar.gz');
+      const spec = {
+        url: typeof flags.url === 'string' ? flags.url : CIFAR10.url,
+        bytes: typeof flags.bytes === 'string' ? Number(flags.bytes) : CIFAR10.bytes,
+        md5: typeof flags.md5 === 'string' ? flags.md5 : CIFAR10.md5,
+        members: [...CIFAR10.train, ...CIFAR10.test, 'batches.meta.txt'].map((f) => `${CIFAR10.folder}/${f}`),
+      };
+      const files = await fetchArchive(spec, archive, dir);
+      console.log(`CIFAR-10 ready in ${dir} (${files.length} files)`);
+      return 0;
+    },
+  },
   demo: {
     summary: 'train a small conv net on Fashion-MNIST (K=1) and a 7-point manifold of it, printing loss and accuracy',
     run: (_a, flags) => withGpu(flags, (gpu) => runDemo(gpu, flags)),

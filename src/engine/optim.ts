@@ -31,11 +31,20 @@ export function gradNorm(gpu: Gpu, params: Param[], maxNorm = 0): Tensor {
   return norm;
 }
 
-abstract class Optimizer {
+export abstract class Optimizer {
+  abstract readonly stateSize: number;
   protected t = 0;
   /** The last step's gradient norm [norm, clip scale] (before clipping); read it with lastNorm(). */
   private norm: Tensor | null = null;
   constructor(readonly gpu: Gpu, readonly params: Param[], readonly clip: ClipOptions = {}) {}
+
+  /** Number of updates applied (Adam's bias-correction step); settable when restoring a checkpoint. */
+  get steps(): number {
+    return this.t;
+  }
+  set steps(v: number) {
+    this.t = v;
+  }
 
   /** Applies one update from the accumulated gradients, then zeroes them. */
   step(): void {
@@ -52,7 +61,8 @@ abstract class Optimizer {
 
   protected abstract update(p: Param, norm: Tensor): void;
 
-  protected stateOf(p: Param, n: number): Tensor[] {
+  /** Per-parameter state tensors (momentum; Adam's m and v), allocated on first use. */
+  stateOf(p: Param, n = this.stateSize): Tensor[] {
     while (p.state.length < n) p.state.push(Tensor.zeros(this.gpu, p.basis.shape, `opt.${p.name}.${p.state.length}`));
     return p.state;
   }
@@ -71,6 +81,7 @@ export interface SgdOptions extends ClipOptions {
 }
 
 export class SGD extends Optimizer {
+  readonly stateSize = 1;
   constructor(gpu: Gpu, params: Param[], public o: SgdOptions) {
     super(gpu, params, o);
   }
@@ -96,6 +107,7 @@ export interface AdamOptions extends ClipOptions {
 }
 
 export class Adam extends Optimizer {
+  readonly stateSize = 2;
   constructor(gpu: Gpu, params: Param[], public o: AdamOptions) {
     super(gpu, params, o);
   }

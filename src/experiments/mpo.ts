@@ -1,0 +1,356 @@
+// Multi-point optimization (Skorokhodov & Burtsev 2019): train a plane of weights so that the loss over a
+// grid of cells draws a picture. Follows the reference (shared/docs/algorithms.md section 1) except where
+// noted in README.md ("MPO: where we differ from the reference").
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, appendFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execSync } from 'node:child_process';
+import type { Gpu } from '../engine/device.ts';
+import { Adam } from '../engine/optim.ts';
+import { Tensor } from '../engine/tensor.ts';
+import { rng } from '../engine/gradcheck.ts';
+import { backwardPoints, evaluatePoints } from '../models/run.ts';
+import { modelSpec, parameterCount } from '../models/zoo.ts';
+import type { Dataset } from '../data/fashion-mnist.ts';
+import { npyBytes, readSafetensors, safetensorsBytes, type NamedTensor } from '../data/formats.ts';
+import { loadMask, ternary, type Mask } from './masks.ts';
+import { Plane } from './plane.ts';
+import { accMap, compose, lossMap, maskPanel, textPanel, writePng } from '../viz/figure.ts';
+
+export interface MpoConfig {
+  experiment: string;
+  dataset: 'fashion-mnist' | 'cifar10';
+  data: string;
+  model: string;
+  bn: boolean;
+  skip: boolean;
+  mask: string;
+  grid: number;
+  steps: number;
+  batch: number;
+  lr: number;
+  /** Good and bad cells sampled per step (each at most this many). */
+  cellsPerStep: number;
+  /** c in J = mean_good CE - c * mean_bad clamp(CE, 0, tau). */
+  negCoef: number;
+  /** tau: a bad cell above it gets no gradient. */
+  clamp: number;
+  clipNorm: number;
+  seed: number;
+  /** Images per split for the grid evaluation; 0 = all. */
+  evalImages: number;
+  /** Cells of margin around the mask in the evaluated grid. */
+  pad: number;
+  /** Early stop after this many epochs when good_acc - bad_acc < 0.01 over an epoch; 0 = off. */
+  warmupEpochs: number;
+  /** Training images used (0 = all). */
+  trainImages: number;
+  checkpointEvery: number;
+  logEvery: number;
+}
+
+export interface SplitMetrics {
+  acc_diff: number;
+  loss_diff: number;
+  mean_good_acc: number;
+  mean_bad_acc: number;
+  agreement: number;
+}
+
+export interface Datasets {
+  train: Dataset;
+  test: Dataset;
+}
+
+const LN10 = Math.log(10);
+
+/** A deterministic stream for (seed, step, tag): sampling depends only on these, so resumed runs repeat it exactly. */
+const streamFor = (seed: number, step: number, tag: number) => rng((seed * 1_000_003 + step * 7919 + tag * 104_729) >>> 0);
+
+function sampleWithout(n: number, k: number, r: () => number): number[] {
+  const idx = Array.from({ length: n }, (_, i) => i);
+  for (let i = 0; i < Math.min(k, n); i++) {
+    const j = i + Math.floor(r() * (n - i));
+    [idx[i], idx[j]] = [idx[j], idx[i]];
+  }
+  return idx.slice(0, Math.min(k, n));
+}
+
+function permutation(n: number, r: () => number): Uint32Array {
+  const p = Uint32Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(r() * (i + 1));
+    [p[i], p[j]] = [p[j], p[i]];
+  }
+  return p;
+}
+
+function gather(d: Dataset, idx: ArrayLike<number>): { x: Float32Array; y: Uint32Array } {
+  const per = d.shape[0] * d.shape[1] * d.shape[2];
+  const x = new Float32Array(idx.length * per);
+  const y = new Uint32Array(idx.length);
+  for (let i = 0; i < idx.length; i++) {
+    x.set(d.images.subarray(idx[i] * per, (idx[i] + 1) * per), i * per);
+    y[i] = d.labels[idx[i]];
+  }
+  return { x, y };
+}
+
+export interface RunResult {
+  out: string;
+  metrics: { train: SplitMetrics; test: SplitMetrics; steps: number; seconds: number };
+  stoppedEarly: boolean;
+}
+
+interface Checkpoint {
+  step: number;
+  seconds: number;
+  /** good - bad accuracy of the sampled cells, summed over the current epoch's steps */
+  epochDiff: number;
+  epochSteps: number;
+  epochAccs: number[];
+  stoppedEarly: boolean;
+}
+
+const atomicWrite = (path: string, data: string | Buffer) => {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, data);
+  renameSync(tmp, path);
+};
+
+function gitCommit(): string {
+  try {
+    return execSync('git rev-parse HEAD', { stdio: ['ignore', 'pipe', 'ignore'], cwd: new URL('../..', import.meta.url).pathname }).toString().trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+export class Interrupted extends Error {}
+
+export interface MpoHooks {
+  /** Progress after each step. */
+  onStep?: (step: number, total: number, good: number, bad: number, secs: number) => void;
+  /** Polled after each step: when true, checkpoint and stop (SIGINT). */
+  shouldStop?: () => boolean;
+  log?: (msg: string) => void;
+}
+
+/** Trains (or resumes) an MPO run in `out`, evaluates it and writes every output. */
+export async function runMpo(gpu: Gpu, cfg: MpoConfig, data: Datasets, out: string, resume: boolean, hooks: MpoHooks = {}): Promise<RunResult> {
+  const log = hooks.log ?? (() => {});
+  mkdirSync(out, { recursive: true });
+  const mask = await loadMask(cfg.mask, cfg.grid, cfg.seed);
+  const tern = ternary(mask);
+  const spec = modelSpec(cfg.model, { bn: cfg.bn, skip: cfg.skip });
+  const [C, Hi, Wi] = spec.input;
+  if (data.train.shape.join() !== spec.input.join()) throw new Error(`model ${cfg.model} expects images [${spec.input}], the data has [${data.train.shape}]`);
+  const train: Dataset = cfg.trainImages > 0 && cfg.trainImages < data.train.n ? { ...data.train, n: cfg.trainImages } : data.train;
+
+  if (!resume) {
+    atomicWrite(join(out, 'config.json'), JSON.stringify({ ...cfg, adapter: gpu.adapterInfo, commit: gitCommit(), parameters: parameterCount(spec.layers), created: new Date().toISOString() }, null, 2) + '\n');
+    writeFileSync(join(out, 'log.jsonl'), '');
+  }
+  await writePng(compose([[maskPanel(mask.data, mask.H, mask.W, `target: ${mask.name} (${mask.H}x${mask.W})`), maskPanel(tern, mask.H, mask.W, 'trained cells: white +1, black -1, grey ignored')]]), join(out, 'mask.png'));
+
+  const good: number[] = [], bad: number[] = [];
+  tern.forEach((v, i) => (v > 0 ? good.push(i) : v < 0 ? bad.push(i) : 0));
+  const ch = Math.floor(mask.H / 2), cw = Math.floor(mask.W / 2);
+
+  // state: fresh or from the checkpoint
+  let plane: Plane;
+  const opt0 = { lr: cfg.lr, maxNorm: cfg.clipNorm };
+  let ck: Checkpoint = { step: 0, seconds: 0, epochDiff: 0, epochSteps: 0, epochAccs: [], stoppedEarly: false };
+  const ckDir = join(out, 'checkpoint');
+  let opt: Adam;
+  if (resume && existsSync(join(ckDir, 'state.json'))) {
+    ck = JSON.parse(readFileSync(join(ckDir, 'state.json'), 'utf8'));
+    const st = readSafetensors(join(ckDir, 'checkpoint.safetensors')).tensors;
+    const names = (tag: string) => Object.keys(st).filter((k) => k.startsWith(`${tag}/`)).sort((a, b) => Number(a.split('/')[1]) - Number(b.split('/')[1]));
+    const vals = (tag: string) => names(tag).map((k) => st[k].data);
+    plane = new Plane(gpu, spec.layers, { origin: vals('origin'), right: vals('right_param'), up: vals('up_param'), scale: st['scale'].data[0] });
+    opt = new Adam(gpu, plane.trainables(), opt0);
+    opt.steps = ck.step;
+    plane.trainables().forEach((p, i) => {
+      const [m, v] = opt.stateOf(p);
+      m.write(st[`adam_m/${i}`].data);
+      v.write(st[`adam_v/${i}`].data);
+    });
+    // drop log lines written after the checkpoint
+    const lines = readFileSync(join(out, 'log.jsonl'), 'utf8').split('\n').filter((l) => l && JSON.parse(l).step <= ck.step);
+    writeFileSync(join(out, 'log.jsonl'), lines.map((l) => l + '\n').join(''));
+    log(`resuming ${out} from step ${ck.step}`);
+  } else {
+    plane = Plane.fresh(gpu, spec.layers, cfg.seed);
+    opt = new Adam(gpu, plane.trainables(), opt0);
+  }
+
+  const saveCheckpoint = async () => {
+    const v = await plane.values();
+    const t: Record<string, NamedTensor> = {};
+    v.origin.forEach((d, i) => (t[`origin/${i}`] = { shape: [d.length], data: d }));
+    v.right.forEach((d, i) => (t[`right_param/${i}`] = { shape: [d.length], data: d }));
+    v.up.forEach((d, i) => (t[`up_param/${i}`] = { shape: [d.length], data: d }));
+    t.scale = { shape: [1], data: Float32Array.of(v.scale) };
+    const ps = plane.trainables();
+    for (let i = 0; i < ps.length; i++) {
+      const [m, vv] = opt.stateOf(ps[i]);
+      t[`adam_m/${i}`] = { shape: [m.size], data: await m.read() };
+      t[`adam_v/${i}`] = { shape: [vv.size], data: await vv.read() };
+    }
+    mkdirSync(ckDir, { recursive: true });
+    atomicWrite(join(ckDir, 'checkpoint.safetensors'), safetensorsBytes(t, { step: String(ck.step) }));
+    atomicWrite(join(ckDir, 'state.json'), JSON.stringify(ck) + '\n');
+  };
+
+  const itersPerEpoch = Math.ceil(train.n / cfg.batch);
+  let perm: Uint32Array | null = null, permEpoch = -1;
+  const t0 = performance.now() - ck.seconds * 1000;
+  const stepsBefore = ck.step;
+  try {
+    while (ck.step < cfg.steps && !ck.stoppedEarly) {
+      const step = ck.step; // 0-based index of the step being taken
+      const epoch = Math.floor(step / itersPerEpoch), bi = step % itersPerEpoch;
+      if (epoch !== permEpoch) { perm = permutation(train.n, streamFor(cfg.seed, epoch, 1)); permEpoch = epoch; }
+      const idx = perm!.subarray(bi * cfg.batch, Math.min(train.n, (bi + 1) * cfg.batch));
+      const { x, y } = gather(train, idx);
+      const cr = streamFor(cfg.seed, step, 2);
+      const gs = sampleWithout(good.length, cfg.cellsPerStep, cr).map((i) => good[i]);
+      const bs = sampleWithout(bad.length, cfg.cellsPerStep, cr).map((i) => bad[i]);
+      const cells = [...gs, ...bs];
+      const K = cells.length;
+      const s = (await plane.scale.basis.read())[0];
+      const coefs = new Float32Array(K * 3);
+      cells.forEach((c, k) => {
+        const i = Math.floor(c / mask.W), j = c % mask.W;
+        coefs.set([1, s * (j - cw), s * (i - ch)], k * 3);
+      });
+      const weights = cells.map((_, k) => (k < gs.length ? 1 / gs.length : -cfg.negCoef / bs.length));
+      const clampAbove = cells.map((_, k) => (k < gs.length ? Infinity : cfg.clamp));
+      await plane.updateBasis();
+      const xt = Tensor.fromArray(gpu, [idx.length, C, Hi, Wi], x, 'batch.x');
+      const yt = Tensor.fromArray(gpu, [idx.length], y, 'batch.y', 'u32');
+      const res = await backwardPoints(gpu, plane.model, coefs, weights, xt, yt, { clampAbove, coefGrad: true });
+      xt.dispose(); yt.dispose();
+      const mean = (a: ArrayLike<number>, from: number, to: number) => { let t = 0; for (let i = from; i < to; i++) t += a[i]; return to > from ? t / (to - from) : 0; };
+      const gl = mean(res.loss, 0, gs.length), bl = mean(res.loss, gs.length, K);
+      if (!Number.isFinite(gl) || !Number.isFinite(bl)) {
+        throw new Error(`training diverged at step ${step + 1}: good-cell loss ${gl}, bad-cell loss ${bl} (try a lower --lr than ${cfg.lr})`);
+      }
+      // dL/dscale from the coefficient gradient
+      let ds = 0;
+      cells.forEach((c, k) => {
+        const i = Math.floor(c / mask.W), j = c % mask.W;
+        ds += res.dcoef![k * 3 + 1] * (j - cw) + res.dcoef![k * 3 + 2] * (i - ch);
+      });
+      await plane.backward();
+      plane.scale.ensureGrad().write([ds]);
+      opt.step();
+      ck.step = step + 1;
+      const ga = mean(res.acc, 0, gs.length), ba = mean(res.acc, gs.length, K);
+      ck.epochDiff += ga - ba; ck.epochSteps++;
+      const secs = (performance.now() - t0) / 1000;
+      ck.seconds = secs;
+      if (ck.step % cfg.logEvery === 0 || ck.step === cfg.steps) {
+        const norm = await opt.lastNorm();
+        appendFileSync(join(out, 'log.jsonl'), JSON.stringify({ step: ck.step, good_loss: gl, bad_loss: bl, good_acc: ga, bad_acc: ba, scale: s, grad_norm: norm, seconds: +secs.toFixed(3) }) + '\n');
+      }
+      hooks.onStep?.(ck.step, cfg.steps, gl, bl, secs);
+      if (bi === itersPerEpoch - 1) {
+        const diff = ck.epochDiff / ck.epochSteps;
+        ck.epochAccs.push(diff);
+        if (cfg.warmupEpochs > 0 && epoch + 1 >= cfg.warmupEpochs && diff < 0.01) {
+          ck.stoppedEarly = true;
+          log(`early stop after epoch ${epoch + 1}: good - bad accuracy ${diff.toFixed(4)} < 0.01`);
+        }
+        ck.epochDiff = 0; ck.epochSteps = 0;
+      }
+      if (ck.step % cfg.checkpointEvery === 0 || ck.step === cfg.steps || ck.stoppedEarly) await saveCheckpoint();
+      if (hooks.shouldStop?.() && ck.step < cfg.steps) {
+        await saveCheckpoint();
+        throw new Interrupted(`interrupted at step ${ck.step} of ${cfg.steps}; checkpoint saved in ${ckDir}`);
+      }
+    }
+    if (ck.step === stepsBefore && stepsBefore > 0) log(`training already complete (${ck.step} steps)`);
+
+    // evaluation over the padded grid
+    log('evaluating the grid ...');
+    const metrics = { train: {} as SplitMetrics, test: {} as SplitMetrics, steps: ck.step, seconds: 0 };
+    const effective = await plane.effective();
+    const scale = (await plane.scale.basis.read())[0];
+    const GH = mask.H + 2 * cfg.pad, GW = mask.W + 2 * cfg.pad;
+    const coefs = new Float32Array(GH * GW * 3);
+    for (let gi = 0; gi < GH; gi++) for (let gj = 0; gj < GW; gj++) coefs.set([1, scale * (gj - cfg.pad - cw), scale * (gi - cfg.pad - ch)], (gi * GW + gj) * 3);
+    const panels: Record<string, { loss: Float32Array; acc: Float32Array }> = {};
+    for (const split of ['train', 'test'] as const) {
+      const d = split === 'train' ? train : data.test;
+      const n = cfg.evalImages > 0 ? Math.min(cfg.evalImages, d.n) : d.n;
+      const pick = Array.from(permutation(d.n, streamFor(cfg.seed, 0, split === 'train' ? 3 : 4)).subarray(0, n));
+      const { loss, acc } = await evaluateGrid(gpu, plane, coefs, d, pick);
+      panels[split] = { loss, acc };
+      metrics[split] = scoreGrid(loss, acc, mask, tern, cfg.pad);
+      const grid = new Float32Array(GH * GW * 2);
+      for (let k = 0; k < GH * GW; k++) { grid[2 * k] = loss[k]; grid[2 * k + 1] = acc[k]; }
+      atomicWrite(join(out, `grid_${split}.npy`), npyBytes(grid, [GH, GW, 2]));
+      const outline = { data: mask.data, H: mask.H, W: mask.W, pad: cfg.pad };
+      await writePng(lossMap(loss, GH, GW, `${split} loss (cross-entropy, log scale)`, outline), join(out, `loss_${split}.png`));
+      await writePng(accMap(acc, GH, GW, `${split} accuracy`, outline), join(out, `acc_${split}.png`));
+    }
+    metrics.seconds = +((performance.now() - t0) / 1000).toFixed(2);
+    // the plane
+    const st: Record<string, NamedTensor> = {};
+    effective.names.forEach((nm, i) => {
+      st[`origin/${nm}`] = { shape: effective.shapes[i], data: effective.origin[i] };
+      st[`right/${nm}`] = { shape: effective.shapes[i], data: effective.right[i] };
+      st[`up/${nm}`] = { shape: effective.shapes[i], data: effective.up[i] };
+    });
+    st.scale = { shape: [1], data: Float32Array.of(scale) };
+    atomicWrite(join(out, 'plane.safetensors'), safetensorsBytes(st, { model: cfg.model, bn: String(cfg.bn), mask: cfg.mask, grid: `${mask.H}x${mask.W}`, cell: 'origin + scale * ((j - W//2) * right + (i - H//2) * up)' }));
+    const fmt = (m: SplitMetrics) => `acc_diff ${m.acc_diff.toFixed(3)}  agreement ${m.agreement.toFixed(3)}`;
+    const outline = { data: mask.data, H: mask.H, W: mask.W, pad: cfg.pad };
+    await writePng(compose([
+      [maskPanel(mask.data, mask.H, mask.W, 'target'), lossMap(panels.test.loss, GH, GW, 'test loss (log scale)', outline), accMap(panels.test.acc, GH, GW, 'test accuracy', outline)],
+      [textPanel([`${cfg.experiment}: ${cfg.model}${cfg.bn ? ' + BN' : ''}`, `mask ${mask.name}, ${ck.step} steps`, `test:  ${fmt(metrics.test)}`, `train: ${fmt(metrics.train)}`, `${gpu.adapterInfo.split(' / ').pop()}`], 380), lossMap(panels.train.loss, GH, GW, 'train loss (log scale)', outline), accMap(panels.train.acc, GH, GW, 'train accuracy', outline)],
+    ], `loss-atlas MPO: ${mask.name} drawn into the loss landscape`), join(out, 'summary.png'));
+    // written last: its presence marks the run complete
+    atomicWrite(join(out, 'metrics.json'), JSON.stringify(metrics, null, 2) + '\n');
+    return { out, metrics, stoppedEarly: ck.stoppedEarly };
+  } finally {
+    opt.dispose();
+    plane.dispose();
+  }
+}
+
+/** Mean CE and accuracy of every grid cell over the picked images, in image chunks, each chunk one batched pass per block of cells. */
+export async function evaluateGrid(gpu: Gpu, plane: Plane, coefs: Float32Array, d: Dataset, pick: number[], chunk = 500): Promise<{ loss: Float32Array; acc: Float32Array }> {
+  await plane.updateBasis();
+  const K = coefs.length / 3;
+  const loss = new Float32Array(K), acc = new Float32Array(K);
+  for (let i0 = 0; i0 < pick.length; i0 += chunk) {
+    const idx = pick.slice(i0, i0 + chunk);
+    const { x, y } = gather(d, idx);
+    const xt = Tensor.fromArray(gpu, [idx.length, ...d.shape], x, 'eval.x');
+    const yt = Tensor.fromArray(gpu, [idx.length], y, 'eval.y', 'u32');
+    const r = await evaluatePoints(gpu, plane.model, coefs, xt, yt);
+    xt.dispose(); yt.dispose();
+    for (let k = 0; k < K; k++) {
+      loss[k] += (r.loss[k] * idx.length) / pick.length;
+      acc[k] += (r.acc[k] * idx.length) / pick.length;
+    }
+  }
+  return { loss, acc };
+}
+
+/** The reference's fit metrics over the ternary mask's +1 and -1 cells, plus agreement over all mask cells. */
+export function scoreGrid(loss: ArrayLike<number>, acc: ArrayLike<number>, mask: Mask, tern: Int8Array, pad: number): SplitMetrics {
+  const GW = mask.W + 2 * pad;
+  let ga = 0, ba = 0, gl = 0, bl = 0, ng = 0, nb = 0, agree = 0;
+  for (let i = 0; i < mask.H; i++)
+    for (let j = 0; j < mask.W; j++) {
+      const c = i * mask.W + j, g = (i + pad) * GW + (j + pad);
+      if (tern[c] > 0) { ga += acc[g]; gl += loss[g]; ng++; }
+      if (tern[c] < 0) { ba += acc[g]; bl += loss[g]; nb++; }
+      if ((loss[g] < LN10) === (mask.data[c] === 1)) agree++;
+    }
+  const mg = ga / ng, mb = ba / nb;
+  return { acc_diff: mg - mb, loss_diff: bl / nb - gl / ng, mean_good_acc: mg, mean_bad_acc: mb, agreement: agree / (mask.H * mask.W) };
+}
