@@ -22,6 +22,13 @@ export class Manifold {
     this.coef.write(values);
   }
 
+  private _eye: Tensor | null = null;
+  /** The B x B identity: coefficients of B "points" that are the basis vectors themselves. */
+  eye(): Tensor {
+    if (!this._eye) this._eye = Tensor.fromArray(this.gpu, [this.B, this.B], Array.from({ length: this.B * this.B }, (_, i) => (i % (this.B + 1) === 0 ? 1 : 0)), 'manifold.eye');
+    return this._eye;
+  }
+
   ensureCoefGrad(): Tensor {
     if (!this.dcoef) this.dcoef = Tensor.zeros(this.gpu, [this.K, this.B], 'manifold.dcoef');
     return this.dcoef;
@@ -29,6 +36,8 @@ export class Manifold {
 
   dispose(): void {
     this.coef.dispose();
+    this._eye?.dispose();
+    this._eye = null;
     this.dcoef?.dispose();
     this.dcoef = null;
   }

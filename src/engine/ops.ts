@@ -97,26 +97,11 @@ interface ConvShape {
 }
 
 function convCore(ctx: Ctx, op: string, x: AnyTensor, weight: Param, bias: Param | null, s: ConvShape, yShape: number[]): Tensor {
+  if (s.shared && s.K > ctx.manifold.B) return convSharedInput(ctx, op, x, weight, bias, s, yShape);
   const { gpu, manifold } = ctx;
-  const B = manifold.B;
-  const R0 = s.Cin * s.KH * s.KW;
-  const R = R0 + (bias ? 1 : 0);
-  const what = `${op}: x ${shapeStr(x.shape)}, w ${shapeStr(weight.shape)}, K=${s.K}, B=${B}, stride ${s.stride}, pad ${s.pad}`;
-  const U = {
-    K: s.K, N: s.N, Cin: s.Cin, H: s.H, W: s.W, Cout: s.Cout, OH: s.OH, OW: s.OW, KH: s.KH, KW: s.KW,
-    stride: s.stride, pad: s.pad, B, xKStride: s.shared ? 0 : s.N * s.Cin * s.H * s.W, R0, R,
-  };
+  const { U, what } = convUniforms(ctx, op, x, weight, bias, s);
   const y = out(ctx, yShape, op);
-  const tf = conv.chooseTiles(s.Cout, s.N * s.OH * s.OW);
-  const M = s.N * s.OH * s.OW;
-  gpu.dispatch({
-    kernel: spec(conv.convForwardKernel, tf, !!bias, s.relu ? 'relu' : 'none'),
-    buffers: { x: x.buffer, weight: weight.basis.buffer, ...(bias ? { bias: bias.basis.buffer } : {}), coef: manifold.coef.buffer, y: y.buffer },
-    uniforms: U,
-    groups: [Math.ceil(M / tf.BM), Math.ceil(s.Cout / tf.BN), s.K],
-    what,
-    flops: 2 * s.K * M * s.Cout * R,
-  });
+  convForwardDispatch(gpu, x, weight, bias, manifold.coef, y, s, U, what);
   const tape = ctx.tape;
   if (!tape) return y;
   tape.record(op, () => {
@@ -138,13 +123,76 @@ function convCore(ctx: Ctx, op: string, x: AnyTensor, weight: Param, bias: Param
       });
       tape.addGrad(x, dx);
     }
-    convWeightGrad(ctx, what, x, dy, weight, bias, s, U);
+    convWeightGrad(ctx, what, x, dy, weight, bias, s, U, manifold.coef, tape.coefGrad);
     if (s.relu) dy.dispose();
   });
   return y;
 }
 
-function convWeightGrad(ctx: Ctx, what: string, x: AnyTensor, dy: Tensor, weight: Param, bias: Param | null, s: ConvShape, U: Record<string, number>): void {
+function convUniforms(ctx: Ctx, op: string, x: AnyTensor, weight: Param, bias: Param | null, s: ConvShape) {
+  const B = ctx.manifold.B;
+  const R0 = s.Cin * s.KH * s.KW;
+  const R = R0 + (bias ? 1 : 0);
+  const what = `${op}: x ${shapeStr(x.shape)}, w ${shapeStr(weight.shape)}, K=${s.K}, B=${B}, stride ${s.stride}, pad ${s.pad}`;
+  const U: Record<string, number> = {
+    K: s.K, N: s.N, Cin: s.Cin, H: s.H, W: s.W, Cout: s.Cout, OH: s.OH, OW: s.OW, KH: s.KH, KW: s.KW,
+    stride: s.stride, pad: s.pad, B, xKStride: s.shared ? 0 : s.N * s.Cin * s.H * s.W, R0, R,
+  };
+  return { U, what };
+}
+
+function convForwardDispatch(gpu: Gpu, x: AnyTensor, weight: Param, bias: Param | null, coef: Tensor, y: Tensor, s: ConvShape, U: Record<string, number>, what: string): void {
+  const tf = conv.chooseTiles(s.Cout, s.N * s.OH * s.OW);
+  const M = s.N * s.OH * s.OW;
+  gpu.dispatch({
+    kernel: spec(conv.convForwardKernel, tf, !!bias, s.relu ? 'relu' : 'none'),
+    buffers: { x: x.buffer, weight: weight.basis.buffer, ...(bias ? { bias: bias.basis.buffer } : {}), coef: coef.buffer, y: y.buffer },
+    uniforms: U,
+    groups: [Math.ceil(M / tf.BM), Math.ceil(s.Cout / tf.BN), U.K],
+    what,
+    flops: 2 * U.K * M * s.Cout * U.R,
+  });
+}
+
+/**
+ * A layer whose input is the shared batch, with more points than basis tensors (K > B): the layer is linear in
+ * the weights, so y_k = sum_b C[k,b] Z_b with Z_b = conv(x, P_b) + bias_b: B convolutions instead of K. Backward:
+ * dP_b = conv_wgrad(x, sum_k C[k,b] dy_k), and dC[k,b] = <dy_k, Z_b>.
+ */
+function convSharedInput(ctx: Ctx, op: string, x: AnyTensor, weight: Param, bias: Param | null, s: ConvShape, yShape: number[]): Tensor {
+  const { gpu, manifold } = ctx;
+  const { K, B } = manifold;
+  const sb: ConvShape = { ...s, K: B, relu: false };
+  const { U, what } = convUniforms(ctx, op, x, weight, bias, sb);
+  const S = s.N * s.Cout * s.OH * s.OW;
+  const z = new Tensor(gpu, [B, ...yShape.slice(1)], `${op}.basis_out`);
+  convForwardDispatch(gpu, x, weight, bias, manifold.eye(), z, sb, U, `${what} (per basis)`);
+  const y = out(ctx, yShape, op);
+  gpu.dispatch({ kernel: spec(misc.combineKernel, s.relu), buffers: { coef: manifold.coef.buffer, z: z.buffer, y: y.buffer }, uniforms: { K, B, S }, groups: groups1d(K * S), what: `${op}: combine ${B} basis outputs into K=${K} points` });
+  const tape = ctx.tape;
+  if (!tape) {
+    z.dispose();
+    return y;
+  }
+  tape.own(z);
+  tape.record(op, () => {
+    let dy = tape.gradOf(y);
+    if (!dy) return;
+    if (s.relu) dy = reluMask(ctx, dy, y);
+    const dyB = new Tensor(gpu, z.shape, `${op}.basis_dy`);
+    foldBasis(ctx, dy, dyB, { S, accumulate: 0, gOff: 0, gStride: S }, `${op}: fold dy over K=${K} points`);
+    convWeightGrad(ctx, what, x, dyB, weight, bias, sb, U, manifold.eye(), false);
+    if (tape.coefGrad) {
+      foldCoef(ctx, z, dy, { S, gOff: 0, gStride: S }, `${op}: coefficient gradient`);
+    }
+    dyB.dispose();
+    if (s.relu) dy.dispose();
+  });
+  return y;
+}
+
+/** Basis gradients of a conv over s.K points with coefficients `coef` [s.K, B] (accumulated into weight.grad / bias.grad). */
+function convWeightGrad(ctx: Ctx, what: string, x: AnyTensor, dy: Tensor, weight: Param, bias: Param | null, s: ConvShape, U: Record<string, number>, coef: Tensor, dcoef: boolean): void {
   const { gpu, manifold } = ctx;
   const B = manifold.B;
   const R = U.R;
@@ -168,7 +216,6 @@ function convWeightGrad(ctx: Ctx, what: string, x: AnyTensor, dy: Tensor, weight
   S = Math.ceil(P / PS);
   const Z = Math.ceil(s.K / KG) * S;
   const part = new Tensor(gpu, [Z, B, s.Cout, R], 'conv.wgrad.part');
-  const dcoef = ctx.tape!.coefGrad;
   const G = Z * tilesM * tilesN;
   const dcpart = dcoef ? new Tensor(gpu, [G, s.K, B], 'conv.dcoef.part') : null;
   if (dcpart) gpu.commandEncoder().clearBuffer(dcpart.buffer, 0, dcpart.size * 4);
@@ -177,7 +224,7 @@ function convWeightGrad(ctx: Ctx, what: string, x: AnyTensor, dy: Tensor, weight
     gpu.dispatch({
       kernel: spec(conv.convWeightGradKernel, tw, nb, !!bias, dcoef),
       buffers: {
-        x: x.buffer, dy: dy.buffer, coef: manifold.coef.buffer, part: part.buffer,
+        x: x.buffer, dy: dy.buffer, coef: coef.buffer, part: part.buffer,
         ...(dcpart ? { weight: weight.basis.buffer, dcpart: dcpart.buffer, ...(bias ? { bias: bias.basis.buffer } : {}) } : {}),
       },
       uniforms: { ...U, KG, S, PS, bOff, tilesM, tilesN },
@@ -333,7 +380,10 @@ function poolOp(ctx: Ctx, x: AnyTensor, kind: 'max' | 'avg', u: { OH: number; OW
     const dy = tape.gradOf(y);
     if (!dy) return;
     const dx = new Tensor(gpu, x.shape, `d${op}`);
-    if (kind === 'max') gpu.dispatch({ kernel: spec(pool.maxPoolBackwardKernel), buffers: { dy: dy.buffer, argmax: argmax!.buffer, dx: dx.buffer }, uniforms: U, groups: groups1d(dx.size), what: `${what} (backward)` });
+    if (kind === 'max' && !u.adaptive && u.stride >= u.KH && u.stride >= u.KW) {
+      gpu.commandEncoder().clearBuffer(dx.buffer, 0, dx.size * 4);
+      gpu.dispatch({ kernel: spec(pool.maxPoolScatterKernel), buffers: { dy: dy.buffer, argmax: argmax!.buffer, dx: dx.buffer }, uniforms: U, groups: groups1d(dy.size), what: `${what} (backward, non-overlapping windows)` });
+    } else if (kind === 'max') gpu.dispatch({ kernel: spec(pool.maxPoolBackwardKernel), buffers: { dy: dy.buffer, argmax: argmax!.buffer, dx: dx.buffer }, uniforms: U, groups: groups1d(dx.size), what: `${what} (backward)` });
     else gpu.dispatch({ kernel: spec(pool.avgPoolBackwardKernel), buffers: { dy: dy.buffer, dx: dx.buffer }, uniforms: U, groups: groups1d(dx.size), what: `${what} (backward)` });
     tape.addGrad(x, dx);
   });
@@ -407,18 +457,30 @@ export function batchNorm2d(ctx: Ctx, x: AnyTensor, gamma: Param, beta: Param, o
   return y;
 }
 
+/** dp[b, s] (+)= sum_k C[k,b] g[k, gOff + s] (g rows of length gStride), in passes of FOLD_NB basis tensors. */
+function foldBasis(ctx: Ctx, g: Tensor, dp: Tensor, u: { S: number; accumulate: number; gOff: number; gStride: number }, what: string): void {
+  const { K, B, coef } = ctx.manifold;
+  for (let bOff = 0; bOff < B; bOff += misc.FOLD_NB) {
+    ctx.gpu.dispatch({ kernel: spec(misc.foldBasisKernel), buffers: { coef: coef.buffer, g: g.buffer, dp: dp.buffer }, uniforms: { K, B, ...u, bOff }, groups: groups1d(u.S), what });
+  }
+}
+
+/** dcoef[k, b] += sum_s p[b, s] g[k, gOff + s], in passes of FOLD_NB basis tensors. */
+function foldCoef(ctx: Ctx, p: Tensor, g: Tensor, u: { S: number; gOff: number; gStride: number }, what: string): void {
+  const { K, B } = ctx.manifold;
+  const dcoef = ctx.manifold.ensureCoefGrad();
+  for (let bOff = 0; bOff < B; bOff += misc.FOLD_NB) {
+    ctx.gpu.dispatch({ kernel: spec(misc.foldCoefKernel), buffers: { p: p.buffer, g: g.buffer, dcoef: dcoef.buffer }, uniforms: { K, B, ...u, bOff }, groups: [K], what });
+  }
+}
+
 /** Per-point gradients g [K, sum of param sizes] (params side by side) -> basis gradients and dcoef. */
 function foldPointGrads(ctx: Ctx, g: Tensor, params: Param[], what: string): void {
-  const { gpu, manifold } = ctx;
-  const { K, B } = manifold;
   const stride = params.reduce((a, p) => a + p.size, 0);
   let off = 0;
   for (const p of params) {
-    const dp = p.ensureGrad();
-    gpu.dispatch({ kernel: spec(misc.foldBasisKernel), buffers: { coef: manifold.coef.buffer, g: g.buffer, dp: dp.buffer }, uniforms: { K, B, S: p.size, accumulate: 1, gOff: off, gStride: stride }, groups: groups1d(B * p.size), what: `${what} (${p.name} basis gradient)` });
-    if (ctx.tape?.coefGrad) {
-      gpu.dispatch({ kernel: spec(misc.foldCoefKernel), buffers: { p: p.basis.buffer, g: g.buffer, dcoef: manifold.ensureCoefGrad().buffer }, uniforms: { K, B, S: p.size, gOff: off, gStride: stride }, groups: [K, B], what: `${what} (${p.name} coefficient gradient)` });
-    }
+    foldBasis(ctx, g, p.ensureGrad(), { S: p.size, accumulate: 1, gOff: off, gStride: stride }, `${what} (${p.name} basis gradient)`);
+    if (ctx.tape?.coefGrad) foldCoef(ctx, p.basis, g, { S: p.size, gOff: off, gStride: stride }, `${what} (${p.name} coefficient gradient)`);
     off += p.size;
   }
 }

@@ -26,7 +26,7 @@ const pow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
 const clampI = (v: number, lo: number, hi: number) => Math.max(lo, Math.min(hi, v));
 
 /**
- * Tile shape for a GEMM of `rows` x `cols`: 4 x 4 outputs per thread where the tile allows, columns
+ * Tile shape for a GEMM of `rows` x `cols`: up to 4 x 4 outputs per thread, columns
  * rounded up to a power of two in [8, 64], rows filling up to 256 threads (fewer when rows are few),
  * BK chosen so both staged slices fit in 16 KiB of workgroup memory.
  */
@@ -34,7 +34,7 @@ export function chooseTiles(cols: number, rows = 1 << 20): Tiles {
   const BN = clampI(pow2(cols), 8, 64);
   const TN = Math.min(4, BN / 2);
   const TX = BN / TN;
-  const TM = 4;
+  const TM = rows <= 16 ? 1 : rows <= 48 ? 2 : 4; // few rows (a weight gradient of a thin layer): smaller tiles
   const TY = clampI(pow2(Math.ceil(rows / TM)), Math.max(1, 32 / TX), 256 / TX);
   const BM = TY * TM;
   const BK = (16 * (BM + BN) * 4 <= 16384) ? 16 : 8;

@@ -92,42 +92,56 @@ ${BN_AFFINE}
   return kernel('batchnorm2d.bwd', '', BN_UNIFORMS, [r('dy'), r('x'), r('stats'), r('coef'), r('gamma'), r('beta'), w('dx'), w('pg')], body, 256);
 }
 
+/** Basis tensors handled per pass by the fold kernels (more are done in several passes with bOff). */
+export const FOLD_NB = 4;
+
 /**
- * Folds per-point parameter gradients g [K, S] into basis gradients: dP[b, s] (+)= sum_k coef[k,b] g[k,s].
- * Basis P is [B, S] (several parameter tensors may be laid side by side in S by the caller).
+ * Folds per-point gradients g [K, S] into basis gradients: dp[b, s] (+)= sum_k coef[k,b] g[k,s], for
+ * b in [bOff, bOff + 4): each thread reads its g[., s] column once for all of them.
  */
 export function foldBasisKernel(): KernelSpec {
-  const U: KernelSpec['uniforms'] = [['K', 'u32'], ['B', 'u32'], ['S', 'u32'], ['accumulate', 'u32'], ['gOff', 'u32'], ['gStride', 'u32']];
+  const U: KernelSpec['uniforms'] = [['K', 'u32'], ['B', 'u32'], ['S', 'u32'], ['accumulate', 'u32'], ['gOff', 'u32'], ['gStride', 'u32'], ['bOff', 'u32']];
   const body = `
 ${MAIN_1D(256)} {
   ${FOLDED_ID}
-  let idx = wg_lin * 256u + lid;
-  if (idx >= u.B * u.S) { return; }
-  let b = idx / u.S; let s = idx % u.S;
-  var acc = 0.0;
-  for (var k = 0u; k < u.K; k++) { acc = fma(coef[k * u.B + b], g[k * u.gStride + u.gOff + s], acc); }
-  if (u.accumulate != 0u) { acc += dp[idx]; }
-  dp[idx] = acc;
+  let s = wg_lin * 256u + lid;
+  if (s >= u.S) { return; }
+  let nb = min(${FOLD_NB}u, u.B - u.bOff);
+  var acc: array<f32, ${FOLD_NB}>;
+  for (var k = 0u; k < u.K; k++) {
+    let gv = g[k * u.gStride + u.gOff + s];
+    for (var j = 0u; j < nb; j++) { acc[j] = fma(coef[k * u.B + u.bOff + j], gv, acc[j]); }
+  }
+  for (var j = 0u; j < nb; j++) {
+    let o = (u.bOff + j) * u.S + s;
+    var v = acc[j];
+    if (u.accumulate != 0u) { v += dp[o]; }
+    dp[o] = v;
+  }
 }`;
   return kernel('fold.basis', '', U, [r('coef'), r('g'), w('dp')], body, 256);
 }
 
-/** dcoef[k, b] += sum_s P[b, s] * g[k, s]. One workgroup per (k, b). */
+/** dcoef[k, b] += sum_s p[b, s] * g[k, s] for b in [bOff, bOff + 4): one workgroup per point k reads g[k] once. */
 export function foldCoefKernel(): KernelSpec {
-  const U: KernelSpec['uniforms'] = [['K', 'u32'], ['B', 'u32'], ['S', 'u32'], ['gOff', 'u32'], ['gStride', 'u32']];
+  const U: KernelSpec['uniforms'] = [['K', 'u32'], ['B', 'u32'], ['S', 'u32'], ['gOff', 'u32'], ['gStride', 'u32'], ['bOff', 'u32']];
   const body = `
-var<workgroup> red: array<f32, 64>;
+var<workgroup> red: array<vec4<f32>, 64>;
 @compute @workgroup_size(64) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let k = wid.x; let b = wid.y;
-  var s = 0.0;
-  for (var i = lid; i < u.S; i += 64u) { s = fma(p[b * u.S + i], g[k * u.gStride + u.gOff + i], s); }
-  red[lid] = s;
+  let k = wid.x;
+  let nb = min(${FOLD_NB}u, u.B - u.bOff);
+  var acc = vec4<f32>(0.0);
+  for (var i = lid; i < u.S; i += 64u) {
+    let gv = g[k * u.gStride + u.gOff + i];
+    for (var j = 0u; j < nb; j++) { acc[j] = fma(p[(u.bOff + j) * u.S + i], gv, acc[j]); }
+  }
+  red[lid] = acc;
   workgroupBarrier();
   for (var st = 32u; st > 0u; st >>= 1u) {
     if (lid < st) { red[lid] += red[lid + st]; }
     workgroupBarrier();
   }
-  if (lid == 0u) { dcoef[k * u.B + b] += red[0]; }
+  if (lid == 0u) { for (var j = 0u; j < nb; j++) { dcoef[k * u.B + u.bOff + j] += red[0][j]; } }
 }`;
   return kernel('fold.coef', '', U, [r('p'), r('g'), w('dcoef')], body, 64);
 }
@@ -305,4 +319,20 @@ export function adamKernel(): KernelSpec {
   p[i] = p0 - u.lr * (mm / u.c1) / (sqrt(vv / u.c2) + u.eps);
 }`;
   return kernel('optim.adam', '', U, [w('p'), r('g_'), w('m'), w('v'), r('norm')], body, 256);
+}
+
+/** y[k, s] = act(sum_b coef[k, b] * z[b, s]): point outputs from per-basis outputs (a layer whose input is shared). */
+export function combineKernel(relu: boolean): KernelSpec {
+  const U: KernelSpec['uniforms'] = [['K', 'u32'], ['B', 'u32'], ['S', 'u32']];
+  const body = `
+${MAIN_1D(256)} {
+  ${FOLDED_ID}
+  let idx = wg_lin * 256u + lid;
+  if (idx >= u.K * u.S) { return; }
+  let k = idx / u.S; let s = idx % u.S;
+  var v = 0.0;
+  for (var b = 0u; b < u.B; b++) { v = fma(coef[k * u.B + b], z[b * u.S + s], v); }
+  y[idx] = ${relu ? 'max(v, 0.0)' : 'v'};
+}`;
+  return kernel('manifold.combine', relu ? 'relu' : '', U, [r('coef'), r('z'), w('y')], body, 256);
 }

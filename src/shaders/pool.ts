@@ -118,3 +118,16 @@ ${MAIN_1D(256)} {
 }`;
   return kernel('avgpool2d.bwd', '', POOL_UNIFORMS, [r('dy'), w('dx')], body, 256);
 }
+
+/** Max-pool backward when windows do not overlap (stride >= kernel): each output sends dy to its argmax; dx is cleared first. */
+export function maxPoolScatterKernel(): KernelSpec {
+  const body = `
+${MAIN_1D(256)} {
+  ${FOLDED_ID}
+  let idx = wg_lin * 256u + lid;
+  if (idx >= u.planes * u.OH * u.OW) { return; }
+  let pl = idx / (u.OH * u.OW);
+  dx[pl * u.H * u.W + argmax[idx]] = dy[idx];
+}`;
+  return kernel('maxpool2d.bwd_scatter', '', POOL_UNIFORMS, [r('dy'), r('argmax'), w('dx')], body, 256, { argmax: 'u32' });
+}
