@@ -151,7 +151,8 @@ export class Gpu {
     const u32 = new Uint32Array(data), f32 = new Float32Array(data), i32 = new Int32Array(data);
     k.uniforms.forEach(([name, type], i) => {
       const v = values[name];
-      if (v === undefined || Number.isNaN(v)) throw new GpuError(`kernel ${k.name}: uniform ${name} missing`);
+      if (v === undefined) throw new GpuError(`kernel ${k.name}: uniform ${name} missing`);
+      if (Number.isNaN(v)) throw new GpuError(`kernel ${k.name}: uniform ${name} is NaN`);
       if (type === 'f32') f32[i] = v;
       else if (type === 'i32') i32[i] = v;
       else {

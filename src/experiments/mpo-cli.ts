@@ -40,6 +40,7 @@ grid_{train,test}.npy ([rows, cols, 2] = mean CE, accuracy), plane.safetensors a
                          random:P[:SEED] (30x30 random squares) or grid:N ((2N+1)^2 square grid)
   --grid N               icon / image grid size (cells per side)
   --model NAME           ${MODEL_NAMES.join(', ')}
+  --dataset NAME         fashion-mnist or cifar10 (default: the model's; tiny and small take either)
   --bn / --skip          batch norm in every conv block / residual blocks (squares model)
   --steps N              training steps          --batch N        images per step
   --lr X                 Adam learning rate      --cells-per-step N   good and bad cells sampled per step (each)
@@ -64,7 +65,7 @@ function numFlag(flags: Flags, name: string, o: { int?: boolean; min?: number; m
   return n;
 }
 
-const KNOWN = new Set(['preset', 'quick', 'mask', 'grid', 'model', 'bn', 'skip', 'steps', 'batch', 'lr', 'cells-per-step', 'clamp', 'clip', 'seed', 'eval-images', 'pad', 'train-images', 'warmup-epochs', 'data', 'out', 'resume', 'verbose', 'neg-coef', 'checkpoint-every', 'log-every', 'help']);
+const KNOWN = new Set(['dataset', 'preset', 'quick', 'mask', 'grid', 'model', 'bn', 'skip', 'steps', 'batch', 'lr', 'cells-per-step', 'clamp', 'clip', 'seed', 'eval-images', 'pad', 'train-images', 'warmup-epochs', 'data', 'out', 'resume', 'verbose', 'neg-coef', 'checkpoint-every', 'log-every', 'help']);
 
 export function mpoConfig(flags: Flags, defaultPreset = 'fashion-pattern'): MpoConfig {
   for (const k of Object.keys(flags)) if (!KNOWN.has(k)) throw new Error(`unknown flag --${k} (see --help)`);
@@ -94,7 +95,9 @@ export function mpoConfig(flags: Flags, defaultPreset = 'fashion-pattern'): MpoC
   c.logEvery = numFlag(flags, 'log-every', { int: true, min: 1 }) ?? c.logEvery;
   if (flags['eval-images'] === 'all') c.evalImages = 0;
   else c.evalImages = numFlag(flags, 'eval-images', { int: true, min: 1 }) ?? c.evalImages;
-  c.dataset = c.model === 'cifar' ? 'cifar10' : 'fashion-mnist';
+  const ds = str('dataset');
+  if (ds !== undefined && ds !== 'fashion-mnist' && ds !== 'cifar10') throw new Error(`--dataset "${ds}": fashion-mnist or cifar10 expected`);
+  c.dataset = (ds as MpoConfig['dataset'] | undefined) ?? (c.model === 'cifar' ? 'cifar10' : c.model === 'icons' || c.model === 'squares' ? 'fashion-mnist' : c.dataset);
   c.data = c.dataset === 'cifar10' ? cifar10Dir(flags.data) : fashionMnistDir(flags.data);
   return c;
 }

@@ -141,7 +141,7 @@ export async function runMpo(gpu: Gpu, cfg: MpoConfig, data: Datasets, out: stri
   mkdirSync(out, { recursive: true });
   const mask = await loadMask(cfg.mask, cfg.grid, cfg.seed);
   const tern = ternary(mask);
-  const spec = modelSpec(cfg.model, { bn: cfg.bn, skip: cfg.skip });
+  const spec = modelSpec(cfg.model, { bn: cfg.bn, skip: cfg.skip, input: data.train.shape });
   const [C, Hi, Wi] = spec.input;
   if (data.train.shape.join() !== spec.input.join()) throw new Error(`model ${cfg.model} expects images [${spec.input}], the data has [${data.train.shape}]`);
   const train: Dataset = cfg.trainImages > 0 && cfg.trainImages < data.train.n ? { ...data.train, n: cfg.trainImages } : data.train;
@@ -233,16 +233,20 @@ export async function runMpo(gpu: Gpu, cfg: MpoConfig, data: Datasets, out: stri
       xt.dispose(); yt.dispose();
       const mean = (a: ArrayLike<number>, from: number, to: number) => { let t = 0; for (let i = from; i < to; i++) t += a[i]; return to > from ? t / (to - from) : 0; };
       const gl = mean(res.loss, 0, gs.length), bl = mean(res.loss, gs.length, K);
-      if (!Number.isFinite(gl) || !Number.isFinite(bl)) {
-        throw new Error(`training diverged at step ${step + 1}: good-cell loss ${gl}, bad-cell loss ${bl} (try a lower --lr than ${cfg.lr})`);
-      }
+      const diverged = (why: string) => new Error(`training diverged at step ${step + 1}: ${why} (try a lower --lr than ${cfg.lr}, or check the data)`);
+      if (!Number.isFinite(gl) || !Number.isFinite(bl)) throw diverged(`the loss is not finite (good cells ${gl}, bad cells ${bl})`);
       // dL/dscale from the coefficient gradient
       let ds = 0;
       cells.forEach((c, k) => {
         const i = Math.floor(c / mask.W), j = c % mask.W;
         ds += res.dcoef![k * 3 + 1] * (j - cw) + res.dcoef![k * 3 + 2] * (i - ch);
       });
-      await plane.backward();
+      try {
+        await plane.backward();
+      } catch (e) {
+        throw diverged((e as Error).message);
+      }
+      if (!Number.isFinite(ds)) throw diverged('the scale gradient is not finite');
       plane.scale.ensureGrad().write([ds]);
       opt.step();
       ck.step = step + 1;

@@ -92,6 +92,7 @@ export class Plane {
   /** Carries the model's accumulated basis gradient back to origin / right_param / up_param; zeroes it. */
   async backward(): Promise<void> {
     const [gu, gr] = await this.dots(1);
+    if (!Number.isFinite(gu) || !Number.isFinite(gr)) throw new Error(`the gradient is not finite (g.up = ${gu}, g.right = ${gr})`);
     const { a, c, uu } = this.s;
     const p2 = uu - (a * a) / c, p = Math.sqrt(p2), q = Math.sqrt(c);
     const gup = gu - (a / c) * gr; // g . u_perp (unnormalized)

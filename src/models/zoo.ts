@@ -9,15 +9,21 @@ export interface ModelSpec {
   description: string;
 }
 
-export const MODEL_NAMES = ['small', 'icons', 'squares', 'cifar'] as const;
+export const MODEL_NAMES = ['tiny', 'small', 'icons', 'squares', 'cifar'] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
 
-/** bn: batch norm in every conv block (the reference's gamma = weight + 1 form); skip: residual blocks where channels repeat. */
-export function modelSpec(name: string, o: { bn?: boolean; skip?: boolean } = {}): ModelSpec {
+/**
+ * bn: batch norm in every conv block (the reference's gamma = weight + 1 form); skip: residual blocks where
+ * channels repeat; input: the data's [C, H, W] for the size-agnostic nets (tiny, small).
+ */
+export function modelSpec(name: string, o: { bn?: boolean; skip?: boolean; input?: [number, number, number] } = {}): ModelSpec {
   const bn = !!o.bn, reparam = true;
+  const input = o.input ?? [1, 28, 28];
   switch (name) {
+    case 'tiny':
+      return { layers: convNet({ channels: [input[0], 4], dense: [8], maxpool: true, bn, reparam, pool: [2, 2] }), input, description: `conv ${input[0]}-4 + max-pool, adaptive pool 2x2, dense 16-8-10 (for tests)` };
     case 'small':
-      return { layers: convNet({ channels: [1, 8, 16], dense: [32], maxpool: true, bn, reparam }), input: [1, 28, 28], description: 'conv 1-8-16 + max-pool, adaptive pool 4x4, dense 256-32-10' };
+      return { layers: convNet({ channels: [input[0], 8, 16], dense: [32], maxpool: true, bn, reparam }), input, description: `conv ${input[0]}-8-16 + max-pool, adaptive pool 4x4, dense 256-32-10` };
     case 'icons':
       return { layers: convNet({ channels: [1, 8, 32, 64], dense: [128], maxpool: true, bn, reparam }), input: [1, 28, 28], description: 'the reference icon net: conv 1-8-32-64 + max-pool, adaptive pool 4x4, dense 1024-128-10' };
     case 'squares':
