@@ -150,7 +150,8 @@ export async function runMpo(gpu: Gpu, cfg: MpoConfig, data: Datasets, out: stri
     atomicWrite(join(out, 'config.json'), JSON.stringify({ ...cfg, adapter: gpu.adapterInfo, commit: gitCommit(), parameters: parameterCount(spec.layers), created: new Date().toISOString() }, null, 2) + '\n');
     writeFileSync(join(out, 'log.jsonl'), '');
   }
-  await writePng(compose([[maskPanel(mask.data, mask.H, mask.W, `target: ${mask.name} (${mask.H}x${mask.W})`), maskPanel(tern, mask.H, mask.W, 'trained cells: white +1, black -1, grey ignored')]]), join(out, 'mask.png'));
+  const signed = Int8Array.from(mask.data, (v) => (v ? 1 : -1));
+  await writePng(compose([[maskPanel(signed, mask.H, mask.W, `target: ${mask.name} (${mask.H}x${mask.W})`), maskPanel(tern, mask.H, mask.W, 'trained cells: white +1, black -1, grey ignored')]]), join(out, 'mask.png'));
 
   const good: number[] = [], bad: number[] = [];
   tern.forEach((v, i) => (v > 0 ? good.push(i) : v < 0 ? bad.push(i) : 0));
@@ -312,8 +313,8 @@ export async function runMpo(gpu: Gpu, cfg: MpoConfig, data: Datasets, out: stri
     const fmt = (m: SplitMetrics) => `acc_diff ${m.acc_diff.toFixed(3)}  agreement ${m.agreement.toFixed(3)}`;
     const outline = { data: mask.data, H: mask.H, W: mask.W, pad: cfg.pad };
     await writePng(compose([
-      [maskPanel(mask.data, mask.H, mask.W, 'target'), lossMap(panels.test.loss, GH, GW, 'test loss (log scale)', outline), accMap(panels.test.acc, GH, GW, 'test accuracy', outline)],
-      [textPanel([`${cfg.experiment}: ${cfg.model}${cfg.bn ? ' + BN' : ''}`, `mask ${mask.name}, ${ck.step} steps`, `test:  ${fmt(metrics.test)}`, `train: ${fmt(metrics.train)}`, `${gpu.adapterInfo.split(' / ').pop()}`], 380), lossMap(panels.train.loss, GH, GW, 'train loss (log scale)', outline), accMap(panels.train.acc, GH, GW, 'train accuracy', outline)],
+      [maskPanel(padded(signed, mask.H, mask.W, cfg.pad), GH, GW, 'target (grey: margin outside the mask)'), lossMap(panels.test.loss, GH, GW, 'test loss (log scale)', outline), accMap(panels.test.acc, GH, GW, 'test accuracy', outline)],
+      [textPanel([`${cfg.experiment}: ${cfg.model}${cfg.bn ? ' + BN' : ''}`, `mask ${mask.name}, ${ck.step} steps`, `test:  ${fmt(metrics.test)}`, `train: ${fmt(metrics.train)}`, `${gpu.adapterInfo.split(' / ').pop()!.slice(0, 44)}`], 380), lossMap(panels.train.loss, GH, GW, 'train loss (log scale)', outline), accMap(panels.train.acc, GH, GW, 'train accuracy', outline)],
     ], `loss-atlas MPO: ${mask.name} drawn into the loss landscape`), join(out, 'summary.png'));
     // written last: its presence marks the run complete
     atomicWrite(join(out, 'metrics.json'), JSON.stringify(metrics, null, 2) + '\n');
@@ -322,6 +323,14 @@ export async function runMpo(gpu: Gpu, cfg: MpoConfig, data: Datasets, out: stri
     opt.dispose();
     plane.dispose();
   }
+}
+
+/** A mask [H, W] placed in a grid with `pad` cells of margin (0) around it. */
+function padded(m: Int8Array, H: number, W: number, pad: number): Int8Array {
+  const GW = W + 2 * pad;
+  const out = new Int8Array((H + 2 * pad) * GW);
+  for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) out[(i + pad) * GW + j + pad] = m[i * W + j];
+  return out;
 }
 
 /** Mean CE and accuracy of every grid cell over the picked images, in image chunks, each chunk one batched pass per block of cells. */

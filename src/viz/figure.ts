@@ -77,7 +77,7 @@ export function heatmap(values: ArrayLike<number>, H: number, W: number, o: Heat
   return { svg: parts.join(''), width: bx + bw + 48, height: top + gh + 10 };
 }
 
-/** A binary mask (1 = white) with a title. */
+/** A mask with a title: positive cells white, negative black, zero grey. */
 export function maskPanel(data: ArrayLike<number>, H: number, W: number, title: string, cellPx?: number): Panel {
   const cell = cellPx ?? Math.max(3, Math.floor(360 / Math.max(H, W)));
   const parts = [`<text x="10" y="20" font-family="DejaVu Sans, sans-serif" font-size="14">${esc(title)}</text>`, `<rect x="9" y="29" width="${W * cell + 2}" height="${H * cell + 2}" fill="none" stroke="#999"/>`];
