@@ -3,6 +3,7 @@ import { Gpu } from './engine/device.ts';
 import { checkOp, opCases } from './engine/gradcheck.ts';
 import { runDemo } from './experiments/demo.ts';
 import { MPO_HELP, mpoCommand } from './experiments/mpo-cli.ts';
+import { profileCommand } from './experiments/profile.ts';
 import { CIFAR10, cifar10Dir } from './data/cifar10.ts';
 import { fetchArchive } from './data/download.ts';
 import { join, dirname } from 'node:path';
@@ -31,7 +32,7 @@ function parseFlags(argv: string[]): { args: string[]; flags: Flags } {
 }
 
 async function withGpu<T>(flags: Flags, fn: (gpu: Gpu) => Promise<T>): Promise<T> {
-  const gpu = await Gpu.create({ verbose: flags.verbose });
+  const gpu = await Gpu.create({ verbose: flags.verbose, profile: !!flags.profile });
   try {
     return await fn(gpu);
   } finally {
@@ -46,6 +47,10 @@ const commands: Record<string, Command> = {
       if (flags.help) { console.log(MPO_HELP); return 0; }
       return withGpu(flags, (gpu) => mpoCommand(gpu, flags));
     },
+  },
+  profile: {
+    summary: 'a few MPO steps with per-kernel GPU times (timestamp queries) and a Chrome trace (takes the mpo flags, --profile-steps N, --trace PATH)',
+    run: (_a, flags) => withGpu({ ...flags, profile: true }, (gpu) => profileCommand(gpu, flags)),
   },
   'data:cifar10': {
     summary: 'download CIFAR-10 (binary version), verify size and MD5, unpack the batches into data/cifar-10-batches-bin',

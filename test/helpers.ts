@@ -1,6 +1,25 @@
+import { writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { Gpu } from '../src/engine/device.ts';
+import { rng } from '../src/engine/gradcheck.ts';
 
 /** One GPU device per test file; destroyed after the file so the process can exit. */
 export async function testGpu(): Promise<Gpu> {
   return Gpu.create({});
 }
+
+/** IDX files like Fashion-MNIST's: class c images are a bright band at row 2c (learnable), plus noise. */
+export function writeIdx(path: string, n: number, seed: number) {
+  const r = rng(seed);
+  const img = Buffer.alloc(16 + n * 784), lab = Buffer.alloc(8 + n);
+  img.writeUInt32BE(0x803, 0); img.writeUInt32BE(n, 4); img.writeUInt32BE(28, 8); img.writeUInt32BE(28, 12);
+  lab.writeUInt32BE(0x801, 0); lab.writeUInt32BE(n, 4);
+  for (let i = 0; i < n; i++) {
+    const c = i % 10;
+    lab[8 + i] = c;
+    for (let p = 0; p < 784; p++) img[16 + i * 784 + p] = Math.floor(Math.floor(p / 28) >> 1 === c ? 200 + 50 * r() : 40 * r());
+  }
+  writeFileSync(`${path}-images-idx3-ubyte.gz`, gzipSync(img));
+  writeFileSync(`${path}-labels-idx1-ubyte.gz`, gzipSync(lab));
+}
+

@@ -13,26 +13,11 @@ import { readNpy, readSafetensors } from '../src/data/formats.ts';
 import { Interrupted, runMpo, type MpoConfig } from '../src/experiments/mpo.ts';
 import { loadData, mpoConfig } from '../src/experiments/mpo-cli.ts';
 import { iconMask, loadMask, ternary } from '../src/experiments/masks.ts';
-import { testGpu } from './helpers.ts';
+import { testGpu, writeIdx } from './helpers.ts';
 
 let gpu: Gpu;
 const dir = mkdtempSync(join(tmpdir(), 'la-mpo-'));
 const fmnist = join(dir, 'fmnist'), cifar = join(dir, 'cifar');
-
-/** IDX files like Fashion-MNIST's: class c images are a bright band at row 2c (learnable), plus noise. */
-export function writeIdx(path: string, n: number, seed: number) {
-  const r = rng(seed);
-  const img = Buffer.alloc(16 + n * 784), lab = Buffer.alloc(8 + n);
-  img.writeUInt32BE(0x803, 0); img.writeUInt32BE(n, 4); img.writeUInt32BE(28, 8); img.writeUInt32BE(28, 12);
-  lab.writeUInt32BE(0x801, 0); lab.writeUInt32BE(n, 4);
-  for (let i = 0; i < n; i++) {
-    const c = i % 10;
-    lab[8 + i] = c;
-    for (let p = 0; p < 784; p++) img[16 + i * 784 + p] = Math.floor(Math.floor(p / 28) >> 1 === c ? 200 + 50 * r() : 40 * r());
-  }
-  writeFileSync(`${path}-images-idx3-ubyte.gz`, gzipSync(img));
-  writeFileSync(`${path}-labels-idx1-ubyte.gz`, gzipSync(lab));
-}
 
 function writeCifar(d: string, file: string, n: number, seed: number) {
   const r = rng(seed);

@@ -129,7 +129,7 @@ export class Interrupted extends Error {}
 
 export interface MpoHooks {
   /** Progress after each step. */
-  onStep?: (step: number, total: number, good: number, bad: number, secs: number) => void;
+  onStep?: (step: number, total: number, good: number, bad: number, secs: number) => void | Promise<void>;
   /** Polled after each step: when true, checkpoint and stop (SIGINT). */
   shouldStop?: () => boolean;
   log?: (msg: string) => void;
@@ -259,7 +259,7 @@ export async function runMpo(gpu: Gpu, cfg: MpoConfig, data: Datasets, out: stri
         const norm = await opt.lastNorm();
         appendFileSync(join(out, 'log.jsonl'), JSON.stringify({ step: ck.step, good_loss: gl, bad_loss: bl, good_acc: ga, bad_acc: ba, scale: s, grad_norm: norm, seconds: +secs.toFixed(3) }) + '\n');
       }
-      hooks.onStep?.(ck.step, cfg.steps, gl, bl, secs);
+      await hooks.onStep?.(ck.step, cfg.steps, gl, bl, secs);
       if (bi === itersPerEpoch - 1) {
         const diff = ck.epochDiff / ck.epochSteps;
         ck.epochAccs.push(diff);

@@ -1,0 +1,65 @@
+// The mpo command as a user runs it: a process killed (SIGKILL) or interrupted (SIGINT) and resumed with
+// --resume ends with the same metrics as one that was never interrupted.
+import { describe, expect, it } from 'vitest';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeIdx } from './helpers.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'la-cli-'));
+const data = join(dir, 'fmnist');
+mkdirSync(data);
+writeIdx(join(data, 'train'), 200, 1);
+writeIdx(join(data, 't10k'), 40, 2);
+const tsx = createRequire(import.meta.url).resolve('tsx/cli');
+const cli = join(import.meta.dirname, '..', 'src', 'cli.ts');
+const flags = ['mpo', '--quick', '--model', 'tiny', '--data', data, '--grid', '6', '--mask', 'plus', '--steps', '30', '--batch', '32', '--cells-per-step', '3', '--eval-images', '10', '--pad', '1', '--checkpoint-every', '3', '--log-every', '1'];
+const run = (args: string[]) => spawnSync(process.execPath, [tsx, cli, ...args], { encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' } });
+const metrics = (d: string) => JSON.parse(readFileSync(join(d, 'metrics.json'), 'utf8'));
+const step = (d: string) => (existsSync(join(d, 'checkpoint', 'state.json')) ? JSON.parse(readFileSync(join(d, 'checkpoint', 'state.json'), 'utf8')).step : 0);
+
+/** Starts a run, waits for a checkpoint past `after` steps, sends the signal, waits for the exit. */
+async function interrupt(out: string, signal: NodeJS.Signals, after: number): Promise<{ code: number | null; signal: string | null }> {
+  const p = spawn(process.execPath, [tsx, cli, ...flags, '--out', out], { stdio: 'ignore' });
+  const exited = new Promise<{ code: number | null; signal: string | null }>((r) => p.on('exit', (code, sig) => r({ code, signal: sig })));
+  for (let i = 0; i < 1200 && step(out) < after; i++) await new Promise((r) => setTimeout(r, 100));
+  p.kill(signal);
+  return exited;
+}
+
+describe('mpo command: interrupt and resume', () => {
+  const ref = join(dir, 'ref');
+  it('an uninterrupted run', () => {
+    const r = run([...flags, '--out', ref]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/pictures: .*summary\.png/);
+  });
+
+  for (const signal of ['SIGKILL', 'SIGINT'] as const) {
+    it(`killed with ${signal} and resumed: the same metrics`, async () => {
+      const out = join(dir, signal);
+      const e = await interrupt(out, signal, 6);
+      if (signal === 'SIGKILL') expect(e.signal).toBe('SIGKILL');
+      else expect(e.code).toBe(130);
+      expect(existsSync(join(out, 'metrics.json'))).toBe(false);
+      const stopped = step(out);
+      expect(stopped).toBeGreaterThanOrEqual(6);
+      expect(stopped).toBeLessThan(30);
+      const r = run(['mpo', '--resume', out]);
+      expect(r.status, r.stderr).toBe(0);
+      const a = metrics(ref), b = metrics(out);
+      for (const split of ['train', 'test']) for (const k of Object.keys(a[split])) expect(Math.abs(b[split][k] - a[split][k]), `${split}.${k}`).toBeLessThanOrEqual(1e-5);
+    });
+  }
+
+  it('bad flags exit non-zero with the flag named', () => {
+    const r = run(['mpo', '--quick', '--steps', 'many']);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/--steps: an integer >= 0 expected, got "many"/);
+    const m = run(['mpo', '--quick', '--data', join(dir, 'nowhere')]);
+    expect(m.status).not.toBe(0);
+    expect(m.stderr).toMatch(/nowhere\/train-images-idx3-ubyte\.gz: file not found/);
+  });
+});
