@@ -39,10 +39,7 @@ const star = (n: number, r1: number, r2: number): [number, number][] =>
 
 /** The built-in icons, drawn from geometry by this project. */
 export const ICONS: Record<string, Shape> = {
-  heart: (x, y) => {
-    const u = x * 1.25, v = y * 1.25 + 0.15;
-    return (u * u + v * v - 1) ** 3 - u * u * v ** 3 <= 0;
-  },
+  heart: (x, y) => Math.hypot(x - 0.45, y - 0.35) < 0.47 || Math.hypot(x + 0.45, y - 0.35) < 0.47 || inPoly([[-0.9, 0.22], [0.9, 0.22], [0, -0.9]], x, y),
   x: (x, y) => segDist(x, y, -0.8, -0.8, 0.8, 0.8) < 0.22 || segDist(x, y, -0.8, 0.8, 0.8, -0.8) < 0.22,
   star: (x, y) => inPoly(star(5, 0.95, 0.4), x, y + 0.05),
   ring: (x, y) => Math.hypot(x, y) < 0.85 && Math.hypot(x, y) > 0.45,
