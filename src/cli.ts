@@ -4,6 +4,7 @@ import { checkOp, opCases } from './engine/gradcheck.ts';
 import { runDemo } from './experiments/demo.ts';
 import { MPO_HELP, mpoCommand } from './experiments/mpo-cli.ts';
 import { profileCommand } from './experiments/profile.ts';
+import { BN_COMPARE_HELP, bnCompare } from './experiments/bn-compare.ts';
 import { CIFAR10, cifar10Dir } from './data/cifar10.ts';
 import { fetchArchive } from './data/download.ts';
 import { join, dirname } from 'node:path';
@@ -46,6 +47,13 @@ const commands: Record<string, Command> = {
     run: async (_a, flags) => {
       if (flags.help) { console.log(MPO_HELP); return 0; }
       return withGpu(flags, (gpu) => mpoCommand(gpu, flags));
+    },
+  },
+  'bn-compare': {
+    summary: 'MPO on random squares over fill probabilities and seeds: plain vs batch norm vs skip (--help)',
+    run: async (_a, flags) => {
+      if (flags.help) { console.log(BN_COMPARE_HELP); return 0; }
+      return withGpu(flags, (gpu) => bnCompare(gpu, flags));
     },
   },
   profile: {

@@ -142,12 +142,14 @@ export function ternary(m: Mask): Int8Array {
   return out;
 }
 
-/** Parses --mask: an icon name, `random:P[:SEED]`, `grid:N`, or an image path. */
+/** Parses --mask: an icon name, `random:P[:SEED[:SIZE]]`, `grid:N`, or an image path. */
 export async function loadMask(spec: string, grid: number, seed = 1): Promise<Mask> {
   let m: Mask;
   if (spec.startsWith('random:')) {
-    const [, p, s] = spec.split(':');
-    m = randomSquaresMask(Number(p), s === undefined ? seed : Number(s));
+    const [, p, s, size] = spec.split(':');
+    const n = size === undefined ? 30 : Number(size);
+    if (!Number.isInteger(n) || n < 6 || n > 200) throw new MaskError(`--mask random:P:SEED:SIZE needs 6 <= SIZE <= 200, got "${size}"`);
+    m = randomSquaresMask(Number(p), s === undefined ? seed : Number(s), n);
   } else if (spec.startsWith('grid:')) {
     const n = Number(spec.slice(5));
     if (!Number.isInteger(n) || n < 1 || n > 50) throw new MaskError(`--mask grid:N needs an integer 1 <= N <= 50, got "${spec.slice(5)}"`);

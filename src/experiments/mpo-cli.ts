@@ -65,7 +65,7 @@ function numFlag(flags: Flags, name: string, o: { int?: boolean; min?: number; m
   return n;
 }
 
-const KNOWN = new Set(['profile', 'profile-steps', 'trace', 'dataset', 'preset', 'quick', 'mask', 'grid', 'model', 'bn', 'skip', 'steps', 'batch', 'lr', 'cells-per-step', 'clamp', 'clip', 'seed', 'eval-images', 'pad', 'train-images', 'warmup-epochs', 'data', 'out', 'resume', 'verbose', 'neg-coef', 'checkpoint-every', 'log-every', 'help']);
+const KNOWN = new Set(['dataset', 'preset', 'quick', 'mask', 'grid', 'model', 'bn', 'skip', 'steps', 'batch', 'lr', 'cells-per-step', 'clamp', 'clip', 'seed', 'eval-images', 'pad', 'train-images', 'warmup-epochs', 'data', 'out', 'resume', 'verbose', 'neg-coef', 'checkpoint-every', 'log-every', 'help']);
 
 export function mpoConfig(flags: Flags, defaultPreset = 'fashion-pattern'): MpoConfig {
   for (const k of Object.keys(flags)) if (!KNOWN.has(k)) throw new Error(`unknown flag --${k} (see --help)`);

@@ -9,7 +9,7 @@ export interface ModelSpec {
   description: string;
 }
 
-export const MODEL_NAMES = ['tiny', 'small', 'icons', 'squares', 'cifar'] as const;
+export const MODEL_NAMES = ['tiny', 'small', 'icons', 'squares', 'squares-small', 'cifar'] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
 
 /**
@@ -28,6 +28,17 @@ export function modelSpec(name: string, o: { bn?: boolean; skip?: boolean; input
       return { layers: convNet({ channels: [1, 8, 32, 64], dense: [128], maxpool: true, bn, reparam }), input: [1, 28, 28], description: 'the reference icon net: conv 1-8-32-64 + max-pool, adaptive pool 4x4, dense 1024-128-10' };
     case 'squares':
       return { layers: convNet({ channels: [1, 8, 8, 32, 32, 64, 64], dense: [128], maxpool: false, bn, reparam, skip: o.skip }), input: [1, 28, 28], description: `the reference random-squares net: conv 1-8-8-32-32-64-64, no max-pool${o.skip ? ', residual blocks' : ''}, adaptive pool 4x4, dense 1024-128-10` };
+    case 'squares-small': {
+      // a CPU-sized stand-in for the random-squares net with the same three variants
+      const block = (cin: number, cout: number): Layer[] => [{ type: 'conv', cin, cout, k: 3, pad: 1 }, ...(bn ? [{ type: 'bn', c: cout, reparam } as Layer] : []), { type: 'relu' }];
+      const rep = (c: number): Layer[] => (o.skip ? [{ type: 'residual', body: block(c, c) }] : block(c, c));
+      const layers: Layer[] = [
+        ...block(input[0], 4), { type: 'maxpool', k: 2 }, ...rep(4),
+        ...block(4, 8), { type: 'maxpool', k: 2 }, ...rep(8),
+        { type: 'adaptive', size: [4, 4] }, { type: 'flatten' }, { type: 'linear', in: 128, out: 32 }, { type: 'relu' }, { type: 'linear', in: 32, out: 10 },
+      ];
+      return { layers, input, description: `conv 1-4-4-8-8 with max-pool after the first and third${o.skip ? ', residual repeats' : ''}, adaptive pool 4x4, dense 128-32-10 (CPU-sized random-squares net)` };
+    }
     case 'cifar':
       return { layers: convNet({ channels: [3, 16, 32, 64], dense: [128], maxpool: false, bn, reparam }), input: [3, 32, 32], description: 'the reference CIFAR net: conv 3-16-32-64, no max-pool, adaptive pool 4x4, dense 1024-128-10' };
     default:

@@ -129,3 +129,44 @@ export function lossMap(values: ArrayLike<number>, H: number, W: number, title: 
 export function accMap(values: ArrayLike<number>, H: number, W: number, title: string, outline?: HeatmapOptions['outline']): Panel {
   return heatmap(values, H, W, { title, cmap: 'viridis', scale: 'linear', vmin: 0, vmax: 1, outline, ticks: [[0, '0'], [0.25, '0.25'], [0.5, '0.5'], [0.75, '0.75'], [1, '1']] });
 }
+
+export interface Series {
+  name: string;
+  color: string;
+  /** x, mean, spread (drawn as an error bar of +-spread) */
+  points: [number, number, number][];
+}
+
+/** A line chart with error bars and a legend. */
+export function lineChart(series: Series[], o: { title: string; xlabel: string; ylabel: string; width?: number; height?: number }): Panel {
+  const W = o.width ?? 560, H = o.height ?? 360, L = 60, T = 36, R = 130, Bm = 46;
+  const pw = W - L - R, ph = H - T - Bm;
+  const xs = series.flatMap((s) => s.points.map((p) => p[0]));
+  const ys = series.flatMap((s) => s.points.flatMap((p) => [p[1] - p[2], p[1] + p[2]]));
+  const x0 = Math.min(...xs), x1 = Math.max(...xs);
+  let y0 = Math.min(0, ...ys), y1 = Math.max(...ys);
+  if (y1 - y0 < 1e-9) y1 = y0 + 1;
+  const pad = (y1 - y0) * 0.05;
+  y0 -= pad; y1 += pad;
+  const X = (v: number) => L + ((v - x0) / (x1 - x0 || 1)) * pw, Y = (v: number) => T + ph - ((v - y0) / (y1 - y0)) * ph;
+  const f = 'font-family="DejaVu Sans, sans-serif"';
+  const parts = [`<text x="${L}" y="22" ${f} font-size="14">${esc(o.title)}</text>`, `<rect x="${L}" y="${T}" width="${pw}" height="${ph}" fill="none" stroke="#444"/>`];
+  const digits = Math.max(0, Math.ceil(-Math.log10((y1 - y0) / 5)) + 1);
+  for (let i = 0; i <= 5; i++) {
+    const v = y0 + ((y1 - y0) * i) / 5;
+    parts.push(`<line x1="${L - 4}" x2="${L}" y1="${Y(v)}" y2="${Y(v)}" stroke="#444"/><text x="${L - 6}" y="${Y(v) + 4}" ${f} font-size="10" text-anchor="end">${v.toFixed(digits)}</text>`);
+  }
+  for (const v of [...new Set(xs)].sort((a, b) => a - b)) parts.push(`<line x1="${X(v)}" x2="${X(v)}" y1="${T + ph}" y2="${T + ph + 4}" stroke="#444"/><text x="${X(v)}" y="${T + ph + 16}" ${f} font-size="10" text-anchor="middle">${v}</text>`);
+  if (y0 < 0 && y1 > 0) parts.push(`<line x1="${L}" x2="${L + pw}" y1="${Y(0)}" y2="${Y(0)}" stroke="#bbb" stroke-dasharray="4 3"/>`);
+  parts.push(`<text x="${L + pw / 2}" y="${H - 8}" ${f} font-size="12" text-anchor="middle">${esc(o.xlabel)}</text>`);
+  parts.push(`<text transform="translate(14,${T + ph / 2}) rotate(-90)" ${f} font-size="12" text-anchor="middle">${esc(o.ylabel)}</text>`);
+  series.forEach((s, si) => {
+    const pts = [...s.points].sort((a, b) => a[0] - b[0]);
+    parts.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${pts.map((p) => `${X(p[0])},${Y(p[1])}`).join(' ')}"/>`);
+    for (const [x, m, sd] of pts) {
+      parts.push(`<line x1="${X(x)}" x2="${X(x)}" y1="${Y(m - sd)}" y2="${Y(m + sd)}" stroke="${s.color}"/><circle cx="${X(x)}" cy="${Y(m)}" r="3" fill="${s.color}"/>`);
+    }
+    parts.push(`<line x1="${L + pw + 12}" x2="${L + pw + 32}" y1="${T + 12 + si * 18}" y2="${T + 12 + si * 18}" stroke="${s.color}" stroke-width="2"/><text x="${L + pw + 38}" y="${T + 16 + si * 18}" ${f} font-size="12">${esc(s.name)}</text>`);
+  });
+  return { svg: parts.join(''), width: W, height: H };
+}
