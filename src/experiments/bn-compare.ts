@@ -9,7 +9,7 @@ import { runMpo, type MpoConfig } from './mpo.ts';
 import { loadData, mpoConfig } from './mpo-cli.ts';
 import { lineChart, writePng } from '../viz/figure.ts';
 
-export const BN_COMPARE_HELP = `usage: loss-atlas bn-compare [--full] [--out DIR] [--fills 0.2,0.5,0.8] [--seeds 1,2] [--steps N] [mpo flags]
+export const BN_COMPARE_HELP = `usage: loss-atlas bn-compare [--full] [--out DIR] [--fills 0.2,0.5,0.8] [--seeds 1,2] [--size N] [--steps N] [mpo flags]
 
 Trains MPO planes on random-square masks for each fill probability and seed, for the plain, batch-norm and skip
 variants, and writes acc_diff against fill probability (mean and standard deviation over seeds): bn_compare.png,
@@ -37,12 +37,14 @@ export async function bnCompare(gpu: Gpu, flags: Record<string, string | boolean
   const seeds = list(flags.seeds, 'seeds', full ? [1, 2, 3, 4, 5] : [1, 2]);
   for (const p of fills) if (!(p >= 0 && p <= 1)) throw new Error(`--fills: probabilities in [0, 1] expected, got ${p}`);
   const rest: Record<string, string | boolean> = { ...flags };
-  for (const k of ['full', 'fills', 'seeds', 'out']) delete rest[k];
+  for (const k of ['full', 'fills', 'seeds', 'out', 'size']) delete rest[k];
   const base: MpoConfig = full
     ? { ...mpoConfig({ preset: 'fashion-pattern', ...rest }), model: 'squares', clamp: 5, lr: 3e-4, evalImages: 100, pad: 0 }
     : { ...mpoConfig({ quick: true, ...rest }), model: 'squares-small', clamp: 5, lr: 3e-3, batch: 16, cellsPerStep: 8, steps: 200, evalImages: 40, pad: 0, checkpointEvery: 100, logEvery: 20 };
   if (typeof flags.steps === 'string') base.steps = Number(flags.steps);
-  const size = full ? 30 : 14;
+  if (typeof flags['eval-images'] === 'string') base.evalImages = Number(flags['eval-images']);
+  if (typeof flags.model === 'string') base.model = flags.model;
+  const size = typeof flags.size === 'string' ? Number(flags.size) : full ? 30 : 14;
   const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
   const out = typeof flags.out === 'string' ? flags.out : join('runs', `bn-compare-${stamp}`);
   mkdirSync(out, { recursive: true });
