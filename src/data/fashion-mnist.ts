@@ -35,7 +35,7 @@ export function loadFashionMnist(dir: string, split: 'train' | 't10k', limit?: n
   return { images, labels, n: m, shape: [1, 28, 28], classes: 10 };
 }
 
-/** Rows [from, from + count) of a dataset (wrapping around). */
+/** The images and labels at the given indices, as one batch. */
 export function batchOf(d: Dataset, idx: ArrayLike<number>): { x: Float32Array; y: Uint32Array } {
   const per = d.shape[0] * d.shape[1] * d.shape[2];
   const x = new Float32Array(idx.length * per);

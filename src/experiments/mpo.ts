@@ -10,7 +10,7 @@ import { Tensor } from '../engine/tensor.ts';
 import { rng } from '../engine/gradcheck.ts';
 import { backwardPoints, evaluatePoints } from '../models/run.ts';
 import { modelSpec, parameterCount } from '../models/zoo.ts';
-import type { Dataset } from '../data/fashion-mnist.ts';
+import { batchOf, type Dataset } from '../data/fashion-mnist.ts';
 import { npyBytes, readSafetensors, safetensorsBytes, type NamedTensor } from '../data/formats.ts';
 import { loadMask, ternary, type Mask } from './masks.ts';
 import { Plane } from './plane.ts';
@@ -82,17 +82,6 @@ function permutation(n: number, r: () => number): Uint32Array {
     [p[i], p[j]] = [p[j], p[i]];
   }
   return p;
-}
-
-function gather(d: Dataset, idx: ArrayLike<number>): { x: Float32Array; y: Uint32Array } {
-  const per = d.shape[0] * d.shape[1] * d.shape[2];
-  const x = new Float32Array(idx.length * per);
-  const y = new Uint32Array(idx.length);
-  for (let i = 0; i < idx.length; i++) {
-    x.set(d.images.subarray(idx[i] * per, (idx[i] + 1) * per), i * per);
-    y[i] = d.labels[idx[i]];
-  }
-  return { x, y };
 }
 
 export interface RunResult {
@@ -213,7 +202,7 @@ export async function runMpo(gpu: Gpu, cfg: MpoConfig, data: Datasets, out: stri
       const epoch = Math.floor(step / itersPerEpoch), bi = step % itersPerEpoch;
       if (epoch !== permEpoch) { perm = permutation(train.n, streamFor(cfg.seed, epoch, 1)); permEpoch = epoch; }
       const idx = perm!.subarray(bi * cfg.batch, Math.min(train.n, (bi + 1) * cfg.batch));
-      const { x, y } = gather(train, idx);
+      const { x, y } = batchOf(train, idx);
       const cr = streamFor(cfg.seed, step, 2);
       const gs = sampleWithout(good.length, cfg.cellsPerStep, cr).map((i) => good[i]);
       const bs = sampleWithout(bad.length, cfg.cellsPerStep, cr).map((i) => bad[i]);
@@ -340,7 +329,7 @@ export async function evaluateGrid(gpu: Gpu, plane: Plane, coefs: Float32Array, 
   const loss = new Float32Array(K), acc = new Float32Array(K);
   for (let i0 = 0; i0 < pick.length; i0 += chunk) {
     const idx = pick.slice(i0, i0 + chunk);
-    const { x, y } = gather(d, idx);
+    const { x, y } = batchOf(d, idx);
     const xt = Tensor.fromArray(gpu, [idx.length, ...d.shape], x, 'eval.x');
     const yt = Tensor.fromArray(gpu, [idx.length], y, 'eval.y', 'u32');
     const r = await evaluatePoints(gpu, plane.model, coefs, xt, yt);
