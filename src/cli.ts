@@ -77,7 +77,7 @@ const commands: Record<string, Command> = {
     },
   },
   demo: {
-    summary: 'train a small conv net on Fashion-MNIST (K=1) and a 7-point manifold of it, printing loss and accuracy',
+    summary: 'train a small conv net on Fashion-MNIST (K=1), then a 1-D loss profile: 21 points on a line in one batched pass',
     run: (_a, flags) => withGpu(flags, (gpu) => runDemo(gpu, flags)),
   },
   gradcheck: {
