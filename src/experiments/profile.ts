@@ -18,7 +18,7 @@ export async function profileCommand(gpu: Gpu, flags: Record<string, string | bo
   const rest = { ...flags };
   delete rest['profile-steps'];
   delete rest.trace;
-  const cfg = { ...mpoConfig({ quick: true, ...rest }), steps, evalImages: 1, pad: 0, checkpointEvery: 1_000_000 };
+  const cfg = { ...mpoConfig(rest.preset ? rest : { quick: true, ...rest }), steps, evalImages: 1, pad: 0, checkpointEvery: 1_000_000 };
   const prof = Profiler.attach(gpu);
   if (!prof) throw new Error(`adapter ${gpu.adapterInfo} has no timestamp-query: cannot profile`);
   console.log(`adapter: ${gpu.adapterInfo}`);

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# One-shot check on a GPU machine lent through the `device` tool. Prepare here first:
+#   npm ci && bash ../shared/device/prepare.sh --data <a Fashion-MNIST folder, or a slice of it>
+# then call the tool with
+#   run(command: "bash .device/run.sh bash scripts/device-check.sh", carry: [".device"])
+# It runs the op checks, the kernel benchmark and (when Fashion-MNIST came along) a profile of the reference MPO
+# step, writing their output under $OUT (or /tmp/device-check).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out="${OUT:-/tmp/device-check}"
+mkdir -p "$out"
+npx tsx src/cli.ts gradcheck --verbose 2>&1 | tee "$out/gradcheck.txt"
+npx tsx bench/kernels.ts --json "$out/kernels.json" 2>&1 | tee "$out/kernels.txt"
+data="${DEVICE_DATA_DIR:-}/fashion-mnist"
+if [ -f "$data/train-images-idx3-ubyte.gz" ]; then
+  npx tsx src/cli.ts profile --preset fashion-pattern --data "$data" --profile-steps "${PROFILE_STEPS:-6}" --trace "$out/trace.json" 2>&1 | tee "$out/profile.txt"
+  npx tsx src/cli.ts profile --preset fashion-pattern --bn --data "$data" --profile-steps "${PROFILE_STEPS:-6}" --trace "$out/trace-bn.json" 2>&1 | tee "$out/profile-bn.txt"
+else
+  echo "no Fashion-MNIST under \$DEVICE_DATA_DIR: MPO profile skipped"
+fi
