@@ -27,7 +27,8 @@ const clampI = (v: number, lo: number, hi: number) => Math.max(lo, Math.min(hi, 
 
 /**
  * Tile shape for a GEMM of `rows` x `cols`: up to 4 x 4 outputs per thread, columns
- * rounded up to a power of two in [8, 64], rows filling up to 256 threads (fewer when rows are few),
+ * rounded up to a power of two in [8, 64], rows filling up to 256 threads (fewer when rows are few; then the
+ * workgroup size need not be a power of two),
  * BK chosen so both staged slices fit in 16 KiB of workgroup memory.
  */
 export function chooseTiles(cols: number, rows = 1 << 20): Tiles {
@@ -35,7 +36,8 @@ export function chooseTiles(cols: number, rows = 1 << 20): Tiles {
   const TN = Math.min(4, BN / 2);
   const TX = BN / TN;
   const TM = rows <= 16 ? 1 : rows <= 48 ? 2 : 4; // few rows (a weight gradient of a thin layer): smaller tiles
-  const TY = clampI(pow2(Math.ceil(rows / TM)), Math.max(1, 32 / TX), 256 / TX);
+  // rows not rounded to a power of two: a 73-row weight gradient gets a 76-row tile, not 128
+  const TY = clampI(Math.ceil(rows / TM), Math.max(1, 32 / TX), 256 / TX);
   const BM = TY * TM;
   const BK = (16 * (BM + BN) * 4 <= 16384) ? 16 : 8;
   return { BM, BN, BK, TM, TN };
@@ -300,8 +302,8 @@ ${MAIN(t)} {
       }
       red[lid] = d;
       workgroupBarrier();
-      for (var st = ${T / 2}u; st > 0u; st >>= 1u) {
-        if (lid < st) { red[lid] += red[lid + st]; }
+      for (var st = ${pow2(T) / 2}u; st > 0u; st >>= 1u) {
+        if (lid < st && lid + st < ${T}u) { red[lid] += red[lid + st]; }
         workgroupBarrier();
       }
       if (lid == 0u && u.bOff + b < u.B) { dcpart[(wgl * u.K + k) * u.B + u.bOff + b] = red[0]; }
