@@ -92,6 +92,22 @@ describe('masks', () => {
     await sharp({ create: { width: 20, height: 20, channels: 3, background: '#ffffff' } }).png().toFile(join(dir, 'white.png'));
     await expect(loadMask(join(dir, 'white.png'), 10)).rejects.toThrow(/white\.png .* has 0 white and 0 black boundary cells/);
   });
+
+  it('reads image masks: the alpha channel when there is one, else luminance', async () => {
+    const sharp = (await import('sharp')).default;
+    // a transparent PNG with an opaque black disc: alpha decides (the disc is white in the mask)
+    const disc = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40"><circle cx="20" cy="20" r="12" fill="black"/></svg>');
+    await sharp(disc).png().toFile(join(dir, 'disc.png'));
+    const a = await loadMask(join(dir, 'disc.png'), 10);
+    expect(a.data[5 * 10 + 5]).toBe(1);
+    expect(a.data[0]).toBe(0);
+    // a JPEG (no alpha) with a white square on black: luminance decides
+    await sharp({ create: { width: 40, height: 40, channels: 3, background: '#000000' } })
+      .composite([{ input: { create: { width: 20, height: 20, channels: 3, background: '#ffffff' } }, left: 0, top: 0 }]).jpeg().toFile(join(dir, 'sq.jpg'));
+    const j = await loadMask(join(dir, 'sq.jpg'), 10);
+    expect(j.data[1 * 10 + 1]).toBe(1);
+    expect(j.data[8 * 10 + 8]).toBe(0);
+  });
 });
 
 describe('MPO pipeline', () => {
