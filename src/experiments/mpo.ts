@@ -115,6 +115,57 @@ function gitCommit(): string {
 }
 
 export class Interrupted extends Error {}
+class Diverged extends Error {}
+
+export interface StepResult {
+  loss: Float32Array;
+  acc: Float32Array;
+  goodLoss: number;
+  badLoss: number;
+  goodAcc: number;
+  badAcc: number;
+  /** the scale the step's cells were placed with */
+  scale: number;
+}
+
+const meanOf = (a: ArrayLike<number>, from: number, to: number) => {
+  let t = 0;
+  for (let i = from; i < to; i++) t += a[i];
+  return to > from ? t / (to - from) : 0;
+};
+
+/**
+ * One MPO step: cells at (row, column) offsets from the grid centre, the first `nGood` of them white (minimize
+ * their mean CE) and the rest black (maximize c * their mean CE, clamped at tau), all in one batched pass per op;
+ * then the plane's gradient, the scale's gradient from dL/dC, and one Adam update.
+ */
+export async function mpoStep(
+  gpu: Gpu, plane: Plane, opt: Adam, offsets: [number, number][], nGood: number, x: Tensor, y: Tensor,
+  o: { negCoef: number; clamp: number },
+): Promise<StepResult> {
+  const K = offsets.length, nBad = K - nGood;
+  const s = (await plane.scale.basis.read())[0];
+  const coefs = new Float32Array(K * 3);
+  offsets.forEach(([di, dj], k) => coefs.set([1, s * dj, s * di], k * 3));
+  const weights = offsets.map((_, k) => (k < nGood ? 1 / nGood : -o.negCoef / nBad));
+  const clampAbove = offsets.map((_, k) => (k < nGood ? Infinity : o.clamp));
+  await plane.updateBasis();
+  const res = await backwardPoints(gpu, plane.model, coefs, weights, x, y, { clampAbove, coefGrad: true });
+  const gl = meanOf(res.loss, 0, nGood), bl = meanOf(res.loss, nGood, K);
+  if (!Number.isFinite(gl) || !Number.isFinite(bl)) throw new Diverged(`the loss is not finite (good cells ${gl}, bad cells ${bl})`);
+  // dL/dscale from the coefficient gradient
+  let ds = 0;
+  offsets.forEach(([di, dj], k) => (ds += res.dcoef![k * 3 + 1] * dj + res.dcoef![k * 3 + 2] * di));
+  try {
+    await plane.backward();
+  } catch (e) {
+    throw new Diverged((e as Error).message);
+  }
+  if (!Number.isFinite(ds)) throw new Diverged('the scale gradient is not finite');
+  plane.scale.ensureGrad().write([ds]);
+  opt.step();
+  return { loss: res.loss, acc: res.acc, goodLoss: gl, badLoss: bl, goodAcc: meanOf(res.acc, 0, nGood), badAcc: meanOf(res.acc, nGood, K), scale: s };
+}
 
 export interface MpoHooks {
   /** Progress after each step. */
@@ -207,40 +258,20 @@ export async function runMpo(gpu: Gpu, cfg: MpoConfig, data: Datasets, out: stri
       const gs = sampleWithout(good.length, cfg.cellsPerStep, cr).map((i) => good[i]);
       const bs = sampleWithout(bad.length, cfg.cellsPerStep, cr).map((i) => bad[i]);
       const cells = [...gs, ...bs];
-      const K = cells.length;
-      const s = (await plane.scale.basis.read())[0];
-      const coefs = new Float32Array(K * 3);
-      cells.forEach((c, k) => {
-        const i = Math.floor(c / mask.W), j = c % mask.W;
-        coefs.set([1, s * (j - cw), s * (i - ch)], k * 3);
-      });
-      const weights = cells.map((_, k) => (k < gs.length ? 1 / gs.length : -cfg.negCoef / bs.length));
-      const clampAbove = cells.map((_, k) => (k < gs.length ? Infinity : cfg.clamp));
-      await plane.updateBasis();
+      const offsets = cells.map((c) => [Math.floor(c / mask.W) - ch, (c % mask.W) - cw] as [number, number]);
       const xt = Tensor.fromArray(gpu, [idx.length, C, Hi, Wi], x, 'batch.x');
       const yt = Tensor.fromArray(gpu, [idx.length], y, 'batch.y', 'u32');
-      const res = await backwardPoints(gpu, plane.model, coefs, weights, xt, yt, { clampAbove, coefGrad: true });
-      xt.dispose(); yt.dispose();
-      const mean = (a: ArrayLike<number>, from: number, to: number) => { let t = 0; for (let i = from; i < to; i++) t += a[i]; return to > from ? t / (to - from) : 0; };
-      const gl = mean(res.loss, 0, gs.length), bl = mean(res.loss, gs.length, K);
-      const diverged = (why: string) => new Error(`training diverged at step ${step + 1}: ${why} (try a lower --lr than ${cfg.lr}, or check the data)`);
-      if (!Number.isFinite(gl) || !Number.isFinite(bl)) throw diverged(`the loss is not finite (good cells ${gl}, bad cells ${bl})`);
-      // dL/dscale from the coefficient gradient
-      let ds = 0;
-      cells.forEach((c, k) => {
-        const i = Math.floor(c / mask.W), j = c % mask.W;
-        ds += res.dcoef![k * 3 + 1] * (j - cw) + res.dcoef![k * 3 + 2] * (i - ch);
-      });
+      let res: StepResult;
       try {
-        await plane.backward();
+        res = await mpoStep(gpu, plane, opt, offsets, gs.length, xt, yt, cfg);
       } catch (e) {
-        throw diverged((e as Error).message);
+        if (e instanceof Diverged) throw new Error(`training diverged at step ${step + 1}: ${e.message} (try a lower --lr than ${cfg.lr}, or check the data)`);
+        throw e;
+      } finally {
+        xt.dispose(); yt.dispose();
       }
-      if (!Number.isFinite(ds)) throw diverged('the scale gradient is not finite');
-      plane.scale.ensureGrad().write([ds]);
-      opt.step();
+      const { goodLoss: gl, badLoss: bl, goodAcc: ga, badAcc: ba, scale: s } = res;
       ck.step = step + 1;
-      const ga = mean(res.acc, 0, gs.length), ba = mean(res.acc, gs.length, K);
       ck.epochDiff += ga - ba; ck.epochSteps++;
       const secs = (performance.now() - t0) / 1000;
       ck.seconds = secs;
