@@ -11,6 +11,7 @@ out="${OUT:-/tmp/device-check}"
 mkdir -p "$out"
 npx tsx src/cli.ts gradcheck --verbose 2>&1 | tee "$out/gradcheck.txt"
 npx tsx bench/kernels.ts --json "$out/kernels.json" 2>&1 | tee "$out/kernels.txt"
+npx tsx bench/mpo.ts --json "$out/mpo-bench.json" 2>&1 | tee "$out/mpo-bench.txt"
 data="${DEVICE_DATA_DIR:-}/fashion-mnist"
 if [ -f "$data/train-images-idx3-ubyte.gz" ]; then
   npx tsx src/cli.ts profile --preset fashion-pattern --data "$data" --profile-steps "${PROFILE_STEPS:-6}" --trace "$out/trace.json" 2>&1 | tee "$out/profile.txt"

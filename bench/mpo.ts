@@ -1,0 +1,121 @@
+// npm run bench [-- --quick] [--json PATH] [--steps N] [--workloads mpo-fashion,mpo-cifar] [--cells 1,16,100,400] [--batch 64,512]
+// Times the MPO training step (the exact code `loss-atlas mpo` runs: plane rebuild, one batched forward and
+// backward over all sampled cells, plane gradient, Adam) on synthetic batches: wall time per step and GPU time
+// from timestamp queries (medians over the timed steps, warm-up excluded), cell-images per second, GFLOP/s
+// (3 x the forward FLOPs per cell-image), and peak GPU memory against what per-cell materialized weights and
+// activations would take. Writes a markdown table and bench/results/<adapter>-<date>.json.
+// Peers (tfjs, PyTorch) are added to the same JSON rows by their own harnesses (issue #4, not here yet).
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { execSync } from 'node:child_process';
+import { Gpu } from '../src/engine/device.ts';
+import { Adam } from '../src/engine/optim.ts';
+import { Profiler } from '../src/engine/profiler.ts';
+import { Tensor, numel } from '../src/engine/tensor.ts';
+import { randArray, rng } from '../src/engine/gradcheck.ts';
+import { forwardFlops, layerShapes } from '../src/models/run.ts';
+import { modelSpec, parameterCount } from '../src/models/zoo.ts';
+import { Plane } from '../src/experiments/plane.ts';
+import { mpoStep } from '../src/experiments/mpo.ts';
+
+const argv = process.argv.slice(2);
+const flag = (name: string): string | undefined => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+const nums = (v: string | undefined, d: number[]) => (v ? v.split(',').map(Number) : d);
+const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
+
+export interface BenchRow {
+  impl: string;
+  workload: string;
+  bn: boolean;
+  cells: number;
+  batch: number;
+  ms_per_step: number;
+  /** min..max of the timed steps' wall times */
+  ms_spread: [number, number];
+  gpu_ms_per_step: number | null;
+  cell_images_per_s: number;
+  gflops: number;
+  peak_bytes: number | null;
+  /** bytes that K materialized weight copies and their activations would take */
+  materialized_bytes: number;
+}
+
+async function main(): Promise<void> {
+  const gpu = await Gpu.create({ profile: true, verbose: argv.includes('--verbose') });
+  const prof = Profiler.attach(gpu);
+  const cpu = /llvmpipe|lavapipe|swiftshader/i.test(gpu.adapterInfo);
+  const quick = argv.includes('--quick') || cpu;
+  const workloads = (flag('workloads') ?? (quick ? 'mpo-fashion' : 'mpo-fashion,mpo-cifar')).split(',');
+  const cellsList = nums(flag('cells'), quick ? [1, 16] : [1, 16, 100, 400]);
+  const batches = nums(flag('batch'), quick ? [16] : [64, 512]);
+  const steps = Number(flag('steps') ?? (quick ? 4 : 10));
+  const warm = 2;
+  console.log(`adapter: ${gpu.adapterInfo}${quick ? ' (quick sizes)' : ''}; ${steps} timed steps after ${warm} warm-up steps`);
+  const rows: BenchRow[] = [];
+  console.log('| impl | workload | BN | cells | batch | ms/step (wall) | GPU ms/step | cell-images/s | GFLOP/s | peak MiB | materialized MiB |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const workload of workloads) {
+    const model = workload === 'mpo-cifar' ? 'cifar' : 'icons';
+    for (const bn of [false, true]) {
+      const spec = modelSpec(model, { bn });
+      const fl = forwardFlops(spec.layers, spec.input);
+      const actPerImage = layerShapes(spec.layers, spec.input).reduce((a, s) => a + numel(s), 0);
+      for (const batch of batches) {
+        for (const cells of cellsList) {
+          const plane = Plane.fresh(gpu, spec.layers, 1);
+          const opt = new Adam(gpu, plane.trainables(), { lr: 2.5e-4, maxNorm: 100 });
+          const r = rng(cells * 1000 + batch);
+          const x = Tensor.fromArray(gpu, [batch, ...spec.input], randArray(r, batch * numel(spec.input)), 'bench.x');
+          const y = Tensor.fromArray(gpu, [batch], Array.from({ length: batch }, (_, i) => i % 10), 'bench.y', 'u32');
+          const nGood = Math.ceil(cells / 2);
+          const offsets = Array.from({ length: cells }, (_, k) => [(k % 7) - 3, (Math.floor(k / 7) % 7) - 3] as [number, number]);
+          const walls: number[] = [], gpuMs: number[] = [];
+          gpu.pool.resetPeak();
+          for (let s = 0; s < warm + steps; s++) {
+            await prof?.collect();
+            prof?.clear();
+            const t = performance.now();
+            await mpoStep(gpu, plane, opt, offsets, nGood, x, y, { negCoef: 1, clamp: 2.5 });
+            await gpu.sync();
+            if (s >= warm) {
+              walls.push(performance.now() - t);
+              if (prof) {
+                await prof.collect();
+                gpuMs.push(prof.times.reduce((a, q) => a + q.durNs, 0) / 1e6);
+              }
+            }
+          }
+          const ms = median(walls);
+          const row: BenchRow = {
+            impl: 'loss-atlas', workload, bn, cells, batch, ms_per_step: +ms.toFixed(3),
+            ms_spread: [+Math.min(...walls).toFixed(3), +Math.max(...walls).toFixed(3)],
+            gpu_ms_per_step: gpuMs.length ? +median(gpuMs).toFixed(3) : null,
+            cell_images_per_s: +((cells * batch) / (ms / 1000)).toFixed(1),
+            gflops: +((3 * fl * cells * batch) / (ms * 1e6)).toFixed(2),
+            peak_bytes: gpu.pool.peakBytes,
+            materialized_bytes: cells * (parameterCount(spec.layers) + batch * actPerImage) * 4,
+          };
+          rows.push(row);
+          console.log(`| loss-atlas | ${workload} | ${bn ? 'on' : 'off'} | ${cells} | ${batch} | ${row.ms_per_step.toFixed(1)} (${row.ms_spread[0].toFixed(0)}-${row.ms_spread[1].toFixed(0)}) | ${row.gpu_ms_per_step?.toFixed(1) ?? '-'} | ${row.cell_images_per_s.toFixed(0)} | ${row.gflops.toFixed(2)} | ${(row.peak_bytes! / 2 ** 20).toFixed(1)} | ${(row.materialized_bytes / 2 ** 20).toFixed(1)} |`);
+          x.dispose(); y.dispose(); opt.dispose(); plane.dispose();
+        }
+      }
+    }
+  }
+  const commit = (() => { try { return execSync('git rev-parse HEAD', { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim(); } catch { return 'unknown'; } })();
+  const date = new Date().toISOString();
+  const slug = gpu.adapterInfo.split(' / ').pop()!.replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40);
+  const out = { adapter: gpu.adapterInfo, commit, date, quick, note: 'peak_bytes: live GPU bytes of the engine pool during the step', rows };
+  const paths = [`bench/results/${slug}-${date.slice(0, 10)}.json`, ...(flag('json') ? [flag('json')!] : [])];
+  for (const p of paths) {
+    mkdirSync(dirname(p), { recursive: true });
+    writeFileSync(p, JSON.stringify(out, null, 2) + '\n');
+  }
+  console.log(`\nwrote ${paths.join(', ')}`);
+  prof?.detach();
+  gpu.destroy();
+}
+
+main().then(() => process.exit(0), (e) => { console.error(e instanceof Error ? e.message : e); process.exit(1); });
