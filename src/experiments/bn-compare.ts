@@ -14,7 +14,8 @@ export const BN_COMPARE_HELP = `usage: loss-atlas bn-compare [--full] [--out DIR
 Trains MPO planes on random-square masks for each fill probability and seed, for the plain, batch-norm and skip
 variants, and writes acc_diff against fill probability (mean and standard deviation over seeds): bn_compare.png,
 bn_compare.json and bn_compare.md in --out (default runs/bn-compare-<time>). Runs already finished there are kept.
-Default: CPU-sized (squares-small net, 14x14 masks, fills 0.2/0.5/0.8, seeds 1-2, 200 steps of 8+8 cells x 16 images).
+Default: CPU-sized (squares-small net, 14x14 masks, fills 0.2/0.5/0.8, seeds 1-2, 100 steps of 8+8 cells x 16 images,
+about 15 minutes on lavapipe, where the patterns have not formed yet: a smoke run; the question needs --full on a GPU).
 --full: the reference's sizes (squares net, 30x30 masks, fills 0.1..0.9, seeds 1-5, batch 512, 50+50 cells,
 11,800 steps, lr 3e-4, tau 5).`;
 
@@ -40,7 +41,7 @@ export async function bnCompare(gpu: Gpu, flags: Record<string, string | boolean
   for (const k of ['full', 'fills', 'seeds', 'out', 'size']) delete rest[k];
   const base: MpoConfig = full
     ? { ...mpoConfig({ preset: 'fashion-pattern', ...rest }), model: 'squares', clamp: 5, lr: 3e-4, evalImages: 100, pad: 0 }
-    : { ...mpoConfig({ quick: true, ...rest }), model: 'squares-small', clamp: 5, lr: 3e-3, batch: 16, cellsPerStep: 8, steps: 200, evalImages: 40, pad: 0, checkpointEvery: 100, logEvery: 20 };
+    : { ...mpoConfig({ quick: true, ...rest }), model: 'squares-small', clamp: 5, lr: 3e-3, batch: 16, cellsPerStep: 8, steps: 100, evalImages: 24, pad: 0, checkpointEvery: 50, logEvery: 10 };
   if (typeof flags.steps === 'string') base.steps = Number(flags.steps);
   if (typeof flags['eval-images'] === 'string') base.evalImages = Number(flags['eval-images']);
   if (typeof flags.model === 'string') base.model = flags.model;
