@@ -1,10 +1,14 @@
 // npm run bench [-- --quick] [--json PATH] [--steps N] [--workloads mpo-fashion,mpo-cifar] [--cells 1,16,100,400] [--batch 64,512]
+//                [--peers tfjs-webgpu,tfjs-cpu|none] [--peer-steps N]
 // Times the MPO training step (the exact code `loss-atlas mpo` runs: plane rebuild, one batched forward and
 // backward over all sampled cells, plane gradient, Adam) on synthetic batches: wall time per step and GPU time
 // from timestamp queries (medians over the timed steps, warm-up excluded), cell-images per second, GFLOP/s
 // (3 x the forward FLOPs per cell-image), and peak GPU memory against what per-cell materialized weights and
 // activations would take. Writes a markdown table and bench/results/<adapter>-<date>.json.
-// Peers (tfjs, PyTorch) are added to the same JSON rows by their own harnesses (issue #4, not here yet).
+// Peers: tfjs-webgpu (same Dawn adapter) and tfjs-cpu, as the reference formulates the step (a loop over cells with
+// materialized weights, bench/peers/tfjs.ts), after checking that their per-cell losses equal ours on the same
+// weights and batch; timed over --peer-steps steps after one warm-up (they are slow: 1 on a CPU, 3 on a GPU).
+// Not yet: tfjs-wasm (no filter-gradient kernel as shipped) and the PyTorch reference (issue #4).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { execSync } from 'node:child_process';
@@ -14,9 +18,12 @@ import { Profiler } from '../src/engine/profiler.ts';
 import { Tensor, numel } from '../src/engine/tensor.ts';
 import { randArray, rng } from '../src/engine/gradcheck.ts';
 import { forwardFlops, layerShapes } from '../src/models/run.ts';
+import { paramShapes } from '../src/models/sequential.ts';
 import { modelSpec, parameterCount } from '../src/models/zoo.ts';
 import { Plane } from '../src/experiments/plane.ts';
 import { mpoStep } from '../src/experiments/mpo.ts';
+import { evaluatePoints } from '../src/models/run.ts';
+import type { TfBackend } from './peers/tfjs.ts';
 
 const argv = process.argv.slice(2);
 const flag = (name: string): string | undefined => {
@@ -41,6 +48,39 @@ export interface BenchRow {
   peak_bytes: number | null;
   /** bytes that K materialized weight copies and their activations would take */
   materialized_bytes: number;
+  /** peers: largest difference of the per-cell losses from loss-atlas's on the same weights and batch */
+  max_loss_diff?: number;
+}
+
+/** Checks a tfjs peer's per-cell losses against loss-atlas's on the plane's current weights, then times its steps. */
+async function timePeer(peer: string, plane: Plane, layers: ReturnType<typeof modelSpec>['layers'], offsets: [number, number][], nGood: number, x: Tensor, y: Tensor, batch: number, steps: number, gpu: Gpu) {
+  const tfp = await import('./peers/tfjs.ts');
+  const tf = await import('@tensorflow/tfjs');
+  const backend = peer.replace('tfjs-', '') as TfBackend;
+  await tfp.useBackend(backend);
+  const v = await plane.values();
+  const shapes = paramShapes(layers).map((p) => p.shape);
+  const xs = await x.read(), ys = await y.readU32();
+  const coefs = Float32Array.from(offsets.flatMap(([di, dj]) => [1, v.scale * dj, v.scale * di]));
+  await plane.updateBasis();
+  const ours = await evaluatePoints(gpu, plane.model, coefs, x, y);
+  const tp = tfp.tfPlane(v, shapes);
+  const xt = tf.tensor4d(xs, x.shape as [number, number, number, number]);
+  const yt = tf.tensor1d(Int32Array.from(ys), 'int32');
+  const theirs = await tfp.cellLosses(layers, tp, offsets, xt, yt);
+  const maxDiff = Math.max(...theirs.map((l, k) => Math.abs(l - ours.loss[k])));
+  if (!(maxDiff < 1e-3)) throw new Error(`${peer}: per-cell losses differ from loss-atlas's by ${maxDiff} on the same weights: the two formulations disagree`);
+  const opt = tf.train.adam(2.5e-4);
+  const walls: number[] = [];
+  for (let s = 0; s < steps + 1; s++) {
+    const t = performance.now();
+    await tfp.tfMpoStep(layers, tp, opt, offsets, nGood, xt, yt, { negCoef: 1, clamp: 2.5, clipNorm: 100 });
+    if (s > 0) walls.push(performance.now() - t);
+  }
+  opt.dispose();
+  [...tp.origin, ...tp.right, ...tp.up, tp.scale].forEach((t) => t.dispose());
+  xt.dispose(); yt.dispose();
+  return { ms: median(walls), spread: [+Math.min(...walls).toFixed(3), +Math.max(...walls).toFixed(3)] as [number, number], maxDiff };
 }
 
 async function main(): Promise<void> {
@@ -49,9 +89,12 @@ async function main(): Promise<void> {
   const cpu = /llvmpipe|lavapipe|swiftshader/i.test(gpu.adapterInfo);
   const quick = argv.includes('--quick') || cpu;
   const workloads = (flag('workloads') ?? (quick ? 'mpo-fashion' : 'mpo-fashion,mpo-cifar')).split(',');
-  const cellsList = nums(flag('cells'), quick ? [1, 16] : [1, 16, 100, 400]);
+  const cellsList = nums(flag('cells'), quick ? [1, 4] : [1, 16, 100, 400]);
   const batches = nums(flag('batch'), quick ? [16] : [64, 512]);
   const steps = Number(flag('steps') ?? (quick ? 4 : 10));
+  const peers = (flag('peers') ?? (quick ? 'tfjs-webgpu,tfjs-cpu' : 'tfjs-webgpu')).split(',').filter((p) => p && p !== 'none') as `tfjs-${TfBackend}`[];
+  const peerSteps = Number(flag('peer-steps') ?? (quick ? 1 : 3));
+  for (const p of peers) if (p !== 'tfjs-webgpu' && p !== 'tfjs-cpu') throw new Error(`--peers: ${p} is not supported yet (tfjs-webgpu, tfjs-cpu; tfjs-wasm needs a custom filter gradient, PyTorch runs from bench/torch_reference.py: issue #4)`);
   const warm = 2;
   console.log(`adapter: ${gpu.adapterInfo}${quick ? ' (quick sizes)' : ''}; ${steps} timed steps after ${warm} warm-up steps`);
   const rows: BenchRow[] = [];
@@ -99,6 +142,16 @@ async function main(): Promise<void> {
           };
           rows.push(row);
           console.log(`| loss-atlas | ${workload} | ${bn ? 'on' : 'off'} | ${cells} | ${batch} | ${row.ms_per_step.toFixed(1)} (${row.ms_spread[0].toFixed(0)}-${row.ms_spread[1].toFixed(0)}) | ${row.gpu_ms_per_step?.toFixed(1) ?? '-'} | ${row.cell_images_per_s.toFixed(0)} | ${row.gflops.toFixed(2)} | ${(row.peak_bytes! / 2 ** 20).toFixed(1)} | ${(row.materialized_bytes / 2 ** 20).toFixed(1)} |`);
+          for (const peer of peers) {
+            const pr = await timePeer(peer, plane, spec.layers, offsets, nGood, x, y, batch, peerSteps, gpu);
+            const prow: BenchRow = {
+              impl: peer, workload, bn, cells, batch, ms_per_step: +pr.ms.toFixed(3), ms_spread: pr.spread, gpu_ms_per_step: null,
+              cell_images_per_s: +((cells * batch) / (pr.ms / 1000)).toFixed(1), gflops: +((3 * fl * cells * batch) / (pr.ms * 1e6)).toFixed(3),
+              peak_bytes: null, materialized_bytes: row.materialized_bytes, max_loss_diff: pr.maxDiff,
+            };
+            rows.push(prow);
+            console.log(`| ${peer} | ${workload} | ${bn ? 'on' : 'off'} | ${cells} | ${batch} | ${prow.ms_per_step.toFixed(1)} (${pr.spread[0].toFixed(0)}-${pr.spread[1].toFixed(0)}) | - | ${prow.cell_images_per_s.toFixed(1)} | ${prow.gflops.toFixed(3)} | - | - | (losses vs loss-atlas: max diff ${pr.maxDiff.toExponential(1)}; ${(pr.ms / row.ms_per_step).toFixed(1)}x loss-atlas's time)`);
+          }
           x.dispose(); y.dispose(); opt.dispose(); plane.dispose();
         }
       }
@@ -118,4 +171,4 @@ async function main(): Promise<void> {
   gpu.destroy();
 }
 
-main().then(() => process.exit(0), (e) => { console.error(e instanceof Error ? e.message : e); process.exit(1); });
+main().then(() => process.exit(0), (e) => { console.error(e instanceof Error ? (process.env.LOSS_ATLAS_STACK ? e.stack : e.message) : e); process.exit(1); });

@@ -1,0 +1,158 @@
+// The MPO step in TensorFlow.js, formulated as the reference does it: a loop over the sampled cells, each
+// with its own materialized weights W = origin + scale * (dj * right + di * up_orth), its own forward and
+// backward (tf.variableGrads), gradients accumulated, then Adam with global-norm clipping.
+// Backends: 'cpu', 'wasm' (forward only as shipped: no Conv2DBackpropFilter kernel), 'webgpu' (on the same
+// Dawn adapter as loss-atlas). Used by bench/mpo.ts, which first checks that the losses equal loss-atlas's.
+import * as tf from '@tensorflow/tfjs';
+import type { Layer } from '../../src/models/sequential.ts';
+
+export type TfBackend = 'cpu' | 'wasm' | 'webgpu';
+
+/** Loads and selects a backend. webgpu registers itself only when navigator.gpu exists at import time. */
+export async function useBackend(b: TfBackend): Promise<void> {
+  if (b === 'webgpu') {
+    const { create, globals } = await import('webgpu');
+    Object.assign(globalThis, globals);
+    if (!(globalThis as { navigator?: { gpu?: unknown } }).navigator?.gpu) {
+      Object.defineProperty(globalThis, 'navigator', { value: { gpu: create([]) }, configurable: true });
+    }
+    await import('@tensorflow/tfjs-backend-webgpu');
+  } else if (b === 'wasm') {
+    await import('@tensorflow/tfjs-backend-wasm');
+  }
+  if (!(await tf.setBackend(b))) throw new Error(`tfjs backend ${b} could not be initialised`);
+  await tf.ready();
+}
+
+/** Pooling matrix [H*W, OH*OW] of PyTorch's adaptive average pool (overlapping bins). */
+function adaptiveMatrix(H: number, W: number, OH: number, OW: number): tf.Tensor2D {
+  const m = new Float32Array(H * W * OH * OW);
+  for (let oh = 0; oh < OH; oh++)
+    for (let ow = 0; ow < OW; ow++) {
+      const h0 = Math.floor((oh * H) / OH), h1 = Math.ceil(((oh + 1) * H) / OH);
+      const w0 = Math.floor((ow * W) / OW), w1 = Math.ceil(((ow + 1) * W) / OW);
+      for (let h = h0; h < h1; h++) for (let w = w0; w < w1; w++) m[(h * W + w) * OH * OW + oh * OW + ow] = 1 / ((h1 - h0) * (w1 - w0));
+    }
+  return tf.tensor2d(m, [H * W, OH * OW]);
+}
+
+/**
+ * Forward of a layer list in NHWC with parameters in loss-atlas's layouts (conv [Cout, Cin, KH, KW], linear [O, F]);
+ * flatten follows loss-atlas's [C, H, W] order so the dense weights are shared as they are.
+ */
+export function forward(layers: Layer[], params: tf.Tensor[], x: tf.Tensor4D): tf.Tensor2D {
+  let pi = 0;
+  const run = (ls: Layer[], input: tf.Tensor): tf.Tensor => {
+    let h = input;
+    for (const l of ls) {
+      switch (l.type) {
+        case 'conv': {
+          const w = tf.transpose(params[pi++], [2, 3, 1, 0]) as tf.Tensor4D;
+          h = tf.conv2d(h as tf.Tensor4D, w, l.stride ?? 1, l.pad ? [[0, 0], [l.pad, l.pad], [l.pad, l.pad], [0, 0]] : 'valid');
+          if (l.bias !== false) h = tf.add(h, params[pi++]);
+          break;
+        }
+        case 'linear': {
+          h = tf.matMul(h as tf.Tensor2D, params[pi++] as tf.Tensor2D, false, true);
+          if (l.bias !== false) h = tf.add(h, params[pi++]);
+          break;
+        }
+        case 'bn': {
+          const g = tf.add(params[pi++], l.reparam ? 1 : 0), b = params[pi++];
+          const { mean, variance } = tf.moments(h, [0, 1, 2]);
+          h = tf.add(tf.mul(tf.div(tf.sub(h, mean), tf.sqrt(tf.add(variance, 1e-5))), g), b);
+          break;
+        }
+        case 'relu': h = tf.relu(h); break;
+        case 'tanh': h = tf.tanh(h); break;
+        case 'maxpool': h = tf.maxPool(h as tf.Tensor4D, l.k, l.stride ?? l.k, l.pad ? [[0, 0], [l.pad, l.pad], [l.pad, l.pad], [0, 0]] as unknown as number : 'valid'); break;
+        case 'avgpool': h = tf.avgPool(h as tf.Tensor4D, l.k, l.stride ?? l.k, 'valid'); break;
+        case 'adaptive': {
+          const [N, H, W, C] = h.shape;
+          const p = tf.matMul(tf.transpose(tf.reshape(h, [N, H * W, C]), [0, 2, 1]), adaptiveMatrix(H, W, l.size[0], l.size[1]));
+          h = tf.transpose(tf.reshape(p, [N, C, l.size[0], l.size[1]]), [0, 2, 3, 1]);
+          break;
+        }
+        case 'flatten': {
+          const [N, H, W, C] = h.shape;
+          h = tf.reshape(tf.transpose(h, [0, 3, 1, 2]), [N, C * H * W]);
+          break;
+        }
+        case 'dropout': break;
+        case 'residual': h = tf.add(h, run(l.body, h)); break;
+      }
+    }
+    return h;
+  };
+  return run(layers, x) as tf.Tensor2D;
+}
+
+export function meanCE(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar {
+  return tf.losses.softmaxCrossEntropy(tf.oneHot(labels, logits.shape[1]), logits) as tf.Scalar;
+}
+
+export interface TfPlane {
+  origin: tf.Variable[];
+  right: tf.Variable[];
+  up: tf.Variable[];
+  scale: tf.Variable;
+}
+
+export function tfPlane(v: { origin: Float32Array[]; right: Float32Array[]; up: Float32Array[]; scale: number }, shapes: number[][]): TfPlane {
+  const mk = (a: Float32Array[]) => a.map((d, i) => tf.variable(tf.tensor(d, shapes[i])));
+  return { origin: mk(v.origin), right: mk(v.right), up: mk(v.up), scale: tf.variable(tf.scalar(v.scale)) };
+}
+
+/** The reference's up_orthogonal point: origin + scale * (dj * (right - origin) + di * |r| / |u'| * u'). */
+function pointWeights(p: TfPlane, di: number, dj: number): tf.Tensor[] {
+  const r = p.right.map((v, i) => tf.sub(v, p.origin[i]));
+  // a chain of adds, not tf.addN: webgpu's AddN binds one buffer per input (over its 8-buffer limit)
+  const dot = (a: tf.Tensor[], b: tf.Tensor[]) => a.map((x, i) => tf.sum(tf.mul(x, b[i]))).reduce((s, t) => tf.add(s, t)) as tf.Scalar;
+  const rr = dot(r, r);
+  const alpha = tf.div(dot(p.up, r), rr);
+  const u1 = p.up.map((u, i) => tf.sub(u, tf.mul(alpha, r[i])));
+  const f = tf.div(tf.sqrt(rr), tf.sqrt(dot(u1, u1)));
+  return p.origin.map((o, i) => tf.add(o, tf.mul(p.scale, tf.add(tf.mul(dj, r[i]), tf.mul(tf.mul(di, f), u1[i])))));
+}
+
+/** Per-cell mean CE at the plane's current weights (for checking against loss-atlas). Async: webgpu cannot read synchronously in Node. */
+export async function cellLosses(layers: Layer[], p: TfPlane, offsets: [number, number][], xNCHW: tf.Tensor4D, labels: tf.Tensor1D): Promise<number[]> {
+  const out: number[] = [];
+  for (const [di, dj] of offsets) {
+    const l = tf.tidy(() => meanCE(forward(layers, pointWeights(p, di, dj), tf.transpose(xNCHW, [0, 2, 3, 1]) as tf.Tensor4D), labels));
+    out.push((await l.data())[0]);
+    l.dispose();
+  }
+  return out;
+}
+
+/** One reference-style MPO step: a forward and backward per cell, gradients summed, clipped, Adam. */
+export async function tfMpoStep(layers: Layer[], p: TfPlane, opt: tf.AdamOptimizer, offsets: [number, number][], nGood: number, xNCHW: tf.Tensor4D, labels: tf.Tensor1D, o: { negCoef: number; clamp: number; clipNorm: number }): Promise<void> {
+  const vars = [...p.origin, ...p.right, ...p.up, p.scale];
+  const nBad = offsets.length - nGood;
+  const x = tf.transpose(xNCHW, [0, 2, 3, 1]) as tf.Tensor4D;
+  let acc: tf.Tensor[] | null = null;
+  offsets.forEach(([di, dj], k) => {
+    const { grads } = tf.variableGrads(() => {
+      const ce = meanCE(forward(layers, pointWeights(p, di, dj), x), labels);
+      return k < nGood ? tf.div(ce, nGood) : tf.mul(tf.clipByValue(ce, 0, o.clamp), -o.negCoef / nBad);
+    }, vars);
+    const g = vars.map((v) => grads[v.name]);
+    if (!acc) acc = g;
+    else {
+      const next = acc.map((a, i) => tf.add(a, g[i]));
+      acc.forEach((a) => a.dispose());
+      g.forEach((t) => t.dispose());
+      acc = next;
+    }
+  });
+  x.dispose();
+  const gs = acc as unknown as tf.Tensor[];
+  const norm = Math.sqrt((await Promise.all(gs.map((g) => tf.tidy(() => tf.sum(tf.square(g))).data()))).reduce((a, d) => a + d[0], 0));
+  const c = o.clipNorm > 0 ? Math.min(1, o.clipNorm / (norm + 1e-6)) : 1;
+  const named = vars.map((v, i) => ({ name: v.name, tensor: c < 1 ? tf.mul(gs[i], c) : gs[i] }));
+  opt.applyGradients(named);
+  named.forEach((n) => n.tensor.dispose());
+  gs.forEach((g) => g.dispose());
+  await p.scale.data(); // wait for the backend to finish the step
+}
