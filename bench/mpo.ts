@@ -70,7 +70,7 @@ async function timePeer(peer: string, plane: Plane, layers: ReturnType<typeof mo
   const theirs = await tfp.cellLosses(layers, tp, offsets, xt, yt);
   const maxDiff = Math.max(...theirs.map((l, k) => Math.abs(l - ours.loss[k])));
   if (!(maxDiff < 1e-3)) throw new Error(`${peer}: per-cell losses differ from loss-atlas's by ${maxDiff} on the same weights: the two formulations disagree`);
-  const opt = tf.train.adam(2.5e-4);
+  const opt = tf.train.adam(2.5e-4, 0.9, 0.999, 1e-8);
   const walls: number[] = [];
   for (let s = 0; s < steps + 1; s++) {
     const t = performance.now();

@@ -127,7 +127,7 @@ export async function cellLosses(layers: Layer[], p: TfPlane, offsets: [number, 
 }
 
 /** One reference-style MPO step: a forward and backward per cell, gradients summed, clipped, Adam. */
-export async function tfMpoStep(layers: Layer[], p: TfPlane, opt: tf.AdamOptimizer, offsets: [number, number][], nGood: number, xNCHW: tf.Tensor4D, labels: tf.Tensor1D, o: { negCoef: number; clamp: number; clipNorm: number }): Promise<void> {
+export async function tfMpoStep(layers: Layer[], p: TfPlane, opt: tf.Optimizer, offsets: [number, number][], nGood: number, xNCHW: tf.Tensor4D, labels: tf.Tensor1D, o: { negCoef: number; clamp: number; clipNorm: number }): Promise<void> {
   const vars = [...p.origin, ...p.right, ...p.up, p.scale];
   const nBad = offsets.length - nGood;
   const x = tf.transpose(xNCHW, [0, 2, 3, 1]) as tf.Tensor4D;

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, appendF
 import { join } from 'node:path';
 import { execSync } from 'node:child_process';
 import type { Gpu } from '../engine/device.ts';
-import { Adam } from '../engine/optim.ts';
+import { Adam, type Optimizer } from '../engine/optim.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { rng } from '../engine/gradcheck.ts';
 import { backwardPoints, evaluatePoints } from '../models/run.ts';
@@ -140,7 +140,7 @@ const meanOf = (a: ArrayLike<number>, from: number, to: number) => {
  * then the plane's gradient, the scale's gradient from dL/dC, and one Adam update.
  */
 export async function mpoStep(
-  gpu: Gpu, plane: Plane, opt: Adam, offsets: [number, number][], nGood: number, x: Tensor, y: Tensor,
+  gpu: Gpu, plane: Plane, opt: Optimizer, offsets: [number, number][], nGood: number, x: Tensor, y: Tensor,
   o: { negCoef: number; clamp: number },
 ): Promise<StepResult> {
   const K = offsets.length, nBad = K - nGood;

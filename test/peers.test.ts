@@ -1,0 +1,66 @@
+// The tfjs peer of the benchmark computes the same MPO step as loss-atlas: same per-cell losses on the same
+// weights, and the same plane after one step (a loop of per-cell backward passes vs one batched pass).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import type { Gpu } from '../src/engine/device.ts';
+import { SGD } from '../src/engine/optim.ts';
+import { Tensor } from '../src/engine/tensor.ts';
+import { randArray, rng } from '../src/engine/gradcheck.ts';
+import { paramShapes } from '../src/models/sequential.ts';
+import { modelSpec } from '../src/models/zoo.ts';
+import { evaluatePoints } from '../src/models/run.ts';
+import { Plane } from '../src/experiments/plane.ts';
+import { mpoStep } from '../src/experiments/mpo.ts';
+import { cellLosses, tfMpoStep, tfPlane, useBackend } from '../bench/peers/tfjs.ts';
+import { testGpu } from './helpers.ts';
+
+let gpu: Gpu;
+beforeAll(async () => {
+  gpu = await testGpu();
+  await useBackend('cpu');
+});
+afterAll(() => gpu?.destroy());
+
+describe('tfjs peer', () => {
+  it('matches loss-atlas: per-cell losses, and the plane after one step', async () => {
+    const spec = modelSpec('tiny', { bn: true, input: [1, 12, 12] });
+    const plane = Plane.fresh(gpu, spec.layers, 3);
+    const v0 = await plane.values();
+    const N = 6;
+    const xs = randArray(rng(1), N * 144), ys = [1, 2, 3, 4, 5, 6];
+    const x = Tensor.fromArray(gpu, [N, 1, 12, 12], xs), y = Tensor.fromArray(gpu, [N], ys, 'y', 'u32');
+    const offsets: [number, number][] = [[0, 0], [1, -2], [-3, 2], [2, 2]];
+    const tp = tfPlane(v0, paramShapes(spec.layers).map((p) => p.shape));
+    const xt = tf.tensor4d(xs, [N, 1, 12, 12]), yt = tf.tensor1d(ys, 'int32');
+    await plane.updateBasis();
+    const coefs = Float32Array.from(offsets.flatMap(([di, dj]) => [1, v0.scale * dj, v0.scale * di]));
+    const ours = await evaluatePoints(gpu, plane.model, coefs, x, y);
+    const theirs = await cellLosses(spec.layers, tp, offsets, xt, yt);
+    theirs.forEach((l, k) => expect(Math.abs(l - ours.loss[k])).toBeLessThan(1e-5));
+    // one plain-SGD step each, so that the update is the (clipped) gradient itself; the clamp (2.3) stops some
+    // bad cells, the clip (0.5) bites. Adam is left out on purpose: tfjs's Adam puts epsilon differently.
+    const o = { negCoef: 1, clamp: 2.3, clipNorm: 0.5 };
+    const lr = 0.1;
+    const opt = new SGD(gpu, plane.trainables(), { lr, maxNorm: o.clipNorm });
+    await mpoStep(gpu, plane, opt, offsets, 2, x, y, o);
+    await tfMpoStep(spec.layers, tp, tf.train.sgd(lr), offsets, 2, xt, yt, o);
+    const v1 = await plane.values();
+    let worst = 0, biggest = 0;
+    const cmp = async (a0: Float32Array[], a: Float32Array[], b: tf.Variable[]) => {
+      for (let i = 0; i < a.length; i++) {
+        const t = await b[i].data();
+        for (let j = 0; j < a[i].length; j++) {
+          worst = Math.max(worst, Math.abs(a[i][j] - t[j]));
+          biggest = Math.max(biggest, Math.abs(t[j] - a0[i][j]));
+        }
+      }
+    };
+    await cmp(v0.origin, v1.origin, tp.origin);
+    await cmp(v0.right, v1.right, tp.right);
+    await cmp(v0.up, v1.up, tp.up);
+    expect(biggest).toBeGreaterThan(1e-3); // the step moved the plane
+    expect(worst).toBeLessThan(1e-3 * biggest); // and both moved it the same way
+    expect(Math.abs(v1.scale - (await tp.scale.data())[0])).toBeLessThan(1e-3 * Math.abs(v1.scale - v0.scale) + 1e-7);
+    opt.dispose(); plane.dispose(); x.dispose(); y.dispose();
+  });
+});
