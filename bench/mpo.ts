@@ -1,5 +1,5 @@
 // npm run bench [-- --quick] [--json PATH] [--steps N] [--workloads mpo-fashion,mpo-cifar] [--cells 1,16,100,400] [--batch 64,512]
-//                [--peers tfjs-webgpu,tfjs-cpu|none] [--peer-steps N]
+//                [--peers tfjs-webgpu,tfjs-cpu|none] [--peer-steps N] [--torch bench/results/torch-*.json]
 // Times the MPO training step (the exact code `loss-atlas mpo` runs: plane rebuild, one batched forward and
 // backward over all sampled cells, plane gradient, Adam) on synthetic batches: wall time per step and GPU time
 // from timestamp queries (medians over the timed steps, warm-up excluded), cell-images per second, GFLOP/s
@@ -155,6 +155,17 @@ async function main(): Promise<void> {
           x.dispose(); y.dispose(); opt.dispose(); plane.dispose();
         }
       }
+    }
+  }
+  const torchPath = flag('torch');
+  if (torchPath) {
+    const { readFileSync } = await import('node:fs');
+    const t = JSON.parse(readFileSync(torchPath, 'utf8')) as { adapter: string; rows: BenchRow[] };
+    console.log(`\nPyTorch rows from ${torchPath} (${t.adapter}):`);
+    for (const r of t.rows) {
+      rows.push(r);
+      const ours = rows.find((q) => q.impl === 'loss-atlas' && q.workload === r.workload && q.bn === r.bn && q.cells === r.cells && q.batch === r.batch);
+      console.log(`| ${r.impl} | ${r.workload} | ${r.bn ? 'on' : 'off'} | ${r.cells} | ${r.batch} | ${r.ms_per_step.toFixed(1)} | - | ${r.cell_images_per_s.toFixed(0)} | - | ${r.peak_bytes ? (r.peak_bytes / 2 ** 20).toFixed(1) : '-'} | - |${ours ? ` (${(r.ms_per_step / ours.ms_per_step).toFixed(1)}x loss-atlas's time)` : ''}`);
     }
   }
   const commit = (() => { try { return execSync('git rev-parse HEAD', { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim(); } catch { return 'unknown'; } })();

@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""The MPO training step in PyTorch, for the GPU machine (PyTorch is installed there, not on the CPU machine).
+
+Two formulations of the same step as `npm run bench` times (icon net / CIFAR net, BN off and on):
+  torch-loop: the reference's way, one forward and one backward per cell (gradients accumulate), then Adam;
+  torch-vmap: torch.func.vmap over cells with functional_call, one backward for all cells.
+f32 with TF32 off; CUDA events around each step; warm-up excluded; median and spread of the timed steps.
+Writes JSON rows in bench/mpo.ts's schema; `npm run bench -- --torch PATH` merges them into its table and JSON.
+
+usage: python3 bench/torch_reference.py [--quick] [--steps N] [--out PATH]
+Not yet run on a GPU: the first session with the device machine should run it once on --quick and check the
+loss it prints for the first cell against loss-atlas's on the same seed-0 weights (see bench/mpo.ts).
+"""
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.func import functional_call, vmap
+
+
+class RepBN(nn.Module):
+    """The reference's batch norm: gamma = weight + 1, batch statistics always."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(c))
+        self.bias = nn.Parameter(torch.zeros(c))
+
+    def forward(self, x):
+        return F.batch_norm(x, None, None, self.weight + 1, self.bias, training=True, eps=1e-5)
+
+
+def conv_net(channels, dense, maxpool, bn):
+    layers = []
+    for cin, cout in zip(channels[:-1], channels[1:]):
+        layers += [nn.Conv2d(cin, cout, 3, padding=1)] + ([RepBN(cout)] if bn else []) + [nn.ReLU()]
+        if maxpool:
+            layers.append(nn.MaxPool2d(2))
+    layers += [nn.AdaptiveAvgPool2d((4, 4)), nn.Flatten()]
+    f = channels[-1] * 16
+    for d in dense:
+        layers += [nn.Linear(f, d), nn.ReLU()]
+        f = d
+    layers.append(nn.Linear(f, 10))
+    return nn.Sequential(*layers)
+
+
+WORKLOADS = {
+    "mpo-fashion": (lambda bn: conv_net([1, 8, 32, 64], [128], True, bn), (1, 28, 28)),
+    "mpo-cifar": (lambda bn: conv_net([3, 16, 32, 64], [128], False, bn), (3, 32, 32)),
+}
+
+
+def flat(params):
+    return torch.cat([p.reshape(-1) for p in params])
+
+
+class Plane(nn.Module):
+    """origin, right_param, up_param (three default inits) and a scale; up_orthogonal as the reference."""
+
+    def __init__(self, make):
+        super().__init__()
+        nets = [make() for _ in range(3)]
+        self.names = [n for n, _ in nets[0].named_parameters()]
+        self.shapes = [p.shape for p in nets[0].parameters()]
+        self.origin = nn.Parameter(flat(nets[0].parameters()).detach().clone())
+        self.right = nn.Parameter(flat(nets[1].parameters()).detach().clone())
+        self.up = nn.Parameter(flat(nets[2].parameters()).detach().clone())
+        self.scale = nn.Parameter(torch.tensor(0.1))
+
+    def vectors(self):
+        r = self.right - self.origin
+        u = self.up - r * (self.up @ r) / (r @ r)
+        u = u * r.norm() / u.norm()
+        return r, u
+
+    def unflatten(self, w):
+        out, i = {}, 0
+        for n, s in zip(self.names, self.shapes):
+            k = math.prod(s)
+            out[n] = w[i:i + k].view(s)
+            i += k
+        return out
+
+
+def step_loop(model, plane, opt, offsets, n_good, x, y, clamp=2.5, c=1.0, clip=100.0):
+    opt.zero_grad(set_to_none=True)
+    n_bad = len(offsets) - n_good
+    for k, (di, dj) in enumerate(offsets):
+        r, u = plane.vectors()
+        w = plane.origin + plane.scale * (dj * r + di * u)
+        ce = F.cross_entropy(functional_call(model, plane.unflatten(w), (x,)), y)
+        loss = ce / n_good if k < n_good else -c * ce.clamp(0, clamp) / n_bad
+        loss.backward()
+    torch.nn.utils.clip_grad_norm_(plane.parameters(), clip)
+    opt.step()
+
+
+def step_vmap(model, plane, opt, offsets, n_good, x, y, clamp=2.5, c=1.0, clip=100.0):
+    opt.zero_grad(set_to_none=True)
+    n_bad = len(offsets) - n_good
+    off = torch.tensor(offsets, dtype=torch.float32, device=x.device)
+    r, u = plane.vectors()
+    w = plane.origin + plane.scale * (off[:, 1:2] * r + off[:, 0:1] * u)  # [K, n]
+
+    def ce_of(wk):
+        return F.cross_entropy(functional_call(model, plane.unflatten(wk), (x,)), y)
+
+    ce = vmap(ce_of)(w)
+    good = ce[:n_good].sum() / n_good
+    bad = ce[n_good:].clamp(0, clamp).sum() * (c / n_bad) if n_bad else ce.new_zeros(())
+    (good - bad).backward()
+    torch.nn.utils.clip_grad_norm_(plane.parameters(), clip)
+    opt.step()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args()
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.manual_seed(0)
+    cells_list = [1, 4] if a.quick else [1, 16, 100, 400]
+    batches = [16] if a.quick else [64, 512]
+    rows = []
+    name = torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu"
+    print(f"device: {name}, torch {torch.__version__}", file=sys.stderr)
+    for workload, (make, shape) in WORKLOADS.items():
+        if a.quick and workload != "mpo-fashion":
+            continue
+        for bn in (False, True):
+            for batch in batches:
+                for cells in cells_list:
+                    for impl, fn in (("torch-loop", step_loop), ("torch-vmap", step_vmap)):
+                        model = make(bn).to(dev)
+                        plane = Plane(lambda: make(bn)).to(dev)
+                        opt = torch.optim.Adam(plane.parameters(), lr=2.5e-4)
+                        x = torch.randn(batch, *shape, device=dev)
+                        y = torch.arange(batch, device=dev) % 10
+                        offsets = [((k % 7) - 3, (k // 7 % 7) - 3) for k in range(cells)]
+                        n_good = math.ceil(cells / 2)
+                        times = []
+                        if dev.type == "cuda":
+                            torch.cuda.reset_peak_memory_stats()
+                        try:
+                            for s in range(2 + a.steps):
+                                if dev.type == "cuda":
+                                    t0, t1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                                    t0.record()
+                                    fn(model, plane, opt, offsets, n_good, x, y)
+                                    t1.record()
+                                    torch.cuda.synchronize()
+                                    ms = t0.elapsed_time(t1)
+                                else:
+                                    t = time.perf_counter()
+                                    fn(model, plane, opt, offsets, n_good, x, y)
+                                    ms = (time.perf_counter() - t) * 1000
+                                if s >= 2:
+                                    times.append(ms)
+                        except torch.cuda.OutOfMemoryError:
+                            print(f"{impl} {workload} bn={bn} cells={cells} batch={batch}: out of memory", file=sys.stderr)
+                            continue
+                        med = statistics.median(times)
+                        row = {
+                            "impl": impl, "workload": workload, "bn": bn, "cells": cells, "batch": batch,
+                            "ms_per_step": round(med, 3), "ms_spread": [round(min(times), 3), round(max(times), 3)],
+                            "gpu_ms_per_step": round(med, 3) if dev.type == "cuda" else None,
+                            "cell_images_per_s": round(cells * batch / (med / 1000), 1),
+                            "peak_bytes": torch.cuda.max_memory_allocated() if dev.type == "cuda" else None,
+                        }
+                        rows.append(row)
+                        print(json.dumps(row), file=sys.stderr)
+    out = {"adapter": name, "torch": torch.__version__, "tf32": False, "rows": rows}
+    path = a.out or f"bench/results/torch-{name.replace(' ', '-')}-{time.strftime('%Y-%m-%d')}.json"
+    with open(path, "w") as f:
+        json.dump(out, f, indent=2)
+    print(f"wrote {path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
