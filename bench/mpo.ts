@@ -5,10 +5,10 @@
 // from timestamp queries (medians over the timed steps, warm-up excluded), cell-images per second, GFLOP/s
 // (3 x the forward FLOPs per cell-image), and peak GPU memory against what per-cell materialized weights and
 // activations would take. Writes a markdown table and bench/results/<adapter>-<date>.json.
-// Peers: tfjs-webgpu (same Dawn adapter) and tfjs-cpu, as the reference formulates the step (a loop over cells with
-// materialized weights, bench/peers/tfjs.ts), after checking that their per-cell losses equal ours on the same
-// weights and batch; timed over --peer-steps steps after one warm-up (they are slow: 1 on a CPU, 3 on a GPU).
-// Not yet: tfjs-wasm (no filter-gradient kernel as shipped) and the PyTorch reference (issue #4).
+// Peers: tfjs-webgpu (same Dawn adapter), tfjs-wasm (single-threaded in Node) and tfjs-cpu, as the reference
+// formulates the step (a loop over cells with materialized weights, bench/peers/tfjs.ts), after checking that their
+// per-cell losses equal ours on the same weights and batch; timed over --peer-steps steps after one warm-up (they
+// are slow: 1 on a CPU, 3 on a GPU). PyTorch: bench/torch_reference.py on the GPU machine, merged with --torch.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { execSync } from 'node:child_process';
@@ -92,9 +92,9 @@ async function main(): Promise<void> {
   const cellsList = nums(flag('cells'), quick ? [1, 4] : [1, 16, 100, 400]);
   const batches = nums(flag('batch'), quick ? [16] : [64, 512]);
   const steps = Number(flag('steps') ?? (quick ? 4 : 10));
-  const peers = (flag('peers') ?? (quick ? 'tfjs-webgpu,tfjs-cpu' : 'tfjs-webgpu')).split(',').filter((p) => p && p !== 'none') as `tfjs-${TfBackend}`[];
+  const peers = (flag('peers') ?? (quick ? 'tfjs-webgpu,tfjs-wasm,tfjs-cpu' : 'tfjs-webgpu,tfjs-wasm')).split(',').filter((p) => p && p !== 'none') as `tfjs-${TfBackend}`[];
   const peerSteps = Number(flag('peer-steps') ?? (quick ? 1 : 3));
-  for (const p of peers) if (p !== 'tfjs-webgpu' && p !== 'tfjs-cpu') throw new Error(`--peers: ${p} is not supported yet (tfjs-webgpu, tfjs-cpu; tfjs-wasm needs a custom filter gradient, PyTorch runs from bench/torch_reference.py: issue #4)`);
+  for (const p of peers) if (!['tfjs-webgpu', 'tfjs-cpu', 'tfjs-wasm'].includes(p)) throw new Error(`--peers: ${p} is not one of tfjs-webgpu, tfjs-cpu, tfjs-wasm (PyTorch runs from bench/torch_reference.py, merged with --torch)`);
   const warm = 2;
   console.log(`adapter: ${gpu.adapterInfo}${quick ? ' (quick sizes)' : ''}; ${steps} timed steps after ${warm} warm-up steps`);
   const rows: BenchRow[] = [];

@@ -17,12 +17,12 @@ import { testGpu } from './helpers.ts';
 let gpu: Gpu;
 beforeAll(async () => {
   gpu = await testGpu();
-  await useBackend('cpu');
 });
 afterAll(() => gpu?.destroy());
 
-describe('tfjs peer', () => {
+describe.each(['cpu', 'wasm'] as const)('tfjs peer on %s', (backend) => {
   it('matches loss-atlas: per-cell losses, and the plane after one step', async () => {
+    await useBackend(backend);
     const spec = modelSpec('tiny', { bn: true, input: [1, 12, 12] });
     const plane = Plane.fresh(gpu, spec.layers, 3);
     const v0 = await plane.values();

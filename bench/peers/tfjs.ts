@@ -1,8 +1,8 @@
 // The MPO step in TensorFlow.js, formulated as the reference does it: a loop over the sampled cells, each
 // with its own materialized weights W = origin + scale * (dj * right + di * up_orth), its own forward and
 // backward (tf.variableGrads), gradients accumulated, then Adam with global-norm clipping.
-// Backends: 'cpu', 'wasm' (forward only as shipped: no Conv2DBackpropFilter kernel), 'webgpu' (on the same
-// Dawn adapter as loss-atlas). Used by bench/mpo.ts, which first checks that the losses equal loss-atlas's.
+// Backends: 'cpu', 'wasm' (single-threaded in Node; convolutions get a user-level filter gradient, which the
+// shipped wasm backend lacks), 'webgpu' (on the same Dawn adapter as loss-atlas). Used by bench/mpo.ts, which first checks that the losses equal loss-atlas's.
 import * as tf from '@tensorflow/tfjs';
 import type { Layer } from '../../src/models/sequential.ts';
 
@@ -21,6 +21,7 @@ export async function useBackend(b: TfBackend): Promise<void> {
     await import('@tensorflow/tfjs-backend-wasm');
   }
   if (!(await tf.setBackend(b))) throw new Error(`tfjs backend ${b} could not be initialised`);
+  customConv = b === 'wasm';
   await tf.ready();
 }
 
@@ -36,6 +37,39 @@ function adaptiveMatrix(H: number, W: number, OH: number, OW: number): tf.Tensor
   return tf.tensor2d(m, [H * W, OH * OW]);
 }
 
+let customConv = false;
+
+/**
+ * tfjs-wasm ships no Conv2DBackpropFilter kernel: there, convolutions take a user-level gradient (input gradient
+ * through conv2dTranspose, filter gradient as a sum over the kernel taps of shifted-input^T x dy matmuls).
+ * Stride 1 only (the MPO nets' convolutions).
+ */
+function conv2dCustom(x: tf.Tensor4D, w: tf.Tensor4D, pad: number): tf.Tensor4D {
+  const f = tf.customGrad(((xx: tf.Tensor, ww: tf.Tensor, save: tf.GradSaveFunc) => {
+    save([xx, ww]);
+    const y = tf.conv2d(xx as tf.Tensor4D, ww as tf.Tensor4D, 1, pad ? [[0, 0], [pad, pad], [pad, pad], [0, 0]] : 'valid');
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, ws] = saved as [tf.Tensor4D, tf.Tensor4D];
+        const [KH, KW, Cin, Cout] = ws.shape;
+        const [N, OH, OW] = dy.shape;
+        const dx = tf.conv2dTranspose(dy as tf.Tensor4D, ws, xs.shape, 1, pad ? [[0, 0], [pad, pad], [pad, pad], [0, 0]] as unknown as number : 'valid');
+        const xp = pad ? tf.pad(xs, [[0, 0], [pad, pad], [pad, pad], [0, 0]]) : xs;
+        const dy2 = tf.reshape(dy, [N * OH * OW, Cout]);
+        const taps: tf.Tensor[] = [];
+        for (let kh = 0; kh < KH; kh++)
+          for (let kw = 0; kw < KW; kw++) {
+            const sl = tf.reshape(tf.slice(xp, [0, kh, kw, 0], [N, OH, OW, Cin]), [N * OH * OW, Cin]);
+            taps.push(tf.matMul(sl, dy2, true, false));
+          }
+        return [dx, tf.reshape(tf.stack(taps), [KH, KW, Cin, Cout])];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return f(x, w) as tf.Tensor4D;
+}
+
 /**
  * Forward of a layer list in NHWC with parameters in loss-atlas's layouts (conv [Cout, Cin, KH, KW], linear [O, F]);
  * flatten follows loss-atlas's [C, H, W] order so the dense weights are shared as they are.
@@ -48,7 +82,9 @@ export function forward(layers: Layer[], params: tf.Tensor[], x: tf.Tensor4D): t
       switch (l.type) {
         case 'conv': {
           const w = tf.transpose(params[pi++], [2, 3, 1, 0]) as tf.Tensor4D;
-          h = tf.conv2d(h as tf.Tensor4D, w, l.stride ?? 1, l.pad ? [[0, 0], [l.pad, l.pad], [l.pad, l.pad], [0, 0]] : 'valid');
+          h = customConv && (l.stride ?? 1) === 1
+            ? conv2dCustom(h as tf.Tensor4D, w, l.pad ?? 0)
+            : tf.conv2d(h as tf.Tensor4D, w, l.stride ?? 1, l.pad ? [[0, 0], [l.pad, l.pad], [l.pad, l.pad], [0, 0]] : 'valid');
           if (l.bias !== false) h = tf.add(h, params[pi++]);
           break;
         }
