@@ -12,9 +12,7 @@ import { Profiler } from '../src/engine/profiler.ts';
 import { Tape } from '../src/engine/tape.ts';
 import { Tensor } from '../src/engine/tensor.ts';
 import { checkOp, opCases, randArray, rng } from '../src/engine/gradcheck.ts';
-import { chooseTiles, matmulKernel } from '../src/shaders/conv.ts';
-import { elementwiseKernel } from '../src/shaders/misc.ts';
-import { fold } from '../src/shaders/common.ts';
+import { describeRoofline, roofline } from './roofline.ts';
 
 const argv = process.argv.slice(2);
 const flag = (name: string): string | undefined => {
@@ -41,26 +39,9 @@ async function main(): Promise<void> {
   const prof = Profiler.attach(gpu);
   if (!prof) throw new Error(`adapter ${gpu.adapterInfo} has no timestamp-query: GPU times cannot be measured`);
 
-  // roofline probe: tiled f32 matmul mm^3 and a copy
-  const a = Tensor.fromArray(gpu, [mm, mm], randArray(rng(1), mm * mm), 'a');
-  const b = Tensor.fromArray(gpu, [mm, mm], randArray(rng(2), mm * mm), 'b');
-  const c = new Tensor(gpu, [mm, mm], 'c');
-  const t = chooseTiles(mm, mm);
-  const mk = matmulKernel(t);
-  for (let i = 0; i < reps + 1; i++) gpu.dispatch({ kernel: mk, buffers: { a: a.buffer, b: b.buffer, c: c.buffer }, uniforms: { M: mm, N: mm, Kd: mm }, groups: [Math.ceil(mm / t.BM), Math.ceil(mm / t.BN)], what: `matmul ${mm}^3`, flops: 2 * mm ** 3 });
-  const copyN = cpu ? 2 ** 22 : 2 ** 26;
-  const src = new Tensor(gpu, [copyN], 'src'), dst = new Tensor(gpu, [copyN], 'dst');
-  const ck = elementwiseKernel('copy', ['a'], 'a');
-  for (let i = 0; i < reps + 1; i++) gpu.dispatch({ kernel: ck, buffers: { a_: src.buffer, y: dst.buffer }, uniforms: { n: copyN }, groups: fold(Math.ceil(copyN / 256)), what: 'copy', bytes: 8 * copyN });
-  await gpu.sync();
-  await prof.collect();
-  const mmMs = median(prof.times.filter((x) => x.name === 'matmul').slice(1).map((x) => x.durNs / 1e6));
-  const cpMs = median(prof.times.filter((x) => x.name === 'copy').slice(1).map((x) => x.durNs / 1e6));
-  const peakGflops = (2 * mm ** 3) / (mmMs * 1e6);
-  const peakGBs = (8 * copyN) / (cpMs * 1e6);
-  console.log(`roofline: tiled f32 matmul ${mm}^3 ${mmMs.toFixed(2)} ms = ${peakGflops.toFixed(1)} GFLOP/s; copy ${(copyN * 4 / 2 ** 20).toFixed(0)} MiB ${peakGBs.toFixed(1)} GB/s\n`);
-  [a, b, c, src, dst].forEach((x) => x.dispose());
-  prof.clear();
+  const roof = await roofline(gpu, prof, mm, cpu ? 2 ** 22 : 2 ** 26, reps);
+  const peakGflops = roof.gflops, peakGBs = roof.gbps;
+  console.log(describeRoofline(roof) + '\n');
 
   const shapes = [
     { name: 'icon conv1 1->8 @28x28 (shared input)', Cin: 1, Cout: 8, H: 28, shared: true },

@@ -24,6 +24,7 @@ import { Plane } from '../src/experiments/plane.ts';
 import { mpoStep } from '../src/experiments/mpo.ts';
 import { evaluatePoints } from '../src/models/run.ts';
 import type { TfBackend } from './peers/tfjs.ts';
+import { describeRoofline, roofline, type Roofline } from './roofline.ts';
 
 const argv = process.argv.slice(2);
 const flag = (name: string): string | undefined => {
@@ -48,6 +49,8 @@ export interface BenchRow {
   peak_bytes: number | null;
   /** bytes that K materialized weight copies and their activations would take */
   materialized_bytes: number;
+  /** GFLOP/s as a share of the adapter's tiled matmul (the roofline probe) */
+  share_of_matmul?: number | null;
   /** peers: largest difference of the per-cell losses from loss-atlas's on the same weights and batch */
   max_loss_diff?: number;
 }
@@ -97,6 +100,8 @@ async function main(): Promise<void> {
   for (const p of peers) if (!['tfjs-webgpu', 'tfjs-cpu', 'tfjs-wasm'].includes(p)) throw new Error(`--peers: ${p} is not one of tfjs-webgpu, tfjs-cpu, tfjs-wasm (PyTorch runs from bench/torch_reference.py, merged with --torch)`);
   const warm = 2;
   console.log(`adapter: ${gpu.adapterInfo}${quick ? ' (quick sizes)' : ''}; ${steps} timed steps after ${warm} warm-up steps`);
+  const roof: Roofline | null = prof ? await roofline(gpu, prof, cpu ? 512 : 4096, cpu ? 2 ** 22 : 2 ** 26, cpu ? 3 : 10) : null;
+  if (roof) console.log(describeRoofline(roof) + ' (the share column is GFLOP/s over this matmul)');
   const rows: BenchRow[] = [];
   console.log('| impl | workload | BN | cells | batch | ms/step (wall) | GPU ms/step | cell-images/s | GFLOP/s | peak MiB | materialized MiB |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const workload of workloads) {
@@ -140,8 +145,9 @@ async function main(): Promise<void> {
             peak_bytes: gpu.pool.peakBytes,
             materialized_bytes: cells * (parameterCount(spec.layers) + batch * actPerImage) * 4,
           };
+          row.share_of_matmul = roof ? +(row.gflops / roof.gflops).toFixed(3) : null;
           rows.push(row);
-          console.log(`| loss-atlas | ${workload} | ${bn ? 'on' : 'off'} | ${cells} | ${batch} | ${row.ms_per_step.toFixed(1)} (${row.ms_spread[0].toFixed(0)}-${row.ms_spread[1].toFixed(0)}) | ${row.gpu_ms_per_step?.toFixed(1) ?? '-'} | ${row.cell_images_per_s.toFixed(0)} | ${row.gflops.toFixed(2)} | ${(row.peak_bytes! / 2 ** 20).toFixed(1)} | ${(row.materialized_bytes / 2 ** 20).toFixed(1)} |`);
+          console.log(`| loss-atlas | ${workload} | ${bn ? 'on' : 'off'} | ${cells} | ${batch} | ${row.ms_per_step.toFixed(1)} (${row.ms_spread[0].toFixed(0)}-${row.ms_spread[1].toFixed(0)}) | ${row.gpu_ms_per_step?.toFixed(1) ?? '-'} | ${row.cell_images_per_s.toFixed(0)} | ${row.gflops.toFixed(2)}${roof ? ` (${(100 * row.gflops / roof.gflops).toFixed(0)}%)` : ''} | ${(row.peak_bytes! / 2 ** 20).toFixed(1)} | ${(row.materialized_bytes / 2 ** 20).toFixed(1)} |`);
           for (const peer of peers) {
             const pr = await timePeer(peer, plane, spec.layers, offsets, nGood, x, y, batch, peerSteps, gpu);
             const prow: BenchRow = {
@@ -171,7 +177,7 @@ async function main(): Promise<void> {
   const commit = (() => { try { return execSync('git rev-parse HEAD', { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim(); } catch { return 'unknown'; } })();
   const date = new Date().toISOString();
   const slug = gpu.adapterInfo.split(' / ').pop()!.replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40);
-  const out = { adapter: gpu.adapterInfo, commit, date, quick, note: 'peak_bytes: live GPU bytes of the engine pool during the step', rows };
+  const out = { adapter: gpu.adapterInfo, commit, date, quick, roofline: roof, note: 'peak_bytes: live GPU bytes of the engine pool during the step', rows };
   const paths = [`bench/results/${slug}-${date.slice(0, 10)}.json`, ...(flag('json') ? [flag('json')!] : [])];
   for (const p of paths) {
     mkdirSync(dirname(p), { recursive: true });

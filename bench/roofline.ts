@@ -1,0 +1,42 @@
+// The roofline probe of an adapter: a tiled f32 matmul (the conv kernels' tiling, without im2col) and a copy,
+// timed with timestamp queries (median of `reps` after one warm-up). Kernel figures are given as shares of these.
+import type { Gpu } from '../src/engine/device.ts';
+import type { Profiler } from '../src/engine/profiler.ts';
+import { Tensor } from '../src/engine/tensor.ts';
+import { randArray, rng } from '../src/engine/gradcheck.ts';
+import { chooseTiles, matmulKernel } from '../src/shaders/conv.ts';
+import { elementwiseKernel } from '../src/shaders/misc.ts';
+import { fold } from '../src/shaders/common.ts';
+
+export interface Roofline {
+  matmulN: number;
+  gflops: number;
+  copyBytes: number;
+  gbps: number;
+}
+
+const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
+
+export async function roofline(gpu: Gpu, prof: Profiler, mm: number, copyN: number, reps: number): Promise<Roofline> {
+  await prof.collect();
+  prof.clear();
+  const a = Tensor.fromArray(gpu, [mm, mm], randArray(rng(1), mm * mm), 'a');
+  const b = Tensor.fromArray(gpu, [mm, mm], randArray(rng(2), mm * mm), 'b');
+  const c = new Tensor(gpu, [mm, mm], 'c');
+  const t = chooseTiles(mm, mm);
+  const mk = matmulKernel(t);
+  for (let i = 0; i < reps + 1; i++) gpu.dispatch({ kernel: mk, buffers: { a: a.buffer, b: b.buffer, c: c.buffer }, uniforms: { M: mm, N: mm, Kd: mm }, groups: [Math.ceil(mm / t.BM), Math.ceil(mm / t.BN)], what: `matmul ${mm}^3`, flops: 2 * mm ** 3 });
+  const src = new Tensor(gpu, [copyN], 'src'), dst = new Tensor(gpu, [copyN], 'dst');
+  const ck = elementwiseKernel('copy', ['a'], 'a');
+  for (let i = 0; i < reps + 1; i++) gpu.dispatch({ kernel: ck, buffers: { a_: src.buffer, y: dst.buffer }, uniforms: { n: copyN }, groups: fold(Math.ceil(copyN / 256)), what: 'copy', bytes: 8 * copyN });
+  await gpu.sync();
+  await prof.collect();
+  const mmMs = median(prof.times.filter((x) => x.name === 'matmul').slice(1).map((x) => x.durNs / 1e6));
+  const cpMs = median(prof.times.filter((x) => x.name === 'copy').slice(1).map((x) => x.durNs / 1e6));
+  [a, b, c, src, dst].forEach((x) => x.dispose());
+  prof.clear();
+  return { matmulN: mm, gflops: (2 * mm ** 3) / (mmMs * 1e6), copyBytes: 4 * copyN, gbps: (8 * copyN) / (cpMs * 1e6) };
+}
+
+export const describeRoofline = (r: Roofline) =>
+  `roofline: tiled f32 matmul ${r.matmulN}^3 ${r.gflops.toFixed(1)} GFLOP/s; copy ${(r.copyBytes / 2 ** 20).toFixed(0)} MiB ${r.gbps.toFixed(1)} GB/s`;
