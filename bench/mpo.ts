@@ -16,7 +16,7 @@ import { Gpu } from '../src/engine/device.ts';
 import { Adam } from '../src/engine/optim.ts';
 import { Profiler } from '../src/engine/profiler.ts';
 import { Tensor, numel } from '../src/engine/tensor.ts';
-import { randArray, rng } from '../src/engine/gradcheck.ts';
+import { randArray, rng } from '../src/engine/random.ts';
 import { forwardFlops, layerShapes } from '../src/models/run.ts';
 import { paramShapes } from '../src/models/sequential.ts';
 import { modelSpec, parameterCount } from '../src/models/zoo.ts';

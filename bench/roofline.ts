@@ -3,7 +3,7 @@
 import type { Gpu } from '../src/engine/device.ts';
 import type { Profiler } from '../src/engine/profiler.ts';
 import { Tensor } from '../src/engine/tensor.ts';
-import { randArray, rng } from '../src/engine/gradcheck.ts';
+import { randArray, rng } from '../src/engine/random.ts';
 import { chooseTiles, matmulKernel } from '../src/shaders/conv.ts';
 import { elementwiseKernel } from '../src/shaders/misc.ts';
 import { fold } from '../src/shaders/common.ts';

@@ -7,19 +7,8 @@ import { Tape } from './tape.ts';
 import { Tensor, numel, type AnyTensor } from './tensor.ts';
 import * as ops from './ops.ts';
 import * as ref from './reference.ts';
-
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-export const randn = (r: () => number) => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
-export const randArray = (r: () => number, n: number, scale = 1): Float32Array => Float32Array.from({ length: n }, () => randn(r) * scale);
+import { randArray, rng } from './random.ts';
+export { randArray, randn, rng } from './random.ts';
 
 export interface Inputs {
   x: Float32Array;

@@ -7,7 +7,7 @@ import { crossEntropy } from '../engine/ops.ts';
 import { Adam } from '../engine/optim.ts';
 import { Tape } from '../engine/tape.ts';
 import { Tensor } from '../engine/tensor.ts';
-import { rng, randn } from '../engine/gradcheck.ts';
+import { rng, randn } from '../engine/random.ts';
 import { batchOf, fashionMnistDir, loadFashionMnist } from '../data/fashion-mnist.ts';
 import { Sequential, convNet, paramShapes } from '../models/sequential.ts';
 import { evaluatePoints } from '../models/run.ts';

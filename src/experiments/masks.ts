@@ -3,7 +3,7 @@
 // A mask is H x W with 1 = white (low loss wanted) and 0 = black (high loss wanted).
 import { existsSync } from 'node:fs';
 import sharp from 'sharp';
-import { rng } from '../engine/gradcheck.ts';
+import { rng } from '../engine/random.ts';
 
 export interface Mask {
   H: number;

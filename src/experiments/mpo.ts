@@ -7,7 +7,7 @@ import { execSync } from 'node:child_process';
 import type { Gpu } from '../engine/device.ts';
 import { Adam, type Optimizer } from '../engine/optim.ts';
 import { Tensor } from '../engine/tensor.ts';
-import { rng } from '../engine/gradcheck.ts';
+import { rng } from '../engine/random.ts';
 import { backwardPoints, evaluatePoints } from '../models/run.ts';
 import { modelSpec, parameterCount } from '../models/zoo.ts';
 import { batchOf, type Dataset } from '../data/fashion-mnist.ts';

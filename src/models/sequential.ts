@@ -6,7 +6,7 @@ import { Param } from '../engine/manifold.ts';
 import * as ops from '../engine/ops.ts';
 import * as ref from '../engine/reference.ts';
 import { Tensor, type AnyTensor, numel } from '../engine/tensor.ts';
-import { rng } from '../engine/gradcheck.ts';
+import { rng } from '../engine/random.ts';
 
 export type Layer =
   | { type: 'conv'; cin: number; cout: number; k: number; stride?: number; pad?: number; bias?: boolean }
