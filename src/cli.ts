@@ -116,5 +116,5 @@ async function main(): Promise<number> {
 
 main().then(
   (code) => process.exit(code),
-  (e) => { console.error(e instanceof Error ? e.message : e); process.exit(1); },
+  (e) => { console.error(e instanceof Error ? (process.env.LOSS_ATLAS_STACK ? e.stack : e.message) : e); process.exit(1); },
 );
