@@ -5,6 +5,10 @@ import { runDemo } from './experiments/demo.ts';
 import { MPO_HELP, mpoCommand } from './experiments/mpo-cli.ts';
 import { profileCommand } from './experiments/profile.ts';
 import { BN_COMPARE_HELP, bnCompare } from './experiments/bn-compare.ts';
+import { TRAIN_HELP, TrainInterrupted, runTrain, trainConfig, type TrainConfig } from './experiments/train.ts';
+import { fashionMnistDir, loadFashionMnist } from './data/fashion-mnist.ts';
+import { loadCifar10 } from './data/cifar10.ts';
+import { existsSync, readFileSync } from 'node:fs';
 import { CIFAR10, cifar10Dir } from './data/cifar10.ts';
 import { fetchArchive } from './data/download.ts';
 import { join, dirname } from 'node:path';
@@ -47,6 +51,40 @@ const commands: Record<string, Command> = {
     run: async (_a, flags) => {
       if (flags.help) { console.log(MPO_HELP); return 0; }
       return withGpu(flags, (gpu) => mpoCommand(gpu, flags));
+    },
+  },
+  train: {
+    summary: 'ordinary training of a model (SGD, momentum/Nesterov, step schedule), checkpoints and snapshots (--help)',
+    run: async (_a, flags) => {
+      if (flags.help) { console.log(TRAIN_HELP); return 0; }
+      let cfg: TrainConfig, out: string;
+      const resume = typeof flags.resume === 'string' ? flags.resume : null;
+      if (resume) {
+        if (!existsSync(join(resume, 'config.json'))) throw new Error(`--resume ${resume}: no config.json there (not a run directory?)`);
+        cfg = JSON.parse(readFileSync(join(resume, 'config.json'), 'utf8'));
+        out = resume;
+      } else {
+        cfg = trainConfig(flags, (ds, f) => (ds === 'cifar10' ? cifar10Dir(f) : fashionMnistDir(f)));
+        out = typeof flags.out === 'string' ? flags.out : join('runs', `train-${cfg.model}-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`);
+        if (existsSync(join(out, 'config.json'))) throw new Error(`--out ${out} already holds a run; use --resume ${out} to continue it`);
+      }
+      const data = cfg.dataset === 'cifar10' ? { train: loadCifar10(cfg.data, 'train'), test: loadCifar10(cfg.data, 'test') } : { train: loadFashionMnist(cfg.data, 'train'), test: loadFashionMnist(cfg.data, 't10k') };
+      return withGpu(flags, async (gpu) => {
+        console.log(`adapter: ${gpu.adapterInfo}\nrun directory: ${out}`);
+        let stop = false;
+        const onSig = () => { if (stop) process.exit(130); stop = true; process.stderr.write('\nstopping after this epoch (Ctrl-C again to quit at once) ...\n'); };
+        process.on('SIGINT', onSig);
+        try {
+          const m = await runTrain(gpu, cfg, data, out, !!resume, { log: (l) => console.log(l), shouldStop: () => stop });
+          console.log(`done: test accuracy ${(m.test_acc * 100).toFixed(2)}%, weights in ${join(out, 'model.safetensors')}`);
+          return 0;
+        } catch (e) {
+          if (e instanceof TrainInterrupted) { console.error(`${e.message}\ncontinue with: loss-atlas train --resume ${out}`); return 130; }
+          throw e;
+        } finally {
+          process.off('SIGINT', onSig);
+        }
+      });
     },
   },
   'bn-compare': {
