@@ -5,6 +5,8 @@ import { runDemo } from './experiments/demo.ts';
 import { MPO_HELP, mpoCommand } from './experiments/mpo-cli.ts';
 import { profileCommand } from './experiments/profile.ts';
 import { BN_COMPARE_HELP, bnCompare } from './experiments/bn-compare.ts';
+import { INTERPOLATE_HELP, readCheckpoint, runInterpolate } from './experiments/interpolate.ts';
+import { DIR_NORMS, linspace, type DirNorm } from './experiments/directions.ts';
 import { TRAIN_HELP, TrainInterrupted, runTrain, trainConfig, type TrainConfig } from './experiments/train.ts';
 import { fashionMnistDir, loadFashionMnist } from './data/fashion-mnist.ts';
 import { loadCifar10 } from './data/cifar10.ts';
@@ -84,6 +86,41 @@ const commands: Record<string, Command> = {
         } finally {
           process.off('SIGINT', onSig);
         }
+      });
+    },
+  },
+  interpolate: {
+    summary: 'loss and accuracy along a line: between two checkpoints, or along a random filter-normalized direction (--help)',
+    run: async (_a, flags) => {
+      if (flags.help) { console.log(INTERPOLATE_HELP); return 0; }
+      const known = new Set(['model-file', 'model-file2', 'x', 'images', 'ignore', 'norm', 'seed', 'log', 'loss-max', 'data', 'out', 'verbose']);
+      for (const k of Object.keys(flags)) if (!known.has(k) && k !== 'verbose') throw new Error(`unknown flag --${k} (see loss-atlas interpolate --help)`);
+      if (typeof flags['model-file'] !== 'string') throw new Error('--model-file PATH (a model.safetensors written by loss-atlas train) is required');
+      const fileA = flags['model-file'], fileB = typeof flags['model-file2'] === 'string' ? flags['model-file2'] : null;
+      const { metadata } = (await import('./data/formats.ts')).readSafetensors(fileA);
+      const cifar = metadata.model === 'cifar';
+      const dir = cifar ? cifar10Dir(flags.data) : fashionMnistDir(flags.data);
+      const data = cifar ? { train: loadCifar10(dir, 'train'), test: loadCifar10(dir, 'test') } : { train: loadFashionMnist(dir, 'train'), test: loadFashionMnist(dir, 't10k') };
+      const a = readCheckpoint(fileA, data.train.shape), b = fileB ? readCheckpoint(fileB, data.train.shape) : null;
+      const norm = (typeof flags.norm === 'string' ? flags.norm : 'filter') as DirNorm;
+      if (!DIR_NORMS.includes(norm)) throw new Error(`--norm "${norm}": one of ${DIR_NORMS.join(', ')} expected`);
+      if (flags.ignore !== undefined && flags.ignore !== 'biasbn') throw new Error(`--ignore "${flags.ignore}": only biasbn is known`);
+      const images = flags.images === 'all' ? 0 : Number(flags.images ?? 1000);
+      if (!Number.isInteger(images) || images < 0) throw new Error(`--images: a whole number or all expected, got "${flags.images}"`);
+      const lossMax = Number(flags['loss-max'] ?? 5);
+      if (!(lossMax > 0)) throw new Error(`--loss-max: a positive number expected, got "${flags['loss-max']}"`);
+      const alphas = linspace(typeof flags.x === 'string' ? flags.x : b ? '-0.5:1.5:401' : '-1:1:51', 'x');
+      const out = typeof flags.out === 'string' ? flags.out : join('runs', `interpolate-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`);
+      return withGpu(flags, async (gpu) => {
+        console.log(`adapter: ${gpu.adapterInfo}\n${alphas.length} points of ${a.model}${b ? ' between two checkpoints' : ` along a random ${norm}-normalized direction`}, ${images || 'all'} images per split`);
+        const opts = { alphas, norm, ignoreBiasBn: flags.ignore === 'biasbn', seed: Number(flags.seed ?? 123), images, logScale: !!flags.log, lossMax };
+        (await import('node:fs')).mkdirSync(out, { recursive: true });
+        (await import('node:fs')).writeFileSync(join(out, 'config.json'), JSON.stringify({ modelFile: fileA, modelFile2: fileB, ...opts, alphas: undefined, x: flags.x ?? null, adapter: gpu.adapterInfo }, null, 2) + '\n');
+        const r = await runInterpolate(gpu, a, b, data, opts, out);
+        const k0 = r.alpha.reduce((best, al, k) => (Math.abs(al) < Math.abs(r.alpha[best]) ? k : best), 0);
+        console.log(`alpha ${r.alpha[k0]}: test loss ${r.test_loss[k0].toFixed(4)}, accuracy ${(100 * r.test_acc[k0]).toFixed(1)}%; max test loss ${Math.max(...r.test_loss).toFixed(3)}`);
+        console.log(`wrote ${join(out, 'interpolate.png')} and interpolate.json`);
+        return 0;
       });
     },
   },

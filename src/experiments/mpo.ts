@@ -8,7 +8,7 @@ import type { Gpu } from '../engine/device.ts';
 import { Adam, type Optimizer } from '../engine/optim.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { rng } from '../engine/random.ts';
-import { backwardPoints, evaluatePoints } from '../models/run.ts';
+import { backwardPoints, evaluateOnImages } from '../models/run.ts';
 import { modelSpec, parameterCount } from '../models/zoo.ts';
 import { batchOf, type Dataset } from '../data/fashion-mnist.ts';
 import { npyBytes, readSafetensors, safetensorsBytes, type NamedTensor } from '../data/formats.ts';
@@ -353,24 +353,10 @@ function padded(m: Int8Array, H: number, W: number, pad: number): Int8Array {
   return out;
 }
 
-/** Mean CE and accuracy of every grid cell over the picked images, in image chunks, each chunk one batched pass per block of cells. */
-export async function evaluateGrid(gpu: Gpu, plane: Plane, coefs: Float32Array, d: Dataset, pick: number[], chunk = 500): Promise<{ loss: Float32Array; acc: Float32Array }> {
+/** Mean CE and accuracy of every grid cell over the picked images (the plane's basis rebuilt first). */
+export async function evaluateGrid(gpu: Gpu, plane: Plane, coefs: Float32Array, d: Dataset, pick: number[]): Promise<{ loss: Float32Array; acc: Float32Array }> {
   await plane.updateBasis();
-  const K = coefs.length / 3;
-  const loss = new Float32Array(K), acc = new Float32Array(K);
-  for (let i0 = 0; i0 < pick.length; i0 += chunk) {
-    const idx = pick.slice(i0, i0 + chunk);
-    const { x, y } = batchOf(d, idx);
-    const xt = Tensor.fromArray(gpu, [idx.length, ...d.shape], x, 'eval.x');
-    const yt = Tensor.fromArray(gpu, [idx.length], y, 'eval.y', 'u32');
-    const r = await evaluatePoints(gpu, plane.model, coefs, xt, yt);
-    xt.dispose(); yt.dispose();
-    for (let k = 0; k < K; k++) {
-      loss[k] += (r.loss[k] * idx.length) / pick.length;
-      acc[k] += (r.acc[k] * idx.length) / pick.length;
-    }
-  }
-  return { loss, acc };
+  return evaluateOnImages(gpu, plane.model, coefs, d, pick);
 }
 
 /** The reference's fit metrics over the ternary mask's +1 and -1 cells, plus agreement over all mask cells. */

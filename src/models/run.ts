@@ -6,6 +6,7 @@ import { crossEntropy } from '../engine/ops.ts';
 import { Tape } from '../engine/tape.ts';
 import { Tensor, numel } from '../engine/tensor.ts';
 import type { Layer, Sequential } from './sequential.ts';
+import { batchOf, type Dataset } from '../data/fashion-mnist.ts';
 
 /** Per-sample output shape after each layer (residual bodies included). */
 export function layerShapes(layers: Layer[], inShape: number[]): number[][] {
@@ -124,4 +125,26 @@ export async function backwardPoints(
     acc.set(r.acc, k0);
   }
   return { loss, acc, dcoef };
+}
+
+/**
+ * Mean CE and accuracy of every point (coefs [K, B]) over the picked images of a dataset, in image chunks (each chunk
+ * one batched pass per block of points), weighted by chunk size.
+ */
+export async function evaluateOnImages(gpu: Gpu, model: Sequential, coefs: Float32Array, d: Dataset, pick: ArrayLike<number>, chunk = 500): Promise<{ loss: Float32Array; acc: Float32Array }> {
+  const K = coefs.length / model.B;
+  const loss = new Float32Array(K), acc = new Float32Array(K);
+  for (let i0 = 0; i0 < pick.length; i0 += chunk) {
+    const idx = Array.prototype.slice.call(pick, i0, i0 + chunk) as number[];
+    const { x, y } = batchOf(d, idx);
+    const xt = Tensor.fromArray(gpu, [idx.length, ...d.shape], x, 'eval.x');
+    const yt = Tensor.fromArray(gpu, [idx.length], y, 'eval.y', 'u32');
+    const r = await evaluatePoints(gpu, model, coefs, xt, yt);
+    xt.dispose(); yt.dispose();
+    for (let k = 0; k < K; k++) {
+      loss[k] += (r.loss[k] * idx.length) / pick.length;
+      acc[k] += (r.acc[k] * idx.length) / pick.length;
+    }
+  }
+  return { loss, acc };
 }

@@ -1,0 +1,49 @@
+// Directions in weight space for loss-surface plots (Li et al. 2018, as the reference tool makes them):
+// random Gaussian per parameter tensor, normalized per filter (each slice along dim 0 gets the norm of the same
+// slice of the weights), per layer, elementwise by the weights, or not at all; tensors of dim <= 1 (biases, BN)
+// set to 0 with ignoreBiasBn, else copied from the weights. Or a target direction theta2 - theta1.
+import { rng, randn } from '../engine/random.ts';
+
+export type DirNorm = 'filter' | 'layer' | 'weight' | 'none';
+export const DIR_NORMS: DirNorm[] = ['filter', 'layer', 'weight', 'none'];
+
+const norm2 = (a: ArrayLike<number>, from = 0, to = a.length) => {
+  let s = 0;
+  for (let i = from; i < to; i++) s += a[i] * a[i];
+  return Math.sqrt(s);
+};
+
+export function randomDirection(weights: Float32Array[], shapes: number[][], o: { seed: number; norm: DirNorm; ignoreBiasBn: boolean }): Float32Array[] {
+  const r = rng(o.seed);
+  return weights.map((w, t) => {
+    const d = Float32Array.from(w, () => randn(r));
+    if (shapes[t].length <= 1) return o.ignoreBiasBn ? new Float32Array(w.length) : Float32Array.from(w);
+    if (o.norm === 'filter') {
+      const per = w.length / shapes[t][0];
+      for (let f = 0; f < shapes[t][0]; f++) {
+        const s = norm2(w, f * per, (f + 1) * per) / (norm2(d, f * per, (f + 1) * per) + 1e-10);
+        for (let i = f * per; i < (f + 1) * per; i++) d[i] *= s;
+      }
+    } else if (o.norm === 'layer') {
+      const s = norm2(w) / (norm2(d) + 1e-10);
+      for (let i = 0; i < d.length; i++) d[i] *= s;
+    } else if (o.norm === 'weight') {
+      for (let i = 0; i < d.length; i++) d[i] *= w[i];
+    }
+    return d;
+  });
+}
+
+export function targetDirection(from: Float32Array[], to: Float32Array[]): Float32Array[] {
+  return from.map((a, t) => Float32Array.from(a, (v, i) => to[t][i] - v));
+}
+
+/** Parses min:max:num as numpy.linspace. */
+export function linspace(spec: string, flag: string): number[] {
+  const parts = spec.split(':').map(Number);
+  if (parts.length !== 3 || parts.some((x) => !Number.isFinite(x)) || !Number.isInteger(parts[2]) || parts[2] < 1 || parts[2] > 100_000) {
+    throw new Error(`--${flag} "${spec}": min:max:num expected (num a whole number from 1 to 100000), e.g. -1:1:51`);
+  }
+  const [a, b, n] = parts;
+  return Array.from({ length: n }, (_, i) => (n === 1 ? a : a + ((b - a) * i) / (n - 1)));
+}

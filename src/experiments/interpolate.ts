@@ -1,0 +1,119 @@
+// `loss-atlas interpolate`: 1-D loss and accuracy along theta(alpha) = theta1 + alpha * d, with d = theta2 - theta1
+// (between two checkpoints) or a random direction (filter-normalized by default), on train and test images.
+// All alphas are points of a B = 2 manifold [theta1, d], evaluated in batched blocks.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Gpu } from '../engine/device.ts';
+import { rng } from '../engine/random.ts';
+import { readSafetensors, safetensorsBytes, type NamedTensor } from '../data/formats.ts';
+import type { Dataset } from '../data/fashion-mnist.ts';
+import { Sequential, paramShapes } from '../models/sequential.ts';
+import { modelSpec } from '../models/zoo.ts';
+import { evaluateOnImages } from '../models/run.ts';
+import { DIR_NORMS, linspace, randomDirection, targetDirection, type DirNorm } from './directions.ts';
+import { vegaLitePng } from '../viz/vega.ts';
+
+export interface Checkpoint {
+  model: string;
+  bn: boolean;
+  skip: boolean;
+  names: string[];
+  weights: Float32Array[];
+}
+
+/** Reads a model.safetensors written by `loss-atlas train` (its metadata names the architecture). */
+export function readCheckpoint(path: string, input: [number, number, number]): Checkpoint {
+  const { tensors, metadata } = readSafetensors(path);
+  const model = metadata.model;
+  if (!model) throw new Error(`${path}: no model name in the metadata (write it with loss-atlas train)`);
+  const bn = metadata.bn === 'true', skip = metadata.skip === 'true';
+  const shapes = paramShapes(modelSpec(model, { bn, skip, input }).layers);
+  const weights = shapes.map((s) => {
+    const t = tensors[s.name];
+    if (!t) throw new Error(`${path}: tensor ${s.name} of model ${model} missing`);
+    if (t.data.length !== s.shape.reduce((a, b) => a * b, 1)) throw new Error(`${path}: tensor ${s.name} has ${t.data.length} values, expected shape [${s.shape}]`);
+    return t.data;
+  });
+  return { model, bn, skip, names: shapes.map((s) => s.name), weights };
+}
+
+export interface InterpolateOptions {
+  alphas: number[];
+  norm: DirNorm;
+  ignoreBiasBn: boolean;
+  seed: number;
+  images: number;
+  logScale: boolean;
+  lossMax: number;
+}
+
+export interface InterpolateResult {
+  alpha: number[];
+  train_loss: number[];
+  train_acc: number[];
+  test_loss: number[];
+  test_acc: number[];
+}
+
+export async function runInterpolate(gpu: Gpu, a: Checkpoint, b: Checkpoint | null, data: { train: Dataset; test: Dataset }, o: InterpolateOptions, out: string): Promise<InterpolateResult> {
+  mkdirSync(out, { recursive: true });
+  if (b && (b.model !== a.model || b.bn !== a.bn || b.skip !== a.skip)) throw new Error(`the two checkpoints are different models (${a.model} vs ${b.model})`);
+  const spec = modelSpec(a.model, { bn: a.bn, skip: a.skip, input: data.train.shape });
+  const shapes = paramShapes(spec.layers).map((p) => p.shape);
+  const d = b ? targetDirection(a.weights, b.weights) : randomDirection(a.weights, shapes, { seed: o.seed, norm: o.norm, ignoreBiasBn: o.ignoreBiasBn });
+  if (!b) {
+    const t: Record<string, NamedTensor> = {};
+    a.names.forEach((n, i) => (t[n] = { shape: shapes[i], data: d[i] }));
+    writeFileSync(join(out, 'direction.safetensors'), safetensorsBytes(t, { norm: o.norm, ignore: o.ignoreBiasBn ? 'biasbn' : '', seed: String(o.seed) }));
+  }
+  const model = new Sequential(gpu, spec.layers, 2, a.weights.map((w, i) => { const both = new Float32Array(2 * w.length); both.set(w); both.set(d[i], w.length); return both; }));
+  const coefs = Float32Array.from(o.alphas.flatMap((al) => [1, al]));
+  const res: InterpolateResult = { alpha: o.alphas, train_loss: [], train_acc: [], test_loss: [], test_acc: [] };
+  try {
+    for (const split of ['train', 'test'] as const) {
+      const ds = data[split];
+      const n = o.images > 0 ? Math.min(o.images, ds.n) : ds.n;
+      const pick = Array.from({ length: ds.n }, (_, i) => i);
+      const r = rng(o.seed + (split === 'train' ? 11 : 13));
+      for (let i = ds.n - 1; i > 0; i--) { const j = Math.floor(r() * (i + 1)); [pick[i], pick[j]] = [pick[j], pick[i]]; }
+      const { loss, acc } = await evaluateOnImages(gpu, model, coefs, ds, pick.slice(0, n));
+      res[`${split}_loss`] = Array.from(loss);
+      res[`${split}_acc`] = Array.from(acc);
+    }
+  } finally {
+    model.dispose();
+  }
+  writeFileSync(join(out, 'interpolate.json'), JSON.stringify(res) + '\n');
+  await plotInterpolation(res, join(out, 'interpolate.png'), { title: b ? 'linear interpolation between two checkpoints' : `random ${o.norm}-normalized direction`, logScale: o.logScale, lossMax: o.lossMax });
+  return res;
+}
+
+/** Loss (left axis) and accuracy (right axis) against alpha, train solid and test dashed. */
+export async function plotInterpolation(r: InterpolateResult, path: string, o: { title: string; logScale: boolean; lossMax: number }): Promise<void> {
+  const rows = r.alpha.flatMap((al, k) => [
+    { alpha: al, split: 'train', loss: Math.min(r.train_loss[k], o.lossMax), acc: 100 * r.train_acc[k] },
+    { alpha: al, split: 'test', loss: Math.min(r.test_loss[k], o.lossMax), acc: 100 * r.test_acc[k] },
+  ]);
+  await vegaLitePng({
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: o.title, width: 480, height: 300, data: { values: rows },
+    encoding: { x: { field: 'alpha', type: 'quantitative', title: 'alpha' }, strokeDash: { field: 'split', type: 'nominal', title: 'split' } },
+    layer: [
+      { mark: { type: 'line', color: '#1f77b4' }, encoding: { y: { field: 'loss', type: 'quantitative', title: 'loss (blue)', scale: o.logScale ? { type: 'log' } : { zero: true }, axis: { titleColor: '#1f77b4' } } } },
+      { mark: { type: 'line', color: '#d62728' }, encoding: { y: { field: 'acc', type: 'quantitative', title: 'accuracy % (red)', scale: { domain: [0, 100] }, axis: { titleColor: '#d62728' } } } },
+    ],
+    resolve: { scale: { y: 'independent' } },
+  }, path);
+}
+
+export const INTERPOLATE_HELP = `usage: loss-atlas interpolate --model-file A.safetensors [--model-file2 B.safetensors] [flags]
+
+1-D loss and accuracy along theta1 + alpha * d: d = theta2 - theta1 with --model-file2 (default alphas -0.5:1.5:401),
+else a random direction (default -1:1:51) normalized per --norm (${DIR_NORMS.join(', ')}; default filter).
+Writes interpolate.json, interpolate.png (loss and accuracy on twin axes), direction.safetensors (random direction)
+and config.json into --out (default runs/interpolate-<time>).
+
+  --x min:max:num      alphas        --images N|all (1000)   images per split
+  --ignore biasbn      zero the direction on biases and batch-norm parameters (else they copy the weights)
+  --seed N (123)       --log         log-scale loss axis      --loss-max X (5): loss axis clipped there
+  --data DIR           the model's dataset`;

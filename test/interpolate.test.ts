@@ -1,0 +1,74 @@
+// Directions and 1-D interpolation: filter normalization, and the interpolated losses at alpha = 0 and 1 equal
+// the two checkpoints' own losses.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Gpu } from '../src/engine/device.ts';
+import { loadFashionMnist } from '../src/data/fashion-mnist.ts';
+import { safetensorsBytes } from '../src/data/formats.ts';
+import { Sequential, initParams, paramShapes } from '../src/models/sequential.ts';
+import { modelSpec } from '../src/models/zoo.ts';
+import { evaluateOnImages } from '../src/models/run.ts';
+import { linspace, randomDirection } from '../src/experiments/directions.ts';
+import { readCheckpoint, runInterpolate } from '../src/experiments/interpolate.ts';
+import { testGpu, writeIdx } from './helpers.ts';
+
+let gpu: Gpu;
+const dir = mkdtempSync(join(tmpdir(), 'la-int-'));
+const data = join(dir, 'data');
+const spec = modelSpec('tiny', { bn: true });
+const shapes = paramShapes(spec.layers);
+function writeCheckpoint(path: string, seed: number): Float32Array[] {
+  const w = initParams(spec.layers, 1, seed);
+  const t: Record<string, { shape: number[]; data: Float32Array }> = {};
+  shapes.forEach((s, i) => (t[s.name] = { shape: s.shape, data: w[i] }));
+  writeFileSync(path, safetensorsBytes(t, { model: 'tiny', bn: 'true', skip: 'false' }));
+  return w;
+}
+beforeAll(async () => {
+  gpu = await testGpu();
+  mkdirSync(data);
+  writeIdx(join(data, 'train'), 90, 1);
+  writeIdx(join(data, 't10k'), 40, 2);
+});
+afterAll(() => gpu?.destroy());
+
+describe('directions', () => {
+  it('filter normalization gives each filter of d the norm of the same filter of theta; biasbn ignored', () => {
+    const w = initParams(spec.layers, 1, 3);
+    const d = randomDirection(w, shapes.map((s) => s.shape), { seed: 123, norm: 'filter', ignoreBiasBn: true });
+    shapes.forEach((s, t) => {
+      if (s.shape.length <= 1) { expect(d[t].every((v) => v === 0)).toBe(true); return; }
+      const per = w[t].length / s.shape[0];
+      for (let f = 0; f < s.shape[0]; f++) {
+        const n = (a: Float32Array) => Math.hypot(...a.subarray(f * per, (f + 1) * per));
+        expect(n(d[t])).toBeCloseTo(n(w[t]), 4);
+      }
+    });
+    const keep = randomDirection(w, shapes.map((s) => s.shape), { seed: 123, norm: 'filter', ignoreBiasBn: false });
+    const b = shapes.findIndex((s) => s.shape.length === 1);
+    expect(Array.from(keep[b])).toEqual(Array.from(w[b]));
+    expect(linspace('-1:1:5', 'x')).toEqual([-1, -0.5, 0, 0.5, 1]);
+    expect(() => linspace('-1:1', 'x')).toThrow(/--x "-1:1": min:max:num expected/);
+  });
+});
+
+describe('interpolate', () => {
+  it('alpha = 0 and 1 reproduce the two checkpoints, and the plot and data are written', async () => {
+    const wa = writeCheckpoint(join(dir, 'a.safetensors'), 1), wb = writeCheckpoint(join(dir, 'b.safetensors'), 2);
+    const ds = { train: loadFashionMnist(data, 'train'), test: loadFashionMnist(data, 't10k') };
+    const a = readCheckpoint(join(dir, 'a.safetensors'), ds.train.shape), b = readCheckpoint(join(dir, 'b.safetensors'), ds.train.shape);
+    const out = join(dir, 'out');
+    const r = await runInterpolate(gpu, a, b, ds, { alphas: [0, 0.5, 1], norm: 'filter', ignoreBiasBn: false, seed: 123, images: 0, logScale: false, lossMax: 5 }, out);
+    for (const [w, k] of [[wa, 0], [wb, 2]] as const) {
+      const m = new Sequential(gpu, spec.layers, 1, w as Float32Array[]);
+      const own = await evaluateOnImages(gpu, m, Float32Array.of(1), ds.test, Array.from({ length: ds.test.n }, (_, i) => i));
+      m.dispose();
+      expect(Math.abs(r.test_loss[k] - own.loss[0])).toBeLessThan(1e-5);
+      expect(r.test_acc[k]).toBeCloseTo(own.acc[0], 6);
+    }
+    expect(existsSync(join(out, 'interpolate.png'))).toBe(true);
+    expect(existsSync(join(out, 'interpolate.json'))).toBe(true);
+  });
+});
