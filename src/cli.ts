@@ -7,6 +7,7 @@ import { profileCommand } from './experiments/profile.ts';
 import { BN_COMPARE_HELP, bnCompare } from './experiments/bn-compare.ts';
 import { INTERPOLATE_HELP, readCheckpoint, runInterpolate } from './experiments/interpolate.ts';
 import { DIR_NORMS, linspace, type DirNorm } from './experiments/directions.ts';
+import { SurfaceInterrupted, runSurface } from './experiments/surface.ts';
 import { TRAIN_HELP, TrainInterrupted, runTrain, trainConfig, type TrainConfig } from './experiments/train.ts';
 import { fashionMnistDir, loadFashionMnist } from './data/fashion-mnist.ts';
 import { loadCifar10 } from './data/cifar10.ts';
@@ -121,6 +122,62 @@ const commands: Record<string, Command> = {
         console.log(`alpha ${r.alpha[k0]}: test loss ${r.test_loss[k0].toFixed(4)}, accuracy ${(100 * r.test_acc[k0]).toFixed(1)}%; max test loss ${Math.max(...r.test_loss).toFixed(3)}`);
         console.log(`wrote ${join(out, 'interpolate.png')} and interpolate.json`);
         return 0;
+      });
+    },
+  },
+  surface: {
+    summary: 'loss and accuracy on a 2-D grid around a checkpoint (filter-normalized or target directions), resumable (--help)',
+    run: async (_a, flags) => {
+      if (flags.help) {
+        console.log(`usage: loss-atlas surface --model-file A.safetensors [--model-file2 B] [--model-file3 C] [flags]
+
+Loss and accuracy at theta + a * d1 + b * d2 for a, b on --x, --y (min:max:num, default -1:1:51 each); d1, d2 random
+and normalized per --norm (filter) unless --model-file2 / --model-file3 give targets (B - A, C - A). The grid is
+evaluated in blocks of --block points; after each block surface_loss.npy / surface_acc.npy ([ny, nx], NaN where not
+done yet) are saved, so running the same command again resumes. Writes also surface.json, surface_heatmap.png,
+directions.safetensors into --out (default runs/surface-<time>).
+  --split train|test (train)   --images N|all (1000)   --ignore biasbn   --seed N (123)   --block N (256)   --data DIR`);
+        return 0;
+      }
+      const known = new Set(['model-file', 'model-file2', 'model-file3', 'x', 'y', 'split', 'images', 'ignore', 'norm', 'seed', 'block', 'data', 'out', 'verbose']);
+      for (const k of Object.keys(flags)) if (!known.has(k)) throw new Error(`unknown flag --${k} (see loss-atlas surface --help)`);
+      if (typeof flags['model-file'] !== 'string') throw new Error('--model-file PATH (a model.safetensors written by loss-atlas train) is required');
+      const { metadata } = (await import('./data/formats.ts')).readSafetensors(flags['model-file']);
+      const cifar = metadata.model === 'cifar';
+      const dir = cifar ? cifar10Dir(flags.data) : fashionMnistDir(flags.data);
+      const data = cifar ? { train: loadCifar10(dir, 'train'), test: loadCifar10(dir, 'test') } : { train: loadFashionMnist(dir, 'train'), test: loadFashionMnist(dir, 't10k') };
+      const a = readCheckpoint(flags['model-file'], data.train.shape);
+      const t2 = typeof flags['model-file2'] === 'string' ? readCheckpoint(flags['model-file2'], data.train.shape) : null;
+      const t3 = typeof flags['model-file3'] === 'string' ? readCheckpoint(flags['model-file3'], data.train.shape) : null;
+      const norm = (typeof flags.norm === 'string' ? flags.norm : 'filter') as DirNorm;
+      if (!DIR_NORMS.includes(norm)) throw new Error(`--norm "${norm}": one of ${DIR_NORMS.join(', ')} expected`);
+      const split = (flags.split ?? 'train') as 'train' | 'test';
+      if (split !== 'train' && split !== 'test') throw new Error(`--split "${flags.split}": train or test expected`);
+      const images = flags.images === 'all' ? 0 : Number(flags.images ?? 1000);
+      if (!Number.isInteger(images) || images < 0) throw new Error(`--images: a whole number or all expected, got "${flags.images}"`);
+      const block = Number(flags.block ?? 256);
+      if (!Number.isInteger(block) || block < 1) throw new Error(`--block: a whole number >= 1 expected, got "${flags.block}"`);
+      const xs = linspace(typeof flags.x === 'string' ? flags.x : '-1:1:51', 'x'), ys = linspace(typeof flags.y === 'string' ? flags.y : '-1:1:51', 'y');
+      const out = typeof flags.out === 'string' ? flags.out : join('runs', `surface-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`);
+      return withGpu(flags, async (gpu) => {
+        console.log(`adapter: ${gpu.adapterInfo}\n${xs.length} x ${ys.length} points around ${a.model}, ${images || 'all'} ${split} images each, into ${out}`);
+        let stop = false;
+        const onSig = () => { if (stop) process.exit(130); stop = true; process.stderr.write('\nstopping after this block ...\n'); };
+        process.on('SIGINT', onSig);
+        const t0 = performance.now();
+        try {
+          const r = await runSurface(gpu, a, [t2, t3], data, { xs, ys, split, images, norm, ignoreBiasBn: flags.ignore === 'biasbn', seed: Number(flags.seed ?? 123), block }, out, {
+            shouldStop: () => stop,
+            onBlock: (done, total) => process.stderr.write(`${done}/${total} points  ${((performance.now() - t0) / 1000).toFixed(0)} s\n`),
+          });
+          console.log(`min loss ${Math.min(...r.loss).toFixed(4)}, max ${Math.max(...r.loss).toFixed(4)}; wrote ${join(out, 'surface_heatmap.png')}, surface.json, surface_{loss,acc}.npy`);
+          return 0;
+        } catch (e) {
+          if (e instanceof SurfaceInterrupted) { console.error(`${e.message}\nrun the same command again to continue`); return 130; }
+          throw e;
+        } finally {
+          process.off('SIGINT', onSig);
+        }
       });
     },
   },

@@ -1,0 +1,104 @@
+// `loss-atlas surface`: loss and accuracy on a 2-D grid theta + a * d1 + b * d2 (Li et al. 2018). Every grid point
+// is a point of a B = 3 manifold [theta, d1, d2]; the grid is evaluated in blocks of points, and the partial result
+// is written after each block (unfilled points hold NaN), so an interrupted run resumes where it stopped.
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Gpu } from '../engine/device.ts';
+import { rng } from '../engine/random.ts';
+import type { Dataset } from '../data/fashion-mnist.ts';
+import { npyBytes, readNpy, safetensorsBytes, type NamedTensor } from '../data/formats.ts';
+import { Sequential, paramShapes } from '../models/sequential.ts';
+import { modelSpec } from '../models/zoo.ts';
+import { evaluateOnImages } from '../models/run.ts';
+import { randomDirection, targetDirection, type DirNorm } from './directions.ts';
+import type { Checkpoint } from './interpolate.ts';
+import { vegaLitePng } from '../viz/vega.ts';
+
+export interface SurfaceOptions {
+  xs: number[];
+  ys: number[];
+  split: 'train' | 'test';
+  images: number;
+  norm: DirNorm;
+  ignoreBiasBn: boolean;
+  seed: number;
+  /** Grid points per block (one batched evaluation each, then the partial result is saved). */
+  block: number;
+}
+
+export interface SurfaceResult {
+  xs: number[];
+  ys: number[];
+  /** [ny, nx], row j for y[j], column i for x[i] */
+  loss: Float32Array;
+  acc: Float32Array;
+}
+
+const atomicWrite = (path: string, data: string | Buffer) => {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, data);
+  renameSync(tmp, path);
+};
+
+export async function runSurface(gpu: Gpu, a: Checkpoint, targets: [Checkpoint | null, Checkpoint | null], data: { train: Dataset; test: Dataset }, o: SurfaceOptions, out: string, hooks: { shouldStop?: () => boolean; onBlock?: (done: number, total: number) => void } = {}): Promise<SurfaceResult> {
+  mkdirSync(out, { recursive: true });
+  const spec = modelSpec(a.model, { bn: a.bn, skip: a.skip, input: data.train.shape });
+  const shapes = paramShapes(spec.layers).map((p) => p.shape);
+  const dir = (t: Checkpoint | null, seed: number) => (t ? targetDirection(a.weights, t.weights) : randomDirection(a.weights, shapes, { seed, norm: o.norm, ignoreBiasBn: o.ignoreBiasBn }));
+  const d1 = dir(targets[0], o.seed), d2 = dir(targets[1], o.seed + 1);
+  const dt: Record<string, NamedTensor> = {};
+  a.names.forEach((n, i) => { dt[`x/${n}`] = { shape: shapes[i], data: d1[i] }; dt[`y/${n}`] = { shape: shapes[i], data: d2[i] }; });
+  atomicWrite(join(out, 'directions.safetensors'), safetensorsBytes(dt, { norm: o.norm, ignore: o.ignoreBiasBn ? 'biasbn' : '', seed: String(o.seed) }));
+  const nx = o.xs.length, ny = o.ys.length, K = nx * ny;
+  const lossPath = join(out, 'surface_loss.npy'), accPath = join(out, 'surface_acc.npy');
+  let loss: Float32Array = new Float32Array(K).fill(NaN), acc: Float32Array = new Float32Array(K).fill(NaN);
+  if (existsSync(lossPath) && existsSync(accPath)) {
+    const l = readNpy(lossPath), c = readNpy(accPath);
+    if (l.shape.join() === `${ny},${nx}` && c.shape.join() === `${ny},${nx}`) { loss = l.data; acc = c.data; }
+    else throw new Error(`${lossPath}: grid [${l.shape}] does not match --x/--y [${ny},${nx}]; use another --out`);
+  }
+  const todo = Array.from({ length: K }, (_, k) => k).filter((k) => Number.isNaN(loss[k]));
+  const model = new Sequential(gpu, spec.layers, 3, a.weights.map((w, i) => { const all = new Float32Array(3 * w.length); all.set(w); all.set(d1[i], w.length); all.set(d2[i], 2 * w.length); return all; }));
+  const ds = data[o.split];
+  const n = o.images > 0 ? Math.min(o.images, ds.n) : ds.n;
+  const pick = Array.from({ length: ds.n }, (_, i) => i);
+  const r = rng(o.seed + 17);
+  for (let i = ds.n - 1; i > 0; i--) { const j = Math.floor(r() * (i + 1)); [pick[i], pick[j]] = [pick[j], pick[i]]; }
+  try {
+    for (let b0 = 0; b0 < todo.length; b0 += o.block) {
+      const ks = todo.slice(b0, b0 + o.block);
+      const coefs = Float32Array.from(ks.flatMap((k) => [1, o.xs[k % nx], o.ys[Math.floor(k / nx)]]));
+      const res = await evaluateOnImages(gpu, model, coefs, ds, pick.slice(0, n));
+      ks.forEach((k, q) => { loss[k] = res.loss[q]; acc[k] = res.acc[q]; });
+      atomicWrite(lossPath, npyBytes(loss, [ny, nx]));
+      atomicWrite(accPath, npyBytes(acc, [ny, nx]));
+      hooks.onBlock?.(K - todo.length + b0 + ks.length, K);
+      if (hooks.shouldStop?.() && b0 + o.block < todo.length) throw new SurfaceInterrupted(`interrupted with ${K - todo.length + b0 + ks.length} of ${K} points done; the partial surface is saved in ${out}`);
+    }
+  } finally {
+    model.dispose();
+  }
+  const result = { xs: o.xs, ys: o.ys, loss, acc };
+  atomicWrite(join(out, 'surface.json'), JSON.stringify({ x: o.xs, y: o.ys, split: o.split, images: n, loss: Array.from(loss), acc: Array.from(acc) }) + '\n');
+  await plotSurface(result, join(out, 'surface_heatmap.png'), `${o.split} loss around ${a.model} (${targets[0] ? 'target' : o.norm} directions)`);
+  return result;
+}
+
+export class SurfaceInterrupted extends Error {}
+
+/** A filled heatmap of the loss (log colour scale, viridis). */
+export async function plotSurface(r: SurfaceResult, path: string, title: string): Promise<void> {
+  const nx = r.xs.length;
+  const dx = nx > 1 ? Math.abs(r.xs[1] - r.xs[0]) : 1, dy = r.ys.length > 1 ? Math.abs(r.ys[1] - r.ys[0]) : 1;
+  const values = Array.from(r.loss, (l, k) => ({ x: r.xs[k % nx] - dx / 2, y: r.ys[Math.floor(k / nx)] - dy / 2, x2: r.xs[k % nx] + dx / 2, y2: r.ys[Math.floor(k / nx)] + dy / 2, loss: Math.max(l, 1e-6) }));
+  await vegaLitePng({
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title, width: 360, height: 360, data: { values },
+    mark: 'rect',
+    encoding: {
+      x: { field: 'x', type: 'quantitative', title: 'x direction' }, x2: { field: 'x2' },
+      y: { field: 'y', type: 'quantitative', title: 'y direction' }, y2: { field: 'y2' },
+      color: { field: 'loss', type: 'quantitative', scale: { type: 'log', scheme: 'viridis' }, title: 'loss' },
+    },
+  }, path);
+}

@@ -1,0 +1,52 @@
+// 2-D surfaces: the centre equals the checkpoint's own loss, and an interrupted run resumed from its partial
+// files ends with the same grid as an uninterrupted one.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Gpu } from '../src/engine/device.ts';
+import { loadFashionMnist } from '../src/data/fashion-mnist.ts';
+import { readNpy, safetensorsBytes } from '../src/data/formats.ts';
+import { Sequential, initParams, paramShapes } from '../src/models/sequential.ts';
+import { modelSpec } from '../src/models/zoo.ts';
+import { evaluateOnImages } from '../src/models/run.ts';
+import { readCheckpoint } from '../src/experiments/interpolate.ts';
+import { SurfaceInterrupted, runSurface, type SurfaceOptions } from '../src/experiments/surface.ts';
+import { testGpu, writeIdx } from './helpers.ts';
+
+let gpu: Gpu;
+const dir = mkdtempSync(join(tmpdir(), 'la-surf-'));
+const data = join(dir, 'data');
+const spec = modelSpec('tiny');
+beforeAll(async () => {
+  gpu = await testGpu();
+  mkdirSync(data);
+  writeIdx(join(data, 'train'), 60, 1);
+  writeIdx(join(data, 't10k'), 20, 2);
+  const w = initParams(spec.layers, 1, 4);
+  const t: Record<string, { shape: number[]; data: Float32Array }> = {};
+  paramShapes(spec.layers).forEach((s, i) => (t[s.name] = { shape: s.shape, data: w[i] }));
+  writeFileSync(join(dir, 'm.safetensors'), safetensorsBytes(t, { model: 'tiny', bn: 'false', skip: 'false' }));
+});
+afterAll(() => gpu?.destroy());
+
+describe('surface', () => {
+  it('resumes from its partial files and ends like an uninterrupted run; the centre is the checkpoint', async () => {
+    const ds = { train: loadFashionMnist(data, 'train'), test: loadFashionMnist(data, 't10k') };
+    const a = readCheckpoint(join(dir, 'm.safetensors'), ds.train.shape);
+    const o: SurfaceOptions = { xs: [-1, -0.5, 0, 0.5, 1], ys: [-1, 0, 1], split: 'train', images: 0, norm: 'filter', ignoreBiasBn: true, seed: 5, block: 4 };
+    const full = await runSurface(gpu, a, [null, null], ds, o, join(dir, 'full'));
+    let blocks = 0;
+    await expect(runSurface(gpu, a, [null, null], ds, o, join(dir, 'part'), { shouldStop: () => ++blocks >= 2 })).rejects.toThrow(SurfaceInterrupted);
+    const partial = readNpy(join(dir, 'part', 'surface_loss.npy')).data;
+    expect(partial.filter(Number.isNaN).length).toBe(15 - 8);
+    const resumed = await runSurface(gpu, a, [null, null], ds, o, join(dir, 'part'));
+    expect(Array.from(resumed.loss)).toEqual(Array.from(full.loss));
+    expect(Array.from(resumed.acc)).toEqual(Array.from(full.acc));
+    const m = new Sequential(gpu, spec.layers, 1, a.weights);
+    const own = await evaluateOnImages(gpu, m, Float32Array.of(1), ds.train, Array.from({ length: ds.train.n }, (_, i) => i));
+    m.dispose();
+    expect(Math.abs(full.loss[1 * 5 + 2] - own.loss[0])).toBeLessThan(1e-5);
+    expect(existsSync(join(dir, 'full', 'surface_heatmap.png'))).toBe(true);
+  });
+});
