@@ -7,7 +7,7 @@ import { profileCommand } from './experiments/profile.ts';
 import { BN_COMPARE_HELP, bnCompare } from './experiments/bn-compare.ts';
 import { INTERPOLATE_HELP, readCheckpoint, runInterpolate } from './experiments/interpolate.ts';
 import { DIR_NORMS, linspace, type DirNorm } from './experiments/directions.ts';
-import { SurfaceInterrupted, runSurface } from './experiments/surface.ts';
+import { SurfaceInterrupted, mergeSurfaces, runSurface } from './experiments/surface.ts';
 import { TRAIN_HELP, TrainInterrupted, runTrain, trainConfig, type TrainConfig } from './experiments/train.ts';
 import { fashionMnistDir, loadFashionMnist } from './data/fashion-mnist.ts';
 import { loadCifar10 } from './data/cifar10.ts';
@@ -136,10 +136,12 @@ and normalized per --norm (filter) unless --model-file2 / --model-file3 give tar
 evaluated in blocks of --block points; after each block surface_loss.npy / surface_acc.npy ([ny, nx], NaN where not
 done yet) are saved, so running the same command again resumes. Writes also surface.json, surface_heatmap.png,
 directions.safetensors into --out (default runs/surface-<time>).
-  --split train|test (train)   --images N|all (1000)   --ignore biasbn   --seed N (123)   --block N (256)   --data DIR`);
+  --split train|test (train)   --images N|all (1000)   --ignore biasbn   --seed N (123)   --block N (256)   --data DIR
+  --shard i/n          compute only the points k with k % n == i (one process or machine per shard, each with its
+                       own --out); then: loss-atlas merge DIR_0 ... DIR_n-1 --out DIR`);
         return 0;
       }
-      const known = new Set(['model-file', 'model-file2', 'model-file3', 'x', 'y', 'split', 'images', 'ignore', 'norm', 'seed', 'block', 'data', 'out', 'verbose']);
+      const known = new Set(['model-file', 'model-file2', 'model-file3', 'x', 'y', 'split', 'images', 'ignore', 'norm', 'seed', 'block', 'data', 'out', 'shard', 'verbose']);
       for (const k of Object.keys(flags)) if (!known.has(k)) throw new Error(`unknown flag --${k} (see loss-atlas surface --help)`);
       if (typeof flags['model-file'] !== 'string') throw new Error('--model-file PATH (a model.safetensors written by loss-atlas train) is required');
       const { metadata } = (await import('./data/formats.ts')).readSafetensors(flags['model-file']);
@@ -155,6 +157,12 @@ directions.safetensors into --out (default runs/surface-<time>).
       if (split !== 'train' && split !== 'test') throw new Error(`--split "${flags.split}": train or test expected`);
       const images = flags.images === 'all' ? 0 : Number(flags.images ?? 1000);
       if (!Number.isInteger(images) || images < 0) throw new Error(`--images: a whole number or all expected, got "${flags.images}"`);
+      let shard: { i: number; n: number } | undefined;
+      if (flags.shard !== undefined) {
+        const m = typeof flags.shard === 'string' ? flags.shard.match(/^(\d+)\/(\d+)$/) : null;
+        if (!m || Number(m[2]) < 1 || Number(m[1]) >= Number(m[2])) throw new Error(`--shard "${flags.shard}": i/n with 0 <= i < n expected, e.g. 0/4`);
+        shard = { i: Number(m[1]), n: Number(m[2]) };
+      }
       const block = Number(flags.block ?? 256);
       if (!Number.isInteger(block) || block < 1) throw new Error(`--block: a whole number >= 1 expected, got "${flags.block}"`);
       const xs = linspace(typeof flags.x === 'string' ? flags.x : '-1:1:51', 'x'), ys = linspace(typeof flags.y === 'string' ? flags.y : '-1:1:51', 'y');
@@ -166,11 +174,12 @@ directions.safetensors into --out (default runs/surface-<time>).
         process.on('SIGINT', onSig);
         const t0 = performance.now();
         try {
-          const r = await runSurface(gpu, a, [t2, t3], data, { xs, ys, split, images, norm, ignoreBiasBn: flags.ignore === 'biasbn', seed: Number(flags.seed ?? 123), block }, out, {
+          const r = await runSurface(gpu, a, [t2, t3], data, { xs, ys, split, images, norm, ignoreBiasBn: flags.ignore === 'biasbn', seed: Number(flags.seed ?? 123), block, shard }, out, {
             shouldStop: () => stop,
             onBlock: (done, total) => process.stderr.write(`${done}/${total} points  ${((performance.now() - t0) / 1000).toFixed(0)} s\n`),
           });
-          console.log(`min loss ${Math.min(...r.loss).toFixed(4)}, max ${Math.max(...r.loss).toFixed(4)}; wrote ${join(out, 'surface_heatmap.png')}, surface.json, surface_{loss,acc}.npy`);
+          if (shard && shard.n > 1) console.log(`shard ${shard.i}/${shard.n} done in ${out}; join the shards with: loss-atlas merge <shard dirs> --out DIR`);
+          else console.log(`min loss ${Math.min(...r.loss).toFixed(4)}, max ${Math.max(...r.loss).toFixed(4)}; wrote ${join(out, 'surface_heatmap.png')}, surface.json, surface_{loss,acc}.npy`);
           return 0;
         } catch (e) {
           if (e instanceof SurfaceInterrupted) { console.error(`${e.message}\nrun the same command again to continue`); return 130; }
@@ -179,6 +188,15 @@ directions.safetensors into --out (default runs/surface-<time>).
           process.off('SIGINT', onSig);
         }
       });
+    },
+  },
+  merge: {
+    summary: 'join the shard directories of one surface (surface --shard i/n) into one: merge DIR... --out DIR',
+    run: async (args, flags) => {
+      if (typeof flags.out !== 'string') throw new Error('merge: --out DIR is required');
+      const r = await mergeSurfaces(args, flags.out);
+      console.log(`merged ${args.length} shards (${r.xs.length} x ${r.ys.length} points) into ${flags.out}`);
+      return 0;
     },
   },
   'bn-compare': {

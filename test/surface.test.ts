@@ -50,3 +50,22 @@ describe('surface', () => {
     expect(existsSync(join(dir, 'full', 'surface_heatmap.png'))).toBe(true);
   });
 });
+
+describe('surface shards', () => {
+  it('n shard processes merged equal one unsharded run', async () => {
+    const { spawn } = await import('node:child_process');
+    const { createRequire } = await import('node:module');
+    const tsx = createRequire(import.meta.url).resolve('tsx/cli');
+    const cli = join(import.meta.dirname, '..', 'src', 'cli.ts');
+    const args = (out: string, extra: string[] = []) => [tsx, cli, 'surface', '--model-file', join(dir, 'm.safetensors'), '--data', data, '--x', '-1:1:5', '--y', '-1:1:3', '--images', 'all', '--block', '4', '--out', out, ...extra];
+    const run = (a: string[]) => new Promise<number | null>((res) => spawn(process.execPath, a, { stdio: 'ignore' }).on('exit', (c) => res(c)));
+    const codes = await Promise.all([run(args(join(dir, 'one'))), run(args(join(dir, 's0'), ['--shard', '0/2'])), run(args(join(dir, 's1'), ['--shard', '1/2']))]);
+    expect(codes).toEqual([0, 0, 0]);
+    expect(existsSync(join(dir, 's0', 'surface_heatmap.png'))).toBe(false);
+    const { mergeSurfaces } = await import('../src/experiments/surface.ts');
+    await expect(mergeSurfaces([join(dir, 's0')], join(dir, 'merged'))).rejects.toThrow(/7 of 15 points are in none of the shards/);
+    const merged = await mergeSurfaces([join(dir, 's0'), join(dir, 's1')], join(dir, 'merged'));
+    expect(Array.from(merged.loss)).toEqual(Array.from(readNpy(join(dir, 'one', 'surface_loss.npy')).data));
+    expect(existsSync(join(dir, 'merged', 'surface_heatmap.png'))).toBe(true);
+  });
+});

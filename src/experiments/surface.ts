@@ -1,7 +1,7 @@
 // `loss-atlas surface`: loss and accuracy on a 2-D grid theta + a * d1 + b * d2 (Li et al. 2018). Every grid point
 // is a point of a B = 3 manifold [theta, d1, d2]; the grid is evaluated in blocks of points, and the partial result
 // is written after each block (unfilled points hold NaN), so an interrupted run resumes where it stopped.
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gpu } from '../engine/device.ts';
 import { rng } from '../engine/random.ts';
@@ -24,6 +24,8 @@ export interface SurfaceOptions {
   seed: number;
   /** Grid points per block (one batched evaluation each, then the partial result is saved). */
   block: number;
+  /** This process's share of the grid: points k with k % n == i (for many machines; join with merge). */
+  shard?: { i: number; n: number };
 }
 
 export interface SurfaceResult {
@@ -57,7 +59,11 @@ export async function runSurface(gpu: Gpu, a: Checkpoint, targets: [Checkpoint |
     if (l.shape.join() === `${ny},${nx}` && c.shape.join() === `${ny},${nx}`) { loss = l.data; acc = c.data; }
     else throw new Error(`${lossPath}: grid [${l.shape}] does not match --x/--y [${ny},${nx}]; use another --out`);
   }
-  const todo = Array.from({ length: K }, (_, k) => k).filter((k) => Number.isNaN(loss[k]));
+  const sh = o.shard ?? { i: 0, n: 1 };
+  atomicWrite(join(out, 'surface_meta.json'), JSON.stringify({ x: o.xs, y: o.ys, split: o.split, images: o.images, norm: o.norm, seed: o.seed, model: a.model, shard: sh }) + '\n');
+  const mine = (k: number) => k % sh.n === sh.i;
+  const todo = Array.from({ length: K }, (_, k) => k).filter((k) => mine(k) && Number.isNaN(loss[k]));
+  const ownCount = Array.from({ length: K }, (_, k) => k).filter(mine).length;
   const model = new Sequential(gpu, spec.layers, 3, a.weights.map((w, i) => { const all = new Float32Array(3 * w.length); all.set(w); all.set(d1[i], w.length); all.set(d2[i], 2 * w.length); return all; }));
   const ds = data[o.split];
   const n = o.images > 0 ? Math.min(o.images, ds.n) : ds.n;
@@ -72,15 +78,52 @@ export async function runSurface(gpu: Gpu, a: Checkpoint, targets: [Checkpoint |
       ks.forEach((k, q) => { loss[k] = res.loss[q]; acc[k] = res.acc[q]; });
       atomicWrite(lossPath, npyBytes(loss, [ny, nx]));
       atomicWrite(accPath, npyBytes(acc, [ny, nx]));
-      hooks.onBlock?.(K - todo.length + b0 + ks.length, K);
-      if (hooks.shouldStop?.() && b0 + o.block < todo.length) throw new SurfaceInterrupted(`interrupted with ${K - todo.length + b0 + ks.length} of ${K} points done; the partial surface is saved in ${out}`);
+      hooks.onBlock?.(ownCount - todo.length + b0 + ks.length, ownCount);
+      if (hooks.shouldStop?.() && b0 + o.block < todo.length) throw new SurfaceInterrupted(`interrupted with ${ownCount - todo.length + b0 + ks.length} of ${ownCount} points done; the partial surface is saved in ${out}`);
     }
   } finally {
     model.dispose();
   }
   const result = { xs: o.xs, ys: o.ys, loss, acc };
-  atomicWrite(join(out, 'surface.json'), JSON.stringify({ x: o.xs, y: o.ys, split: o.split, images: n, loss: Array.from(loss), acc: Array.from(acc) }) + '\n');
-  await plotSurface(result, join(out, 'surface_heatmap.png'), `${o.split} loss around ${a.model} (${targets[0] ? 'target' : o.norm} directions)`);
+  if (sh.n > 1) return result; // a shard: `merge` writes the joint outputs
+  await writeSurfaceOutputs(result, out, { split: o.split, images: n, title: `${o.split} loss around ${a.model} (${targets[0] ? 'target' : o.norm} directions)` });
+  return result;
+}
+
+async function writeSurfaceOutputs(result: SurfaceResult, out: string, o: { split: string; images: number; title: string }): Promise<void> {
+  const { xs, ys, loss, acc } = result;
+  atomicWrite(join(out, 'surface_loss.npy'), npyBytes(loss, [ys.length, xs.length]));
+  atomicWrite(join(out, 'surface_acc.npy'), npyBytes(acc, [ys.length, xs.length]));
+  atomicWrite(join(out, 'surface.json'), JSON.stringify({ x: xs, y: ys, split: o.split, images: o.images, loss: Array.from(loss), acc: Array.from(acc) }) + '\n');
+  await plotSurface(result, join(out, 'surface_heatmap.png'), o.title);
+}
+
+/** Joins the shard directories of one surface (same grid) into `out`; every point must be filled by exactly one shard. */
+export async function mergeSurfaces(dirs: string[], out: string): Promise<SurfaceResult> {
+  if (dirs.length === 0) throw new Error('merge: give the shard directories');
+  const metas = dirs.map((d) => {
+    const p = join(d, 'surface_meta.json');
+    if (!existsSync(p)) throw new Error(`${d}: no surface_meta.json (not a surface run directory?)`);
+    return JSON.parse(readFileSync(p, 'utf8'));
+  });
+  const key = (m: { x: number[]; y: number[]; split: string; images: number; norm: string; seed: number; model: string }) => JSON.stringify([m.x, m.y, m.split, m.images, m.norm, m.seed, m.model]);
+  metas.forEach((m, i) => { if (key(m) !== key(metas[0])) throw new Error(`merge: ${dirs[i]} is a different surface (grid, split, images, directions or model) from ${dirs[0]}`); });
+  const xs: number[] = metas[0].x, ys: number[] = metas[0].y;
+  const K = xs.length * ys.length;
+  const loss = new Float32Array(K).fill(NaN), acc = new Float32Array(K).fill(NaN);
+  dirs.forEach((d) => {
+    const l = readNpy(join(d, 'surface_loss.npy')).data, c = readNpy(join(d, 'surface_acc.npy')).data;
+    for (let k = 0; k < K; k++) {
+      if (Number.isNaN(l[k])) continue;
+      if (!Number.isNaN(loss[k]) && loss[k] !== l[k]) throw new Error(`merge: point ${k} has two different values (${loss[k]} and ${l[k]} in ${d})`);
+      loss[k] = l[k]; acc[k] = c[k];
+    }
+  });
+  const missing = Array.from(loss).filter(Number.isNaN).length;
+  if (missing) throw new Error(`merge: ${missing} of ${K} points are in none of the shards (a shard unfinished or missing?)`);
+  mkdirSync(out, { recursive: true });
+  const result = { xs, ys, loss, acc };
+  await writeSurfaceOutputs(result, out, { split: metas[0].split, images: metas[0].images, title: `${metas[0].split} loss around ${metas[0].model} (${dirs.length} shards)` });
   return result;
 }
 
