@@ -69,3 +69,14 @@ describe('surface shards', () => {
     expect(existsSync(join(dir, 'merged', 'surface_heatmap.png'))).toBe(true);
   });
 });
+
+describe('contours', () => {
+  it('marching squares puts the level set of r^2 on the circle', async () => {
+    const { contourSegments } = await import('../src/viz/contour.ts');
+    const xs = Array.from({ length: 41 }, (_, i) => -1 + i / 20), ys = xs;
+    const v = Float32Array.from({ length: 41 * 41 }, (_, k) => xs[k % 41] ** 2 + ys[Math.floor(k / 41)] ** 2);
+    const segs = contourSegments(v, xs, ys, [0.25]);
+    expect(segs.length).toBeGreaterThan(40);
+    for (const s of segs) for (const [x, y] of [[s.x1, s.y1], [s.x2, s.y2]]) expect(Math.abs(Math.hypot(x, y) - 0.5)).toBeLessThan(0.01);
+  });
+});

@@ -13,6 +13,7 @@ import { evaluateOnImages } from '../models/run.ts';
 import { randomDirection, targetDirection, type DirNorm } from './directions.ts';
 import type { Checkpoint } from './interpolate.ts';
 import { vegaLitePng } from '../viz/vega.ts';
+import { contourSegments } from '../viz/contour.ts';
 
 export interface SurfaceOptions {
   xs: number[];
@@ -96,6 +97,22 @@ async function writeSurfaceOutputs(result: SurfaceResult, out: string, o: { spli
   atomicWrite(join(out, 'surface_acc.npy'), npyBytes(acc, [ys.length, xs.length]));
   atomicWrite(join(out, 'surface.json'), JSON.stringify({ x: xs, y: ys, split: o.split, images: o.images, loss: Array.from(loss), acc: Array.from(acc) }) + '\n');
   await plotSurface(result, join(out, 'surface_heatmap.png'), o.title);
+  await plotContours(result, join(out, 'surface_contour.png'), o.title);
+}
+
+/** Contour lines at the reference's levels (0.1 to 10 in steps of 0.5), coloured by level. */
+export async function plotContours(r: SurfaceResult, path: string, title: string, levels = Array.from({ length: 20 }, (_, i) => 0.1 + 0.5 * i)): Promise<void> {
+  const segs = contourSegments(r.loss, r.xs, r.ys, levels);
+  await vegaLitePng({
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title, width: 360, height: 360, data: { values: segs.length ? segs : [{ x1: r.xs[0], y1: r.ys[0], x2: r.xs[0], y2: r.ys[0], level: levels[0] }] },
+    mark: { type: 'rule', strokeWidth: 1.5 },
+    encoding: {
+      x: { field: 'x1', type: 'quantitative', title: 'x direction', scale: { domain: [Math.min(...r.xs), Math.max(...r.xs)] } }, x2: { field: 'x2' },
+      y: { field: 'y1', type: 'quantitative', title: 'y direction', scale: { domain: [Math.min(...r.ys), Math.max(...r.ys)] } }, y2: { field: 'y2' },
+      color: { field: 'level', type: 'quantitative', scale: { scheme: 'viridis' }, title: 'loss' },
+    },
+  }, path);
 }
 
 /** Joins the shard directories of one surface (same grid) into `out`; every point must be filled by exactly one shard. */
