@@ -138,10 +138,11 @@ done yet) are saved, so running the same command again resumes. Writes also surf
 directions.safetensors into --out (default runs/surface-<time>).
   --split train|test (train)   --images N|all (1000)   --ignore biasbn   --seed N (123)   --block N (256)   --data DIR
   --shard i/n          compute only the points k with k % n == i (one process or machine per shard, each with its
-                       own --out); then: loss-atlas merge DIR_0 ... DIR_n-1 --out DIR`);
+                       own --out); then: loss-atlas merge DIR_0 ... DIR_n-1 --out DIR
+  --zmax X / --log     for surface.vtp (ParaView): clip the loss at X / use z = ln(loss + 0.1)`);
         return 0;
       }
-      const known = new Set(['model-file', 'model-file2', 'model-file3', 'x', 'y', 'split', 'images', 'ignore', 'norm', 'seed', 'block', 'data', 'out', 'shard', 'verbose']);
+      const known = new Set(['model-file', 'model-file2', 'model-file3', 'x', 'y', 'split', 'images', 'ignore', 'norm', 'seed', 'block', 'data', 'out', 'shard', 'zmax', 'log', 'verbose']);
       for (const k of Object.keys(flags)) if (!known.has(k)) throw new Error(`unknown flag --${k} (see loss-atlas surface --help)`);
       if (typeof flags['model-file'] !== 'string') throw new Error('--model-file PATH (a model.safetensors written by loss-atlas train) is required');
       const { metadata } = (await import('./data/formats.ts')).readSafetensors(flags['model-file']);
@@ -174,7 +175,7 @@ directions.safetensors into --out (default runs/surface-<time>).
         process.on('SIGINT', onSig);
         const t0 = performance.now();
         try {
-          const r = await runSurface(gpu, a, [t2, t3], data, { xs, ys, split, images, norm, ignoreBiasBn: flags.ignore === 'biasbn', seed: Number(flags.seed ?? 123), block, shard }, out, {
+          const r = await runSurface(gpu, a, [t2, t3], data, { xs, ys, split, images, norm, ignoreBiasBn: flags.ignore === 'biasbn', seed: Number(flags.seed ?? 123), block, shard, zmax: flags.zmax !== undefined ? Number(flags.zmax) : undefined, log: !!flags.log }, out, {
             shouldStop: () => stop,
             onBlock: (done, total) => process.stderr.write(`${done}/${total} points  ${((performance.now() - t0) / 1000).toFixed(0)} s\n`),
           });
@@ -194,7 +195,7 @@ directions.safetensors into --out (default runs/surface-<time>).
     summary: 'join the shard directories of one surface (surface --shard i/n) into one: merge DIR... --out DIR',
     run: async (args, flags) => {
       if (typeof flags.out !== 'string') throw new Error('merge: --out DIR is required');
-      const r = await mergeSurfaces(args, flags.out);
+      const r = await mergeSurfaces(args, flags.out, { zmax: flags.zmax !== undefined ? Number(flags.zmax) : undefined, log: !!flags.log });
       console.log(`merged ${args.length} shards (${r.xs.length} x ${r.ys.length} points) into ${flags.out}`);
       return 0;
     },

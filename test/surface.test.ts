@@ -80,3 +80,14 @@ describe('contours', () => {
     for (const s of segs) for (const [x, y] of [[s.x1, s.y1], [s.x2, s.y2]]) expect(Math.abs(Math.hypot(x, y) - 0.5)).toBeLessThan(0.01);
   });
 });
+
+describe('VTK export', () => {
+  it('writes a PolyData with a point per grid node and two triangles per cell, clipped at zmax', async () => {
+    const { surfaceVtp } = await import('../src/viz/vtk.ts');
+    const xml = surfaceVtp([0, 1, 2], [0, 1], [1, 2, 30, 4, 5, 60], { zmax: 10 });
+    expect(xml).toMatch(/NumberOfPoints="6"/);
+    expect(xml).toMatch(/NumberOfPolys="4"/);
+    expect(xml).toMatch(/<DataArray type="Float32" Name="z" format="ascii">1 2 10 4 5 10<\/DataArray>/);
+    expect(xml).toMatch(/Name="offsets" format="ascii">3 6 9 12</);
+  });
+});

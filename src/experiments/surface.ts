@@ -14,6 +14,7 @@ import { randomDirection, targetDirection, type DirNorm } from './directions.ts'
 import type { Checkpoint } from './interpolate.ts';
 import { vegaLitePng } from '../viz/vega.ts';
 import { contourSegments } from '../viz/contour.ts';
+import { surfaceVtp } from '../viz/vtk.ts';
 
 export interface SurfaceOptions {
   xs: number[];
@@ -25,6 +26,9 @@ export interface SurfaceOptions {
   seed: number;
   /** Grid points per block (one batched evaluation each, then the partial result is saved). */
   block: number;
+  /** VTK export: clip the loss at zmax (0 = no clip); log: z = ln(loss + 0.1). */
+  zmax?: number;
+  log?: boolean;
   /** This process's share of the grid: points k with k % n == i (for many machines; join with merge). */
   shard?: { i: number; n: number };
 }
@@ -87,17 +91,18 @@ export async function runSurface(gpu: Gpu, a: Checkpoint, targets: [Checkpoint |
   }
   const result = { xs: o.xs, ys: o.ys, loss, acc };
   if (sh.n > 1) return result; // a shard: `merge` writes the joint outputs
-  await writeSurfaceOutputs(result, out, { split: o.split, images: n, title: `${o.split} loss around ${a.model} (${targets[0] ? 'target' : o.norm} directions)` });
+  await writeSurfaceOutputs(result, out, { split: o.split, images: n, title: `${o.split} loss around ${a.model} (${targets[0] ? 'target' : o.norm} directions)`, zmax: o.zmax, log: o.log });
   return result;
 }
 
-async function writeSurfaceOutputs(result: SurfaceResult, out: string, o: { split: string; images: number; title: string }): Promise<void> {
+async function writeSurfaceOutputs(result: SurfaceResult, out: string, o: { split: string; images: number; title: string; zmax?: number; log?: boolean }): Promise<void> {
   const { xs, ys, loss, acc } = result;
   atomicWrite(join(out, 'surface_loss.npy'), npyBytes(loss, [ys.length, xs.length]));
   atomicWrite(join(out, 'surface_acc.npy'), npyBytes(acc, [ys.length, xs.length]));
   atomicWrite(join(out, 'surface.json'), JSON.stringify({ x: xs, y: ys, split: o.split, images: o.images, loss: Array.from(loss), acc: Array.from(acc) }) + '\n');
   await plotSurface(result, join(out, 'surface_heatmap.png'), o.title);
   await plotContours(result, join(out, 'surface_contour.png'), o.title);
+  atomicWrite(join(out, 'surface.vtp'), surfaceVtp(xs, ys, loss, { zmax: o.zmax, log: o.log }));
 }
 
 /** Contour lines at the reference's levels (0.1 to 10 in steps of 0.5), coloured by level. */
@@ -116,7 +121,7 @@ export async function plotContours(r: SurfaceResult, path: string, title: string
 }
 
 /** Joins the shard directories of one surface (same grid) into `out`; every point must be filled by exactly one shard. */
-export async function mergeSurfaces(dirs: string[], out: string): Promise<SurfaceResult> {
+export async function mergeSurfaces(dirs: string[], out: string, vtk: { zmax?: number; log?: boolean } = {}): Promise<SurfaceResult> {
   if (dirs.length === 0) throw new Error('merge: give the shard directories');
   const metas = dirs.map((d) => {
     const p = join(d, 'surface_meta.json');
@@ -140,7 +145,7 @@ export async function mergeSurfaces(dirs: string[], out: string): Promise<Surfac
   if (missing) throw new Error(`merge: ${missing} of ${K} points are in none of the shards (a shard unfinished or missing?)`);
   mkdirSync(out, { recursive: true });
   const result = { xs, ys, loss, acc };
-  await writeSurfaceOutputs(result, out, { split: metas[0].split, images: metas[0].images, title: `${metas[0].split} loss around ${metas[0].model} (${dirs.length} shards)` });
+  await writeSurfaceOutputs(result, out, { split: metas[0].split, images: metas[0].images, title: `${metas[0].split} loss around ${metas[0].model} (${dirs.length} shards)`, ...vtk });
   return result;
 }
 
