@@ -8,6 +8,7 @@ import { BN_COMPARE_HELP, bnCompare } from './experiments/bn-compare.ts';
 import { INTERPOLATE_HELP, readCheckpoint, runInterpolate } from './experiments/interpolate.ts';
 import { DIR_NORMS, linspace, type DirNorm } from './experiments/directions.ts';
 import { SurfaceInterrupted, mergeSurfaces, runSurface } from './experiments/surface.ts';
+import { runTrajectory } from './experiments/trajectory.ts';
 import { TRAIN_HELP, TrainInterrupted, runTrain, trainConfig, type TrainConfig } from './experiments/train.ts';
 import { fashionMnistDir, loadFashionMnist } from './data/fashion-mnist.ts';
 import { loadCifar10 } from './data/cifar10.ts';
@@ -188,6 +189,28 @@ directions.safetensors into --out (default runs/surface-<time>).
         } finally {
           process.off('SIGINT', onSig);
         }
+      });
+    },
+  },
+  trajectory: {
+    summary: 'a training run\'s path on the loss surface of its two PCA directions: trajectory --run DIR (a train run with --snapshots)',
+    run: async (_a, flags) => {
+      if (flags.help) { console.log('usage: loss-atlas trajectory --run DIR [--grid N (21)] [--images N|all (500)] [--margin X (0.3)] [--out DIR] [--data DIR]\nWrites trajectory.png (contours and the path, explained variance on the axes), trajectory.json and surface/ into --out (default DIR/trajectory).'); return 0; }
+      for (const k of Object.keys(flags)) if (!['run', 'grid', 'images', 'margin', 'out', 'data', 'verbose'].includes(k)) throw new Error(`unknown flag --${k} (see loss-atlas trajectory --help)`);
+      if (typeof flags.run !== 'string') throw new Error('--run DIR (a loss-atlas train run made with --snapshots) is required');
+      const cfgPath = join(flags.run, 'config.json');
+      if (!existsSync(cfgPath)) throw new Error(`--run ${flags.run}: no config.json (not a train run directory?)`);
+      const tc = JSON.parse(readFileSync(cfgPath, 'utf8')) as TrainConfig;
+      const dir = typeof flags.data === 'string' ? flags.data : tc.data;
+      const data = tc.dataset === 'cifar10' ? { train: loadCifar10(dir, 'train'), test: loadCifar10(dir, 'test') } : { train: loadFashionMnist(dir, 'train'), test: loadFashionMnist(dir, 't10k') };
+      const grid = Number(flags.grid ?? 21), images = flags.images === 'all' ? 0 : Number(flags.images ?? 500), margin = Number(flags.margin ?? 0.3);
+      if (!Number.isInteger(grid) || grid < 2) throw new Error(`--grid: a whole number >= 2 expected, got "${flags.grid}"`);
+      if (!Number.isInteger(images) || images < 0) throw new Error(`--images: a whole number or all expected, got "${flags.images}"`);
+      const out = typeof flags.out === 'string' ? flags.out : join(flags.run, 'trajectory');
+      return withGpu(flags, async (gpu) => {
+        const r = await runTrajectory(gpu, flags.run as string, data, { grid, images, margin }, out);
+        console.log(`explained variance: ${(100 * r.pca.explained[0]).toFixed(1)}% and ${(100 * r.pca.explained[1]).toFixed(1)}%; wrote ${join(out, 'trajectory.png')}`);
+        return 0;
       });
     },
   },

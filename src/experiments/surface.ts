@@ -26,6 +26,8 @@ export interface SurfaceOptions {
   seed: number;
   /** Grid points per block (one batched evaluation each, then the partial result is saved). */
   block: number;
+  /** Explicit directions (e.g. PCA components), used as they are instead of targets or random ones. */
+  directions?: [Float32Array[], Float32Array[]];
   /** VTK export: clip the loss at zmax (0 = no clip); log: z = ln(loss + 0.1). */
   zmax?: number;
   log?: boolean;
@@ -52,7 +54,7 @@ export async function runSurface(gpu: Gpu, a: Checkpoint, targets: [Checkpoint |
   const spec = modelSpec(a.model, { bn: a.bn, skip: a.skip, input: data.train.shape });
   const shapes = paramShapes(spec.layers).map((p) => p.shape);
   const dir = (t: Checkpoint | null, seed: number) => (t ? targetDirection(a.weights, t.weights) : randomDirection(a.weights, shapes, { seed, norm: o.norm, ignoreBiasBn: o.ignoreBiasBn }));
-  const d1 = dir(targets[0], o.seed), d2 = dir(targets[1], o.seed + 1);
+  const [d1, d2] = o.directions ?? [dir(targets[0], o.seed), dir(targets[1], o.seed + 1)];
   const dt: Record<string, NamedTensor> = {};
   a.names.forEach((n, i) => { dt[`x/${n}`] = { shape: shapes[i], data: d1[i] }; dt[`y/${n}`] = { shape: shapes[i], data: d2[i] }; });
   atomicWrite(join(out, 'directions.safetensors'), safetensorsBytes(dt, { norm: o.norm, ignore: o.ignoreBiasBn ? 'biasbn' : '', seed: String(o.seed) }));
