@@ -191,3 +191,35 @@ describe('points split into blocks', () => {
     x.dispose(); y.dispose(); model.dispose();
   });
 });
+
+describe('ResNet blocks (identity and projection shortcuts)', () => {
+  it('basis and coefficient gradients match finite differences of the CPU model', async () => {
+    const { resNet } = await import('../src/models/sequential.ts');
+    const layers = resNet({ n: 1, inChannels: 1, width: 0.25 }); // 4-8-16 channels: the CPU reference stays quick
+    const K = 2, B = 2;
+    const init = initParams(layers, B, 13);
+    const coef = randArray(rng(9), K * B, 0.8);
+    const weights = [0.7, -0.4];
+    const model = new Sequential(gpu, layers, B, init);
+    const got = await runOnce(model, K, B, coef, weights, true);
+    model.dispose();
+    const total = (params: ArrayLike<number>[], c: ArrayLike<number>) => {
+      let s = 0;
+      for (let k = 0; k < K; k++) {
+        const vals = params.map((p) => ref.combine(p, c, k, B, p.length / B));
+        s += weights[k] * ref.crossEntropyRef(sequentialRef(layers, vals, xData, N, IN).y, labels, N, 10).loss;
+      }
+      return s;
+    };
+    const names = paramShapes(layers).map((p) => p.name);
+    expect(names.some((n) => n.includes('shortcut'))).toBe(true);
+    const pr = rng(21);
+    for (let i = 0; i < init.length; i++) {
+      const idx = [Math.floor(pr() * init[i].length), Math.floor(pr() * init[i].length)];
+      const fd = ref.finiteDiff((pv) => total(init.map((q, j) => (j === i ? pv : q)), coef), init[i], idx, 1e-5);
+      for (const [j, v] of fd) expect(Math.abs(got.grads[i][j] - v), `${names[i]} [${j}]`).toBeLessThanOrEqual(1e-3 * (1 + Math.abs(v)));
+    }
+    const fdc = ref.finiteDiff((cv) => total(init, cv), coef, undefined, 1e-5);
+    for (const [j, v] of fdc) expect(Math.abs(got.dcoef![j] - v), `coef [${j}]`).toBeLessThanOrEqual(1e-3 * (1 + Math.abs(v)));
+  });
+});

@@ -11,3 +11,11 @@ describe('model zoo', () => {
     expect(parameterCount(modelSpec('small').layers)).toBe(9_802);
   });
 });
+
+describe('ResNet', () => {
+  it('ResNet-20 has the parameter count of He et al.\'s CIFAR net (0.27M), its noshort twin fewer (no projections)', () => {
+    const r20 = parameterCount(modelSpec('resnet20', { input: [3, 32, 32] }).layers);
+    expect(r20).toBe(272_474);
+    expect(parameterCount(modelSpec('resnet20-noshort', { input: [3, 32, 32] }).layers)).toBeLessThan(r20);
+  });
+});

@@ -27,7 +27,7 @@ export function layerShapes(layers: Layer[], inShape: number[]): number[][] {
         }
         case 'adaptive': s = [s[0], ...l.size]; break;
         case 'flatten': s = [numel(s)]; break;
-        case 'residual': walk(l.body, s); break;
+        case 'residual': s = walk(l.body, s); break;
         default: break;
       }
       out.push(s);
@@ -51,8 +51,10 @@ export function forwardFlops(layers: Layer[], inShape: number[]): number {
       } else if (l.type === 'linear') {
         f += 2 * l.in * l.out;
         s = [l.out];
-      } else if (l.type === 'residual') walk(l.body, s);
-      else s = layerShapes([l], s)[0];
+      } else if (l.type === 'residual') {
+        if (l.shortcut) walk(l.shortcut, s);
+        s = walk(l.body, s);
+      } else s = layerShapes([l], s)[0];
     }
     return s;
   };

@@ -19,8 +19,8 @@ export type Layer =
   | { type: 'adaptive'; size: [number, number] }
   | { type: 'flatten' }
   | { type: 'dropout'; p: number }
-  /** y = x + body(x) (shapes must agree). */
-  | { type: 'residual'; body: Layer[] };
+  /** y = shortcut(x) + body(x): the shortcut is the identity unless given (e.g. a strided 1x1 conv + BN). */
+  | { type: 'residual'; body: Layer[]; shortcut?: Layer[] };
 
 /** Parameter shapes of a layer list, in order. */
 export function paramShapes(layers: Layer[]): { name: string; shape: number[]; fanIn: number; init: 'uniform' | 'one' | 'zero' }[] {
@@ -38,7 +38,10 @@ export function paramShapes(layers: Layer[]): { name: string; shape: number[]; f
       } else if (l.type === 'bn') {
         out.push({ name: `${n}.bn.weight`, shape: [l.c], fanIn: 0, init: l.reparam ? 'zero' : 'one' });
         out.push({ name: `${n}.bn.bias`, shape: [l.c], fanIn: 0, init: 'zero' });
-      } else if (l.type === 'residual') walk(l.body, `${n}.`);
+      } else if (l.type === 'residual') {
+        walk(l.body, `${n}.`);
+        if (l.shortcut) walk(l.shortcut, `${n}.shortcut.`);
+      }
     });
   walk(layers, '');
   return out;
@@ -108,8 +111,12 @@ export class Sequential {
           case 'dropout': y = ops.dropout(ctx, h, l.p, dropoutSeed + i); break;
           case 'residual': {
             const body = run(l.body, h);
-            y = ops.add(ctx, h, body);
-            if (!ctx.tape) free(body, h);
+            const sc = l.shortcut ? run(l.shortcut, h) : h;
+            y = ops.add(ctx, sc, body);
+            if (!ctx.tape) {
+              free(body, h);
+              if (sc !== h) free(sc, h);
+            }
             break;
           }
         }
@@ -176,7 +183,9 @@ export function sequentialRef(layers: Layer[], values: ArrayLike<number>[], x: A
         case 'dropout': h = ref.dropoutRef(h, l.p, dropoutSeed + i); break;
         case 'residual': {
           const b = run(l.body, h, s);
-          h = h.map((v, j) => v + b.y[j]);
+          const sc = l.shortcut ? run(l.shortcut, h, s).y : h;
+          h = b.y.map((v, j) => v + sc[j]);
+          s = b.shape;
           break;
         }
       }
@@ -204,5 +213,31 @@ export function convNet(o: { channels: number[]; dense: number[]; classes?: numb
     f = d;
   }
   ls.push({ type: 'linear', in: f, out: o.classes ?? 10 });
+  return ls;
+}
+
+/**
+ * A CIFAR-style ResNet (He et al. 2016) as used by Li et al. 2018: conv3x3 16w + BN + ReLU, three stages of n basic
+ * blocks (16w, 32w, 64w channels, stride 2 at the start of stages 2 and 3), global average pool, linear. Depth
+ * 6n + 2 (n = 3: ResNet-20). Shortcuts are the identity, or a strided 1x1 conv + BN where the shape changes;
+ * noShortcut gives the "noshort" twin (plain stacked blocks).
+ */
+export function resNet(o: { n: number; width?: number; inChannels?: number; classes?: number; noShortcut?: boolean }): Layer[] {
+  const w = o.width ?? 1;
+  const conv = (cin: number, cout: number, stride = 1, k = 3): Layer => ({ type: 'conv', cin, cout, k, stride, pad: k === 3 ? 1 : 0, bias: false });
+  const bn = (c: number): Layer => ({ type: 'bn', c });
+  const ls: Layer[] = [conv(o.inChannels ?? 3, 16 * w), bn(16 * w), { type: 'relu' }];
+  let c = 16 * w;
+  [16 * w, 32 * w, 64 * w].forEach((cout, stage) => {
+    for (let b = 0; b < o.n; b++) {
+      const stride = stage > 0 && b === 0 ? 2 : 1;
+      const body: Layer[] = [conv(c, cout, stride), bn(cout), { type: 'relu' }, conv(cout, cout), bn(cout)];
+      if (o.noShortcut) ls.push(...body);
+      else ls.push({ type: 'residual', body, ...(stride !== 1 || c !== cout ? { shortcut: [conv(c, cout, stride, 1), bn(cout)] } : {}) });
+      ls.push({ type: 'relu' });
+      c = cout;
+    }
+  });
+  ls.push({ type: 'adaptive', size: [1, 1] }, { type: 'flatten' }, { type: 'linear', in: c, out: o.classes ?? 10 });
   return ls;
 }

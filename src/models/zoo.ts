@@ -1,5 +1,5 @@
 // The named models: the MPO reference's conv nets (parameter counts as the reference's) and a small CPU-sized net.
-import { convNet, paramShapes, type Layer } from './sequential.ts';
+import { convNet, paramShapes, resNet, type Layer } from './sequential.ts';
 import { numel } from '../engine/tensor.ts';
 
 export interface ModelSpec {
@@ -9,7 +9,7 @@ export interface ModelSpec {
   description: string;
 }
 
-export const MODEL_NAMES = ['tiny', 'small', 'icons', 'squares', 'squares-small', 'cifar'] as const;
+export const MODEL_NAMES = ['tiny', 'small', 'icons', 'squares', 'squares-small', 'cifar', 'resnet20', 'resnet20-noshort', 'resnet8'] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
 
 /**
@@ -39,6 +39,14 @@ export function modelSpec(name: string, o: { bn?: boolean; skip?: boolean; input
       ];
       return { layers, input, description: `conv 1-4-4-8-8 with max-pool after the first and third${o.skip ? ', residual repeats' : ''}, adaptive pool 4x4, dense 128-32-10 (CPU-sized random-squares net)` };
     }
+    case 'resnet20':
+    case 'resnet20-noshort':
+    case 'resnet8':
+      return {
+        layers: resNet({ n: name === 'resnet8' ? 1 : 3, inChannels: input[0], noShortcut: name.endsWith('noshort') }),
+        input,
+        description: `${name === 'resnet8' ? 'ResNet-8' : 'ResNet-20'}${name.endsWith('noshort') ? ' without shortcuts' : ''} (CIFAR-style, as Li et al. 2018)`,
+      };
     case 'cifar':
       return { layers: convNet({ channels: [3, 16, 32, 64], dense: [128], maxpool: false, bn, reparam }), input: [3, 32, 32], description: 'the reference CIFAR net: conv 3-16-32-64, no max-pool, adaptive pool 4x4, dense 1024-128-10' };
     default:
