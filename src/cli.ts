@@ -9,6 +9,7 @@ import { INTERPOLATE_HELP, readCheckpoint, runInterpolate } from './experiments/
 import { DIR_NORMS, linspace, type DirNorm } from './experiments/directions.ts';
 import { SurfaceInterrupted, mergeSurfaces, runSurface } from './experiments/surface.ts';
 import { runTrajectory } from './experiments/trajectory.ts';
+import { writeReport } from './viz/report.ts';
 import { TRAIN_HELP, TrainInterrupted, runTrain, trainConfig, type TrainConfig } from './experiments/train.ts';
 import { fashionMnistDir, loadFashionMnist } from './data/fashion-mnist.ts';
 import { loadCifar10 } from './data/cifar10.ts';
@@ -212,6 +213,16 @@ directions.safetensors into --out (default runs/surface-<time>).
         console.log(`explained variance: ${(100 * r.pca.explained[0]).toFixed(1)}% and ${(100 * r.pca.explained[1]).toFixed(1)}%; wrote ${join(out, 'trajectory.png')}`);
         return 0;
       });
+    },
+  },
+  report: {
+    summary: 'one HTML page over the runs under a folder (default runs/): pictures, results, settings',
+    run: async (args) => {
+      const root = args[0] ?? 'runs';
+      if (!existsSync(root)) throw new Error(`report: ${root} does not exist`);
+      const n = writeReport(root);
+      console.log(`${n} runs in ${join(root, 'report.html')}`);
+      return 0;
     },
   },
   merge: {
