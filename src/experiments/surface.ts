@@ -15,6 +15,7 @@ import type { Checkpoint } from './interpolate.ts';
 import { vegaLitePng } from '../viz/vega.ts';
 import { contourSegments } from '../viz/contour.ts';
 import { surfaceVtp } from '../viz/vtk.ts';
+import { surface3d, writePng } from '../viz/figure.ts';
 
 export interface SurfaceOptions {
   xs: number[];
@@ -105,6 +106,7 @@ async function writeSurfaceOutputs(result: SurfaceResult, out: string, o: { spli
   await plotSurface(result, join(out, 'surface_heatmap.png'), o.title);
   await plotContours(result, join(out, 'surface_contour.png'), o.title);
   atomicWrite(join(out, 'surface.vtp'), surfaceVtp(xs, ys, loss, { zmax: o.zmax, log: o.log }));
+  await writePng(surface3d(xs, ys, loss, { title: o.title, zmax: o.zmax && o.zmax > 0 ? o.zmax : undefined }), join(out, 'surface_3d.png'));
 }
 
 /** Contour lines at the reference's levels (0.1 to 10 in steps of 0.5), coloured by level. */

@@ -170,3 +170,32 @@ export function lineChart(series: Series[], o: { title: string; xlabel: string; 
   });
   return { svg: parts.join(''), width: W, height: H };
 }
+
+/**
+ * A 3-D view of a surface z[ny, nx] over (xs, ys): cells as quadrilaterals seen from azimuth -60 and elevation 30
+ * degrees, painted back to front, coloured by height (viridis). z is clipped at zmax.
+ */
+export function surface3d(xs: number[], ys: number[], z: ArrayLike<number>, o: { title: string; zmax?: number; width?: number; height?: number }): Panel {
+  const W = o.width ?? 560, H = o.height ?? 440, nx = xs.length, ny = ys.length;
+  const finite = Array.from(z).filter(Number.isFinite);
+  const zmax = o.zmax ?? Math.max(...finite), zmin = Math.min(...finite);
+  const zn = (v: number) => (Math.min(Number.isFinite(v) ? v : zmax, zmax) - zmin) / (zmax - zmin || 1);
+  const az = (-60 * Math.PI) / 180, el = (30 * Math.PI) / 180;
+  const proj = (i: number, j: number) => {
+    const x = (2 * i) / (nx - 1) - 1, y = (2 * j) / (ny - 1) - 1, h = zn(z[j * nx + i]) * 1.2;
+    const xr = x * Math.cos(az) - y * Math.sin(az), yr = x * Math.sin(az) + y * Math.cos(az);
+    return { sx: W / 2 + xr * W * 0.3, sy: H * 0.62 - (yr * Math.sin(el) + h * Math.cos(el)) * H * 0.3, depth: yr * Math.cos(el) - h * Math.sin(el) };
+  };
+  const quads: { d: number; pts: string; c: number }[] = [];
+  for (let j = 0; j + 1 < ny; j++)
+    for (let i = 0; i + 1 < nx; i++) {
+      const p = [proj(i, j), proj(i + 1, j), proj(i + 1, j + 1), proj(i, j + 1)];
+      const c = (zn(z[j * nx + i]) + zn(z[j * nx + i + 1]) + zn(z[(j + 1) * nx + i + 1]) + zn(z[(j + 1) * nx + i])) / 4;
+      quads.push({ d: p.reduce((s, q) => s + q.depth, 0) / 4, pts: p.map((q) => `${q.sx.toFixed(1)},${q.sy.toFixed(1)}`).join(' '), c });
+    }
+  quads.sort((a, b) => b.d - a.d);
+  const parts = [`<text x="10" y="20" font-family="DejaVu Sans, sans-serif" font-size="14">${esc(o.title)}</text>`];
+  for (const q of quads) parts.push(`<polygon points="${q.pts}" fill="${colorAt('viridis', q.c)}" stroke="#333" stroke-width="0.3"/>`);
+  parts.push(`<text x="10" y="${H - 10}" font-family="DejaVu Sans, sans-serif" font-size="11" fill="#555">height: loss from ${zmin.toPrecision(3)} to ${zmax.toPrecision(3)}${o.zmax !== undefined ? ' (clipped)' : ''}</text>`);
+  return { svg: parts.join(''), width: W, height: H };
+}
