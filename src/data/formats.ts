@@ -1,5 +1,5 @@
 // Small writers and readers for the files runs leave behind: .npy (numpy) and .safetensors.
-import { readFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 
 /** A little-endian float32 .npy file of the given shape (C order). */
 export function npyBytes(data: Float32Array, shape: number[]): Buffer {
@@ -70,4 +70,11 @@ export function readSafetensors(path: string): { tensors: Record<string, NamedTe
     tensors[name] = { shape: t.shape, data: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length)) };
   }
   return { tensors, metadata: (header.__metadata__ as Record<string, string>) ?? {} };
+}
+
+/** Writes a file so that readers see the old or the new content, never a partial one (write, then rename). */
+export function atomicWrite(path: string, data: string | Buffer): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, data);
+  renameSync(tmp, path);
 }

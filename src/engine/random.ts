@@ -11,3 +11,13 @@ export function rng(seed: number): () => number {
 }
 export const randn = (r: () => number) => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
 export const randArray = (r: () => number, n: number, scale = 1): Float32Array => Float32Array.from({ length: n }, () => randn(r) * scale);
+
+/** A seeded Fisher-Yates permutation of 0..n-1. */
+export function permutation(n: number, r: () => number): Uint32Array {
+  const p = Uint32Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(r() * (i + 1));
+    [p[i], p[j]] = [p[j], p[i]];
+  }
+  return p;
+}

@@ -4,7 +4,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gpu } from '../engine/device.ts';
-import { rng } from '../engine/random.ts';
+import { permutation, rng } from '../engine/random.ts';
 import { readSafetensors, safetensorsBytes, type NamedTensor } from '../data/formats.ts';
 import type { Dataset } from '../data/fashion-mnist.ts';
 import { Sequential, paramShapes } from '../models/sequential.ts';
@@ -73,9 +73,7 @@ export async function runInterpolate(gpu: Gpu, a: Checkpoint, b: Checkpoint | nu
     for (const split of ['train', 'test'] as const) {
       const ds = data[split];
       const n = o.images > 0 ? Math.min(o.images, ds.n) : ds.n;
-      const pick = Array.from({ length: ds.n }, (_, i) => i);
-      const r = rng(o.seed + (split === 'train' ? 11 : 13));
-      for (let i = ds.n - 1; i > 0; i--) { const j = Math.floor(r() * (i + 1)); [pick[i], pick[j]] = [pick[j], pick[i]]; }
+      const pick = Array.from(permutation(ds.n, rng(o.seed + (split === 'train' ? 11 : 13))));
       const { loss, acc } = await evaluateOnImages(gpu, model, coefs, ds, pick.slice(0, n));
       res[`${split}_loss`] = Array.from(loss);
       res[`${split}_acc`] = Array.from(acc);

@@ -1,17 +1,17 @@
 // Multi-point optimization (Skorokhodov & Burtsev 2019): train a plane of weights so that the loss over a
 // grid of cells draws a picture. Follows the reference (shared/docs/algorithms.md section 1) except where
 // noted in README.md ("MPO: where we differ from the reference").
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, appendFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execSync } from 'node:child_process';
 import type { Gpu } from '../engine/device.ts';
 import { Adam, type Optimizer } from '../engine/optim.ts';
 import { Tensor } from '../engine/tensor.ts';
-import { rng } from '../engine/random.ts';
+import { permutation, rng } from '../engine/random.ts';
 import { backwardPoints, evaluateOnImages } from '../models/run.ts';
 import { modelSpec, parameterCount } from '../models/zoo.ts';
 import { batchOf, type Dataset } from '../data/fashion-mnist.ts';
-import { npyBytes, readSafetensors, safetensorsBytes, type NamedTensor } from '../data/formats.ts';
+import { atomicWrite, npyBytes, readSafetensors, safetensorsBytes, type NamedTensor } from '../data/formats.ts';
 import { loadMask, ternary, type Mask } from './masks.ts';
 import { Plane } from './plane.ts';
 import { accMap, compose, lossMap, maskPanel, textPanel, writePng } from '../viz/figure.ts';
@@ -75,14 +75,6 @@ function sampleWithout(n: number, k: number, r: () => number): number[] {
   return idx.slice(0, Math.min(k, n));
 }
 
-function permutation(n: number, r: () => number): Uint32Array {
-  const p = Uint32Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(r() * (i + 1));
-    [p[i], p[j]] = [p[j], p[i]];
-  }
-  return p;
-}
 
 export interface RunResult {
   out: string;
@@ -100,11 +92,6 @@ interface Checkpoint {
   stoppedEarly: boolean;
 }
 
-const atomicWrite = (path: string, data: string | Buffer) => {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, path);
-};
 
 function gitCommit(): string {
   try {

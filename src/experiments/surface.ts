@@ -1,12 +1,12 @@
 // `loss-atlas surface`: loss and accuracy on a 2-D grid theta + a * d1 + b * d2 (Li et al. 2018). Every grid point
 // is a point of a B = 3 manifold [theta, d1, d2]; the grid is evaluated in blocks of points, and the partial result
 // is written after each block (unfilled points hold NaN), so an interrupted run resumes where it stopped.
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gpu } from '../engine/device.ts';
-import { rng } from '../engine/random.ts';
+import { permutation, rng } from '../engine/random.ts';
 import type { Dataset } from '../data/fashion-mnist.ts';
-import { npyBytes, readNpy, safetensorsBytes, type NamedTensor } from '../data/formats.ts';
+import { atomicWrite, npyBytes, readNpy, safetensorsBytes, type NamedTensor } from '../data/formats.ts';
 import { Sequential, paramShapes } from '../models/sequential.ts';
 import { modelSpec } from '../models/zoo.ts';
 import { evaluateOnImages } from '../models/run.ts';
@@ -44,11 +44,6 @@ export interface SurfaceResult {
   acc: Float32Array;
 }
 
-const atomicWrite = (path: string, data: string | Buffer) => {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, path);
-};
 
 export async function runSurface(gpu: Gpu, a: Checkpoint, targets: [Checkpoint | null, Checkpoint | null], data: { train: Dataset; test: Dataset }, o: SurfaceOptions, out: string, hooks: { shouldStop?: () => boolean; onBlock?: (done: number, total: number) => void } = {}): Promise<SurfaceResult> {
   mkdirSync(out, { recursive: true });
@@ -75,9 +70,7 @@ export async function runSurface(gpu: Gpu, a: Checkpoint, targets: [Checkpoint |
   const model = new Sequential(gpu, spec.layers, 3, a.weights.map((w, i) => { const all = new Float32Array(3 * w.length); all.set(w); all.set(d1[i], w.length); all.set(d2[i], 2 * w.length); return all; }));
   const ds = data[o.split];
   const n = o.images > 0 ? Math.min(o.images, ds.n) : ds.n;
-  const pick = Array.from({ length: ds.n }, (_, i) => i);
-  const r = rng(o.seed + 17);
-  for (let i = ds.n - 1; i > 0; i--) { const j = Math.floor(r() * (i + 1)); [pick[i], pick[j]] = [pick[j], pick[i]]; }
+  const pick = Array.from(permutation(ds.n, rng(o.seed + 17)));
   try {
     for (let b0 = 0; b0 < todo.length; b0 += o.block) {
       const ks = todo.slice(b0, b0 + o.block);

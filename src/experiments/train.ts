@@ -2,7 +2,7 @@
 // SGD with momentum / Nesterov, weight decay and a step schedule, seeded; per-epoch evaluation, atomic
 // checkpoints with --resume, optional per-epoch snapshots (for trajectories), and the final weights as
 // model.safetensors (one tensor per parameter, named as the model's parameters).
-import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gpu } from '../engine/device.ts';
 import { Manifold } from '../engine/manifold.ts';
@@ -10,9 +10,9 @@ import { crossEntropy } from '../engine/ops.ts';
 import { SGD } from '../engine/optim.ts';
 import { Tape } from '../engine/tape.ts';
 import { Tensor } from '../engine/tensor.ts';
-import { rng } from '../engine/random.ts';
+import { permutation, rng } from '../engine/random.ts';
 import { batchOf, type Dataset } from '../data/fashion-mnist.ts';
-import { readSafetensors, safetensorsBytes, type NamedTensor } from '../data/formats.ts';
+import { atomicWrite, readSafetensors, safetensorsBytes, type NamedTensor } from '../data/formats.ts';
 import { Sequential, initParams } from '../models/sequential.ts';
 import { modelSpec, parameterCount } from '../models/zoo.ts';
 import { evaluatePoints } from '../models/run.ts';
@@ -50,20 +50,7 @@ export interface TrainResult {
   seconds: number;
 }
 
-const atomicWrite = (path: string, data: string | Buffer) => {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, path);
-};
 
-function permutation(n: number, r: () => number): Uint32Array {
-  const p = Uint32Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(r() * (i + 1));
-    [p[i], p[j]] = [p[j], p[i]];
-  }
-  return p;
-}
 
 /** The learning rate of an epoch (0-based) under the step schedule. */
 export const lrAt = (c: TrainConfig, epoch: number) => c.lr * c.gamma ** c.milestones.filter((m) => epoch >= m).length;
