@@ -11,8 +11,8 @@ import { SurfaceInterrupted, mergeSurfaces, runSurface } from './experiments/sur
 import { runTrajectory } from './experiments/trajectory.ts';
 import { writeReport } from './viz/report.ts';
 import { TRAIN_HELP, TrainInterrupted, runTrain, trainConfig, type TrainConfig } from './experiments/train.ts';
-import { fashionMnistDir, loadFashionMnist } from './data/fashion-mnist.ts';
-import { loadCifar10 } from './data/cifar10.ts';
+import { fashionMnistDir } from './data/fashion-mnist.ts';
+import { loadSplits } from './data/datasets.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { CIFAR10, cifar10Dir } from './data/cifar10.ts';
 import { fetchArchive } from './data/download.ts';
@@ -73,7 +73,7 @@ const commands: Record<string, Command> = {
         out = typeof flags.out === 'string' ? flags.out : join('runs', `train-${cfg.model}-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`);
         if (existsSync(join(out, 'config.json'))) throw new Error(`--out ${out} already holds a run; use --resume ${out} to continue it`);
       }
-      const data = cfg.dataset === 'cifar10' ? { train: loadCifar10(cfg.data, 'train'), test: loadCifar10(cfg.data, 'test') } : { train: loadFashionMnist(cfg.data, 'train'), test: loadFashionMnist(cfg.data, 't10k') };
+      const data = loadSplits(cfg.dataset, cfg.data);
       return withGpu(flags, async (gpu) => {
         console.log(`adapter: ${gpu.adapterInfo}\nrun directory: ${out}`);
         let stop = false;
@@ -103,7 +103,7 @@ const commands: Record<string, Command> = {
       const { metadata } = (await import('./data/formats.ts')).readSafetensors(fileA);
       const cifar = metadata.model === 'cifar';
       const dir = cifar ? cifar10Dir(flags.data) : fashionMnistDir(flags.data);
-      const data = cifar ? { train: loadCifar10(dir, 'train'), test: loadCifar10(dir, 'test') } : { train: loadFashionMnist(dir, 'train'), test: loadFashionMnist(dir, 't10k') };
+      const data = loadSplits(cifar ? 'cifar10' : 'fashion-mnist', dir);
       const a = readCheckpoint(fileA, data.train.shape), b = fileB ? readCheckpoint(fileB, data.train.shape) : null;
       const norm = (typeof flags.norm === 'string' ? flags.norm : 'filter') as DirNorm;
       if (!DIR_NORMS.includes(norm)) throw new Error(`--norm "${norm}": one of ${DIR_NORMS.join(', ')} expected`);
@@ -150,7 +150,7 @@ directions.safetensors into --out (default runs/surface-<time>).
       const { metadata } = (await import('./data/formats.ts')).readSafetensors(flags['model-file']);
       const cifar = metadata.model === 'cifar';
       const dir = cifar ? cifar10Dir(flags.data) : fashionMnistDir(flags.data);
-      const data = cifar ? { train: loadCifar10(dir, 'train'), test: loadCifar10(dir, 'test') } : { train: loadFashionMnist(dir, 'train'), test: loadFashionMnist(dir, 't10k') };
+      const data = loadSplits(cifar ? 'cifar10' : 'fashion-mnist', dir);
       const a = readCheckpoint(flags['model-file'], data.train.shape);
       const t2 = typeof flags['model-file2'] === 'string' ? readCheckpoint(flags['model-file2'], data.train.shape) : null;
       const t3 = typeof flags['model-file3'] === 'string' ? readCheckpoint(flags['model-file3'], data.train.shape) : null;
@@ -203,7 +203,7 @@ directions.safetensors into --out (default runs/surface-<time>).
       if (!existsSync(cfgPath)) throw new Error(`--run ${flags.run}: no config.json (not a train run directory?)`);
       const tc = JSON.parse(readFileSync(cfgPath, 'utf8')) as TrainConfig;
       const dir = typeof flags.data === 'string' ? flags.data : tc.data;
-      const data = tc.dataset === 'cifar10' ? { train: loadCifar10(dir, 'train'), test: loadCifar10(dir, 'test') } : { train: loadFashionMnist(dir, 'train'), test: loadFashionMnist(dir, 't10k') };
+      const data = loadSplits(tc.dataset, dir);
       const grid = Number(flags.grid ?? 21), images = flags.images === 'all' ? 0 : Number(flags.images ?? 500), margin = Number(flags.margin ?? 0.3);
       if (!Number.isInteger(grid) || grid < 2) throw new Error(`--grid: a whole number >= 2 expected, got "${flags.grid}"`);
       if (!Number.isInteger(images) || images < 0) throw new Error(`--images: a whole number or all expected, got "${flags.images}"`);

@@ -2,8 +2,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gpu } from '../engine/device.ts';
-import { fashionMnistDir, loadFashionMnist, type Dataset } from '../data/fashion-mnist.ts';
-import { cifar10Dir, loadCifar10 } from '../data/cifar10.ts';
+import { fashionMnistDir, type Dataset } from '../data/fashion-mnist.ts';
+import { cifar10Dir } from '../data/cifar10.ts';
+import { loadSplits } from '../data/datasets.ts';
 import { Interrupted, runMpo, type MpoConfig } from './mpo.ts';
 import { ICONS } from './masks.ts';
 import { MODEL_NAMES } from '../models/zoo.ts';
@@ -103,8 +104,7 @@ export function mpoConfig(flags: Flags, defaultPreset = 'fashion-pattern'): MpoC
 }
 
 export function loadData(c: MpoConfig): { train: Dataset; test: Dataset } {
-  if (c.dataset === 'cifar10') return { train: loadCifar10(c.data, 'train'), test: loadCifar10(c.data, 'test') };
-  return { train: loadFashionMnist(c.data, 'train'), test: loadFashionMnist(c.data, 't10k') };
+  return loadSplits(c.dataset, c.data);
 }
 
 function fmtTime(s: number): string {
