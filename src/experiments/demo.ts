@@ -7,7 +7,8 @@ import { crossEntropy } from '../engine/ops.ts';
 import { Adam } from '../engine/optim.ts';
 import { Tape } from '../engine/tape.ts';
 import { Tensor } from '../engine/tensor.ts';
-import { rng, randn } from '../engine/random.ts';
+import { rng } from '../engine/random.ts';
+import { randomDirection } from './directions.ts';
 import { batchOf, fashionMnistDir, loadFashionMnist } from '../data/fashion-mnist.ts';
 import { Sequential, convNet, paramShapes } from '../models/sequential.ts';
 import { evaluatePoints } from '../models/run.ts';
@@ -52,25 +53,13 @@ export async function runDemo(gpu: Gpu, flags: Flags): Promise<number> {
     tape.dispose();
     xt.dispose(); yt.dispose();
   }
-  // a line through the trained weights: basis [theta, d], point k = theta + alpha_k d
+  // a line through the trained weights: basis [theta, d], point k = theta + alpha_k d (d filter-normalized)
   const trained = await Promise.all(model.params.map((p) => p.basis.read()));
-  const shapes = paramShapes(layers);
-  const dr = rng(123);
+  const d = randomDirection(trained, paramShapes(layers).map((p) => p.shape), { seed: 123, norm: 'filter', ignoreBiasBn: true });
   const init = trained.map((w, i) => {
-    const d = Float32Array.from(w, () => randn(dr));
-    const s = shapes[i].shape;
-    if (s.length > 1) {
-      // filter normalization: each output filter of d gets the norm of the same filter of theta
-      const per = w.length / s[0];
-      for (let f = 0; f < s[0]; f++) {
-        let nw = 0, nd = 0;
-        for (let j = f * per; j < (f + 1) * per; j++) { nw += w[j] ** 2; nd += d[j] ** 2; }
-        for (let j = f * per; j < (f + 1) * per; j++) d[j] *= Math.sqrt(nw) / (Math.sqrt(nd) + 1e-10);
-      }
-    } else d.fill(0);
     const both = new Float32Array(2 * w.length);
     both.set(w);
-    both.set(d, w.length);
+    both.set(d[i], w.length);
     return both;
   });
   const line = new Sequential(gpu, layers, 2, init);
