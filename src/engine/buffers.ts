@@ -72,8 +72,6 @@ export class BufferPool {
     this.free.clear();
   }
 
-  onSubmit(): void {}
-
   destroyAll(): void {
     this.trim();
     for (const b of this.sizeOf.keys()) b.destroy();

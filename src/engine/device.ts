@@ -211,13 +211,12 @@ export class Gpu {
     return this.encoder;
   }
 
-  /** Submits the recorded work. Buffers released before this point become reusable by uploads. */
+  /** Submits the recorded work. */
   submit(): void {
     if (this.encoder) {
       this.device.queue.submit([this.encoder.finish()]);
       this.encoder = null;
     }
-    this.pool.onSubmit();
     if (this.uniformCache.size > 4096) {
       for (const b of this.uniformCache.values()) b.destroy();
       this.uniformCache.clear();

@@ -9,6 +9,8 @@ import { fold } from '../shaders/common.ts';
 
 export const baseOf = (t: AnyTensor): Tensor => (t instanceof TensorView ? t.base : t);
 
+const K_ACCUMULATE = accumulateKernel();
+
 interface Entry {
   name: string;
   run: () => void;
@@ -59,7 +61,7 @@ export class Tape {
       return;
     }
     const [gx, gy] = fold(Math.ceil(g.size / 256));
-    this.gpu.dispatch({ kernel: accumulateKernel(), buffers: { a: g.buffer, y: prev.buffer }, uniforms: { n: g.size }, groups: [gx, gy], what: `grad of ${b.label} ${shapeStr(b.shape)}` });
+    this.gpu.dispatch({ kernel: K_ACCUMULATE, buffers: { a: g.buffer, y: prev.buffer }, uniforms: { n: g.size }, groups: [gx, gy], what: `grad of ${b.label} ${shapeStr(b.shape)}` });
     g.dispose();
   }
 
