@@ -119,8 +119,9 @@ export async function backwardPoints(
     const ctx = { gpu, manifold, tape };
     const out = crossEntropy(ctx, model.forward(ctx, x), labels);
     tape.backward(Array.from(weights).slice(k0, k0 + kb), { clampAbove: clamp === undefined || typeof clamp === 'number' ? clamp : Array.from(clamp).slice(k0, k0 + kb) });
-    const r = await out.read();
-    if (dcoef && manifold.dcoef) dcoef.set(await manifold.dcoef.read(), k0 * B);
+    // both read-backs in flight together: one wait for the GPU, not two
+    const [r, dc] = await Promise.all([out.read(), dcoef && manifold.dcoef ? manifold.dcoef.read() : null]);
+    if (dcoef && dc) dcoef.set(dc, k0 * B);
     tape.dispose();
     manifold.dispose();
     loss.set(r.loss, k0);
