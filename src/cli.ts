@@ -13,7 +13,8 @@ import { writeReport } from './viz/report.ts';
 import { TRAIN_HELP, TrainInterrupted, runTrain, trainConfig, type TrainConfig } from './experiments/train.ts';
 import { fashionMnistDir } from './data/fashion-mnist.ts';
 import { loadSplits } from './data/datasets.ts';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readSafetensors } from './data/formats.ts';
 import { CIFAR10, cifar10Dir } from './data/cifar10.ts';
 import { fetchArchive } from './data/download.ts';
 import { join, dirname } from 'node:path';
@@ -50,6 +51,34 @@ async function withGpu<T>(flags: Flags, fn: (gpu: Gpu) => Promise<T>): Promise<T
   }
 }
 
+
+/** The default run directory runs/<name>-<UTC time>. */
+const runDir = (name: string) => join('runs', `${name}-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`);
+
+function checkFlags(flags: Flags, known: string[], cmd: string): void {
+  for (const k of Object.keys(flags)) if (k !== 'verbose' && !known.includes(k)) throw new Error(`unknown flag --${k} (see loss-atlas ${cmd} --help)`);
+}
+
+/** --model-file (and the extra checkpoint flags given) with the dataset its architecture was trained on. */
+function checkpointsAndData(flags: Flags, extra: string[]) {
+  const file = flags['model-file'];
+  if (typeof file !== 'string') throw new Error('--model-file PATH (a model.safetensors written by loss-atlas train) is required');
+  const cifar = readSafetensors(file).metadata.model === 'cifar';
+  const data = loadSplits(cifar ? 'cifar10' : 'fashion-mnist', cifar ? cifar10Dir(flags.data) : fashionMnistDir(flags.data));
+  const others = extra.map((f) => (typeof flags[f] === 'string' ? readCheckpoint(flags[f] as string, data.train.shape) : null));
+  return { a: readCheckpoint(file, data.train.shape), others, data, file };
+}
+
+/** --norm, --ignore and --images, shared by interpolate and surface. */
+function directionFlags(flags: Flags, defaultImages: number): { norm: DirNorm; ignoreBiasBn: boolean; images: number } {
+  const norm = (typeof flags.norm === 'string' ? flags.norm : 'filter') as DirNorm;
+  if (!DIR_NORMS.includes(norm)) throw new Error(`--norm "${norm}": one of ${DIR_NORMS.join(', ')} expected`);
+  if (flags.ignore !== undefined && flags.ignore !== 'biasbn') throw new Error(`--ignore "${flags.ignore}": only biasbn is known`);
+  const images = flags.images === 'all' ? 0 : Number(flags.images ?? defaultImages);
+  if (!Number.isInteger(images) || images < 0) throw new Error(`--images: a whole number or all expected, got "${flags.images}"`);
+  return { norm, ignoreBiasBn: flags.ignore === 'biasbn', images };
+}
+
 const commands: Record<string, Command> = {
   mpo: {
     summary: 'multi-point optimization: draw a picture into the loss landscape (--help for flags)',
@@ -70,7 +99,7 @@ const commands: Record<string, Command> = {
         out = resume;
       } else {
         cfg = trainConfig(flags, (ds, f) => (ds === 'cifar10' ? cifar10Dir(f) : fashionMnistDir(f)));
-        out = typeof flags.out === 'string' ? flags.out : join('runs', `train-${cfg.model}-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`);
+        out = typeof flags.out === 'string' ? flags.out : runDir(`train-${cfg.model}`);
         if (existsSync(join(out, 'config.json'))) throw new Error(`--out ${out} already holds a run; use --resume ${out} to continue it`);
       }
       const data = loadSplits(cfg.dataset, cfg.data);
@@ -96,29 +125,19 @@ const commands: Record<string, Command> = {
     summary: 'loss and accuracy along a line: between two checkpoints, or along a random filter-normalized direction (--help)',
     run: async (_a, flags) => {
       if (flags.help) { console.log(INTERPOLATE_HELP); return 0; }
-      const known = new Set(['model-file', 'model-file2', 'x', 'images', 'ignore', 'norm', 'seed', 'log', 'loss-max', 'data', 'out', 'verbose']);
-      for (const k of Object.keys(flags)) if (!known.has(k) && k !== 'verbose') throw new Error(`unknown flag --${k} (see loss-atlas interpolate --help)`);
-      if (typeof flags['model-file'] !== 'string') throw new Error('--model-file PATH (a model.safetensors written by loss-atlas train) is required');
-      const fileA = flags['model-file'], fileB = typeof flags['model-file2'] === 'string' ? flags['model-file2'] : null;
-      const { metadata } = (await import('./data/formats.ts')).readSafetensors(fileA);
-      const cifar = metadata.model === 'cifar';
-      const dir = cifar ? cifar10Dir(flags.data) : fashionMnistDir(flags.data);
-      const data = loadSplits(cifar ? 'cifar10' : 'fashion-mnist', dir);
-      const a = readCheckpoint(fileA, data.train.shape), b = fileB ? readCheckpoint(fileB, data.train.shape) : null;
-      const norm = (typeof flags.norm === 'string' ? flags.norm : 'filter') as DirNorm;
-      if (!DIR_NORMS.includes(norm)) throw new Error(`--norm "${norm}": one of ${DIR_NORMS.join(', ')} expected`);
-      if (flags.ignore !== undefined && flags.ignore !== 'biasbn') throw new Error(`--ignore "${flags.ignore}": only biasbn is known`);
-      const images = flags.images === 'all' ? 0 : Number(flags.images ?? 1000);
-      if (!Number.isInteger(images) || images < 0) throw new Error(`--images: a whole number or all expected, got "${flags.images}"`);
+      checkFlags(flags, ['model-file', 'model-file2', 'x', 'images', 'ignore', 'norm', 'seed', 'log', 'loss-max', 'data', 'out'], 'interpolate');
+      const { a, others: [b], data, file: fileA } = checkpointsAndData(flags, ['model-file2']);
+      const fileB = b ? (flags['model-file2'] as string) : null;
+      const { norm, ignoreBiasBn, images } = directionFlags(flags, 1000);
       const lossMax = Number(flags['loss-max'] ?? 5);
       if (!(lossMax > 0)) throw new Error(`--loss-max: a positive number expected, got "${flags['loss-max']}"`);
       const alphas = linspace(typeof flags.x === 'string' ? flags.x : b ? '-0.5:1.5:401' : '-1:1:51', 'x');
-      const out = typeof flags.out === 'string' ? flags.out : join('runs', `interpolate-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`);
+      const out = typeof flags.out === 'string' ? flags.out : runDir('interpolate');
       return withGpu(flags, async (gpu) => {
         console.log(`adapter: ${gpu.adapterInfo}\n${alphas.length} points of ${a.model}${b ? ' between two checkpoints' : ` along a random ${norm}-normalized direction`}, ${images || 'all'} images per split`);
-        const opts = { alphas, norm, ignoreBiasBn: flags.ignore === 'biasbn', seed: Number(flags.seed ?? 123), images, logScale: !!flags.log, lossMax };
-        (await import('node:fs')).mkdirSync(out, { recursive: true });
-        (await import('node:fs')).writeFileSync(join(out, 'config.json'), JSON.stringify({ modelFile: fileA, modelFile2: fileB, ...opts, alphas: undefined, x: flags.x ?? null, adapter: gpu.adapterInfo }, null, 2) + '\n');
+        const opts = { alphas, norm, ignoreBiasBn, seed: Number(flags.seed ?? 123), images, logScale: !!flags.log, lossMax };
+        mkdirSync(out, { recursive: true });
+        writeFileSync(join(out, 'config.json'), JSON.stringify({ modelFile: fileA, modelFile2: fileB, ...opts, alphas: undefined, x: flags.x ?? null, adapter: gpu.adapterInfo }, null, 2) + '\n');
         const r = await runInterpolate(gpu, a, b, data, opts, out);
         const k0 = r.alpha.reduce((best, al, k) => (Math.abs(al) < Math.abs(r.alpha[best]) ? k : best), 0);
         console.log(`alpha ${r.alpha[k0]}: test loss ${r.test_loss[k0].toFixed(4)}, accuracy ${(100 * r.test_acc[k0]).toFixed(1)}%; max test loss ${Math.max(...r.test_loss).toFixed(3)}`);
@@ -144,22 +163,11 @@ directions.safetensors into --out (default runs/surface-<time>).
   --zmax X / --log     for surface.vtp (ParaView): clip the loss at X / use z = ln(loss + 0.1)`);
         return 0;
       }
-      const known = new Set(['model-file', 'model-file2', 'model-file3', 'x', 'y', 'split', 'images', 'ignore', 'norm', 'seed', 'block', 'data', 'out', 'shard', 'zmax', 'log', 'verbose']);
-      for (const k of Object.keys(flags)) if (!known.has(k)) throw new Error(`unknown flag --${k} (see loss-atlas surface --help)`);
-      if (typeof flags['model-file'] !== 'string') throw new Error('--model-file PATH (a model.safetensors written by loss-atlas train) is required');
-      const { metadata } = (await import('./data/formats.ts')).readSafetensors(flags['model-file']);
-      const cifar = metadata.model === 'cifar';
-      const dir = cifar ? cifar10Dir(flags.data) : fashionMnistDir(flags.data);
-      const data = loadSplits(cifar ? 'cifar10' : 'fashion-mnist', dir);
-      const a = readCheckpoint(flags['model-file'], data.train.shape);
-      const t2 = typeof flags['model-file2'] === 'string' ? readCheckpoint(flags['model-file2'], data.train.shape) : null;
-      const t3 = typeof flags['model-file3'] === 'string' ? readCheckpoint(flags['model-file3'], data.train.shape) : null;
-      const norm = (typeof flags.norm === 'string' ? flags.norm : 'filter') as DirNorm;
-      if (!DIR_NORMS.includes(norm)) throw new Error(`--norm "${norm}": one of ${DIR_NORMS.join(', ')} expected`);
+      checkFlags(flags, ['model-file', 'model-file2', 'model-file3', 'x', 'y', 'split', 'images', 'ignore', 'norm', 'seed', 'block', 'data', 'out', 'shard', 'zmax', 'log'], 'surface');
+      const { a, others: [t2, t3], data } = checkpointsAndData(flags, ['model-file2', 'model-file3']);
+      const { norm, ignoreBiasBn, images } = directionFlags(flags, 1000);
       const split = (flags.split ?? 'train') as 'train' | 'test';
       if (split !== 'train' && split !== 'test') throw new Error(`--split "${flags.split}": train or test expected`);
-      const images = flags.images === 'all' ? 0 : Number(flags.images ?? 1000);
-      if (!Number.isInteger(images) || images < 0) throw new Error(`--images: a whole number or all expected, got "${flags.images}"`);
       let shard: { i: number; n: number } | undefined;
       if (flags.shard !== undefined) {
         const m = typeof flags.shard === 'string' ? flags.shard.match(/^(\d+)\/(\d+)$/) : null;
@@ -169,7 +177,7 @@ directions.safetensors into --out (default runs/surface-<time>).
       const block = Number(flags.block ?? 256);
       if (!Number.isInteger(block) || block < 1) throw new Error(`--block: a whole number >= 1 expected, got "${flags.block}"`);
       const xs = linspace(typeof flags.x === 'string' ? flags.x : '-1:1:51', 'x'), ys = linspace(typeof flags.y === 'string' ? flags.y : '-1:1:51', 'y');
-      const out = typeof flags.out === 'string' ? flags.out : join('runs', `surface-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`);
+      const out = typeof flags.out === 'string' ? flags.out : runDir('surface');
       return withGpu(flags, async (gpu) => {
         console.log(`adapter: ${gpu.adapterInfo}\n${xs.length} x ${ys.length} points around ${a.model}, ${images || 'all'} ${split} images each, into ${out}`);
         let stop = false;
@@ -177,7 +185,7 @@ directions.safetensors into --out (default runs/surface-<time>).
         process.on('SIGINT', onSig);
         const t0 = performance.now();
         try {
-          const r = await runSurface(gpu, a, [t2, t3], data, { xs, ys, split, images, norm, ignoreBiasBn: flags.ignore === 'biasbn', seed: Number(flags.seed ?? 123), block, shard, zmax: flags.zmax !== undefined ? Number(flags.zmax) : undefined, log: !!flags.log }, out, {
+          const r = await runSurface(gpu, a, [t2, t3], data, { xs, ys, split, images, norm, ignoreBiasBn, seed: Number(flags.seed ?? 123), block, shard, zmax: flags.zmax !== undefined ? Number(flags.zmax) : undefined, log: !!flags.log }, out, {
             shouldStop: () => stop,
             onBlock: (done, total) => process.stderr.write(`${done}/${total} points  ${((performance.now() - t0) / 1000).toFixed(0)} s\n`),
           });
