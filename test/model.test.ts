@@ -51,6 +51,36 @@ function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, rtol: numb
   expect(worst, `${what}: worst at ${at}: ${got[at]} vs ${want[at]}`).toBeLessThanOrEqual(1);
 }
 
+/**
+ * Basis and coefficient gradients of sum_k weights[k] * CE_k from one GPU run against central finite differences
+ * of the float64 CPU model, at `perParam` random entries of every parameter and at every coefficient.
+ */
+async function expectGradientsMatchFD(layers: Layer[], o: { K: number; B: number; initSeed: number; coefSeed: number; weights: number[]; sampleSeed: number; perParam: number }) {
+  const { K, B, weights } = o;
+  const init = initParams(layers, B, o.initSeed);
+  const coef = randArray(rng(o.coefSeed), K * B, 0.8);
+  const model = new Sequential(gpu, layers, B, init);
+  const got = await runOnce(model, K, B, coef, weights, true);
+  model.dispose();
+  const total = (params: ArrayLike<number>[], c: ArrayLike<number>) => {
+    let s = 0;
+    for (let k = 0; k < K; k++) {
+      const vals = params.map((p) => ref.combine(p, c, k, B, p.length / B));
+      s += weights[k] * ref.crossEntropyRef(sequentialRef(layers, vals, xData, N, IN).y, labels, N, 10).loss;
+    }
+    return s;
+  };
+  const names = paramShapes(layers).map((p) => p.name);
+  const pr = rng(o.sampleSeed);
+  for (let i = 0; i < init.length; i++) {
+    const idx = Array.from({ length: Math.min(o.perParam, init[i].length) }, () => Math.floor(pr() * init[i].length));
+    const fd = ref.finiteDiff((pv) => total(init.map((q, j) => (j === i ? pv : q)), coef), init[i], idx, 1e-5);
+    for (const [j, v] of fd) expect(Math.abs(got.grads[i][j] - v), `${names[i]} [${j}]`).toBeLessThanOrEqual(1e-3 * (1 + Math.abs(v)));
+  }
+  const fdc = ref.finiteDiff((cv) => total(init, cv), coef, undefined, 1e-5);
+  for (const [j, v] of fdc) expect(Math.abs(got.dcoef![j] - v), `coef [${j}]`).toBeLessThanOrEqual(1e-3 * (1 + Math.abs(v)));
+}
+
 describe.each([false, true])('conv net (batch norm %s)', (bn) => {
   it('K=7 points of a B=3 manifold in one batched run equal 7 separate K=1 runs with materialized weights', async () => {
     const K = 7, B = 3;
@@ -87,33 +117,8 @@ describe.each([false, true])('conv net (batch norm %s)', (bn) => {
     expectClose(batched.dcoef!, dcoef, 1e-3, 1e-5, 'coefficient gradient');
   });
 
-  it('basis and coefficient gradients of the whole model match finite differences of the CPU model', async () => {
-    const K = 3, B = 2;
-    const layers = net(bn);
-    const init = initParams(layers, B, 11);
-    const coef = randArray(rng(4), K * B, 0.8);
-    const weights = [0.5, -0.3, 0.2];
-    const model = new Sequential(gpu, layers, B, init);
-    const got = await runOnce(model, K, B, coef, weights, true);
-    model.dispose();
-    const total = (params: ArrayLike<number>[], c: ArrayLike<number>) => {
-      let s = 0;
-      for (let k = 0; k < K; k++) {
-        const vals = params.map((p) => ref.combine(p, c, k, B, p.length / B));
-        const { y } = sequentialRef(layers, vals, xData, N, IN);
-        s += weights[k] * ref.crossEntropyRef(y, labels, N, 10).loss;
-      }
-      return s;
-    };
-    const pr = rng(8);
-    for (let i = 0; i < init.length; i++) {
-      const idx = Array.from({ length: Math.min(6, init[i].length) }, () => Math.floor(pr() * init[i].length));
-      const fd = ref.finiteDiff((pv) => total(init.map((q, j) => (j === i ? pv : q)), coef), init[i], idx, 1e-5);
-      for (const [j, v] of fd) expect(Math.abs(got.grads[i][j] - v), `param ${i} [${j}]`).toBeLessThanOrEqual(1e-3 * (1 + Math.abs(v)));
-    }
-    const fdc = ref.finiteDiff((cv) => total(init, cv), coef, undefined, 1e-5);
-    for (const [j, v] of fdc) expect(Math.abs(got.dcoef![j] - v), `coef [${j}]`).toBeLessThanOrEqual(1e-3 * (1 + Math.abs(v)));
-  });
+  it('basis and coefficient gradients of the whole model match finite differences of the CPU model', () =>
+    expectGradientsMatchFD(net(bn), { K: 3, B: 2, initSeed: 11, coefSeed: 4, weights: [0.5, -0.3, 0.2], sampleSeed: 8, perParam: 6 }));
 
   it('training for 20 steps on a fixed batch lowers the loss and leaves no GPU memory behind', async () => {
     const start = gpu.pool.liveBytes;
@@ -196,30 +201,7 @@ describe('ResNet blocks (identity and projection shortcuts)', () => {
   it('basis and coefficient gradients match finite differences of the CPU model', async () => {
     const { resNet } = await import('../src/models/sequential.ts');
     const layers = resNet({ n: 1, inChannels: 1, width: 0.25 }); // 4-8-16 channels: the CPU reference stays quick
-    const K = 2, B = 2;
-    const init = initParams(layers, B, 13);
-    const coef = randArray(rng(9), K * B, 0.8);
-    const weights = [0.7, -0.4];
-    const model = new Sequential(gpu, layers, B, init);
-    const got = await runOnce(model, K, B, coef, weights, true);
-    model.dispose();
-    const total = (params: ArrayLike<number>[], c: ArrayLike<number>) => {
-      let s = 0;
-      for (let k = 0; k < K; k++) {
-        const vals = params.map((p) => ref.combine(p, c, k, B, p.length / B));
-        s += weights[k] * ref.crossEntropyRef(sequentialRef(layers, vals, xData, N, IN).y, labels, N, 10).loss;
-      }
-      return s;
-    };
-    const names = paramShapes(layers).map((p) => p.name);
-    expect(names.some((n) => n.includes('shortcut'))).toBe(true);
-    const pr = rng(21);
-    for (let i = 0; i < init.length; i++) {
-      const idx = [Math.floor(pr() * init[i].length), Math.floor(pr() * init[i].length)];
-      const fd = ref.finiteDiff((pv) => total(init.map((q, j) => (j === i ? pv : q)), coef), init[i], idx, 1e-5);
-      for (const [j, v] of fd) expect(Math.abs(got.grads[i][j] - v), `${names[i]} [${j}]`).toBeLessThanOrEqual(1e-3 * (1 + Math.abs(v)));
-    }
-    const fdc = ref.finiteDiff((cv) => total(init, cv), coef, undefined, 1e-5);
-    for (const [j, v] of fdc) expect(Math.abs(got.dcoef![j] - v), `coef [${j}]`).toBeLessThanOrEqual(1e-3 * (1 + Math.abs(v)));
+    expect(paramShapes(layers).some((p) => p.name.includes('shortcut'))).toBe(true);
+    await expectGradientsMatchFD(layers, { K: 2, B: 2, initSeed: 13, coefSeed: 9, weights: [0.7, -0.4], sampleSeed: 21, perParam: 2 });
   });
 });
