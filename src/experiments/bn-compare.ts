@@ -15,7 +15,7 @@ Trains MPO planes on random-square masks for each fill probability and seed, for
 variants, and writes acc_diff against fill probability (mean and standard deviation over seeds): bn_compare.png,
 bn_compare.json and bn_compare.md in --out (default runs/bn-compare-<time>). Runs already finished there are kept.
 Default: CPU-sized (squares-small net, 14x14 masks, fills 0.2/0.5/0.8, seeds 1-2, 100 steps of 8+8 cells x 16 images,
-about 15 minutes on lavapipe, where the patterns have not formed yet: a smoke run; the question needs --full on a GPU).
+about 15 minutes on lavapipe by an estimate from single runs, where the patterns have not formed yet: a smoke run; the question needs --full on a GPU).
 --full: the reference's sizes (squares net, 30x30 masks, fills 0.1..0.9, seeds 1-5, batch 512, 50+50 cells,
 11,800 steps, lr 3e-4, tau 5).`;
 
