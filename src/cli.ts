@@ -6,8 +6,9 @@ import { MPO_HELP, mpoCommand } from './experiments/mpo-cli.ts';
 import { profileCommand } from './experiments/profile.ts';
 import { BN_COMPARE_HELP, bnCompare } from './experiments/bn-compare.ts';
 import { INTERPOLATE_HELP, readCheckpoint, runInterpolate } from './experiments/interpolate.ts';
-import { DIR_NORMS, linspace, type DirNorm } from './experiments/directions.ts';
+import { DIRECTION_HELP, DIR_NORMS, linspace, type DirNorm, type DirType } from './experiments/directions.ts';
 import { SurfaceInterrupted, mergeSurfaces, runSurface } from './experiments/surface.ts';
+import { HessianInterrupted, mergeHessians, ratios, runHessian } from './experiments/hessian.ts';
 import { runTrajectory } from './experiments/trajectory.ts';
 import { writeReport } from './viz/report.ts';
 import { TRAIN_HELP, TrainInterrupted, runTrain, trainConfig, type TrainConfig } from './experiments/train.ts';
@@ -55,6 +56,8 @@ async function withGpu<T>(flags: Flags, fn: (gpu: Gpu) => Promise<T>): Promise<T
 /** The default run directory runs/<name>-<UTC time>. */
 const runDir = (name: string) => join('runs', `${name}-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`);
 
+const mkdirp = (d: string) => { mkdirSync(d, { recursive: true }); return d; };
+
 function checkFlags(flags: Flags, known: string[], cmd: string): void {
   for (const k of Object.keys(flags)) if (k !== 'verbose' && !known.includes(k)) throw new Error(`unknown flag --${k} (see loss-atlas ${cmd} --help)`);
 }
@@ -69,15 +72,67 @@ function checkpointsAndData(flags: Flags, extra: string[]) {
   return { a: readCheckpoint(file, data.train.shape), others, data, file };
 }
 
-/** --norm, --ignore and --images, shared by interpolate and surface. */
-function directionFlags(flags: Flags, defaultImages: number): { norm: DirNorm; ignoreBiasBn: boolean; images: number } {
+/** --norm, --ignore, --dir-type, --bn-stats and --images, shared by interpolate, surface and hessian. */
+const DIRECTION_FLAGS = ['norm', 'ignore', 'dir-type', 'bn-stats', 'images'];
+function directionFlags(flags: Flags, defaultImages: number): { norm: DirNorm; ignoreBiasBn: boolean; images: number; dirType: DirType; bnStats: 'running' | 'batch' } {
   const norm = (typeof flags.norm === 'string' ? flags.norm : 'filter') as DirNorm;
   if (!DIR_NORMS.includes(norm)) throw new Error(`--norm "${norm}": one of ${DIR_NORMS.join(', ')} expected`);
   if (flags.ignore !== undefined && flags.ignore !== 'biasbn') throw new Error(`--ignore "${flags.ignore}": only biasbn is known`);
   const images = flags.images === 'all' ? 0 : Number(flags.images ?? defaultImages);
   if (!Number.isInteger(images) || images < 0) throw new Error(`--images: a whole number or all expected, got "${flags.images}"`);
-  return { norm, ignoreBiasBn: flags.ignore === 'biasbn', images };
+  const dirType = (flags['dir-type'] ?? 'weights') as DirType;
+  if (dirType !== 'weights' && dirType !== 'states') throw new Error(`--dir-type "${flags['dir-type']}": weights or states expected`);
+  const bnStats = (flags['bn-stats'] ?? 'running') as 'running' | 'batch';
+  if (bnStats !== 'running' && bnStats !== 'batch') throw new Error(`--bn-stats "${flags['bn-stats']}": running or batch expected`);
+  return { norm, ignoreBiasBn: flags.ignore === 'biasbn', images, dirType, bnStats };
 }
+
+/** --shard i/n */
+function shardFlag(flags: Flags): { i: number; n: number } | undefined {
+  if (flags.shard === undefined) return undefined;
+  const m = typeof flags.shard === 'string' ? flags.shard.match(/^(\d+)\/(\d+)$/) : null;
+  if (!m || Number(m[2]) < 1 || Number(m[1]) >= Number(m[2])) throw new Error(`--shard "${flags.shard}": i/n with 0 <= i < n expected, e.g. 0/4`);
+  return { i: Number(m[1]), n: Number(m[2]) };
+}
+
+function intFlag(flags: Flags, k: string, d: number, min: number): number {
+  const v = Number(flags[k] ?? d);
+  if (!Number.isInteger(v) || v < min) throw new Error(`--${k}: a whole number >= ${min} expected, got "${flags[k]}"`);
+  return v;
+}
+
+function numFlag(flags: Flags, k: string, d: number): number {
+  const v = Number(flags[k] ?? d);
+  if (!(v > 0) || !Number.isFinite(v)) throw new Error(`--${k}: a positive number expected, got "${flags[k]}"`);
+  return v;
+}
+
+/** Runs a block-wise resumable job with Ctrl-C -> stop after the current block. */
+async function interruptible<T>(run: (shouldStop: () => boolean) => Promise<T>): Promise<T> {
+  let stop = false;
+  const onSig = () => { if (stop) process.exit(130); stop = true; process.stderr.write('\nstopping after this block ...\n'); };
+  process.on('SIGINT', onSig);
+  try {
+    return await run(() => stop);
+  } finally {
+    process.off('SIGINT', onSig);
+  }
+}
+
+const HESSIAN_HELP = `usage: loss-atlas hessian --model-file A.safetensors [--model-file2 B] [--model-file3 C] [flags]
+
+The largest and smallest eigenvalues of the loss Hessian (conv and linear weights, as the reference) at every point
+theta + a * d1 + b * d2 of a grid (or along d1 only when --y is not given), by Lanczos on Hessian-vector products
+(central differences of gradients, both signs batched as manifold points; a block of points per batched pass).
+Writes hessian_{max,min,loss,iters}.npy (NaN where not done yet: running the same command again resumes),
+hessian.json, hessian_ratio.png (|lambda_min / lambda_max|, viridis 0..0.5 as the reference), hessian_ratio_signed.png,
+hessian_max.png (or hessian_path.png for a path) into --out (default runs/hessian-<time>).
+  --x min:max:num (-1:1:11)   --y min:max:num (-1:1:11; omit with --path for 1-D)   --path   along d1 only
+  --split train|test (train)  --images N|all (500)   --seed N (123)   --block N (8) points per batched pass
+  --iters N (30)  Lanczos iterations at most        --tol X (0.01) residual / spectral scale for convergence
+  --eps X (0.001) central-difference step along the unit Lanczos vector       --data DIR
+${DIRECTION_HELP}
+  --shard i/n    compute only the points k with k % n == i; then: loss-atlas merge DIR_0 ... --out DIR`;
 
 const commands: Record<string, Command> = {
   mpo: {
@@ -125,17 +180,17 @@ const commands: Record<string, Command> = {
     summary: 'loss and accuracy along a line: between two checkpoints, or along a random filter-normalized direction (--help)',
     run: async (_a, flags) => {
       if (flags.help) { console.log(INTERPOLATE_HELP); return 0; }
-      checkFlags(flags, ['model-file', 'model-file2', 'x', 'images', 'ignore', 'norm', 'seed', 'log', 'loss-max', 'data', 'out'], 'interpolate');
+      checkFlags(flags, ['model-file', 'model-file2', 'x', ...DIRECTION_FLAGS, 'seed', 'log', 'loss-max', 'data', 'out'], 'interpolate');
       const { a, others: [b], data, file: fileA } = checkpointsAndData(flags, ['model-file2']);
       const fileB = b ? (flags['model-file2'] as string) : null;
-      const { norm, ignoreBiasBn, images } = directionFlags(flags, 1000);
+      const { norm, ignoreBiasBn, images, dirType, bnStats } = directionFlags(flags, 1000);
       const lossMax = Number(flags['loss-max'] ?? 5);
       if (!(lossMax > 0)) throw new Error(`--loss-max: a positive number expected, got "${flags['loss-max']}"`);
       const alphas = linspace(typeof flags.x === 'string' ? flags.x : b ? '-0.5:1.5:401' : '-1:1:51', 'x');
       const out = typeof flags.out === 'string' ? flags.out : runDir('interpolate');
       return withGpu(flags, async (gpu) => {
         console.log(`adapter: ${gpu.adapterInfo}\n${alphas.length} points of ${a.model}${b ? ' between two checkpoints' : ` along a random ${norm}-normalized direction`}, ${images || 'all'} images per split`);
-        const opts = { alphas, norm, ignoreBiasBn, seed: Number(flags.seed ?? 123), images, logScale: !!flags.log, lossMax };
+        const opts = { alphas, norm, ignoreBiasBn, dirType, bnStats, seed: Number(flags.seed ?? 123), images, logScale: !!flags.log, lossMax };
         mkdirSync(out, { recursive: true });
         writeFileSync(join(out, 'config.json'), JSON.stringify({ modelFile: fileA, modelFile2: fileB, ...opts, alphas: undefined, x: flags.x ?? null, adapter: gpu.adapterInfo }, null, 2) + '\n');
         const r = await runInterpolate(gpu, a, b, data, opts, out);
@@ -157,25 +212,20 @@ and normalized per --norm (filter) unless --model-file2 / --model-file3 give tar
 evaluated in blocks of --block points; after each block surface_loss.npy / surface_acc.npy ([ny, nx], NaN where not
 done yet) are saved, so running the same command again resumes. Writes also surface.json, surface_heatmap.png,
 directions.safetensors into --out (default runs/surface-<time>).
-  --split train|test (train)   --images N|all (1000)   --ignore biasbn   --seed N (123)   --block N (256)   --data DIR
+  --split train|test (train)   --images N|all (1000)   --seed N (123)   --block N (256)   --data DIR
+${DIRECTION_HELP}
   --shard i/n          compute only the points k with k % n == i (one process or machine per shard, each with its
                        own --out); then: loss-atlas merge DIR_0 ... DIR_n-1 --out DIR
   --zmax X / --log     for surface.vtp (ParaView): clip the loss at X / use z = ln(loss + 0.1)`);
         return 0;
       }
-      checkFlags(flags, ['model-file', 'model-file2', 'model-file3', 'x', 'y', 'split', 'images', 'ignore', 'norm', 'seed', 'block', 'data', 'out', 'shard', 'zmax', 'log'], 'surface');
+      checkFlags(flags, ['model-file', 'model-file2', 'model-file3', 'x', 'y', 'split', ...DIRECTION_FLAGS, 'seed', 'block', 'data', 'out', 'shard', 'zmax', 'log'], 'surface');
       const { a, others: [t2, t3], data } = checkpointsAndData(flags, ['model-file2', 'model-file3']);
-      const { norm, ignoreBiasBn, images } = directionFlags(flags, 1000);
+      const { norm, ignoreBiasBn, images, dirType, bnStats } = directionFlags(flags, 1000);
       const split = (flags.split ?? 'train') as 'train' | 'test';
       if (split !== 'train' && split !== 'test') throw new Error(`--split "${flags.split}": train or test expected`);
-      let shard: { i: number; n: number } | undefined;
-      if (flags.shard !== undefined) {
-        const m = typeof flags.shard === 'string' ? flags.shard.match(/^(\d+)\/(\d+)$/) : null;
-        if (!m || Number(m[2]) < 1 || Number(m[1]) >= Number(m[2])) throw new Error(`--shard "${flags.shard}": i/n with 0 <= i < n expected, e.g. 0/4`);
-        shard = { i: Number(m[1]), n: Number(m[2]) };
-      }
-      const block = Number(flags.block ?? 256);
-      if (!Number.isInteger(block) || block < 1) throw new Error(`--block: a whole number >= 1 expected, got "${flags.block}"`);
+      const shard = shardFlag(flags);
+      const block = intFlag(flags, 'block', 256, 1);
       const xs = linspace(typeof flags.x === 'string' ? flags.x : '-1:1:51', 'x'), ys = linspace(typeof flags.y === 'string' ? flags.y : '-1:1:51', 'y');
       const out = typeof flags.out === 'string' ? flags.out : runDir('surface');
       return withGpu(flags, async (gpu) => {
@@ -185,7 +235,7 @@ directions.safetensors into --out (default runs/surface-<time>).
         process.on('SIGINT', onSig);
         const t0 = performance.now();
         try {
-          const r = await runSurface(gpu, a, [t2, t3], data, { xs, ys, split, images, norm, ignoreBiasBn, seed: Number(flags.seed ?? 123), block, shard, zmax: flags.zmax !== undefined ? Number(flags.zmax) : undefined, log: !!flags.log }, out, {
+          const r = await runSurface(gpu, a, [t2, t3], data, { xs, ys, split, images, norm, ignoreBiasBn, dirType, bnStats, seed: Number(flags.seed ?? 123), block, shard, zmax: flags.zmax !== undefined ? Number(flags.zmax) : undefined, log: !!flags.log }, out, {
             shouldStop: () => stop,
             onBlock: (done, total) => process.stderr.write(`${done}/${total} points  ${((performance.now() - t0) / 1000).toFixed(0)} s\n`),
           });
@@ -233,10 +283,50 @@ directions.safetensors into --out (default runs/surface-<time>).
       return 0;
     },
   },
+  hessian: {
+    summary: 'largest/smallest Hessian eigenvalues and their ratio on a grid or path around a checkpoint (Lanczos), resumable (--help)',
+    run: async (_a, flags) => {
+      if (flags.help) { console.log(HESSIAN_HELP); return 0; }
+      checkFlags(flags, ['model-file', 'model-file2', 'model-file3', 'x', 'y', 'path', 'split', ...DIRECTION_FLAGS, 'seed', 'block', 'iters', 'tol', 'eps', 'data', 'out', 'shard'], 'hessian');
+      const { a, others: [t2, t3], data } = checkpointsAndData(flags, ['model-file2', 'model-file3']);
+      const { norm, ignoreBiasBn, images, dirType, bnStats } = directionFlags(flags, 500);
+      const split = (flags.split ?? 'train') as 'train' | 'test';
+      if (split !== 'train' && split !== 'test') throw new Error(`--split "${flags.split}": train or test expected`);
+      if (flags.path && flags.y !== undefined) throw new Error('--path and --y: a path has no y axis');
+      const xs = linspace(typeof flags.x === 'string' ? flags.x : '-1:1:11', 'x');
+      const ys = flags.path ? null : linspace(typeof flags.y === 'string' ? flags.y : '-1:1:11', 'y');
+      const opts = { xs, ys, split, images, norm, ignoreBiasBn, dirType, bnStats, seed: intFlag(flags, 'seed', 123, 0), block: intFlag(flags, 'block', 8, 1), iters: intFlag(flags, 'iters', 30, 2), tol: numFlag(flags, 'tol', 0.01), eps: numFlag(flags, 'eps', 1e-3), shard: shardFlag(flags) };
+      const out = typeof flags.out === 'string' ? flags.out : runDir('hessian');
+      return withGpu(flags, async (gpu) => {
+        console.log(`adapter: ${gpu.adapterInfo}\n${ys ? `${xs.length} x ${ys.length} grid` : `${xs.length}-point path`} around ${a.model}, ${images || 'all'} ${split} images, up to ${opts.iters} Lanczos iterations, into ${out}`);
+        writeFileSync(join(mkdirp(out), 'config.json'), JSON.stringify({ modelFile: a.path, modelFile2: t2?.path ?? null, modelFile3: t3?.path ?? null, ...opts, adapter: gpu.adapterInfo }, null, 2) + '\n');
+        const t0 = performance.now();
+        try {
+          const r = await interruptible((shouldStop) => runHessian(gpu, a, [t2, t3], data, opts, out, {
+            shouldStop,
+            onBlock: (done, total) => process.stderr.write(`${done}/${total} points  ${((performance.now() - t0) / 1000).toFixed(0)} s\n`),
+          }));
+          if (opts.shard && opts.shard.n > 1) { console.log(`shard ${opts.shard.i}/${opts.shard.n} done in ${out}; join the shards with: loss-atlas merge <shard dirs> --out DIR`); return 0; }
+          const ratio = ratios(r).abs;
+          const c = Math.floor(r.max.length / 2);
+          console.log(`centre: lambda_max ${r.max[c].toPrecision(4)}, lambda_min ${r.min[c].toPrecision(4)}; |min/max| over the map ${Math.min(...ratio).toFixed(3)} .. ${Math.max(...ratio).toFixed(3)}; wrote ${join(out, ys ? 'hessian_ratio.png' : 'hessian_path.png')}`);
+          return 0;
+        } catch (e) {
+          if (e instanceof HessianInterrupted) { console.error(`${e.message}\nrun the same command again to continue`); return 130; }
+          throw e;
+        }
+      });
+    },
+  },
   merge: {
-    summary: 'join the shard directories of one surface (surface --shard i/n) into one: merge DIR... --out DIR',
+    summary: 'join the shard directories of one surface or Hessian map (--shard i/n) into one: merge DIR... --out DIR',
     run: async (args, flags) => {
       if (typeof flags.out !== 'string') throw new Error('merge: --out DIR is required');
+      if (args.length && existsSync(join(args[0], 'hessian_meta.json'))) {
+        const h = await mergeHessians(args, flags.out);
+        console.log(`merged ${args.length} shards (${h.xs.length}${h.ys ? ` x ${h.ys.length}` : ''} points) into ${flags.out}`);
+        return 0;
+      }
       const r = await mergeSurfaces(args, flags.out, { zmax: flags.zmax !== undefined ? Number(flags.zmax) : undefined, log: !!flags.log });
       console.log(`merged ${args.length} shards (${r.xs.length} x ${r.ys.length} points) into ${flags.out}`);
       return 0;

@@ -7,7 +7,9 @@ import { join } from 'node:path';
 import type { Gpu } from '../src/engine/device.ts';
 import { loadFashionMnist } from '../src/data/fashion-mnist.ts';
 import { safetensorsBytes } from '../src/data/formats.ts';
-import { Sequential, initParams, paramShapes } from '../src/models/sequential.ts';
+import { Sequential, initParams, paramShapes, stateShapes } from '../src/models/sequential.ts';
+import { rng } from '../src/engine/random.ts';
+import { manifoldModel } from '../src/experiments/checkpoint.ts';
 import { modelSpec } from '../src/models/zoo.ts';
 import { evaluateOnImages } from '../src/models/run.ts';
 import { linspace, randomDirection } from '../src/experiments/directions.ts';
@@ -19,10 +21,14 @@ const dir = mkdtempSync(join(tmpdir(), 'la-int-'));
 const data = join(dir, 'data');
 const spec = modelSpec('tiny', { bn: true });
 const shapes = paramShapes(spec.layers);
-function writeCheckpoint(path: string, seed: number): Float32Array[] {
+function writeCheckpoint(path: string, seed: number, withStates = false): Float32Array[] {
   const w = initParams(spec.layers, 1, seed);
   const t: Record<string, { shape: number[]; data: Float32Array }> = {};
   shapes.forEach((s, i) => (t[s.name] = { shape: s.shape, data: w[i] }));
+  if (withStates) {
+    const r = rng(seed + 100);
+    stateShapes(spec.layers).forEach((s) => (t[s.name] = { shape: s.shape, data: Float32Array.from({ length: s.shape[0] }, () => (s.name.endsWith('var') ? 0.05 + 0.3 * r() : 0.3 * (r() - 0.5))) }));
+  }
   writeFileSync(path, safetensorsBytes(t, { model: 'tiny', bn: 'true', skip: 'false' }));
   return w;
 }
@@ -60,7 +66,7 @@ describe('interpolate', () => {
     const ds = { train: loadFashionMnist(data, 'train'), test: loadFashionMnist(data, 't10k') };
     const a = readCheckpoint(join(dir, 'a.safetensors'), ds.train.shape), b = readCheckpoint(join(dir, 'b.safetensors'), ds.train.shape);
     const out = join(dir, 'out');
-    const r = await runInterpolate(gpu, a, b, ds, { alphas: [0, 0.5, 1], norm: 'filter', ignoreBiasBn: false, seed: 123, images: 0, logScale: false, lossMax: 5 }, out);
+    const r = await runInterpolate(gpu, a, b, ds, { alphas: [0, 0.5, 1], norm: 'filter', ignoreBiasBn: false, dirType: 'weights', bnStats: 'batch', seed: 123, images: 0, logScale: false, lossMax: 5 }, out);
     for (const [w, k] of [[wa, 0], [wb, 2]] as const) {
       const m = new Sequential(gpu, spec.layers, 1, w as Float32Array[]);
       const own = await evaluateOnImages(gpu, m, Float32Array.of(1), ds.test, Array.from({ length: ds.test.n }, (_, i) => i));
@@ -70,5 +76,27 @@ describe('interpolate', () => {
     }
     expect(existsSync(join(out, 'interpolate.png'))).toBe(true);
     expect(existsSync(join(out, 'interpolate.json'))).toBe(true);
+  });
+
+  it('states mode: with running statistics, alpha = 1 is checkpoint B in eval mode; weights mode keeps A\'s statistics', async () => {
+    writeCheckpoint(join(dir, 'sa.safetensors'), 3, true); writeCheckpoint(join(dir, 'sb.safetensors'), 4, true);
+    const ds = { train: loadFashionMnist(data, 'train'), test: loadFashionMnist(data, 't10k') };
+    const a = readCheckpoint(join(dir, 'sa.safetensors'), ds.train.shape), b = readCheckpoint(join(dir, 'sb.safetensors'), ds.train.shape);
+    expect(a.states?.length).toBe(2);
+    const all = Array.from({ length: ds.test.n }, (_, i) => i);
+    const own = async (c: typeof a) => {
+      const m = manifoldModel(gpu, spec, [c], 'running');
+      const r = await evaluateOnImages(gpu, m, Float32Array.of(1), ds.test, all);
+      m.dispose();
+      return r.loss[0];
+    };
+    const opts = { alphas: [0, 1], norm: 'filter' as const, ignoreBiasBn: false, bnStats: 'running' as const, seed: 1, images: 0, logScale: false, lossMax: 5 };
+    const st = await runInterpolate(gpu, a, b, ds, { ...opts, dirType: 'states' }, join(dir, 'st'));
+    const wt = await runInterpolate(gpu, a, b, ds, { ...opts, dirType: 'weights' }, join(dir, 'wt'));
+    const la = await own(a), lb = await own(b);
+    expect(Math.abs(st.test_loss[0] - la)).toBeLessThan(1e-5);
+    expect(Math.abs(st.test_loss[1] - lb)).toBeLessThan(1e-5);
+    expect(Math.abs(wt.test_loss[0] - la)).toBeLessThan(1e-5);
+    expect(Math.abs(wt.test_loss[1] - lb)).toBeGreaterThan(1e-3); // B's weights with A's statistics
   });
 });

@@ -205,3 +205,54 @@ describe('ResNet blocks (identity and projection shortcuts)', () => {
     await expectGradientsMatchFD(layers, { K: 2, B: 2, initSeed: 13, coefSeed: 9, weights: [0.7, -0.4], sampleSeed: 21, perParam: 2 });
   });
 });
+
+describe('BN running statistics', () => {
+  it('training passes update them as PyTorch does, and eval mode (K = 4, B = 2) matches the CPU model with them', async () => {
+    const C = 2, N = 5, H = 3, W = 4;
+    const layers: Layer[] = [{ type: 'bn', c: C }, { type: 'flatten' }, { type: 'linear', in: C * H * W, out: 3 }];
+    const r = rng(5);
+    const model = new Sequential(gpu, layers, 1, initParams(layers, 1, 2).map((p) => p.map(() => r() - 0.5)));
+    model.bnMode = 'update';
+    const manifold = Manifold.single(gpu);
+    const expMean = [0, 0], expVar = [1, 1];
+    for (let step = 0; step < 2; step++) {
+      const xv = Float32Array.from({ length: N * C * H * W }, () => 3 * r() + step);
+      const x = Tensor.fromArray(gpu, [1, N, C, H, W], xv, 'x'); // BN takes per-point inputs [K, N, ...]
+      model.forward({ gpu, manifold, tape: null }, x).dispose();
+      x.dispose();
+      for (let c = 0; c < C; c++) {
+        const vals: number[] = [];
+        for (let n = 0; n < N; n++) for (let q = 0; q < H * W; q++) vals.push(xv[(n * C + c) * H * W + q]);
+        const m = vals.reduce((a, b) => a + b, 0) / vals.length;
+        const unbiased = vals.reduce((a, b) => a + (b - m) ** 2, 0) / (vals.length - 1);
+        expMean[c] = 0.9 * expMean[c] + 0.1 * m;
+        expVar[c] = 0.9 * expVar[c] + 0.1 * unbiased;
+      }
+    }
+    const [rm, rv] = await Promise.all(model.states.map((s) => s.basis.read()));
+    for (let c = 0; c < C; c++) {
+      expect(rm[c]).toBeCloseTo(expMean[c], 5);
+      expect(rv[c]).toBeCloseTo(expVar[c], 4);
+    }
+    // eval mode on a B = 2 manifold: basis 1 of the statistics is a direction (states mode)
+    const params = await Promise.all(model.params.map((p) => p.basis.read()));
+    const dirs = params.map((p) => p.map(() => 0.3 * (r() - 0.5)));
+    const sdirs = [rm.map(() => 0.2 * (r() - 0.5)), rv.map(() => 0.2 * r())];
+    const two = (a: Float32Array, d: Float32Array) => { const o = new Float32Array(2 * a.length); o.set(a); o.set(d, a.length); return o; };
+    const m2 = new Sequential(gpu, layers, 2, params.map((p, i) => two(p, dirs[i])), [two(rm, sdirs[0]), two(rv, sdirs[1])]);
+    m2.bnMode = 'running';
+    const K = 4, coefs = Array.from({ length: K }, (_, k) => [1, k * 0.7 - 1]).flat();
+    const man = new Manifold(gpu, K, 2, coefs);
+    const xv = Float32Array.from({ length: N * C * H * W }, () => 2 * r());
+    const x = Tensor.fromArray(gpu, [K, N, C, H, W], Float32Array.from({ length: K * xv.length }, (_, i) => xv[i % xv.length]), 'x');
+    const y = m2.forward({ gpu, manifold: man, tape: null }, x);
+    const got = await y.read();
+    for (let k = 0; k < K; k++) {
+      const a = k * 0.7 - 1;
+      const comb = (p: ArrayLike<number>, d: ArrayLike<number>) => Array.from(p, (v, i) => v + a * d[i]);
+      const want = sequentialRef(layers, params.map((p, i) => comb(p, dirs[i])), xv, N, [C, H, W], 0, [comb(rm, sdirs[0]), comb(rv, sdirs[1])]).y;
+      for (let i = 0; i < want.length; i++) expect(Math.abs(got[k * want.length + i] - want[i])).toBeLessThan(1e-4 * (1 + Math.abs(want[i])));
+    }
+    y.dispose(); x.dispose(); man.dispose(); m2.dispose(); model.dispose(); manifold.dispose();
+  });
+});

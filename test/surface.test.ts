@@ -34,7 +34,7 @@ describe('surface', () => {
   it('resumes from its partial files and ends like an uninterrupted run; the centre is the checkpoint', async () => {
     const ds = { train: loadFashionMnist(data, 'train'), test: loadFashionMnist(data, 't10k') };
     const a = readCheckpoint(join(dir, 'm.safetensors'), ds.train.shape);
-    const o: SurfaceOptions = { xs: [-1, -0.5, 0, 0.5, 1], ys: [-1, 0, 1], split: 'train', images: 0, norm: 'filter', ignoreBiasBn: true, seed: 5, block: 4 };
+    const o: SurfaceOptions = { xs: [-1, -0.5, 0, 0.5, 1], ys: [-1, 0, 1], split: 'train', images: 0, norm: 'filter', ignoreBiasBn: true, dirType: 'weights', bnStats: 'batch', seed: 5, block: 4 };
     const full = await runSurface(gpu, a, [null, null], ds, o, join(dir, 'full'));
     let blocks = 0;
     await expect(runSurface(gpu, a, [null, null], ds, o, join(dir, 'part'), { shouldStop: () => ++blocks >= 2 })).rejects.toThrow(SurfaceInterrupted);

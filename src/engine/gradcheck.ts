@@ -23,7 +23,7 @@ export interface OpCase {
   B: number;
   /** Activation input: [K, ...] or shared (no K). */
   x: { shape: number[]; shared?: boolean; scale?: number };
-  params?: { name: string; shape: number[]; scale?: number }[];
+  params?: { name: string; shape: number[]; scale?: number; init?: (r: () => number, n: number) => Float32Array }[];
   gpu: (ctx: ops.Ctx, x: AnyTensor, p: Param[]) => { y: AnyTensor; backward?: (tape: Tape, seed: Float32Array) => void };
   /** Reference forward over all K points (float64), flattened like the GPU output. */
   ref: (x: ArrayLike<number>, p: ArrayLike<number>[], coef: ArrayLike<number>) => Float64Array;
@@ -33,6 +33,8 @@ export interface OpCase {
   outLen?: number;
   /** Looser forward tolerance, with the reason. */
   atol?: number;
+  /** Coefficients [K*B] from the case's random stream (default uniform in +-0.7). */
+  coef?: (r: () => number, n: number) => Float32Array;
 }
 
 export interface CheckResult {
@@ -60,8 +62,8 @@ export async function checkOp(gpu: Gpu, c: OpCase, seed = 1): Promise<CheckResul
   const xs = c.x.shared ? c.x.shape : [c.K, ...c.x.shape];
   const inputs: Inputs = {
     x: randArray(r, numel(xs), c.x.scale ?? 1),
-    params: (c.params ?? []).map((p) => randArray(r, c.B * numel(p.shape), p.scale ?? 0.5)),
-    coef: randArray(r, c.K * c.B, 0.7),
+    params: (c.params ?? []).map((p) => (p.init ? p.init(r, c.B * numel(p.shape)) : randArray(r, c.B * numel(p.shape), p.scale ?? 0.5))),
+    coef: c.coef ? c.coef(r, c.K * c.B) : randArray(r, c.K * c.B, 0.7),
   };
   const manifold = new Manifold(gpu, c.K, c.B, inputs.coef);
   const params = (c.params ?? []).map((p, i) => new Param(gpu, p.name, p.shape, c.B, inputs.params[i]));
@@ -188,6 +190,19 @@ function bnCase(name: string, K: number, B: number, N: number, C: number, H: num
   };
 }
 
+/** Evaluation mode: running mean and variance are manifold tensors too (the "states" directions of Li et al.). */
+function bnEvalCase(name: string, K: number, B: number, N: number, C: number, H: number, W: number): OpCase {
+  return {
+    op: 'batchnorm2d(running)', name, K, B,
+    x: { shape: [N, C, H, W], scale: 2 },
+    params: [{ name: 'gamma', shape: [C] }, { name: 'beta', shape: [C] }, { name: 'mean', shape: [C] }, { name: 'var', shape: [C], init: (r, n) => Float32Array.from({ length: n }, () => 0.5 + r()) }],
+    // positive coefficients and variances in [0.5, 1.5]: every point's combined variance is positive
+    coef: (r, n) => Float32Array.from({ length: n }, () => 0.2 + 0.6 * r()),
+    gpu: (ctx, x, p) => ({ y: ops.batchNorm2d(ctx, x, p[0], p[1], { running: { mean: p[2], var: p[3], mode: 'use' } }) }),
+    ref: (x, p, coef) => perPoint(K, N * C * H * W, (xk, k) => ref.batchNormRef(xk, ref.combine(p[0], coef, k, B, C), ref.combine(p[1], coef, k, B, C), N, C, H * W, 1e-5, { mean: ref.combine(p[2], coef, k, B, C), var: ref.combine(p[3], coef, k, B, C) }))(x),
+  };
+}
+
 function linearCase(name: string, K: number, B: number, N: number, F: number, O: number, shared = false): OpCase {
   return {
     op: 'linear', name, K, B,
@@ -245,6 +260,8 @@ export function opCases(): OpCase[] {
     bnCase('K7 B3', 7, 3, 3, 4, 5, 3, false),
     bnCase('K1 B1 reparam', 1, 1, 4, 3, 3, 3, true),
     bnCase('K6 B5 (two fold passes)', 6, 5, 2, 3, 2, 3, false),
+    bnEvalCase('K5 B3', 5, 3, 2, 3, 3, 2),
+    bnEvalCase('K1 B1, N*H*W = 1', 1, 1, 1, 4, 1, 1),
     {
       op: 'relu', name: 'K7', K: 7, B: 1, x: { shape: [3, 5, 4] },
       gpu: (ctx, x) => ({ y: ops.relu(ctx, x) }),

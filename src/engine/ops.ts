@@ -323,7 +323,9 @@ export function add(ctx: Ctx, a: AnyTensor, b: AnyTensor): Tensor {
 }
 
 /** [K, N, ...rest] -> [K, N, prod(rest)]: a view, no copy. */
+/** [K, N, C, H, W] -> [K, N, C*H*W]; a shared image batch [N, C, H, W] -> a shared [N, C*H*W] (e.g. an MLP's input). */
 export function flatten(ctx: Ctx, x: Tensor): AnyTensor {
+  if (x.shape.length === 4) return x.reshape([x.shape[0], x.size / x.shape[0]]);
   kLeading(ctx, x, 'flatten');
   const [K, N] = x.shape;
   return x.reshape([K, N, x.size / (K * N)]);
@@ -422,19 +424,39 @@ export interface BatchNormOptions {
   eps?: number;
   /** The MPO reference's parametrization: gamma_eff = gamma + 1 (gamma initialised to 0). */
   reparam?: boolean;
+  /**
+   * Running statistics (B basis tensors each, combined per point like any parameter). mode 'use': evaluation mode,
+   * normalize with them (constants in the backward); 'update': training mode (batch statistics) and afterwards
+   * update them as PyTorch does (one point only).
+   */
+  running?: { mean: Param; var: Param; mode: 'use' | 'update'; momentum?: number };
 }
 
-/** Training-mode batch norm with per-point statistics over (N, H, W) for each channel. x [K, N, C, H, W]. */
+/**
+ * Batch norm over x [K, N, C, H, W]: training mode with per-point statistics over (N, H, W) for each channel, or
+ * evaluation mode with (per-point combinations of) running statistics.
+ */
 export function batchNorm2d(ctx: Ctx, x: AnyTensor, gamma: Param, beta: Param, o: BatchNormOptions = {}): Tensor {
   const op = `batchnorm2d(${gamma.name})`;
   const [K, N, C, H, W] = poolShape(ctx, x, op);
   check(gamma.shape.length === 1 && gamma.shape[0] === C && beta.shape[0] === C, op, `gamma ${shapeStr(gamma.shape)} / beta ${shapeStr(beta.shape)} must be [${C}]`);
-  check(N * H * W > 1, op, `needs more than one value per channel, got N*H*W = ${N * H * W}`);
+  const run = o.running;
+  const fixed = run?.mode === 'use';
+  if (run) check(run.mean.shape[0] === C && run.var.shape[0] === C, op, `running statistics ${shapeStr(run.mean.shape)} / ${shapeStr(run.var.shape)} must be [${C}]`);
+  if (!fixed) check(N * H * W > 1, op, `needs more than one value per channel, got N*H*W = ${N * H * W}`);
   const { gpu, manifold } = ctx;
-  const U = { K, N, C, HW: H * W, B: manifold.B, eps: o.eps ?? 1e-5, gammaOffset: o.reparam ? 1 : 0 };
+  const U = { K, N, C, HW: H * W, B: manifold.B, eps: o.eps ?? 1e-5, gammaOffset: o.reparam ? 1 : 0, fixedStats: fixed ? 1 : 0 };
   const what = `${op} x ${shapeStr(x.shape)}`;
   const stats = new Tensor(gpu, [K, C, 2], 'bn.stats');
-  gpu.dispatch({ kernel: spec(misc.bnStatsKernel), buffers: { x: x.buffer, stats: stats.buffer }, uniforms: U, groups: [C, K], what });
+  if (fixed) {
+    gpu.dispatch({ kernel: spec(misc.bnRunningStatsKernel), buffers: { coef: manifold.coef.buffer, rmean: run.mean.basis.buffer, rvar: run.var.basis.buffer, stats: stats.buffer }, uniforms: { K, C, B: manifold.B, eps: U.eps }, groups: groups1d(K * C, 64), what: `${what} (running statistics)` });
+  } else {
+    gpu.dispatch({ kernel: spec(misc.bnStatsKernel), buffers: { x: x.buffer, stats: stats.buffer }, uniforms: U, groups: [C, K], what });
+    if (run) {
+      check(K === 1 && manifold.B === 1, op, `updating running statistics needs one point with one basis tensor, got K = ${K}, B = ${manifold.B}`);
+      gpu.dispatch({ kernel: spec(misc.bnRunningUpdateKernel), buffers: { stats: stats.buffer, rmean: run.mean.basis.buffer, rvar: run.var.basis.buffer }, uniforms: { C, eps: U.eps, momentum: run.momentum ?? 0.1, M: N * H * W }, groups: groups1d(C, 64), what: `${what} (running statistics update)` });
+    }
+  }
   const y = out(ctx, [K, N, C, H, W], op);
   const common = { coef: manifold.coef.buffer, gamma: gamma.basis.buffer, beta: beta.basis.buffer };
   gpu.dispatch({ kernel: spec(misc.bnApplyKernel), buffers: { x: x.buffer, stats: stats.buffer, ...common, y: y.buffer }, uniforms: U, groups: groups1d(y.size), what });
@@ -448,10 +470,11 @@ export function batchNorm2d(ctx: Ctx, x: AnyTensor, gamma: Param, beta: Param, o
     const dy = tape.gradOf(y);
     if (!dy) return;
     const dx = new Tensor(gpu, x.shape, `d${op}`);
-    const pg = new Tensor(gpu, [K, 2, C], 'bn.pointgrad');
+    const pg = new Tensor(gpu, [K, fixed ? 4 : 2, C], 'bn.pointgrad');
     gpu.dispatch({ kernel: spec(misc.bnBackwardKernel), buffers: { dy: dy.buffer, x: x.buffer, stats: stats.buffer, ...common, dx: dx.buffer, pg: pg.buffer }, uniforms: U, groups: [C, K], what: `${what} (backward)` });
     tape.addGrad(x, dx);
-    foldPointGrads(ctx, pg, [gamma, beta], what);
+    // evaluation mode: the running statistics get basis gradients too (and their share of dL/dC)
+    foldPointGrads(ctx, pg, fixed ? [gamma, beta, run.mean, run.var] : [gamma, beta], what);
     pg.dispose();
   });
   return y;

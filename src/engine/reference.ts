@@ -87,15 +87,20 @@ export function poolRef(x: ArrayLike<number>, p: PoolRef, kind: 'max' | 'avg'): 
 }
 
 /** One point, training mode: x [N, C, HW], gamma/beta [C]. Biased variance, as PyTorch normalizes. */
-export function batchNormRef(x: ArrayLike<number>, gamma: ArrayLike<number>, beta: ArrayLike<number>, N: number, C: number, HW: number, eps: number): Arr {
+/** Batch norm of one point: batch statistics, or the given running statistics (evaluation mode). */
+export function batchNormRef(x: ArrayLike<number>, gamma: ArrayLike<number>, beta: ArrayLike<number>, N: number, C: number, HW: number, eps: number, running?: { mean: ArrayLike<number>; var: ArrayLike<number> }): Arr {
   const y = new Float64Array(N * C * HW);
   const M = N * HW;
   for (let c = 0; c < C; c++) {
-    let mean = 0;
-    for (let n = 0; n < N; n++) for (let q = 0; q < HW; q++) mean += x[(n * C + c) * HW + q];
-    mean /= M;
-    let v = 0;
-    for (let n = 0; n < N; n++) for (let q = 0; q < HW; q++) v += (x[(n * C + c) * HW + q] - mean) ** 2;
+    let mean = 0, v = 0;
+    if (running) {
+      mean = running.mean[c];
+      v = Math.max(running.var[c], 0) * M;
+    } else {
+      for (let n = 0; n < N; n++) for (let q = 0; q < HW; q++) mean += x[(n * C + c) * HW + q];
+      mean /= M;
+      for (let n = 0; n < N; n++) for (let q = 0; q < HW; q++) v += (x[(n * C + c) * HW + q] - mean) ** 2;
+    }
     const istd = 1 / Math.sqrt(v / M + eps);
     for (let n = 0; n < N; n++)
       for (let q = 0; q < HW; q++) {

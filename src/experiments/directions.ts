@@ -3,6 +3,9 @@
 // slice of the weights), per layer, elementwise by the weights, or not at all; tensors of dim <= 1 (biases, BN)
 // set to 0 with ignoreBiasBn, else copied from the weights. Or a target direction theta2 - theta1.
 import { rng, randn } from '../engine/random.ts';
+import type { WeightSet } from './checkpoint.ts';
+import type { NamedTensor } from '../data/formats.ts';
+import { paramShapes, stateShapes, type Layer } from '../models/sequential.ts';
 
 export type DirNorm = 'filter' | 'layer' | 'weight' | 'none';
 export const DIR_NORMS: DirNorm[] = ['filter', 'layer', 'weight', 'none'];
@@ -47,3 +50,35 @@ export function linspace(spec: string, flag: string): number[] {
   const [a, b, n] = parts;
   return Array.from({ length: n }, (_, i) => (n === 1 ? a : a + ((b - a) * i) / (n - 1)));
 }
+
+/** 'weights': directions over the parameters only; 'states': also over the BN running statistics (the reference's dir_type). */
+export type DirType = 'weights' | 'states';
+
+/**
+ * A random direction over a checkpoint's parameters and, in states mode, its running statistics (1-D tensors: zero
+ * with ignoreBiasBn, else a copy of the statistics, as the reference treats every tensor of dim <= 1).
+ */
+export function randomDirectionSet(a: WeightSet, shapes: number[][], o: { seed: number; norm: DirNorm; ignoreBiasBn: boolean; dirType: DirType }): WeightSet {
+  return {
+    weights: randomDirection(a.weights, shapes, o),
+    states: o.dirType === 'states' && a.states ? a.states.map((s) => (o.ignoreBiasBn ? new Float32Array(s.length) : Float32Array.from(s))) : null,
+  };
+}
+
+/** theta2 - theta1 over the parameters and, in states mode, the running statistics. */
+export function targetDirectionSet(a: WeightSet, b: WeightSet, dirType: DirType): WeightSet {
+  return { weights: targetDirection(a.weights, b.weights), states: dirType === 'states' && a.states && b.states ? targetDirection(a.states, b.states) : null };
+}
+
+/** A direction as named tensors (parameter and running-statistic names, prefixed), for directions.safetensors. */
+export function directionTensors(prefix: string, layers: Layer[], d: WeightSet): Record<string, NamedTensor> {
+  const t: Record<string, NamedTensor> = {};
+  paramShapes(layers).forEach((s, i) => (t[`${prefix}${s.name}`] = { shape: s.shape, data: d.weights[i] }));
+  if (d.states) stateShapes(layers).forEach((s, i) => (t[`${prefix}${s.name}`] = { shape: s.shape, data: d.states![i] }));
+  return t;
+}
+
+/** Help lines of the direction flags (interpolate, surface, hessian). */
+export const DIRECTION_HELP = `  --norm filter|layer|weight|none (filter)    --ignore biasbn: zero the direction on biases and BN parameters
+  --dir-type weights|states (weights): states also moves the BN running statistics along the directions
+  --bn-stats running|batch (running): BN with the checkpoint's running statistics (eval mode), or each point's batch statistics`;

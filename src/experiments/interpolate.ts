@@ -5,42 +5,24 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gpu } from '../engine/device.ts';
 import { permutation, rng } from '../engine/random.ts';
-import { readSafetensors, safetensorsBytes, type NamedTensor } from '../data/formats.ts';
+import { safetensorsBytes } from '../data/formats.ts';
 import type { Dataset } from '../data/fashion-mnist.ts';
-import { Sequential, paramShapes } from '../models/sequential.ts';
-import { modelSpec } from '../models/zoo.ts';
+import { paramShapes } from '../models/sequential.ts';
 import { evaluateOnImages } from '../models/run.ts';
-import { DIR_NORMS, linspace, randomDirection, targetDirection, type DirNorm } from './directions.ts';
+import { DIRECTION_HELP, DIR_NORMS, directionTensors, randomDirectionSet, targetDirectionSet, type DirNorm, type DirType } from './directions.ts';
+import { bnModeFor, checkpointSpec, manifoldModel, sameModel, type Checkpoint } from './checkpoint.ts';
 import { vegaLitePng } from '../viz/vega.ts';
 
-export interface Checkpoint {
-  model: string;
-  bn: boolean;
-  skip: boolean;
-  names: string[];
-  weights: Float32Array[];
-}
-
-/** Reads a model.safetensors written by `loss-atlas train` (its metadata names the architecture). */
-export function readCheckpoint(path: string, input: [number, number, number]): Checkpoint {
-  const { tensors, metadata } = readSafetensors(path);
-  const model = metadata.model;
-  if (!model) throw new Error(`${path}: no model name in the metadata (write it with loss-atlas train)`);
-  const bn = metadata.bn === 'true', skip = metadata.skip === 'true';
-  const shapes = paramShapes(modelSpec(model, { bn, skip, input }).layers);
-  const weights = shapes.map((s) => {
-    const t = tensors[s.name];
-    if (!t) throw new Error(`${path}: tensor ${s.name} of model ${model} missing`);
-    if (t.data.length !== s.shape.reduce((a, b) => a * b, 1)) throw new Error(`${path}: tensor ${s.name} has ${t.data.length} values, expected shape [${s.shape}]`);
-    return t.data;
-  });
-  return { model, bn, skip, names: shapes.map((s) => s.name), weights };
-}
+export { readCheckpoint, type Checkpoint } from './checkpoint.ts';
 
 export interface InterpolateOptions {
   alphas: number[];
   norm: DirNorm;
   ignoreBiasBn: boolean;
+  /** Whether the direction also moves the BN running statistics. */
+  dirType: DirType;
+  /** Batch norm with the running statistics (eval mode, default) or each point's batch statistics. */
+  bnStats: 'running' | 'batch';
   seed: number;
   images: number;
   logScale: boolean;
@@ -57,16 +39,14 @@ export interface InterpolateResult {
 
 export async function runInterpolate(gpu: Gpu, a: Checkpoint, b: Checkpoint | null, data: { train: Dataset; test: Dataset }, o: InterpolateOptions, out: string): Promise<InterpolateResult> {
   mkdirSync(out, { recursive: true });
-  if (b && (b.model !== a.model || b.bn !== a.bn || b.skip !== a.skip)) throw new Error(`the two checkpoints are different models (${a.model} vs ${b.model})`);
-  const spec = modelSpec(a.model, { bn: a.bn, skip: a.skip, input: data.train.shape });
+  if (b) sameModel(a, b);
+  const spec = checkpointSpec(a, data.train.shape);
   const shapes = paramShapes(spec.layers).map((p) => p.shape);
-  const d = b ? targetDirection(a.weights, b.weights) : randomDirection(a.weights, shapes, { seed: o.seed, norm: o.norm, ignoreBiasBn: o.ignoreBiasBn });
-  if (!b) {
-    const t: Record<string, NamedTensor> = {};
-    a.names.forEach((n, i) => (t[n] = { shape: shapes[i], data: d[i] }));
-    writeFileSync(join(out, 'direction.safetensors'), safetensorsBytes(t, { norm: o.norm, ignore: o.ignoreBiasBn ? 'biasbn' : '', seed: String(o.seed) }));
-  }
-  const model = new Sequential(gpu, spec.layers, 2, a.weights.map((w, i) => { const both = new Float32Array(2 * w.length); both.set(w); both.set(d[i], w.length); return both; }));
+  const bnMode = bnModeFor(a, o.bnStats, spec.layers);
+  if (b && bnMode === 'running' && o.dirType === 'states' && !b.states) throw new Error(`${b.path}: no running statistics to interpolate (use --dir-type weights or --bn-stats batch)`);
+  const d = b ? targetDirectionSet(a, b, o.dirType) : randomDirectionSet(a, shapes, { seed: o.seed, norm: o.norm, ignoreBiasBn: o.ignoreBiasBn, dirType: o.dirType });
+  if (!b) writeFileSync(join(out, 'direction.safetensors'), safetensorsBytes(directionTensors('', spec.layers, d), { norm: o.norm, ignore: o.ignoreBiasBn ? 'biasbn' : '', seed: String(o.seed), dir_type: o.dirType }));
+  const model = manifoldModel(gpu, spec, [a, d], bnMode);
   const coefs = Float32Array.from(o.alphas.flatMap((al) => [1, al]));
   const res: InterpolateResult = { alpha: o.alphas, train_loss: [], train_acc: [], test_loss: [], test_acc: [] };
   try {
@@ -112,6 +92,6 @@ Writes interpolate.json, interpolate.png (loss and accuracy on twin axes), direc
 and config.json into --out (default runs/interpolate-<time>).
 
   --x min:max:num      alphas        --images N|all (1000)   images per split
-  --ignore biasbn      zero the direction on biases and batch-norm parameters (else they copy the weights)
+${DIRECTION_HELP}
   --seed N (123)       --log         log-scale loss axis      --loss-max X (5): loss axis clipped there
   --data DIR           the model's dataset`;

@@ -6,12 +6,11 @@ import { join } from 'node:path';
 import type { Gpu } from '../engine/device.ts';
 import { permutation, rng } from '../engine/random.ts';
 import type { Dataset } from '../data/fashion-mnist.ts';
-import { atomicWrite, npyBytes, readNpy, safetensorsBytes, type NamedTensor } from '../data/formats.ts';
-import { Sequential, paramShapes } from '../models/sequential.ts';
-import { modelSpec } from '../models/zoo.ts';
+import { atomicWrite, npyBytes, readNpy, safetensorsBytes } from '../data/formats.ts';
+import { paramShapes } from '../models/sequential.ts';
 import { evaluateOnImages } from '../models/run.ts';
-import { randomDirection, targetDirection, type DirNorm } from './directions.ts';
-import type { Checkpoint } from './interpolate.ts';
+import { directionTensors, randomDirectionSet, targetDirectionSet, type DirNorm, type DirType } from './directions.ts';
+import { bnModeFor, checkpointSpec, manifoldModel, sameModel, type Checkpoint, type WeightSet } from './checkpoint.ts';
 import { vegaLitePng } from '../viz/vega.ts';
 import { contourSegments } from '../viz/contour.ts';
 import { surfaceVtp } from '../viz/vtk.ts';
@@ -24,11 +23,13 @@ export interface SurfaceOptions {
   images: number;
   norm: DirNorm;
   ignoreBiasBn: boolean;
+  dirType: DirType;
+  bnStats: 'running' | 'batch';
   seed: number;
   /** Grid points per block (one batched evaluation each, then the partial result is saved). */
   block: number;
   /** Explicit directions (e.g. PCA components), used as they are instead of targets or random ones. */
-  directions?: [Float32Array[], Float32Array[]];
+  directions?: [WeightSet, WeightSet];
   /** VTK export: clip the loss at zmax (0 = no clip); log: z = ln(loss + 0.1). */
   zmax?: number;
   log?: boolean;
@@ -45,15 +46,21 @@ export interface SurfaceResult {
 }
 
 
+/** The plane of a surface (or Hessian map): the model, the two directions and how BN is evaluated. */
+export function planeOf(a: Checkpoint, targets: [Checkpoint | null, Checkpoint | null], input: [number, number, number], o: Pick<SurfaceOptions, 'norm' | 'ignoreBiasBn' | 'dirType' | 'bnStats' | 'seed' | 'directions'>) {
+  const spec = checkpointSpec(a, input);
+  const shapes = paramShapes(spec.layers).map((p) => p.shape);
+  const bnMode = bnModeFor(a, o.bnStats, spec.layers);
+  for (const t of targets) if (t) sameModel(a, t);
+  const dir = (t: Checkpoint | null, seed: number): WeightSet => (t ? targetDirectionSet(a, t, o.dirType) : randomDirectionSet(a, shapes, { seed, norm: o.norm, ignoreBiasBn: o.ignoreBiasBn, dirType: o.dirType }));
+  const [d1, d2] = o.directions ?? [dir(targets[0], o.seed), dir(targets[1], o.seed + 1)];
+  return { spec, d1, d2, bnMode };
+}
+
 export async function runSurface(gpu: Gpu, a: Checkpoint, targets: [Checkpoint | null, Checkpoint | null], data: { train: Dataset; test: Dataset }, o: SurfaceOptions, out: string, hooks: { shouldStop?: () => boolean; onBlock?: (done: number, total: number) => void } = {}): Promise<SurfaceResult> {
   mkdirSync(out, { recursive: true });
-  const spec = modelSpec(a.model, { bn: a.bn, skip: a.skip, input: data.train.shape });
-  const shapes = paramShapes(spec.layers).map((p) => p.shape);
-  const dir = (t: Checkpoint | null, seed: number) => (t ? targetDirection(a.weights, t.weights) : randomDirection(a.weights, shapes, { seed, norm: o.norm, ignoreBiasBn: o.ignoreBiasBn }));
-  const [d1, d2] = o.directions ?? [dir(targets[0], o.seed), dir(targets[1], o.seed + 1)];
-  const dt: Record<string, NamedTensor> = {};
-  a.names.forEach((n, i) => { dt[`x/${n}`] = { shape: shapes[i], data: d1[i] }; dt[`y/${n}`] = { shape: shapes[i], data: d2[i] }; });
-  atomicWrite(join(out, 'directions.safetensors'), safetensorsBytes(dt, { norm: o.norm, ignore: o.ignoreBiasBn ? 'biasbn' : '', seed: String(o.seed) }));
+  const { spec, d1, d2, bnMode } = planeOf(a, targets, data.train.shape, o);
+  atomicWrite(join(out, 'directions.safetensors'), safetensorsBytes({ ...directionTensors('x/', spec.layers, d1), ...directionTensors('y/', spec.layers, d2) }, { norm: o.norm, ignore: o.ignoreBiasBn ? 'biasbn' : '', seed: String(o.seed), dir_type: o.dirType }));
   const nx = o.xs.length, ny = o.ys.length, K = nx * ny;
   const lossPath = join(out, 'surface_loss.npy'), accPath = join(out, 'surface_acc.npy');
   let loss: Float32Array = new Float32Array(K).fill(NaN), acc: Float32Array = new Float32Array(K).fill(NaN);
@@ -63,11 +70,11 @@ export async function runSurface(gpu: Gpu, a: Checkpoint, targets: [Checkpoint |
     else throw new Error(`${lossPath}: grid [${l.shape}] does not match --x/--y [${ny},${nx}]; use another --out`);
   }
   const sh = o.shard ?? { i: 0, n: 1 };
-  atomicWrite(join(out, 'surface_meta.json'), JSON.stringify({ x: o.xs, y: o.ys, split: o.split, images: o.images, norm: o.norm, seed: o.seed, model: a.model, shard: sh }) + '\n');
+  atomicWrite(join(out, 'surface_meta.json'), JSON.stringify({ x: o.xs, y: o.ys, split: o.split, images: o.images, norm: o.norm, seed: o.seed, model: a.model, dirType: o.dirType, bnStats: o.bnStats, shard: sh }) + '\n');
   const mine = (k: number) => k % sh.n === sh.i;
   const todo = Array.from({ length: K }, (_, k) => k).filter((k) => mine(k) && Number.isNaN(loss[k]));
   const ownCount = Array.from({ length: K }, (_, k) => k).filter(mine).length;
-  const model = new Sequential(gpu, spec.layers, 3, a.weights.map((w, i) => { const all = new Float32Array(3 * w.length); all.set(w); all.set(d1[i], w.length); all.set(d2[i], 2 * w.length); return all; }));
+  const model = manifoldModel(gpu, spec, [a, d1, d2], bnMode);
   const ds = data[o.split];
   const n = o.images > 0 ? Math.min(o.images, ds.n) : ds.n;
   const pick = Array.from(permutation(ds.n, rng(o.seed + 17)));

@@ -14,13 +14,15 @@ import { permutation, rng } from '../engine/random.ts';
 import { batchOf, type Dataset } from '../data/fashion-mnist.ts';
 import { atomicWrite, readSafetensors, safetensorsBytes, type NamedTensor } from '../data/formats.ts';
 import { Sequential, initParams } from '../models/sequential.ts';
-import { modelSpec, parameterCount } from '../models/zoo.ts';
+import { MODEL_HELP, modelSpec, parameterCount } from '../models/zoo.ts';
 import { evaluatePoints } from '../models/run.ts';
 
 export interface TrainConfig {
   model: string;
   bn: boolean;
   skip: boolean;
+  /** Channel multiplier of the ResNets (1 for the other models). */
+  width: number;
   dataset: 'fashion-mnist' | 'cifar10';
   data: string;
   epochs: number;
@@ -55,18 +57,19 @@ export interface TrainResult {
 /** The learning rate of an epoch (0-based) under the step schedule. */
 export const lrAt = (c: TrainConfig, epoch: number) => c.lr * c.gamma ** c.milestones.filter((m) => epoch >= m).length;
 
+/** Parameters and BN running statistics (PyTorch's state_dict names), one tensor each. */
 async function weightsOf(model: Sequential): Promise<Record<string, NamedTensor>> {
   const t: Record<string, NamedTensor> = {};
-  for (const p of model.params) t[p.name] = { shape: [...p.shape], data: await p.basis.read() };
+  for (const p of [...model.params, ...model.states]) t[p.name] = { shape: [...p.shape], data: await p.basis.read() };
   return t;
 }
 
-/** Loads model.safetensors-style weights (one tensor per parameter name) into a fresh B = 1 model. */
+/** Loads model.safetensors-style weights (one tensor per parameter / running statistic) into a fresh B = 1 model. */
 export function loadModel(gpu: Gpu, layers: ReturnType<typeof modelSpec>['layers'], path: string): Sequential {
   const { tensors } = readSafetensors(path);
   const init = initParams(layers, 1, 0);
   const model = new Sequential(gpu, layers, 1, init);
-  for (const p of model.params) {
+  for (const p of [...model.params, ...model.states]) {
     const t = tensors[p.name];
     if (!t) throw new Error(`${path}: no tensor ${p.name} (is it a checkpoint of another model?)`);
     if (t.data.length !== p.size) throw new Error(`${path}: tensor ${p.name} has ${t.data.length} values, the model needs ${p.size}`);
@@ -78,7 +81,7 @@ export function loadModel(gpu: Gpu, layers: ReturnType<typeof modelSpec>['layers
 export async function runTrain(gpu: Gpu, cfg: TrainConfig, data: { train: Dataset; test: Dataset }, out: string, resume: boolean, hooks: { log?: (m: string) => void; shouldStop?: () => boolean } = {}): Promise<TrainResult> {
   const log = hooks.log ?? (() => {});
   mkdirSync(out, { recursive: true });
-  const spec = modelSpec(cfg.model, { bn: cfg.bn, skip: cfg.skip, input: data.train.shape });
+  const spec = modelSpec(cfg.model, { bn: cfg.bn, skip: cfg.skip, input: data.train.shape, width: cfg.width });
   const train: Dataset = cfg.trainImages > 0 && cfg.trainImages < data.train.n ? { ...data.train, n: cfg.trainImages } : data.train;
   const ckDir = join(out, 'checkpoint');
   let epoch0 = 0, seconds0 = 0;
@@ -105,6 +108,7 @@ export async function runTrain(gpu: Gpu, cfg: TrainConfig, data: { train: Datase
   const manifold = Manifold.single(gpu);
   const testPick = Array.from(permutation(data.test.n, rng(cfg.seed + 7))).slice(0, cfg.evalImages > 0 ? cfg.evalImages : data.test.n);
   const evalTest = async () => {
+    model.bnMode = 'running'; // PyTorch's eval(): batch norm with the running statistics
     let loss = 0, acc = 0;
     for (let i = 0; i < testPick.length; i += 500) {
       const idx = testPick.slice(i, i + 500);
@@ -124,6 +128,7 @@ export async function runTrain(gpu: Gpu, cfg: TrainConfig, data: { train: Datase
       opt.o.lr = lrAt(cfg, epoch);
       const perm = permutation(train.n, rng(cfg.seed * 7919 + epoch));
       let sl = 0, sa = 0, n = 0;
+      model.bnMode = 'update'; // batch statistics, running statistics updated (PyTorch's train())
       for (let b = 0; b < train.n; b += cfg.batch) {
         const idx = perm.subarray(b, Math.min(train.n, b + cfg.batch));
         const { x, y } = batchOf(train, idx);
@@ -145,7 +150,7 @@ export async function runTrain(gpu: Gpu, cfg: TrainConfig, data: { train: Datase
       const w = await weightsOf(model);
       if (cfg.snapshots) {
         mkdirSync(join(out, 'snapshots'), { recursive: true });
-        atomicWrite(join(out, 'snapshots', `epoch-${epoch + 1}.safetensors`), safetensorsBytes(w, { epoch: String(epoch + 1), model: cfg.model }));
+        atomicWrite(join(out, 'snapshots', `epoch-${epoch + 1}.safetensors`), safetensorsBytes(w, { epoch: String(epoch + 1), model: cfg.model, bn: String(cfg.bn), skip: String(cfg.skip), width: String(cfg.width) }));
       }
       const mom: Record<string, NamedTensor> = {};
       for (const p of model.params) mom[p.name] = { shape: [...p.shape], data: await opt.stateOf(p)[0].read() };
@@ -161,7 +166,7 @@ export async function runTrain(gpu: Gpu, cfg: TrainConfig, data: { train: Datase
       const prev = JSON.parse(lines[lines.length - 1]);
       last = { train_loss: prev.train_loss, train_acc: prev.train_acc, test_loss: te.loss, test_acc: te.acc, epochs: cfg.epochs, seconds: prev.seconds };
     }
-    atomicWrite(join(out, 'model.safetensors'), safetensorsBytes(await weightsOf(model), { model: cfg.model, bn: String(cfg.bn), skip: String(cfg.skip), epochs: String(cfg.epochs) }));
+    atomicWrite(join(out, 'model.safetensors'), safetensorsBytes(await weightsOf(model), { model: cfg.model, bn: String(cfg.bn), skip: String(cfg.skip), width: String(cfg.width), epochs: String(cfg.epochs) }));
     atomicWrite(join(out, 'metrics.json'), JSON.stringify(last, null, 2) + '\n');
     return last;
   } finally {
@@ -179,14 +184,15 @@ Ordinary training (one weight vector) of a model, for loss-surface plots. Writes
 per epoch), checkpoint/ (after every epoch, atomically), snapshots/epoch-<n>.safetensors (--snapshots) and, at the
 end, model.safetensors and metrics.json ({train_loss, train_acc, test_loss, test_acc, epochs, seconds}).
 
-  --model NAME         tiny, small, icons, squares, squares-small, cifar (default small)
-  --bn / --skip        batch norm / residual blocks        --dataset fashion-mnist|cifar10   --data DIR
+  --model NAME         ${MODEL_HELP} (default small)
+  --bn / --skip        batch norm / residual blocks (the ResNets always have BN)   --width W  ResNet channel multiplier (1)
+  --dataset fashion-mnist|cifar10   --data DIR
   --epochs N (3)       --batch N (128)      --lr X (0.05)  --momentum X (0.9)   --nesterov / --no-nesterov
   --wd X (5e-4)        --milestones E1,E2,...  --gamma X (0.1): lr x gamma after each milestone epoch
   --seed N             --eval-images N|all (1000)          --train-images N (0 = all)   --snapshots
   --out DIR            (default runs/train-<model>-<time>)  --resume DIR`;
 
-const TRAIN_FLAGS = new Set(['model', 'bn', 'skip', 'dataset', 'data', 'epochs', 'batch', 'lr', 'momentum', 'nesterov', 'no-nesterov', 'wd', 'milestones', 'gamma', 'seed', 'eval-images', 'train-images', 'snapshots', 'out', 'resume', 'verbose', 'help']);
+const TRAIN_FLAGS = new Set(['model', 'bn', 'skip', 'width', 'dataset', 'data', 'epochs', 'batch', 'lr', 'momentum', 'nesterov', 'no-nesterov', 'wd', 'milestones', 'gamma', 'seed', 'eval-images', 'train-images', 'snapshots', 'out', 'resume', 'verbose', 'help']);
 
 export function trainConfig(flags: Record<string, string | boolean>, dirFor: (dataset: TrainConfig['dataset'], flag?: string | boolean) => string): TrainConfig {
   for (const k of Object.keys(flags)) if (!TRAIN_FLAGS.has(k)) throw new Error(`unknown flag --${k} (see loss-atlas train --help)`);
@@ -198,13 +204,14 @@ export function trainConfig(flags: Record<string, string | boolean>, dirFor: (da
     return n;
   };
   const model = typeof flags.model === 'string' ? flags.model : 'small';
-  modelSpec(model); // validates the name
+  const width = num('width', 1, { int: true, min: 1 });
+  modelSpec(model, { width }); // validates the name and the width
   const dataset = (typeof flags.dataset === 'string' ? flags.dataset : model === 'cifar' ? 'cifar10' : 'fashion-mnist') as TrainConfig['dataset'];
   if (dataset !== 'fashion-mnist' && dataset !== 'cifar10') throw new Error(`--dataset "${dataset}": fashion-mnist or cifar10 expected`);
   const milestones = typeof flags.milestones === 'string' ? flags.milestones.split(',').map(Number) : [];
   if (milestones.some((m) => !Number.isInteger(m) || m < 1)) throw new Error(`--milestones: comma-separated epoch numbers expected, got "${flags.milestones}"`);
   return {
-    model, bn: !!flags.bn, skip: !!flags.skip, dataset, data: dirFor(dataset, flags.data),
+    model, bn: !!flags.bn, skip: !!flags.skip, width, dataset, data: dirFor(dataset, flags.data),
     epochs: num('epochs', 3, { int: true, min: 1 }), batch: num('batch', 128, { int: true, min: 1 }), lr: num('lr', 0.05, { min: 0 }),
     momentum: num('momentum', 0.9, { min: 0 }), nesterov: !flags['no-nesterov'], weightDecay: num('wd', 5e-4, { min: 0 }),
     milestones, gamma: num('gamma', 0.1, { min: 0 }), seed: num('seed', 1, { int: true, min: 0 }),

@@ -98,7 +98,7 @@ export async function runTrajectory(gpu: Gpu, dir: string, data: { train: Datase
     return [lo - m, hi + m];
   };
   const lin = ([a, b]: number[]) => Array.from({ length: o.grid }, (_, i) => a + ((b - a) * i) / (o.grid - 1));
-  const surface = await runSurface(gpu, run.final, [null, null], data, { xs: lin(ext(0)), ys: lin(ext(1)), split: 'train', images: o.images, norm: 'none', ignoreBiasBn: false, seed: 0, block: 256, directions: pca.directions }, join(out, 'surface'));
+  const surface = await runSurface(gpu, run.final, [null, null], data, { xs: lin(ext(0)), ys: lin(ext(1)), split: 'train', images: o.images, norm: 'none', ignoreBiasBn: false, dirType: 'weights', bnStats: 'running', seed: 0, block: 256, directions: [{ weights: pca.directions[0], states: null }, { weights: pca.directions[1], states: null }] }, join(out, 'surface'));
   writeFileSync(join(out, 'trajectory.json'), JSON.stringify({ epochs: run.epochs, explained: pca.explained, path: pca.path }) + '\n');
   const segs = contourSegments(surface.loss, surface.xs, surface.ys, Array.from({ length: 20 }, (_, i) => 0.1 + 0.5 * i));
   const pct = (v: number) => `${(100 * v).toFixed(1)}%`;

@@ -47,6 +47,40 @@ export function paramShapes(layers: Layer[]): { name: string; shape: number[]; f
   return out;
 }
 
+/** BN running statistics of a layer list, in order: running_mean and running_var per BN layer (PyTorch's names). */
+export function stateShapes(layers: Layer[]): { name: string; shape: number[]; init: number }[] {
+  const out: ReturnType<typeof stateShapes> = [];
+  const walk = (ls: Layer[], prefix: string) =>
+    ls.forEach((l, i) => {
+      const n = `${prefix}${i}`;
+      if (l.type === 'bn') {
+        out.push({ name: `${n}.bn.running_mean`, shape: [l.c], init: 0 });
+        out.push({ name: `${n}.bn.running_var`, shape: [l.c], init: 1 });
+      } else if (l.type === 'residual') {
+        walk(l.body, `${n}.`);
+        if (l.shortcut) walk(l.shortcut, `${n}.shortcut.`);
+      }
+    });
+  walk(layers, '');
+  return out;
+}
+
+/** Fresh running statistics (mean 0, variance 1) in basis 0 of B, the other basis tensors 0. */
+export function initStates(layers: Layer[], B: number): Float32Array[] {
+  return stateShapes(layers).map((s) => {
+    const a = new Float32Array(B * numel(s.shape));
+    a.fill(s.init, 0, numel(s.shape));
+    return a;
+  });
+}
+
+/**
+ * How batch norm layers normalize: 'batch' with each point's batch statistics (training mode; the MPO reference
+ * evaluates every grid point this way), 'running' with the running statistics (PyTorch's eval mode), 'update' like
+ * 'batch' and then updates the running statistics (training of one point).
+ */
+export type BnMode = 'batch' | 'running' | 'update';
+
 /** PyTorch's default init (U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for conv and linear weights and biases), B independent draws. */
 export function initParams(layers: Layer[], B: number, seed: number): Float32Array[] {
   const r = rng(seed);
@@ -61,11 +95,18 @@ export function initParams(layers: Layer[], B: number, seed: number): Float32Arr
 
 export class Sequential {
   readonly params: Param[];
+  /** BN running statistics, B basis tensors each like the parameters (not trained by gradients). */
+  readonly states: Param[];
+  bnMode: BnMode = 'batch';
 
-  constructor(readonly gpu: Gpu, readonly layers: Layer[], readonly B: number, init: Float32Array[]) {
+  constructor(readonly gpu: Gpu, readonly layers: Layer[], readonly B: number, init: Float32Array[], states?: Float32Array[]) {
     const shapes = paramShapes(layers);
     if (init.length !== shapes.length) throw new Error(`model: ${init.length} initial tensors for ${shapes.length} parameters`);
     this.params = shapes.map((s, i) => new Param(gpu, s.name, s.shape, B, init[i]));
+    const st = stateShapes(layers);
+    const sInit = states ?? initStates(layers, B);
+    if (sInit.length !== st.length) throw new Error(`model: ${sInit.length} running-statistics tensors for ${st.length}`);
+    this.states = st.map((s, i) => new Param(gpu, s.name, s.shape, B, sInit[i]));
   }
 
   static create(gpu: Gpu, layers: Layer[], B = 1, seed = 0): Sequential {
@@ -79,8 +120,13 @@ export class Sequential {
 
   /** Logits [K, N, classes] for the shared input batch x [N, C, H, W]. Without a tape, intermediates are freed as it goes. */
   forward(ctx: ops.Ctx, x: AnyTensor, dropoutSeed = 0): Tensor {
-    let pi = 0;
+    let pi = 0, si = 0;
     const next = () => this.params[pi++];
+    const mode = this.bnMode;
+    const running = () => {
+      const mean = this.states[si++], v = this.states[si++];
+      return mode === 'batch' ? undefined : { mean, var: v, mode: mode === 'running' ? ('use' as const) : ('update' as const) };
+    };
     const run = (ls: Layer[], input: AnyTensor): AnyTensor => {
       let h = input;
       for (let i = 0; i < ls.length; i++) {
@@ -101,7 +147,7 @@ export class Sequential {
             if (fuse) i++;
             break;
           }
-          case 'bn': y = ops.batchNorm2d(ctx, h, next(), next(), { reparam: l.reparam }); break;
+          case 'bn': y = ops.batchNorm2d(ctx, h, next(), next(), { reparam: l.reparam, running: running() }); break;
           case 'relu': y = ops.relu(ctx, h); break;
           case 'tanh': y = ops.tanh(ctx, h); break;
           case 'maxpool': y = ops.maxPool2d(ctx, h, { kernel: l.k, stride: l.stride, pad: l.pad }); break;
@@ -134,6 +180,7 @@ export class Sequential {
 
   dispose(): void {
     for (const p of this.params) p.dispose();
+    for (const p of this.states) p.dispose();
   }
 }
 
@@ -143,8 +190,8 @@ const baseOfAny = (t: AnyTensor): Tensor => (t instanceof Tensor ? t : t.base);
  * CPU float64 forward of one point with materialized parameter values (one array per parameter, in
  * paramShapes order). x: [N, ...inShape]. Returns the output [N, ...].
  */
-export function sequentialRef(layers: Layer[], values: ArrayLike<number>[], x: ArrayLike<number>, N: number, inShape: number[], dropoutSeed = 0): { y: Float64Array; shape: number[] } {
-  let pi = 0;
+export function sequentialRef(layers: Layer[], values: ArrayLike<number>[], x: ArrayLike<number>, N: number, inShape: number[], dropoutSeed = 0, states?: ArrayLike<number>[]): { y: Float64Array; shape: number[] } {
+  let pi = 0, si = 0;
   const run = (ls: Layer[], input: Float64Array, shape: number[]): { y: Float64Array; shape: number[] } => {
     let h = input, s = shape;
     ls.forEach((l, i) => {
@@ -166,7 +213,8 @@ export function sequentialRef(layers: Layer[], values: ArrayLike<number>[], x: A
         case 'bn': {
           const g = values[pi++], bt = values[pi++];
           const gg = l.reparam ? Array.from(g, (v) => v + 1) : g;
-          h = ref.batchNormRef(h, gg, bt, N, s[0], s[1] * s[2], 1e-5);
+          const rs = states ? { mean: states[si++], var: states[si++] } : undefined;
+          h = ref.batchNormRef(h, gg, bt, N, s[0], s[1] * s[2], 1e-5, rs);
           break;
         }
         case 'relu': h = h.map((v) => Math.max(0, v)); break;

@@ -9,16 +9,38 @@ export interface ModelSpec {
   description: string;
 }
 
-export const MODEL_NAMES = ['tiny', 'small', 'icons', 'squares', 'squares-small', 'cifar', 'resnet20', 'resnet20-noshort', 'resnet8'] as const;
+export const MODEL_NAMES = ['tiny', 'small', 'icons', 'squares', 'squares-small', 'cifar', 'mlp', 'resnet20', 'resnet20-noshort', 'resnet8'] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
+/** How the help texts list the models: the fixed names plus the ResNet family. */
+export const MODEL_HELP = `${MODEL_NAMES.filter((n) => !n.startsWith('resnet')).join(', ')}, resnet<D>[-noshort] (D = 6n+2: 8, 20, 32, 44, 56, 110, ...)`;
+
+/** resnet<D> or resnet<D>-noshort with D = 6n + 2 -> n and the shortcut flag, else null. */
+export function parseResNet(name: string): { n: number; depth: number; noShortcut: boolean } | null {
+  const m = /^resnet(\d+)(-noshort)?$/.exec(name);
+  if (!m) return null;
+  const depth = Number(m[1]);
+  if (depth < 8 || (depth - 2) % 6 !== 0) throw new Error(`--model "${name}": a ResNet depth 6n+2 expected (8, 20, 32, 44, 56, 110, ...), got ${depth}`);
+  return { n: (depth - 2) / 6, depth, noShortcut: !!m[2] };
+}
 
 /**
  * bn: batch norm in every conv block (the reference's gamma = weight + 1 form); skip: residual blocks where
  * channels repeat; input: the data's [C, H, W] for the size-agnostic nets (tiny, small).
  */
-export function modelSpec(name: string, o: { bn?: boolean; skip?: boolean; input?: [number, number, number] } = {}): ModelSpec {
+export function modelSpec(name: string, o: { bn?: boolean; skip?: boolean; input?: [number, number, number]; width?: number } = {}): ModelSpec {
   const bn = !!o.bn, reparam = true;
   const input = o.input ?? [1, 28, 28];
+  const width = o.width ?? 1;
+  if (!Number.isInteger(width) || width < 1) throw new Error(`--width: a whole number >= 1 expected, got ${width}`);
+  const rn = parseResNet(name);
+  if (rn) {
+    return {
+      layers: resNet({ n: rn.n, width, inChannels: input[0], noShortcut: rn.noShortcut }),
+      input,
+      description: `ResNet-${rn.depth}${width > 1 ? ` x${width} wide` : ''}${rn.noShortcut ? ' without shortcuts' : ''} (CIFAR-style, as Li et al. 2018)`,
+    };
+  }
+  if (width !== 1) throw new Error(`--width ${width}: only the ResNets have a width factor (model "${name}")`);
   switch (name) {
     case 'tiny':
       return { layers: convNet({ channels: [input[0], 4], dense: [8], maxpool: true, bn, reparam, pool: [2, 2] }), input, description: `conv ${input[0]}-4 + max-pool, adaptive pool 2x2, dense 16-8-10 (for tests)` };
@@ -39,14 +61,11 @@ export function modelSpec(name: string, o: { bn?: boolean; skip?: boolean; input
       ];
       return { layers, input, description: `conv 1-4-4-8-8 with max-pool after the first and third${o.skip ? ', residual repeats' : ''}, adaptive pool 4x4, dense 128-32-10 (CPU-sized random-squares net)` };
     }
-    case 'resnet20':
-    case 'resnet20-noshort':
-    case 'resnet8':
-      return {
-        layers: resNet({ n: name === 'resnet8' ? 1 : 3, inChannels: input[0], noShortcut: name.endsWith('noshort') }),
-        input,
-        description: `${name === 'resnet8' ? 'ResNet-8' : 'ResNet-20'}${name.endsWith('noshort') ? ' without shortcuts' : ''} (CIFAR-style, as Li et al. 2018)`,
-      };
+    case 'mlp': {
+      // a small smooth (tanh) fully connected net: its Hessian is well defined everywhere (tests, toy runs)
+      const f = input[0] * input[1] * input[2];
+      return { layers: [{ type: 'flatten' }, { type: 'linear', in: f, out: 16 }, { type: 'tanh' }, { type: 'linear', in: 16, out: 10 }], input, description: `fully connected ${f}-16-10 with tanh` };
+    }
     case 'cifar':
       return { layers: convNet({ channels: [3, 16, 32, 64], dense: [128], maxpool: false, bn, reparam }), input: [3, 32, 32], description: 'the reference CIFAR net: conv 3-16-32-64, no max-pool, adaptive pool 4x4, dense 1024-128-10' };
     default:

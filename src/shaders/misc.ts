@@ -5,7 +5,8 @@ import { kernel, r, w, MAIN_1D, FOLDED_ID } from './common.ts';
 
 // ---------------------------------------------------------------- batch norm
 // x is [K, N, C, HW]; one workgroup per (k, c) reduces over (n, hw).
-const BN_UNIFORMS: KernelSpec['uniforms'] = [['K', 'u32'], ['N', 'u32'], ['C', 'u32'], ['HW', 'u32'], ['B', 'u32'], ['eps', 'f32'], ['gammaOffset', 'f32']];
+// fixedStats = 1: evaluation mode, the statistics are constants (running statistics), so dx = gamma * istd * dy.
+const BN_UNIFORMS: KernelSpec['uniforms'] = [['K', 'u32'], ['N', 'u32'], ['C', 'u32'], ['HW', 'u32'], ['B', 'u32'], ['eps', 'f32'], ['gammaOffset', 'f32'], ['fixedStats', 'u32']];
 const BN_RED = `
 var<workgroup> red: array<f32, 256>;
 fn wsum(v: f32, lid: u32) -> f32 {
@@ -64,7 +65,10 @@ ${MAIN_1D(256)} {
   return kernel('batchnorm2d.apply', '', BN_UNIFORMS, [r('x'), r('stats'), r('coef'), r('gamma'), r('beta'), w('y')], body, 256);
 }
 
-/** dx, and per-point dgamma, dbeta (into pg [K, 2, C]: row 0 dgamma, row 1 dbeta). One workgroup per (k, c). */
+/**
+ * dx, and per-point dgamma, dbeta (into pg [K, 2, C]: row 0 dgamma, row 1 dbeta; in evaluation mode pg is [K, 4, C] with
+ * rows 2, 3 the gradients of the running mean and variance). One workgroup per (k, c).
+ */
 export function bnBackwardKernel(): KernelSpec {
   const body = `${BN_RED}
 ${BN_AFFINE}
@@ -85,11 +89,59 @@ ${BN_AFFINE}
   let md = sumd / f32(M); let mdx = sumdx / f32(M);
   for (var i = lid; i < M; i += 256u) {
     let j = at(k, c, i);
-    dx[j] = f * (dy[j] - md - (x[j] - mean) * istd * mdx);
+    if (u.fixedStats == 1u) { dx[j] = f * dy[j]; } else { dx[j] = f * (dy[j] - md - (x[j] - mean) * istd * mdx); }
   }
-  if (lid == 0u) { pg[(k * 2u) * u.C + c] = sumdx; pg[(k * 2u + 1u) * u.C + c] = sumd; }
+  if (lid == 0u) {
+    let rows = select(2u, 4u, u.fixedStats == 1u);
+    pg[(k * rows) * u.C + c] = sumdx; pg[(k * rows + 1u) * u.C + c] = sumd;
+    if (u.fixedStats == 1u) {
+      // evaluation mode: also dL/d(running mean) and dL/d(running variance) of this point
+      pg[(k * rows + 2u) * u.C + c] = -f * sumd;
+      pg[(k * rows + 3u) * u.C + c] = -0.5 * f * istd * sumdx;
+    }
+  }
 }`;
   return kernel('batchnorm2d.bwd', '', BN_UNIFORMS, [r('dy'), r('x'), r('stats'), r('coef'), r('gamma'), r('beta'), w('dx'), w('pg')], body, 256);
+}
+
+/**
+ * Evaluation-mode statistics from running statistics on the manifold: point k's running mean and variance are
+ * sum_b C[k,b] * basis[b] (so directions can move them, the reference's "states" mode); stats [K, C, 2] = (mean, istd).
+ */
+export function bnRunningStatsKernel(): KernelSpec {
+  const body = `
+${MAIN_1D(64)} {
+  ${FOLDED_ID}
+  let idx = wg_lin * 64u + lid;
+  if (idx >= u.K * u.C) { return; }
+  let k = idx / u.C; let c = idx % u.C;
+  var m = 0.0; var v = 0.0;
+  for (var b = 0u; b < u.B; b++) {
+    let cf = coef[k * u.B + b];
+    m = fma(cf, rmean[b * u.C + c], m); v = fma(cf, rvar[b * u.C + c], v);
+  }
+  stats[2u * idx] = m;
+  stats[2u * idx + 1u] = inverseSqrt(max(v, 0.0) + u.eps);
+}`;
+  return kernel('batchnorm2d.running_stats', '', [['K', 'u32'], ['C', 'u32'], ['B', 'u32'], ['eps', 'f32']], [r('coef'), r('rmean'), r('rvar'), w('stats')], body, 64);
+}
+
+/**
+ * PyTorch's running-statistics update after a training-mode pass of one point (K = B = 1):
+ * mean <- (1 - m) mean + m * batch mean, var <- (1 - m) var + m * unbiased batch variance (M / (M - 1)).
+ */
+export function bnRunningUpdateKernel(): KernelSpec {
+  const body = `
+${MAIN_1D(64)} {
+  ${FOLDED_ID}
+  let c = wg_lin * 64u + lid;
+  if (c >= u.C) { return; }
+  let istd = stats[2u * c + 1u];
+  let biased = max(1.0 / (istd * istd) - u.eps, 0.0);
+  rmean[c] = mix(rmean[c], stats[2u * c], u.momentum);
+  rvar[c] = mix(rvar[c], biased * u.M / (u.M - 1.0), u.momentum);
+}`;
+  return kernel('batchnorm2d.running_update', '', [['C', 'u32'], ['eps', 'f32'], ['momentum', 'f32'], ['M', 'f32']], [r('stats'), w('rmean'), w('rvar')], body, 64);
 }
 
 /** Basis tensors handled per pass by the fold kernels (more are done in several passes with bOff). */
