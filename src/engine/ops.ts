@@ -15,6 +15,13 @@ export interface Ctx {
   manifold: Manifold;
   /** null: inference only, nothing recorded. */
   tape: Tape | null;
+  /**
+   * Points come in pairs (2j, 2j+1) that share their ReLU masks and max-pool choices, taken from the pair's mean
+   * pre-activation. Used for Hessian-vector products by central differences at x +- eps v: the two gradients then
+   * lie on the same linear piece of a ReLU net, so their difference is the Hessian that double backprop computes,
+   * without the kink terms that a finite difference across ReLU switches picks up. ReLUs are not fused then.
+   */
+  pairedMasks?: boolean;
 }
 
 /** Kernel specs are generated once per (name, key). */
@@ -278,6 +285,7 @@ function kLeading(ctx: Ctx, x: AnyTensor, op: string): void {
 
 export function relu(ctx: Ctx, x: AnyTensor): Tensor {
   kLeading(ctx, x, 'relu');
+  if (ctx.pairedMasks) return pairedRelu(ctx, x);
   const y = elementwise(ctx, 'relu.fwd', { a: x }, 'max(a, 0.0)', x.shape, 'relu');
   if (ctx.tape) {
     const tape = ctx.tape;
@@ -285,6 +293,27 @@ export function relu(ctx: Ctx, x: AnyTensor): Tensor {
     tape.record('relu', () => {
       const dy = tape.gradOf(y);
       if (dy) tape.addGrad(x, reluMask(ctx, dy, y));
+    });
+  }
+  return y;
+}
+
+function pairedRelu(ctx: Ctx, x: AnyTensor): Tensor {
+  const K = ctx.manifold.K;
+  check(K % 2 === 0, 'relu (paired masks)', `needs an even number of points, got K = ${K}`);
+  const S = x.size / K;
+  const run = (g: AnyTensor, mode: number, label: string) => {
+    const y = new Tensor(ctx.gpu, x.shape, label);
+    ctx.gpu.dispatch({ kernel: spec(misc.reluPairedKernel), buffers: { a: x.buffer, g: g.buffer, y: y.buffer }, uniforms: { n: x.size, S, mode }, groups: groups1d(x.size), what: `relu (paired masks) ${shapeStr(x.shape)}` });
+    return y;
+  };
+  const y = run(x, 0, 'relu');
+  if (ctx.tape) {
+    const tape = ctx.tape;
+    tape.own(y);
+    tape.record('relu (paired masks)', () => {
+      const dy = tape.gradOf(y);
+      if (dy) tape.addGrad(x, run(dy, 1, 'relu.dx'));
     });
   }
   return y;
@@ -361,7 +390,8 @@ function poolShape(ctx: Ctx, x: AnyTensor, op: string): number[] {
 function poolOp(ctx: Ctx, x: AnyTensor, kind: 'max' | 'avg', u: { OH: number; OW: number; KH: number; KW: number; stride: number; pad: number; adaptive: number }, op: string): Tensor {
   const [K, N, C, H, W] = poolShape(ctx, x, op);
   const planes = K * N * C;
-  const U = { planes, H, W, ...u };
+  if (ctx.pairedMasks && kind === 'max') check(K % 2 === 0, op, `paired masks need an even number of points, got K = ${K}`);
+  const U = { planes, H, W, ...u, paired: ctx.pairedMasks && kind === 'max' ? 1 : 0, pp: N * C };
   const y = out(ctx, [K, N, C, u.OH, u.OW], op);
   const what = `${op} x ${shapeStr(x.shape)}`;
   const gpu = ctx.gpu;

@@ -46,7 +46,12 @@ export class HvpEngine {
   private batches: { x: Tensor; y: Tensor; weight: number }[] = [];
   private sizes: number[];
 
-  constructor(readonly gpu: Gpu, readonly spec: ModelSpec, readonly plane: WeightSet[], readonly bnMode: BnMode, images: { data: Dataset; pick: ArrayLike<number> }, readonly eps: number, chunk = 500) {
+  /**
+   * pairedMasks (default): the +eps and -eps evaluations share ReLU masks and max-pool choices (see ops.Ctx), so the
+   * products are those of double backprop (the reference's); false: plain finite differences, which across ReLU
+   * switches add kink terms of both signs.
+   */
+  constructor(readonly gpu: Gpu, readonly spec: ModelSpec, readonly plane: WeightSet[], readonly bnMode: BnMode, images: { data: Dataset; pick: ArrayLike<number> }, readonly eps: number, readonly pairedMasks = true, chunk = 500) {
     this.layout = hessianLayout(spec);
     this.n = this.layout.reduce((a, l) => a + l.size, 0);
     this.sizes = paramShapes(spec.layers).map((s) => s.shape.reduce((a, b) => a * b, 1));
@@ -79,7 +84,7 @@ export class HvpEngine {
     const loss = new Array<number>(P).fill(0);
     try {
       for (const b of this.batches) {
-        const r = await backwardPoints(this.gpu, model, C, new Array(2 * P).fill(b.weight), b.x, b.y);
+        const r = await backwardPoints(this.gpu, model, C, new Array(2 * P).fill(b.weight), b.x, b.y, { pairedMasks: this.pairedMasks });
         for (let p = 0; p < P; p++) loss[p] += (b.weight * (r.loss[2 * p] + r.loss[2 * p + 1])) / 2;
       }
       const grads = await Promise.all(this.layout.map((l) => model.params[l.tensor].grad!.read()));

@@ -102,13 +102,16 @@ export async function evaluatePoints(gpu: Gpu, model: Sequential, coefs: Float32
  */
 export async function backwardPoints(
   gpu: Gpu, model: Sequential, coefs: Float32Array, weights: ArrayLike<number>, x: Tensor, labels: Tensor,
-  o: { block?: number; clampAbove?: number | ArrayLike<number>; coefGrad?: boolean } = {},
+  o: { block?: number; clampAbove?: number | ArrayLike<number>; coefGrad?: boolean; pairedMasks?: boolean } = {},
 ): Promise<{ loss: Float32Array; acc: Float32Array; dcoef: Float32Array | null }> {
   const B = model.B;
   const K = coefs.length / B;
   const N = x.shape[0];
-  // the backward holds about three activations per layer alive: plan for that
-  const bs = o.block ?? pointsPerBlock(gpu, model.layers, N, x.shape.slice(1), K);
+  let bs = o.block ?? pointsPerBlock(gpu, model.layers, N, x.shape.slice(1), K);
+  if (o.pairedMasks) {
+    if (K % 2 !== 0) throw new Error(`backwardPoints: paired masks need an even number of points, got ${K}`);
+    bs = Math.max(2, bs - (bs % 2)); // pairs stay in one block
+  }
   const loss = new Float32Array(K), acc = new Float32Array(K);
   const dcoef = o.coefGrad ? new Float32Array(K * B) : null;
   const clamp = o.clampAbove;
@@ -116,7 +119,7 @@ export async function backwardPoints(
     const kb = Math.min(bs, K - k0);
     const manifold = new Manifold(gpu, kb, B, coefs.subarray(k0 * B, (k0 + kb) * B));
     const tape = new Tape(gpu, manifold, !!o.coefGrad);
-    const ctx = { gpu, manifold, tape };
+    const ctx = { gpu, manifold, tape, pairedMasks: o.pairedMasks };
     const out = crossEntropy(ctx, model.forward(ctx, x), labels);
     tape.backward(Array.from(weights).slice(k0, k0 + kb), { clampAbove: clamp === undefined || typeof clamp === 'number' ? clamp : Array.from(clamp).slice(k0, k0 + kb) });
     // both read-backs in flight together: one wait for the GPU, not two

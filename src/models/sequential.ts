@@ -135,14 +135,14 @@ export class Sequential {
         switch (l.type) {
           case 'conv': {
             const w = next(), b = l.bias !== false ? next() : null;
-            const fuse = ls[i + 1]?.type === 'relu';
+            const fuse = ls[i + 1]?.type === 'relu' && !ctx.pairedMasks;
             y = ops.conv2d(ctx, h, w, b, { stride: l.stride ?? 1, pad: l.pad ?? 0, relu: fuse });
             if (fuse) i++;
             break;
           }
           case 'linear': {
             const w = next(), b = l.bias !== false ? next() : null;
-            const fuse = ls[i + 1]?.type === 'relu';
+            const fuse = ls[i + 1]?.type === 'relu' && !ctx.pairedMasks;
             y = ops.linear(ctx, h, w, b, { relu: fuse });
             if (fuse) i++;
             break;

@@ -213,6 +213,24 @@ ${MAIN_1D(256)} {
   return kernel(name, '', U, [...inputs.map((a) => r(`${a}_`)), w('y')], body, 256);
 }
 
+/**
+ * ReLU with the mask shared by points 2j and 2j+1: mask = (a[k] + a[k ^ 1] > 0), S values per point. mode 0: forward
+ * y = mask ? a : 0; mode 1: backward y = mask ? g : 0 (g the output gradient).
+ */
+export function reluPairedKernel(): KernelSpec {
+  const body = `
+${MAIN_1D(256)} {
+  ${FOLDED_ID}
+  let i = wg_lin * 256u + lid;
+  if (i >= u.n) { return; }
+  let k = i / u.S;
+  let j = (k ^ 1u) * u.S + i % u.S;
+  let on = a[i] + a[j] > 0.0;
+  if (u.mode == 0u) { y[i] = select(0.0, a[i], on); } else { y[i] = select(0.0, g[i], on); }
+}`;
+  return kernel('relu.paired', '', [['n', 'u32'], ['S', 'u32'], ['mode', 'u32']], [r('a'), r('g'), w('y')], body, 256);
+}
+
 /** In-place y += a. */
 export function accumulateKernel(): KernelSpec {
   const body = `

@@ -7,6 +7,8 @@ import { kernel, r, w, MAIN_1D, FOLDED_ID } from './common.ts';
 const POOL_UNIFORMS: KernelSpec['uniforms'] = [
   ['planes', 'u32'], ['H', 'u32'], ['W', 'u32'], ['OH', 'u32'], ['OW', 'u32'],
   ['KH', 'u32'], ['KW', 'u32'], ['stride', 'u32'], ['pad', 'u32'], ['adaptive', 'u32'],
+  // paired = 1: points 2j and 2j+1 pick the argmax of their mean window (pp planes per point), see ops.Ctx.pairedMasks
+  ['paired', 'u32'], ['pp', 'u32'],
 ];
 
 /** Window rows [start, end) of output row i along one axis. */
@@ -28,13 +30,17 @@ ${MAIN_1D(256)} {
   let pl = idx / (u.OH * u.OW); let q = idx % (u.OH * u.OW);
   let hw = win(q / u.OW, u.H, u.OH, u.KH); let ww = win(q % u.OW, u.W, u.OW, u.KW);
   var best = -3.4e38; var arg = 0u;
+  // the partner plane of the paired mode (the same plane when not paired)
+  let kp = pl / u.pp;
+  let partner = select(pl, ((kp ^ 1u) * u.pp + pl % u.pp), u.paired != 0u);
   for (var ih = max(hw.x, 0); ih < min(hw.y, i32(u.H)); ih++) {
     for (var iw = max(ww.x, 0); iw < min(ww.y, i32(u.W)); iw++) {
-      let v = x[pl * u.H * u.W + u32(ih) * u.W + u32(iw)];
-      if (v > best) { best = v; arg = u32(ih) * u.W + u32(iw); }
+      let o = u32(ih) * u.W + u32(iw);
+      let v = x[pl * u.H * u.W + o] + x[partner * u.H * u.W + o];
+      if (v > best) { best = v; arg = o; }
     }
   }
-  y[idx] = best;
+  y[idx] = x[pl * u.H * u.W + arg];
   argmax[idx] = arg;
 }`;
   return kernel('maxpool2d.fwd', '', POOL_UNIFORMS, [r('x'), w('y'), w('argmax')], body, 256, { argmax: 'u32' });
