@@ -5,6 +5,7 @@
 #     Debian bookworm-backports (bookworm's own 22.3 is too old for Dawn).
 #  3. Fashion-MNIST: Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist) when missing.
 #  4. A font (fonts-dejavu-core) for the text in the pictures.
+#  5. With --test (npm test's pre-hook): Debian's chromium, for the report's end-to-end test in a headless browser.
 # When it cannot install (not root, no apt-get), it prints the exact commands to run and exits non-zero.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,6 +61,16 @@ if ! fc-list 2>/dev/null | grep -qi dejavu && [ ! -f /usr/share/fonts/truetype/d
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-dejavu-core >&2 || { apt-get update -qq >&2; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-dejavu-core >&2; }
   else
     need+=("apt-get install -y fonts-dejavu-core")
+  fi
+fi
+
+# 5. Chromium for the browser test of the HTML report (only for npm test)
+if [ "${1:-}" = "--test" ] && [ -z "${LOSS_ATLAS_CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then
+  if can_apt; then
+    say "chromium missing (the report test opens the HTML in it): installing Debian's chromium"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2 || { apt-get update -qq >&2; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2; }
+  else
+    need+=("apt-get install -y chromium")
   fi
 fi
 

@@ -274,12 +274,11 @@ ${DIRECTION_HELP}
     },
   },
   report: {
-    summary: 'one HTML page over the runs under a folder (default runs/): pictures, results, settings',
+    summary: 'HTML: index.html for a run directory (pictures, results, settings, data links), or a gallery of the runs under a folder (default runs/)',
     run: async (args) => {
       const root = args[0] ?? 'runs';
-      if (!existsSync(root)) throw new Error(`report: ${root} does not exist`);
-      const n = writeReport(root);
-      console.log(`${n} runs in ${join(root, 'report.html')}`);
+      const r = writeReport(root);
+      console.log(`${r.runs} run${r.runs === 1 ? '' : 's'}; open ${join(root, 'index.html')}`);
       return 0;
     },
   },
