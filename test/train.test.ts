@@ -50,6 +50,21 @@ describe('train', () => {
     for (const k of Object.keys(wa)) expect(Array.from(wb[k].data)).toEqual(Array.from(wa[k].data));
   });
 
+  it('a BN net saves its running statistics (updated in training, used for evaluation), resumed identically', async () => {
+    const c = trainConfig({ model: 'tiny', bn: true, epochs: '2', batch: '40', lr: '0.05', 'eval-images': 'all', data }, () => data);
+    const a = join(dir, 'bn-a'), b = join(dir, 'bn-b');
+    await runTrain(gpu, c, ds(), a, false);
+    let n = 0;
+    await expect(runTrain(gpu, c, ds(), b, false, { shouldStop: () => ++n >= 1 })).rejects.toThrow(TrainInterrupted);
+    await runTrain(gpu, c, ds(), b, true);
+    const wa = readSafetensors(join(a, 'model.safetensors')).tensors, wb = readSafetensors(join(b, 'model.safetensors')).tensors;
+    const rv = wa['1.bn.running_var'];
+    expect(rv.data.length).toBe(4);
+    expect(rv.data.every((v) => v > 0 && v !== 1)).toBe(true); // moved from its initial 1 by the updates
+    expect(Array.from(wb['1.bn.running_mean'].data)).toEqual(Array.from(wa['1.bn.running_mean'].data));
+    expect(Array.from(wb['1.bn.running_var'].data)).toEqual(Array.from(rv.data));
+  });
+
   it('rejects bad flags with the flag named', () => {
     expect(() => trainConfig({ epochs: '0' }, () => data)).toThrow(/--epochs: an integer >= 1 expected, got "0"/);
     expect(() => trainConfig({ milestones: 'soon' }, () => data)).toThrow(/--milestones: comma-separated epoch numbers/);

@@ -18,4 +18,13 @@ describe('ResNet', () => {
     expect(r20).toBe(272_474);
     expect(parameterCount(modelSpec('resnet20-noshort', { input: [3, 32, 32] }).layers)).toBeLessThan(r20);
   });
+
+  it('deeper and wider: ResNet-56 / 110 with He et al.\'s 0.85M / 1.7M parameters, width 2 about 4x, bad depths named', () => {
+    const count = (n: string, width = 1) => parameterCount(modelSpec(n, { input: [3, 32, 32], width }).layers);
+    expect(count('resnet56')).toBe(855_770);
+    expect(count('resnet110')).toBe(1_730_714);
+    expect(count('resnet20', 2) / count('resnet20')).toBeCloseTo(3.98, 1);
+    expect(() => modelSpec('resnet21')).toThrow(/resnet21.*6n\+2/);
+    expect(() => modelSpec('small', { width: 2 })).toThrow(/only the ResNets have a width factor/);
+  });
 });
