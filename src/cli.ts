@@ -8,6 +8,7 @@ import { BN_COMPARE_HELP, bnCompare } from './experiments/bn-compare.ts';
 import { INTERPOLATE_HELP, readCheckpoint, runInterpolate } from './experiments/interpolate.ts';
 import { DIRECTION_HELP, DIR_NORMS, linspace, type DirNorm, type DirType } from './experiments/directions.ts';
 import { SurfaceInterrupted, mergeSurfaces, runSurface } from './experiments/surface.ts';
+import { LI_FIGURES_HELP, runLiFigures } from './experiments/li-figures.ts';
 import { HessianInterrupted, mergeHessians, ratios, runHessian } from './experiments/hessian.ts';
 import { runTrajectory } from './experiments/trajectory.ts';
 import { writeReport } from './viz/report.ts';
@@ -329,6 +330,18 @@ ${DIRECTION_HELP}
       const r = await mergeSurfaces(args, flags.out, { zmax: flags.zmax !== undefined ? Number(flags.zmax) : undefined, log: !!flags.log });
       console.log(`merged ${args.length} shards (${r.xs.length} x ${r.ys.length} points) into ${flags.out}`);
       return 0;
+    },
+  },
+  'li-figures': {
+    summary: 'Li et al. 2018\'s comparisons (skip vs none, depth, batch size, weight decay): 1-D, 2-D and eigen-ratio maps (--help)',
+    run: async (_a, flags) => {
+      if (flags.help) { console.log(LI_FIGURES_HELP); return 0; }
+      checkFlags(flags, ['full', 'smoke', 'out', 'data'], 'li-figures');
+      return withGpu(flags, async (gpu) => {
+        console.log(`adapter: ${gpu.adapterInfo}`);
+        await runLiFigures(gpu, flags, (m) => console.log(m));
+        return 0;
+      });
     },
   },
   'bn-compare': {

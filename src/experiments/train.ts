@@ -185,7 +185,7 @@ per epoch), checkpoint/ (after every epoch, atomically), snapshots/epoch-<n>.saf
 end, model.safetensors and metrics.json ({train_loss, train_acc, test_loss, test_acc, epochs, seconds}).
 
   --model NAME         ${MODEL_HELP} (default small)
-  --bn / --skip        batch norm / residual blocks (the ResNets always have BN)   --width W  ResNet channel multiplier (1)
+  --bn / --skip        batch norm / residual blocks (the ResNets always have BN)   --width W  ResNet channel multiplier (1; 0.25 gives 4-8-16 channels)
   --dataset fashion-mnist|cifar10   --data DIR
   --epochs N (3)       --batch N (128)      --lr X (0.05)  --momentum X (0.9)   --nesterov / --no-nesterov
   --wd X (5e-4)        --milestones E1,E2,...  --gamma X (0.1): lr x gamma after each milestone epoch
@@ -204,7 +204,7 @@ export function trainConfig(flags: Record<string, string | boolean>, dirFor: (da
     return n;
   };
   const model = typeof flags.model === 'string' ? flags.model : 'small';
-  const width = num('width', 1, { int: true, min: 1 });
+  const width = num('width', 1, { min: 1 / 16 });
   modelSpec(model, { width }); // validates the name and the width
   const dataset = (typeof flags.dataset === 'string' ? flags.dataset : model === 'cifar' ? 'cifar10' : 'fashion-mnist') as TrainConfig['dataset'];
   if (dataset !== 'fashion-mnist' && dataset !== 'cifar10') throw new Error(`--dataset "${dataset}": fashion-mnist or cifar10 expected`);

@@ -31,7 +31,7 @@ export function modelSpec(name: string, o: { bn?: boolean; skip?: boolean; input
   const bn = !!o.bn, reparam = true;
   const input = o.input ?? [1, 28, 28];
   const width = o.width ?? 1;
-  if (!Number.isInteger(width) || width < 1) throw new Error(`--width: a whole number >= 1 expected, got ${width}`);
+  if (!(width > 0) || !Number.isInteger(16 * width)) throw new Error(`--width: a channel multiplier w with 16w a whole number expected (e.g. 0.25, 1, 2), got ${width}`);
   const rn = parseResNet(name);
   if (rn) {
     return {
