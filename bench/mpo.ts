@@ -1,5 +1,6 @@
-// npm run bench [-- --quick] [--json PATH] [--steps N] [--workloads mpo-fashion,mpo-cifar] [--cells 1,16,100,400] [--batch 64,512]
-//                [--peers tfjs-webgpu,tfjs-cpu|none] [--peer-steps N] [--torch bench/results/torch-*.json]
+// npm run bench [-- --quick] [--json PATH] [--steps N] [--workloads mpo-fashion,mpo-cifar,surface-icons] [--cells 1,16,100,400]
+//                [--batch 64,512] [--peers tfjs-webgpu,tfjs-cpu|none] [--peer-steps N] [--torch bench/results/torch-*.json]
+//                [--surface-side 51] [--surface-images 1000] [--peer-points 50]
 // Times the MPO training step (the exact code `loss-atlas mpo` runs: plane rebuild, one batched forward and
 // backward over all sampled cells, plane gradient, Adam) on synthetic batches: wall time per step and GPU time
 // from timestamp queries (medians over the timed steps, warm-up excluded), cell-images per second, GFLOP/s
@@ -9,6 +10,8 @@
 // formulates the step (a loop over cells with materialized weights, bench/peers/tfjs.ts), after checking that their
 // per-cell losses equal ours on the same weights and batch; timed over --peer-steps steps after one warm-up (they
 // are slow: 1 on a CPU, 3 on a GPU). PyTorch: bench/torch_reference.py on the GPU machine, merged with --torch.
+// surface-icons: points per second of a loss surface (51 x 51 points of the icon net on 1,000 images; 5 x 5 on 100
+// with --quick) against the reference's loop of one materialized point at a time (peers timed on --peer-points).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { execSync } from 'node:child_process';
@@ -18,7 +21,7 @@ import { Profiler } from '../src/engine/profiler.ts';
 import { Tensor, numel } from '../src/engine/tensor.ts';
 import { randArray, rng } from '../src/engine/random.ts';
 import { forwardFlops, layerShapes } from '../src/models/run.ts';
-import { paramShapes } from '../src/models/sequential.ts';
+import { Sequential, initParams, paramShapes } from '../src/models/sequential.ts';
 import { modelSpec, parameterCount } from '../src/models/zoo.ts';
 import { Plane } from '../src/experiments/plane.ts';
 import { mpoStep } from '../src/experiments/mpo.ts';
@@ -53,6 +56,74 @@ export interface BenchRow {
   share_of_matmul?: number | null;
   /** peers: largest difference of the per-cell losses from loss-atlas's on the same weights and batch */
   max_loss_diff?: number;
+  /** surface workloads: grid points evaluated per second (cells = points, batch = images per point) */
+  points_per_s?: number;
+  /** peers timed on a subset of the points (their per-point rate is what is reported) */
+  timed_points?: number;
+}
+
+/**
+ * The loss-surface workload: a grid of points theta + a d1 + b d2 (a B = 3 manifold) of the icon net, each evaluated on
+ * the same images, as `loss-atlas surface` does it (evaluatePoints in blocks), against the reference's loop of one
+ * materialized point at a time in tfjs (checked first: same losses on a few points).
+ */
+async function surfaceBench(gpu: Gpu, prof: Profiler | null, o: { side: number; images: number; peers: string[]; peerPoints: number; roof: Roofline | null }): Promise<BenchRow[]> {
+  const spec = modelSpec('icons');
+  const shapes = paramShapes(spec.layers).map((p) => p.shape);
+  const r = rng(77);
+  const theta = initParams(spec.layers, 1, 3), d1 = theta.map((t) => randArray(r, t.length, 0.05)), d2 = theta.map((t) => randArray(r, t.length, 0.05));
+  const model = new Sequential(gpu, spec.layers, 3, theta.map((t, i) => { const a = new Float32Array(3 * t.length); a.set(t); a.set(d1[i], t.length); a.set(d2[i], 2 * t.length); return a; }));
+  const lin = Array.from({ length: o.side }, (_, i) => -1 + (2 * i) / Math.max(1, o.side - 1));
+  const points = lin.flatMap((b) => lin.map((a) => [a, b] as [number, number]));
+  const coefs = Float32Array.from(points.flatMap(([a, b]) => [1, a, b]));
+  const xv = randArray(r, o.images * 784), yv = Array.from({ length: o.images }, (_, i) => i % 10);
+  const x = Tensor.fromArray(gpu, [o.images, 1, 28, 28], xv, 'surf.x'), y = Tensor.fromArray(gpu, [o.images], yv, 'surf.y', 'u32');
+  const fl = forwardFlops(spec.layers, spec.input);
+  const walls: number[] = [], gpuMs: number[] = [];
+  let ours: Float32Array = new Float32Array();
+  gpu.pool.resetPeak();
+  for (let s = 0; s < 3; s++) {
+    await prof?.collect(); prof?.clear();
+    const t = performance.now();
+    ours = (await evaluatePoints(gpu, model, coefs, x, y)).loss;
+    if (s > 0) {
+      walls.push(performance.now() - t);
+      if (prof) { await prof.collect(); gpuMs.push(prof.times.reduce((a, q) => a + q.durNs, 0) / 1e6); }
+    }
+  }
+  const ms = median(walls);
+  const K = points.length;
+  const row: BenchRow = {
+    impl: 'loss-atlas', workload: 'surface-icons', bn: false, cells: K, batch: o.images, ms_per_step: +ms.toFixed(2), ms_spread: [+Math.min(...walls).toFixed(2), +Math.max(...walls).toFixed(2)],
+    gpu_ms_per_step: gpuMs.length ? +median(gpuMs).toFixed(2) : null, cell_images_per_s: +((K * o.images) / (ms / 1000)).toFixed(1), gflops: +((fl * K * o.images) / (ms * 1e6)).toFixed(2),
+    peak_bytes: gpu.pool.peakBytes, materialized_bytes: K * parameterCount(spec.layers) * 4, points_per_s: +(K / (ms / 1000)).toFixed(2),
+  };
+  row.share_of_matmul = o.roof ? +(row.gflops / o.roof.gflops).toFixed(3) : null;
+  const rows = [row];
+  console.log(`| loss-atlas | surface-icons (${o.side}x${o.side}) | off | ${K} points | ${o.images} images | ${ms.toFixed(1)} per grid | ${row.gpu_ms_per_step?.toFixed(1) ?? '-'} | ${row.points_per_s} points/s | ${row.gflops.toFixed(2)} | ${(row.peak_bytes! / 2 ** 20).toFixed(1)} | ${(row.materialized_bytes / 2 ** 20).toFixed(1)} |`);
+  for (const peer of o.peers) {
+    const tfp = await import('./peers/tfjs.ts');
+    const tf = await import('@tensorflow/tfjs');
+    await tfp.useBackend(peer.replace('tfjs-', '') as TfBackend);
+    const xt = tf.tensor4d(xv, [o.images, 1, 28, 28]), yt = tf.tensor1d(Int32Array.from(yv), 'int32');
+    const sub = points.slice(0, Math.min(K, o.peerPoints));
+    const check = await tfp.surfaceLosses(spec.layers, { theta, d1, d2 }, shapes, sub.slice(0, 2), xt, yt); // also the warm-up
+    const maxDiff = Math.max(...check.map((l, k) => Math.abs(l - ours[k])));
+    if (!(maxDiff < 1e-3)) throw new Error(`${peer}: surface losses differ from loss-atlas's by ${maxDiff}`);
+    const t = performance.now();
+    await tfp.surfaceLosses(spec.layers, { theta, d1, d2 }, shapes, sub, xt, yt);
+    const perPoint = (performance.now() - t) / sub.length;
+    xt.dispose(); yt.dispose();
+    const prow: BenchRow = {
+      impl: peer, workload: 'surface-icons', bn: false, cells: K, batch: o.images, ms_per_step: +(perPoint * K).toFixed(1), ms_spread: [+(perPoint * K).toFixed(1), +(perPoint * K).toFixed(1)], gpu_ms_per_step: null,
+      cell_images_per_s: +((o.images * 1000) / perPoint).toFixed(1), gflops: +((fl * o.images) / (perPoint * 1e6)).toFixed(3), peak_bytes: null, materialized_bytes: row.materialized_bytes,
+      max_loss_diff: maxDiff, points_per_s: +(1000 / perPoint).toFixed(2), timed_points: sub.length,
+    };
+    rows.push(prow);
+    console.log(`| ${peer} | surface-icons (${o.side}x${o.side}) | off | ${K} points | ${o.images} images | ${prow.ms_per_step.toFixed(0)} per grid (from ${sub.length} points) | - | ${prow.points_per_s} points/s | ${prow.gflops.toFixed(3)} | - | - | (losses vs loss-atlas: max diff ${maxDiff.toExponential(1)}; ${(prow.ms_per_step / row.ms_per_step).toFixed(1)}x loss-atlas's time)`);
+  }
+  x.dispose(); y.dispose(); model.dispose();
+  return rows;
 }
 
 /** Checks a tfjs peer's per-cell losses against loss-atlas's on the plane's current weights, then times its steps. */
@@ -91,7 +162,7 @@ async function main(): Promise<void> {
   const prof = Profiler.attach(gpu);
   const cpu = /llvmpipe|lavapipe|swiftshader/i.test(gpu.adapterInfo);
   const quick = argv.includes('--quick') || cpu;
-  const workloads = (flag('workloads') ?? (quick ? 'mpo-fashion' : 'mpo-fashion,mpo-cifar')).split(',');
+  const workloads = (flag('workloads') ?? (quick ? 'mpo-fashion,surface-icons' : 'mpo-fashion,mpo-cifar,surface-icons')).split(',');
   const cellsList = nums(flag('cells'), quick ? [1, 4] : [1, 16, 100, 400]);
   const batches = nums(flag('batch'), quick ? [16] : [64, 512]);
   const steps = Number(flag('steps') ?? (quick ? 4 : 10));
@@ -105,6 +176,12 @@ async function main(): Promise<void> {
   const rows: BenchRow[] = [];
   console.log('| impl | workload | BN | cells | batch | ms/step (wall) | GPU ms/step | cell-images/s | GFLOP/s | peak MiB | materialized MiB |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const workload of workloads) {
+    if (workload === 'surface-icons') {
+      const side = Number(flag('surface-side') ?? (quick ? 5 : 51)), images = Number(flag('surface-images') ?? (quick ? 100 : 1000));
+      rows.push(...await surfaceBench(gpu, prof, { side, images, peers: peers.filter((p) => p !== 'tfjs-cpu' || quick), peerPoints: Number(flag('peer-points') ?? (quick ? 4 : 50)), roof }));
+      continue;
+    }
+    if (workload !== 'mpo-fashion' && workload !== 'mpo-cifar') throw new Error(`--workloads: ${workload} is not one of mpo-fashion, mpo-cifar, surface-icons`);
     const model = workload === 'mpo-cifar' ? 'cifar' : 'icons';
     for (const bn of [false, true]) {
       const spec = modelSpec(model, { bn });
@@ -177,7 +254,7 @@ async function main(): Promise<void> {
   const commit = (() => { try { return execSync('git rev-parse HEAD', { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim(); } catch { return 'unknown'; } })();
   const date = new Date().toISOString();
   const slug = gpu.adapterInfo.split(' / ').pop()!.replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40);
-  const out = { adapter: gpu.adapterInfo, commit, date, quick, roofline: roof, note: 'peak_bytes: live GPU bytes of the engine pool during the step', rows };
+  const out = { adapter: gpu.adapterInfo, commit, date, quick, roofline: roof, note: 'peak_bytes: live GPU bytes of the engine pool during the step; materialized_bytes: MPO rows, K weight copies plus their activations; surface rows, K weight copies (the reference loop holds one copy at a time and runs the points one after another)', rows };
   const paths = [`bench/results/${slug}-${date.slice(0, 10)}.json`, ...(flag('json') ? [flag('json')!] : [])];
   for (const p of paths) {
     mkdirSync(dirname(p), { recursive: true });

@@ -192,3 +192,21 @@ export async function tfMpoStep(layers: Layer[], p: TfPlane, opt: tf.Optimizer, 
   gs.forEach((g) => g.dispose());
   await p.scale.data(); // wait for the backend to finish the step
 }
+
+/**
+ * The reference tool's surface loop: for each grid point, the weights theta + a d1 + b d2 are materialized and the
+ * model evaluated on the images (mean CE per point), one point at a time.
+ */
+export async function surfaceLosses(layers: Layer[], basis: { theta: Float32Array[]; d1: Float32Array[]; d2: Float32Array[] }, shapes: number[][], points: [number, number][], xNCHW: tf.Tensor4D, labels: tf.Tensor1D): Promise<number[]> {
+  const mk = (a: Float32Array[]) => a.map((d, i) => tf.tensor(d, shapes[i]));
+  const th = mk(basis.theta), u = mk(basis.d1), v = mk(basis.d2);
+  const x = tf.transpose(xNCHW, [0, 2, 3, 1]) as tf.Tensor4D;
+  const out: number[] = [];
+  for (const [a, b] of points) {
+    const l = tf.tidy(() => meanCE(forward(layers, th.map((t, i) => tf.add(t, tf.add(tf.mul(u[i], a), tf.mul(v[i], b)))), x), labels));
+    out.push((await l.data())[0]);
+    l.dispose();
+  }
+  [...th, ...u, ...v, x].forEach((t) => t.dispose());
+  return out;
+}
