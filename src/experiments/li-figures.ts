@@ -46,11 +46,11 @@ function scale(kind: 'cpu' | 'full' | 'smoke'): Scale {
     };
   }
   const small = kind === 'smoke';
-  const res = (d: number, short: boolean): Net => ({ id: `resnet${d}${short ? '' : '-noshort'}`, label: `ResNet-${d}${short ? '' : ' (no skip)'}, width 1/4`, group: 'depth', flags: { model: `resnet${d}${short ? '' : '-noshort'}`, width: '0.25', epochs: small ? '1' : '4', batch: '64', lr: '0.05', wd: '5e-4', ...(small ? {} : { milestones: '3' }) } });
+  const res = (d: number, short: boolean): Net => ({ id: `resnet${d}${short ? '' : '-noshort'}`, label: `ResNet-${d}${short ? '' : ' (no skip)'}, width 1/4`, group: 'depth', flags: { model: `resnet${d}${short ? '' : '-noshort'}`, width: '0.25', epochs: small ? '1' : '3', batch: '64', lr: '0.05', wd: '5e-4', 'train-images': small ? '200' : '2000', ...(small ? {} : { milestones: '2' }) } });
   return {
     dataset: 'fashion-mnist', trainImages: small ? 200 : 4000,
-    surface: small ? '-1:1:3' : '-1:1:17', surfaceImages: small ? 20 : 250,
-    line: small ? '-1:1:5' : '-1:1:41', lineImages: small ? 20 : 500,
+    surface: small ? '-1:1:3' : '-1:1:13', surfaceImages: small ? 20 : 200,
+    line: small ? '-1:1:5' : '-1:1:31', lineImages: small ? 20 : 250,
     hessian: small ? '-1:1:2' : '-1:1:5', hessianImages: small ? 10 : 100, hessianIters: small ? 3 : 20,
     nets: [
       ...(small ? [res(8, true), res(8, false)] : [res(8, true), res(8, false), res(20, true), res(20, false)]),
@@ -96,7 +96,7 @@ export async function runLiFigures(gpu: Gpu, flags: Record<string, string | bool
     const trainDir = join(dir, 'train');
     if (!existsSync(join(trainDir, 'model.safetensors'))) {
       log(`[${stamp()}] training ${net.label}`);
-      const cfg = trainConfig({ ...net.flags, 'train-images': String(s.trainImages), 'eval-images': '2000', data: dataDir, dataset: s.dataset }, () => dataDir);
+      const cfg = trainConfig({ 'train-images': String(s.trainImages), ...net.flags, 'eval-images': '2000', data: dataDir, dataset: s.dataset }, () => dataDir);
       await runTrain(gpu, cfg, data, trainDir, existsSync(join(trainDir, 'checkpoint', 'state.json')), { log: (m) => log(`  ${m}`) });
     }
     const ck = readCheckpoint(join(trainDir, 'model.safetensors'), data.train.shape);
