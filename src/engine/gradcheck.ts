@@ -80,7 +80,7 @@ export async function checkOp(gpu: Gpu, c: OpCase, seed = 1): Promise<CheckResul
     const atol = c.atol ?? FWD_ATOL;
     for (let i = 0; i < yr.length; i++) {
       const e = Math.abs(yv[i] - yr[i]);
-      const rel = e / (atol + RTOL * Math.abs(yr[i]));
+      const rel = Number.isNaN(e) ? Infinity : e / (atol + RTOL * Math.abs(yr[i])); // NaN never passes
       if (rel > fwdErr) fwdErr = rel;
     }
     if (fwdErr > 1) errs.push(`forward off by ${fwdErr.toFixed(2)}x tolerance`);
@@ -97,7 +97,8 @@ export async function checkOp(gpu: Gpu, c: OpCase, seed = 1): Promise<CheckResul
     };
     const compare = (what: string, got: Float32Array, fd: Map<number, number>) => {
       for (const [i, v] of fd) {
-        const e = Math.abs(got[i] - v) / (BWD_TOL * (1 + Math.abs(v)));
+        const d = Math.abs(got[i] - v) / (BWD_TOL * (1 + Math.abs(v)));
+        const e = Number.isNaN(d) ? Infinity : d; // NaN never passes
         if (e > bwdErr) bwdErr = e;
         if (e > 1 && errs.length < 6) errs.push(`d${what}[${i}] = ${got[i].toPrecision(6)}, finite difference ${v.toPrecision(6)}`);
       }
@@ -234,6 +235,24 @@ function ceCase(name: string, K: number, N: number, C: number, clamp?: number): 
   };
 }
 
+/** The toy landscape's loss on the points of a manifold: x = pointValues(P) on a B-basis hyperplane, then the wedge loss. */
+function wedgeCase(name: string, K: number, B: number, D: number, keep: number[]): OpCase {
+  const values = (p: ArrayLike<number>, coef: ArrayLike<number>) => [...Array(K).keys()].map((k) => ref.combine(p, coef, k, B, D));
+  return {
+    op: 'wedge_loss', name, K, B,
+    x: { shape: [1], shared: true },
+    params: [{ name: 'P', shape: [D], scale: 1 }],
+    outLen: 2 * K,
+    gpu: (ctx, _x, p) => {
+      const keepT = ctx.tape!.own(Tensor.fromArray(ctx.gpu, [K], keep, 'keep', 'u32'));
+      const l = ops.wedgeLoss(ctx, ops.pointValues(ctx, p[0]), keepT);
+      return { y: l.out, backward: (tape, seed) => tape.backward(seed.slice(0, K)) };
+    },
+    ref: (_x, p, coef) => Float64Array.from([...values(p[0], coef).map((v, k) => ref.wedgeRef(v, keep[k])), ...keep.map(() => 0)]),
+    refLoss: (_x, p, coef, seed) => values(p[0], coef).reduce((s, v, k) => s + seed[k] * ref.wedgeRef(v, keep[k]), 0),
+  };
+}
+
 /** Every op, at shapes that do not divide the tiles, stride 1 and 2, padding 0 and 1, Cin = 1, N = 1, K = 1 and 7, B = 1 and 3. */
 export function opCases(): OpCase[] {
   const cs = (N: number, Cin: number, H: number, W: number, Cout: number, KH: number, stride: number, pad: number): ref.ConvRefShape => ({ N, Cin, H, W, Cout, KH, KW: KH, stride, pad });
@@ -290,5 +309,7 @@ export function opCases(): OpCase[] {
     },
     ceCase('K7 N5 C10', 7, 5, 10),
     ceCase('K4 N3 C10 clamp 2.5', 4, 3, 10, 2.5),
+    wedgeCase('K5 B3 D=300 (n = 0, 1, 150, 299, 300)', 5, 3, 300, [0, 1, 150, 299, 300]),
+    wedgeCase('K2 B1 D=7', 2, 1, 7, [3, 5]),
   ];
 }

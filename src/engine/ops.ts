@@ -8,6 +8,7 @@ import { Tensor, type AnyTensor, shapeStr } from './tensor.ts';
 import * as conv from '../shaders/conv.ts';
 import * as pool from '../shaders/pool.ts';
 import * as misc from '../shaders/misc.ts';
+import * as wedge from '../shaders/wedge.ts';
 import { fold } from '../shaders/common.ts';
 
 export interface Ctx {
@@ -577,4 +578,58 @@ export function crossEntropy(ctx: Ctx, logits: AnyTensor, labels: Tensor): LossO
       return { loss: v.slice(0, K), acc: v.slice(K) };
     },
   };
+}
+
+// ---------------------------------------------------------------- points and the toy loss
+
+/**
+ * Every point's value of a parameter, W_k = sum_b C[k,b] basis[b], as [K, ...shape] (e.g. the configuration P of the
+ * toy landscape on a hyperplane). Backward: per-point gradients folded into dL/dC and, unless basisGrad is false,
+ * into the basis gradient.
+ */
+export function pointValues(ctx: Ctx, p: Param, o: { basisGrad?: boolean } = {}): Tensor {
+  const { gpu, manifold } = ctx;
+  const { K, B } = manifold;
+  const S = p.size;
+  const y = out(ctx, [K, ...p.shape], `points(${p.name})`);
+  gpu.dispatch({ kernel: spec(misc.combineKernel, false), buffers: { coef: manifold.coef.buffer, z: p.basis.buffer, y: y.buffer }, uniforms: { K, B, S }, groups: groups1d(K * S), what: `points(${p.name}) [${K}x${S}]` });
+  const tape = ctx.tape;
+  if (tape) {
+    tape.record(`points(${p.name})`, () => {
+      const g = tape.gradOf(y);
+      if (!g) return;
+      if (o.basisGrad !== false) foldBasis(ctx, g, p.ensureGrad(), { S, accumulate: 1, gOff: 0, gStride: S }, `points(${p.name}) basis gradient`);
+      if (tape.coefGrad) foldCoef(ctx, p.basis, g, { S, gOff: 0, gStride: S }, `points(${p.name}) coefficient gradient`);
+    });
+  }
+  return y;
+}
+
+/**
+ * The n-wedge surrogate loss (Fort & Jastrzebski 2019) of each point x [K, D]: sqrt of the sum of squares of its D - n
+ * smallest |x_i|, with n per point (keep, u32 [K]). The output has the cross-entropy's layout ([2K]: loss, then 0).
+ */
+export function wedgeLoss(ctx: Ctx, x: AnyTensor, keep: Tensor): LossOutput {
+  const op = 'wedge_loss';
+  check(x.shape.length === 2 && x.shape[0] === ctx.manifold.K, op, `x ${shapeStr(x.shape)} must be [K=${ctx.manifold.K}, D]`);
+  const [K, D] = x.shape;
+  check(keep.dtype === 'u32' && keep.size === K, op, `keep ${shapeStr(keep.shape)} must be u32 [${K}]`);
+  check(K <= ctx.gpu.maxGroups, op, `K = ${K} points exceed the adapter's ${ctx.gpu.maxGroups} workgroups per dimension`);
+  const { gpu } = ctx;
+  const o = out(ctx, [2 * K], 'wedge.loss');
+  const info = new Tensor(gpu, [K, 3], 'wedge.info', 'u32');
+  gpu.dispatch({ kernel: spec(wedge.wedgeForwardKernel), buffers: { x: x.buffer, keep: keep.buffer, out: o.buffer, info: info.buffer }, uniforms: { K, D }, groups: [K], what: `${op} x ${shapeStr(x.shape)}` });
+  const tape = ctx.tape;
+  if (tape) {
+    tape.own(info);
+    tape.loss = {
+      K,
+      seed: (pw: Tensor) => {
+        const dx = new Tensor(gpu, x.shape, 'dwedge');
+        gpu.dispatch({ kernel: spec(wedge.wedgeBackwardKernel), buffers: { x: x.buffer, keep: keep.buffer, out: o.buffer, info: info.buffer, pw: pw.buffer, dx: dx.buffer }, uniforms: { K, D }, groups: groups1d(K * D), what: `${op} backward` });
+        tape.addGrad(x, dx);
+      },
+    };
+  } else info.dispose();
+  return { out: o, K, async read() { const v = await o.read(); return { loss: v.slice(0, K), acc: v.slice(K) }; } };
 }

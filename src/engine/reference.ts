@@ -184,3 +184,11 @@ export function clipRef(grads: Float64Array[], maxNorm: number): number {
   if (c < 1) for (const g of grads) for (let i = 0; i < g.length; i++) g[i] *= c;
   return norm;
 }
+
+/** The n-wedge surrogate loss of one point: sqrt of the sum of squares of the D - n smallest |x_i| (sorted). */
+export function wedgeRef(x: ArrayLike<number>, n: number): number {
+  const a = Array.from(x, Math.abs).sort((p, q) => p - q);
+  let s = 0;
+  for (let i = 0; i < Math.max(0, a.length - n); i++) s += a[i] * a[i];
+  return Math.sqrt(s);
+}
