@@ -9,6 +9,7 @@ import { INTERPOLATE_HELP, readCheckpoint, runInterpolate } from './experiments/
 import { DIRECTION_HELP, DIR_NORMS, linspace, type DirNorm, type DirType } from './experiments/directions.ts';
 import { SurfaceInterrupted, mergeSurfaces, runSurface } from './experiments/surface.ts';
 import { LI_FIGURES_HELP, runLiFigures } from './experiments/li-figures.ts';
+import { TOY_HELP, runToy } from './experiments/toy.ts';
 import { HessianInterrupted, mergeHessians, ratios, runHessian } from './experiments/hessian.ts';
 import { runTrajectory } from './experiments/trajectory.ts';
 import { writeReport } from './viz/report.ts';
@@ -330,6 +331,19 @@ ${DIRECTION_HELP}
       const r = await mergeSurfaces(args, flags.out, { zmax: flags.zmax !== undefined ? Number(flags.zmax) : undefined, log: !!flags.log });
       console.log(`merged ${args.length} shards (${r.xs.length} x ${r.ys.length} points) into ${flags.out}`);
       return 0;
+    },
+  },
+  toy: {
+    summary: 'the n-wedge toy landscape (Fort & Jastrzebski): hyperplane threshold d_lim vs D - n, connector, radial well (--help)',
+    run: async (_a, flags) => {
+      if (flags.help) { console.log(TOY_HELP); return 0; }
+      const out = typeof flags.out === 'string' ? flags.out : runDir('toy');
+      return withGpu(flags, async (gpu) => {
+        console.log(`adapter: ${gpu.adapterInfo}`);
+        await runToy(gpu, flags, out, (m) => console.log(m));
+        console.log(`wrote ${join(out, 'hyperplanes.png')}, connector.png, radial.png, metrics.json`);
+        return 0;
+      });
     },
   },
   'li-figures': {

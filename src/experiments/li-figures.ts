@@ -51,7 +51,7 @@ function scale(kind: 'cpu' | 'full' | 'smoke'): Scale {
     dataset: 'fashion-mnist', trainImages: small ? 200 : 4000,
     surface: small ? '-1:1:3' : '-1:1:13', surfaceImages: small ? 20 : 200,
     line: small ? '-1:1:5' : '-1:1:31', lineImages: small ? 20 : 250,
-    hessian: small ? '-1:1:2' : '-1:1:5', hessianImages: small ? 10 : 100, hessianIters: small ? 3 : 20,
+    hessian: small ? '-1:1:2' : '-1:1:4', hessianImages: small ? 10 : 50, hessianIters: small ? 3 : 15,
     nets: [
       ...(small ? [res(8, true), res(8, false)] : [res(8, true), res(8, false), res(20, true), res(20, false)]),
       ...batchNets({ epochs: small ? '1' : '6', milestones: small ? '' : '5', model: 'small' }).slice(0, small ? 2 : 4),
