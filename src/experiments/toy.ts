@@ -40,7 +40,7 @@ export async function toyLosses(gpu: Gpu, basis: Param, coefs: Float32Array, kee
 }
 
 /** Adam over a flat vector, with a mask of trainable entries and a cosine learning-rate decay (host side: d is small). */
-class HostAdam {
+export class HostAdam {
   private m: Float64Array;
   private v: Float64Array;
   private t = 0;
@@ -137,6 +137,12 @@ async function optimizePoints(gpu: Gpu, starts: Float32Array[], n: number, o: { 
       const g = Float64Array.from(await basis.grad!.read());
       if (o.project) projectOut(g, D, o.project);
       opt.step(x, g);
+      if (o.project) {
+        // Adam's per-coordinate scaling tilts the step out of the hyperplane: project the deviation from the start back
+        const dev = Float64Array.from(x, (v, i) => v - starts[Math.floor(i / D)][i % D]);
+        projectOut(dev, D, o.project);
+        for (let i = 0; i < x.length; i++) x[i] = starts[Math.floor(i / D)][i % D] + dev[i];
+      }
     }
   } finally {
     basis.dispose();
