@@ -10,6 +10,7 @@ import { DIRECTION_HELP, DIR_NORMS, linspace, type DirNorm, type DirType } from 
 import { SurfaceInterrupted, mergeSurfaces, runSurface } from './experiments/surface.ts';
 import { LI_FIGURES_HELP, runLiFigures } from './experiments/li-figures.ts';
 import { TOY_HELP, runToy } from './experiments/toy.ts';
+import { SUBSPACE_HELP, subspaceCommand } from './experiments/subspace.ts';
 import { CONNECT_HELP, runConnect, type ConnectOptions } from './experiments/connect.ts';
 import { HessianInterrupted, mergeHessians, ratios, runHessian } from './experiments/hessian.ts';
 import { runTrajectory } from './experiments/trajectory.ts';
@@ -354,6 +355,20 @@ ${DIRECTION_HELP}
         const r = await runConnect(gpu, cks, data, o, out, (m) => console.log(m));
         console.log(JSON.stringify(r.metrics, (k, v) => (k === 'short_directions' ? undefined : v), 1).replace(/\n\s*/g, ' '));
         console.log(`wrote ${out}/metrics.json and the plots`);
+        return 0;
+      });
+    },
+  },
+  subspace: {
+    summary: 'training in random subspaces theta0 + P z, all d batched with direct training; intrinsic dimension d_int90 (--help)',
+    run: async (_a, flags) => {
+      if (flags.help) { console.log(SUBSPACE_HELP); return 0; }
+      const data = loadSplits('fashion-mnist', fashionMnistDir(flags.data));
+      const out = typeof flags.out === 'string' ? flags.out : runDir('subspace');
+      return withGpu(flags, async (gpu) => {
+        console.log(`adapter: ${gpu.adapterInfo}`);
+        await subspaceCommand(gpu, data, flags, out, (m) => console.log(m));
+        console.log(`wrote ${join(out, 'subspace.png')}, metrics.json`);
         return 0;
       });
     },
