@@ -10,6 +10,7 @@ import { DIRECTION_HELP, DIR_NORMS, linspace, type DirNorm, type DirType } from 
 import { SurfaceInterrupted, mergeSurfaces, runSurface } from './experiments/surface.ts';
 import { LI_FIGURES_HELP, runLiFigures } from './experiments/li-figures.ts';
 import { TOY_HELP, runToy } from './experiments/toy.ts';
+import { TUNNELS_HELP, tunnelsCommand } from './experiments/tunnels.ts';
 import { SUBSPACE_HELP, subspaceCommand } from './experiments/subspace.ts';
 import { CONNECT_HELP, runConnect, type ConnectOptions } from './experiments/connect.ts';
 import { HessianInterrupted, mergeHessians, ratios, runHessian } from './experiments/hessian.ts';
@@ -369,6 +370,21 @@ ${DIRECTION_HELP}
         console.log(`adapter: ${gpu.adapterInfo}`);
         await subspaceCommand(gpu, data, flags, out, (m) => console.log(m));
         console.log(`wrote ${join(out, 'subspace.png')}, metrics.json`);
+        return 0;
+      });
+    },
+  },
+  tunnels: {
+    summary: 'radial tunnels: loss along many random unit directions from an optimum, tunnel widths; --sweep over lr, L2, dropout, batch (--help)',
+    run: async (_a, flags) => {
+      if (flags.help) { console.log(TUNNELS_HELP); return 0; }
+      const dataDir = fashionMnistDir(flags.data);
+      const data = loadSplits('fashion-mnist', dataDir);
+      const out = typeof flags.out === 'string' ? flags.out : runDir('tunnels');
+      return withGpu(flags, async (gpu) => {
+        console.log(`adapter: ${gpu.adapterInfo}`);
+        await tunnelsCommand(gpu, data, dataDir, flags, out, (m) => console.log(m));
+        console.log(`wrote ${out}/metrics.json and the plot`);
         return 0;
       });
     },

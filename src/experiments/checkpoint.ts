@@ -12,6 +12,7 @@ export interface Checkpoint {
   bn: boolean;
   skip: boolean;
   width: number;
+  dropout: number;
   names: string[];
   weights: Float32Array[];
   /** BN running statistics (running_mean, running_var per BN layer); null when the file has none. */
@@ -30,8 +31,8 @@ export function readCheckpoint(path: string, input: [number, number, number]): C
   const { tensors, metadata } = readSafetensors(path);
   const model = metadata.model;
   if (!model) throw new Error(`${path}: no model name in the metadata (write it with loss-atlas train)`);
-  const bn = metadata.bn === 'true', skip = metadata.skip === 'true', width = Number(metadata.width ?? 1);
-  const spec = modelSpec(model, { bn, skip, input, width });
+  const bn = metadata.bn === 'true', skip = metadata.skip === 'true', width = Number(metadata.width ?? 1), dropout = Number(metadata.dropout ?? 0);
+  const spec = modelSpec(model, { bn, skip, input, width, dropout });
   const read = (s: { name: string; shape: number[] }) => {
     const t = tensors[s.name];
     if (!t) throw new Error(`${path}: tensor ${s.name} of model ${model} missing`);
@@ -41,11 +42,11 @@ export function readCheckpoint(path: string, input: [number, number, number]): C
   const shapes = paramShapes(spec.layers);
   const st = stateShapes(spec.layers);
   const states = st.length && st.every((s) => tensors[s.name]) ? st.map(read) : null;
-  return { path, model, bn, skip, width, names: shapes.map((s) => s.name), weights: shapes.map(read), states };
+  return { path, model, bn, skip, width, dropout, names: shapes.map((s) => s.name), weights: shapes.map(read), states };
 }
 
 export function checkpointSpec(a: Checkpoint, input: [number, number, number]): ModelSpec {
-  return modelSpec(a.model, { bn: a.bn, skip: a.skip, input, width: a.width });
+  return modelSpec(a.model, { bn: a.bn, skip: a.skip, input, width: a.width, dropout: a.dropout });
 }
 
 /** Checks that two checkpoints are the same architecture. */

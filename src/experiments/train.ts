@@ -23,6 +23,12 @@ export interface TrainConfig {
   skip: boolean;
   /** Channel multiplier of the ResNets (1 for the other models). */
   width: number;
+  /** Dropout probability of the models that have a dropout layer (simplecnn). */
+  dropout: number;
+  /** Start from these weights (a model.safetensors) instead of a fresh initialization. */
+  init: string | null;
+  /** Save a snapshot every this many steps as well (0: only per epoch with --snapshots). */
+  snapshotSteps: number;
   dataset: 'fashion-mnist' | 'cifar10';
   data: string;
   epochs: number;
@@ -81,7 +87,7 @@ export function loadModel(gpu: Gpu, layers: ReturnType<typeof modelSpec>['layers
 export async function runTrain(gpu: Gpu, cfg: TrainConfig, data: { train: Dataset; test: Dataset }, out: string, resume: boolean, hooks: { log?: (m: string) => void; shouldStop?: () => boolean } = {}): Promise<TrainResult> {
   const log = hooks.log ?? (() => {});
   mkdirSync(out, { recursive: true });
-  const spec = modelSpec(cfg.model, { bn: cfg.bn, skip: cfg.skip, input: data.train.shape, width: cfg.width });
+  const spec = modelSpec(cfg.model, { bn: cfg.bn, skip: cfg.skip, input: data.train.shape, width: cfg.width, dropout: cfg.dropout });
   const train: Dataset = cfg.trainImages > 0 && cfg.trainImages < data.train.n ? { ...data.train, n: cfg.trainImages } : data.train;
   const ckDir = join(out, 'checkpoint');
   let epoch0 = 0, seconds0 = 0;
@@ -95,7 +101,7 @@ export async function runTrain(gpu: Gpu, cfg: TrainConfig, data: { train: Datase
       atomicWrite(join(out, 'config.json'), JSON.stringify({ ...cfg, adapter: gpu.adapterInfo, parameters: parameterCount(spec.layers), created: new Date().toISOString() }, null, 2) + '\n');
       writeFileSync(join(out, 'log.jsonl'), '');
     }
-    model = new Sequential(gpu, spec.layers, 1, initParams(spec.layers, 1, cfg.seed));
+    model = cfg.init ? loadModel(gpu, spec.layers, cfg.init) : new Sequential(gpu, spec.layers, 1, initParams(spec.layers, 1, cfg.seed));
   }
   const opt = new SGD(gpu, model.params, { lr: lrAt(cfg, epoch0), momentum: cfg.momentum, nesterov: cfg.nesterov, weightDecay: cfg.weightDecay });
   if (epoch0 > 0) {
@@ -106,9 +112,11 @@ export async function runTrain(gpu: Gpu, cfg: TrainConfig, data: { train: Datase
     log(`resuming ${out} after epoch ${epoch0}`);
   }
   const manifold = Manifold.single(gpu);
+  let step = epoch0 * Math.ceil(train.n / cfg.batch);
   const testPick = Array.from(permutation(data.test.n, rng(cfg.seed + 7))).slice(0, cfg.evalImages > 0 ? cfg.evalImages : data.test.n);
   const evalTest = async () => {
-    model.bnMode = 'running'; // PyTorch's eval(): batch norm with the running statistics
+    model.bnMode = 'running'; // PyTorch's eval(): batch norm with the running statistics, no dropout
+    model.dropoutActive = false;
     let loss = 0, acc = 0;
     for (let i = 0; i < testPick.length; i += 500) {
       const idx = testPick.slice(i, i + 500);
@@ -129,17 +137,23 @@ export async function runTrain(gpu: Gpu, cfg: TrainConfig, data: { train: Datase
       const perm = permutation(train.n, rng(cfg.seed * 7919 + epoch));
       let sl = 0, sa = 0, n = 0;
       model.bnMode = 'update'; // batch statistics, running statistics updated (PyTorch's train())
+      model.dropoutActive = true;
       for (let b = 0; b < train.n; b += cfg.batch) {
         const idx = perm.subarray(b, Math.min(train.n, b + cfg.batch));
         const { x, y } = batchOf(train, idx);
         const xt = Tensor.fromArray(gpu, [idx.length, ...train.shape], x, 'x'), yt = Tensor.fromArray(gpu, [idx.length], y, 'y', 'u32');
         const tape = new Tape(gpu, manifold);
-        const o = crossEntropy({ gpu, manifold, tape }, model.forward({ gpu, manifold, tape }, xt), yt);
+        const o = crossEntropy({ gpu, manifold, tape }, model.forward({ gpu, manifold, tape }, xt, cfg.seed * 1_000_003 + epoch * 100_003 + b), yt);
         tape.backward([1]);
         opt.step();
         const r = await o.read();
         if (!Number.isFinite(r.loss[0])) throw new Error(`training diverged in epoch ${epoch + 1}: the loss is ${r.loss[0]} (try a lower --lr than ${cfg.lr})`);
         sl += r.loss[0] * idx.length; sa += r.acc[0] * idx.length; n += idx.length;
+        step++;
+        if (cfg.snapshotSteps > 0 && step % cfg.snapshotSteps === 0) {
+          mkdirSync(join(out, 'snapshots'), { recursive: true });
+          atomicWrite(join(out, 'snapshots', `step-${step}.safetensors`), safetensorsBytes(await weightsOf(model), { step: String(step), model: cfg.model, bn: String(cfg.bn), skip: String(cfg.skip), width: String(cfg.width), dropout: String(cfg.dropout) }));
+        }
         tape.dispose(); xt.dispose(); yt.dispose();
       }
       const te = await evalTest();
@@ -150,7 +164,7 @@ export async function runTrain(gpu: Gpu, cfg: TrainConfig, data: { train: Datase
       const w = await weightsOf(model);
       if (cfg.snapshots) {
         mkdirSync(join(out, 'snapshots'), { recursive: true });
-        atomicWrite(join(out, 'snapshots', `epoch-${epoch + 1}.safetensors`), safetensorsBytes(w, { epoch: String(epoch + 1), model: cfg.model, bn: String(cfg.bn), skip: String(cfg.skip), width: String(cfg.width) }));
+        atomicWrite(join(out, 'snapshots', `epoch-${epoch + 1}.safetensors`), safetensorsBytes(w, { epoch: String(epoch + 1), model: cfg.model, bn: String(cfg.bn), skip: String(cfg.skip), width: String(cfg.width), dropout: String(cfg.dropout) }));
       }
       const mom: Record<string, NamedTensor> = {};
       for (const p of model.params) mom[p.name] = { shape: [...p.shape], data: await opt.stateOf(p)[0].read() };
@@ -166,7 +180,7 @@ export async function runTrain(gpu: Gpu, cfg: TrainConfig, data: { train: Datase
       const prev = JSON.parse(lines[lines.length - 1]);
       last = { train_loss: prev.train_loss, train_acc: prev.train_acc, test_loss: te.loss, test_acc: te.acc, epochs: cfg.epochs, seconds: prev.seconds };
     }
-    atomicWrite(join(out, 'model.safetensors'), safetensorsBytes(await weightsOf(model), { model: cfg.model, bn: String(cfg.bn), skip: String(cfg.skip), width: String(cfg.width), epochs: String(cfg.epochs) }));
+    atomicWrite(join(out, 'model.safetensors'), safetensorsBytes(await weightsOf(model), { model: cfg.model, bn: String(cfg.bn), skip: String(cfg.skip), width: String(cfg.width), dropout: String(cfg.dropout), epochs: String(cfg.epochs) }));
     atomicWrite(join(out, 'metrics.json'), JSON.stringify(last, null, 2) + '\n');
     return last;
   } finally {
@@ -190,9 +204,11 @@ end, model.safetensors and metrics.json ({train_loss, train_acc, test_loss, test
   --epochs N (3)       --batch N (128)      --lr X (0.05)  --momentum X (0.9)   --nesterov / --no-nesterov
   --wd X (5e-4)        --milestones E1,E2,...  --gamma X (0.1): lr x gamma after each milestone epoch
   --seed N             --eval-images N|all (1000)          --train-images N (0 = all)   --snapshots
+  --snapshot-steps N   also save snapshots/step-<n>.safetensors every N steps       --dropout P (simplecnn)
+  --init FILE          start from these weights (e.g. for SWA-style runs from a pretrained net)
   --out DIR            (default runs/train-<model>-<time>)  --resume DIR`;
 
-const TRAIN_FLAGS = new Set(['model', 'bn', 'skip', 'width', 'dataset', 'data', 'epochs', 'batch', 'lr', 'momentum', 'nesterov', 'no-nesterov', 'wd', 'milestones', 'gamma', 'seed', 'eval-images', 'train-images', 'snapshots', 'out', 'resume', 'verbose', 'help']);
+const TRAIN_FLAGS = new Set(['model', 'bn', 'skip', 'width', 'dropout', 'init', 'snapshot-steps', 'dataset', 'data', 'epochs', 'batch', 'lr', 'momentum', 'nesterov', 'no-nesterov', 'wd', 'milestones', 'gamma', 'seed', 'eval-images', 'train-images', 'snapshots', 'out', 'resume', 'verbose', 'help']);
 
 export function trainConfig(flags: Record<string, string | boolean>, dirFor: (dataset: TrainConfig['dataset'], flag?: string | boolean) => string): TrainConfig {
   for (const k of Object.keys(flags)) if (!TRAIN_FLAGS.has(k)) throw new Error(`unknown flag --${k} (see loss-atlas train --help)`);
@@ -205,13 +221,15 @@ export function trainConfig(flags: Record<string, string | boolean>, dirFor: (da
   };
   const model = typeof flags.model === 'string' ? flags.model : 'small';
   const width = num('width', 1, { min: 1 / 16 });
-  modelSpec(model, { width }); // validates the name and the width
+  const dropout = num('dropout', 0, { min: 0 });
+  modelSpec(model, { width, dropout }); // validates the name, the width and the dropout
+  if (flags.init !== undefined && (typeof flags.init !== 'string' || !existsSync(flags.init))) throw new Error(`--init: ${flags.init}: no such weights file`);
   const dataset = (typeof flags.dataset === 'string' ? flags.dataset : model === 'cifar' ? 'cifar10' : 'fashion-mnist') as TrainConfig['dataset'];
   if (dataset !== 'fashion-mnist' && dataset !== 'cifar10') throw new Error(`--dataset "${dataset}": fashion-mnist or cifar10 expected`);
   const milestones = typeof flags.milestones === 'string' ? flags.milestones.split(',').map(Number) : [];
   if (milestones.some((m) => !Number.isInteger(m) || m < 1)) throw new Error(`--milestones: comma-separated epoch numbers expected, got "${flags.milestones}"`);
   return {
-    model, bn: !!flags.bn, skip: !!flags.skip, width, dataset, data: dirFor(dataset, flags.data),
+    model, bn: !!flags.bn, skip: !!flags.skip, width, dropout, init: typeof flags.init === 'string' ? flags.init : null, snapshotSteps: num('snapshot-steps', 0, { int: true, min: 0 }), dataset, data: dirFor(dataset, flags.data),
     epochs: num('epochs', 3, { int: true, min: 1 }), batch: num('batch', 128, { int: true, min: 1 }), lr: num('lr', 0.05, { min: 0 }),
     momentum: num('momentum', 0.9, { min: 0 }), nesterov: !flags['no-nesterov'], weightDecay: num('wd', 5e-4, { min: 0 }),
     milestones, gamma: num('gamma', 0.1, { min: 0 }), seed: num('seed', 1, { int: true, min: 0 }),

@@ -98,6 +98,8 @@ export class Sequential {
   /** BN running statistics, B basis tensors each like the parameters (not trained by gradients). */
   readonly states: Param[];
   bnMode: BnMode = 'batch';
+  /** Dropout layers drop only while this is set (training); otherwise they are the identity (evaluation). */
+  dropoutActive = false;
 
   constructor(readonly gpu: Gpu, readonly layers: Layer[], readonly B: number, init: Float32Array[], states?: Float32Array[]) {
     const shapes = paramShapes(layers);
@@ -154,7 +156,7 @@ export class Sequential {
           case 'avgpool': y = ops.avgPool2d(ctx, h, { kernel: l.k, stride: l.stride, pad: l.pad }); break;
           case 'adaptive': y = ops.adaptiveAvgPool2d(ctx, h, l.size); break;
           case 'flatten': y = ops.flatten(ctx, h as Tensor); break;
-          case 'dropout': y = ops.dropout(ctx, h, l.p, dropoutSeed + i); break;
+          case 'dropout': y = this.dropoutActive ? ops.dropout(ctx, h, l.p, dropoutSeed + i) : h; break;
           case 'residual': {
             const body = run(l.body, h);
             const sc = l.shortcut ? run(l.shortcut, h) : h;

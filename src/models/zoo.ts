@@ -9,7 +9,7 @@ export interface ModelSpec {
   description: string;
 }
 
-export const MODEL_NAMES = ['tiny', 'small', 'icons', 'squares', 'squares-small', 'cifar', 'mlp', 'resnet20', 'resnet20-noshort', 'resnet8'] as const;
+export const MODEL_NAMES = ['tiny', 'small', 'icons', 'squares', 'squares-small', 'cifar', 'mlp', 'simplecnn', 'resnet20', 'resnet20-noshort', 'resnet8'] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
 /** How the help texts list the models: the fixed names plus the ResNet family. */
 export const MODEL_HELP = `${MODEL_NAMES.filter((n) => !n.startsWith('resnet')).join(', ')}, resnet<D>[-noshort] (D = 6n+2: 8, 20, 32, 44, 56, 110, ...)`;
@@ -27,7 +27,7 @@ export function parseResNet(name: string): { n: number; depth: number; noShortcu
  * bn: batch norm in every conv block (the reference's gamma = weight + 1 form); skip: residual blocks where
  * channels repeat; input: the data's [C, H, W] for the size-agnostic nets (tiny, small).
  */
-export function modelSpec(name: string, o: { bn?: boolean; skip?: boolean; input?: [number, number, number]; width?: number } = {}): ModelSpec {
+export function modelSpec(name: string, o: { bn?: boolean; skip?: boolean; input?: [number, number, number]; width?: number; dropout?: number } = {}): ModelSpec {
   const bn = !!o.bn, reparam = true;
   const input = o.input ?? [1, 28, 28];
   const width = o.width ?? 1;
@@ -41,6 +41,8 @@ export function modelSpec(name: string, o: { bn?: boolean; skip?: boolean; input
     };
   }
   if (width !== 1) throw new Error(`--width ${width}: only the ResNets have a width factor (model "${name}")`);
+  if (o.dropout && name !== 'simplecnn') throw new Error(`--dropout: only simplecnn has a dropout layer (model "${name}")`);
+  if (o.dropout !== undefined && !(o.dropout >= 0 && o.dropout < 1)) throw new Error(`--dropout: a probability in [0, 1) expected, got ${o.dropout}`);
   switch (name) {
     case 'tiny':
       return { layers: convNet({ channels: [input[0], 4], dense: [8], maxpool: true, bn, reparam, pool: [2, 2] }), input, description: `conv ${input[0]}-4 + max-pool, adaptive pool 2x2, dense 16-8-10 (for tests)` };
@@ -60,6 +62,16 @@ export function modelSpec(name: string, o: { bn?: boolean; skip?: boolean; input
         { type: 'adaptive', size: [4, 4] }, { type: 'flatten' }, { type: 'linear', in: 128, out: 32 }, { type: 'relu' }, { type: 'linear', in: 32, out: 10 },
       ];
       return { layers, input, description: `conv 1-4-4-8-8 with max-pool after the first and third${o.skip ? ', residual repeats' : ''}, adaptive pool 4x4, dense 128-32-10 (CPU-sized random-squares net)` };
+    }
+    case 'simplecnn': {
+      // Fort & Jastrzebski's SimpleCNN: 3x3 convs (pad 1) with 16, 32, 32 channels, tanh, 2x2 max-pool after each;
+      // then a linear layer to the classes (with dropout before it when asked)
+      const p = o.dropout ?? 0;
+      const conv = (cin: number, cout: number): Layer[] => [{ type: 'conv', cin, cout, k: 3, pad: 1 }, { type: 'tanh' }, { type: 'maxpool', k: 2 }];
+      const side = (s: number) => Math.floor(Math.floor(Math.floor(s / 2) / 2) / 2);
+      const f = 32 * side(input[1]) * side(input[2]);
+      const layers: Layer[] = [...conv(input[0], 16), ...conv(16, 32), ...conv(32, 32), { type: 'flatten' }, ...(p > 0 ? [{ type: 'dropout', p } as Layer] : []), { type: 'linear', in: f, out: 10 }];
+      return { layers, input, description: `SimpleCNN (Fort & Jastrzebski): conv ${input[0]}-16-32-32, tanh, max-pool, linear ${f}-10${p > 0 ? `, dropout ${p}` : ''}` };
     }
     case 'mlp': {
       // a small smooth (tanh) fully connected net: its Hessian is well defined everywhere (tests, toy runs)

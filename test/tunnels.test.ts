@@ -1,0 +1,63 @@
+// Radial tunnels: every ray and distance evaluated in one batch equals evaluating that point alone; widths by
+// interpolated crossing.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Gpu } from '../src/engine/device.ts';
+import { randn, rng } from '../src/engine/random.ts';
+import { loadFashionMnist } from '../src/data/fashion-mnist.ts';
+import { safetensorsBytes } from '../src/data/formats.ts';
+import { Sequential, initParams, paramShapes } from '../src/models/sequential.ts';
+import { modelSpec } from '../src/models/zoo.ts';
+import { evaluateOnImages } from '../src/models/run.ts';
+import { readCheckpoint } from '../src/experiments/checkpoint.ts';
+import { crossing, runTunnels } from '../src/experiments/tunnels.ts';
+import { testGpu, writeIdx } from './helpers.ts';
+
+let gpu: Gpu;
+const dir = mkdtempSync(join(tmpdir(), 'la-tun-'));
+const data = join(dir, 'data');
+const spec = modelSpec('simplecnn', { dropout: 0.25 });
+beforeAll(async () => {
+  gpu = await testGpu();
+  mkdirSync(data);
+  writeIdx(join(data, 'train'), 30, 1);
+  writeIdx(join(data, 't10k'), 10, 2);
+  const w = initParams(spec.layers, 1, 2);
+  const t: Record<string, { shape: number[]; data: Float32Array }> = {};
+  paramShapes(spec.layers).forEach((s, i) => (t[s.name] = { shape: s.shape, data: w[i] }));
+  writeFileSync(join(dir, 'm.safetensors'), safetensorsBytes(t, { model: 'simplecnn', bn: 'false', skip: 'false', dropout: '0.25' }));
+});
+afterAll(() => gpu?.destroy());
+
+describe('tunnels', () => {
+  it('crossing interpolates the first exceedance', () => {
+    expect(crossing([0, 1, 2, 3], [1, 1.2, 1.8, 3], 1.5)).toBeCloseTo(1.5, 12);
+    expect(crossing([0, 1], [1, 1.1], 2)).toBeNull();
+  });
+
+  it('rays x distances in one batch equal single-point evaluations (SimpleCNN with dropout off in evaluation)', async () => {
+    const ds = { train: loadFashionMnist(data, 'train'), test: loadFashionMnist(data, 't10k') };
+    const ck = readCheckpoint(join(dir, 'm.safetensors'), ds.train.shape);
+    expect(ck.dropout).toBe(0.25);
+    const o = { rays: 3, points: 4, maxFrac: 0.5, delta: 0.1, images: 30, seed: 5, split: 'train' as const };
+    const t = await runTunnels(gpu, ck, ds, o);
+    // rebuild ray 2 as runTunnels draws it, and evaluate its third point alone
+    const sizes = ck.weights.map((w) => w.length);
+    const r = rng(o.seed);
+    let dirs: Float32Array[] = [];
+    for (let q = 0; q < 3; q++) {
+      const d = sizes.map((s) => Float32Array.from({ length: s }, () => randn(r)));
+      const n = Math.sqrt(d.reduce((a, x) => a + x.reduce((b, v) => b + v * v, 0), 0));
+      dirs = d.map((x) => x.map((v) => v / n));
+    }
+    const a = t.a[2];
+    const m = new Sequential(gpu, spec.layers, 1, ck.weights.map((w, i) => w.map((v, j) => v + a * dirs[i][j])));
+    const all = Array.from({ length: ds.train.n }, (_, i) => i);
+    const single = await evaluateOnImages(gpu, m, Float32Array.of(1), ds.train, all);
+    m.dispose();
+    expect(Math.abs(t.loss[2][2] - single.loss[0])).toBeLessThan(1e-5);
+    expect(t.loss.every((ray) => Math.abs(ray[0] - t.L0) < 1e-6)).toBe(true);
+  }, 60_000);
+});
