@@ -10,6 +10,7 @@ import { DIRECTION_HELP, DIR_NORMS, linspace, type DirNorm, type DirType } from 
 import { SurfaceInterrupted, mergeSurfaces, runSurface } from './experiments/surface.ts';
 import { LI_FIGURES_HELP, runLiFigures } from './experiments/li-figures.ts';
 import { TOY_HELP, runToy } from './experiments/toy.ts';
+import { SWA_HELP, swaCommand } from './experiments/swa.ts';
 import { TUNNELS_HELP, tunnelsCommand } from './experiments/tunnels.ts';
 import { SUBSPACE_HELP, subspaceCommand } from './experiments/subspace.ts';
 import { CONNECT_HELP, runConnect, type ConnectOptions } from './experiments/connect.ts';
@@ -385,6 +386,20 @@ ${DIRECTION_HELP}
         console.log(`adapter: ${gpu.adapterInfo}`);
         await tunnelsCommand(gpu, data, dataDir, flags, out, (m) => console.log(m));
         console.log(`wrote ${out}/metrics.json and the plot`);
+        return 0;
+      });
+    },
+  },
+  swa: {
+    summary: 'weight averaging vs prediction ensembling of snapshots at a low and a high learning rate (--help)',
+    run: async (_a, flags) => {
+      if (flags.help) { console.log(SWA_HELP); return 0; }
+      const data = loadSplits('fashion-mnist', fashionMnistDir(flags.data));
+      const out = typeof flags.out === 'string' ? flags.out : runDir('swa');
+      return withGpu(flags, async (gpu) => {
+        console.log(`adapter: ${gpu.adapterInfo}`);
+        await swaCommand(gpu, data, flags, out, (m) => console.log(m));
+        console.log(`wrote ${join(out, 'swa.png')}, metrics.json`);
         return 0;
       });
     },

@@ -1,0 +1,168 @@
+// `loss-atlas swa`: weight averaging against prediction ensembling (Fort & Jastrzebski 2019, section 4.5). From a
+// pretrained network, SGD runs at a low and a high learning rate (constant, or cyclic from the rate down to 1% of it
+// in each cycle) and saves a snapshot every --every steps. The snapshots are the basis of one manifold: each snapshot
+// is a point (identity coefficients), their weight average is the point with coefficients 1/N, so individual
+// accuracies, the average's accuracy and the ensemble's (mean of the softmax outputs, from the points' logits) come
+// from batched passes. The paper's prediction: at a high learning rate the snapshots sit on different wedges and their
+// average leaves the low-loss region, while the ensemble still gains.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Gpu } from '../engine/device.ts';
+import { Manifold } from '../engine/manifold.ts';
+import { crossEntropy } from '../engine/ops.ts';
+import { SGD } from '../engine/optim.ts';
+import { Tape } from '../engine/tape.ts';
+import { Tensor } from '../engine/tensor.ts';
+import { permutation, rng } from '../engine/random.ts';
+import { batchOf, type Dataset } from '../data/fashion-mnist.ts';
+import { safetensorsBytes, type NamedTensor } from '../data/formats.ts';
+import { Sequential, paramShapes } from '../models/sequential.ts';
+import { checkpointSpec, readCheckpoint, type Checkpoint } from './checkpoint.ts';
+import { vegaLitePng } from '../viz/vega.ts';
+
+export interface SwaOptions { lrs: number[]; schedule: 'constant' | 'cyclic'; snapshots: number; every: number; batch: number; momentum: number; images: number; seed: number }
+
+export interface SwaRun { lr: number; individual: number[]; individualLoss: number[]; swa: number; swaLoss: number; ensemble: number; ensembleLoss: number }
+
+/** Learning rate at step s (0-based) of a cycle of `every` steps: constant, or linear from lr down to lr / 100. */
+export const swaLr = (o: Pick<SwaOptions, 'schedule' | 'every'>, lr: number, s: number) => (o.schedule === 'constant' ? lr : lr * (1 - 0.99 * ((s % o.every) / Math.max(1, o.every - 1))));
+
+async function snapshotsFrom(gpu: Gpu, ck: Checkpoint, spec: ReturnType<typeof checkpointSpec>, train: Dataset, lr: number, o: SwaOptions): Promise<Float32Array[][]> {
+  const model = new Sequential(gpu, spec.layers, 1, ck.weights.map((w) => Float32Array.from(w)), ck.states ?? undefined);
+  model.bnMode = ck.states ? 'update' : 'batch';
+  model.dropoutActive = true;
+  const opt = new SGD(gpu, model.params, { lr, momentum: o.momentum, nesterov: false, weightDecay: 0 });
+  const manifold = Manifold.single(gpu);
+  const r = rng(o.seed);
+  let perm = permutation(train.n, r), at = 0;
+  const snaps: Float32Array[][] = [];
+  try {
+    for (let s = 0; snaps.length < o.snapshots; s++) {
+      if (at + o.batch > train.n) { perm = permutation(train.n, r); at = 0; }
+      const idx = perm.subarray(at, at + o.batch); at += o.batch;
+      const { x, y } = batchOf(train, idx);
+      const xt = Tensor.fromArray(gpu, [idx.length, ...train.shape], x, 'swa.x'), yt = Tensor.fromArray(gpu, [idx.length], y, 'swa.y', 'u32');
+      opt.o.lr = swaLr(o, lr, s);
+      const tape = new Tape(gpu, manifold);
+      const out = crossEntropy({ gpu, manifold, tape }, model.forward({ gpu, manifold, tape }, xt, o.seed * 7919 + s), yt);
+      tape.backward([1]);
+      opt.step();
+      const l = await out.read();
+      if (!Number.isFinite(l.loss[0])) throw new Error(`swa: training at lr ${lr} diverged at step ${s + 1} (loss ${l.loss[0]}): use a lower --lrs value`);
+      tape.dispose(); xt.dispose(); yt.dispose();
+      if ((s + 1) % o.every === 0) snaps.push(await Promise.all(model.params.map((p) => p.basis.read())));
+    }
+  } finally {
+    opt.dispose(); model.dispose(); manifold.dispose();
+  }
+  return snaps;
+}
+
+/** Individual, averaged and ensembled test accuracy and loss of snapshots, from batched passes. */
+export async function evaluateSnapshots(gpu: Gpu, spec: ReturnType<typeof checkpointSpec>, snaps: Float32Array[][], test: Dataset, pick: number[]): Promise<Omit<SwaRun, 'lr'>> {
+  const N = snaps.length;
+  const model = new Sequential(gpu, spec.layers, N, snaps[0].map((_, t) => { const all = new Float32Array(N * snaps[0][t].length); snaps.forEach((s, j) => all.set(s[t], j * s[t].length)); return all; }));
+  const K = N + 1; // the snapshots, then their average
+  const coefs = new Float32Array(K * N);
+  for (let j = 0; j < N; j++) { coefs[j * N + j] = 1; coefs[N * N + j] = 1 / N; }
+  const correct = new Float64Array(K), lossSum = new Float64Array(K);
+  let ensCorrect = 0, ensLoss = 0;
+  try {
+    for (let i0 = 0; i0 < pick.length; i0 += 250) {
+      const idx = pick.slice(i0, i0 + 250);
+      const { x, y } = batchOf(test, idx);
+      const xt = Tensor.fromArray(gpu, [idx.length, ...test.shape], x, 'swa.ex');
+      const manifold = new Manifold(gpu, K, N, coefs);
+      const logits = model.forward({ gpu, manifold, tape: null }, xt);
+      const lg = await logits.read();
+      logits.dispose(); xt.dispose(); manifold.dispose();
+      const C = lg.length / (K * idx.length);
+      for (let n = 0; n < idx.length; n++) {
+        const ens = new Float64Array(C);
+        for (let k = 0; k < K; k++) {
+          const row = lg.subarray((k * idx.length + n) * C, (k * idx.length + n + 1) * C);
+          let mx = -Infinity, am = 0;
+          for (let c = 0; c < C; c++) if (row[c] > mx) { mx = row[c]; am = c; }
+          let se = 0;
+          for (let c = 0; c < C; c++) se += Math.exp(row[c] - mx);
+          if (am === y[n]) correct[k]++;
+          lossSum[k] += Math.log(se) + mx - row[y[n]];
+          if (k < N) for (let c = 0; c < C; c++) ens[c] += Math.exp(row[c] - mx) / se / N;
+        }
+        let best = 0;
+        for (let c = 1; c < C; c++) if (ens[c] > ens[best]) best = c;
+        if (best === y[n]) ensCorrect++;
+        ensLoss -= Math.log(Math.max(ens[y[n]], 1e-30));
+      }
+    }
+  } finally {
+    model.dispose();
+  }
+  const M = pick.length;
+  return {
+    individual: Array.from(correct.subarray(0, N), (c) => c / M), individualLoss: Array.from(lossSum.subarray(0, N), (l) => l / M),
+    swa: correct[N] / M, swaLoss: lossSum[N] / M, ensemble: ensCorrect / M, ensembleLoss: ensLoss / M,
+  };
+}
+
+export async function runSwa(gpu: Gpu, ck: Checkpoint, data: { train: Dataset; test: Dataset }, o: SwaOptions, out: string, log: (m: string) => void): Promise<SwaRun[]> {
+  mkdirSync(out, { recursive: true });
+  const spec = checkpointSpec(ck, data.train.shape);
+  if (spec.layers.some((l) => l.type === 'bn')) log('note: batch norm is evaluated with batch statistics here (an average of weights has no running statistics of its own)');
+  const pick = Array.from(permutation(data.test.n, rng(o.seed + 1))).slice(0, Math.min(o.images, data.test.n));
+  const runs: SwaRun[] = [];
+  for (const lr of o.lrs) {
+    log(`lr ${lr} (${o.schedule}): ${o.snapshots} snapshots, one every ${o.every} steps`);
+    const snaps = await snapshotsFrom(gpu, ck, spec, data.train, lr, o);
+    const names = paramShapes(spec.layers);
+    const t: Record<string, NamedTensor> = {};
+    snaps.forEach((s, j) => names.forEach((p, i) => (t[`snap${j}/${p.name}`] = { shape: p.shape, data: s[i] })));
+    writeFileSync(join(out, `snapshots-lr${lr}.safetensors`), safetensorsBytes(t, { model: ck.model, lr: String(lr) }));
+    const r = { lr, ...(await evaluateSnapshots(gpu, spec, snaps, data.test, pick)) };
+    const mean = r.individual.reduce((a, b) => a + b, 0) / r.individual.length;
+    log(`  individual ${(100 * mean).toFixed(1)}% (mean), weight average ${(100 * r.swa).toFixed(1)}%, ensemble ${(100 * r.ensemble).toFixed(1)}%`);
+    runs.push(r);
+  }
+  const rows = runs.flatMap((r) => [
+    { lr: String(r.lr), what: 'snapshots (mean)', acc: 100 * (r.individual.reduce((a, b) => a + b, 0) / r.individual.length) },
+    { lr: String(r.lr), what: 'weight average (SWA)', acc: 100 * r.swa },
+    { lr: String(r.lr), what: 'prediction ensemble', acc: 100 * r.ensemble },
+  ]);
+  await vegaLitePng({
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: `weight averaging vs ensembling of ${o.snapshots} snapshots (${o.schedule} learning rate)`, data: { values: rows },
+    facet: { column: { field: 'lr', type: 'nominal', title: 'learning rate' } },
+    spec: { width: 180, height: 240, mark: 'bar', encoding: { x: { field: 'what', type: 'nominal', title: null, axis: { labelAngle: -30 } }, y: { field: 'acc', type: 'quantitative', title: 'test accuracy %', scale: { zero: false } }, color: { field: 'what', type: 'nominal', legend: null } } },
+  }, join(out, 'swa.png'));
+  const metrics = {
+    schedule: o.schedule, snapshots: o.snapshots, every: o.every,
+    runs: runs.map((r) => ({ lr: r.lr, mean_individual_acc: r.individual.reduce((a, b) => a + b, 0) / r.individual.length, swa_acc: r.swa, ensemble_acc: r.ensemble, swa_loss: r.swaLoss, ensemble_loss: r.ensembleLoss })),
+  };
+  writeFileSync(join(out, 'metrics.json'), JSON.stringify(metrics, null, 2) + '\n');
+  writeFileSync(join(out, 'swa.json'), JSON.stringify(runs) + '\n');
+  return runs;
+}
+
+export const SWA_HELP = `usage: loss-atlas swa --model-file PRETRAINED.safetensors [flags]
+
+From a pretrained network, SGD at each learning rate of --lrs (constant, or --schedule cyclic: from the rate down to 1%
+of it over each cycle of --every steps) saving a snapshot every --every steps; then the test accuracy of each snapshot,
+of their weight average (SWA) and of their prediction ensemble. Writes swa.png, metrics.json, swa.json and the
+snapshots into --out (default runs/swa-<time>).
+  --lrs 0.01,0.2 (low and high)   --schedule constant|cyclic (constant)   --snapshots N (6)   --every N (50)
+  --batch N (64)   --momentum X (0.9)   --images N (2000) test images   --seed N (1)   --data DIR`;
+
+export async function swaCommand(gpu: Gpu, data: { train: Dataset; test: Dataset }, flags: Record<string, string | boolean>, out: string, log: (m: string) => void): Promise<SwaRun[]> {
+  const known = ['model-file', 'lrs', 'schedule', 'snapshots', 'every', 'batch', 'momentum', 'images', 'seed', 'data', 'out', 'verbose', 'help'];
+  for (const k of Object.keys(flags)) if (!known.includes(k)) throw new Error(`unknown flag --${k} (see loss-atlas swa --help)`);
+  if (typeof flags['model-file'] !== 'string') throw new Error('--model-file PATH (a pretrained model.safetensors of loss-atlas train) is required');
+  const int = (k: string, d: number) => { const v = Number(flags[k] ?? d); if (!Number.isInteger(v) || v < 1) throw new Error(`--${k}: a whole number >= 1 expected, got "${flags[k]}"`); return v; };
+  const lrs = typeof flags.lrs === 'string' ? flags.lrs.split(',').map(Number) : [0.01, 0.2];
+  if (lrs.some((l) => !(l > 0))) throw new Error(`--lrs "${flags.lrs}": comma-separated positive learning rates expected`);
+  const schedule = (flags.schedule ?? 'constant') as SwaOptions['schedule'];
+  if (schedule !== 'constant' && schedule !== 'cyclic') throw new Error(`--schedule "${flags.schedule}": constant or cyclic expected`);
+  const momentum = Number(flags.momentum ?? 0.9);
+  if (!(momentum >= 0 && momentum < 1)) throw new Error(`--momentum: a number in [0, 1) expected, got "${flags.momentum}"`);
+  const ck = readCheckpoint(flags['model-file'], data.train.shape);
+  return runSwa(gpu, ck, data, { lrs, schedule, snapshots: int('snapshots', 6), every: int('every', 50), batch: int('batch', 64), momentum, images: int('images', 2000), seed: int('seed', 1) }, out, log);
+}
