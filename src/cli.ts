@@ -10,6 +10,7 @@ import { DIRECTION_HELP, DIR_NORMS, linspace, type DirNorm, type DirType } from 
 import { SurfaceInterrupted, mergeSurfaces, runSurface } from './experiments/surface.ts';
 import { LI_FIGURES_HELP, runLiFigures } from './experiments/li-figures.ts';
 import { TOY_HELP, runToy } from './experiments/toy.ts';
+import { FORT_FIGURES_HELP, runFortFigures } from './experiments/fort-figures.ts';
 import { SWA_HELP, swaCommand } from './experiments/swa.ts';
 import { TUNNELS_HELP, tunnelsCommand } from './experiments/tunnels.ts';
 import { SUBSPACE_HELP, subspaceCommand } from './experiments/subspace.ts';
@@ -400,6 +401,20 @@ ${DIRECTION_HELP}
         console.log(`adapter: ${gpu.adapterInfo}`);
         await swaCommand(gpu, data, flags, out, (m) => console.log(m));
         console.log(`wrote ${join(out, 'swa.png')}, metrics.json`);
+        return 0;
+      });
+    },
+  },
+  'fort-figures': {
+    summary: 'Fort & Jastrzebski\'s experiments at CPU size (toy, connectors, m-connectors, tunnels, subspaces, SWA); --full for a GPU (--help)',
+    run: async (_a, flags) => {
+      if (flags.help) { console.log(FORT_FIGURES_HELP); return 0; }
+      checkFlags(flags, ['full', 'tunnel-sweep', 'out', 'data'], 'fort-figures');
+      const dataDir = fashionMnistDir(flags.data);
+      const data = loadSplits('fashion-mnist', dataDir);
+      return withGpu(flags, async (gpu) => {
+        console.log(`adapter: ${gpu.adapterInfo}`);
+        await runFortFigures(gpu, flags, dataDir, data, (m) => console.log(m));
         return 0;
       });
     },

@@ -6,11 +6,11 @@ import { basename, join, relative } from 'node:path';
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 /** Pictures shown first, in this order (the most telling per kind); any other PNG follows. */
-const PREFERRED = ['summary.png', 'trajectory.png', 'interpolate.png', 'surface_contour.png', 'surface_heatmap.png', 'surface_3d.png', 'hessian_ratio.png', 'hessian_path.png', 'bn_compare.png', 'mask.png'];
+const PREFERRED = ['summary.png', 'trajectory.png', 'interpolate.png', 'surface_contour.png', 'surface_heatmap.png', 'surface_3d.png', 'hessian_ratio.png', 'hessian_path.png', 'bn_compare.png', 'mask.png', 'fort_summary.png', 'li_depth.png', 'li_batch.png', 'hyperplanes.png', 'connect.png', 'triangle.png', 'tunnels.png', 'sweep.png', 'subspace.png', 'swa.png'];
 const RESULTS = ['metrics.json', 'trajectory.json'];
 const DATA = /\.(npy|json|jsonl|safetensors|vtp|csv)$/;
 /** Files that mark a directory as a run. */
-const MARKERS = ['config.json', 'metrics.json', 'surface_meta.json', 'hessian_meta.json'];
+const MARKERS = ['config.json', 'metrics.json', 'surface_meta.json', 'hessian_meta.json', 'summary.json'];
 
 interface Run { dir: string; kind: string; mtime: number; images: string[]; data: string[]; results: string | null; config: string | null }
 
@@ -20,6 +20,12 @@ function kindOf(files: string[]): string {
   if (files.includes('trajectory.png')) return 'trajectory';
   if (files.includes('interpolate.png')) return '1-D interpolation';
   if (files.includes('hessian_meta.json')) return 'Hessian eigenvalues';
+  if (files.includes('hyperplanes.png')) return 'toy landscape';
+  if (files.includes('connect.png') || files.includes('triangle.png')) return 'connector';
+  if (files.includes('tunnels.png') || files.includes('sweep.png')) return 'radial tunnels';
+  if (files.includes('subspace.png')) return 'random subspaces';
+  if (files.includes('swa.png')) return 'SWA vs ensembles';
+  if (files.includes('li_depth.png') || files.includes('fort_summary.png')) return 'figure set';
   if (files.includes('surface_meta.json')) return '2-D surface';
   if (files.includes('model.safetensors')) return 'training';
   return 'run';

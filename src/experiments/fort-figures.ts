@@ -1,0 +1,103 @@
+// `npm run exp:fort-figures`: the toy-model and real-network experiments of Fort & Jastrzebski 2019 at CPU-sized scale
+// (Fashion-MNIST, the paper's 16-32-32 tanh SimpleCNN), or with --full at larger sizes for a GPU. Every step writes its
+// own run directory and is skipped when its metrics.json exists, so the script resumes after an interruption. Ends with
+// summary.json (each step's metrics) and fort_summary.png (the main pictures side by side).
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import type { Gpu } from '../engine/device.ts';
+import type { Dataset } from '../data/fashion-mnist.ts';
+import { runTrain, trainConfig } from './train.ts';
+import { readCheckpoint } from './checkpoint.ts';
+import { runToy } from './toy.ts';
+import { runConnect, type ConnectOptions } from './connect.ts';
+import { tunnelsCommand } from './tunnels.ts';
+import { subspaceCommand } from './subspace.ts';
+import { swaCommand } from './swa.ts';
+
+export const FORT_FIGURES_HELP = `usage: npm run exp:fort-figures [-- --full] [--tunnel-sweep] [--out DIR] [--data DIR]
+
+Fort & Jastrzebski 2019 at CPU size (about 30 to 40 minutes on the 2-core machine): the toy landscape (hyperplane
+threshold, connector, radial well), SimpleCNN optima on Fashion-MNIST, a connector and a Bezier curve between two of
+them, m-connectors for three and four, radial tunnels, random-subspace training with d_int90, and weight averaging vs
+ensembling at a low and a high learning rate. --tunnel-sweep adds the tunnel-width sweep over learning rate, L2, dropout
+and batch size (about 12 more minutes); --full uses larger sizes throughout (a GPU). Writes every step's run directory,
+summary.json and fort_summary.png into --out (default runs/fort-figures).`;
+
+async function gridPng(files: string[], path: string, w = 520): Promise<void> {
+  const tiles = await Promise.all(files.filter(existsSync).map(async (f) => { const buf = await sharp(f).resize({ width: w }).png().toBuffer(); return { buf, h: (await sharp(buf).metadata()).height ?? w }; }));
+  const cols = 2, rowsN = Math.ceil(tiles.length / cols);
+  const rowH = Array.from({ length: rowsN }, (_, r) => Math.max(...tiles.slice(r * cols, r * cols + cols).map((t) => t.h)));
+  const top = (r: number) => rowH.slice(0, r).reduce((a, b) => a + b + 10, 0);
+  await sharp({ create: { width: cols * (w + 10), height: top(rowsN), channels: 3, background: '#ffffff' } })
+    .composite(tiles.map((t, i) => ({ input: t.buf, left: (i % cols) * (w + 10), top: top(Math.floor(i / cols)) }))).png().toFile(path);
+}
+
+export async function runFortFigures(gpu: Gpu, flags: Record<string, string | boolean>, dataDir: string, data: { train: Dataset; test: Dataset }, log: (m: string) => void): Promise<string> {
+  const full = !!flags.full;
+  const out = typeof flags.out === 'string' ? flags.out : join('runs', full ? 'fort-figures-full' : 'fort-figures');
+  mkdirSync(out, { recursive: true });
+  const t0 = performance.now();
+  const stamp = () => `[${((performance.now() - t0) / 1000).toFixed(0)} s]`;
+  const done = (d: string) => existsSync(join(out, d, 'metrics.json'));
+  const summary: Record<string, unknown> = {};
+  const read = (d: string) => JSON.parse(readFileSync(join(out, d, 'metrics.json'), 'utf8'));
+
+  if (!done('toy')) {
+    log(`${stamp()} toy landscape`);
+    await runToy(gpu, full ? { D: '1000', ns: '200,500,800,950', steps: '8000', rays: '64' } : { D: '100', steps: '3000' }, join(out, 'toy'), (m) => log(`  ${m}`));
+  }
+  summary.toy = read('toy');
+
+  // SimpleCNN optima from independent initializations
+  const nOptima = 4;
+  const optimum = (i: number) => join(out, 'optima', `seed${i + 1}`, 'model.safetensors');
+  for (let i = 0; i < nOptima; i++) {
+    if (existsSync(optimum(i))) continue;
+    log(`${stamp()} training SimpleCNN optimum ${i + 1}/${nOptima}`);
+    const dir = join(out, 'optima', `seed${i + 1}`);
+    const cfg = trainConfig({ model: 'simplecnn', epochs: full ? '20' : '3', batch: '64', lr: '0.05', wd: '0', seed: String(i + 1), 'train-images': full ? '0' : '6000', 'eval-images': '2000', data: dataDir }, () => dataDir);
+    await runTrain(gpu, cfg, data, dir, existsSync(join(dir, 'checkpoint', 'state.json')), { log: (m) => log(`  ${m}`) });
+  }
+  const cks = Array.from({ length: nOptima }, (_, i) => readCheckpoint(optimum(i), data.train.shape));
+  summary.optima_test_acc = cks.map((_, i) => JSON.parse(readFileSync(join(out, 'optima', `seed${i + 1}`, 'metrics.json'), 'utf8')).test_acc);
+
+  const base: ConnectOptions = { method: 'fort', points: full ? 9 : 7, steps: full ? 1000 : 200, lr: 1e-3, batch: full ? 128 : 64, images: full ? 5000 : 1000, dense: full ? 61 : 31, seed: 1, probes: full ? 16 : 4, tPerStep: 4 };
+  const connects: [string, typeof cks, ConnectOptions][] = [
+    ['connect-fort', cks.slice(0, 2), base],
+    ['connect-bezier', cks.slice(0, 2), { ...base, method: 'bezier', probes: 0 }],
+    ['connect-triangle', cks.slice(0, 3), { ...base, points: 3, probes: 0, steps: full ? 1000 : 150 }],
+    ['connect-m3', cks.slice(0, 4), { ...base, probes: full ? 16 : 4, steps: full ? 1000 : 150 }],
+  ];
+  for (const [name, set, o] of connects) {
+    if (!done(name)) {
+      log(`${stamp()} ${name}`);
+      await runConnect(gpu, set, data, o, join(out, name), (m) => log(`  ${m}`));
+    }
+    summary[name] = read(name);
+  }
+  if (!done('tunnels')) {
+    log(`${stamp()} radial tunnels around optimum 1`);
+    await tunnelsCommand(gpu, data, dataDir, { 'model-file': optimum(0), rays: full ? '64' : '24', images: full ? '2000' : '500' }, join(out, 'tunnels'), (m) => log(`  ${m}`));
+  }
+  summary.tunnels = read('tunnels');
+  if ((flags['tunnel-sweep'] || full) && !done('tunnels-sweep')) {
+    log(`${stamp()} tunnel widths over learning rate, L2, dropout and batch size`);
+    await tunnelsCommand(gpu, data, dataDir, { sweep: true, rays: '16', images: '500', 'sweep-epochs': full ? '10' : '2', 'sweep-images': full ? '60000' : '4000' }, join(out, 'tunnels-sweep'), (m) => log(`  ${m}`));
+  }
+  if (done('tunnels-sweep')) summary.tunnels_sweep = read('tunnels-sweep');
+  if (!done('subspace')) {
+    log(`${stamp()} random-subspace training`);
+    await subspaceCommand(gpu, data, full ? { models: 'mlp,small,simplecnn', ds: '10,30,100,300,1000,3000', steps: '3000' } : { models: 'mlp,small', ds: '10,50,250', steps: '300', batch: '64', 'eval-images': '1000' }, join(out, 'subspace'), (m) => log(`  ${m}`));
+  }
+  summary.subspace = read('subspace');
+  if (!done('swa')) {
+    log(`${stamp()} weight averaging vs ensembling`);
+    await swaCommand(gpu, data, { 'model-file': optimum(0), lrs: '0.01,0.1', snapshots: full ? '10' : '6', every: full ? '200' : '50' }, join(out, 'swa'), (m) => log(`  ${m}`));
+  }
+  summary.swa = read('swa');
+  writeFileSync(join(out, 'summary.json'), JSON.stringify({ scale: full ? 'full' : 'cpu', adapter: gpu.adapterInfo, seconds_this_invocation: Math.round((performance.now() - t0) / 1000), ...summary }, null, 2) + '\n');
+  await gridPng([join(out, 'toy', 'hyperplanes.png'), join(out, 'toy', 'connector.png'), join(out, 'connect-fort', 'connect.png'), join(out, 'connect-fort', 'deviations.png'), join(out, 'connect-bezier', 'connect.png'), join(out, 'connect-triangle', 'triangle.png'), join(out, 'tunnels', 'tunnels.png'), join(out, 'subspace', 'subspace.png'), join(out, 'swa', 'swa.png'), join(out, 'toy', 'radial.png')], join(out, 'fort_summary.png'));
+  log(`${stamp()} done: ${join(out, 'fort_summary.png')}, summary.json`);
+  return out;
+}
