@@ -6,7 +6,8 @@ import { MPO_HELP, mpoCommand } from './experiments/mpo-cli.ts';
 import { profileCommand } from './experiments/profile.ts';
 import { BN_COMPARE_HELP, bnCompare } from './experiments/bn-compare.ts';
 import { INTERPOLATE_HELP, readCheckpoint, runInterpolate } from './experiments/interpolate.ts';
-import { DIRECTION_HELP, DIR_NORMS, linspace, type DirNorm, type DirType } from './experiments/directions.ts';
+import { DIRECTION_HELP, DIR_NORMS, linspace, readDirections, type DirNorm, type DirType } from './experiments/directions.ts';
+import { checkpointSpec, type Checkpoint, type WeightSet } from './experiments/checkpoint.ts';
 import { SurfaceInterrupted, mergeSurfaces, runSurface } from './experiments/surface.ts';
 import { LI_FIGURES_HELP, runLiFigures } from './experiments/li-figures.ts';
 import { TOY_HELP, runToy } from './experiments/toy.ts';
@@ -80,7 +81,21 @@ function checkpointsAndData(flags: Flags, extra: string[]) {
 }
 
 /** --norm, --ignore, --dir-type, --bn-stats and --images, shared by interpolate, surface and hessian. */
-const DIRECTION_FLAGS = ['norm', 'ignore', 'dir-type', 'bn-stats', 'images'];
+const DIRECTION_FLAGS = ['norm', 'ignore', 'dir-type', 'bn-stats', 'images', 'dir-file'];
+/** --dir-file F: directions saved by an earlier run (surface/hessian: x/ and y/ tensors; interpolate: none or x/). */
+function dirFile(flags: Flags, a: Checkpoint, input: [number, number, number], prefixes: string[]): WeightSet[] | undefined {
+  const f = flags['dir-file'];
+  if (f === undefined) return undefined;
+  if (typeof f !== 'string' || !existsSync(f)) throw new Error(`--dir-file: ${f}: no such file`);
+  const layers = checkpointSpec(a, input).layers;
+  if (prefixes.length === 1 && prefixes[0] === '') {
+    // interpolate: its own direction file has no prefix; a surface's x/ direction works too
+    const t = readSafetensors(f).tensors;
+    return readDirections(f, layers, [Object.keys(t).some((k) => k.startsWith('x/')) ? 'x/' : '']);
+  }
+  return readDirections(f, layers, prefixes);
+}
+
 function directionFlags(flags: Flags, defaultImages: number): { norm: DirNorm; ignoreBiasBn: boolean; images: number; dirType: DirType; bnStats: 'running' | 'batch' } {
   const norm = (typeof flags.norm === 'string' ? flags.norm : 'filter') as DirNorm;
   if (!DIR_NORMS.includes(norm)) throw new Error(`--norm "${norm}": one of ${DIR_NORMS.join(', ')} expected`);
@@ -197,7 +212,9 @@ const commands: Record<string, Command> = {
       const out = typeof flags.out === 'string' ? flags.out : runDir('interpolate');
       return withGpu(flags, async (gpu) => {
         console.log(`adapter: ${gpu.adapterInfo}\n${alphas.length} points of ${a.model}${b ? ' between two checkpoints' : ` along a random ${norm}-normalized direction`}, ${images || 'all'} images per split`);
-        const opts = { alphas, norm, ignoreBiasBn, dirType, bnStats, seed: Number(flags.seed ?? 123), images, logScale: !!flags.log, lossMax };
+        if (b && flags['dir-file'] !== undefined) throw new Error('--dir-file and --model-file2: the direction is either B - A or the saved one');
+        const saved = b ? undefined : dirFile(flags, a, data.train.shape, [''])?.[0];
+        const opts = { alphas, norm, ignoreBiasBn, dirType, bnStats, seed: Number(flags.seed ?? 123), images, logScale: !!flags.log, lossMax, direction: saved };
         mkdirSync(out, { recursive: true });
         writeFileSync(join(out, 'config.json'), JSON.stringify({ modelFile: fileA, modelFile2: fileB, ...opts, alphas: undefined, x: flags.x ?? null, adapter: gpu.adapterInfo }, null, 2) + '\n');
         const r = await runInterpolate(gpu, a, b, data, opts, out);
@@ -242,7 +259,7 @@ ${DIRECTION_HELP}
         process.on('SIGINT', onSig);
         const t0 = performance.now();
         try {
-          const r = await runSurface(gpu, a, [t2, t3], data, { xs, ys, split, images, norm, ignoreBiasBn, dirType, bnStats, seed: Number(flags.seed ?? 123), block, shard, zmax: flags.zmax !== undefined ? Number(flags.zmax) : undefined, log: !!flags.log }, out, {
+          const r = await runSurface(gpu, a, [t2, t3], data, { xs, ys, split, images, norm, ignoreBiasBn, dirType, bnStats, seed: Number(flags.seed ?? 123), block, shard, directions: dirFile(flags, a, data.train.shape, ['x/', 'y/']) as [WeightSet, WeightSet] | undefined, zmax: flags.zmax !== undefined ? Number(flags.zmax) : undefined, log: !!flags.log }, out, {
             shouldStop: () => stop,
             onBlock: (done, total) => process.stderr.write(`${done}/${total} points  ${((performance.now() - t0) / 1000).toFixed(0)} s\n`),
           });
@@ -301,7 +318,8 @@ ${DIRECTION_HELP}
       if (flags.path && flags.y !== undefined) throw new Error('--path and --y: a path has no y axis');
       const xs = linspace(typeof flags.x === 'string' ? flags.x : '-1:1:11', 'x');
       const ys = flags.path ? null : linspace(typeof flags.y === 'string' ? flags.y : '-1:1:11', 'y');
-      const opts = { xs, ys, split, images, norm, ignoreBiasBn, dirType, bnStats, seed: intFlag(flags, 'seed', 123, 0), block: intFlag(flags, 'block', 8, 1), iters: intFlag(flags, 'iters', 30, 2), tol: numFlag(flags, 'tol', 0.01), eps: numFlag(flags, 'eps', 1e-3), shard: shardFlag(flags) };
+      const dirs = dirFile(flags, a, data.train.shape, ys ? ['x/', 'y/'] : ['x/']);
+      const opts = { xs, ys, split, images, norm, ignoreBiasBn, dirType, bnStats, directions: dirs ? ([dirs[0], dirs[1] ?? dirs[0]] as [WeightSet, WeightSet]) : undefined, seed: intFlag(flags, 'seed', 123, 0), block: intFlag(flags, 'block', 8, 1), iters: intFlag(flags, 'iters', 30, 2), tol: numFlag(flags, 'tol', 0.01), eps: numFlag(flags, 'eps', 1e-3), shard: shardFlag(flags) };
       const out = typeof flags.out === 'string' ? flags.out : runDir('hessian');
       return withGpu(flags, async (gpu) => {
         console.log(`adapter: ${gpu.adapterInfo}\n${ys ? `${xs.length} x ${ys.length} grid` : `${xs.length}-point path`} around ${a.model}, ${images || 'all'} ${split} images, up to ${opts.iters} Lanczos iterations, into ${out}`);

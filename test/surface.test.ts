@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Gpu } from '../src/engine/device.ts';
 import { loadFashionMnist } from '../src/data/fashion-mnist.ts';
-import { readNpy, safetensorsBytes } from '../src/data/formats.ts';
+import { readNpy, readSafetensors, safetensorsBytes } from '../src/data/formats.ts';
+import { readDirections } from '../src/experiments/directions.ts';
 import { Sequential, initParams, paramShapes } from '../src/models/sequential.ts';
 import { modelSpec } from '../src/models/zoo.ts';
 import { evaluateOnImages } from '../src/models/run.ts';
@@ -48,6 +49,28 @@ describe('surface', () => {
     m.dispose();
     expect(Math.abs(full.loss[1 * 5 + 2] - own.loss[0])).toBeLessThan(1e-5);
     expect(existsSync(join(dir, 'full', 'surface_heatmap.png'))).toBe(true);
+  });
+});
+
+describe('surface directions', () => {
+  it('a block point equals that point evaluated alone; --dir-file directions reproduce the surface; another architecture is named', async () => {
+    const ds = { train: loadFashionMnist(data, 'train'), test: loadFashionMnist(data, 't10k') };
+    const a = readCheckpoint(join(dir, 'm.safetensors'), ds.train.shape);
+    const o: SurfaceOptions = { xs: [-1, 0, 1], ys: [-1, 1], split: 'train', images: 0, norm: 'filter', ignoreBiasBn: true, dirType: 'weights', bnStats: 'batch', seed: 8, block: 6 };
+    const first = await runSurface(gpu, a, [null, null], ds, o, join(dir, 'd1'));
+    const [dx, dy] = readDirections(join(dir, 'd1', 'directions.safetensors'), spec.layers, ['x/', 'y/']);
+    // the corner (x = 1, y = -1) alone, with materialized weights
+    const m = new Sequential(gpu, spec.layers, 1, a.weights.map((w, i) => w.map((v, j) => v + dx.weights[i][j] - dy.weights[i][j])));
+    const own = await evaluateOnImages(gpu, m, Float32Array.of(1), ds.train, Array.from({ length: ds.train.n }, (_, i) => i));
+    m.dispose();
+    expect(Math.abs(first.loss[2] - own.loss[0])).toBeLessThan(1e-5);
+    const again = await runSurface(gpu, a, [null, null], ds, { ...o, seed: 99, directions: [dx, dy] }, join(dir, 'd2'));
+    // seed 99 would draw other directions (and another image order: float sums differ in the last bits)
+    again.loss.forEach((l, k) => expect(Math.abs(l - first.loss[k])).toBeLessThan(1e-5));
+    // tiny's tensors under another model's name
+    const t = readSafetensors(join(dir, 'm.safetensors')).tensors;
+    writeFileSync(join(dir, 'other.safetensors'), safetensorsBytes(t, { model: 'small', bn: 'false', skip: 'false' }));
+    expect(() => readCheckpoint(join(dir, 'other.safetensors'), ds.train.shape)).toThrow(/other\.safetensors: tensor \S+ (of model small missing|has \d+ values)/);
   });
 });
 

@@ -4,7 +4,7 @@
 // set to 0 with ignoreBiasBn, else copied from the weights. Or a target direction theta2 - theta1.
 import { rng, randn } from '../engine/random.ts';
 import type { WeightSet } from './checkpoint.ts';
-import type { NamedTensor } from '../data/formats.ts';
+import { readSafetensors, type NamedTensor } from '../data/formats.ts';
 import { paramShapes, stateShapes, type Layer } from '../models/sequential.ts';
 
 export type DirNorm = 'filter' | 'layer' | 'weight' | 'none';
@@ -81,4 +81,25 @@ export function directionTensors(prefix: string, layers: Layer[], d: WeightSet):
 /** Help lines of the direction flags (interpolate, surface, hessian). */
 export const DIRECTION_HELP = `  --norm filter|layer|weight|none (filter)    --ignore biasbn: zero the direction on biases and BN parameters
   --dir-type weights|states (weights): states also moves the BN running statistics along the directions
-  --bn-stats running|batch (running): BN with the checkpoint's running statistics (eval mode), or each point's batch statistics`;
+  --bn-stats running|batch (running): BN with the checkpoint's running statistics (eval mode), or each point's batch statistics
+  --dir-file F   reuse the directions saved by an earlier run (directions.safetensors / direction.safetensors)`;
+
+/**
+ * Directions saved by surface / hessian (tensors prefixed x/ and y/) or interpolate (no prefix) read back as
+ * WeightSets, for `--dir-file`: each parameter must be there with its shape; running statistics are optional.
+ */
+export function readDirections(path: string, layers: Layer[], prefixes: string[]): WeightSet[] {
+  const { tensors } = readSafetensors(path);
+  return prefixes.map((prefix) => {
+    const weights = paramShapes(layers).map((s) => {
+      const t = tensors[`${prefix}${s.name}`];
+      const n = s.shape.reduce((a, b) => a * b, 1);
+      if (!t) throw new Error(`${path}: no tensor ${prefix}${s.name} (a direction file of another model, or not a direction file?)`);
+      if (t.data.length !== n) throw new Error(`${path}: tensor ${prefix}${s.name} has ${t.data.length} values, the model needs ${n}`);
+      return t.data;
+    });
+    const st = stateShapes(layers);
+    const states = st.length && st.every((s) => tensors[`${prefix}${s.name}`]) ? st.map((s) => tensors[`${prefix}${s.name}`].data) : null;
+    return { weights, states };
+  });
+}

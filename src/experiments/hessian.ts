@@ -139,7 +139,7 @@ export async function extremeEigenvalues(hvp: HvpEngine, coefs: number[][], seed
   });
 }
 
-export interface HessianOptions extends Pick<SurfaceOptions, 'norm' | 'ignoreBiasBn' | 'dirType' | 'bnStats' | 'seed' | 'split' | 'images' | 'shard'> {
+export interface HessianOptions extends Pick<SurfaceOptions, 'norm' | 'ignoreBiasBn' | 'dirType' | 'bnStats' | 'seed' | 'split' | 'images' | 'shard' | 'directions'> {
   xs: number[];
   /** null: a 1-D path along d1 only. */
   ys: number[] | null;

@@ -10,7 +10,7 @@ import type { Dataset } from '../data/fashion-mnist.ts';
 import { paramShapes } from '../models/sequential.ts';
 import { evaluateOnImages } from '../models/run.ts';
 import { DIRECTION_HELP, DIR_NORMS, directionTensors, randomDirectionSet, targetDirectionSet, type DirNorm, type DirType } from './directions.ts';
-import { bnModeFor, checkpointSpec, manifoldModel, sameModel, type Checkpoint } from './checkpoint.ts';
+import { bnModeFor, checkpointSpec, manifoldModel, sameModel, type Checkpoint, type WeightSet } from './checkpoint.ts';
 import { vegaLitePng } from '../viz/vega.ts';
 
 export { readCheckpoint, type Checkpoint } from './checkpoint.ts';
@@ -25,6 +25,8 @@ export interface InterpolateOptions {
   bnStats: 'running' | 'batch';
   seed: number;
   images: number;
+  /** An explicit direction (e.g. read from a direction file), used instead of a random one. */
+  direction?: WeightSet;
   logScale: boolean;
   lossMax: number;
 }
@@ -44,7 +46,7 @@ export async function runInterpolate(gpu: Gpu, a: Checkpoint, b: Checkpoint | nu
   const shapes = paramShapes(spec.layers).map((p) => p.shape);
   const bnMode = bnModeFor(a, o.bnStats, spec.layers);
   if (b && bnMode === 'running' && o.dirType === 'states' && !b.states) throw new Error(`${b.path}: no running statistics to interpolate (use --dir-type weights or --bn-stats batch)`);
-  const d = b ? targetDirectionSet(a, b, o.dirType) : randomDirectionSet(a, shapes, { seed: o.seed, norm: o.norm, ignoreBiasBn: o.ignoreBiasBn, dirType: o.dirType });
+  const d = b ? targetDirectionSet(a, b, o.dirType) : o.direction ?? randomDirectionSet(a, shapes, { seed: o.seed, norm: o.norm, ignoreBiasBn: o.ignoreBiasBn, dirType: o.dirType });
   if (!b) writeFileSync(join(out, 'direction.safetensors'), safetensorsBytes(directionTensors('', spec.layers, d), { norm: o.norm, ignore: o.ignoreBiasBn ? 'biasbn' : '', seed: String(o.seed), dir_type: o.dirType }));
   const model = manifoldModel(gpu, spec, [a, d], bnMode);
   const coefs = Float32Array.from(o.alphas.flatMap((al) => [1, al]));
