@@ -5,6 +5,8 @@ Two formulations of the same step as `npm run bench` times (icon net / CIFAR net
   torch-loop: the reference's way, one forward and one backward per cell (gradients accumulate), then Adam;
   torch-vmap: torch.func.vmap over cells with functional_call, one backward for all cells.
 f32 with TF32 off; CUDA events around each step; warm-up excluded; median and spread of the timed steps.
+Also the loss-surface workload (surface-icons): the reference tool's loop over grid points (weights set in place, one
+forward each), timed on a subset of the points and reported per grid.
 Writes JSON rows in bench/mpo.ts's schema; `npm run bench -- --torch PATH` merges them into its table and JSON.
 
 usage: python3 bench/torch_reference.py [--quick] [--steps N] [--out PATH]
@@ -120,6 +122,43 @@ def step_vmap(model, plane, opt, offsets, n_good, x, y, clamp=2.5, c=1.0, clip=1
     opt.step()
 
 
+def surface_rows(dev, quick, name):
+    """The loss-surface workload: a side x side grid theta + a d1 + b d2 of the icon net, each point on the same images,
+    the reference tool's way (weights set in place, one forward per point; timed on a subset, reported per grid)."""
+    side, images, timed = (5, 100, 4) if quick else (51, 1000, 50)
+    model = WORKLOADS["mpo-fashion"][0](False).to(dev).eval()
+    theta = [p.detach().clone() for p in model.parameters()]
+    d1 = [0.05 * torch.randn_like(p) for p in theta]
+    d2 = [0.05 * torch.randn_like(p) for p in theta]
+    x = torch.randn(images, 1, 28, 28, device=dev)
+    y = torch.arange(images, device=dev) % 10
+    lin = [-1 + 2 * i / (side - 1) for i in range(side)]
+    points = [(a, b) for b in lin for a in lin][:timed]
+
+    def run(pts):
+        with torch.no_grad():
+            for a_, b_ in pts:
+                for p, t, u, v in zip(model.parameters(), theta, d1, d2):
+                    p.copy_(t + a_ * u + b_ * v)
+                F.cross_entropy(model(x), y).item()
+
+    run(points[:2])  # warm-up
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    run(points)
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    per_point = (time.perf_counter() - t) * 1000 / len(points)
+    k = side * side
+    row = {"impl": "torch-loop", "workload": "surface-icons", "bn": False, "cells": k, "batch": images,
+           "ms_per_step": round(per_point * k, 1), "ms_spread": [round(per_point * k, 1)] * 2, "gpu_ms_per_step": None,
+           "cell_images_per_s": round(images * 1000 / per_point, 1), "points_per_s": round(1000 / per_point, 2),
+           "timed_points": len(points), "peak_bytes": torch.cuda.max_memory_allocated() if dev.type == "cuda" else None}
+    print(json.dumps(row), file=sys.stderr)
+    return [row]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -180,6 +219,7 @@ def main():
                         }
                         rows.append(row)
                         print(json.dumps(row), file=sys.stderr)
+    rows += surface_rows(dev, a.quick, name)
     out = {"adapter": name, "torch": torch.__version__, "tf32": False, "rows": rows}
     path = a.out or f"bench/results/torch-{name.replace(' ', '-')}-{time.strftime('%Y-%m-%d')}.json"
     with open(path, "w") as f:
