@@ -11,7 +11,9 @@ out="${OUT:-/tmp/device-check}"
 mkdir -p "$out"
 npx tsx src/cli.ts gradcheck --verbose 2>&1 | tee "$out/gradcheck.txt"
 npx tsx bench/kernels.ts --json "$out/kernels.json" 2>&1 | tee "$out/kernels.txt"
-npx tsx bench/mpo.ts --json "$out/mpo-bench.json" 2>&1 | tee "$out/mpo-bench.txt"
+# PyTorch reference first (quick sizes unless TORCH_FULL=1), then our benchmark merged with it (incl. the surface workload)
+python3 bench/torch_reference.py ${TORCH_FULL:+} $([ -z "${TORCH_FULL:-}" ] && echo --quick) --out "$out/torch.json" 2>&1 | tee "$out/torch.txt"
+npx tsx bench/mpo.ts --json "$out/mpo-bench.json" $([ -f "$out/torch.json" ] && echo --torch "$out/torch.json") 2>&1 | tee "$out/mpo-bench.txt"
 data="${DEVICE_DATA_DIR:-}/fashion-mnist"
 if [ -f "$data/train-images-idx3-ubyte.gz" ]; then
   npx tsx src/cli.ts profile --preset fashion-pattern --data "$data" --profile-steps "${PROFILE_STEPS:-6}" --trace "$out/trace.json" 2>&1 | tee "$out/profile.txt"
