@@ -178,7 +178,7 @@ async function main(): Promise<void> {
   for (const workload of workloads) {
     if (workload === 'surface-icons') {
       const side = Number(flag('surface-side') ?? (quick ? 5 : 51)), images = Number(flag('surface-images') ?? (quick ? 100 : 1000));
-      rows.push(...await surfaceBench(gpu, prof, { side, images, peers: peers.filter((p) => p !== 'tfjs-cpu' || quick), peerPoints: Number(flag('peer-points') ?? (quick ? 4 : 50)), roof }));
+      rows.push(...await surfaceBench(gpu, prof, { side, images, peers: peers.filter((p) => p !== 'tfjs-cpu'), peerPoints: Number(flag('peer-points') ?? (quick ? 4 : 50)), roof }));
       continue;
     }
     if (workload !== 'mpo-fashion' && workload !== 'mpo-cifar') throw new Error(`--workloads: ${workload} is not one of mpo-fashion, mpo-cifar, surface-icons`);
