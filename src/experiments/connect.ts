@@ -189,9 +189,16 @@ async function shortDirections(gpu: Gpu, spec: ReturnType<typeof checkpointSpec>
   for (const p of points) {
     const hvp = new HvpEngine(gpu, spec, [{ weights: unflat(p, shapes), states: null }], 'batch', { data, pick }, 1e-3);
     const r = rng(o.seed + 11);
+    // Rademacher probes, scaled to unit length for the finite difference (its step is eps along a unit vector); H v is
+    // linear in v, so the products are scaled back
     const vs = Array.from({ length: o.probes }, () => Float64Array.from({ length: hvp.n }, () => (r() < 0.5 ? -1 : 1)));
-    const { hv } = await hvp.products(vs.map(() => [1]), vs);
-    hvp.dispose();
+    const scale = Math.sqrt(hvp.n);
+    let hv: Float64Array[];
+    try {
+      hv = (await hvp.products(vs.map(() => [1]), vs.map((v) => v.map((x) => x / scale)))).hv.map((h) => h.map((x) => x * scale));
+    } finally {
+      hvp.dispose();
+    }
     let tr = 0, tr2 = 0;
     hv.forEach((h, i) => { let a = 0, b = 0; for (let q = 0; q < h.length; q++) { a += vs[i][q] * h[q]; b += h[q] * h[q]; } tr += a / o.probes; tr2 += b / o.probes; });
     out.push((tr * tr) / tr2);

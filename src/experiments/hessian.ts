@@ -170,19 +170,29 @@ export async function runHessian(gpu: Gpu, a: Checkpoint, targets: [Checkpoint |
   const shape = o.ys ? [ny, nx] : [nx];
   const arrays: Record<(typeof ARRAYS)[number], Float32Array> = { max: new Float32Array(K).fill(NaN), min: new Float32Array(K).fill(NaN), loss: new Float32Array(K).fill(NaN), iters: new Float32Array(K).fill(NaN) };
   const path = (k: string) => join(out, `hessian_${k}.npy`);
+  const sh = o.shard ?? { i: 0, n: 1 };
+  // everything that decides a point's value: a resumed run must match it (only the shard may differ)
+  const meta = {
+    x: o.xs, y: o.ys, split: o.split, images: o.images, norm: o.norm, ignoreBiasBn: o.ignoreBiasBn, seed: o.seed, model: a.model, modelFile: a.path,
+    targets: targets.map((t) => t?.path ?? null), explicitDirections: !!o.directions, dirType: o.dirType, bnStats: o.bnStats, iters: o.iters, tol: o.tol, eps: o.eps, shard: sh,
+  };
+  const metaPath = join(out, 'hessian_meta.json');
   if (ARRAYS.every((k) => existsSync(path(k)))) {
+    if (existsSync(metaPath)) {
+      const old = JSON.parse(readFileSync(metaPath, 'utf8'));
+      const key = (m: Record<string, unknown>) => JSON.stringify({ ...m, shard: undefined });
+      if (key(old) !== key(meta)) throw new Error(`${out} holds a Hessian map with other settings (grid, images, directions, seed, iterations or checkpoint); use another --out`);
+    }
     for (const k of ARRAYS) {
       const r = readNpy(path(k));
-      if (r.shape.join() !== shape.join()) throw new Error(`${path(k)}: grid [${r.shape}] does not match --x/--y [${shape}]; use another --out`);
+      if (r.shape.join() !== shape.join()) throw new Error(`${path(k)}: grid [${r.shape}] does not match ${o.ys ? '--x/--y' : '--x'} [${shape}]; use another --out`);
       arrays[k] = r.data;
     }
   }
-  const sh = o.shard ?? { i: 0, n: 1 };
-  const meta = { x: o.xs, y: o.ys, split: o.split, images: o.images, norm: o.norm, seed: o.seed, model: a.model, dirType: o.dirType, bnStats: o.bnStats, iters: o.iters, tol: o.tol, eps: o.eps, shard: sh };
-  atomicWrite(join(out, 'hessian_meta.json'), JSON.stringify(meta) + '\n');
+  atomicWrite(metaPath, JSON.stringify(meta) + '\n');
   const mine = (k: number) => k % sh.n === sh.i;
   const own = Array.from({ length: K }, (_, k) => k).filter(mine);
-  const todo = own.filter((k) => Number.isNaN(arrays.max[k]));
+  const todo = own.filter((k) => Number.isNaN(arrays.iters[k])); // iters is finite once a point is done, even if its values are not
   const ds = data[o.split];
   const n = o.images > 0 ? Math.min(o.images, ds.n) : ds.n;
   const pick = Array.from(permutation(ds.n, rng(o.seed + 17))).slice(0, n);
@@ -272,7 +282,8 @@ export async function mergeHessians(dirs: string[], out: string): Promise<Hessia
     if (!existsSync(p)) throw new Error(`${d}: no hessian_meta.json (not a hessian run directory?)`);
     return JSON.parse(readFileSync(p, 'utf8'));
   });
-  const key = (m: Record<string, unknown>) => JSON.stringify({ ...m, shard: undefined });
+  // shards may run on machines with other paths to the same checkpoint
+  const key = (m: Record<string, unknown>) => JSON.stringify({ ...m, shard: undefined, modelFile: undefined, targets: undefined });
   metas.forEach((m, i) => { if (key(m) !== key(metas[0])) throw new Error(`merge: ${dirs[i]} is a different Hessian map (grid, images, directions or settings) from ${dirs[0]}`); });
   const xs: number[] = metas[0].x, ys: number[] | null = metas[0].y;
   const K = xs.length * (ys ? ys.length : 1);
@@ -280,12 +291,12 @@ export async function mergeHessians(dirs: string[], out: string): Promise<Hessia
   for (const d of dirs) {
     const parts = Object.fromEntries(ARRAYS.map((k) => [k, readNpy(join(d, `hessian_${k}.npy`)).data]));
     for (let k = 0; k < K; k++) {
-      if (Number.isNaN(parts.max[k])) continue;
-      if (!Number.isNaN(merged.max[k]) && merged.max[k] !== parts.max[k]) throw new Error(`merge: point ${k} has two different values (${merged.max[k]} and ${parts.max[k]} in ${d})`);
+      if (Number.isNaN(parts.iters[k])) continue;
+      if (!Number.isNaN(merged.iters[k]) && !Object.is(merged.max[k], parts.max[k])) throw new Error(`merge: point ${k} has two different values (${merged.max[k]} and ${parts.max[k]} in ${d})`);
       for (const a of ARRAYS) merged[a][k] = parts[a][k];
     }
   }
-  const missing = Array.from(merged.max).filter(Number.isNaN).length;
+  const missing = Array.from(merged.iters).filter(Number.isNaN).length;
   if (missing) throw new Error(`merge: ${missing} of ${K} points are in none of the shards (a shard unfinished or missing?)`);
   mkdirSync(out, { recursive: true });
   atomicWrite(join(out, 'hessian_meta.json'), JSON.stringify({ ...metas[0], shard: { i: 0, n: 1 } }) + '\n');

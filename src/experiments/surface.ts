@@ -64,13 +64,20 @@ export async function runSurface(gpu: Gpu, a: Checkpoint, targets: [Checkpoint |
   const nx = o.xs.length, ny = o.ys.length, K = nx * ny;
   const lossPath = join(out, 'surface_loss.npy'), accPath = join(out, 'surface_acc.npy');
   let loss: Float32Array = new Float32Array(K).fill(NaN), acc: Float32Array = new Float32Array(K).fill(NaN);
+  const sh = o.shard ?? { i: 0, n: 1 };
+  const meta = { x: o.xs, y: o.ys, split: o.split, images: o.images, norm: o.norm, ignoreBiasBn: o.ignoreBiasBn, seed: o.seed, model: a.model, explicitDirections: !!o.directions, dirType: o.dirType, bnStats: o.bnStats, shard: sh };
+  const metaPath = join(out, 'surface_meta.json');
   if (existsSync(lossPath) && existsSync(accPath)) {
+    if (existsSync(metaPath)) {
+      const old = JSON.parse(readFileSync(metaPath, 'utf8'));
+      const key = (m: Record<string, unknown>) => JSON.stringify({ ...m, shard: undefined });
+      if (key(old) !== key(meta)) throw new Error(`${out} holds a surface with other settings (grid, images, directions, seed or model); use another --out`);
+    }
     const l = readNpy(lossPath), c = readNpy(accPath);
     if (l.shape.join() === `${ny},${nx}` && c.shape.join() === `${ny},${nx}`) { loss = l.data; acc = c.data; }
     else throw new Error(`${lossPath}: grid [${l.shape}] does not match --x/--y [${ny},${nx}]; use another --out`);
   }
-  const sh = o.shard ?? { i: 0, n: 1 };
-  atomicWrite(join(out, 'surface_meta.json'), JSON.stringify({ x: o.xs, y: o.ys, split: o.split, images: o.images, norm: o.norm, seed: o.seed, model: a.model, dirType: o.dirType, bnStats: o.bnStats, shard: sh }) + '\n');
+  atomicWrite(metaPath, JSON.stringify(meta) + '\n');
   const mine = (k: number) => k % sh.n === sh.i;
   const todo = Array.from({ length: K }, (_, k) => k).filter((k) => mine(k) && Number.isNaN(loss[k]));
   const ownCount = Array.from({ length: K }, (_, k) => k).filter(mine).length;

@@ -18,6 +18,7 @@ import { batchOf, type Dataset } from '../data/fashion-mnist.ts';
 import { safetensorsBytes, type NamedTensor } from '../data/formats.ts';
 import { Sequential, paramShapes } from '../models/sequential.ts';
 import { checkpointSpec, readCheckpoint, type Checkpoint } from './checkpoint.ts';
+import { pointsPerBlock } from '../models/run.ts';
 import { vegaLitePng } from '../viz/vega.ts';
 
 export interface SwaOptions { lrs: number[]; schedule: 'constant' | 'cyclic'; snapshots: number; every: number; batch: number; momentum: number; images: number; seed: number }
@@ -48,8 +49,8 @@ async function snapshotsFrom(gpu: Gpu, ck: Checkpoint, spec: ReturnType<typeof c
       tape.backward([1]);
       opt.step();
       const l = await out.read();
-      if (!Number.isFinite(l.loss[0])) throw new Error(`swa: training at lr ${lr} diverged at step ${s + 1} (loss ${l.loss[0]}): use a lower --lrs value`);
       tape.dispose(); xt.dispose(); yt.dispose();
+      if (!Number.isFinite(l.loss[0])) throw new Error(`swa: training at lr ${lr} diverged at step ${s + 1} (loss ${l.loss[0]}): use a lower --lrs value`);
       if ((s + 1) % o.every === 0) snaps.push(await Promise.all(model.params.map((p) => p.basis.read())));
     }
   } finally {
@@ -65,17 +66,26 @@ export async function evaluateSnapshots(gpu: Gpu, spec: ReturnType<typeof checkp
   const K = N + 1; // the snapshots, then their average
   const coefs = new Float32Array(K * N);
   for (let j = 0; j < N; j++) { coefs[j * N + j] = 1; coefs[N * N + j] = 1 / N; }
+  const chunk = 250;
+  const perBlock = pointsPerBlock(gpu, spec.layers, chunk, test.shape, K); // points per pass within the binding limit
   const correct = new Float64Array(K), lossSum = new Float64Array(K);
   let ensCorrect = 0, ensLoss = 0;
   try {
-    for (let i0 = 0; i0 < pick.length; i0 += 250) {
-      const idx = pick.slice(i0, i0 + 250);
+    for (let i0 = 0; i0 < pick.length; i0 += chunk) {
+      const idx = pick.slice(i0, i0 + chunk);
       const { x, y } = batchOf(test, idx);
       const xt = Tensor.fromArray(gpu, [idx.length, ...test.shape], x, 'swa.ex');
-      const manifold = new Manifold(gpu, K, N, coefs);
-      const logits = model.forward({ gpu, manifold, tape: null }, xt);
-      const lg = await logits.read();
-      logits.dispose(); xt.dispose(); manifold.dispose();
+      const parts: Float32Array[] = [];
+      for (let k0 = 0; k0 < K; k0 += perBlock) {
+        const kb = Math.min(perBlock, K - k0);
+        const manifold = new Manifold(gpu, kb, N, coefs.subarray(k0 * N, (k0 + kb) * N));
+        const logits = model.forward({ gpu, manifold, tape: null }, xt);
+        parts.push(await logits.read());
+        logits.dispose(); manifold.dispose();
+      }
+      xt.dispose();
+      const lg = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+      parts.reduce((o, p) => (lg.set(p, o), o + p.length), 0);
       const C = lg.length / (K * idx.length);
       for (let n = 0; n < idx.length; n++) {
         const ens = new Float64Array(C);

@@ -342,6 +342,7 @@ export async function runToy(gpu: Gpu, flags: Record<string, string | boolean>, 
   const ns = typeof flags.ns === 'string' ? flags.ns.split(',').map(Number) : [0.2, 0.4, 0.6, 0.8].map((f) => Math.round(f * D));
   if (ns.some((n) => !Number.isInteger(n) || n < 0 || n >= D)) throw new Error(`--ns "${flags.ns}": comma-separated wedge dimensions from 0 to D-1 = ${D - 1} expected`);
   const steps = int('steps', 4000), seed = int('seed', 1, 0), n = int('n', Math.round(D / 2), 0);
+  if (n >= D) throw new Error(`--n ${n}: the wedge dimension must be below D = ${D} (with n >= D the loss is zero everywhere)`);
   const lr = Number(flags.lr ?? 0.02), success = Number(flags.success ?? 1e-4);
   if (!(lr > 0) || !(success > 0)) throw new Error('--lr and --success: positive numbers expected');
   mkdirSync(out, { recursive: true });

@@ -75,7 +75,9 @@ export function loadModel(gpu: Gpu, layers: ReturnType<typeof modelSpec>['layers
   const { tensors } = readSafetensors(path);
   const init = initParams(layers, 1, 0);
   const model = new Sequential(gpu, layers, 1, init);
-  for (const p of [...model.params, ...model.states]) {
+  const noStates = model.states.every((p) => !tensors[p.name]);
+  if (noStates && model.states.length) console.warn(`${path}: no batch-norm running statistics in the file (written before loss-atlas kept them): starting them at mean 0, variance 1`);
+  for (const p of [...model.params, ...(noStates ? [] : model.states)]) {
     const t = tensors[p.name];
     if (!t) throw new Error(`${path}: no tensor ${p.name} (is it a checkpoint of another model?)`);
     if (t.data.length !== p.size) throw new Error(`${path}: tensor ${p.name} has ${t.data.length} values, the model needs ${p.size}`);

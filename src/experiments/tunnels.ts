@@ -57,8 +57,9 @@ export async function runTunnels(gpu: Gpu, ck: Checkpoint, data: { train: Datase
 
 const stats = (w: (number | null)[]) => {
   const v = w.filter((x): x is number => x !== null);
-  const mean = v.reduce((s, x) => s + x, 0) / Math.max(1, v.length);
-  const sd = Math.sqrt(v.reduce((s, x) => s + (x - mean) ** 2, 0) / Math.max(1, v.length));
+  if (!v.length) return { mean: null, sd: null, min: null, max: null, rays_without_crossing: w.length };
+  const mean = v.reduce((s, x) => s + x, 0) / v.length;
+  const sd = Math.sqrt(v.reduce((s, x) => s + (x - mean) ** 2, 0) / v.length);
   return { mean, sd, min: Math.min(...v), max: Math.max(...v), rays_without_crossing: w.length - v.length };
 };
 
@@ -86,28 +87,33 @@ and plots the mean width against each. Writes tunnels.png (or sweep.png), tunnel
 export async function tunnelsCommand(gpu: Gpu, data: { train: Dataset; test: Dataset }, dataDir: string, flags: Record<string, string | boolean>, out: string, log: (m: string) => void): Promise<Record<string, unknown>> {
   const known = ['model-file', 'sweep', 'rays', 'points', 'max', 'delta', 'images', 'split', 'seed', 'data', 'out', 'sweep-epochs', 'sweep-images', 'verbose', 'help'];
   for (const k of Object.keys(flags)) if (!known.includes(k)) throw new Error(`unknown flag --${k} (see loss-atlas tunnels --help)`);
-  const num = (k: string, d: number, int = false) => {
+  const int = (k: string, d: number, min: number) => {
     const v = Number(flags[k] ?? d);
-    if (!(v > 0) || (int && !Number.isInteger(v))) throw new Error(`--${k}: a positive ${int ? 'whole ' : ''}number expected, got "${flags[k]}"`);
+    if (!Number.isInteger(v) || v < min) throw new Error(`--${k}: a whole number >= ${min} expected, got "${flags[k]}"`);
+    return v;
+  };
+  const pos = (k: string, d: number) => {
+    const v = Number(flags[k] ?? d);
+    if (!(v > 0) || !Number.isFinite(v)) throw new Error(`--${k}: a positive number expected, got "${flags[k]}"`);
     return v;
   };
   const split = (flags.split ?? 'train') as 'train' | 'test';
   if (split !== 'train' && split !== 'test') throw new Error(`--split "${flags.split}": train or test expected`);
-  const o: TunnelOptions = { rays: num('rays', 24, true), points: num('points', 21, true), maxFrac: num('max', 1), delta: num('delta', 0.5), images: num('images', 500, true), seed: num('seed', 1, true), split };
+  const o: TunnelOptions = { rays: int('rays', 24, 1), points: int('points', 21, 2), maxFrac: pos('max', 1), delta: pos('delta', 0.5), images: int('images', 500, 1), seed: int('seed', 1, 0), split };
   mkdirSync(out, { recursive: true });
   if (!flags.sweep) {
     if (typeof flags['model-file'] !== 'string') throw new Error('--model-file PATH (a model.safetensors of loss-atlas train) or --sweep is required');
     const ck = readCheckpoint(flags['model-file'], data.train.shape);
     const t = await runTunnels(gpu, ck, data, o);
     const m = { L0: t.L0, theta_norm: t.thetaNorm, delta: o.delta, width: stats(t.widths) };
-    log(`L(theta) = ${t.L0.toFixed(4)}; tunnel width ${m.width.mean.toFixed(3)} +- ${m.width.sd.toFixed(3)} (${(m.width.mean / t.thetaNorm * 100).toFixed(1)}% of ||theta||) over ${o.rays} rays`);
+    log(m.width.mean === null ? `L(theta) = ${t.L0.toFixed(4)}; no ray reached L + ${o.delta} within ${o.maxFrac} x ||theta||: raise --max` : `L(theta) = ${t.L0.toFixed(4)}; tunnel width ${m.width.mean.toFixed(3)} +- ${m.width.sd!.toFixed(3)} (${(m.width.mean / t.thetaNorm * 100).toFixed(1)}% of ||theta||) over ${o.rays} rays${m.width.rays_without_crossing ? `, ${m.width.rays_without_crossing} never crossing` : ''}`);
     await plotTunnels(t, o.delta, join(out, 'tunnels.png'), `loss along ${o.rays} random unit directions from ${ck.model}`);
     writeFileSync(join(out, 'tunnels.json'), JSON.stringify(t) + '\n');
     writeFileSync(join(out, 'metrics.json'), JSON.stringify(m, null, 2) + '\n');
     return m;
   }
   // the sweep: one factor at a time around a base configuration
-  const base = { model: 'simplecnn', epochs: String(num('sweep-epochs', 2, true)), batch: '128', lr: '0.05', wd: '0', dropout: '0', 'train-images': String(num('sweep-images', 4000, true)), 'eval-images': '1000', seed: '1' };
+  const base = { model: 'simplecnn', epochs: String(int('sweep-epochs', 2, 1)), batch: '128', lr: '0.05', wd: '0', dropout: '0', 'train-images': String(int('sweep-images', 4000, 1)), 'eval-images': '1000', seed: '1' };
   const factors: [string, string, string[]][] = [['learning rate', 'lr', ['0.01', '0.05', '0.2']], ['L2 (weight decay)', 'wd', ['0', '0.0005', '0.005']], ['dropout', 'dropout', ['0', '0.25', '0.5']], ['batch size', 'batch', ['32', '128', '512']]];
   const rows: { factor: string; value: number; width: number; sd: number; test_acc: number }[] = [];
   for (const [label, key, values] of factors) {
@@ -123,8 +129,8 @@ export async function tunnelsCommand(gpu: Gpu, data: { train: Dataset; test: Dat
       const t = await runTunnels(gpu, ck, data, o);
       const s = stats(t.widths);
       const acc = JSON.parse((await import('node:fs')).readFileSync(join(dir, 'metrics.json'), 'utf8')).test_acc;
-      rows.push({ factor: label, value: Number(v), width: s.mean, sd: s.sd, test_acc: acc });
-      log(`  ${id}: width ${s.mean.toFixed(3)} +- ${s.sd.toFixed(3)}, test accuracy ${(100 * acc).toFixed(1)}%`);
+      rows.push({ factor: label, value: Number(v), width: s.mean ?? NaN, sd: s.sd ?? NaN, test_acc: acc });
+      log(`  ${id}: width ${s.mean?.toFixed(3) ?? 'none (no crossing)'} +- ${s.sd?.toFixed(3) ?? '-'}, test accuracy ${(100 * acc).toFixed(1)}%`);
     }
   }
   await vegaLitePng({
