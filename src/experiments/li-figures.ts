@@ -1,6 +1,6 @@
 // `npm run exp:li-figures`: the comparisons of Li et al. 2018 (slides in ../shared/papers) at CPU-sized scale on
 // Fashion-MNIST, or with --full at the reference's CIFAR-10 sizes (for a GPU):
-//   1. skip connections vs none, at two depths (ResNet-8/20 and their noshort twins; ResNet-20/56/110 with --full);
+//   1. skip connections vs none, at two depths (ResNet-8/14 and their noshort twins; ResNet-20/56/110 with --full);
 //   2. small vs large batch, weight decay 0 vs 5e-4 (the small conv net; VGG-like sizes are not in the zoo);
 // each net with a 1-D plot along a filter-normalized random direction, a 2-D surface (contours) and a map of the
 // Hessian eigenvalue ratio |lambda_min / lambda_max|, plus the linear interpolation between the small- and
@@ -53,7 +53,7 @@ function scale(kind: 'cpu' | 'full' | 'smoke'): Scale {
     line: small ? '-1:1:5' : '-1:1:31', lineImages: small ? 20 : 250,
     hessian: small ? '-1:1:2' : '-1:1:4', hessianImages: small ? 10 : 50, hessianIters: small ? 3 : 15,
     nets: [
-      ...(small ? [res(8, true), res(8, false)] : [res(8, true), res(8, false), res(20, true), res(20, false)]),
+      ...(small ? [res(8, true), res(8, false)] : [res(8, true), res(8, false), res(14, true), res(14, false)]),
       ...batchNets({ epochs: small ? '1' : '6', milestones: small ? '' : '5', model: 'small' }).slice(0, small ? 2 : 4),
     ],
   };
@@ -143,7 +143,7 @@ export async function runLiFigures(gpu: Gpu, flags: Record<string, string | bool
 
 export const LI_FIGURES_HELP = `usage: npm run exp:li-figures [-- --full] [--out DIR] [--data DIR]
 
-Li et al. 2018's comparisons: skip connections vs none at two depths (ResNet-8/20 at width 1/4 on Fashion-MNIST; with
+Li et al. 2018's comparisons: skip connections vs none at two depths (ResNet-8/14 at width 1/4 on Fashion-MNIST; with
 --full ResNet-20/56/110 on CIFAR-10 at the reference's settings, for a GPU), small vs large batch and weight decay
 0 vs 5e-4 (the small conv net; --full: the CIFAR net), each with a 1-D plot, a 2-D contour plot and an eigenvalue-ratio
 map, and the interpolation between the small- and large-batch solutions. About 30 minutes on the 2-core CPU machine.
