@@ -42,7 +42,7 @@ function scale(kind: 'cpu' | 'full' | 'smoke'): Scale {
     const res = (d: number, short: boolean): Net => ({ id: `resnet${d}${short ? '' : '-noshort'}`, label: `ResNet-${d}${short ? '' : ' (no skip)'}`, group: 'depth', flags: { model: `resnet${d}${short ? '' : '-noshort'}`, epochs: '300', batch: '128', lr: '0.1', milestones: '150,225,275', wd: '5e-4' } });
     return {
       dataset: 'cifar10', trainImages: 0, surface: '-1:1:51', surfaceImages: 0, line: '-1:1:51', lineImages: 0, hessian: '-1:1:21', hessianImages: 5000, hessianIters: 30,
-      nets: [...[20, 56, 110].flatMap((d) => [res(d, true), res(d, false)]), ...batchNets({ epochs: '300', milestones: '150,225,275', model: 'cifar' })],
+      nets: [...[20, 56, 110].flatMap((d) => [res(d, true), res(d, false)]), ...batchNets({ epochs: '300', milestones: '150,225,275', model: 'cifar', large: '1024' })],
     };
   }
   const small = kind === 'smoke';
@@ -54,13 +54,14 @@ function scale(kind: 'cpu' | 'full' | 'smoke'): Scale {
     hessian: small ? '-1:1:2' : '-1:1:4', hessianImages: small ? 10 : 50, hessianIters: small ? 3 : 15,
     nets: [
       ...(small ? [res(8, true), res(8, false)] : [res(8, true), res(8, false), res(14, true), res(14, false)]),
-      ...batchNets({ epochs: small ? '1' : '6', milestones: small ? '' : '5', model: 'small' }).slice(0, small ? 2 : 4),
+      ...batchNets({ epochs: small ? '1' : '6', milestones: small ? '' : '5', model: 'small', large: '256' }).slice(0, small ? 2 : 4),
     ],
   };
 }
 
-function batchNets(o: { epochs: string; milestones: string; model: string }): Net[] {
-  return [['32', '0'], ['1024', '0'], ['32', '5e-4'], ['1024', '5e-4']].map(([bs, wd]) => ({
+/** Small vs large batch (the large one 256 at CPU size, where 4,000 images give a 1,024 batch only 4 steps an epoch). */
+function batchNets(o: { epochs: string; milestones: string; model: string; large: string }): Net[] {
+  return [['32', '0'], [o.large, '0'], ['32', '5e-4'], [o.large, '5e-4']].map(([bs, wd]) => ({
     id: `${o.model}-bs${bs}-wd${wd}`, label: `${o.model} net, batch ${bs}, wd ${wd}`, group: 'batch' as const,
     flags: { model: o.model, epochs: o.epochs, batch: bs, lr: '0.05', wd, ...(o.milestones ? { milestones: o.milestones } : {}) },
   }));
