@@ -147,6 +147,6 @@ export const LI_FIGURES_HELP = `usage: npm run exp:li-figures [-- --full] [--out
 Li et al. 2018's comparisons: skip connections vs none at two depths (ResNet-8/14 at width 1/4 on Fashion-MNIST; with
 --full ResNet-20/56/110 on CIFAR-10 at the reference's settings, for a GPU), small vs large batch and weight decay
 0 vs 5e-4 (the small conv net; --full: the CIFAR net), each with a 1-D plot, a 2-D contour plot and an eigenvalue-ratio
-map, and the interpolation between the small- and large-batch solutions. About 30 minutes on the 2-core CPU machine.
+map, and the interpolation between the small- and large-batch solutions. About 45 minutes on the 2-core CPU machine.
 Resumes: finished steps are skipped. Writes li_depth.png, li_batch.png and summary.json into --out
 (default runs/li-figures), with every step's own run directory below it.`;
