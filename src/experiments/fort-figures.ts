@@ -17,7 +17,7 @@ import { swaCommand } from './swa.ts';
 
 export const FORT_FIGURES_HELP = `usage: npm run exp:fort-figures [-- --full] [--tunnel-sweep] [--out DIR] [--data DIR]
 
-Fort & Jastrzebski 2019 at CPU size (about 30 to 40 minutes on the 2-core machine): the toy landscape (hyperplane
+Fort & Jastrzebski 2019 at CPU size (about 25 minutes on the 2-core machine, an estimate): the toy landscape (hyperplane
 threshold, connector, radial well), SimpleCNN optima on Fashion-MNIST, a connector and a Bezier curve between two of
 them, m-connectors for three and four, radial tunnels, random-subspace training with d_int90, and weight averaging vs
 ensembling at a low and a high learning rate. --tunnel-sweep adds the tunnel-width sweep over learning rate, L2, dropout
@@ -56,18 +56,18 @@ export async function runFortFigures(gpu: Gpu, flags: Record<string, string | bo
     if (existsSync(optimum(i))) continue;
     log(`${stamp()} training SimpleCNN optimum ${i + 1}/${nOptima}`);
     const dir = join(out, 'optima', `seed${i + 1}`);
-    const cfg = trainConfig({ model: 'simplecnn', epochs: full ? '20' : '3', batch: '64', lr: '0.05', wd: '0', seed: String(i + 1), 'train-images': full ? '0' : '6000', 'eval-images': '2000', data: dataDir }, () => dataDir);
+    const cfg = trainConfig({ model: 'simplecnn', epochs: full ? '20' : '2', batch: '64', lr: '0.05', wd: '0', seed: String(i + 1), 'train-images': full ? '0' : '4000', 'eval-images': '2000', data: dataDir }, () => dataDir);
     await runTrain(gpu, cfg, data, dir, existsSync(join(dir, 'checkpoint', 'state.json')), { log: (m) => log(`  ${m}`) });
   }
   const cks = Array.from({ length: nOptima }, (_, i) => readCheckpoint(optimum(i), data.train.shape));
   summary.optima_test_acc = cks.map((_, i) => JSON.parse(readFileSync(join(out, 'optima', `seed${i + 1}`, 'metrics.json'), 'utf8')).test_acc);
 
-  const base: ConnectOptions = { method: 'fort', points: full ? 9 : 7, steps: full ? 1000 : 200, lr: 1e-3, batch: full ? 128 : 64, images: full ? 5000 : 1000, dense: full ? 61 : 31, seed: 1, probes: full ? 16 : 4, tPerStep: 4 };
+  const base: ConnectOptions = { method: 'fort', points: full ? 9 : 5, steps: full ? 1000 : 100, lr: 1e-3, batch: full ? 128 : 32, images: full ? 5000 : 500, dense: full ? 61 : 21, seed: 1, probes: full ? 16 : 4, tPerStep: full ? 4 : 2 };
   const connects: [string, typeof cks, ConnectOptions][] = [
     ['connect-fort', cks.slice(0, 2), base],
     ['connect-bezier', cks.slice(0, 2), { ...base, method: 'bezier', probes: 0 }],
-    ['connect-triangle', cks.slice(0, 3), { ...base, points: 3, probes: 0, steps: full ? 1000 : 150 }],
-    ['connect-m3', cks.slice(0, 4), { ...base, probes: full ? 16 : 4, steps: full ? 1000 : 150 }],
+    ['connect-triangle', cks.slice(0, 3), { ...base, points: full ? 4 : 2, probes: 0, steps: full ? 1000 : 100 }],
+    ['connect-m3', cks.slice(0, 4), { ...base, probes: full ? 16 : 4, steps: full ? 1000 : 100 }],
   ];
   for (const [name, set, o] of connects) {
     if (!done(name)) {
@@ -88,7 +88,7 @@ export async function runFortFigures(gpu: Gpu, flags: Record<string, string | bo
   if (done('tunnels-sweep')) summary.tunnels_sweep = read('tunnels-sweep');
   if (!done('subspace')) {
     log(`${stamp()} random-subspace training`);
-    await subspaceCommand(gpu, data, full ? { models: 'mlp,small,simplecnn', ds: '10,30,100,300,1000,3000', steps: '3000' } : { models: 'mlp,small', ds: '10,50,250', steps: '300', batch: '64', 'eval-images': '1000' }, join(out, 'subspace'), (m) => log(`  ${m}`));
+    await subspaceCommand(gpu, data, full ? { models: 'mlp,small,simplecnn', ds: '10,30,100,300,1000,3000', steps: '3000' } : { models: 'mlp,small', ds: '10,50,250', steps: '200', batch: '64', 'eval-images': '1000' }, join(out, 'subspace'), (m) => log(`  ${m}`));
   }
   summary.subspace = read('subspace');
   if (!done('swa')) {
