@@ -78,7 +78,7 @@ export async function runFortFigures(gpu: Gpu, flags: Record<string, string | bo
   }
   if (!done('tunnels')) {
     log(`${stamp()} radial tunnels around optimum 1`);
-    await tunnelsCommand(gpu, data, dataDir, { 'model-file': optimum(0), rays: full ? '64' : '24', images: full ? '2000' : '500' }, join(out, 'tunnels'), (m) => log(`  ${m}`));
+    await tunnelsCommand(gpu, data, dataDir, { 'model-file': optimum(0), rays: full ? '64' : '16', images: full ? '2000' : '300', max: '3' }, join(out, 'tunnels'), (m) => log(`  ${m}`));
   }
   summary.tunnels = read('tunnels');
   if ((flags['tunnel-sweep'] || full) && !done('tunnels-sweep')) {
