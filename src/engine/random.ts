@@ -13,6 +13,20 @@ export const randn = (r: () => number) => Math.sqrt(-2 * Math.log(1 - r())) * Ma
 export const randArray = (r: () => number, n: number, scale = 1): Float32Array => Float32Array.from({ length: n }, () => randn(r) * scale);
 
 /** A seeded Fisher-Yates permutation of 0..n-1. */
+/**
+ * Minibatch indices of n samples: consecutive slices of a permutation drawn from r, a fresh permutation whenever the
+ * next slice would run past the end (the last partial slice is skipped).
+ */
+export function batchStream(n: number, batch: number, r: () => number): () => Uint32Array {
+  let perm = permutation(n, r), at = 0;
+  return () => {
+    if (at + batch > n) { perm = permutation(n, r); at = 0; }
+    const idx = perm.subarray(at, at + batch);
+    at += batch;
+    return idx;
+  };
+}
+
 export function permutation(n: number, r: () => number): Uint32Array {
   const p = Uint32Array.from({ length: n }, (_, i) => i);
   for (let i = n - 1; i > 0; i--) {

@@ -13,7 +13,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gpu } from '../engine/device.ts';
-import { permutation, rng } from '../engine/random.ts';
+import { batchStream, permutation, rng } from '../engine/random.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { batchOf, type Dataset } from '../data/fashion-mnist.ts';
 import { safetensorsBytes, type NamedTensor } from '../data/formats.ts';
@@ -110,11 +110,10 @@ async function fortNodes(gpu: Gpu, spec: ReturnType<typeof checkpointSpec>, opti
   starts.forEach((s, j) => x.set(s, j * P));
   const opt = new HostAdam(J * P, o.lr, o.steps);
   const r = rng(o.seed);
-  let perm = permutation(data.n, r), at = 0;
+  const nextBatch = batchStream(data.n, o.batch, r);
   try {
     for (let s = 0; s < o.steps; s++) {
-      if (at + o.batch > data.n) { perm = permutation(data.n, r); at = 0; }
-      const idx = perm.subarray(at, at + o.batch); at += o.batch;
+      const idx = nextBatch();
       writeBasis(model, starts.map((_, j) => x.subarray(j * P, (j + 1) * P)), shapes);
       const { grads, loss } = await pointGrads(gpu, { model, sizes: shapes }, eye, new Array(J).fill(1), data, idx);
       const g = new Float64Array(J * P);
@@ -140,11 +139,10 @@ async function garipovBend(gpu: Gpu, spec: ReturnType<typeof checkpointSpec>, A:
   const model = new Sequential(gpu, spec.layers, 3, shapes.map((s) => new Float32Array(3 * s)));
   const opt = new HostAdam(P, o.lr, o.steps);
   const r = rng(o.seed + 1);
-  let perm = permutation(data.n, r), at = 0;
+  const nextBatch = batchStream(data.n, o.batch, r);
   try {
     for (let s = 0; s < o.steps; s++) {
-      if (at + o.batch > data.n) { perm = permutation(data.n, r); at = 0; }
-      const idx = perm.subarray(at, at + o.batch); at += o.batch;
+      const idx = nextBatch();
       writeBasis(model, [A, bend, Bw], shapes);
       const ts = Array.from({ length: o.tPerStep }, () => r());
       const coefs = Float32Array.from(ts.flatMap((t) => curveCoefs(kind, t)));

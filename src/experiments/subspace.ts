@@ -13,7 +13,7 @@ import { crossEntropy } from '../engine/ops.ts';
 import { Tape } from '../engine/tape.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { Adam } from '../engine/optim.ts';
-import { permutation, randn, rng } from '../engine/random.ts';
+import { batchStream, permutation, randn, rng } from '../engine/random.ts';
 import { batchOf, type Dataset } from '../data/fashion-mnist.ts';
 import { Sequential, initParams, paramShapes } from '../models/sequential.ts';
 import { modelSpec, parameterCount } from '../models/zoo.ts';
@@ -94,11 +94,10 @@ export async function runSubspace(gpu: Gpu, data: { train: Dataset; test: Datase
   const one = Manifold.single(gpu);
   const train: Dataset = o.trainImages > 0 && o.trainImages < data.train.n ? { ...data.train, n: o.trainImages } : data.train;
   const r = rng(o.seed + 2);
-  let perm = permutation(train.n, r), at = 0;
+  const nextBatch = batchStream(train.n, o.batch, r);
   try {
     for (let s = 0; s < o.steps; s++) {
-      if (at + o.batch > train.n) { perm = permutation(train.n, r); at = 0; }
-      const idx = perm.subarray(at, at + o.batch); at += o.batch;
+      const idx = nextBatch();
       const { x, y } = batchOf(train, idx);
       const xt = Tensor.fromArray(gpu, [idx.length, ...train.shape], x, 'sub.x'), yt = Tensor.fromArray(gpu, [idx.length], y, 'sub.y', 'u32');
       // the subspace runs: one batched pass over K points, dL/dz from the coefficient gradient

@@ -13,7 +13,7 @@ import { crossEntropy } from '../engine/ops.ts';
 import { SGD } from '../engine/optim.ts';
 import { Tape } from '../engine/tape.ts';
 import { Tensor } from '../engine/tensor.ts';
-import { permutation, rng } from '../engine/random.ts';
+import { batchStream, permutation, rng } from '../engine/random.ts';
 import { batchOf, type Dataset } from '../data/fashion-mnist.ts';
 import { safetensorsBytes, type NamedTensor } from '../data/formats.ts';
 import { Sequential, paramShapes } from '../models/sequential.ts';
@@ -35,12 +35,11 @@ async function snapshotsFrom(gpu: Gpu, ck: Checkpoint, spec: ReturnType<typeof c
   const opt = new SGD(gpu, model.params, { lr, momentum: o.momentum, nesterov: false, weightDecay: 0 });
   const manifold = Manifold.single(gpu);
   const r = rng(o.seed);
-  let perm = permutation(train.n, r), at = 0;
+  const nextBatch = batchStream(train.n, o.batch, r);
   const snaps: Float32Array[][] = [];
   try {
     for (let s = 0; snaps.length < o.snapshots; s++) {
-      if (at + o.batch > train.n) { perm = permutation(train.n, r); at = 0; }
-      const idx = perm.subarray(at, at + o.batch); at += o.batch;
+      const idx = nextBatch();
       const { x, y } = batchOf(train, idx);
       const xt = Tensor.fromArray(gpu, [idx.length, ...train.shape], x, 'swa.x'), yt = Tensor.fromArray(gpu, [idx.length], y, 'swa.y', 'u32');
       opt.o.lr = swaLr(o, lr, s);
