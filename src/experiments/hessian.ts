@@ -20,7 +20,7 @@ import type { ModelSpec } from '../models/zoo.ts';
 import { backwardPoints } from '../models/run.ts';
 import { manifoldModel, type Checkpoint, type WeightSet } from './checkpoint.ts';
 import { Lanczos } from './lanczos.ts';
-import { planeOf, type SurfaceOptions } from './surface.ts';
+import { gridCells, planeOf, type SurfaceOptions } from './surface.ts';
 import { vegaLitePng } from '../viz/vega.ts';
 
 /** Which parameter tensors the Hessian covers (dim > 1, as the reference) and where each sits in the flat vector. */
@@ -243,9 +243,7 @@ async function writeHessianOutputs(r: HessianResult, out: string, what: string):
 
 /** Heatmap of a per-point value: abs ratio on viridis 0..0.5 (the reference's vmin/vmax), signed on a diverging scale. */
 async function ratioMap(r: HessianResult, v: Float32Array, path: string, title: string, kind: 'abs' | 'signed' | 'value'): Promise<void> {
-  const xs = r.xs, ys = r.ys!, nx = xs.length;
-  const dx = nx > 1 ? Math.abs(xs[1] - xs[0]) : 1, dy = ys.length > 1 ? Math.abs(ys[1] - ys[0]) : 1;
-  const values = Array.from(v, (z, k) => ({ x: xs[k % nx] - dx / 2, x2: xs[k % nx] + dx / 2, y: ys[Math.floor(k / nx)] - dy / 2, y2: ys[Math.floor(k / nx)] + dy / 2, v: Number.isFinite(z) ? z : null }));
+  const values = gridCells(r.xs, r.ys!, v, (z) => (Number.isFinite(z) ? z : null));
   const scale: { scheme: 'viridis' | 'redblue'; domain?: number[]; clamp?: boolean; domainMid?: number; reverse?: boolean } = kind === 'abs' ? { scheme: 'viridis', domain: [0, 0.5], clamp: true } : kind === 'signed' ? { scheme: 'redblue', domainMid: 0, reverse: true } : { scheme: 'viridis' };
   await vegaLitePng({
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',

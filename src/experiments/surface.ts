@@ -162,11 +162,16 @@ export async function mergeSurfaces(dirs: string[], out: string, vtk: { zmax?: n
 
 export class SurfaceInterrupted extends Error {}
 
+/** One rectangle per grid point (values [ny, nx], row j for ys[j]) centred on it, for Vega-Lite rect marks. */
+export function gridCells<T>(xs: number[], ys: number[], values: ArrayLike<number>, f: (v: number) => T): { x: number; x2: number; y: number; y2: number; v: T }[] {
+  const nx = xs.length;
+  const dx = nx > 1 ? Math.abs(xs[1] - xs[0]) : 1, dy = ys.length > 1 ? Math.abs(ys[1] - ys[0]) : 1;
+  return Array.from(values, (z, k) => ({ x: xs[k % nx] - dx / 2, x2: xs[k % nx] + dx / 2, y: ys[Math.floor(k / nx)] - dy / 2, y2: ys[Math.floor(k / nx)] + dy / 2, v: f(z) }));
+}
+
 /** A filled heatmap of the loss (log colour scale, viridis). */
 export async function plotSurface(r: SurfaceResult, path: string, title: string): Promise<void> {
-  const nx = r.xs.length;
-  const dx = nx > 1 ? Math.abs(r.xs[1] - r.xs[0]) : 1, dy = r.ys.length > 1 ? Math.abs(r.ys[1] - r.ys[0]) : 1;
-  const values = Array.from(r.loss, (l, k) => ({ x: r.xs[k % nx] - dx / 2, y: r.ys[Math.floor(k / nx)] - dy / 2, x2: r.xs[k % nx] + dx / 2, y2: r.ys[Math.floor(k / nx)] + dy / 2, loss: Math.max(l, 1e-6) }));
+  const values = gridCells(r.xs, r.ys, r.loss, (l) => Math.max(l, 1e-6));
   await vegaLitePng({
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title, width: 360, height: 360, data: { values },
@@ -174,7 +179,7 @@ export async function plotSurface(r: SurfaceResult, path: string, title: string)
     encoding: {
       x: { field: 'x', type: 'quantitative', title: 'x direction' }, x2: { field: 'x2' },
       y: { field: 'y', type: 'quantitative', title: 'y direction' }, y2: { field: 'y2' },
-      color: { field: 'loss', type: 'quantitative', scale: { type: 'log', scheme: 'viridis' }, title: 'loss' },
+      color: { field: 'v', type: 'quantitative', scale: { type: 'log', scheme: 'viridis' }, title: 'loss' },
     },
   }, path);
 }
