@@ -197,6 +197,34 @@ describe('points split into blocks', () => {
   });
 });
 
+describe('a tape without basis gradients (coefficient training)', () => {
+  it.each([[false, 7, 3], [true, 7, 3], [false, 3, 6], [true, 3, 6]])('batch norm %s, K=%i, B=%i: the same dL/dC as the full tape, no basis gradient touched', async (bn, K, B) => {
+    const { backwardPoints } = await import('../src/models/run.ts');
+    const layers = net(bn);
+    const init = initParams(layers, B, 13);
+    const coefs = randArray(rng(17), K * B, 0.8);
+    const weights = Array.from({ length: K }, (_, k) => (k % 2 ? -0.4 : 1) / K);
+    const x = Tensor.fromArray(gpu, [N, ...IN], xData, 'x');
+    const y = Tensor.fromArray(gpu, [N], labels, 'labels', 'u32');
+    const full = new Sequential(gpu, layers, B, init);
+    const want = await backwardPoints(gpu, full, coefs, weights, x, y, { coefGrad: true });
+    full.dispose();
+    const only = new Sequential(gpu, layers, B, init);
+    const got = await backwardPoints(gpu, only, coefs, weights, x, y, { coefGrad: true, basisGrad: false });
+    expect(only.params.every((p) => p.grad === null)).toBe(true);
+    only.dispose();
+    expectClose(got.loss, want.loss, 1e-6, 1e-7, 'losses');
+    expectClose(got.dcoef!, want.dcoef!, 1e-4, 1e-5, 'coefficient gradient');
+    x.dispose(); y.dispose();
+  });
+
+  it('asking for neither gradient is an error', () => {
+    const manifold = Manifold.single(gpu);
+    expect(() => new Tape(gpu, manifold, false, false)).toThrow(/nothing to compute/);
+    manifold.dispose();
+  });
+});
+
 describe('ResNet blocks (identity and projection shortcuts)', () => {
   it('basis and coefficient gradients match finite differences of the CPU model', async () => {
     const { resNet } = await import('../src/models/sequential.ts');

@@ -187,43 +187,34 @@ function convSharedInput(ctx: Ctx, op: string, x: AnyTensor, weight: Param, bias
     let dy = tape.gradOf(y);
     if (!dy) return;
     if (s.relu) dy = reluMask(ctx, dy, y);
-    const dyB = new Tensor(gpu, z.shape, `${op}.basis_dy`);
-    foldBasis(ctx, dy, dyB, { S, accumulate: 0, gOff: 0, gStride: S }, `${op}: fold dy over K=${K} points`);
-    convWeightGrad(ctx, what, x, dyB, weight, bias, sb, U, manifold.eye(), false);
+    if (tape.basisGrad) {
+      const dyB = new Tensor(gpu, z.shape, `${op}.basis_dy`);
+      foldBasis(ctx, dy, dyB, { S, accumulate: 0, gOff: 0, gStride: S }, `${op}: fold dy over K=${K} points`);
+      convWeightGrad(ctx, what, x, dyB, weight, bias, sb, U, manifold.eye(), false);
+      dyB.dispose();
+    }
     if (tape.coefGrad) {
       foldCoef(ctx, z, dy, { S, gOff: 0, gStride: S }, `${op}: coefficient gradient`);
     }
-    dyB.dispose();
     if (s.relu) dy.dispose();
   });
   return y;
 }
 
-/** Basis gradients of a conv over s.K points with coefficients `coef` [s.K, B] (accumulated into weight.grad / bias.grad). */
+/**
+ * Basis gradients of a conv over s.K points with coefficients `coef` [s.K, B] (accumulated into weight.grad / bias.grad),
+ * and dL/dC when dcoef. On a tape without basis gradients, only dL/dC: see coefOnlyWeightGrad.
+ */
 function convWeightGrad(ctx: Ctx, what: string, x: AnyTensor, dy: Tensor, weight: Param, bias: Param | null, s: ConvShape, U: Record<string, number>, coef: Tensor, dcoef: boolean): void {
+  if (ctx.tape && !ctx.tape.basisGrad) {
+    if (dcoef) coefOnlyWeightGrad(ctx, what, x, dy, weight, bias, s, U);
+    return;
+  }
   const { gpu, manifold } = ctx;
   const B = manifold.B;
-  const R = U.R;
-  const tw = conv.chooseTiles(s.Cout, U.R);
-  const tilesM = Math.ceil(R / tw.BM), tilesN = Math.ceil(s.Cout / tw.BN);
-  const P = s.N * s.OH * s.OW;
-  // Split the reduction over (k, position chunks) so that enough workgroups run, within a partial-buffer budget.
-  const tiles = tilesM * tilesN;
-  const budget = Math.min(gpu.bindingLimit / 4, 8 * 2 ** 20);
-  const zMax = Math.max(1, Math.floor(budget / (B * s.Cout * R)));
-  const zWant = Math.min(zMax, Math.max(1, Math.ceil(1024 / tiles)));
-  let KG: number, S: number;
-  if (zWant <= s.K) {
-    S = 1;
-    KG = Math.ceil(s.K / zWant);
-  } else {
-    KG = 1;
-    S = Math.max(1, Math.min(Math.floor(zWant / s.K), Math.ceil(P / (tw.BK * 8))));
-  }
-  const PS = Math.ceil(Math.ceil(P / S) / tw.BK) * tw.BK;
-  S = Math.ceil(P / PS);
-  const Z = Math.ceil(s.K / KG) * S;
-  const part = new Tensor(gpu, [Z, B, s.Cout, R], 'conv.wgrad.part');
+  const sp = wgradSplit(ctx, s, U, B, false);
+  const { tw, tilesM, tilesN, Z } = sp;
+  const part = new Tensor(gpu, [Z, B, s.Cout, U.R], 'conv.wgrad.part');
   const G = Z * tilesM * tilesN;
   const dcpart = dcoef ? new Tensor(gpu, [G, s.K, B], 'conv.dcoef.part') : null;
   if (dcpart) gpu.commandEncoder().clearBuffer(dcpart.buffer, 0, dcpart.size * 4);
@@ -235,10 +226,10 @@ function convWeightGrad(ctx: Ctx, what: string, x: AnyTensor, dy: Tensor, weight
         x: x.buffer, dy: dy.buffer, coef: coef.buffer, part: part.buffer,
         ...(dcpart ? { weight: weight.basis.buffer, dcpart: dcpart.buffer, ...(bias ? { bias: bias.basis.buffer } : {}) } : {}),
       },
-      uniforms: { ...U, KG, S, PS, bOff, tilesM, tilesN },
+      uniforms: { ...U, KG: sp.KG, S: sp.S, PS: sp.PS, bOff, tilesM, tilesN },
       groups: [tilesM, tilesN, Z],
       what: `${what} (weight gradient)`,
-      flops: 2 * s.K * P * s.Cout * R,
+      flops: 2 * s.K * sp.P * s.Cout * U.R,
     });
   }
   const gw = weight.ensureGrad();
@@ -246,8 +237,8 @@ function convWeightGrad(ctx: Ctx, what: string, x: AnyTensor, dy: Tensor, weight
   gpu.dispatch({
     kernel: spec(conv.convWgradReduceKernel, !!bias),
     buffers: { part: part.buffer, gw: gw.buffer, ...(gb ? { gb: gb.buffer } : {}) },
-    uniforms: { Z, B, Cout: s.Cout, R0: U.R0, R, accumulate: 1 },
-    groups: groups1d(B * s.Cout * R),
+    uniforms: { Z, B, Cout: s.Cout, R0: U.R0, R: U.R, accumulate: 1, zPer: Z },
+    groups: groups1d(B * s.Cout * U.R),
     what: `${what} (weight gradient reduce)`,
   });
   part.dispose();
@@ -261,6 +252,66 @@ function convWeightGrad(ctx: Ctx, what: string, x: AnyTensor, dy: Tensor, weight
     });
     dcpart.dispose();
   }
+}
+
+/**
+ * How the weight-gradient reduction over (points, positions) is split into Z = ceil(K / KG) * S workgroup layers, so
+ * that enough workgroups run within a partial-buffer budget. perPoint forces one point per layer (KG = 1), so that
+ * the partials of point k are layers k*S .. k*S + S - 1.
+ */
+function wgradSplit(ctx: Ctx, s: ConvShape, U: Record<string, number>, B: number, perPoint: boolean) {
+  const tw = conv.chooseTiles(s.Cout, U.R);
+  const tilesM = Math.ceil(U.R / tw.BM), tilesN = Math.ceil(s.Cout / tw.BN);
+  const P = s.N * s.OH * s.OW;
+  const budget = Math.min(ctx.gpu.bindingLimit / 4, 8 * 2 ** 20);
+  const zMax = Math.max(perPoint ? s.K : 1, Math.floor(budget / (B * s.Cout * U.R)));
+  const zWant = Math.min(zMax, Math.max(perPoint ? s.K : 1, Math.ceil(1024 / (tilesM * tilesN))));
+  let KG: number, S: number;
+  if (zWant <= s.K && !perPoint) {
+    S = 1;
+    KG = Math.ceil(s.K / zWant);
+  } else {
+    KG = 1;
+    S = Math.max(1, Math.min(Math.floor(zWant / s.K), Math.ceil(P / (tw.BK * 8))));
+  }
+  const PS = Math.ceil(Math.ceil(P / S) / tw.BK) * tw.BK;
+  S = Math.ceil(P / PS);
+  return { tw, tilesM, tilesN, P, KG, S, PS, Z: Math.ceil(s.K / KG) * S };
+}
+
+/**
+ * dL/dC of a conv without its basis gradients: each point's weight gradient once (one GEMM pass with a coefficient
+ * of 1 and one point per partial layer, reduced per point to [K, Cout, R0] and [K, Cout]), then dotted with every
+ * basis tensor (foldCoef). The basis-gradient path would instead run the GEMM once per WGRAD_BMAX basis tensors.
+ */
+function coefOnlyWeightGrad(ctx: Ctx, what: string, x: AnyTensor, dy: Tensor, weight: Param, bias: Param | null, s: ConvShape, U: Record<string, number>): void {
+  const { gpu } = ctx;
+  const K = s.K;
+  const sp = wgradSplit(ctx, s, U, 1, true);
+  const { tw, tilesM, tilesN, Z } = sp;
+  check(Z * s.Cout * U.R * 4 <= gpu.bindingLimit, what, `per-point weight gradients of ${K} points (${Z * s.Cout * U.R * 4} bytes) exceed the binding limit ${gpu.bindingLimit}: evaluate fewer points per block`);
+  const ones = Tensor.fromArray(gpu, [K, 1], new Float32Array(K).fill(1), 'conv.wgrad.ones');
+  const part = new Tensor(gpu, [Z, 1, s.Cout, U.R], 'conv.wgrad.part');
+  gpu.dispatch({
+    kernel: spec(conv.convWeightGradKernel, tw, 1, !!bias, false),
+    buffers: { x: x.buffer, dy: dy.buffer, coef: ones.buffer, part: part.buffer },
+    uniforms: { ...U, B: 1, KG: 1, S: sp.S, PS: sp.PS, bOff: 0, tilesM, tilesN },
+    groups: [tilesM, tilesN, Z],
+    what: `${what} (per-point weight gradient)`,
+    flops: 2 * K * sp.P * s.Cout * U.R,
+  });
+  const gw = new Tensor(gpu, [K, s.Cout * U.R0], 'conv.wgrad.points');
+  const gb = bias ? new Tensor(gpu, [K, s.Cout], 'conv.bgrad.points') : null;
+  gpu.dispatch({
+    kernel: spec(conv.convWgradReduceKernel, !!bias),
+    buffers: { part: part.buffer, gw: gw.buffer, ...(gb ? { gb: gb.buffer } : {}) },
+    uniforms: { Z, B: 1, Cout: s.Cout, R0: U.R0, R: U.R, accumulate: 0, zPer: sp.S },
+    groups: groups1d(K * s.Cout * U.R),
+    what: `${what} (per-point weight gradient reduce)`,
+  });
+  foldCoef(ctx, weight.basis, gw, { S: s.Cout * U.R0, gOff: 0, gStride: s.Cout * U.R0 }, `${what} (coefficient gradient, weight)`);
+  if (bias && gb) foldCoef(ctx, bias.basis, gb, { S: s.Cout, gOff: 0, gStride: s.Cout }, `${what} (coefficient gradient, bias)`);
+  ones.dispose(); part.dispose(); gw.dispose(); gb?.dispose();
 }
 
 // ---------------------------------------------------------------- elementwise
@@ -533,7 +584,7 @@ function foldPointGrads(ctx: Ctx, g: Tensor, params: Param[], what: string): voi
   const stride = params.reduce((a, p) => a + p.size, 0);
   let off = 0;
   for (const p of params) {
-    foldBasis(ctx, g, p.ensureGrad(), { S: p.size, accumulate: 1, gOff: off, gStride: stride }, `${what} (${p.name} basis gradient)`);
+    if (ctx.tape?.basisGrad !== false) foldBasis(ctx, g, p.ensureGrad(), { S: p.size, accumulate: 1, gOff: off, gStride: stride }, `${what} (${p.name} basis gradient)`);
     if (ctx.tape?.coefGrad) foldCoef(ctx, p.basis, g, { S: p.size, gOff: off, gStride: stride }, `${what} (${p.name} coefficient gradient)`);
     off += p.size;
   }
@@ -598,7 +649,7 @@ export function pointValues(ctx: Ctx, p: Param, o: { basisGrad?: boolean } = {})
     tape.record(`points(${p.name})`, () => {
       const g = tape.gradOf(y);
       if (!g) return;
-      if (o.basisGrad !== false) foldBasis(ctx, g, p.ensureGrad(), { S, accumulate: 1, gOff: 0, gStride: S }, `points(${p.name}) basis gradient`);
+      if (o.basisGrad !== false && tape.basisGrad) foldBasis(ctx, g, p.ensureGrad(), { S, accumulate: 1, gOff: 0, gStride: S }, `points(${p.name}) basis gradient`);
       if (tape.coefGrad) foldCoef(ctx, p.basis, g, { S, gOff: 0, gStride: S }, `points(${p.name}) coefficient gradient`);
     });
   }

@@ -34,8 +34,14 @@ export class Tape {
   private owned: Tensor[] = [];
   loss: LossNode | null = null;
 
-  /** coefGrad: also accumulate dL/dC into manifold.dcoef. */
-  constructor(readonly gpu: Gpu, readonly manifold: Manifold, readonly coefGrad = false) {}
+  /**
+   * coefGrad: also accumulate dL/dC into manifold.dcoef. basisGrad = false skips the basis gradients (each Param's
+   * grad is left untouched): for callers that train only the coefficients (random-subspace training), where the
+   * basis gradients would cost one weight-gradient pass per few basis tensors.
+   */
+  constructor(readonly gpu: Gpu, readonly manifold: Manifold, readonly coefGrad = false, readonly basisGrad = true) {
+    if (!coefGrad && !basisGrad) throw new Error('Tape: neither coefficient nor basis gradients requested: nothing to compute');
+  }
 
   record(name: string, run: () => void): void {
     this.entries.push({ name, run });

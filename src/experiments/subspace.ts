@@ -102,10 +102,9 @@ export async function runSubspace(gpu: Gpu, data: { train: Dataset; test: Datase
       const xt = Tensor.fromArray(gpu, [idx.length, ...train.shape], x, 'sub.x'), yt = Tensor.fromArray(gpu, [idx.length], y, 'sub.y', 'u32');
       // the subspace runs: one batched pass over K points, dL/dz from the coefficient gradient
       const manifold = new Manifold(gpu, K, B, coefs);
-      const tape = new Tape(gpu, manifold, true);
+      const tape = new Tape(gpu, manifold, true, false); // only dL/dz: no basis gradients
       const out = crossEntropy({ gpu, manifold, tape }, model.forward({ gpu, manifold, tape }, xt), yt);
       tape.backward(new Array(K).fill(1));
-      for (const p of model.params) p.zeroGrad(); // the basis gradients are not used: only dL/dz
       // the direct baseline
       const t1 = new Tape(gpu, one);
       const o1 = crossEntropy({ gpu, manifold: one, tape: t1 }, full.forward({ gpu, manifold: one, tape: t1 }, xt), yt);

@@ -98,11 +98,11 @@ export async function evaluatePoints(gpu: Gpu, model: Sequential, coefs: Float32
 
 /**
  * Forward and backward of sum_k weights[k] * L_k over blocks of points, accumulating basis gradients
- * (and dL/dC into the returned array when coefGrad). Returns per-point losses and accuracies.
+ * (unless basisGrad is false) and dL/dC into the returned array when coefGrad. Returns per-point losses and accuracies.
  */
 export async function backwardPoints(
   gpu: Gpu, model: Sequential, coefs: Float32Array, weights: ArrayLike<number>, x: Tensor, labels: Tensor,
-  o: { block?: number; clampAbove?: number | ArrayLike<number>; coefGrad?: boolean; pairedMasks?: boolean } = {},
+  o: { block?: number; clampAbove?: number | ArrayLike<number>; coefGrad?: boolean; basisGrad?: boolean; pairedMasks?: boolean } = {},
 ): Promise<{ loss: Float32Array; acc: Float32Array; dcoef: Float32Array | null }> {
   const B = model.B;
   const K = coefs.length / B;
@@ -118,7 +118,7 @@ export async function backwardPoints(
   for (let k0 = 0; k0 < K; k0 += bs) {
     const kb = Math.min(bs, K - k0);
     const manifold = new Manifold(gpu, kb, B, coefs.subarray(k0 * B, (k0 + kb) * B));
-    const tape = new Tape(gpu, manifold, !!o.coefGrad);
+    const tape = new Tape(gpu, manifold, !!o.coefGrad, o.basisGrad ?? true);
     const ctx = { gpu, manifold, tape, pairedMasks: o.pairedMasks };
     const out = crossEntropy(ctx, model.forward(ctx, x), labels);
     tape.backward(Array.from(weights).slice(k0, k0 + kb), { clampAbove: clamp === undefined || typeof clamp === 'number' ? clamp : Array.from(clamp).slice(k0, k0 + kb) });

@@ -326,18 +326,23 @@ ${MAIN(t)} {
   return kernel('conv2d.wgrad', `${tkey(t)}_nb${nb}_b${+hasBias}_dc${+dcoef}`, uniforms, bindings, body, T);
 }
 
-/** Sums the split-K partials [Z, B, Cout, R] into the weight [B, Cout, R0] and bias [B, Cout] gradients (+= when accumulate). */
+/**
+ * Sums the split-K partials [Z, B, Cout, R] into the weight [G, B, Cout, R0] and bias [G, B, Cout] gradients (+= when
+ * accumulate), G = Z / zPer groups of zPer consecutive partials each (G = 1 for basis gradients; one group per point
+ * for per-point gradients).
+ */
 export function convWgradReduceKernel(hasBias: boolean): KernelSpec {
-  const uniforms: KernelSpec['uniforms'] = [['Z', 'u32'], ['B', 'u32'], ['Cout', 'u32'], ['R0', 'u32'], ['R', 'u32'], ['accumulate', 'u32']];
+  const uniforms: KernelSpec['uniforms'] = [['Z', 'u32'], ['B', 'u32'], ['Cout', 'u32'], ['R0', 'u32'], ['R', 'u32'], ['accumulate', 'u32'], ['zPer', 'u32']];
   const bindings = [r('part'), w('gw'), ...(hasBias ? [w('gb')] : [])];
   const body = `
 @compute @workgroup_size(256) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let idx = (wid.y * nwg.x + wid.x) * 256u + lid;
-  let total = u.B * u.Cout * u.R;
-  if (idx >= total) { return; }
+  let per = u.B * u.Cout * u.R;
+  if (idx >= (u.Z / u.zPer) * per) { return; }
+  let grp = idx / per; let inner = idx % per;
   var s = 0.0;
-  for (var z = 0u; z < u.Z; z++) { s += part[z * total + idx]; }
-  let rr = idx % u.R; let bc = idx / u.R;
+  for (var z = grp * u.zPer; z < (grp + 1u) * u.zPer; z++) { s += part[z * per + inner]; }
+  let rr = inner % u.R; let bc = grp * u.B * u.Cout + inner / u.R;
   if (rr < u.R0) {
     let o = bc * u.R0 + rr;
     if (u.accumulate != 0u) { s += gw[o]; }
