@@ -108,10 +108,20 @@ function convCore(ctx: Ctx, op: string, x: AnyTensor, weight: Param, bias: Param
   if (s.shared && s.K > ctx.manifold.B) return convSharedInput(ctx, op, x, weight, bias, s, yShape);
   const { gpu, manifold } = ctx;
   const { U, what } = convUniforms(ctx, op, x, weight, bias, s);
+  // More basis tensors than points (random-subspace training: a few points, up to thousands of basis tensors): each
+  // point's weights are built once here, instead of a B-term sum in every weight-tile load of every kernel.
+  const direct = manifold.B > s.K;
+  const wK = direct ? combineBasis(ctx, weight.basis, `${op}: weights of K=${s.K} points from B=${manifold.B} basis tensors`) : null;
+  const bK = direct && bias ? combineBasis(ctx, bias.basis, `${op}: biases of K=${s.K} points`) : null;
   const y = out(ctx, yShape, op);
-  convForwardDispatch(gpu, x, weight, bias, manifold.coef, y, s, U, what);
+  convForwardDispatch(gpu, x, wK ?? weight.basis, bias ? bK ?? bias.basis : null, direct ? null : manifold.coef, y, s, U, what);
   const tape = ctx.tape;
-  if (!tape) return y;
+  if (!tape) {
+    wK?.dispose(); bK?.dispose();
+    return y;
+  }
+  if (wK) tape.own(wK);
+  if (bK) tape.own(bK);
   tape.record(op, () => {
     let dy = tape.gradOf(y);
     if (!dy) return;
@@ -122,8 +132,8 @@ function convCore(ctx: Ctx, op: string, x: AnyTensor, weight: Param, bias: Param
       const td = conv.chooseTiles(s.Cin, s.N * s.H * s.W);
       const Mi = s.N * s.H * s.W;
       gpu.dispatch({
-        kernel: spec(conv.convInputGradKernel, td, s.stride === 1),
-        buffers: { dy: dy.buffer, weight: weight.basis.buffer, coef: manifold.coef.buffer, dx: dx.buffer },
+        kernel: spec(conv.convInputGradKernel, td, s.stride === 1, direct),
+        buffers: { dy: dy.buffer, weight: (wK ?? weight.basis).buffer, ...(direct ? {} : { coef: manifold.coef.buffer }), dx: dx.buffer },
         uniforms: U,
         groups: [Math.ceil(Mi / td.BM), Math.ceil(s.Cin / td.BN), s.K],
         what: `${what} (input gradient)`,
@@ -131,9 +141,19 @@ function convCore(ctx: Ctx, op: string, x: AnyTensor, weight: Param, bias: Param
       });
       tape.addGrad(x, dx);
     }
-    convWeightGrad(ctx, what, x, dy, weight, bias, s, U, manifold.coef, tape.coefGrad);
+    if (direct || !tape.basisGrad) pointWeightGrads(ctx, what, x, dy, weight, bias, s, U);
+    else convWeightGrad(ctx, what, x, dy, weight, bias, s, U, manifold.coef, tape.coefGrad);
     if (s.relu) dy.dispose();
   });
+  return y;
+}
+
+/** Point values sum_b C[k,b] basis[b] of a basis tensor [B, ...] for the manifold's K points: [K, ...]. */
+function combineBasis(ctx: Ctx, basis: Tensor, what: string): Tensor {
+  const { K, B, coef } = ctx.manifold;
+  const S = basis.size / B;
+  const y = new Tensor(ctx.gpu, [K, S], 'conv.point_weights');
+  ctx.gpu.dispatch({ kernel: spec(misc.combineKernel, false), buffers: { coef: coef.buffer, z: basis.buffer, y: y.buffer }, uniforms: { K, B, S }, groups: groups1d(K * S), what });
   return y;
 }
 
@@ -149,12 +169,13 @@ function convUniforms(ctx: Ctx, op: string, x: AnyTensor, weight: Param, bias: P
   return { U, what };
 }
 
-function convForwardDispatch(gpu: Gpu, x: AnyTensor, weight: Param, bias: Param | null, coef: Tensor, y: Tensor, s: ConvShape, U: Record<string, number>, what: string): void {
+/** The forward conv; coef null: weight and bias hold each point's own values ([K, Cout, R0], [K, Cout]). */
+function convForwardDispatch(gpu: Gpu, x: AnyTensor, weight: Tensor, bias: Tensor | null, coef: Tensor | null, y: Tensor, s: ConvShape, U: Record<string, number>, what: string): void {
   const tf = conv.chooseTiles(s.Cout, s.N * s.OH * s.OW);
   const M = s.N * s.OH * s.OW;
   gpu.dispatch({
-    kernel: spec(conv.convForwardKernel, tf, !!bias, s.relu ? 'relu' : 'none'),
-    buffers: { x: x.buffer, weight: weight.basis.buffer, ...(bias ? { bias: bias.basis.buffer } : {}), coef: coef.buffer, y: y.buffer },
+    kernel: spec(conv.convForwardKernel, tf, !!bias, s.relu ? 'relu' : 'none', !coef),
+    buffers: { x: x.buffer, weight: weight.buffer, ...(bias ? { bias: bias.buffer } : {}), ...(coef ? { coef: coef.buffer } : {}), y: y.buffer },
     uniforms: U,
     groups: [Math.ceil(M / tf.BM), Math.ceil(s.Cout / tf.BN), U.K],
     what,
@@ -174,7 +195,7 @@ function convSharedInput(ctx: Ctx, op: string, x: AnyTensor, weight: Param, bias
   const { U, what } = convUniforms(ctx, op, x, weight, bias, sb);
   const S = s.N * s.Cout * s.OH * s.OW;
   const z = new Tensor(gpu, [B, ...yShape.slice(1)], `${op}.basis_out`);
-  convForwardDispatch(gpu, x, weight, bias, manifold.eye(), z, sb, U, `${what} (per basis)`);
+  convForwardDispatch(gpu, x, weight.basis, bias?.basis ?? null, manifold.eye(), z, sb, U, `${what} (per basis)`);
   const y = out(ctx, yShape, op);
   gpu.dispatch({ kernel: spec(misc.combineKernel, s.relu), buffers: { coef: manifold.coef.buffer, z: z.buffer, y: y.buffer }, uniforms: { K, B, S }, groups: groups1d(K * S), what: `${op}: combine ${B} basis outputs into K=${K} points` });
   const tape = ctx.tape;
@@ -203,13 +224,10 @@ function convSharedInput(ctx: Ctx, op: string, x: AnyTensor, weight: Param, bias
 
 /**
  * Basis gradients of a conv over s.K points with coefficients `coef` [s.K, B] (accumulated into weight.grad / bias.grad),
- * and dL/dC when dcoef. On a tape without basis gradients, only dL/dC: see coefOnlyWeightGrad.
+ * and dL/dC when dcoef: the GEMM over positions runs once per WGRAD_BMAX basis tensors, each point's tile folded into
+ * them in the kernel (the cheaper way while B <= K).
  */
 function convWeightGrad(ctx: Ctx, what: string, x: AnyTensor, dy: Tensor, weight: Param, bias: Param | null, s: ConvShape, U: Record<string, number>, coef: Tensor, dcoef: boolean): void {
-  if (ctx.tape && !ctx.tape.basisGrad) {
-    if (dcoef) coefOnlyWeightGrad(ctx, what, x, dy, weight, bias, s, U);
-    return;
-  }
   const { gpu, manifold } = ctx;
   const B = manifold.B;
   const sp = wgradSplit(ctx, s, U, B, false);
@@ -280,11 +298,12 @@ function wgradSplit(ctx: Ctx, s: ConvShape, U: Record<string, number>, B: number
 }
 
 /**
- * dL/dC of a conv without its basis gradients: each point's weight gradient once (one GEMM pass with a coefficient
- * of 1 and one point per partial layer, reduced per point to [K, Cout, R0] and [K, Cout]), then dotted with every
- * basis tensor (foldCoef). The basis-gradient path would instead run the GEMM once per WGRAD_BMAX basis tensors.
+ * Gradients of a conv through each point's own weight gradient: one GEMM pass with a coefficient of 1 and one point
+ * per partial layer, reduced per point to [K, Cout, R0] and [K, Cout], then folded into the basis gradients (when the
+ * tape wants them) and dotted with every basis tensor for dL/dC (when it wants those). For B > K, or for a tape
+ * without basis gradients, where convWeightGrad would run the GEMM once per WGRAD_BMAX basis tensors.
  */
-function coefOnlyWeightGrad(ctx: Ctx, what: string, x: AnyTensor, dy: Tensor, weight: Param, bias: Param | null, s: ConvShape, U: Record<string, number>): void {
+function pointWeightGrads(ctx: Ctx, what: string, x: AnyTensor, dy: Tensor, weight: Param, bias: Param | null, s: ConvShape, U: Record<string, number>): void {
   const { gpu } = ctx;
   const K = s.K;
   const sp = wgradSplit(ctx, s, U, 1, true);
@@ -309,8 +328,12 @@ function coefOnlyWeightGrad(ctx: Ctx, what: string, x: AnyTensor, dy: Tensor, we
     groups: groups1d(K * s.Cout * U.R),
     what: `${what} (per-point weight gradient reduce)`,
   });
-  foldCoef(ctx, weight.basis, gw, { S: s.Cout * U.R0, gOff: 0, gStride: s.Cout * U.R0 }, `${what} (coefficient gradient, weight)`);
-  if (bias && gb) foldCoef(ctx, bias.basis, gb, { S: s.Cout, gOff: 0, gStride: s.Cout }, `${what} (coefficient gradient, bias)`);
+  for (const [p, g] of [[weight, gw], [bias, gb]] as const) {
+    if (!p || !g) continue;
+    const S = g.size / K;
+    if (ctx.tape!.basisGrad) foldBasis(ctx, g, p.ensureGrad(), { S, accumulate: 1, gOff: 0, gStride: S }, `${what} (${p.name} basis gradient)`);
+    if (ctx.tape!.coefGrad) foldCoef(ctx, p.basis, g, { S, gOff: 0, gStride: S }, `${what} (${p.name} coefficient gradient)`);
+  }
   ones.dispose(); part.dispose(); gw.dispose(); gb?.dispose();
 }
 

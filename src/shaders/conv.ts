@@ -108,8 +108,17 @@ var<workgroup> Ri: array<vec4<i32>, ${2 * t.BK}>;`,
 
 const MAIN = (t: Tiles) => `@compute @workgroup_size(${threads(t)}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32)`;
 
-/** Weight of point k at (co, r): sum_b coef[k,b] * basis; r == R0 reads the bias basis. */
-function weightLoad(hasBias: boolean): string {
+/**
+ * Weight of point k at (co, r): sum_b coef[k,b] * basis; r == R0 reads the bias basis. direct: the weight and bias
+ * buffers hold every point's own weights ([K, Cout, R0], [K, Cout], materialized by the caller when B > K).
+ */
+function weightLoad(hasBias: boolean, direct: boolean): string {
+  if (direct) return `
+fn wk(k: u32, co: u32, rr: u32) -> f32 {
+  if (co >= u.Cout || rr >= u.R) { return 0.0; }
+  ${hasBias ? 'if (rr == u.R0) { return bias[k * u.Cout + co]; }' : ''}
+  return weight[(k * u.Cout + co) * u.R0 + rr];
+}`;
   return `
 fn wk(k: u32, co: u32, rr: u32) -> f32 {
   if (co >= u.Cout || rr >= u.R) { return 0.0; }
@@ -150,14 +159,14 @@ fn xAt(k: u32, pos: vec4<i32>, col: vec4<i32>) -> f32 {
   return x[k * u.xKStride + u32(pos.x) * u.Cin * u.H * u.W + u32(col.x + ih * i32(u.W) + iw)];
 }`;
 
-export function convForwardKernel(t: Tiles, hasBias: boolean, act: 'none' | 'relu'): KernelSpec {
-  const bindings = [r('x'), r('weight'), ...(hasBias ? [r('bias')] : []), r('coef'), w('y')];
+export function convForwardKernel(t: Tiles, hasBias: boolean, act: 'none' | 'relu', direct = false): KernelSpec {
+  const bindings = [r('x'), r('weight'), ...(hasBias ? [r('bias')] : []), ...(direct ? [] : [r('coef')]), w('y')];
   const g = gemm(t, { rBegin: '0u', rEnd: 'u.R', loadA: 'xAt(k, a, ri)', loadB: 'wk(k, n, rr)' });
   const body = `${g.decl}
 ${DECODE_COL}
 ${DECODE_POS}
 ${X_AT}
-${weightLoad(hasBias)}
+${weightLoad(hasBias, direct)}
 fn rowInfo(m: u32) -> vec4<i32> { return decodePos(m, u.N * u.OH * u.OW); }
 fn decode(rr: u32) -> vec4<i32> { return decodeCol(rr); }
 ${MAIN(t)} {
@@ -181,11 +190,11 @@ ${MAIN(t)} {
     }
   }
 }`;
-  return kernel('conv2d.fwd', `${tkey(t)}_b${+hasBias}_${act}`, CONV_UNIFORMS, bindings, body, threads(t));
+  return kernel('conv2d.fwd', `${tkey(t)}_b${+hasBias}_${act}${direct ? '_direct' : ''}`, CONV_UNIFORMS, bindings, body, threads(t));
 }
 
-export function convInputGradKernel(t: Tiles, unitStride: boolean): KernelSpec {
-  const bindings = [r('dy'), r('weight'), r('coef'), w('dx')];
+export function convInputGradKernel(t: Tiles, unitStride: boolean, direct = false): KernelSpec {
+  const bindings = [r('dy'), r('weight'), ...(direct ? [] : [r('coef')]), w('dx')];
   // GEMM: rows m = (n, ih, iw), columns ci, reduction rr = (co, kh, kw).
   const g = gemm(t, { rBegin: '0u', rEnd: 'u.Cout * u.KH * u.KW', loadA: 'dyAt(k, a, ri)', loadB: 'wt(k, ri, n)' });
   const body = `${g.decl}
@@ -214,9 +223,9 @@ fn wt(k: u32, ri: vec4<i32>, ci: u32) -> f32 {
   if (ci >= u.Cin || ri.w == 0) { return 0.0; }
   let idx = u32(ri.x) * u.R0 + ci * u.KH * u.KW + u32(ri.y) * u.KW + u32(ri.z);
   let step = u.Cout * u.R0;
-  var s = 0.0;
+  ${direct ? 'return weight[k * step + idx];' : `var s = 0.0;
   for (var b = 0u; b < u.B; b++) { s = fma(coef[k * u.B + b], weight[b * step + idx], s); }
-  return s;
+  return s;`}
 }
 ${MAIN(t)} {
   let k = wid.z;
@@ -237,7 +246,7 @@ ${MAIN(t)} {
     }
   }
 }`;
-  return kernel('conv2d.dgrad', `${tkey(t)}_s${unitStride ? 1 : 'n'}`, CONV_UNIFORMS, bindings, body, threads(t));
+  return kernel('conv2d.dgrad', `${tkey(t)}_s${unitStride ? 1 : 'n'}${direct ? '_direct' : ''}`, CONV_UNIFORMS, bindings, body, threads(t));
 }
 
 export const WGRAD_BMAX = 4;
