@@ -15,7 +15,7 @@ import { FORT_FIGURES_HELP, runFortFigures } from './experiments/fort-figures.ts
 import { SWA_HELP, swaCommand } from './experiments/swa.ts';
 import { TUNNELS_HELP, tunnelsCommand } from './experiments/tunnels.ts';
 import { SUBSPACE_HELP, subspaceCommand } from './experiments/subspace.ts';
-import { CONNECT_HELP, runConnect, type ConnectOptions } from './experiments/connect.ts';
+import { CONNECT_HELP, runConnect, runMSweep, type ConnectOptions } from './experiments/connect.ts';
 import { HessianInterrupted, mergeHessians, ratios, runHessian } from './experiments/hessian.ts';
 import { runTrajectory } from './experiments/trajectory.ts';
 import { writeReport } from './viz/report.ts';
@@ -360,7 +360,7 @@ ${DIRECTION_HELP}
     summary: 'low-loss connectors between checkpoints: Fort\'s hyperplane algorithm (also m-connectors for 3+), Bezier / polygonal chains (--help)',
     run: async (args, flags) => {
       if (flags.help) { console.log(CONNECT_HELP); return 0; }
-      checkFlags(flags, ['method', 'points', 'steps', 'lr', 'batch', 'images', 'dense', 'seed', 'probes', 't-per-step', 'data', 'out'], 'connect');
+      checkFlags(flags, ['method', 'points', 'steps', 'lr', 'batch', 'images', 'dense', 'seed', 'probes', 't-per-step', 'm-sweep', 'data', 'out'], 'connect');
       if (args.length < 2) throw new Error('connect: give two or more checkpoint files (model.safetensors of loss-atlas train)');
       const method = (flags.method ?? 'fort') as ConnectOptions['method'];
       if (!['fort', 'bezier', 'polychain'].includes(method)) throw new Error(`--method "${flags.method}": fort, bezier or polychain expected`);
@@ -368,11 +368,17 @@ ${DIRECTION_HELP}
       const cifar = readSafetensors(args[0]).metadata.model === 'cifar';
       const data = loadSplits(cifar ? 'cifar10' : 'fashion-mnist', cifar ? cifar10Dir(flags.data) : fashionMnistDir(flags.data));
       const cks = args.map((a) => readCheckpoint(a, data.train.shape));
-      const o: ConnectOptions = { method, points: intFlag(flags, 'points', args.length === 3 ? 4 : 9, 1), steps: intFlag(flags, 'steps', 300, 1), lr: numFlag(flags, 'lr', 1e-3), batch: intFlag(flags, 'batch', 128, 1), images: intFlag(flags, 'images', 1000, 1), dense: intFlag(flags, 'dense', 41, 3), seed: intFlag(flags, 'seed', 1, 0), probes: intFlag(flags, 'probes', 0, 0), tPerStep: intFlag(flags, 't-per-step', 4, 1) };
+      const o: ConnectOptions = { method, points: intFlag(flags, 'points', args.length === 3 ? 4 : 9, 1), steps: intFlag(flags, 'steps', 300, 1), lr: numFlag(flags, 'lr', 1e-3), batch: intFlag(flags, 'batch', 128, 1), images: intFlag(flags, 'images', 1000, 1), dense: intFlag(flags, 'dense', 41, 3), seed: intFlag(flags, 'seed', 1, 0), probes: intFlag(flags, 'probes', flags['m-sweep'] ? 8 : 0, 0), tPerStep: intFlag(flags, 't-per-step', 4, 1) };
       const out = typeof flags.out === 'string' ? flags.out : runDir('connect');
       return withGpu(flags, async (gpu) => {
         console.log(`adapter: ${gpu.adapterInfo}`);
         writeFileSync(join(mkdirp(out), 'config.json'), JSON.stringify({ checkpoints: args, ...o, adapter: gpu.adapterInfo }, null, 2) + '\n');
+        if (flags['m-sweep']) {
+          const ms = await runMSweep(gpu, cks, data, o, out, (m) => console.log(m));
+          console.log(`short directions at the m-connector centres: ${(ms.centre_short_directions as number[]).map((v) => v.toFixed(1)).join(', ')} for m = 1..${cks.length - 1}`);
+          console.log(`wrote ${out}/short_directions.png, msweep.json, metrics.json`);
+          return 0;
+        }
         const r = await runConnect(gpu, cks, data, o, out, (m) => console.log(m));
         console.log(JSON.stringify(r.metrics, (k, v) => (k === 'short_directions' ? undefined : v), 1).replace(/\n\s*/g, ' '));
         console.log(`wrote ${out}/metrics.json and the plots`);

@@ -10,7 +10,7 @@ import { readSafetensors, safetensorsBytes } from '../src/data/formats.ts';
 import { initParams, paramShapes } from '../src/models/sequential.ts';
 import { modelSpec } from '../src/models/zoo.ts';
 import { readCheckpoint } from '../src/experiments/checkpoint.ts';
-import { curveCoefs, runConnect, simplexLattice, type ConnectOptions } from '../src/experiments/connect.ts';
+import { curveCoefs, runConnect, runMSweep, simplexLattice, type ConnectOptions } from '../src/experiments/connect.ts';
 import { testGpu, writeIdx } from './helpers.ts';
 
 let gpu: Gpu;
@@ -79,5 +79,30 @@ describe('connectors', () => {
     expect(existsSync(join(dir, 'tri', 'triangle.png'))).toBe(true);
     expect(typeof tri.metrics.max_connector_train_loss).toBe('number');
     await expect(runConnect(gpu, cks, ds, base, join(dir, 'bad'), () => {})).rejects.toThrow(/--method bezier: joins two checkpoints/);
+  }, 120_000);
+
+  it('short directions against m: one row per m, counts finite, a finished m is not recomputed on resume', async () => {
+    const ds = { train: loadFashionMnist(data, 'train'), test: loadFashionMnist(data, 't10k') };
+    const cks = [1, 2, 3].map((s) => readCheckpoint(join(dir, `m${s}.safetensors`), ds.train.shape));
+    const o: ConnectOptions = { method: 'fort', points: 1, steps: 3, lr: 1e-2, batch: 16, images: 20, dense: 3, seed: 1, probes: 2, tPerStep: 1 };
+    const out = join(dir, 'msweep');
+    const m = await runMSweep(gpu, cks, ds, o, out, () => {});
+    expect(m.m).toEqual([1, 2]);
+    for (const v of [m.optimum_short_directions, ...(m.centre_short_directions as number[]), ...(m.flat_centre_short_directions as number[])]) {
+      expect(Number.isFinite(v as number)).toBe(true);
+      expect(v as number).toBeGreaterThan(0);
+    }
+    // the centre was moved by its 3 steps of Adam (untrained nets: the loss need not fall on the evaluation images)
+    (m.centre_train_loss as number[]).forEach((l, i) => expect(l).not.toBe((m.flat_centre_train_loss as number[])[i]));
+    expect(existsSync(join(out, 'short_directions.png'))).toBe(true);
+    // resume: the stored m = 1 row is reused as it is (marked here), m = 2 (removed) is computed again, to the same value
+    const saved = JSON.parse(readFileSync(join(out, 'msweep.json'), 'utf8'));
+    const m2 = saved.rows.find((r: { m: number }) => r.m === 2).centre_short;
+    saved.rows = saved.rows.filter((r: { m: number }) => r.m === 1);
+    saved.rows[0].centre_short = 12345;
+    writeFileSync(join(out, 'msweep.json'), JSON.stringify(saved));
+    const again = await runMSweep(gpu, cks, ds, o, out, () => {});
+    expect(again.centre_short_directions).toEqual([12345, m2]);
+    await expect(runMSweep(gpu, cks.slice(0, 2), ds, o, out, () => {})).rejects.toThrow(/at least three checkpoints/);
   }, 120_000);
 });

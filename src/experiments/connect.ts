@@ -10,7 +10,7 @@
 //   coefficients, so the bend's gradient is the engine's basis gradient.
 // The number of short directions at a point is estimated by the participation ratio tr(H)^2 / tr(H^2) of the Hessian
 // (Hutchinson probes with the batched HVPs of `hessian`).
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gpu } from '../engine/device.ts';
 import { batchStream, permutation, rng } from '../engine/random.ts';
@@ -291,6 +291,63 @@ export async function runConnect(gpu: Gpu, cks: Checkpoint[], data: { train: Dat
   return { metrics };
 }
 
+/**
+ * The number of short directions in the middle of m-connectors against m (the paper's Fig. 4 claim that it grows with
+ * m): for m = 1 .. M the centre of the first m + 1 optima's simplex is optimized within the (D - m)-dimensional
+ * hyperplane normal to the simplex, and the participation ratio of the Hessian is estimated there, at the flat centre
+ * and at the first optimum (m = 0). Resumes from msweep.json (one entry per finished m). Writes msweep.json,
+ * short_directions.png and metrics.json into out.
+ */
+export async function runMSweep(gpu: Gpu, cks: Checkpoint[], data: { train: Dataset; test: Dataset }, o: ConnectOptions, out: string, log: (m: string) => void): Promise<Record<string, unknown>> {
+  if (cks.length < 3) throw new Error('connect --m-sweep: give at least three checkpoints (m = 1 .. count - 1)');
+  if (cks.length > 11) throw new Error(`connect --m-sweep: at most 11 checkpoints (m = 10), got ${cks.length}`);
+  if (o.probes < 1) throw new Error('connect --m-sweep: --probes must be at least 1 (Hutchinson probes for the short-direction count)');
+  for (const c of cks.slice(1)) sameModel(cks[0], c);
+  mkdirSync(out, { recursive: true });
+  const spec = checkpointSpec(cks[0], data.train.shape);
+  const optima = cks.map((c) => flatOf(c.weights));
+  const file = join(out, 'msweep.json');
+  type Row = { m: number; flat_centre_short: number; centre_short: number; flat_centre_train_loss: number; centre_train_loss: number; centre_test_acc: number };
+  const prev = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { probes: number; checkpoints: string[]; optimum_short: number; rows: Row[] }) : null;
+  const same = prev && prev.probes === o.probes && prev.checkpoints.join() === cks.map((c) => c.path).join();
+  const state = same ? prev : { probes: o.probes, checkpoints: cks.map((c) => c.path), optimum_short: NaN, rows: [] as Row[] };
+  if (prev && !same) log(`note: ${file} is of other checkpoints or probes: starting over`);
+  const save = () => writeFileSync(file, JSON.stringify(state, null, 1) + '\n');
+  if (!Number.isFinite(state.optimum_short)) {
+    log(`short directions at optimum 1 (${o.probes} probes)`);
+    state.optimum_short = (await shortDirections(gpu, spec, [optima[0]], data.train, o))[0];
+    save();
+  }
+  for (let m = 1; m < cks.length; m++) {
+    if (state.rows.some((r) => r.m === m)) continue;
+    const set = optima.slice(0, m + 1);
+    const centre = Array(m + 1).fill(1 / (m + 1));
+    log(`m = ${m}: optimizing the centre of ${m + 1} optima within the (D - ${m})-dimensional hyperplane normal to their simplex`);
+    const [opt] = await fortNodes(gpu, spec, set, [centre], data.train, o, log);
+    const flat = Float32Array.from(opt, (_, i) => set.reduce((a, w) => a + w[i], 0) / (m + 1));
+    const ev = await evalCombos(gpu, spec, [flat, opt], [[1, 0], [0, 1]], data, o.images, o.seed);
+    const [flatShort, optShort] = await shortDirections(gpu, spec, [flat, opt], data.train, o);
+    state.rows.push({ m, flat_centre_short: flatShort, centre_short: optShort, flat_centre_train_loss: ev.train_loss[0], centre_train_loss: ev.train_loss[1], centre_test_acc: ev.test_acc[1] });
+    log(`  m = ${m}: centre train loss ${ev.train_loss[0].toFixed(3)} -> ${ev.train_loss[1].toFixed(3)}; short directions ${optShort.toFixed(1)} (flat centre ${flatShort.toFixed(1)}, optimum ${state.optimum_short.toFixed(1)})`);
+    save();
+  }
+  state.rows.sort((a, b) => a.m - b.m);
+  const rows = state.rows;
+  // least-squares slope of the optimized centre's count against m: the paper predicts it grows
+  const mm = rows.map((r) => r.m), ys = rows.map((r) => r.centre_short);
+  const mbar = mm.reduce((a, b) => a + b, 0) / mm.length, ybar = ys.reduce((a, b) => a + b, 0) / ys.length;
+  const slope = mm.reduce((a, m, i) => a + (m - mbar) * (ys[i] - ybar), 0) / mm.reduce((a, m) => a + (m - mbar) ** 2, 0);
+  const metrics = { probes: o.probes, optimum_short_directions: state.optimum_short, m: mm, centre_short_directions: ys, flat_centre_short_directions: rows.map((r) => r.flat_centre_short), centre_train_loss: rows.map((r) => r.centre_train_loss), flat_centre_train_loss: rows.map((r) => r.flat_centre_train_loss), slope_per_m: slope };
+  writeFileSync(join(out, 'metrics.json'), JSON.stringify(metrics, null, 2) + '\n');
+  await vegaLitePng({
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: `short directions (participation ratio of the Hessian, ${o.probes} probes) at the centre of m-connectors`, width: 420, height: 280,
+    data: { values: [{ m: 0, n: state.optimum_short, at: 'optimum 1' }, ...rows.flatMap((r) => [{ m: r.m, n: r.centre_short, at: 'optimized centre' }, { m: r.m, n: r.flat_centre_short, at: 'flat centre (before)' }])] },
+    mark: { type: 'line', point: true }, encoding: { x: { field: 'm', type: 'quantitative', title: 'm (m + 1 optima)', axis: { tickMinStep: 1 } }, y: { field: 'n', type: 'quantitative', title: 'short directions' }, color: { field: 'at', type: 'nominal', title: null } },
+  }, join(out, 'short_directions.png'));
+  return metrics;
+}
+
 async function plotPaths(t: number[], line: Record<string, number[]>, path: Record<string, number[]>, method: string, file: string): Promise<void> {
   const rows = t.flatMap((x, i) => [
     { t: x, path: 'straight line', split: 'train', loss: line.train_loss[i] }, { t: x, path: 'straight line', split: 'test', loss: line.test_loss[i] },
@@ -339,4 +396,7 @@ endpoints; short directions) into --out (default runs/connect-<time>).
   --method fort|bezier|polychain (fort)   --points N (9; lattice resolution 4 for three)   --steps N (300)
   --lr X (0.001, Adam)   --batch N (128)   --images N (1000) per split   --dense N (41)   --t-per-step N (4)
   --probes N (0)  Hutchinson probes for the number of short directions (tr(H)^2 / tr(H^2)) along the path
+  --m-sweep       with three or more checkpoints: short directions at the optimized centre of the m-connector of the
+                  first m + 1 checkpoints, for every m (and at the flat centre and optimum 1), plotted against m
+                  (short_directions.png, msweep.json; resumes); needs --probes (default then 8)
   --seed N (1)    --data DIR`;

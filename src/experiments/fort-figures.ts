@@ -10,7 +10,7 @@ import type { Dataset } from '../data/fashion-mnist.ts';
 import { runTrain, trainConfig } from './train.ts';
 import { readCheckpoint } from './checkpoint.ts';
 import { runToy } from './toy.ts';
-import { runConnect, type ConnectOptions } from './connect.ts';
+import { runConnect, runMSweep, type ConnectOptions } from './connect.ts';
 import { tunnelsCommand } from './tunnels.ts';
 import { subspaceCommand } from './subspace.ts';
 import { swaCommand } from './swa.ts';
@@ -19,7 +19,7 @@ export const FORT_FIGURES_HELP = `usage: npm run exp:fort-figures [-- --full] [-
 
 Fort & Jastrzebski 2019 at CPU size (about 25 minutes on the 2-core machine, an estimate): the toy landscape (hyperplane
 threshold, connector, radial well), SimpleCNN optima on Fashion-MNIST, a connector and a Bezier curve between two of
-them, m-connectors for three and four, radial tunnels, random-subspace training with d_int90, and weight averaging vs
+them, m-connectors for three and four, short directions at m-connector centres for m = 1..5, radial tunnels, random-subspace training with d_int90, and weight averaging vs
 ensembling at a low and a high learning rate. --tunnel-sweep adds the tunnel-width sweep over learning rate, L2, dropout
 and batch size (about 12 more minutes); --full uses larger sizes throughout (a GPU). Writes every step's run directory,
 summary.json and fort_summary.png into --out (default runs/fort-figures).`;
@@ -50,7 +50,7 @@ export async function runFortFigures(gpu: Gpu, flags: Record<string, string | bo
   summary.toy = read('toy');
 
   // SimpleCNN optima from independent initializations
-  const nOptima = 4;
+  const nOptima = full ? 11 : 6;
   const optimum = (i: number) => join(out, 'optima', `seed${i + 1}`, 'model.safetensors');
   for (let i = 0; i < nOptima; i++) {
     if (existsSync(optimum(i))) continue;
@@ -64,7 +64,7 @@ export async function runFortFigures(gpu: Gpu, flags: Record<string, string | bo
 
   const base: ConnectOptions = { method: 'fort', points: full ? 9 : 5, steps: full ? 1000 : 100, lr: 1e-3, batch: full ? 128 : 32, images: full ? 5000 : 500, dense: full ? 61 : 21, seed: 1, probes: full ? 16 : 4, tPerStep: full ? 4 : 2 };
   const connects: [string, typeof cks, ConnectOptions][] = [
-    ['connect-fort', cks.slice(0, 2), base],
+    ['connect-fort', cks.slice(0, 2), { ...base, points: full ? 9 : 7, steps: full ? 1000 : 200 }],
     ['connect-bezier', cks.slice(0, 2), { ...base, method: 'bezier', probes: 0 }],
     ['connect-triangle', cks.slice(0, 3), { ...base, points: full ? 4 : 2, probes: 0, steps: full ? 1000 : 100 }],
     ['connect-m3', cks.slice(0, 4), { ...base, probes: full ? 16 : 4, steps: full ? 1000 : 100 }],
@@ -76,6 +76,11 @@ export async function runFortFigures(gpu: Gpu, flags: Record<string, string | bo
     }
     summary[name] = read(name);
   }
+  if (!done('connect-msweep')) {
+    log(`${stamp()} short directions at the centre of m-connectors, m = 1..${nOptima - 1}`);
+    await runMSweep(gpu, cks, data, { ...base, probes: full ? 32 : 8, steps: full ? 1000 : 100 }, join(out, 'connect-msweep'), (m) => log(`  ${m}`));
+  }
+  summary['connect-msweep'] = read('connect-msweep');
   if (!done('tunnels')) {
     log(`${stamp()} radial tunnels around optimum 1`);
     await tunnelsCommand(gpu, data, dataDir, { 'model-file': optimum(0), rays: full ? '64' : '16', images: full ? '2000' : '300', max: '3' }, join(out, 'tunnels'), (m) => log(`  ${m}`));
@@ -88,7 +93,7 @@ export async function runFortFigures(gpu: Gpu, flags: Record<string, string | bo
   if (done('tunnels-sweep')) summary.tunnels_sweep = read('tunnels-sweep');
   if (!done('subspace')) {
     log(`${stamp()} random-subspace training`);
-    await subspaceCommand(gpu, data, full ? { models: 'mlp,small,simplecnn', ds: '10,30,100,300,1000,3000', steps: '3000' } : { models: 'mlp,small', ds: '10,50,250', steps: '200', batch: '64', 'eval-images': '1000' }, join(out, 'subspace'), (m) => log(`  ${m}`));
+    await subspaceCommand(gpu, data, full ? { models: 'mlp,simplecnn', ds: '10,30,100,300,1000,3000', steps: '3000' } : { models: 'mlp,simplecnn', ds: '10,50,250,1000', steps: '300', batch: '64', 'eval-images': '1000' }, join(out, 'subspace'), (m) => log(`  ${m}`));
   }
   summary.subspace = read('subspace');
   if (!done('swa')) {
@@ -97,7 +102,7 @@ export async function runFortFigures(gpu: Gpu, flags: Record<string, string | bo
   }
   summary.swa = read('swa');
   writeFileSync(join(out, 'summary.json'), JSON.stringify({ scale: full ? 'full' : 'cpu', adapter: gpu.adapterInfo, seconds_this_invocation: Math.round((performance.now() - t0) / 1000), ...summary }, null, 2) + '\n');
-  await gridPng([join(out, 'toy', 'hyperplanes.png'), join(out, 'toy', 'connector.png'), join(out, 'connect-fort', 'connect.png'), join(out, 'connect-fort', 'deviations.png'), join(out, 'connect-bezier', 'connect.png'), join(out, 'connect-triangle', 'triangle.png'), join(out, 'tunnels', 'tunnels.png'), join(out, 'subspace', 'subspace.png'), join(out, 'swa', 'swa.png'), join(out, 'toy', 'radial.png')], join(out, 'fort_summary.png'));
+  await gridPng([join(out, 'toy', 'hyperplanes.png'), join(out, 'toy', 'connector.png'), join(out, 'connect-fort', 'connect.png'), join(out, 'connect-fort', 'deviations.png'), join(out, 'connect-bezier', 'connect.png'), join(out, 'connect-triangle', 'triangle.png'), join(out, 'connect-msweep', 'short_directions.png'), join(out, 'tunnels', 'tunnels.png'), join(out, 'subspace', 'subspace.png'), join(out, 'swa', 'swa.png'), join(out, 'toy', 'radial.png')], join(out, 'fort_summary.png'));
   log(`${stamp()} done: ${join(out, 'fort_summary.png')}, summary.json`);
   return out;
 }
