@@ -3,8 +3,9 @@
 // [theta0, p_1, ..., p_dmax] (the columns of P, unit norm) and a run of dimension d is a point whose coefficients are
 // (1, z_1, ..., z_d, 0, ...); dL/dz is the engine's coefficient gradient. All d of a sweep are nested in one basis, so
 // they train together as the K points of one batched pass, next to the direct training (d = D) for the baseline.
-// P: dense Gaussian columns, or a seeded sparse projection (each column s nonzeros of +-1/sqrt(s) at random positions,
-// sklearn's sparse random projection with rows normalized), which is cheaper to draw for large D.
+// P: dense Gaussian columns (held as basis tensors: memory (1 + d) * D), or a seeded sparse projection (each column
+// round(sqrt(D)) nonzeros of +-1/sqrt(that) at random rows) that is never stored densely: kernels over its nonzeros
+// build each point's weights theta0 + P z_k and take P^T dL/dtheta_k (memory K * D + 2 nnz(P)), for large D.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gpu } from '../engine/device.ts';
@@ -15,7 +16,9 @@ import { Tensor } from '../engine/tensor.ts';
 import { Adam } from '../engine/optim.ts';
 import { batchStream, permutation, randn, rng } from '../engine/random.ts';
 import { batchOf, type Dataset } from '../data/fashion-mnist.ts';
-import { Sequential, initParams, paramShapes } from '../models/sequential.ts';
+import { Sequential, initParams, type Layer } from '../models/sequential.ts';
+import { fold } from '../shaders/common.ts';
+import { sparseExpandKernel, sparseProjectKernel } from '../shaders/sparse.ts';
 import { modelSpec, parameterCount } from '../models/zoo.ts';
 import { evaluateOnImages } from '../models/run.ts';
 import { HostAdam } from './toy.ts';
@@ -24,8 +27,12 @@ import { vegaLitePng } from '../viz/vega.ts';
 export interface SubspaceOptions {
   model: string;
   ds: number[];
-  /** identity: P = I (columns e_1 .. e_d), the check that d = D reproduces direct training */
-  projection: 'dense' | 'sparse' | 'identity';
+  /**
+   * dense: Gaussian columns, held as basis tensors; sparse: the seeded sparse projection, never stored densely (its
+   * nonzeros only: memory d * sqrt(D) instead of d * D); sparse-basis: the same P held as basis tensors (the check of
+   * the sparse kernels); identity: P = I (columns e_1 .. e_d), the check that d = D reproduces direct training
+   */
+  projection: 'dense' | 'sparse' | 'sparse-basis' | 'identity';
   steps: number;
   batch: number;
   lr: number;
@@ -36,23 +43,43 @@ export interface SubspaceOptions {
   trainImages: number;
 }
 
-/** Columns of P (unit norm), flattened per parameter tensor: basis rows 1..d of each tensor. */
-function projection(D: number, d: number, kind: SubspaceOptions['projection'], seed: number): Float32Array[] {
+/**
+ * The nonzeros of the seeded sparse projection, column by column: column j has round(sqrt(D)) entries of
+ * +-1/sqrt(that) at random rows (a row drawn twice holds two entries, which add).
+ */
+export function sparseEntries(D: number, d: number, seed: number): { row: Uint32Array; col: Uint32Array; val: Float32Array } {
   const r = rng(seed);
-  return Array.from({ length: d }, (_, j) => {
-    const p = new Float32Array(D);
+  const nz = Math.max(1, Math.round(Math.sqrt(D)));
+  const row = new Uint32Array(d * nz), col = new Uint32Array(d * nz), val = new Float32Array(d * nz);
+  for (let j = 0, e = 0; j < d; j++) {
+    for (let q = 0; q < nz; q++, e++) {
+      row[e] = Math.floor(r() * D);
+      col[e] = j;
+      val[e] = (r() < 0.5 ? -1 : 1) / Math.sqrt(nz);
+    }
+  }
+  return { row, col, val };
+}
+
+/** Columns of P (unit norm for dense), flattened per parameter tensor: basis rows 1..d of each tensor. */
+function projection(D: number, d: number, kind: SubspaceOptions['projection'], seed: number): Float32Array[] {
+  const cols = Array.from({ length: d }, () => new Float32Array(D));
+  if (kind === 'sparse' || kind === 'sparse-basis') {
+    const e = sparseEntries(D, d, seed);
+    for (let q = 0; q < e.row.length; q++) cols[e.col[q]][e.row[q]] += e.val[q];
+    return cols;
+  }
+  const r = rng(seed);
+  cols.forEach((p, j) => {
     if (kind === 'identity') p[j] = 1;
-    else if (kind === 'dense') {
+    else {
       let s = 0;
       for (let i = 0; i < D; i++) { p[i] = randn(r); s += p[i] * p[i]; }
       const n = Math.sqrt(s);
       for (let i = 0; i < D; i++) p[i] /= n;
-    } else {
-      const nz = Math.max(1, Math.round(Math.sqrt(D)));
-      for (let q = 0; q < nz; q++) p[Math.floor(r() * D)] += (r() < 0.5 ? -1 : 1) / Math.sqrt(nz);
     }
-    return p;
   });
+  return cols;
 }
 
 export interface SubspaceResult {
@@ -68,28 +95,152 @@ export interface SubspaceResult {
   full: Float32Array[];
 }
 
+/** One way of training the K points z_k (k = one d of the sweep): a step on a batch, evaluation, the final coefficients. */
+interface SubspaceTrainer {
+  /** Forward + backward of the K points on the batch and one Adam step on z; returns the batch losses. */
+  step(x: Tensor, y: Tensor): Promise<Float32Array>;
+  evaluate(d: Dataset, pick: number[]): Promise<{ loss: Float32Array; acc: Float32Array }>;
+  /** [K, 1 + dmax]: 1, then z_k (zeros beyond d_k) */
+  coefs(): Float32Array;
+  dispose(): void;
+}
+
+/**
+ * P held as basis tensors: the basis is [theta0, p_1 .. p_dmax], point k has coefficients (1, z_k, 0 ...), and dL/dz is
+ * the engine's coefficient gradient (a tape without basis gradients). Memory (1 + dmax) * D.
+ */
+function basisTrainer(gpu: Gpu, layers: Layer[], theta0: Float32Array[], cols: Float32Array[], ds: number[], lr: number): SubspaceTrainer {
+  const B = 1 + cols.length, K = ds.length;
+  let off = 0;
+  const model = new Sequential(gpu, layers, B, theta0.map((t) => {
+    const all = new Float32Array(B * t.length);
+    all.set(t);
+    cols.forEach((c, j) => all.set(c.subarray(off, off + t.length), (1 + j) * t.length));
+    off += t.length;
+    return all;
+  }));
+  const coefs = new Float32Array(K * B), mask = new Uint8Array(K * B);
+  ds.forEach((d, k) => { coefs[k * B] = 1; for (let j = 1; j <= d; j++) mask[k * B + j] = 1; });
+  const zopt = new HostAdam(K * B, lr, 0); // constant learning rate, as the direct baseline's Adam
+  return {
+    async step(x, y) {
+      const manifold = new Manifold(gpu, K, B, coefs);
+      const tape = new Tape(gpu, manifold, true, false); // only dL/dz: no basis gradients
+      try {
+        const out = crossEntropy({ gpu, manifold, tape }, model.forward({ gpu, manifold, tape }, x), y);
+        tape.backward(new Array(K).fill(1));
+        const [dc, l] = await Promise.all([manifold.dcoef!.read(), out.read()]);
+        zopt.step(coefs, dc, mask);
+        return l.loss;
+      } finally {
+        tape.dispose(); manifold.dispose();
+      }
+    },
+    evaluate: (d, pick) => evaluateOnImages(gpu, model, coefs, d, pick),
+    coefs: () => coefs,
+    dispose: () => model.dispose(),
+  };
+}
+
+/**
+ * The sparse P never stored densely: each step builds every point's weights theta_k = theta0 + P z_k with a kernel
+ * over P's nonzeros (by rows), trains them as K points with their own weights (basis = the K weight vectors,
+ * identity coefficients, so the basis gradients are the per-point gradients), and takes dL/dz_k = P^T g_k with a
+ * kernel over the nonzeros by columns. Memory: K * D for the weights and their gradients, 2 * nnz(P) for P.
+ */
+function sparseTrainer(gpu: Gpu, layers: Layer[], theta0: Float32Array[], entries: ReturnType<typeof sparseEntries>, dMax: number, ds: number[], lr: number): SubspaceTrainer {
+  const K = ds.length;
+  const sizes = theta0.map((t) => t.length);
+  const eye = new Float32Array(K * K);
+  for (let k = 0; k < K; k++) eye[k * K + k] = 1;
+  const model = new Sequential(gpu, layers, K, sizes.map((n) => new Float32Array(K * n)));
+  const z = new Float32Array(K * dMax), mask = new Uint8Array(K * dMax);
+  ds.forEach((d, k) => mask.fill(1, k * dMax, k * dMax + d));
+  const zopt = new HostAdam(K * dMax, lr, 0);
+  const owned: Tensor[] = [];
+  const keep = (t: Tensor) => (owned.push(t), t);
+  const zT = keep(new Tensor(gpu, [K, dMax], 'sub.z'));
+  const dzT = keep(new Tensor(gpu, [K, dMax], 'sub.dz'));
+  const dimsT = keep(Tensor.fromArray(gpu, [K], ds, 'sub.dims', 'u32'));
+  // per parameter tensor: theta0, its rows of P by rows (CSR) and by columns (CSC), local row indices
+  const order = Array.from(entries.row.keys()).sort((a, b) => entries.row[a] - entries.row[b] || a - b); // by row, then column
+  let off = 0;
+  const parts = theta0.map((t, ti) => {
+    const n = t.length, lo = off, hi = off + n;
+    off = hi;
+    const inRows = order.filter((e) => entries.row[e] >= lo && entries.row[e] < hi);
+    const rowPtr = new Uint32Array(n + 1);
+    for (const e of inRows) rowPtr[entries.row[e] - lo + 1]++;
+    for (let i = 0; i < n; i++) rowPtr[i + 1] += rowPtr[i];
+    const byCol = [...inRows].sort((a, b) => entries.col[a] - entries.col[b] || a - b);
+    const colPtr = new Uint32Array(dMax + 1);
+    for (const e of byCol) colPtr[entries.col[e] + 1]++;
+    for (let j = 0; j < dMax; j++) colPtr[j + 1] += colPtr[j];
+    const pad = <T extends Uint32Array | Float32Array>(a: T): T => (a.length ? a : (new (a.constructor as new (n: number) => T)(1)));
+    const label = `sub.P(${model.params[ti].name})`;
+    return {
+      n,
+      theta0: keep(Tensor.fromArray(gpu, [n], t, 'sub.theta0')),
+      rowPtr: keep(Tensor.fromArray(gpu, [n + 1], rowPtr, `${label}.rowPtr`, 'u32')),
+      col: keep(Tensor.fromArray(gpu, [Math.max(1, inRows.length)], pad(Uint32Array.from(inRows, (e) => entries.col[e])), `${label}.col`, 'u32')),
+      rval: keep(Tensor.fromArray(gpu, [Math.max(1, inRows.length)], pad(Float32Array.from(inRows, (e) => entries.val[e])), `${label}.rval`)),
+      colPtr: keep(Tensor.fromArray(gpu, [dMax + 1], colPtr, `${label}.colPtr`, 'u32')),
+      row: keep(Tensor.fromArray(gpu, [Math.max(1, byCol.length)], pad(Uint32Array.from(byCol, (e) => entries.row[e] - lo)), `${label}.row`, 'u32')),
+      cval: keep(Tensor.fromArray(gpu, [Math.max(1, byCol.length)], pad(Float32Array.from(byCol, (e) => entries.val[e])), `${label}.cval`)),
+    };
+  });
+  const expandK = sparseExpandKernel(), projectK = sparseProjectKernel();
+  const expand = () => {
+    gpu.write(zT.buffer, z);
+    parts.forEach((q, ti) => gpu.dispatch({
+      kernel: expandK, buffers: { theta0: q.theta0.buffer, rowPtr: q.rowPtr.buffer, col: q.col.buffer, val: q.rval.buffer, z: zT.buffer, dims: dimsT.buffer, theta: model.params[ti].basis.buffer },
+      uniforms: { K, S: q.n, dmax: dMax }, groups: fold(Math.ceil((K * q.n) / 256)), what: `theta0 + P z of ${model.params[ti].name} (K=${K})`,
+    }));
+  };
+  return {
+    async step(x, y) {
+      expand();
+      const manifold = new Manifold(gpu, K, K, eye);
+      const tape = new Tape(gpu, manifold);
+      try {
+        const out = crossEntropy({ gpu, manifold, tape }, model.forward({ gpu, manifold, tape }, x), y);
+        tape.backward(new Array(K).fill(1));
+        parts.forEach((q, ti) => gpu.dispatch({
+          kernel: projectK, buffers: { colPtr: q.colPtr.buffer, row: q.row.buffer, val: q.cval.buffer, g: model.params[ti].ensureGrad().buffer, dims: dimsT.buffer, dz: dzT.buffer },
+          uniforms: { K, S: q.n, dmax: dMax, accumulate: ti > 0 ? 1 : 0 }, groups: fold(Math.ceil((K * dMax) / 256)), what: `P^T dL/dtheta of ${model.params[ti].name} (K=${K})`,
+        }));
+        const [dz, l] = await Promise.all([dzT.read(), out.read()]);
+        zopt.step(z, dz, mask);
+        return l.loss;
+      } finally {
+        for (const p of model.params) p.zeroGrad();
+        tape.dispose(); manifold.dispose();
+      }
+    },
+    evaluate(d, pick) {
+      expand();
+      return evaluateOnImages(gpu, model, eye, d, pick);
+    },
+    coefs() {
+      const c = new Float32Array(K * (1 + dMax));
+      for (let k = 0; k < K; k++) { c[k * (1 + dMax)] = 1; c.set(z.subarray(k * dMax, (k + 1) * dMax), k * (1 + dMax) + 1); }
+      return c;
+    },
+    dispose() { model.dispose(); for (const t of owned) t.dispose(); },
+  };
+}
+
 export async function runSubspace(gpu: Gpu, data: { train: Dataset; test: Dataset }, o: SubspaceOptions, log: (m: string) => void): Promise<SubspaceResult> {
   const spec = modelSpec(o.model, { input: data.train.shape });
-  const shapes = paramShapes(spec.layers).map((s) => s.shape.reduce((a, b) => a * b, 1));
   const D = parameterCount(spec.layers);
   const dMax = Math.max(...o.ds);
   if (dMax > D) throw new Error(`--ds: ${dMax} exceeds the model's ${D} parameters`);
   const theta0 = initParams(spec.layers, 1, o.seed);
-  const cols = projection(D, dMax, o.projection, o.seed + 1);
-  const B = 1 + dMax;
-  const model = new Sequential(gpu, spec.layers, B, theta0.map((t, ti) => {
-    const all = new Float32Array(B * t.length);
-    all.set(t);
-    let off = 0;
-    for (let q = 0; q < ti; q++) off += shapes[q];
-    cols.forEach((c, j) => all.set(c.subarray(off, off + t.length), (1 + j) * t.length));
-    return all;
-  }));
+  const sub = o.projection === 'sparse'
+    ? sparseTrainer(gpu, spec.layers, theta0, sparseEntries(D, dMax, o.seed + 1), dMax, o.ds, o.lr)
+    : basisTrainer(gpu, spec.layers, theta0, projection(D, dMax, o.projection, o.seed + 1), o.ds, o.lr);
   const full = new Sequential(gpu, spec.layers, 1, theta0);
   const K = o.ds.length;
-  const coefs = new Float32Array(K * B), mask = new Uint8Array(K * B);
-  o.ds.forEach((d, k) => { coefs[k * B] = 1; for (let j = 1; j <= d; j++) mask[k * B + j] = 1; });
-  const zopt = new HostAdam(K * B, o.lr, 0); // constant learning rate, as the direct baseline's Adam
   const fullOpt = new Adam(gpu, full.params, { lr: o.lrFull });
   const one = Manifold.single(gpu);
   const train: Dataset = o.trainImages > 0 && o.trainImages < data.train.n ? { ...data.train, n: o.trainImages } : data.train;
@@ -100,29 +251,24 @@ export async function runSubspace(gpu: Gpu, data: { train: Dataset; test: Datase
       const idx = nextBatch();
       const { x, y } = batchOf(train, idx);
       const xt = Tensor.fromArray(gpu, [idx.length, ...train.shape], x, 'sub.x'), yt = Tensor.fromArray(gpu, [idx.length], y, 'sub.y', 'u32');
-      // the subspace runs: one batched pass over K points, dL/dz from the coefficient gradient
-      const manifold = new Manifold(gpu, K, B, coefs);
-      const tape = new Tape(gpu, manifold, true, false); // only dL/dz: no basis gradients
-      const out = crossEntropy({ gpu, manifold, tape }, model.forward({ gpu, manifold, tape }, xt), yt);
-      tape.backward(new Array(K).fill(1));
-      // the direct baseline
+      // the direct baseline (submitted first, read back with the subspace step's results)
       const t1 = new Tape(gpu, one);
       const o1 = crossEntropy({ gpu, manifold: one, tape: t1 }, full.forward({ gpu, manifold: one, tape: t1 }, xt), yt);
       t1.backward([1]);
       fullOpt.step();
-      const [dc, l, l1] = await Promise.all([manifold.dcoef!.read(), out.read(), o1.read()]);
-      zopt.step(coefs, dc, mask);
-      tape.dispose(); t1.dispose(); manifold.dispose(); xt.dispose(); yt.dispose();
-      if ((s + 1) % Math.max(1, Math.floor(o.steps / 5)) === 0) log(`  step ${s + 1}/${o.steps}: batch loss d = ${o.ds[0]}: ${l.loss[0].toFixed(3)} ... d = ${o.ds[K - 1]}: ${l.loss[K - 1].toFixed(3)}; full space ${l1.loss[0].toFixed(3)}`);
+      const l = await sub.step(xt, yt);
+      const l1 = await o1.read();
+      t1.dispose(); xt.dispose(); yt.dispose();
+      if ((s + 1) % Math.max(1, Math.floor(o.steps / 5)) === 0) log(`  step ${s + 1}/${o.steps}: batch loss d = ${o.ds[0]}: ${l[0].toFixed(3)} ... d = ${o.ds[K - 1]}: ${l[K - 1].toFixed(3)}; full space ${l1.loss[0].toFixed(3)}`);
     }
     const pick = Array.from(permutation(data.test.n, rng(o.seed + 3))).slice(0, o.evalImages > 0 ? Math.min(o.evalImages, data.test.n) : data.test.n);
-    const ev = await evaluateOnImages(gpu, model, coefs, data.test, pick);
+    const ev = await sub.evaluate(data.test, pick);
     const ef = await evaluateOnImages(gpu, full, Float32Array.of(1), data.test, pick);
     const acc = Array.from(ev.acc), loss = Array.from(ev.loss);
     const j = acc.findIndex((a) => a >= 0.9 * ef.acc[0]);
-    return { D, ds: o.ds, acc, loss, fullAcc: ef.acc[0], fullLoss: ef.loss[0], dInt90: j < 0 ? null : o.ds[j], z: coefs, full: await Promise.all(full.params.map((p) => p.basis.read())) };
+    return { D, ds: o.ds, acc, loss, fullAcc: ef.acc[0], fullLoss: ef.loss[0], dInt90: j < 0 ? null : o.ds[j], z: sub.coefs(), full: await Promise.all(full.params.map((p) => p.basis.read())) };
   } finally {
-    model.dispose(); full.dispose(); fullOpt.dispose(); one.dispose();
+    sub.dispose(); full.dispose(); fullOpt.dispose(); one.dispose();
   }
 }
 
@@ -144,7 +290,9 @@ export const SUBSPACE_HELP = `usage: loss-atlas subspace [flags]
 Training in random subspaces theta = theta0 + P z (only z trained), every d of the sweep batched as points of one
 manifold next to direct training; reports d_int90, the smallest d whose test accuracy reaches 90% of direct training.
 Writes subspace.png, subspace.json and metrics.json into --out (default runs/subspace-<time>).
-  --models mlp,small (mlp,small)    --ds 10,30,100,300 (default)    --projection dense|sparse (dense)
+  --models mlp,small (mlp,small)    --ds 10,30,100,300 (default)
+  --projection dense|sparse (dense)  dense: Gaussian P held as 1 + d basis tensors; sparse: sqrt(D) nonzeros per
+                                     column, never stored densely (for large D: memory d * sqrt(D), not d * D)
   --steps N (400)    --batch N (128)    --lr X (0.05, Adam on z)    --lr-full X (0.001)    --seed N (1)
   --eval-images N (2000)    --train-images N (0 = all)    --data DIR`;
 
