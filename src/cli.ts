@@ -372,7 +372,6 @@ ${DIRECTION_HELP}
       const out = typeof flags.out === 'string' ? flags.out : runDir('connect');
       return withGpu(flags, async (gpu) => {
         console.log(`adapter: ${gpu.adapterInfo}`);
-        writeFileSync(join(mkdirp(out), 'config.json'), JSON.stringify({ checkpoints: args, ...o, adapter: gpu.adapterInfo }, null, 2) + '\n');
         if (flags['m-sweep']) {
           const ms = await runMSweep(gpu, cks, data, o, out, (m) => console.log(m));
           console.log(`short directions at the m-connector centres: ${(ms.centre_short_directions as number[]).map((v) => v.toFixed(1)).join(', ')} for m = 1..${cks.length - 1}`);

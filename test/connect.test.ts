@@ -64,7 +64,7 @@ describe('connectors', () => {
       expect(Math.abs(dot) / Math.sqrt(nd * nu)).toBeLessThan(1e-4);
     }
     expect(typeof r.metrics.barrier_line_train).toBe('number');
-    for (const f of ['connect.png', 'deviations.png', 'metrics.json', 'connect.json']) expect(existsSync(join(out, f)), f).toBe(true);
+    for (const f of ['config.json', 'connect.png', 'deviations.png', 'metrics.json', 'connect.json']) expect(existsSync(join(out, f)), f).toBe(true);
     const m = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8'));
     expect(m.endpoint_train_loss.length).toBe(2);
   }, 120_000);

@@ -1,7 +1,7 @@
 // Radial tunnels: every ray and distance evaluated in one batch equals evaluating that point alone; widths by
 // interpolated crossing.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Gpu } from '../src/engine/device.ts';
@@ -12,7 +12,7 @@ import { Sequential, initParams, paramShapes } from '../src/models/sequential.ts
 import { modelSpec } from '../src/models/zoo.ts';
 import { evaluateOnImages } from '../src/models/run.ts';
 import { readCheckpoint } from '../src/experiments/checkpoint.ts';
-import { crossing, runTunnels } from '../src/experiments/tunnels.ts';
+import { crossing, runTunnels, tunnelsCommand } from '../src/experiments/tunnels.ts';
 import { testGpu, writeIdx } from './helpers.ts';
 
 let gpu: Gpu;
@@ -59,5 +59,18 @@ describe('tunnels', () => {
     m.dispose();
     expect(Math.abs(t.loss[2][2] - single.loss[0])).toBeLessThan(1e-5);
     expect(t.loss.every((ray) => Math.abs(ray[0] - t.L0) < 1e-6)).toBe(true);
+  }, 60_000);
+
+  it('the command writes config.json (settings, adapter, commit), metrics.json, tunnels.json and the plot; bad flags are named', async () => {
+    const ds = { train: loadFashionMnist(data, 'train'), test: loadFashionMnist(data, 't10k') };
+    const out = join(dir, 'cmd');
+    const m = await tunnelsCommand(gpu, ds, data, { 'model-file': join(dir, 'm.safetensors'), rays: '2', points: '3', images: '10', max: '2' }, out, () => {});
+    for (const f of ['config.json', 'metrics.json', 'tunnels.json', 'tunnels.png']) expect(existsSync(join(out, f)), f).toBe(true);
+    const cfg = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+    expect(cfg).toMatchObject({ command: 'tunnels', rays: 2, points: 3, images: 10, maxFrac: 2 });
+    expect(cfg.adapter).toBe(gpu.adapterInfo);
+    expect(typeof cfg.commit).toBe('string');
+    expect(JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8'))).toEqual(JSON.parse(JSON.stringify(m)));
+    await expect(tunnelsCommand(gpu, ds, data, { 'model-file': join(dir, 'm.safetensors'), rays: '0' }, out, () => {})).rejects.toThrow(/--rays: a whole number >= 1 expected, got "0"/);
   }, 60_000);
 });

@@ -10,7 +10,7 @@
 //   coefficients, so the bend's gradient is the engine's basis gradient.
 // The number of short directions at a point is estimated by the participation ratio tr(H)^2 / tr(H^2) of the Hessian
 // (Hutchinson probes with the batched HVPs of `hessian`).
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gpu } from '../engine/device.ts';
 import { batchStream, permutation, rng } from '../engine/random.ts';
@@ -22,6 +22,7 @@ import { backwardPoints, evaluateOnImages } from '../models/run.ts';
 import { checkpointSpec, sameModel, type Checkpoint } from './checkpoint.ts';
 import { HostAdam, orthonormal, projectOut } from './toy.ts';
 import { HvpEngine } from './hessian.ts';
+import { writeRunConfig } from './run-info.ts';
 import { vegaLitePng } from '../viz/vega.ts';
 
 const flatOf = (ws: Float32Array[]) => { const n = ws.reduce((a, w) => a + w.length, 0); const f = new Float32Array(n); let o = 0; for (const w of ws) { f.set(w, o); o += w.length; } return f; };
@@ -211,7 +212,7 @@ export async function runConnect(gpu: Gpu, cks: Checkpoint[], data: { train: Dat
   if (cks.length > 11) throw new Error(`connect: at most 11 checkpoints (m = 10), got ${cks.length}`);
   for (const c of cks.slice(1)) sameModel(cks[0], c);
   if (o.method !== 'fort' && cks.length !== 2) throw new Error(`--method ${o.method}: joins two checkpoints, got ${cks.length}`);
-  mkdirSync(out, { recursive: true });
+  writeRunConfig(out, 'connect', { checkpoints: cks.map((c) => c.path), ...o }, gpu);
   const spec = checkpointSpec(cks[0], data.train.shape);
   if (spec.layers.some((l) => l.type === 'bn')) log('note: batch norm is evaluated with each point\'s batch statistics along the paths (running statistics of a connector point do not exist)');
   const optima = cks.map((c) => flatOf(c.weights));
@@ -303,7 +304,7 @@ export async function runMSweep(gpu: Gpu, cks: Checkpoint[], data: { train: Data
   if (cks.length > 11) throw new Error(`connect --m-sweep: at most 11 checkpoints (m = 10), got ${cks.length}`);
   if (o.probes < 1) throw new Error('connect --m-sweep: --probes must be at least 1 (Hutchinson probes for the short-direction count)');
   for (const c of cks.slice(1)) sameModel(cks[0], c);
-  mkdirSync(out, { recursive: true });
+  writeRunConfig(out, 'connect --m-sweep', { checkpoints: cks.map((c) => c.path), ...o }, gpu);
   const spec = checkpointSpec(cks[0], data.train.shape);
   const optima = cks.map((c) => flatOf(c.weights));
   const file = join(out, 'msweep.json');

@@ -65,7 +65,7 @@ export async function runFortFigures(gpu: Gpu, flags: Record<string, string | bo
   const base: ConnectOptions = { method: 'fort', points: full ? 9 : 5, steps: full ? 1000 : 100, lr: 1e-3, batch: full ? 128 : 32, images: full ? 5000 : 500, dense: full ? 61 : 21, seed: 1, probes: full ? 16 : 4, tPerStep: full ? 4 : 2 };
   const connects: [string, typeof cks, ConnectOptions][] = [
     ['connect-fort', cks.slice(0, 2), { ...base, points: full ? 9 : 7, steps: full ? 1000 : 200 }],
-    ['connect-bezier', cks.slice(0, 2), { ...base, method: 'bezier', probes: 0 }],
+    ['connect-bezier', cks.slice(0, 2), { ...base, method: 'bezier', probes: 0, steps: full ? 1000 : 200 }],
     ['connect-triangle', cks.slice(0, 3), { ...base, points: full ? 4 : 2, probes: 0, steps: full ? 1000 : 100 }],
     ['connect-m3', cks.slice(0, 4), { ...base, probes: full ? 16 : 4, steps: full ? 1000 : 100 }],
   ];

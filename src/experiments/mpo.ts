@@ -3,7 +3,6 @@
 // noted in README.md ("MPO: where we differ from the reference").
 import { existsSync, mkdirSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execSync } from 'node:child_process';
 import type { Gpu } from '../engine/device.ts';
 import { Adam, type Optimizer } from '../engine/optim.ts';
 import { Tensor } from '../engine/tensor.ts';
@@ -12,6 +11,7 @@ import { backwardPoints, evaluateOnImages } from '../models/run.ts';
 import { modelSpec, parameterCount } from '../models/zoo.ts';
 import { batchOf, type Dataset } from '../data/fashion-mnist.ts';
 import { atomicWrite, npyBytes, readSafetensors, safetensorsBytes, type NamedTensor } from '../data/formats.ts';
+import { gitCommit } from './run-info.ts';
 import { loadMask, ternary, type Mask } from './masks.ts';
 import { Plane } from './plane.ts';
 import { accMap, compose, lossMap, maskPanel, textPanel, writePng } from '../viz/figure.ts';
@@ -93,13 +93,6 @@ interface Checkpoint {
 }
 
 
-function gitCommit(): string {
-  try {
-    return execSync('git rev-parse HEAD', { stdio: ['ignore', 'pipe', 'ignore'], cwd: new URL('../..', import.meta.url).pathname }).toString().trim();
-  } catch {
-    return 'unknown';
-  }
-}
 
 export class Interrupted extends Error {}
 class Diverged extends Error {}

@@ -6,7 +6,7 @@
 // P: dense Gaussian columns (held as basis tensors: memory (1 + d) * D), or a seeded sparse projection (each column
 // round(sqrt(D)) nonzeros of +-1/sqrt(that) at random rows) that is never stored densely: kernels over its nonzeros
 // build each point's weights theta0 + P z_k and take P^T dL/dtheta_k (memory K * D + 2 nnz(P)), for large D.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gpu } from '../engine/device.ts';
 import { Manifold } from '../engine/manifold.ts';
@@ -22,6 +22,7 @@ import { sparseExpandKernel, sparseProjectKernel } from '../shaders/sparse.ts';
 import { modelSpec, parameterCount } from '../models/zoo.ts';
 import { evaluateOnImages } from '../models/run.ts';
 import { HostAdam } from './toy.ts';
+import { writeRunConfig } from './run-info.ts';
 import { vegaLitePng } from '../viz/vega.ts';
 
 export interface SubspaceOptions {
@@ -310,11 +311,12 @@ export async function subspaceCommand(gpu: Gpu, data: { train: Dataset; test: Da
   const projection = (flags.projection ?? 'dense') as 'dense' | 'sparse';
   if (projection !== 'dense' && projection !== 'sparse') throw new Error(`--projection "${flags.projection}": dense or sparse expected`);
   const models = typeof flags.models === 'string' ? flags.models.split(',') : ['mlp', 'small'];
-  mkdirSync(out, { recursive: true });
+  const settings = { models, ds, projection, steps: num('steps', 400), batch: num('batch', 128), lr: num('lr', 0.05, false), lrFull: num('lr-full', 1e-3, false), seed: num('seed', 1), evalImages: num('eval-images', 2000), trainImages: num('train-images', 0) };
+  writeRunConfig(out, 'subspace', settings, gpu);
   const runs: { label: string; r: SubspaceResult }[] = [];
   for (const model of models) {
     log(`${model}: subspaces d = ${ds.join(', ')} and direct training, batched`);
-    const r = await runSubspace(gpu, data, { model, ds, projection, steps: num('steps', 400), batch: num('batch', 128), lr: num('lr', 0.05, false), lrFull: num('lr-full', 1e-3, false), seed: num('seed', 1), evalImages: num('eval-images', 2000), trainImages: num('train-images', 0) }, log);
+    const r = await runSubspace(gpu, data, { ...settings, model }, log);
     log(`  D = ${r.D}: direct ${(100 * r.fullAcc).toFixed(1)}%; ${r.ds.map((d, i) => `d=${d}: ${(100 * r.acc[i]).toFixed(1)}%`).join(', ')}; d_int90 = ${r.dInt90 ?? `> ${ds[ds.length - 1]}`}`);
     runs.push({ label: `${model} (D = ${r.D})`, r });
   }

@@ -5,7 +5,7 @@
 // accuracies, the average's accuracy and the ensemble's (mean of the softmax outputs, from the points' logits) come
 // from batched passes. The paper's prediction: at a high learning rate the snapshots sit on different wedges and their
 // average leaves the low-loss region, while the ensemble still gains.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gpu } from '../engine/device.ts';
 import { Manifold } from '../engine/manifold.ts';
@@ -18,6 +18,7 @@ import { batchOf, type Dataset } from '../data/fashion-mnist.ts';
 import { safetensorsBytes, type NamedTensor } from '../data/formats.ts';
 import { Sequential, paramShapes } from '../models/sequential.ts';
 import { checkpointSpec, readCheckpoint, type Checkpoint } from './checkpoint.ts';
+import { writeRunConfig } from './run-info.ts';
 import { pointsPerBlock } from '../models/run.ts';
 import { vegaLitePng } from '../viz/vega.ts';
 
@@ -115,7 +116,7 @@ export async function evaluateSnapshots(gpu: Gpu, spec: ReturnType<typeof checkp
 }
 
 export async function runSwa(gpu: Gpu, ck: Checkpoint, data: { train: Dataset; test: Dataset }, o: SwaOptions, out: string, log: (m: string) => void): Promise<SwaRun[]> {
-  mkdirSync(out, { recursive: true });
+  writeRunConfig(out, 'swa', { modelFile: ck.path, ...o }, gpu);
   const spec = checkpointSpec(ck, data.train.shape);
   if (spec.layers.some((l) => l.type === 'bn')) log('note: batch norm is evaluated with batch statistics here (an average of weights has no running statistics of its own)');
   const pick = Array.from(permutation(data.test.n, rng(o.seed + 1))).slice(0, Math.min(o.images, data.test.n));

@@ -3,7 +3,7 @@
 // (basis [theta, v_1 .. v_R], coefficients (1, a e_r)); the tunnel width of a ray is the distance at which the loss
 // first exceeds L(theta) + delta. `--sweep` trains SimpleCNN optima over learning rate, L2, dropout and batch size and
 // plots the mean width against each.
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gpu } from '../engine/device.ts';
 import { permutation, randn, rng } from '../engine/random.ts';
@@ -11,6 +11,7 @@ import type { Dataset } from '../data/fashion-mnist.ts';
 import { paramShapes } from '../models/sequential.ts';
 import { evaluateOnImages } from '../models/run.ts';
 import { checkpointSpec, manifoldModel, readCheckpoint, type Checkpoint } from './checkpoint.ts';
+import { writeRunConfig } from './run-info.ts';
 import { runTrain, trainConfig } from './train.ts';
 import { vegaLitePng } from '../viz/vega.ts';
 
@@ -100,7 +101,7 @@ export async function tunnelsCommand(gpu: Gpu, data: { train: Dataset; test: Dat
   const split = (flags.split ?? 'train') as 'train' | 'test';
   if (split !== 'train' && split !== 'test') throw new Error(`--split "${flags.split}": train or test expected`);
   const o: TunnelOptions = { rays: int('rays', 24, 1), points: int('points', 21, 2), maxFrac: pos('max', 1), delta: pos('delta', 0.5), images: int('images', 500, 1), seed: int('seed', 1, 0), split };
-  mkdirSync(out, { recursive: true });
+  writeRunConfig(out, flags.sweep ? 'tunnels --sweep' : 'tunnels', { modelFile: flags['model-file'] ?? null, ...o, sweepEpochs: flags['sweep-epochs'] ?? null, sweepImages: flags['sweep-images'] ?? null }, gpu);
   if (!flags.sweep) {
     if (typeof flags['model-file'] !== 'string') throw new Error('--model-file PATH (a model.safetensors of loss-atlas train) or --sweep is required');
     const ck = readCheckpoint(flags['model-file'], data.train.shape);
