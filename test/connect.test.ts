@@ -6,12 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Gpu } from '../src/engine/device.ts';
 import { loadFashionMnist } from '../src/data/fashion-mnist.ts';
-import { readSafetensors, safetensorsBytes } from '../src/data/formats.ts';
-import { initParams, paramShapes } from '../src/models/sequential.ts';
+import { readSafetensors } from '../src/data/formats.ts';
+import { paramShapes } from '../src/models/sequential.ts';
 import { modelSpec } from '../src/models/zoo.ts';
 import { readCheckpoint } from '../src/experiments/checkpoint.ts';
 import { curveCoefs, runConnect, runMSweep, simplexLattice, type ConnectOptions } from '../src/experiments/connect.ts';
-import { testGpu, writeIdx } from './helpers.ts';
+import { testGpu, writeIdx, writeInitCheckpoint } from './helpers.ts';
 
 let gpu: Gpu;
 const dir = mkdtempSync(join(tmpdir(), 'la-conn-'));
@@ -22,12 +22,7 @@ beforeAll(async () => {
   mkdirSync(data);
   writeIdx(join(data, 'train'), 64, 1);
   writeIdx(join(data, 't10k'), 20, 2);
-  for (const seed of [1, 2, 3]) {
-    const w = initParams(spec.layers, 1, seed);
-    const t: Record<string, { shape: number[]; data: Float32Array }> = {};
-    paramShapes(spec.layers).forEach((s, i) => (t[s.name] = { shape: s.shape, data: w[i] }));
-    writeFileSync(join(dir, `m${seed}.safetensors`), safetensorsBytes(t, { model: 'tiny', bn: 'false', skip: 'false' }));
-  }
+  for (const seed of [1, 2, 3]) writeInitCheckpoint(join(dir, `m${seed}.safetensors`), 'tiny', seed);
 });
 afterAll(() => gpu?.destroy());
 

@@ -2,6 +2,9 @@ import { writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { Gpu } from '../src/engine/device.ts';
 import { rng } from '../src/engine/gradcheck.ts';
+import { safetensorsBytes } from '../src/data/formats.ts';
+import { initParams, paramShapes } from '../src/models/sequential.ts';
+import { modelSpec } from '../src/models/zoo.ts';
 
 /** One GPU device per test file; destroyed after the file so the process can exit. */
 export async function testGpu(): Promise<Gpu> {
@@ -23,3 +26,12 @@ export function writeIdx(path: string, n: number, seed: number) {
   writeFileSync(`${path}-labels-idx1-ubyte.gz`, gzipSync(lab));
 }
 
+
+/** A model.safetensors as loss-atlas train writes it, holding a seeded random initialization of a zoo model. */
+export function writeInitCheckpoint(path: string, model: string, seed: number, o: { dropout?: number } = {}): void {
+  const spec = modelSpec(model, o.dropout ? { dropout: o.dropout } : {});
+  const w = initParams(spec.layers, 1, seed);
+  const t: Record<string, { shape: number[]; data: Float32Array }> = {};
+  paramShapes(spec.layers).forEach((s, i) => (t[s.name] = { shape: s.shape, data: w[i] }));
+  writeFileSync(path, safetensorsBytes(t, { model, bn: 'false', skip: 'false', ...(o.dropout ? { dropout: String(o.dropout) } : {}) }));
+}

@@ -1,7 +1,7 @@
 // Hessian maps: the batched central-difference HVP against a float64 CPU finite-difference HVP (several points in
 // one pass), Lanczos extremes against a dense eigen-decomposition, resume, shards + merge, and flag errors.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Gpu } from '../src/engine/device.ts';
@@ -9,13 +9,13 @@ import { rng, randn } from '../src/engine/random.ts';
 import * as ref from '../src/engine/reference.ts';
 import type { Dataset } from '../src/data/fashion-mnist.ts';
 import { loadFashionMnist } from '../src/data/fashion-mnist.ts';
-import { readNpy, safetensorsBytes } from '../src/data/formats.ts';
-import { initParams, paramShapes, sequentialRef } from '../src/models/sequential.ts';
+import { readNpy } from '../src/data/formats.ts';
+import { initParams, sequentialRef } from '../src/models/sequential.ts';
 import { modelSpec } from '../src/models/zoo.ts';
 import { HvpEngine, HessianInterrupted, extremeEigenvalues, hessianLayout, runHessian, type HessianOptions } from '../src/experiments/hessian.ts';
 import { symmetricEigen } from '../src/experiments/trajectory.ts';
 import { readCheckpoint } from '../src/experiments/checkpoint.ts';
-import { testGpu, writeIdx } from './helpers.ts';
+import { testGpu, writeIdx, writeInitCheckpoint } from './helpers.ts';
 
 let gpu: Gpu;
 const dir = mkdtempSync(join(tmpdir(), 'la-hess-'));
@@ -25,11 +25,7 @@ beforeAll(async () => {
   mkdirSync(data);
   writeIdx(join(data, 'train'), 40, 1);
   writeIdx(join(data, 't10k'), 20, 2);
-  const spec = modelSpec('mlp');
-  const w = initParams(spec.layers, 1, 9);
-  const t: Record<string, { shape: number[]; data: Float32Array }> = {};
-  paramShapes(spec.layers).forEach((s, i) => (t[s.name] = { shape: s.shape, data: w[i] }));
-  writeFileSync(join(dir, 'mlp.safetensors'), safetensorsBytes(t, { model: 'mlp', bn: 'false', skip: 'false' }));
+  writeInitCheckpoint(join(dir, 'mlp.safetensors'), 'mlp', 9);
 });
 afterAll(() => gpu?.destroy());
 

@@ -8,12 +8,12 @@ import type { Gpu } from '../src/engine/device.ts';
 import { loadFashionMnist } from '../src/data/fashion-mnist.ts';
 import { readNpy, readSafetensors, safetensorsBytes } from '../src/data/formats.ts';
 import { readDirections } from '../src/experiments/directions.ts';
-import { Sequential, initParams, paramShapes } from '../src/models/sequential.ts';
+import { Sequential } from '../src/models/sequential.ts';
 import { modelSpec } from '../src/models/zoo.ts';
 import { evaluateOnImages } from '../src/models/run.ts';
 import { readCheckpoint } from '../src/experiments/interpolate.ts';
 import { SurfaceInterrupted, runSurface, type SurfaceOptions } from '../src/experiments/surface.ts';
-import { testGpu, writeIdx } from './helpers.ts';
+import { testGpu, writeIdx, writeInitCheckpoint } from './helpers.ts';
 
 let gpu: Gpu;
 const dir = mkdtempSync(join(tmpdir(), 'la-surf-'));
@@ -24,10 +24,7 @@ beforeAll(async () => {
   mkdirSync(data);
   writeIdx(join(data, 'train'), 60, 1);
   writeIdx(join(data, 't10k'), 20, 2);
-  const w = initParams(spec.layers, 1, 4);
-  const t: Record<string, { shape: number[]; data: Float32Array }> = {};
-  paramShapes(spec.layers).forEach((s, i) => (t[s.name] = { shape: s.shape, data: w[i] }));
-  writeFileSync(join(dir, 'm.safetensors'), safetensorsBytes(t, { model: 'tiny', bn: 'false', skip: 'false' }));
+  writeInitCheckpoint(join(dir, 'm.safetensors'), 'tiny', 4);
 });
 afterAll(() => gpu?.destroy());
 

@@ -1,19 +1,18 @@
 // Radial tunnels: every ray and distance evaluated in one batch equals evaluating that point alone; widths by
 // interpolated crossing.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Gpu } from '../src/engine/device.ts';
 import { randn, rng } from '../src/engine/random.ts';
 import { loadFashionMnist } from '../src/data/fashion-mnist.ts';
-import { safetensorsBytes } from '../src/data/formats.ts';
-import { Sequential, initParams, paramShapes } from '../src/models/sequential.ts';
+import { Sequential } from '../src/models/sequential.ts';
 import { modelSpec } from '../src/models/zoo.ts';
 import { evaluateOnImages } from '../src/models/run.ts';
 import { readCheckpoint } from '../src/experiments/checkpoint.ts';
 import { crossing, runTunnels, tunnelsCommand } from '../src/experiments/tunnels.ts';
-import { testGpu, writeIdx } from './helpers.ts';
+import { testGpu, writeIdx, writeInitCheckpoint } from './helpers.ts';
 
 let gpu: Gpu;
 const dir = mkdtempSync(join(tmpdir(), 'la-tun-'));
@@ -24,10 +23,7 @@ beforeAll(async () => {
   mkdirSync(data);
   writeIdx(join(data, 'train'), 30, 1);
   writeIdx(join(data, 't10k'), 10, 2);
-  const w = initParams(spec.layers, 1, 2);
-  const t: Record<string, { shape: number[]; data: Float32Array }> = {};
-  paramShapes(spec.layers).forEach((s, i) => (t[s.name] = { shape: s.shape, data: w[i] }));
-  writeFileSync(join(dir, 'm.safetensors'), safetensorsBytes(t, { model: 'simplecnn', bn: 'false', skip: 'false', dropout: '0.25' }));
+  writeInitCheckpoint(join(dir, 'm.safetensors'), 'simplecnn', 2, { dropout: 0.25 });
 });
 afterAll(() => gpu?.destroy());
 
