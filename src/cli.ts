@@ -156,6 +156,24 @@ hessian_max.png (or hessian_path.png for a path) into --out (default runs/hessia
 ${DIRECTION_HELP}
   --shard i/n    compute only the points k with k % n == i; then: loss-atlas merge DIR_0 ... --out DIR`;
 
+/**
+ * The frame of a Fashion-MNIST experiment command: --help, the dataset (--data), the run directory (--out, default
+ * runs/<name>-<time>), the GPU with its adapter printed; the body returns the closing line.
+ */
+function fashionExperiment(help: string, name: string, body: (gpu: Gpu, d: { data: ReturnType<typeof loadSplits>; dataDir: string; out: string }, flags: Flags) => Promise<string>): Command['run'] {
+  return async (_a, flags) => {
+    if (flags.help) { console.log(help); return 0; }
+    const dataDir = fashionMnistDir(flags.data);
+    const data = loadSplits('fashion-mnist', dataDir);
+    const out = typeof flags.out === 'string' ? flags.out : runDir(name);
+    return withGpu(flags, async (gpu) => {
+      console.log(`adapter: ${gpu.adapterInfo}`);
+      console.log(await body(gpu, { data, dataDir, out }, flags));
+      return 0;
+    });
+  };
+}
+
 const commands: Record<string, Command> = {
   mpo: {
     summary: 'multi-point optimization: draw a picture into the loss landscape (--help for flags)',
@@ -387,46 +405,24 @@ ${DIRECTION_HELP}
   },
   subspace: {
     summary: 'training in random subspaces theta0 + P z, all d batched with direct training; intrinsic dimension d_int90 (--help)',
-    run: async (_a, flags) => {
-      if (flags.help) { console.log(SUBSPACE_HELP); return 0; }
-      const data = loadSplits('fashion-mnist', fashionMnistDir(flags.data));
-      const out = typeof flags.out === 'string' ? flags.out : runDir('subspace');
-      return withGpu(flags, async (gpu) => {
-        console.log(`adapter: ${gpu.adapterInfo}`);
-        await subspaceCommand(gpu, data, flags, out, (m) => console.log(m));
-        console.log(`wrote ${join(out, 'subspace.png')}, metrics.json`);
-        return 0;
-      });
-    },
+    run: fashionExperiment(SUBSPACE_HELP, 'subspace', async (gpu, { data, out }, flags) => {
+      await subspaceCommand(gpu, data, flags, out, (m) => console.log(m));
+      return `wrote ${join(out, 'subspace.png')}, metrics.json, config.json`;
+    }),
   },
   tunnels: {
     summary: 'radial tunnels: loss along many random unit directions from an optimum, tunnel widths; --sweep over lr, L2, dropout, batch (--help)',
-    run: async (_a, flags) => {
-      if (flags.help) { console.log(TUNNELS_HELP); return 0; }
-      const dataDir = fashionMnistDir(flags.data);
-      const data = loadSplits('fashion-mnist', dataDir);
-      const out = typeof flags.out === 'string' ? flags.out : runDir('tunnels');
-      return withGpu(flags, async (gpu) => {
-        console.log(`adapter: ${gpu.adapterInfo}`);
-        await tunnelsCommand(gpu, data, dataDir, flags, out, (m) => console.log(m));
-        console.log(`wrote ${out}/metrics.json and the plot`);
-        return 0;
-      });
-    },
+    run: fashionExperiment(TUNNELS_HELP, 'tunnels', async (gpu, { data, dataDir, out }, flags) => {
+      await tunnelsCommand(gpu, data, dataDir, flags, out, (m) => console.log(m));
+      return `wrote ${out}/metrics.json, config.json and the plot`;
+    }),
   },
   swa: {
     summary: 'weight averaging vs prediction ensembling of snapshots at a low and a high learning rate (--help)',
-    run: async (_a, flags) => {
-      if (flags.help) { console.log(SWA_HELP); return 0; }
-      const data = loadSplits('fashion-mnist', fashionMnistDir(flags.data));
-      const out = typeof flags.out === 'string' ? flags.out : runDir('swa');
-      return withGpu(flags, async (gpu) => {
-        console.log(`adapter: ${gpu.adapterInfo}`);
-        await swaCommand(gpu, data, flags, out, (m) => console.log(m));
-        console.log(`wrote ${join(out, 'swa.png')}, metrics.json`);
-        return 0;
-      });
-    },
+    run: fashionExperiment(SWA_HELP, 'swa', async (gpu, { data, out }, flags) => {
+      await swaCommand(gpu, data, flags, out, (m) => console.log(m));
+      return `wrote ${join(out, 'swa.png')}, metrics.json, config.json`;
+    }),
   },
   'fort-figures': {
     summary: 'Fort & Jastrzebski\'s experiments at CPU size (toy, connectors, m-connectors, tunnels, subspaces, SWA); --full for a GPU (--help)',
