@@ -1,6 +1,7 @@
 // Trained weights as the loss-surface tools read them (a model.safetensors of `loss-atlas train`, whose metadata
 // names the architecture), and models whose basis tensors are a checkpoint plus directions: the manifold
 // theta + sum_i c_i d_i that interpolate, surface and hessian evaluate in batched blocks of points.
+import { existsSync } from 'node:fs';
 import type { Gpu } from '../engine/device.ts';
 import { readSafetensors } from '../data/formats.ts';
 import { Sequential, paramShapes, stateShapes, type BnMode } from '../models/sequential.ts';
@@ -28,6 +29,7 @@ export interface WeightSet {
 
 /** Reads a model.safetensors written by `loss-atlas train` (its metadata names the architecture). */
 export function readCheckpoint(path: string, input: [number, number, number]): Checkpoint {
+  if (!existsSync(path)) throw new Error(`${path}: no such checkpoint file (a model.safetensors written by loss-atlas train expected)`);
   const { tensors, metadata } = readSafetensors(path);
   const model = metadata.model;
   if (!model) throw new Error(`${path}: no model name in the metadata (write it with loss-atlas train)`);
