@@ -4,6 +4,7 @@ import { checkOp, opCases } from './engine/gradcheck.ts';
 import { runDemo } from './experiments/demo.ts';
 import { MPO_HELP, mpoCommand } from './experiments/mpo-cli.ts';
 import { profileCommand } from './experiments/profile.ts';
+import { Profiler } from './engine/profiler.ts';
 import { BN_COMPARE_HELP, bnCompare } from './experiments/bn-compare.ts';
 import { INTERPOLATE_HELP, readCheckpoint, runInterpolate } from './experiments/interpolate.ts';
 import { DIRECTION_HELP, DIR_NORMS, linspace, readDirections, type DirNorm, type DirType } from './experiments/directions.ts';
@@ -51,10 +52,23 @@ function parseFlags(argv: string[]): { args: string[]; flags: Flags } {
   return { args, flags };
 }
 
+/** Set by a global --profile: time every dispatch of the command and print the per-kernel table at its end. */
+let profileAll: { trace: string } | null = null;
+
 async function withGpu<T>(flags: Flags, fn: (gpu: Gpu) => Promise<T>): Promise<T> {
-  const gpu = await Gpu.create({ verbose: flags.verbose, profile: !!flags.profile });
+  const gpu = await Gpu.create({ verbose: flags.verbose, profile: !!flags.profile || !!profileAll });
+  const prof = profileAll ? Profiler.attach(gpu) : null;
+  if (profileAll && !prof) throw new Error(`--profile: adapter ${gpu.adapterInfo} has no timestamp-query`);
   try {
-    return await fn(gpu);
+    const r = await fn(gpu);
+    if (prof && profileAll) {
+      await prof.collect();
+      console.log(`\nkernels of the whole command (pipeline compilation included), from timestamp queries:\n${prof.table()}`);
+      writeFileSync(profileAll.trace, JSON.stringify(prof.chromeTrace()));
+      console.log(`Chrome trace: ${profileAll.trace}`);
+      prof.detach();
+    }
+    return r;
   } finally {
     gpu.destroy();
   }
@@ -525,6 +539,12 @@ async function main(): Promise<number> {
   const c = commands[cmd];
   if (!c) { console.error(`unknown command "${cmd}"`); help(); return 2; }
   const { args, flags } = parseFlags(rest);
+  if (flags.profile && cmd !== 'profile') {
+    // any command: --profile [--trace PATH] times its kernels (taken out of the flags the command checks)
+    profileAll = { trace: typeof flags.trace === 'string' ? flags.trace : 'profile-trace.json' };
+    delete flags.profile;
+    delete flags.trace;
+  }
   return c.run(args, flags);
 }
 

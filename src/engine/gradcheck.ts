@@ -154,13 +154,13 @@ export function concat(parts: Float64Array[]): Float64Array {
   return out;
 }
 
-function convCase(name: string, K: number, B: number, s: ref.ConvRefShape, o: { shared?: boolean; bias?: boolean; relu?: boolean } = {}): OpCase {
+function convCase(name: string, K: number, B: number, s: ref.ConvRefShape, o: { shared?: boolean; bias?: boolean; relu?: boolean; foldWgrad?: boolean } = {}): OpCase {
   const bias = o.bias ?? true;
   return {
     op: 'conv2d', name, K, B,
     x: { shape: [s.N, s.Cin, s.H, s.W], shared: o.shared },
     params: [{ name: 'w', shape: [s.Cout, s.Cin, s.KH, s.KW] }, ...(bias ? [{ name: 'b', shape: [s.Cout] }] : [])],
-    gpu: (ctx, x, p) => ({ y: ops.conv2d(ctx, x, p[0], bias ? p[1] : null, { stride: s.stride, pad: s.pad, relu: o.relu }) }),
+    gpu: (ctx, x, p) => ({ y: ops.conv2d(o.foldWgrad ? { ...ctx, foldWgrad: true } : ctx, x, p[0], bias ? p[1] : null, { stride: s.stride, pad: s.pad, relu: o.relu }) }),
     ref: convRefAll(K, B, s, !!o.shared, bias, o.relu),
   };
 }
@@ -262,11 +262,13 @@ export function opCases(): OpCase[] {
     convCase('K7 B3 5x5 pad0 N1 no bias', 7, 3, cs(1, 4, 8, 9, 6, 5, 1, 0), { bias: false }),
     convCase('K3 B1 shared input (per-basis path), fused relu', 3, 1, cs(3, 2, 6, 6, 9, 3, 1, 1), { shared: true, relu: true }),
     convCase('K7 B3 shared input (per-basis path), stride 2', 7, 3, cs(2, 1, 9, 8, 6, 3, 2, 1), { shared: true }),
-    convCase('K9 B6 shared input (per-basis path, two fold passes)', 9, 6, cs(2, 2, 5, 5, 3, 3, 1, 1), { shared: true }),
+    convCase('K9 B6 shared input (per-basis path, per-basis weight gradients)', 9, 6, cs(2, 2, 5, 5, 3, 3, 1, 1), { shared: true }),
+    convCase('K9 B6 shared input (per-basis path, two fold passes)', 9, 6, cs(2, 2, 5, 5, 3, 3, 1, 1), { shared: true, foldWgrad: true }),
     convCase('K2 B3 shared input (direct path, K <= B)', 2, 3, cs(2, 2, 5, 6, 4, 3, 1, 0), { shared: true, relu: true }),
     convCase('K2 B3 1x1 stride2 Cout33 (point weights, B > K)', 2, 3, cs(2, 5, 5, 5, 33, 1, 2, 0)),
     convCase('K2 B5 3x3 wide (point weights, B > K)', 2, 5, cs(2, 3, 5, 4, 67, 3, 1, 1)),
-    convCase('K6 B5 3x3 wide (B > 4 basis per pass)', 6, 5, cs(2, 3, 5, 4, 67, 3, 1, 1)),
+    convCase('K6 B5 3x3 wide (per-point weight gradients, B > 4)', 6, 5, cs(2, 3, 5, 4, 67, 3, 1, 1)),
+    convCase('K6 B5 3x3 wide (basis-folding weight gradient, two passes)', 6, 5, cs(2, 3, 5, 4, 67, 3, 1, 1), { foldWgrad: true }),
     convCase('K3 B11 stride2 no bias (point weights, B > K)', 3, 11, cs(2, 2, 7, 5, 6, 3, 2, 1), { bias: false }),
     linearCase('K7 B3', 7, 3, 3, 19, 13),
     linearCase('K1 B1 N1', 1, 1, 1, 70, 10),

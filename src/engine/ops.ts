@@ -23,6 +23,12 @@ export interface Ctx {
    * without the kink terms that a finite difference across ReLU switches picks up. ReLUs are not fused then.
    */
   pairedMasks?: boolean;
+  /**
+   * Conv/linear weight gradients by the basis-folding kernel (one GEMM pass per WGRAD_BMAX basis tensors) even where
+   * the per-point path would be taken: that kernel is otherwise only the fallback for per-point gradients too large
+   * for a binding, so tests force it here.
+   */
+  foldWgrad?: boolean;
 }
 
 /** Kernel specs are generated once per (name, key). */
@@ -141,7 +147,10 @@ function convCore(ctx: Ctx, op: string, x: AnyTensor, weight: Param, bias: Param
       });
       tape.addGrad(x, dx);
     }
-    if (direct || !tape.basisGrad) pointWeightGrads(ctx, what, x, dy, weight, bias, s, U);
+    // one GEMM per point, then folds (pointWeightGrads), unless B <= WGRAD_BMAX basis gradients come out of a
+    // single pass of the folding kernel anyway, or the per-point gradients would not fit a binding
+    const perPoint = direct || !tape.basisGrad || (manifold.B > conv.WGRAD_BMAX && !ctx.foldWgrad && pointGradsFit(ctx, s, U));
+    if (perPoint) pointWeightGrads(ctx, what, x, dy, weight, bias, s, U);
     else convWeightGrad(ctx, what, x, dy, weight, bias, s, U, manifold.coef, tape.coefGrad);
     if (s.relu) dy.dispose();
   });
@@ -211,7 +220,8 @@ function convSharedInput(ctx: Ctx, op: string, x: AnyTensor, weight: Param, bias
     if (tape.basisGrad) {
       const dyB = new Tensor(gpu, z.shape, `${op}.basis_dy`);
       foldBasis(ctx, dy, dyB, { S, accumulate: 0, gOff: 0, gStride: S }, `${op}: fold dy over K=${K} points`);
-      convWeightGrad(ctx, what, x, dyB, weight, bias, sb, U, manifold.eye(), false);
+      if (B > conv.WGRAD_BMAX && !ctx.foldWgrad && pointGradsFit(ctx, sb, U)) pointWeightGrads(ctx, what, x, dyB, weight, bias, sb, U, true);
+      else convWeightGrad(ctx, what, x, dyB, weight, bias, sb, U, manifold.eye(), false);
       dyB.dispose();
     }
     if (tape.coefGrad) {
@@ -297,13 +307,18 @@ function wgradSplit(ctx: Ctx, s: ConvShape, U: Record<string, number>, B: number
   return { tw, tilesM, tilesN, P, KG, S, PS, Z: Math.ceil(s.K / KG) * S };
 }
 
+/** Whether the per-point weight-gradient partials of pointWeightGrads fit one binding. */
+function pointGradsFit(ctx: Ctx, s: ConvShape, U: Record<string, number>): boolean {
+  return wgradSplit(ctx, s, U, 1, true).Z * s.Cout * U.R * 4 <= ctx.gpu.bindingLimit;
+}
+
 /**
  * Gradients of a conv through each point's own weight gradient: one GEMM pass with a coefficient of 1 and one point
  * per partial layer, reduced per point to [K, Cout, R0] and [K, Cout], then folded into the basis gradients (when the
- * tape wants them) and dotted with every basis tensor for dL/dC (when it wants those). For B > K, or for a tape
- * without basis gradients, where convWeightGrad would run the GEMM once per WGRAD_BMAX basis tensors.
+ * tape wants them) and dotted with every basis tensor for dL/dC (when it wants those). For B > K, B > WGRAD_BMAX,
+ * or a tape without basis gradients, where convWeightGrad would run the GEMM once per WGRAD_BMAX basis tensors.
  */
-function pointWeightGrads(ctx: Ctx, what: string, x: AnyTensor, dy: Tensor, weight: Param, bias: Param | null, s: ConvShape, U: Record<string, number>): void {
+function pointWeightGrads(ctx: Ctx, what: string, x: AnyTensor, dy: Tensor, weight: Param, bias: Param | null, s: ConvShape, U: Record<string, number>, perBasis = false): void {
   const { gpu } = ctx;
   const K = s.K;
   const sp = wgradSplit(ctx, s, U, 1, true);
@@ -319,15 +334,20 @@ function pointWeightGrads(ctx: Ctx, what: string, x: AnyTensor, dy: Tensor, weig
     what: `${what} (per-point weight gradient)`,
     flops: 2 * K * sp.P * s.Cout * U.R,
   });
-  const gw = new Tensor(gpu, [K, s.Cout * U.R0], 'conv.wgrad.points');
-  const gb = bias ? new Tensor(gpu, [K, s.Cout], 'conv.bgrad.points') : null;
+  // perBasis (the shared-input path, whose "points" are the B basis tensors): straight into the basis gradients
+  const gw = perBasis ? weight.ensureGrad() : new Tensor(gpu, [K, s.Cout * U.R0], 'conv.wgrad.points');
+  const gb = perBasis ? bias?.ensureGrad() ?? null : bias ? new Tensor(gpu, [K, s.Cout], 'conv.bgrad.points') : null;
   gpu.dispatch({
     kernel: spec(conv.convWgradReduceKernel, !!bias),
     buffers: { part: part.buffer, gw: gw.buffer, ...(gb ? { gb: gb.buffer } : {}) },
-    uniforms: { Z, B: 1, Cout: s.Cout, R0: U.R0, R: U.R, accumulate: 0, zPer: sp.S },
+    uniforms: { Z, B: 1, Cout: s.Cout, R0: U.R0, R: U.R, accumulate: perBasis ? 1 : 0, zPer: sp.S },
     groups: groups1d(K * s.Cout * U.R),
     what: `${what} (per-point weight gradient reduce)`,
   });
+  if (perBasis) {
+    ones.dispose(); part.dispose();
+    return;
+  }
   for (const [p, g] of [[weight, gw], [bias, gb]] as const) {
     if (!p || !g) continue;
     const S = g.size / K;

@@ -21,13 +21,14 @@ export interface KernelRow {
   share: number;
 }
 
-const CAPACITY = 2048; // dispatches timed between two collect() calls (2 queries each; WebGPU allows 4096 per set)
+export const CAPACITY = 2048; // dispatches per query set (2 queries each; WebGPU allows 4096 per set)
 
 export class Profiler {
   private querySet: GPUQuerySet;
   private resolve: GPUBuffer;
   private pending: Dispatch[] = [];
-  dropped = 0;
+  /** full query sets already resolved into their own buffers (in submission order), read by collect() */
+  private resolved: { buf: GPUBuffer; dispatches: Dispatch[] }[] = [];
   readonly times: KernelTime[] = [];
 
   private constructor(private gpu: Gpu) {
@@ -35,7 +36,9 @@ export class Profiler {
     this.querySet = d.createQuerySet({ type: 'timestamp', count: 2 * CAPACITY, label: 'profiler' });
     this.resolve = d.createBuffer({ size: 16 * CAPACITY, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC, label: 'profiler.resolve' });
     gpu.onDispatch = (disp, pass) => {
-      if (this.pending.length >= CAPACITY) { this.dropped++; return; }
+      // a full query set is resolved into a buffer of its own before its queries are reused (in submission order,
+      // so the resolve sees the old values), and read at the next collect(): no dispatch goes untimed
+      if (this.pending.length >= CAPACITY) this.flush();
       const i = this.pending.length;
       pass.timestampWrites = { querySet: this.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 };
       this.pending.push(disp);
@@ -48,18 +51,37 @@ export class Profiler {
     return new Profiler(gpu);
   }
 
+  private flush(): void {
+    const n = this.pending.length;
+    if (n === 0) return;
+    const buf = this.gpu.device.createBuffer({ size: 16 * n, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC, label: 'profiler.resolved' });
+    this.gpu.commandEncoder().resolveQuerySet(this.querySet, 0, 2 * n, buf, 0);
+    this.resolved.push({ buf, dispatches: this.pending });
+    this.pending = [];
+  }
+
   /** Resolves the timestamps of everything dispatched since the last collect. */
   async collect(): Promise<void> {
     const n = this.pending.length;
-    if (n === 0) return;
-    this.gpu.commandEncoder().resolveQuerySet(this.querySet, 0, 2 * n, this.resolve, 0);
-    const raw = new BigUint64Array(await this.gpu.read(this.resolve, 16 * n));
-    for (let i = 0; i < n; i++) {
-      const d = this.pending[i];
+    if (n > 0 && this.resolved.length === 0) {
+      this.gpu.commandEncoder().resolveQuerySet(this.querySet, 0, 2 * n, this.resolve, 0);
+      this.take(new BigUint64Array(await this.gpu.read(this.resolve, 16 * n)), this.pending);
+      this.pending = [];
+      return;
+    }
+    this.flush();
+    const all = this.resolved.splice(0);
+    for (const r of all) {
+      this.take(new BigUint64Array(await this.gpu.read(r.buf, 16 * r.dispatches.length)), r.dispatches);
+      r.buf.destroy();
+    }
+  }
+
+  private take(raw: BigUint64Array, ds: Dispatch[]): void {
+    ds.forEach((d, i) => {
       const t0 = Number(raw[2 * i]), t1 = Number(raw[2 * i + 1]);
       this.times.push({ name: d.kernel.name, what: d.what, startNs: t0, durNs: Math.max(0, t1 - t0), flops: d.flops ?? 0, bytes: d.bytes ?? 0 });
-    }
-    this.pending = [];
+    });
   }
 
   clear(): void {
@@ -86,13 +108,13 @@ export class Profiler {
     const f = (v: number | null, d = 1) => (v === null ? '-' : v.toFixed(d));
     const lines = ['| kernel | calls | total ms | mean ms | GFLOP/s | GB/s | share |', '|---|---:|---:|---:|---:|---:|---:|'];
     for (const r of this.rows()) lines.push(`| ${r.name} | ${r.calls} | ${r.totalMs.toFixed(2)} | ${r.meanMs.toFixed(3)} | ${f(r.gflops)} | ${f(r.gbps)} | ${(r.share * 100).toFixed(1)}% |`);
-    if (this.dropped) lines.push(`(${this.dropped} dispatches not timed: over ${CAPACITY} between collects)`);
     return lines.join('\n');
   }
 
   /** Chrome trace events (microseconds) of the collected dispatches. */
   chromeTrace(): object {
-    const t0 = Math.min(...this.times.map((t) => t.startNs));
+    let t0 = Infinity;
+    for (const t of this.times) t0 = Math.min(t0, t.startNs);
     return {
       traceEvents: this.times.map((t) => ({ name: t.name, cat: 'gpu', ph: 'X', ts: (t.startNs - t0) / 1000, dur: t.durNs / 1000, pid: 1, tid: 1, args: { what: t.what, gflop: t.flops / 1e9 } })),
       displayTimeUnit: 'ms',
@@ -101,6 +123,7 @@ export class Profiler {
 
   detach(): void {
     this.gpu.onDispatch = null;
+    for (const r of this.resolved.splice(0)) r.buf.destroy();
     this.querySet.destroy();
     this.resolve.destroy();
   }
