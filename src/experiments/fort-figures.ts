@@ -88,7 +88,7 @@ export async function runFortFigures(gpu: Gpu, flags: Record<string, string | bo
   summary.tunnels = read('tunnels');
   if ((flags['tunnel-sweep'] || full) && !done('tunnels-sweep')) {
     log(`${stamp()} tunnel widths over learning rate, L2, dropout and batch size`);
-    await tunnelsCommand(gpu, data, dataDir, { sweep: true, rays: '16', images: '500', 'sweep-epochs': full ? '10' : '2', 'sweep-images': full ? '60000' : '4000' }, join(out, 'tunnels-sweep'), (m) => log(`  ${m}`));
+    await tunnelsCommand(gpu, data, dataDir, { sweep: true, rays: full ? '32' : '8', images: full ? '2000' : '300', points: full ? '21' : '16', max: '3', 'sweep-epochs': full ? '10' : '2', 'sweep-images': full ? '60000' : '4000' }, join(out, 'tunnels-sweep'), (m) => log(`  ${m}`));
   }
   if (done('tunnels-sweep')) summary.tunnels_sweep = read('tunnels-sweep');
   if (!done('subspace')) {
