@@ -16,7 +16,7 @@ import { Tensor } from '../engine/tensor.ts';
 import { Adam } from '../engine/optim.ts';
 import { batchStream, permutation, randn, rng } from '../engine/random.ts';
 import { batchOf, type Dataset } from '../data/fashion-mnist.ts';
-import { Sequential, initParams, type Layer } from '../models/sequential.ts';
+import { Sequential, initParams, paramShapes, type Layer } from '../models/sequential.ts';
 import { fold } from '../shaders/common.ts';
 import { sparseExpandKernel, sparseProjectKernel } from '../shaders/sparse.ts';
 import { modelSpec, parameterCount } from '../models/zoo.ts';
@@ -112,6 +112,8 @@ interface SubspaceTrainer {
  */
 function basisTrainer(gpu: Gpu, layers: Layer[], theta0: Float32Array[], cols: Float32Array[], ds: number[], lr: number): SubspaceTrainer {
   const B = 1 + cols.length, K = ds.length;
+  const big = theta0.findIndex((t) => B * t.length * 4 > gpu.bindingLimit);
+  if (big >= 0) throw new Error(`--projection dense: ${paramShapes(layers)[big].name} (${theta0[big].length} weights) with ${B} basis tensors needs ${B * theta0[big].length * 4} bytes in one binding, over the adapter's limit of ${gpu.bindingLimit} (all of P: ${(4 * B * theta0.reduce((a, t) => a + t.length, 0) / 2 ** 30).toFixed(2)} GiB); use --projection sparse (P never stored densely) or a smaller largest d`);
   let off = 0;
   const model = new Sequential(gpu, layers, B, theta0.map((t) => {
     const all = new Float32Array(B * t.length);
@@ -316,7 +318,9 @@ export async function subspaceCommand(gpu: Gpu, data: { train: Dataset; test: Da
   const runs: { label: string; r: SubspaceResult }[] = [];
   for (const model of models) {
     log(`${model}: subspaces d = ${ds.join(', ')} and direct training, batched`);
+    gpu.pool.resetPeak();
     const r = await runSubspace(gpu, data, { ...settings, model }, log);
+    log(`  peak GPU memory ${(gpu.pool.peakBytes / 2 ** 20).toFixed(1)} MiB (${projection} P, D = ${r.D}, d up to ${ds[ds.length - 1]}, direct training included)`);
     log(`  D = ${r.D}: direct ${(100 * r.fullAcc).toFixed(1)}%; ${r.ds.map((d, i) => `d=${d}: ${(100 * r.acc[i]).toFixed(1)}%`).join(', ')}; d_int90 = ${r.dInt90 ?? `> ${ds[ds.length - 1]}`}`);
     runs.push({ label: `${model} (D = ${r.D})`, r });
   }
