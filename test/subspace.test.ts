@@ -99,4 +99,15 @@ describe('subspace training', () => {
     expect(light.z.some((v, i) => i % 121 !== 0 && v !== 0)).toBe(true); // z moved
     light.loss.forEach((l, k) => expect(Math.abs(l - stored.loss[k])).toBeLessThan(1e-3));
   }, 60_000);
+
+  it('a dense P too large for one binding is refused up front, naming the tensor and the sparse alternative', async () => {
+    const data = { train: toyData(16, 1), test: toyData(16, 2) };
+    const saved = gpu.bindingLimit;
+    gpu.bindingLimit = 4 * 144 * 41 - 4; // the 144-weight first layer with 41 basis tensors does not fit
+    try {
+      await expect(runSubspace(gpu, data, { model: 'mlp', ds: [40], projection: 'dense', steps: 1, batch: 8, lr: 0.05, lrFull: 0.01, seed: 1, evalImages: 0, trainImages: 0 }, () => {})).rejects.toThrow(/--projection dense: .*weight \(144 weights\) with 41 basis tensors .* use --projection sparse/);
+    } finally {
+      gpu.bindingLimit = saved;
+    }
+  });
 });
