@@ -342,8 +342,8 @@ export async function runMSweep(gpu: Gpu, cks: Checkpoint[], data: { train: Data
   writeFileSync(join(out, 'metrics.json'), JSON.stringify(metrics, null, 2) + '\n');
   await vegaLitePng({
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: `short directions (participation ratio of the Hessian, ${o.probes} probes) at the centre of m-connectors`, width: 420, height: 280,
-    data: { values: [{ m: 0, n: state.optimum_short, at: 'optimum 1' }, ...rows.flatMap((r) => [{ m: r.m, n: r.centre_short, at: 'optimized centre' }, { m: r.m, n: r.flat_centre_short, at: 'flat centre (before)' }])] },
+    title: { text: 'short directions at the centre of m-connectors', subtitle: `participation ratio tr(H)^2 / tr(H^2) of the Hessian, ${o.probes} Hutchinson probes` }, width: 420, height: 280,
+    data: { values: [{ m: 0, n: state.optimum_short, at: 'optimum 1' }, ...rows.flatMap((r) => [{ m: r.m, n: r.centre_short, at: 'optimized centre' }, { m: r.m, n: r.flat_centre_short, at: 'flat centre' }])] },
     mark: { type: 'line', point: true }, encoding: { x: { field: 'm', type: 'quantitative', title: 'm (m + 1 optima)', axis: { tickMinStep: 1 } }, y: { field: 'n', type: 'quantitative', title: 'short directions' }, color: { field: 'at', type: 'nominal', title: null } },
   }, join(out, 'short_directions.png'));
   return metrics;
