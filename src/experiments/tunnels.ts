@@ -3,7 +3,7 @@
 // (basis [theta, v_1 .. v_R], coefficients (1, a e_r)); the tunnel width of a ray is the distance at which the loss
 // first exceeds L(theta) + delta. `--sweep` trains SimpleCNN optima over learning rate, L2, dropout and batch size and
 // plots the mean width against each.
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gpu } from '../engine/device.ts';
 import { permutation, randn, rng } from '../engine/random.ts';
@@ -80,8 +80,10 @@ export const TUNNELS_HELP = `usage: loss-atlas tunnels --model-file A.safetensor
 
 The loss along --rays random unit directions from a checkpoint at --points distances up to --max x ||theta|| (all in
 one batch), and the tunnel width of each ray: the distance where the loss first exceeds L(theta) + --delta.
---sweep trains SimpleCNN optima on Fashion-MNIST for several learning rates, L2 strengths, dropout rates and batch sizes
-and plots the mean width against each. Writes tunnels.png (or sweep.png), tunnels.json and metrics.json into --out.
+--sweep trains SimpleCNN optima on Fashion-MNIST (base: lr 0.05, batch 128, no L2, no dropout) varying one factor at a
+time: learning rate 0.01 / 0.03 / 0.05 / 0.1, L2 0 / 5e-4 / 5e-3, dropout 0 / 0.25 / 0.5, batch 32 / 128 / 512, and plots
+the mean width against each (optima that did not train, test accuracy under twice chance, are left out and named).
+Optima and their widths are kept under --out/optima, so a rerun only redraws. Writes tunnels.png (or sweep.png), tunnels.json and metrics.json into --out.
   --rays N (24)   --points N (21)   --max X (1.0)   --delta X (0.5 nats)   --images N (500)   --split train|test (train)
   --seed N (1)    --data DIR        --sweep-epochs N (2)   --sweep-images N (4000)`;
 
@@ -115,8 +117,8 @@ export async function tunnelsCommand(gpu: Gpu, data: { train: Dataset; test: Dat
   }
   // the sweep: one factor at a time around a base configuration
   const base = { model: 'simplecnn', epochs: String(int('sweep-epochs', 2, 1)), batch: '128', lr: '0.05', wd: '0', dropout: '0', 'train-images': String(int('sweep-images', 4000, 1)), 'eval-images': '1000', seed: '1' };
-  const factors: [string, string, string[]][] = [['learning rate', 'lr', ['0.01', '0.05', '0.2']], ['L2 (weight decay)', 'wd', ['0', '0.0005', '0.005']], ['dropout', 'dropout', ['0', '0.25', '0.5']], ['batch size', 'batch', ['32', '128', '512']]];
-  const rows: { factor: string; value: number; width: number; sd: number; test_acc: number }[] = [];
+  const factors: [string, string, string[]][] = [['learning rate', 'lr', ['0.01', '0.03', '0.05', '0.1']], ['L2 (weight decay)', 'wd', ['0', '0.0005', '0.005']], ['dropout', 'dropout', ['0', '0.25', '0.5']], ['batch size', 'batch', ['32', '128', '512']]];
+  const rows: { factor: string; value: number; width: number; sd: number; test_acc: number; diverged: boolean }[] = [];
   for (const [label, key, values] of factors) {
     for (const v of values) {
       const cfgFlags = { ...base, [key]: v };
@@ -126,17 +128,22 @@ export async function tunnelsCommand(gpu: Gpu, data: { train: Dataset; test: Dat
         log(`training SimpleCNN with ${label} ${v}`);
         await runTrain(gpu, trainConfig({ ...cfgFlags, data: dataDir }, () => dataDir), data, dir, existsSync(join(dir, 'checkpoint', 'state.json')), { log: (m) => log(`  ${m}`) });
       }
-      const ck = readCheckpoint(join(dir, 'model.safetensors'), data.train.shape);
-      const t = await runTunnels(gpu, ck, data, o);
-      const s = stats(t.widths);
-      const acc = JSON.parse((await import('node:fs')).readFileSync(join(dir, 'metrics.json'), 'utf8')).test_acc;
-      rows.push({ factor: label, value: Number(v), width: s.mean ?? NaN, sd: s.sd ?? NaN, test_acc: acc });
-      log(`  ${id}: width ${s.mean?.toFixed(3) ?? 'none (no crossing)'} +- ${s.sd?.toFixed(3) ?? '-'}, test accuracy ${(100 * acc).toFixed(1)}%`);
+      // the widths of an optimum are kept next to it (for these tunnel settings), so a rerun only redraws
+      const cache = join(dir, 'tunnel-widths.json');
+      const prev = existsSync(cache) ? JSON.parse(readFileSync(cache, 'utf8')) : null;
+      const s: ReturnType<typeof stats> = prev && JSON.stringify(prev.options) === JSON.stringify(o) ? prev.width
+        : stats((await runTunnels(gpu, readCheckpoint(join(dir, 'model.safetensors'), data.train.shape), data, o)).widths);
+      writeFileSync(cache, JSON.stringify({ options: o, width: s }) + '\n');
+      const acc = JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8')).test_acc;
+      // an optimum no better than twice chance did not train (diverged): its "tunnel" says nothing
+      const diverged = acc < 2 / data.train.classes;
+      rows.push({ factor: label, value: Number(v), width: s.mean ?? NaN, sd: s.sd ?? NaN, test_acc: acc, diverged });
+      log(`  ${id}: width ${s.mean?.toFixed(3) ?? 'none (no crossing)'} +- ${s.sd?.toFixed(3) ?? '-'}, test accuracy ${(100 * acc).toFixed(1)}%${diverged ? ': training diverged, left out of the plot' : ''}`);
     }
   }
   await vegaLitePng({
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: 'radial tunnel width around SimpleCNN optima (mean +- sd over random directions)', data: { values: rows },
+    title: 'radial tunnel width around SimpleCNN optima (mean +- sd over random directions)', data: { values: rows.filter((r) => !r.diverged) },
     facet: { field: 'factor', type: 'nominal', title: null }, columns: 4, resolve: { scale: { x: 'independent' } },
     spec: {
       width: 200, height: 180,
