@@ -148,8 +148,8 @@ export async function tunnelsCommand(gpu: Gpu, data: { train: Dataset; test: Dat
     spec: {
       width: 200, height: 180,
       layer: [
-        { mark: { type: 'line', point: true }, encoding: { x: { field: 'value', type: 'quantitative', title: 'value' }, y: { field: 'width', type: 'quantitative', title: 'tunnel width' } } },
-        { mark: 'errorbar', transform: [{ calculate: 'datum.width - datum.sd', as: 'lo' }, { calculate: 'datum.width + datum.sd', as: 'hi' }], encoding: { x: { field: 'value', type: 'quantitative' }, y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' } } },
+        { mark: { type: 'line', point: true }, encoding: { x: { field: 'value', type: 'quantitative', title: null }, y: { field: 'width', type: 'quantitative', title: 'tunnel width' } } },
+        { mark: 'errorbar', transform: [{ calculate: 'datum.width - datum.sd', as: 'lo' }, { calculate: 'datum.width + datum.sd', as: 'hi' }], encoding: { x: { field: 'value', type: 'quantitative' }, y: { field: 'lo', type: 'quantitative', title: 'tunnel width' }, y2: { field: 'hi' } } },
       ],
     },
   }, join(out, 'sweep.png'));
