@@ -17,12 +17,14 @@ import { swaCommand } from './swa.ts';
 
 export const FORT_FIGURES_HELP = `usage: npm run exp:fort-figures [-- --full] [--tunnel-sweep] [--out DIR] [--data DIR]
 
-Fort & Jastrzebski 2019 at CPU size (about 25 minutes on the 2-core machine, an estimate): the toy landscape (hyperplane
-threshold, connector, radial well), SimpleCNN optima on Fashion-MNIST, a connector and a Bezier curve between two of
-them, m-connectors for three and four, short directions at m-connector centres for m = 1..5, radial tunnels, random-subspace training with d_int90, and weight averaging vs
-ensembling at a low and a high learning rate. --tunnel-sweep adds the tunnel-width sweep over learning rate, L2, dropout
-and batch size (about 12 more minutes); --full uses larger sizes throughout (a GPU). Writes every step's run directory,
-summary.json and fort_summary.png into --out (default runs/fort-figures).`;
+Fort & Jastrzebski 2019 at CPU size (about 70 minutes on the 2-core machine, summed from the step times of one run):
+the toy landscape (hyperplane threshold, connector, radial well), six SimpleCNN optima on Fashion-MNIST, a connector
+and a Bezier curve between two of them, m-connectors for three and four, short directions at the centres of
+m-connectors for m = 1..5, radial tunnels, random-subspace training with d_int90 (MLP and SimpleCNN), and weight
+averaging vs ensembling at a low and a high learning rate. --tunnel-sweep adds the tunnel-width sweep over learning
+rate, L2, dropout and batch size (about 25 more minutes); --full uses larger sizes throughout (a GPU). Every step
+writes its own run directory and is skipped when done, so the same command resumes. Writes summary.json and
+fort_summary.png into --out (default runs/fort-figures).`;
 
 async function gridPng(files: string[], path: string, w = 520): Promise<void> {
   const tiles = await Promise.all(files.filter(existsSync).map(async (f) => { const buf = await sharp(f).resize({ width: w }).png().toBuffer(); return { buf, h: (await sharp(buf).metadata()).height ?? w }; }));
