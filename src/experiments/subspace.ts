@@ -282,7 +282,7 @@ export async function plotSubspace(runs: { label: string; r: SubspaceResult }[],
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: 'test accuracy of training in a random d-dimensional subspace (dashed: 90% of direct training)', width: 480, height: 300,
     layer: [
-      { data: { values: rows }, mark: { type: 'line', point: true }, encoding: { x: { field: 'd', type: 'quantitative', scale: { type: 'log' }, title: 'subspace dimension d' }, y: { field: 'acc', type: 'quantitative', title: 'test accuracy %' }, color: { field: 'net', type: 'nominal' } } },
+      { data: { values: rows }, mark: { type: 'line', point: true }, encoding: { x: { field: 'd', type: 'quantitative', scale: { type: 'log' }, title: 'subspace dimension d' }, y: { field: 'acc', type: 'quantitative', title: 'test accuracy %' }, color: { field: 'net', type: 'nominal', legend: { labelLimit: 400 } } } },
       { data: { values: base }, mark: { type: 'rule', strokeDash: [5, 4] }, encoding: { y: { field: 'y', type: 'quantitative' }, color: { field: 'net', type: 'nominal' } } },
     ],
   }, path);
