@@ -100,7 +100,7 @@ export async function runFortFigures(gpu: Gpu, flags: Record<string, string | bo
   summary.subspace = read('subspace');
   if (!done('swa')) {
     log(`${stamp()} weight averaging vs ensembling`);
-    await swaCommand(gpu, data, { 'model-file': optimum(0), lrs: '0.01,0.1', snapshots: full ? '10' : '6', every: full ? '200' : '50' }, join(out, 'swa'), (m) => log(`  ${m}`));
+    await swaCommand(gpu, data, { 'model-file': optimum(0), lrs: '0.01,0.1,0.2', snapshots: full ? '10' : '6', every: full ? '200' : '50' }, join(out, 'swa'), (m) => log(`  ${m}`));
   }
   summary.swa = read('swa');
   writeFileSync(join(out, 'summary.json'), JSON.stringify({ scale: full ? 'full' : 'cpu', adapter: gpu.adapterInfo, seconds_this_invocation: Math.round((performance.now() - t0) / 1000), ...summary }, null, 2) + '\n');
