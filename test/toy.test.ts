@@ -24,6 +24,27 @@ describe('toy landscape', () => {
     ns.forEach((n, i) => expect(h.rel[i][ds.indexOf(D - n - 1)]).toBeGreaterThan(100 * h.success));
   }, 120_000);
 
+  it('the wedge loss and its gradient at D = 10^6 (two points, n = 1,000 and 500,000) against the CPU reference', async () => {
+    const D = 1_000_000, ns = [1000, 500_000], r = rng(21);
+    const pts = Float32Array.from({ length: 2 * D }, () => randn(r));
+    const basis = new Param(gpu, 'P', [D], 2, pts);
+    const { loss } = await toyLosses(gpu, basis, Float32Array.of(1, 0, 0, 1), ns, { basisGrad: true });
+    const g = await basis.grad!.read();
+    basis.dispose();
+    for (let k = 0; k < 2; k++) {
+      const x = pts.subarray(k * D, (k + 1) * D);
+      const want = wedgeRef(x, ns[k]);
+      expect(Math.abs(loss[k] - want) / want).toBeLessThan(1e-4);
+      // dL/dx_i = x_i / L on the D - n smallest |x_i|, 0 on the n largest (the free, long directions)
+      const cut = Array.from(x, Math.abs).sort((a, b) => b - a)[ns[k] - 1];
+      for (let q = 0; q < 200; q++) {
+        const i = Math.floor(r() * D);
+        const w = Math.abs(x[i]) >= cut ? 0 : x[i] / want;
+        expect(Math.abs(g[k * D + i] - w)).toBeLessThan(1e-6 + 1e-4 * Math.abs(w));
+      }
+    }
+  }, 120_000);
+
   it('rays and distances batched as manifold points equal single-point CPU evaluations', async () => {
     const D = 50, R = 3, r = rng(4);
     const init = Float32Array.from({ length: (1 + R) * D }, () => randn(r));
