@@ -48,6 +48,23 @@ describe('report', () => {
     expect(() => writeReport(join(root, 'missing'))).toThrow(/missing does not exist/);
   });
 
+  it('a run made of runs (a figure set) heads the gallery of its parts with its own pictures and results', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'la-report-set-'));
+    writeFileSync(join(root, 'summary.json'), '{"scale":"cpu"}');
+    await png(join(root, 'fort_summary.png'), '#123456');
+    mkdirSync(join(root, 'connect-fort'));
+    writeFileSync(join(root, 'connect-fort', 'metrics.json'), '{"barrier_path_train":0.03}');
+    await png(join(root, 'connect-fort', 'connect.png'), '#654321');
+    const r = writeReport(root);
+    expect(r.runs).toBe(1);
+    expect(r.pages).toEqual([join(root, 'connect-fort', 'index.html'), join(root, 'index.html')]);
+    const gallery = readFileSync(join(root, 'index.html'), 'utf8');
+    expect(gallery).toContain('figure set: this directory');
+    expect(gallery).toContain('<img class="thumb" src="fort_summary.png"');
+    expect(gallery).toContain('&quot;scale&quot;:&quot;cpu&quot;');
+    expect(gallery).toContain('<a href="connect-fort/index.html">');
+  });
+
   it('in headless Chromium every image of the gallery and of every run page loads', async () => {
     if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: install Debian's chromium (npm test's setup does, as root) or set LOSS_ATLAS_CHROMIUM`);
     const root = await makeRuns();

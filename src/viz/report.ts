@@ -7,7 +7,7 @@ import { basename, join, relative } from 'node:path';
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 /** Pictures shown first, in this order (the most telling per kind); any other PNG follows. */
 const PREFERRED = ['summary.png', 'trajectory.png', 'interpolate.png', 'surface_contour.png', 'surface_heatmap.png', 'surface_3d.png', 'hessian_ratio.png', 'hessian_path.png', 'bn_compare.png', 'mask.png', 'fort_summary.png', 'li_depth.png', 'li_batch.png', 'hyperplanes.png', 'connect.png', 'triangle.png', 'tunnels.png', 'sweep.png', 'subspace.png', 'swa.png'];
-const RESULTS = ['metrics.json', 'trajectory.json'];
+const RESULTS = ['metrics.json', 'trajectory.json', 'summary.json'];
 const DATA = /\.(npy|json|jsonl|safetensors|vtp|csv)$/;
 /** Files that mark a directory as a run. */
 const MARKERS = ['config.json', 'metrics.json', 'surface_meta.json', 'hessian_meta.json', 'summary.json'];
@@ -92,11 +92,13 @@ ${r.data.length ? `<h2>Data files</h2><ul class="data">${r.data.map((f) => `<li>
  */
 export function writeReport(root: string): { runs: number; pages: string[] } {
   if (!existsSync(root)) throw new Error(`report: ${root} does not exist`);
-  if (isRun(root)) {
+  const runs = collect(root).sort((a, b) => b.mtime - a.mtime);
+  if (isRun(root) && runs.length === 0) {
     writeFileSync(join(root, 'index.html'), runPage(readRun(root), null));
     return { runs: 1, pages: [join(root, 'index.html')] };
   }
-  const runs = collect(root).sort((a, b) => b.mtime - a.mtime);
+  // a run made of runs (exp:fort-figures, exp:li-figures): its own pictures and results head the gallery of its parts
+  const own = isRun(root) ? readRun(root) : null;
   const pages: string[] = [];
   for (const r of runs) {
     const back = relative(r.dir, join(root, 'index.html'));
@@ -114,6 +116,11 @@ export function writeReport(root: string): { runs: number; pages: string[] } {
   writeFileSync(join(root, 'index.html'), page('loss-atlas report', `
 <h1>loss-atlas report</h1>
 <p>${runs.length} run${runs.length === 1 ? '' : 's'} under <code>${esc(root)}</code>, newest first. Generated ${when(Date.now())}.</p>
+${own ? `<section>
+  <h2>${esc(own.kind)}: this directory</h2>
+  ${own.images.map((i) => `<a href="${rel(join(root, i))}"><img class="thumb" src="${rel(join(root, i))}" alt="${esc(i)}"></a>`).join('\n  ')}
+  ${own.results ? `<details><summary>results</summary><pre>${esc(own.results)}</pre></details>` : ''}
+</section>` : ''}
 ${sections || '<p>No runs found.</p>'}`));
   pages.push(join(root, 'index.html'));
   return { runs: runs.length, pages };
