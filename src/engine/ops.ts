@@ -149,7 +149,7 @@ function convCore(ctx: Ctx, op: string, x: AnyTensor, weight: Param, bias: Param
     }
     // one GEMM per point, then folds (pointWeightGrads), unless B <= WGRAD_BMAX basis gradients come out of a
     // single pass of the folding kernel anyway, or the per-point gradients would not fit a binding
-    const perPoint = direct || !tape.basisGrad || (manifold.B > conv.WGRAD_BMAX && !ctx.foldWgrad && pointGradsFit(ctx, s, U));
+    const perPoint = direct || !tape.basisGrad || pointGradsPreferred(ctx, manifold.B, s, U);
     if (perPoint) pointWeightGrads(ctx, what, x, dy, weight, bias, s, U);
     else convWeightGrad(ctx, what, x, dy, weight, bias, s, U, manifold.coef, tape.coefGrad);
     if (s.relu) dy.dispose();
@@ -220,7 +220,7 @@ function convSharedInput(ctx: Ctx, op: string, x: AnyTensor, weight: Param, bias
     if (tape.basisGrad) {
       const dyB = new Tensor(gpu, z.shape, `${op}.basis_dy`);
       foldBasis(ctx, dy, dyB, { S, accumulate: 0, gOff: 0, gStride: S }, `${op}: fold dy over K=${K} points`);
-      if (B > conv.WGRAD_BMAX && !ctx.foldWgrad && pointGradsFit(ctx, sb, U)) pointWeightGrads(ctx, what, x, dyB, weight, bias, sb, U, true);
+      if (pointGradsPreferred(ctx, B, sb, U)) pointWeightGrads(ctx, what, x, dyB, weight, bias, sb, U, true);
       else convWeightGrad(ctx, what, x, dyB, weight, bias, sb, U, manifold.eye(), false);
       dyB.dispose();
     }
@@ -307,9 +307,15 @@ function wgradSplit(ctx: Ctx, s: ConvShape, U: Record<string, number>, B: number
   return { tw, tilesM, tilesN, P, KG, S, PS, Z: Math.ceil(s.K / KG) * S };
 }
 
-/** Whether the per-point weight-gradient partials of pointWeightGrads fit one binding. */
-function pointGradsFit(ctx: Ctx, s: ConvShape, U: Record<string, number>): boolean {
-  return wgradSplit(ctx, s, U, 1, true).Z * s.Cout * U.R * 4 <= ctx.gpu.bindingLimit;
+/** Bytes of the per-point weight-gradient partials of pointWeightGrads. */
+const pointPartBytes = (s: ConvShape, U: Record<string, number>, Z: number) => Z * s.Cout * U.R * 4;
+
+/**
+ * With B > WGRAD_BMAX basis tensors, pointWeightGrads (one GEMM) beats convWeightGrad (one GEMM per WGRAD_BMAX basis
+ * tensors), unless its per-point partials would not fit one binding, or a test forces the folding kernel.
+ */
+function pointGradsPreferred(ctx: Ctx, B: number, s: ConvShape, U: Record<string, number>): boolean {
+  return B > conv.WGRAD_BMAX && !ctx.foldWgrad && pointPartBytes(s, U, wgradSplit(ctx, s, U, 1, true).Z) <= ctx.gpu.bindingLimit;
 }
 
 /**
@@ -323,7 +329,7 @@ function pointWeightGrads(ctx: Ctx, what: string, x: AnyTensor, dy: Tensor, weig
   const K = s.K;
   const sp = wgradSplit(ctx, s, U, 1, true);
   const { tw, tilesM, tilesN, Z } = sp;
-  check(Z * s.Cout * U.R * 4 <= gpu.bindingLimit, what, `per-point weight gradients of ${K} points (${Z * s.Cout * U.R * 4} bytes) exceed the binding limit ${gpu.bindingLimit}: evaluate fewer points per block`);
+  check(pointPartBytes(s, U, Z) <= gpu.bindingLimit, what, `per-point weight gradients of ${K} points (${pointPartBytes(s, U, Z)} bytes) exceed the binding limit ${gpu.bindingLimit}: evaluate fewer points per block`);
   const ones = Tensor.fromArray(gpu, [K, 1], new Float32Array(K).fill(1), 'conv.wgrad.ones');
   const part = new Tensor(gpu, [Z, 1, s.Cout, U.R], 'conv.wgrad.part');
   gpu.dispatch({
@@ -348,12 +354,8 @@ function pointWeightGrads(ctx: Ctx, what: string, x: AnyTensor, dy: Tensor, weig
     ones.dispose(); part.dispose();
     return;
   }
-  for (const [p, g] of [[weight, gw], [bias, gb]] as const) {
-    if (!p || !g) continue;
-    const S = g.size / K;
-    if (ctx.tape!.basisGrad) foldBasis(ctx, g, p.ensureGrad(), { S, accumulate: 1, gOff: 0, gStride: S }, `${what} (${p.name} basis gradient)`);
-    if (ctx.tape!.coefGrad) foldCoef(ctx, p.basis, g, { S, gOff: 0, gStride: S }, `${what} (${p.name} coefficient gradient)`);
-  }
+  foldPointGrads(ctx, gw, [weight], what);
+  if (bias && gb) foldPointGrads(ctx, gb, [bias], what);
   ones.dispose(); part.dispose(); gw.dispose(); gb?.dispose();
 }
 
