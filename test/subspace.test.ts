@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../src/engine/device.ts';
 import { rng } from '../src/engine/random.ts';
 import type { Dataset } from '../src/data/fashion-mnist.ts';
-import { runSubspace, sparseEntries } from '../src/experiments/subspace.ts';
+import { runSubspace, sparseBlock, sparseEntries } from '../src/experiments/subspace.ts';
 import { Tensor } from '../src/engine/tensor.ts';
 import { sparseExpandKernel, sparseProjectKernel } from '../src/shaders/sparse.ts';
 import { fold } from '../src/shaders/common.ts';
@@ -53,14 +53,14 @@ describe('subspace training', () => {
     const theta0 = Float32Array.from({ length: S }, () => r() - 0.5);
     const z = Float32Array.from({ length: K * dmax }, () => r() - 0.5);
     const g = Float32Array.from({ length: K * S }, () => r() - 0.5);
-    // CSR and CSC of the entries
-    const byRow = Array.from(e.row.keys()).sort((a, b) => e.row[a] - e.row[b] || a - b);
-    const byCol = Array.from(e.row.keys()).sort((a, b) => e.col[a] - e.col[b] || a - b);
-    const ptr = (n: number, key: (q: number) => number, order: number[]) => { const p = new Uint32Array(n + 1); for (const q of order) p[key(q) + 1]++; for (let i = 0; i < n; i++) p[i + 1] += p[i]; return p; };
+    // CSR and CSC of the entries, as the trainer builds them (the reference below works from the entries themselves)
+    const byRow = Uint32Array.from(e.row.keys()).sort((a, b) => e.row[a] - e.row[b] || a - b);
+    const blk = sparseBlock(e, byRow, 0, S, dmax);
     const T = (shape: number[], d: ArrayLike<number>, dt: 'f32' | 'u32' = 'f32') => Tensor.fromArray(gpu, shape, d, 't', dt);
+    const n = blk.col.length;
     const ts = {
-      theta0: T([S], theta0), rowPtr: T([S + 1], ptr(S, (q) => e.row[q], byRow), 'u32'), col: T([byRow.length], byRow.map((q) => e.col[q]), 'u32'), rval: T([byRow.length], byRow.map((q) => e.val[q])),
-      colPtr: T([dmax + 1], ptr(dmax, (q) => e.col[q], byCol), 'u32'), row: T([byCol.length], byCol.map((q) => e.row[q]), 'u32'), cval: T([byCol.length], byCol.map((q) => e.val[q])),
+      theta0: T([S], theta0), rowPtr: T([S + 1], blk.rowPtr, 'u32'), col: T([n], blk.col, 'u32'), rval: T([n], blk.rval),
+      colPtr: T([dmax + 1], blk.colPtr, 'u32'), row: T([n], blk.row, 'u32'), cval: T([n], blk.cval),
       z: T([K, dmax], z), g: T([K, S], g), dims: T([K], dims, 'u32'), theta: new Tensor(gpu, [K, S], 'theta'), dz: new Tensor(gpu, [K, dmax], 'dz'),
     };
     gpu.dispatch({ kernel: sparseExpandKernel(), buffers: { theta0: ts.theta0.buffer, rowPtr: ts.rowPtr.buffer, col: ts.col.buffer, val: ts.rval.buffer, z: ts.z.buffer, dims: ts.dims.buffer, theta: ts.theta.buffer }, uniforms: { K, S, dmax }, groups: fold(Math.ceil((K * S) / 256)), what: 'expand' });

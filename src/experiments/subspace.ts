@@ -62,6 +62,37 @@ export function sparseEntries(D: number, d: number, seed: number): { row: Uint32
   return { row, col, val };
 }
 
+/**
+ * The rows lo .. lo + n - 1 of the sparse P (one parameter tensor) by rows (CSR: rowPtr [n + 1], col, val) and by
+ * columns (CSC: colPtr [dmax + 1], row (local), val), from `byRow`, the entry indices sorted by row. Index and value
+ * arrays hold at least one element (a binding cannot be empty).
+ */
+export function sparseBlock(e: ReturnType<typeof sparseEntries>, byRow: ArrayLike<number>, lo: number, n: number, dMax: number) {
+  let a = 0;
+  while (a < byRow.length && e.row[byRow[a]] < lo) a++;
+  let b = a;
+  while (b < byRow.length && e.row[byRow[b]] < lo + n) b++;
+  const m = b - a, size = Math.max(1, m);
+  const rowPtr = new Uint32Array(n + 1), colPtr = new Uint32Array(dMax + 1);
+  const col = new Uint32Array(size), rval = new Float32Array(size), row = new Uint32Array(size), cval = new Float32Array(size);
+  for (let q = 0; q < m; q++) {
+    const i = byRow[a + q];
+    rowPtr[e.row[i] - lo + 1]++;
+    colPtr[e.col[i] + 1]++;
+    col[q] = e.col[i];
+    rval[q] = e.val[i];
+  }
+  for (let i = 0; i < n; i++) rowPtr[i + 1] += rowPtr[i];
+  for (let j = 0; j < dMax; j++) colPtr[j + 1] += colPtr[j];
+  const next = colPtr.slice(0, dMax); // counting sort by column, stable in row order
+  for (let q = 0; q < m; q++) {
+    const i = byRow[a + q], at = next[e.col[i]]++;
+    row[at] = e.row[i] - lo;
+    cval[at] = e.val[i];
+  }
+  return { rowPtr, col, rval, colPtr, row, cval };
+}
+
 /** Columns of P (unit norm for dense), flattened per parameter tensor: basis rows 1..d of each tensor. */
 function projection(D: number, d: number, kind: SubspaceOptions['projection'], seed: number): Float32Array[] {
   const cols = Array.from({ length: d }, () => new Float32Array(D));
@@ -166,30 +197,18 @@ function sparseTrainer(gpu: Gpu, layers: Layer[], theta0: Float32Array[], entrie
   const dzT = keep(new Tensor(gpu, [K, dMax], 'sub.dz'));
   const dimsT = keep(Tensor.fromArray(gpu, [K], ds, 'sub.dims', 'u32'));
   // per parameter tensor: theta0, its rows of P by rows (CSR) and by columns (CSC), local row indices
-  const order = Array.from(entries.row.keys()).sort((a, b) => entries.row[a] - entries.row[b] || a - b); // by row, then column
+  const byRow = Uint32Array.from(entries.row.keys()).sort((a, b) => entries.row[a] - entries.row[b] || a - b);
   let off = 0;
   const parts = theta0.map((t, ti) => {
-    const n = t.length, lo = off, hi = off + n;
-    off = hi;
-    const inRows = order.filter((e) => entries.row[e] >= lo && entries.row[e] < hi);
-    const rowPtr = new Uint32Array(n + 1);
-    for (const e of inRows) rowPtr[entries.row[e] - lo + 1]++;
-    for (let i = 0; i < n; i++) rowPtr[i + 1] += rowPtr[i];
-    const byCol = [...inRows].sort((a, b) => entries.col[a] - entries.col[b] || a - b);
-    const colPtr = new Uint32Array(dMax + 1);
-    for (const e of byCol) colPtr[entries.col[e] + 1]++;
-    for (let j = 0; j < dMax; j++) colPtr[j + 1] += colPtr[j];
-    const pad = <T extends Uint32Array | Float32Array>(a: T): T => (a.length ? a : (new (a.constructor as new (n: number) => T)(1)));
+    const n = t.length, blk = sparseBlock(entries, byRow, off, n, dMax);
+    off += n;
     const label = `sub.P(${model.params[ti].name})`;
+    const u32 = (a: Uint32Array, name: string) => keep(Tensor.fromArray(gpu, [a.length], a, `${label}.${name}`, 'u32'));
+    const f32 = (a: Float32Array, name: string) => keep(Tensor.fromArray(gpu, [a.length], a, `${label}.${name}`));
     return {
-      n,
-      theta0: keep(Tensor.fromArray(gpu, [n], t, 'sub.theta0')),
-      rowPtr: keep(Tensor.fromArray(gpu, [n + 1], rowPtr, `${label}.rowPtr`, 'u32')),
-      col: keep(Tensor.fromArray(gpu, [Math.max(1, inRows.length)], pad(Uint32Array.from(inRows, (e) => entries.col[e])), `${label}.col`, 'u32')),
-      rval: keep(Tensor.fromArray(gpu, [Math.max(1, inRows.length)], pad(Float32Array.from(inRows, (e) => entries.val[e])), `${label}.rval`)),
-      colPtr: keep(Tensor.fromArray(gpu, [dMax + 1], colPtr, `${label}.colPtr`, 'u32')),
-      row: keep(Tensor.fromArray(gpu, [Math.max(1, byCol.length)], pad(Uint32Array.from(byCol, (e) => entries.row[e] - lo)), `${label}.row`, 'u32')),
-      cval: keep(Tensor.fromArray(gpu, [Math.max(1, byCol.length)], pad(Float32Array.from(byCol, (e) => entries.val[e])), `${label}.cval`)),
+      n, theta0: keep(Tensor.fromArray(gpu, [n], t, 'sub.theta0')),
+      rowPtr: u32(blk.rowPtr, 'rowPtr'), col: u32(blk.col, 'col'), rval: f32(blk.rval, 'rval'),
+      colPtr: u32(blk.colPtr, 'colPtr'), row: u32(blk.row, 'row'), cval: f32(blk.cval, 'cval'),
     };
   });
   const expandK = sparseExpandKernel(), projectK = sparseProjectKernel();
