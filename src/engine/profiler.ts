@@ -25,7 +25,6 @@ export const CAPACITY = 2048; // dispatches per query set (2 queries each; WebGP
 
 export class Profiler {
   private querySet: GPUQuerySet;
-  private resolve: GPUBuffer;
   private pending: Dispatch[] = [];
   /** full query sets already resolved into their own buffers (in submission order), read by collect() */
   private resolved: { buf: GPUBuffer; dispatches: Dispatch[] }[] = [];
@@ -34,7 +33,6 @@ export class Profiler {
   private constructor(private gpu: Gpu) {
     const d = gpu.device;
     this.querySet = d.createQuerySet({ type: 'timestamp', count: 2 * CAPACITY, label: 'profiler' });
-    this.resolve = d.createBuffer({ size: 16 * CAPACITY, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC, label: 'profiler.resolve' });
     gpu.onDispatch = (disp, pass) => {
       // a full query set is resolved into a buffer of its own before its queries are reused (in submission order,
       // so the resolve sees the old values), and read at the next collect(): no dispatch goes untimed
@@ -62,13 +60,6 @@ export class Profiler {
 
   /** Resolves the timestamps of everything dispatched since the last collect. */
   async collect(): Promise<void> {
-    const n = this.pending.length;
-    if (n > 0 && this.resolved.length === 0) {
-      this.gpu.commandEncoder().resolveQuerySet(this.querySet, 0, 2 * n, this.resolve, 0);
-      this.take(new BigUint64Array(await this.gpu.read(this.resolve, 16 * n)), this.pending);
-      this.pending = [];
-      return;
-    }
     this.flush();
     const all = this.resolved.splice(0);
     for (const r of all) {
@@ -125,6 +116,5 @@ export class Profiler {
     this.gpu.onDispatch = null;
     for (const r of this.resolved.splice(0)) r.buf.destroy();
     this.querySet.destroy();
-    this.resolve.destroy();
   }
 }
