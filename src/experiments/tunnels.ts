@@ -83,7 +83,8 @@ one batch), and the tunnel width of each ray: the distance where the loss first 
 --sweep trains SimpleCNN optima on Fashion-MNIST (base: lr 0.05, batch 128, no L2, no dropout) varying one factor at a
 time: learning rate 0.01 / 0.03 / 0.05 / 0.1, L2 0 / 5e-4 / 5e-3, dropout 0 / 0.25 / 0.5, batch 32 / 128 / 512, and plots
 the mean width against each (optima that did not train, test accuracy under twice chance, are left out and named).
-Optima and their widths are kept under --out/optima, so a rerun only redraws. Writes tunnels.png (or sweep.png), tunnels.json and metrics.json into --out.
+Optima and their widths are kept under --out/optima, so a rerun only redraws. Writes tunnels.png (or sweep.png),
+tunnels.json and metrics.json into --out.
   --rays N (24)   --points N (21)   --max X (1.0)   --delta X (0.5 nats)   --images N (500)   --split train|test (train)
   --seed N (1)    --data DIR        --sweep-epochs N (2)   --sweep-images N (4000)`;
 
@@ -131,9 +132,11 @@ export async function tunnelsCommand(gpu: Gpu, data: { train: Dataset; test: Dat
       // the widths of an optimum are kept next to it (for these tunnel settings), so a rerun only redraws
       const cache = join(dir, 'tunnel-widths.json');
       const prev = existsSync(cache) ? JSON.parse(readFileSync(cache, 'utf8')) : null;
-      const s: ReturnType<typeof stats> = prev && JSON.stringify(prev.options) === JSON.stringify(o) ? prev.width
-        : stats((await runTunnels(gpu, readCheckpoint(join(dir, 'model.safetensors'), data.train.shape), data, o)).widths);
-      writeFileSync(cache, JSON.stringify({ options: o, width: s }) + '\n');
+      let s: ReturnType<typeof stats> = prev && JSON.stringify(prev.options) === JSON.stringify(o) ? prev.width : null;
+      if (!s) {
+        s = stats((await runTunnels(gpu, readCheckpoint(join(dir, 'model.safetensors'), data.train.shape), data, o)).widths);
+        writeFileSync(cache, JSON.stringify({ options: o, width: s }) + '\n');
+      }
       const acc = JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8')).test_acc;
       // an optimum no better than twice chance did not train (diverged): its "tunnel" says nothing
       const diverged = acc < 2 / data.train.classes;
