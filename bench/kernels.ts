@@ -23,7 +23,7 @@ const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length
 
 async function main(): Promise<void> {
   const gpu = await Gpu.create({ profile: true, verbose: argv.includes('--verbose') });
-  const cpu = /llvmpipe|lavapipe|swiftshader/i.test(gpu.adapterInfo);
+  const cpu = gpu.isCpu;
   const K = Number(flag('K') ?? (cpu ? 8 : 100));
   const N = Number(flag('N') ?? (cpu ? 16 : 64));
   const reps = Number(flag('reps') ?? (cpu ? 5 : 20));

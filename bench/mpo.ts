@@ -160,7 +160,7 @@ async function timePeer(peer: string, plane: Plane, layers: ReturnType<typeof mo
 async function main(): Promise<void> {
   const gpu = await Gpu.create({ profile: true, verbose: argv.includes('--verbose') });
   const prof = Profiler.attach(gpu);
-  const cpu = /llvmpipe|lavapipe|swiftshader/i.test(gpu.adapterInfo);
+  const cpu = gpu.isCpu;
   const quick = argv.includes('--quick') || cpu;
   const workloads = (flag('workloads') ?? (quick ? 'mpo-fashion,surface-icons' : 'mpo-fashion,mpo-cifar,surface-icons')).split(',');
   const cellsList = nums(flag('cells'), quick ? [1, 4] : [1, 16, 100, 400]);

@@ -45,6 +45,14 @@ export interface GpuOptions {
 
 export class GpuError extends Error {}
 
+export type ConvKernels = 'tiled' | 'lanes';
+function convKernelsFromEnv(): ConvKernels | null {
+  const v = process.env.LOSS_ATLAS_CONV;
+  if (v === undefined || v === '') return null;
+  if (v === 'tiled' || v === 'lanes') return v;
+  throw new GpuError(`LOSS_ATLAS_CONV=${v}: expected 'tiled' or 'lanes'`);
+}
+
 /** WGSL uniform struct declaration for a field list. */
 export function uniformStruct(fields: KernelSpec['uniforms']): string {
   return `struct Params {\n${fields.map(([n, t]) => `  ${n}: ${t},`).join('\n')}\n}\n@group(0) @binding(0) var<uniform> u: Params;\n`;
@@ -58,6 +66,14 @@ export class Gpu {
   bindingLimit: number;
   readonly maxGroups: number;
   readonly hasTimestamps: boolean;
+  /** A CPU implementation of WebGPU (Mesa lavapipe / llvmpipe, SwiftShader). */
+  readonly isCpu: boolean;
+  /**
+   * Which conv kernel family runs conv2d / linear: 'tiled' (workgroup-memory tiles, for GPUs) or 'lanes' (one operand
+   * broadcast across the workgroup, the other per lane, no workgroup memory: 3-5x faster on llvmpipe, whose invocations
+   * are SIMD lanes of one CPU thread). Default by adapter; LOSS_ATLAS_CONV=tiled|lanes overrides.
+   */
+  convKernels: ConvKernels;
   private encoder: GPUCommandEncoder | null = null;
   private pipelines = new Map<string, GPUComputePipeline>();
   private uniformCache = new Map<string, GPUBuffer>();
@@ -80,6 +96,8 @@ export class Gpu {
     this.maxBinding = device.limits.maxStorageBufferBindingSize;
     this.maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
     this.hasTimestamps = device.features.has('timestamp-query');
+    this.isCpu = /llvmpipe|lavapipe|swiftshader/i.test(this.adapterInfo);
+    this.convKernels = convKernelsFromEnv() ?? (this.isCpu ? 'lanes' : 'tiled');
     this.pool = new BufferPool(device, this.maxBinding);
     this.bindingLimit = this.maxBinding;
     device.lost.then((l) => {

@@ -154,13 +154,13 @@ export function concat(parts: Float64Array[]): Float64Array {
   return out;
 }
 
-function convCase(name: string, K: number, B: number, s: ref.ConvRefShape, o: { shared?: boolean; bias?: boolean; relu?: boolean; foldWgrad?: boolean } = {}): OpCase {
+function convCase(name: string, K: number, B: number, s: ref.ConvRefShape, o: { shared?: boolean; bias?: boolean; relu?: boolean; foldWgrad?: boolean; maxWgradLayers?: number } = {}): OpCase {
   const bias = o.bias ?? true;
   return {
     op: 'conv2d', name, K, B,
     x: { shape: [s.N, s.Cin, s.H, s.W], shared: o.shared },
     params: [{ name: 'w', shape: [s.Cout, s.Cin, s.KH, s.KW] }, ...(bias ? [{ name: 'b', shape: [s.Cout] }] : [])],
-    gpu: (ctx, x, p) => ({ y: ops.conv2d(o.foldWgrad ? { ...ctx, foldWgrad: true } : ctx, x, p[0], bias ? p[1] : null, { stride: s.stride, pad: s.pad, relu: o.relu }) }),
+    gpu: (ctx, x, p) => ({ y: ops.conv2d({ ...ctx, foldWgrad: o.foldWgrad, maxWgradLayers: o.maxWgradLayers }, x, p[0], bias ? p[1] : null, { stride: s.stride, pad: s.pad, relu: o.relu }) }),
     ref: convRefAll(K, B, s, !!o.shared, bias, o.relu),
   };
 }
@@ -253,13 +253,20 @@ function wedgeCase(name: string, K: number, B: number, D: number, keep: number[]
   };
 }
 
+/** conv2d and linear cases once per conv kernel family (tiled, lanes): both are checked on any adapter. */
+function bothConvFamilies(cases: OpCase[]): OpCase[] {
+  return cases.flatMap((c) => c.op !== 'conv2d' && c.op !== 'linear' ? [c]
+    : (['tiled', 'lanes'] as const).map((f): OpCase => ({ ...c, name: `${c.name} [${f}]`, gpu: (ctx, x, p) => c.gpu({ ...ctx, convKernels: f }, x, p) })));
+}
+
 /** Every op, at shapes that do not divide the tiles, stride 1 and 2, padding 0 and 1, Cin = 1, N = 1, K = 1 and 7, B = 1 and 3. */
 export function opCases(): OpCase[] {
   const cs = (N: number, Cin: number, H: number, W: number, Cout: number, KH: number, stride: number, pad: number): ref.ConvRefShape => ({ N, Cin, H, W, Cout, KH, KW: KH, stride, pad });
-  return [
+  return bothConvFamilies([
     convCase('K1 B1 3x3 pad1 Cin1', 1, 1, cs(2, 1, 7, 6, 5, 3, 1, 1)),
     convCase('K7 B3 3x3 stride2 pad1', 7, 3, cs(2, 3, 9, 7, 10, 3, 2, 1)),
     convCase('K7 B3 5x5 pad0 N1 no bias', 7, 3, cs(1, 4, 8, 9, 6, 5, 1, 0), { bias: false }),
+    convCase('K7 B3 3x3 Cout67, 3 points per weight-gradient layer', 7, 3, cs(2, 3, 5, 4, 67, 3, 1, 1), { maxWgradLayers: 3 }),
     convCase('K3 B1 shared input (per-basis path), fused relu', 3, 1, cs(3, 2, 6, 6, 9, 3, 1, 1), { shared: true, relu: true }),
     convCase('K7 B3 shared input (per-basis path), stride 2', 7, 3, cs(2, 1, 9, 8, 6, 3, 2, 1), { shared: true }),
     convCase('K9 B6 shared input (per-basis path, per-basis weight gradients)', 9, 6, cs(2, 2, 5, 5, 3, 3, 1, 1), { shared: true }),
@@ -270,7 +277,9 @@ export function opCases(): OpCase[] {
     convCase('K6 B5 3x3 wide (per-point weight gradients, B > 4)', 6, 5, cs(2, 3, 5, 4, 67, 3, 1, 1)),
     convCase('K6 B5 3x3 wide (basis-folding weight gradient, two passes)', 6, 5, cs(2, 3, 5, 4, 67, 3, 1, 1), { foldWgrad: true }),
     convCase('K3 B11 stride2 no bias (point weights, B > K)', 3, 11, cs(2, 2, 7, 5, 6, 3, 2, 1), { bias: false }),
+    convCase('K2 B3 Cin16 Cout60 (lanes: input-gradient weights staged in two chunks)', 2, 3, cs(1, 16, 5, 5, 60, 3, 1, 1)),
     linearCase('K7 B3', 7, 3, 3, 19, 13),
+    linearCase('K2 B2 F600 (lanes: forward weights staged in two chunks)', 2, 2, 3, 600, 16),
     linearCase('K1 B1 N1', 1, 1, 1, 70, 10),
     linearCase('K4 B2 shared input', 4, 2, 5, 11, 7, true),
     linearCase('K2 B2 shared input (direct path)', 2, 2, 3, 9, 5, true),
@@ -316,5 +325,5 @@ export function opCases(): OpCase[] {
     ceCase('K4 N3 C10 clamp 2.5', 4, 3, 10, 2.5),
     wedgeCase('K5 B3 D=300 (n = 0, 1, 150, 299, 300)', 5, 3, 300, [0, 1, 150, 299, 300]),
     wedgeCase('K2 B1 D=7', 2, 1, 7, [3, 5]),
-  ];
+  ]);
 }

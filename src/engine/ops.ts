@@ -1,7 +1,7 @@
 // Ops over a weight manifold: each dispatches its forward kernel for all K points at once and, when a
 // tape is given, records a backward closure. Activations are [K, N, ...]; an input of rank one lower
 // ([N, ...]) is the batch shared by all K points.
-import type { Gpu, KernelSpec } from './device.ts';
+import type { ConvKernels, Gpu, KernelSpec } from './device.ts';
 import type { Manifold, Param } from './manifold.ts';
 import type { Tape } from './tape.ts';
 import { Tensor, type AnyTensor, shapeStr } from './tensor.ts';
@@ -29,6 +29,16 @@ export interface Ctx {
    * for a binding, so tests force it here.
    */
   foldWgrad?: boolean;
+  /** The conv kernel family for this context's conv2d / linear (default: the device's, see Gpu.convKernels). */
+  convKernels?: ConvKernels;
+  /** Caps the z layers of the weight-gradient split, so that a layer sums several points (tests). */
+  maxWgradLayers?: number;
+}
+
+/** The conv kernel family for a layer: the context's, or tiled where the kernel window is too large for lanes. */
+function convFamily(ctx: Ctx, s: { KH: number; KW: number }): ConvKernels {
+  const f = ctx.convKernels ?? ctx.gpu.convKernels;
+  return f === 'lanes' && !conv.lanesFit(s.KH, s.KW) ? 'tiled' : f;
 }
 
 /** Kernel specs are generated once per (name, key). */
@@ -120,7 +130,7 @@ function convCore(ctx: Ctx, op: string, x: AnyTensor, weight: Param, bias: Param
   const wK = direct ? combineBasis(ctx, weight.basis, `${op}: weights of K=${s.K} points from B=${manifold.B} basis tensors`) : null;
   const bK = direct && bias ? combineBasis(ctx, bias.basis, `${op}: biases of K=${s.K} points`) : null;
   const y = out(ctx, yShape, op);
-  convForwardDispatch(gpu, x, wK ?? weight.basis, bias ? bK ?? bias.basis : null, direct ? null : manifold.coef, y, s, U, what);
+  convForwardDispatch(ctx, x, wK ?? weight.basis, bias ? bK ?? bias.basis : null, direct ? null : manifold.coef, y, s, U, what);
   const tape = ctx.tape;
   if (!tape) {
     wK?.dispose(); bK?.dispose();
@@ -135,13 +145,22 @@ function convCore(ctx: Ctx, op: string, x: AnyTensor, weight: Param, bias: Param
     // input gradient (not for the shared input batch)
     if (!s.shared) {
       const dx = new Tensor(gpu, x.shape, `d${op}.x`);
-      const td = conv.chooseTiles(s.Cin, s.N * s.H * s.W);
       const Mi = s.N * s.H * s.W;
+      let kernel: KernelSpec, grid: [number, number];
+      if (convFamily(ctx, s) === 'lanes') {
+        const l = conv.chooseLanes(Mi, s.Cin);
+        kernel = spec(conv.convInputGradLanesKernel, l, s.stride === 1, direct);
+        grid = conv.lanesGrid(l, Mi, s.Cin);
+      } else {
+        const td = conv.chooseTiles(s.Cin, Mi);
+        kernel = spec(conv.convInputGradKernel, td, s.stride === 1, direct);
+        grid = [Math.ceil(Mi / td.BM), Math.ceil(s.Cin / td.BN)];
+      }
       gpu.dispatch({
-        kernel: spec(conv.convInputGradKernel, td, s.stride === 1, direct),
+        kernel,
         buffers: { dy: dy.buffer, weight: (wK ?? weight.basis).buffer, ...(direct ? {} : { coef: manifold.coef.buffer }), dx: dx.buffer },
         uniforms: U,
-        groups: [Math.ceil(Mi / td.BM), Math.ceil(s.Cin / td.BN), s.K],
+        groups: [...grid, s.K],
         what: `${what} (input gradient)`,
         flops: 2 * s.K * Mi * s.Cin * s.Cout * s.KH * s.KW,
       });
@@ -179,14 +198,24 @@ function convUniforms(ctx: Ctx, op: string, x: AnyTensor, weight: Param, bias: P
 }
 
 /** The forward conv; coef null: weight and bias hold each point's own values ([K, Cout, R0], [K, Cout]). */
-function convForwardDispatch(gpu: Gpu, x: AnyTensor, weight: Tensor, bias: Tensor | null, coef: Tensor | null, y: Tensor, s: ConvShape, U: Record<string, number>, what: string): void {
-  const tf = conv.chooseTiles(s.Cout, s.N * s.OH * s.OW);
+function convForwardDispatch(ctx: Ctx, x: AnyTensor, weight: Tensor, bias: Tensor | null, coef: Tensor | null, y: Tensor, s: ConvShape, U: Record<string, number>, what: string): void {
   const M = s.N * s.OH * s.OW;
-  gpu.dispatch({
-    kernel: spec(conv.convForwardKernel, tf, !!bias, s.relu ? 'relu' : 'none', !coef),
+  const act = s.relu ? 'relu' : 'none';
+  let kernel: KernelSpec, grid: [number, number];
+  if (convFamily(ctx, s) === 'lanes') {
+    const l = conv.chooseLanes(M, s.Cout);
+    kernel = spec(conv.convForwardLanesKernel, l, !!bias, act, !coef);
+    grid = conv.lanesGrid(l, M, s.Cout);
+  } else {
+    const tf = conv.chooseTiles(s.Cout, M);
+    kernel = spec(conv.convForwardKernel, tf, !!bias, act, !coef);
+    grid = [Math.ceil(M / tf.BM), Math.ceil(s.Cout / tf.BN)];
+  }
+  ctx.gpu.dispatch({
+    kernel,
     buffers: { x: x.buffer, weight: weight.buffer, ...(bias ? { bias: bias.buffer } : {}), ...(coef ? { coef: coef.buffer } : {}), y: y.buffer },
     uniforms: U,
-    groups: [Math.ceil(M / tf.BM), Math.ceil(s.Cout / tf.BN), U.K],
+    groups: [...grid, U.K],
     what,
     flops: 2 * U.K * M * s.Cout * U.R,
   });
@@ -204,7 +233,7 @@ function convSharedInput(ctx: Ctx, op: string, x: AnyTensor, weight: Param, bias
   const { U, what } = convUniforms(ctx, op, x, weight, bias, sb);
   const S = s.N * s.Cout * s.OH * s.OW;
   const z = new Tensor(gpu, [B, ...yShape.slice(1)], `${op}.basis_out`);
-  convForwardDispatch(gpu, x, weight.basis, bias?.basis ?? null, manifold.eye(), z, sb, U, `${what} (per basis)`);
+  convForwardDispatch(ctx, x, weight.basis, bias?.basis ?? null, manifold.eye(), z, sb, U, `${what} (per basis)`);
   const y = out(ctx, yShape, op);
   gpu.dispatch({ kernel: spec(misc.combineKernel, s.relu), buffers: { coef: manifold.coef.buffer, z: z.buffer, y: y.buffer }, uniforms: { K, B, S }, groups: groups1d(K * S), what: `${op}: combine ${B} basis outputs into K=${K} points` });
   const tape = ctx.tape;
@@ -241,15 +270,15 @@ function convWeightGrad(ctx: Ctx, what: string, x: AnyTensor, dy: Tensor, weight
   const { gpu, manifold } = ctx;
   const B = manifold.B;
   const sp = wgradSplit(ctx, s, U, B, false);
-  const { tw, tilesM, tilesN, Z } = sp;
+  const { tilesM, tilesN, Z } = sp;
   const part = new Tensor(gpu, [Z, B, s.Cout, U.R], 'conv.wgrad.part');
-  const G = Z * tilesM * tilesN;
+  const G = Z * tilesM * tilesN * sp.dcPerGroup;
   const dcpart = dcoef ? new Tensor(gpu, [G, s.K, B], 'conv.dcoef.part') : null;
   if (dcpart) gpu.commandEncoder().clearBuffer(dcpart.buffer, 0, dcpart.size * 4);
   const nb = Math.min(B, conv.WGRAD_BMAX);
   for (let bOff = 0; bOff < B; bOff += nb) {
     gpu.dispatch({
-      kernel: spec(conv.convWeightGradKernel, tw, nb, !!bias, dcoef),
+      kernel: sp.kernel(nb, !!bias, dcoef),
       buffers: {
         x: x.buffer, dy: dy.buffer, coef: coef.buffer, part: part.buffer,
         ...(dcpart ? { weight: weight.basis.buffer, dcpart: dcpart.buffer, ...(bias ? { bias: bias.basis.buffer } : {}) } : {}),
@@ -288,23 +317,37 @@ function convWeightGrad(ctx: Ctx, what: string, x: AnyTensor, dy: Tensor, weight
  * the partials of point k are layers k*S .. k*S + S - 1.
  */
 function wgradSplit(ctx: Ctx, s: ConvShape, U: Record<string, number>, B: number, perPoint: boolean) {
-  const tw = conv.chooseTiles(s.Cout, U.R);
-  const tilesM = Math.ceil(U.R / tw.BM), tilesN = Math.ceil(s.Cout / tw.BN);
+  const lanes = convFamily(ctx, s) === 'lanes';
+  let tilesM: number, tilesN: number, BK: number, kernel: (nb: number, hasBias: boolean, dcoef: boolean) => KernelSpec;
+  let dcPerGroup = 1; // dcoef partials per workgroup
+  if (lanes) {
+    const l = conv.chooseLanes(U.R, s.Cout);
+    [tilesM, tilesN] = conv.lanesGrid(l, U.R, s.Cout);
+    BK = 1;
+    dcPerGroup = l.WG;
+    kernel = (nb, hasBias, dcoef) => spec(conv.convWeightGradLanesKernel, l, nb, hasBias, dcoef);
+  } else {
+    const tw = conv.chooseTiles(s.Cout, U.R);
+    tilesM = Math.ceil(U.R / tw.BM); tilesN = Math.ceil(s.Cout / tw.BN);
+    BK = tw.BK;
+    kernel = (nb, hasBias, dcoef) => spec(conv.convWeightGradKernel, tw, nb, hasBias, dcoef);
+  }
   const P = s.N * s.OH * s.OW;
   const budget = Math.min(ctx.gpu.bindingLimit / 4, 8 * 2 ** 20);
-  const zMax = Math.max(perPoint ? s.K : 1, Math.floor(budget / (B * s.Cout * U.R)));
-  const zWant = Math.min(zMax, Math.max(perPoint ? s.K : 1, Math.ceil(1024 / (tilesM * tilesN))));
+  const zMax = Math.max(perPoint ? s.K : 1, Math.min(ctx.maxWgradLayers ?? Infinity, Math.floor(budget / (B * s.Cout * U.R))));
+  // a GPU wants ~1024 workgroups in flight; a CPU adapter has a few threads and pays for every partial layer
+  const zWant = Math.min(zMax, Math.max(perPoint ? s.K : 1, Math.ceil((lanes ? 16 : 1024) / (tilesM * tilesN))));
   let KG: number, S: number;
   if (zWant <= s.K && !perPoint) {
     S = 1;
     KG = Math.ceil(s.K / zWant);
   } else {
     KG = 1;
-    S = Math.max(1, Math.min(Math.floor(zWant / s.K), Math.ceil(P / (tw.BK * 8))));
+    S = Math.max(1, Math.min(Math.floor(zWant / s.K), Math.ceil(P / (BK * 8))));
   }
-  const PS = Math.ceil(Math.ceil(P / S) / tw.BK) * tw.BK;
+  const PS = Math.ceil(Math.ceil(P / S) / BK) * BK;
   S = Math.ceil(P / PS);
-  return { tw, tilesM, tilesN, P, KG, S, PS, Z: Math.ceil(s.K / KG) * S };
+  return { kernel, tilesM, tilesN, dcPerGroup, P, KG, S, PS, Z: Math.ceil(s.K / KG) * S };
 }
 
 /** Bytes of the per-point weight-gradient partials of pointWeightGrads. */
@@ -328,12 +371,12 @@ function pointWeightGrads(ctx: Ctx, what: string, x: AnyTensor, dy: Tensor, weig
   const { gpu } = ctx;
   const K = s.K;
   const sp = wgradSplit(ctx, s, U, 1, true);
-  const { tw, tilesM, tilesN, Z } = sp;
+  const { tilesM, tilesN, Z } = sp;
   check(pointPartBytes(s, U, Z) <= gpu.bindingLimit, what, `per-point weight gradients of ${K} points (${pointPartBytes(s, U, Z)} bytes) exceed the binding limit ${gpu.bindingLimit}: evaluate fewer points per block`);
   const ones = Tensor.fromArray(gpu, [K, 1], new Float32Array(K).fill(1), 'conv.wgrad.ones');
   const part = new Tensor(gpu, [Z, 1, s.Cout, U.R], 'conv.wgrad.part');
   gpu.dispatch({
-    kernel: spec(conv.convWeightGradKernel, tw, 1, !!bias, false),
+    kernel: sp.kernel(1, !!bias, false),
     buffers: { x: x.buffer, dy: dy.buffer, coef: ones.buffer, part: part.buffer },
     uniforms: { ...U, B: 1, KG: 1, S: sp.S, PS: sp.PS, bOff: 0, tilesM, tilesN },
     groups: [tilesM, tilesN, Z],

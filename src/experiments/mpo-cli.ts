@@ -146,7 +146,7 @@ export async function mpoCommand(gpu: Gpu, flags: Flags, defaultPreset = 'fashio
     out = typeof flags.out === 'string' ? flags.out : join('runs', `${cfg.experiment}-${stamp}`);
     if (existsSync(join(out, 'config.json'))) throw new Error(`--out ${out} already holds a run; use --resume ${out} to continue it, or another --out`);
   }
-  const cpu = /llvmpipe|lavapipe|swiftshader/i.test(gpu.adapterInfo);
+  const cpu = gpu.isCpu;
   if (cpu && cfg.experiment !== 'quick' && cfg.steps > 2000) {
     console.error(`warning: ${gpu.adapterInfo.split(' / ').pop()} is a CPU adapter; the full ${cfg.experiment} settings (${cfg.steps} steps of ${cfg.batch} images) will take a very long time here. --quick runs a CPU-sized version.`);
   }
