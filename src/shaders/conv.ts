@@ -546,6 +546,174 @@ ${MAIN_L(l)} {
   return kernel('conv2d.dgrad', `${lkey(l)}_s${unitStride ? 1 : 'n'}${direct ? '_direct' : ''}`, CONV_UNIFORMS, bindings, body, l.WG);
 }
 
+// Row variants: each lane computes TN consecutive outputs of one image row, so that the input values one kernel row
+// needs for all of them are one span of (TN - 1) * stride + KW consecutive pixels, loaded once and reused by every
+// kernel column (KW x fewer gathers and bounds checks than one load per output and tap). KW and the stride are
+// compile-time; for rows narrower than 4 (linear layers, 1x1 images) the plain lanes kernels run.
+
+export interface RowLanes {
+  /** Lanes per workgroup, one row segment each. */
+  WG: number;
+  /** Outputs per segment (consecutive along the row). */
+  TN: number;
+  /** Uniform channels per workgroup. */
+  RC: number;
+  KW: number;
+  stride: number;
+}
+
+/** Row shape for outputs of width `rowW` in `rows` rows (all images), `uniDim` uniform channels; null: use plain lanes. */
+export function chooseRowLanes(rowW: number, rows: number, uniDim: number, KW: number, stride: number): RowLanes | null {
+  if (rowW < 4 || KW > 7 || stride > 2) return null;
+  // a divisor of the row width in 5..8 wastes no lanes; else 8 (a partial last segment)
+  const TN = [8, 7, 6, 5].find((t) => rowW % t === 0) ?? Math.min(8, rowW);
+  const segs = rows * Math.ceil(rowW / TN);
+  const WG = clampI(pow2(segs), 8, 32);
+  const RC = Math.ceil(uniDim / Math.ceil(uniDim / 8));
+  return { WG, TN, RC, KW, stride };
+}
+
+/** Workgroups along x (segments) and y (uniform blocks). */
+export const rowGrid = (l: RowLanes, rowW: number, rows: number, uniDim: number): [number, number] =>
+  [Math.ceil((rows * Math.ceil(rowW / l.TN)) / l.WG), Math.ceil(uniDim / l.RC)];
+
+const rkey = (l: RowLanes) => `row${l.WG}x${l.TN}x${l.RC}_kw${l.KW}s${l.stride}`;
+
+export function convForwardRowKernel(l: RowLanes, hasBias: boolean, act: 'none' | 'relu', direct = false): KernelSpec {
+  const bindings = [r('x'), r('weight'), ...(hasBias ? [r('bias')] : []), ...(direct ? [] : [r('coef')]), w('y')];
+  const SPAN = (l.TN - 1) * l.stride + l.KW;
+  const L = { WG: l.WG, TN: l.TN, RC: l.RC };
+  const body = `
+var<workgroup> Ws: array<f32, ${LANES_WS}>;
+${weightLoad(hasBias, direct)}
+${MAIN_L(L)} {
+  let k = wid.z;
+  let P = u.OH * u.OW; let HW = u.H * u.W;
+  let co0 = wid.y * ${l.RC}u;
+  let SB = (u.OW + ${l.TN - 1}u) / ${l.TN}u; // segments per output row
+  let g = wid.x * ${l.WG}u + lid;
+  let valid = g < u.N * u.OH * SB;
+  let n = min(g / (u.OH * SB), u.N - 1u); let oh = (g / SB) % u.OH; let ow0 = (g % SB) * ${l.TN}u;
+  let xb = i32(k * u.xKStride + n * u.Cin * HW);
+  let ih0 = select(-1073741824, i32(oh * u.stride) - i32(u.pad), valid);
+  let iw0 = i32(ow0 * u.stride) - i32(u.pad);
+  var acc: array<f32, ${l.RC * l.TN}>;
+  let khw = u.KH * ${l.KW}u;
+  let ciPer = ${Math.floor(LANES_WS / l.RC)}u / khw;
+  for (var cs = 0u; cs < u.Cin; cs += ciPer) {
+    let ce = min(u.Cin, cs + ciPer); let CH = (ce - cs) * khw;
+    workgroupBarrier();
+    for (var i = lid; i < ${l.RC}u * CH; i += ${l.WG}u) { Ws[i] = wk(k, co0 + i / CH, cs * khw + i % CH); }
+    workgroupBarrier();
+    var rl = 0u;
+    for (var ci = cs; ci < ce; ci++) {
+      for (var kh = 0u; kh < u.KH; kh++) {
+        let ih = ih0 + i32(kh);
+        let rowOk = ih >= 0 && ih < i32(u.H);
+        let rb = xb + i32(ci * HW) + ih * i32(u.W);
+        var xs: array<f32, ${SPAN}>;
+        for (var t = 0u; t < ${SPAN}u; t++) {
+          let iw = iw0 + i32(t);
+          var v = 0.0;
+          if (rowOk && iw >= 0 && iw < i32(u.W)) { v = x[rb + iw]; }
+          xs[t] = v;
+        }
+        for (var kw = 0u; kw < ${l.KW}u; kw++) {
+          var wv: array<f32, ${l.RC}>;
+          ${forC(L, 'wv[c] = Ws[c * CH + rl + kw];')}
+          ${forJ(L, `let xv = xs[j * ${l.stride}u + kw]; ${forC(L, `acc[c * ${l.TN}u + j] = fma(wv[c], xv, acc[c * ${l.TN}u + j]);`)}`)}
+        }
+        rl += ${l.KW}u;
+      }
+    }
+  }
+  ${hasBias ? `${forC(L, `let bv = wk(k, co0 + c, u.R0); ${forJ(L, `acc[c * ${l.TN}u + j] += bv;`)}`)}` : ''}
+  if (valid) {
+    ${forJ(L, `let ow = ow0 + j;
+      if (ow < u.OW) {
+        ${forC(L, `let co = co0 + c;
+          if (co < u.Cout) {
+            var v = acc[c * ${l.TN}u + j];
+            ${act === 'relu' ? 'v = max(v, 0.0);' : ''}
+            y[((k * u.N + n) * u.Cout + co) * P + oh * u.OW + ow] = v;
+          }`)}
+      }`)}
+  }
+}`;
+  return kernel('conv2d.fwd', `${rkey(l)}_b${+hasBias}_${act}${direct ? '_direct' : ''}`, CONV_UNIFORMS, bindings, body, l.WG);
+}
+
+/** Input gradient for stride 1 with row segments: dx[ih, iw0 + j] reads dy[ih + pad - kh, iw0 + j + pad - kw]. */
+export function convInputGradRowKernel(l: RowLanes, direct = false): KernelSpec {
+  if (l.stride !== 1) throw new Error('convInputGradRowKernel: stride 1 only');
+  const bindings = [r('dy'), r('weight'), ...(direct ? [] : [r('coef')]), w('dx')];
+  const SPAN = l.TN + l.KW - 1;
+  const L = { WG: l.WG, TN: l.TN, RC: l.RC };
+  const body = `
+var<workgroup> Ws: array<f32, ${LANES_WS}>;
+fn wt(k: u32, co: u32, ci: u32, kh: u32, kw: u32) -> f32 {
+  if (ci >= u.Cin) { return 0.0; }
+  let idx = co * u.R0 + (ci * u.KH + kh) * u.KW + kw;
+  let step = u.Cout * u.R0;
+  ${direct ? 'return weight[k * step + idx];' : `var s = 0.0;
+  for (var b = 0u; b < u.B; b++) { s = fma(coef[k * u.B + b], weight[b * step + idx], s); }
+  return s;`}
+}
+${MAIN_L(L)} {
+  let k = wid.z;
+  let HW = u.H * u.W; let P = u.OH * u.OW;
+  let ci0 = wid.y * ${l.RC}u;
+  let SB = (u.W + ${l.TN - 1}u) / ${l.TN}u;
+  let g = wid.x * ${l.WG}u + lid;
+  let valid = g < u.N * u.H * SB;
+  let n = min(g / (u.H * SB), u.N - 1u); let ih = (g / SB) % u.H; let iw0 = (g % SB) * ${l.TN}u;
+  let db = i32((k * u.N + n) * u.Cout * P);
+  let th0 = select(-1073741824, i32(ih + u.pad), valid);
+  let tw0 = i32(iw0 + u.pad) - ${l.KW - 1}; // dy column of span slot 0
+  var acc: array<f32, ${l.RC * l.TN}>;
+  let khw = u.KH * ${l.KW}u;
+  let coPer = ${Math.floor(LANES_WS / l.RC)}u / khw;
+  for (var cs = 0u; cs < u.Cout; cs += coPer) {
+    let ce = min(u.Cout, cs + coPer); let CH = (ce - cs) * khw;
+    workgroupBarrier();
+    for (var i = lid; i < ${l.RC}u * CH; i += ${l.WG}u) {
+      let q = i % CH; let t = q % khw;
+      Ws[i] = wt(k, cs + q / khw, ci0 + i / CH, t / ${l.KW}u, t % ${l.KW}u);
+    }
+    workgroupBarrier();
+    var rl = 0u;
+    for (var co = cs; co < ce; co++) {
+      for (var kh = 0u; kh < u.KH; kh++) {
+        let oh = th0 - i32(kh);
+        let rowOk = oh >= 0 && oh < i32(u.OH);
+        let rb = db + i32(co * P) + oh * i32(u.OW);
+        var ys: array<f32, ${SPAN}>;
+        for (var t = 0u; t < ${SPAN}u; t++) {
+          let ow = tw0 + i32(t);
+          var v = 0.0;
+          if (rowOk && ow >= 0 && ow < i32(u.OW)) { v = dy[rb + ow]; }
+          ys[t] = v;
+        }
+        for (var kw = 0u; kw < ${l.KW}u; kw++) {
+          var wv: array<f32, ${l.RC}>;
+          ${forC(L, 'wv[c] = Ws[c * CH + rl + kw];')}
+          ${forJ(L, `let g2 = ys[j + ${l.KW - 1}u - kw]; ${forC(L, `acc[c * ${l.TN}u + j] = fma(wv[c], g2, acc[c * ${l.TN}u + j]);`)}`)}
+        }
+        rl += ${l.KW}u;
+      }
+    }
+  }
+  if (valid) {
+    ${forJ(L, `let iw = iw0 + j;
+      if (iw < u.W) {
+        ${forC(L, `let ci = ci0 + c;
+          if (ci < u.Cin) { dx[((k * u.N + n) * u.Cin + ci) * HW + ih * u.W + iw] = acc[c * ${l.TN}u + j]; }`)}
+      }`)}
+  }
+}`;
+  return kernel('conv2d.dgrad', `${rkey(l)}${direct ? '_direct' : ''}`, CONV_UNIFORMS, bindings, body, l.WG);
+}
+
 /**
  * The weight gradient of convWeightGradKernel (same split over z, same partial layout, same basis folding; dcoef
  * partials per lane, [G * WG, K, B], since a workgroup reduction costs a barrier per step on a CPU) with lanes over reduction columns r = (ci, kh, kw) (+ the bias column) and uniform rows co;
