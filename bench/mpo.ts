@@ -52,7 +52,7 @@ export interface BenchRow {
   peak_bytes: number | null;
   /** bytes that K materialized weight copies and their activations would take */
   materialized_bytes: number;
-  /** GFLOP/s as a share of the adapter's tiled matmul (the roofline probe) */
+  /** GFLOP/s as a share of the adapter's matmul in the conv kernels' family (the roofline probe) */
   share_of_matmul?: number | null;
   /** peers: largest difference of the per-cell losses from loss-atlas's on the same weights and batch */
   max_loss_diff?: number;

@@ -7,6 +7,9 @@ import { Tensor, tidy } from '../src/engine/tensor.ts';
 import * as ref from '../src/engine/reference.ts';
 import { randArray, rng } from '../src/engine/gradcheck.ts';
 import { bucketSize } from '../src/engine/buffers.ts';
+import { sumSquaresKernel } from '../src/shaders/misc.ts';
+import { chooseLanes, chooseTiles, lanesGrid, matmulKernel, matmulLanesKernel } from '../src/shaders/conv.ts';
+import { fold } from '../src/shaders/common.ts';
 import { testGpu } from './helpers.ts';
 
 let gpu: Gpu;
@@ -59,6 +62,54 @@ describe('optimizers match PyTorch-exact CPU references', () => {
     const norms = await compareOptimizer('sgd', { lr: 0.1, momentum: 0.5, weightDecay: 0, nesterov: false }, 10, 1);
     expect(Math.min(...norms)).toBeGreaterThan(10);
   });
+});
+
+describe('the roofline matmuls (bench:kernels) against a CPU product', () => {
+  for (const fam of ['tiled', 'lanes'] as const) {
+    it(`${fam}, 37 x 29 times 29 x 45`, async () => {
+      const [M, Kd, N] = [37, 29, 45];
+      const av = randArray(rng(12), M * Kd), bv = randArray(rng(13), Kd * N);
+      const a = Tensor.fromArray(gpu, [M, Kd], av, 'a'), b = Tensor.fromArray(gpu, [Kd, N], bv, 'b'), c = new Tensor(gpu, [M, N], 'c');
+      let kernel, groups: [number, number];
+      if (fam === 'lanes') {
+        const l = chooseLanes(N, M);
+        kernel = matmulLanesKernel(l);
+        groups = lanesGrid(l, N, M);
+      } else {
+        const t = chooseTiles(N, M);
+        kernel = matmulKernel(t);
+        groups = [Math.ceil(M / t.BM), Math.ceil(N / t.BN)];
+      }
+      gpu.dispatch({ kernel, buffers: { a: a.buffer, b: b.buffer, c: c.buffer }, uniforms: { M, N, Kd }, groups, what: 'test' });
+      const got = await c.read();
+      for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) {
+        let want = 0;
+        for (let k = 0; k < Kd; k++) want += av[i * Kd + k] * bv[k * N + j];
+        expect(Math.abs(got[i * N + j] - want)).toBeLessThan(1e-5 + 1e-4 * Math.abs(want));
+      }
+      a.dispose(); b.dispose(); c.dispose();
+    });
+  }
+});
+
+describe('sum of squares (gradient norm) at both workgroup widths', () => {
+  for (const wg of [256, 8]) {
+    it(`${wg} threads per 1024 elements`, async () => {
+      const n = 2 * 1024 + 37; // a partial last workgroup
+      const v = randArray(rng(11), n);
+      const g = Tensor.fromArray(gpu, [n], v, 'g');
+      const groups = Math.ceil(n / 1024);
+      const part = new Tensor(gpu, [groups + 1], 'part');
+      gpu.dispatch({ kernel: sumSquaresKernel(wg), buffers: { g: g.buffer, part: part.buffer }, uniforms: { n, off: 1 }, groups: fold(groups), what: 'test' });
+      const got = await part.read();
+      for (let w = 0; w < groups; w++) {
+        let want = 0;
+        for (let i = w * 1024; i < Math.min(n, (w + 1) * 1024); i++) want += v[i] * v[i];
+        expect(Math.abs(got[1 + w] - want)).toBeLessThan(1e-4 * want);
+      }
+      g.dispose(); part.dispose();
+    });
+  }
 });
 
 describe('buffers', () => {

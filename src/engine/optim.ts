@@ -7,7 +7,8 @@ import { Tensor } from './tensor.ts';
 import { adamKernel, normFinishKernel, sgdKernel, sumSquaresKernel } from '../shaders/misc.ts';
 import { fold } from '../shaders/common.ts';
 
-const K_SUMSQ = sumSquaresKernel(), K_NORM = normFinishKernel(), K_SGD = sgdKernel(), K_ADAM = adamKernel();
+const K_NORM = normFinishKernel(), K_SGD = sgdKernel(), K_ADAM = adamKernel();
+const K_SUMSQ = { gpu: sumSquaresKernel(256), cpu: sumSquaresKernel(8) };
 
 export interface ClipOptions {
   /** Clip the global L2 norm of all gradients to this value (like torch.nn.utils.clip_grad_norm_); 0 = off. */
@@ -22,7 +23,7 @@ export function gradNorm(gpu: Gpu, params: Param[], maxNorm = 0): Tensor {
   let off = 0;
   params.forEach((p, i) => {
     const g = p.ensureGrad();
-    gpu.dispatch({ kernel: K_SUMSQ, buffers: { g: g.buffer, part: part.buffer }, uniforms: { n: g.size, off }, groups: fold(counts[i]), what: `grad norm of ${p.name}` });
+    gpu.dispatch({ kernel: gpu.isCpu ? K_SUMSQ.cpu : K_SUMSQ.gpu, buffers: { g: g.buffer, part: part.buffer }, uniforms: { n: g.size, off }, groups: fold(counts[i]), what: `grad norm of ${p.name}` });
     off += counts[i];
   });
   const norm = new Tensor(gpu, [2], 'grad.norm');

@@ -98,7 +98,7 @@ export async function bnCompare(gpu: Gpu, flags: Record<string, string | boolean
   writeFileSync(join(out, 'bn_compare.md'), table);
   const plot = async (file: string, metric: string, get: (b: (typeof rows)[number]['byFill'][number]) => { mean: number; sd: number }) => writePng(
     lineChart(VARIANTS.map((v, i) => ({ name: v.name, color: v.color, points: rows[i].byFill.map((b) => [b.fill, get(b).mean, get(b).sd] as [number, number, number]) })), {
-      title: `MPO on random squares: ${metric} vs fill (${base.model}, ${base.steps} steps, ${seeds.length} seeds)`, xlabel: 'fill probability', ylabel: `test ${metric}`,
+      title: `${metric} vs fill (${base.model}, ${base.steps} steps, ${seeds.length} seeds)`, xlabel: 'fill probability', ylabel: `test ${metric}`,
     }),
     join(out, file),
   );

@@ -10,7 +10,7 @@ import { ICONS } from './masks.ts';
 import { MODEL_NAMES } from '../models/zoo.ts';
 
 export const PRESETS: Record<string, Omit<MpoConfig, 'data' | 'experiment'>> = {
-  /** Sized for a 2-core CPU with no GPU (lavapipe): a 12x12 heart on the 9.8k-parameter net, about 7 minutes there. */
+  /** Sized for a 2-core CPU with no GPU (lavapipe): a 12x12 heart on the 9.8k-parameter net, about 4 minutes there. */
   quick: {
     dataset: 'fashion-mnist', model: 'small', bn: false, skip: false, mask: 'heart', grid: 12, steps: 700, batch: 16, lr: 1e-3,
     cellsPerStep: 8, negCoef: 1, clamp: 2.5, clipNorm: 100, seed: 42, evalImages: 250, pad: 3, warmupEpochs: 0, trainImages: 0,

@@ -810,3 +810,26 @@ ${MAIN(t)} {
 }`;
   return kernel('matmul', tkey(t), U, [r('a'), r('b'), w('c')], body, threads(t));
 }
+
+/**
+ * C[M, N] = A[M, Kd] B[Kd, N] in the lanes family's way (the roofline probe on CPU adapters): each workgroup takes RC
+ * rows of A, read at the same address by every lane, and WG x TN columns of B, gathered per lane.
+ */
+export function matmulLanesKernel(l: Lanes): KernelSpec {
+  const U: KernelSpec['uniforms'] = [['M', 'u32'], ['N', 'u32'], ['Kd', 'u32']];
+  const body = `
+${MAIN_L(l)} {
+  let m0 = wid.y * ${l.RC}u;
+  var acc: array<f32, ${l.RC * l.TN}>;
+  for (var kk = 0u; kk < u.Kd; kk++) {
+    var bv: array<f32, ${l.TN}>;
+    ${forJ(l, `let n = ${laneM(l)}; bv[j] = select(0.0, b[kk * u.N + min(n, u.N - 1u)], n < u.N);`)}
+    ${forC(l, `let av = select(0.0, a[min(m0 + c, u.M - 1u) * u.Kd + kk], m0 + c < u.M); ${forJ(l, `acc[c * ${l.TN}u + j] = fma(av, bv[j], acc[c * ${l.TN}u + j]);`)}`)}
+  }
+  for (var i = 0u; i < ${l.RC}u; i++) {
+    let m = m0 + i;
+    ${forJ(l, `let n = ${laneM(l)}; if (m < u.M && n < u.N) { c[m * u.N + n] = acc[i * ${l.TN}u + j]; }`)}
+  }
+}`;
+  return kernel('matmul', lkey(l), U, [r('a'), r('b'), w('c')], body, l.WG);
+}

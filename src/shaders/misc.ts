@@ -313,27 +313,30 @@ ${MAIN_1D(256)} {
 }
 
 // ---------------------------------------------------------------- optimizers
-/** Partial sums of squares: part[off + workgroup] = sum over the workgroup's 1024 elements of g^2. */
-export function sumSquaresKernel(): KernelSpec {
+/**
+ * Partial sums of squares: part[off + workgroup] = sum over the workgroup's 1024 elements of g^2, by `wg` threads
+ * (256 on a GPU; 8 on a CPU adapter, where the tree's barriers cost more than the longer per-thread loop).
+ */
+export function sumSquaresKernel(wg = 256): KernelSpec {
   const U: KernelSpec['uniforms'] = [['n', 'u32'], ['off', 'u32']];
   const body = `
-var<workgroup> red: array<f32, 256>;
-${MAIN_1D(256)} {
+var<workgroup> red: array<f32, ${wg}>;
+${MAIN_1D(wg)} {
   ${FOLDED_ID}
   var s = 0.0;
-  for (var j = 0u; j < 4u; j++) {
-    let i = wg_lin * 1024u + j * 256u + lid;
+  for (var j = 0u; j < ${1024 / wg}u; j++) {
+    let i = wg_lin * 1024u + j * ${wg}u + lid;
     if (i < u.n) { s = fma(g[i], g[i], s); }
   }
   red[lid] = s;
   workgroupBarrier();
-  for (var st = 128u; st > 0u; st >>= 1u) {
+  for (var st = ${wg / 2}u; st > 0u; st >>= 1u) {
     if (lid < st) { red[lid] += red[lid + st]; }
     workgroupBarrier();
   }
   if (lid == 0u) { part[u.off + wg_lin] = red[0]; }
 }`;
-  return kernel('grad.sumsq', '', U, [r('g'), w('part')], body, 256);
+  return kernel('grad.sumsq', `wg${wg}`, U, [r('g'), w('part')], body, wg);
 }
 
 /** norm[0] = sqrt(sum of part[0..n)); norm[1] = clip scale min(1, maxNorm / (norm + 1e-6)) (1 when maxNorm <= 0). */

@@ -6,18 +6,19 @@ import type { KernelSpec } from '../engine/device.ts';
 import { kernel, r, w, MAIN_1D, FOLDED_ID } from './common.ts';
 
 /**
- * Partial dot products per workgroup of 1024 elements, 3 per workgroup into part[(off + wg) * 3 + t]:
+ * Partial dot products per workgroup of 1024 elements (by `wg` threads: 256 on a GPU, 8 on a CPU adapter), 3 per
+ * workgroup into part[(off + wg) * 3 + t]:
  * mode 0: (up.r, r.r, up.up); mode 1: (g.up, g.r, 0) with g the up-row of the model gradient (g[2n + i]).
  */
-export function planeDotsKernel(): KernelSpec {
+export function planeDotsKernel(wg = 256): KernelSpec {
   const U: KernelSpec['uniforms'] = [['n', 'u32'], ['off', 'u32'], ['mode', 'u32']];
   const body = `
-var<workgroup> red: array<vec3<f32>, 256>;
-${MAIN_1D(256)} {
+var<workgroup> red: array<vec3<f32>, ${wg}>;
+${MAIN_1D(wg)} {
   ${FOLDED_ID}
   var s = vec3<f32>(0.0);
-  for (var j = 0u; j < 4u; j++) {
-    let i = wg_lin * 1024u + j * 256u + lid;
+  for (var j = 0u; j < ${1024 / wg}u; j++) {
+    let i = wg_lin * 1024u + j * ${wg}u + lid;
     if (i < u.n) {
       let rr = rp[i] - o[i]; let uu = up[i];
       if (u.mode == 0u) { s += vec3<f32>(uu * rr, rr * rr, uu * uu); }
@@ -26,13 +27,13 @@ ${MAIN_1D(256)} {
   }
   red[lid] = s;
   workgroupBarrier();
-  for (var st = 128u; st > 0u; st >>= 1u) {
+  for (var st = ${wg / 2}u; st > 0u; st >>= 1u) {
     if (lid < st) { red[lid] += red[lid + st]; }
     workgroupBarrier();
   }
   if (lid == 0u) { let b = (u.off + wg_lin) * 3u; part[b] = red[0].x; part[b + 1u] = red[0].y; part[b + 2u] = red[0].z; }
 }`;
-  return kernel('plane.dots', '', U, [r('o'), r('rp'), r('up'), r('g'), w('part')], body, 256);
+  return kernel('plane.dots', `wg${wg}`, U, [r('o'), r('rp'), r('up'), r('g'), w('part')], body, wg);
 }
 
 /** basis [3, n] = [o, rp - o, beta * (up - alpha * (rp - o))]. */
