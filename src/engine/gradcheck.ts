@@ -279,6 +279,7 @@ export function opCases(): OpCase[] {
     convCase('K3 B11 stride2 no bias (point weights, B > K)', 3, 11, cs(2, 2, 7, 5, 6, 3, 2, 1), { bias: false }),
     convCase('K2 B3 Cin16 Cout60 (lanes: input-gradient weights staged in two chunks)', 2, 3, cs(1, 16, 5, 5, 60, 3, 1, 1)),
     convCase('K2 B2 Cin64 (lanes: forward weights staged in two chunks)', 2, 2, cs(1, 64, 4, 4, 8, 3, 1, 1)),
+    convCase('K3 B2 rows 11 wide (lanes: a partial row segment)', 3, 2, cs(2, 2, 3, 11, 5, 3, 1, 1)),
     linearCase('K7 B3', 7, 3, 3, 19, 13),
     linearCase('K2 B2 F600 (lanes: forward weights staged in two chunks)', 2, 2, 3, 600, 16),
     linearCase('K1 B1 N1', 1, 1, 1, 70, 10),
