@@ -39,8 +39,9 @@ export async function roofline(gpu: Gpu, prof: Profiler, mm: number, copyN: numb
   }
   for (let i = 0; i < reps + 1; i++) gpu.dispatch({ kernel: mk, buffers: { a: a.buffer, b: b.buffer, c: c.buffer }, uniforms: { M: mm, N: mm, Kd: mm }, groups, what: `matmul ${mm}^3`, flops: 2 * mm ** 3 });
   const src = new Tensor(gpu, [copyN], 'src'), dst = new Tensor(gpu, [copyN], 'dst');
-  const ck = elementwiseKernel('copy', ['a'], 'a');
-  for (let i = 0; i < reps + 1; i++) gpu.dispatch({ kernel: ck, buffers: { a_: src.buffer, y: dst.buffer }, uniforms: { n: copyN }, groups: fold(Math.ceil(copyN / 256)), what: 'copy', bytes: 8 * copyN });
+  const per = gpu.elemsPerThread; // as the elementwise ops run it on this device
+  const ck = elementwiseKernel('copy', ['a'], 'a', [], '', per);
+  for (let i = 0; i < reps + 1; i++) gpu.dispatch({ kernel: ck, buffers: { a_: src.buffer, y: dst.buffer }, uniforms: { n: copyN }, groups: fold(Math.ceil(copyN / (256 * per))), what: 'copy', bytes: 8 * copyN });
   await gpu.sync();
   await prof.collect();
   const mmMs = median(prof.times.filter((x) => x.name === 'matmul').slice(1).map((x) => x.durNs / 1e6));

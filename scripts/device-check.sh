@@ -11,6 +11,8 @@ out="${OUT:-/tmp/device-check}"
 mkdir -p "$out"
 npx tsx src/cli.ts gradcheck --verbose 2>&1 | tee "$out/gradcheck.txt"
 npx tsx bench/kernels.ts --json "$out/kernels.json" 2>&1 | tee "$out/kernels.txt"
+# the CPU-oriented lanes family on the GPU too, for comparison (the tiled family is the GPU default)
+LOSS_ATLAS_CONV=lanes npx tsx bench/kernels.ts --json "$out/kernels-lanes.json" 2>&1 | tee "$out/kernels-lanes.txt"
 # PyTorch reference first (quick sizes unless TORCH_FULL=1), then our benchmark merged with it (incl. the surface workload)
 python3 bench/torch_reference.py ${TORCH_FULL:+} $([ -z "${TORCH_FULL:-}" ] && echo --quick) --out "$out/torch.json" 2>&1 | tee "$out/torch.txt"
 npx tsx bench/mpo.ts --json "$out/mpo-bench.json" $([ -f "$out/torch.json" ] && echo --torch "$out/torch.json") 2>&1 | tee "$out/mpo-bench.txt"

@@ -22,6 +22,22 @@ describe('ops against the CPU reference and finite differences', () => {
   }
 });
 
+describe('1-D kernels at one element per invocation (the GPU setting; CPU adapters run 16)', () => {
+  let saved = 1;
+  beforeAll(() => { saved = gpu.elemsPerThread; gpu.elemsPerThread = gpu.elemsPerThread === 1 ? 16 : 1; });
+  afterAll(() => { gpu.elemsPerThread = saved; });
+  // elementwise (relu, add), max-pool forward, and the combine kernel of the shared-input conv path
+  const picked = opCases().filter((c) => ['relu', 'add', 'maxpool2d'].includes(c.op) || (c.op === 'conv2d' && c.name.startsWith('K7 B3 shared input')));
+  for (const c of picked) {
+    it(`${c.op}: ${c.name}`, async () => {
+      const r = await checkOp(gpu, c);
+      expect(r.detail).toBe('');
+      expect(r.pass).toBe(true);
+    });
+  }
+  it('covers the kernels it is meant to', () => expect(picked.map((c) => c.op).sort()).toEqual(['add', 'conv2d', 'conv2d', 'maxpool2d', 'maxpool2d', 'relu']));
+});
+
 describe('the checker itself can fail', () => {
   const conv = opCases().find((c) => c.op === 'conv2d' && c.K === 7)!;
   it('flags a forward that is off by 0.1%', async () => {

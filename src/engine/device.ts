@@ -74,6 +74,8 @@ export class Gpu {
    * are SIMD lanes of one CPU thread). Default by adapter; LOSS_ATLAS_CONV=tiled|lanes overrides.
    */
   convKernels: ConvKernels;
+  /** Elements per invocation of the 1-D kernels that take a count (elementwise, combine, max-pool): 16 on a CPU adapter. */
+  elemsPerThread: number;
   private encoder: GPUCommandEncoder | null = null;
   private pipelines = new Map<string, GPUComputePipeline>();
   private uniformCache = new Map<string, GPUBuffer>();
@@ -98,6 +100,7 @@ export class Gpu {
     this.hasTimestamps = device.features.has('timestamp-query');
     this.isCpu = /llvmpipe|lavapipe|swiftshader/i.test(this.adapterInfo);
     this.convKernels = convKernelsFromEnv() ?? (this.isCpu ? 'lanes' : 'tiled');
+    this.elemsPerThread = this.isCpu ? 16 : 1;
     this.pool = new BufferPool(device, this.maxBinding);
     this.bindingLimit = this.maxBinding;
     device.lost.then((l) => {

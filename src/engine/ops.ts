@@ -185,7 +185,8 @@ function combineBasis(ctx: Ctx, basis: Tensor, what: string): Tensor {
   const { K, B, coef } = ctx.manifold;
   const S = basis.size / B;
   const y = new Tensor(ctx.gpu, [K, S], 'conv.point_weights');
-  ctx.gpu.dispatch({ kernel: spec(misc.combineKernel, false), buffers: { coef: coef.buffer, z: basis.buffer, y: y.buffer }, uniforms: { K, B, S }, groups: groups1d(K * S), what });
+  const per = ctx.gpu.elemsPerThread;
+  ctx.gpu.dispatch({ kernel: spec(misc.combineKernel, false, per), buffers: { coef: coef.buffer, z: basis.buffer, y: y.buffer }, uniforms: { K, B, S }, groups: groups1d(K * S, 256 * per), what });
   return y;
 }
 
@@ -243,7 +244,8 @@ function convSharedInput(ctx: Ctx, op: string, x: AnyTensor, weight: Param, bias
   const z = new Tensor(gpu, [B, ...yShape.slice(1)], `${op}.basis_out`);
   convForwardDispatch(ctx, x, weight.basis, bias?.basis ?? null, manifold.eye(), z, sb, U, `${what} (per basis)`);
   const y = out(ctx, yShape, op);
-  gpu.dispatch({ kernel: spec(misc.combineKernel, s.relu), buffers: { coef: manifold.coef.buffer, z: z.buffer, y: y.buffer }, uniforms: { K, B, S }, groups: groups1d(K * S), what: `${op}: combine ${B} basis outputs into K=${K} points` });
+  const per = gpu.elemsPerThread;
+  gpu.dispatch({ kernel: spec(misc.combineKernel, s.relu, per), buffers: { coef: manifold.coef.buffer, z: z.buffer, y: y.buffer }, uniforms: { K, B, S }, groups: groups1d(K * S, 256 * per), what: `${op}: combine ${B} basis outputs into K=${K} points` });
   const tape = ctx.tape;
   if (!tape) {
     z.dispose();
@@ -415,10 +417,11 @@ function pointWeightGrads(ctx: Ctx, what: string, x: AnyTensor, dy: Tensor, weig
 function elementwise(ctx: Ctx, name: string, inputs: Record<string, AnyTensor>, expr: string, shape: readonly number[], label: string, extra: Record<string, number> = {}, extraU: KernelSpec['uniforms'] = [], prelude = ''): Tensor {
   const names = Object.keys(inputs);
   const y = new Tensor(ctx.gpu, shape, label);
-  const k = spec(misc.elementwiseKernel, name, names, expr, extraU, prelude);
+  const per = ctx.gpu.elemsPerThread;
+  const k = spec(misc.elementwiseKernel, name, names, expr, extraU, prelude, per);
   const buffers: Record<string, GPUBuffer> = { y: y.buffer };
   for (const n of names) buffers[`${n}_`] = inputs[n].buffer;
-  ctx.gpu.dispatch({ kernel: k, buffers, uniforms: { n: y.size, ...extra }, groups: groups1d(y.size), what: `${name} ${shapeStr(shape)}` });
+  ctx.gpu.dispatch({ kernel: k, buffers, uniforms: { n: y.size, ...extra }, groups: groups1d(y.size, 256 * per), what: `${name} ${shapeStr(shape)}` });
   return y;
 }
 
@@ -547,7 +550,7 @@ function poolOp(ctx: Ctx, x: AnyTensor, kind: 'max' | 'avg', u: { OH: number; OW
   if (kind === 'max') {
     argmax = new Tensor(gpu, y.shape, 'maxpool.argmax', 'u32');
     if (ctx.tape) ctx.tape.own(argmax);
-    gpu.dispatch({ kernel: spec(pool.maxPoolForwardKernel), buffers: { x: x.buffer, y: y.buffer, argmax: argmax.buffer }, uniforms: U, groups: groups1d(y.size), what });
+    gpu.dispatch({ kernel: spec(pool.maxPoolForwardKernel, gpu.elemsPerThread), buffers: { x: x.buffer, y: y.buffer, argmax: argmax.buffer }, uniforms: U, groups: groups1d(y.size, 256 * gpu.elemsPerThread), what });
   } else {
     gpu.dispatch({ kernel: spec(pool.avgPoolForwardKernel), buffers: { x: x.buffer, y: y.buffer }, uniforms: U, groups: groups1d(y.size), what });
   }
@@ -739,7 +742,8 @@ export function pointValues(ctx: Ctx, p: Param, o: { basisGrad?: boolean } = {})
   const { K, B } = manifold;
   const S = p.size;
   const y = out(ctx, [K, ...p.shape], `points(${p.name})`);
-  gpu.dispatch({ kernel: spec(misc.combineKernel, false), buffers: { coef: manifold.coef.buffer, z: p.basis.buffer, y: y.buffer }, uniforms: { K, B, S }, groups: groups1d(K * S), what: `points(${p.name}) [${K}x${S}]` });
+  const per = gpu.elemsPerThread;
+  gpu.dispatch({ kernel: spec(misc.combineKernel, false, per), buffers: { coef: manifold.coef.buffer, z: p.basis.buffer, y: y.buffer }, uniforms: { K, B, S }, groups: groups1d(K * S, 256 * per), what: `points(${p.name}) [${K}x${S}]` });
   const tape = ctx.tape;
   if (tape) {
     tape.record(`points(${p.name})`, () => {

@@ -37,3 +37,22 @@ export function fold(groups: number, max = 65535): [number, number] {
   const y = Math.ceil(groups / max);
   return [Math.ceil(groups / y), y];
 }
+
+/**
+ * The body of a 1-D kernel over `limit` elements, `per` consecutive elements per invocation (1 on a GPU; more on a CPU
+ * adapter, where each invocation costs about as much as a few dozen loads). `body` uses `idx`; it may `continue`.
+ */
+export function perElement(wg: number, per: number, limit: string, body: string): string {
+  if (per === 1) return `
+  let idx = wg_lin * ${wg}u + lid;
+  if (idx < ${limit}) {
+    ${body}
+  }`;
+  return `
+  let first = (wg_lin * ${wg}u + lid) * ${per}u;
+  for (var e = 0u; e < ${per}u; e++) {
+    let idx = first + e;
+    if (idx >= ${limit}) { break; }
+    ${body}
+  }`;
+}

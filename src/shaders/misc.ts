@@ -1,7 +1,7 @@
 // Batch norm (per-point batch statistics), elementwise ops, seeded dropout, softmax cross-entropy,
 // basis/coefficient folds for per-point parameter gradients, optimizers and gradient-norm reductions.
 import type { KernelSpec } from '../engine/device.ts';
-import { kernel, r, w, MAIN_1D, FOLDED_ID } from './common.ts';
+import { kernel, r, w, MAIN_1D, FOLDED_ID, perElement } from './common.ts';
 
 // ---------------------------------------------------------------- batch norm
 // x is [K, N, C, HW]; one workgroup per (k, c) reduces over (n, hw).
@@ -200,17 +200,16 @@ var<workgroup> red: array<vec4<f32>, 64>;
 
 // ---------------------------------------------------------------- elementwise
 /** y[i] = expr over named inputs a, b, ... (f32 arrays of the same length); `i` and `s` (a f32 uniform) are in scope. */
-export function elementwiseKernel(name: string, inputs: string[], expr: string, extraUniforms: KernelSpec['uniforms'] = [], prelude = ''): KernelSpec {
+export function elementwiseKernel(name: string, inputs: string[], expr: string, extraUniforms: KernelSpec['uniforms'] = [], prelude = '', per = 1): KernelSpec {
   const U: KernelSpec['uniforms'] = [['n', 'u32'], ...extraUniforms];
   const body = `${prelude}
 ${MAIN_1D(256)} {
   ${FOLDED_ID}
-  let i = wg_lin * 256u + lid;
-  if (i >= u.n) { return; }
-  ${inputs.map((a) => `let ${a} = ${a}_[i];`).join(' ')}
-  y[i] = ${expr};
+  ${perElement(256, per, 'u.n', `let i = idx;
+    ${inputs.map((a) => `let ${a} = ${a}_[i];`).join(' ')}
+    y[i] = ${expr};`)}
 }`;
-  return kernel(name, '', U, [...inputs.map((a) => r(`${a}_`)), w('y')], body, 256);
+  return kernel(name, per === 1 ? '' : `per${per}`, U, [...inputs.map((a) => r(`${a}_`)), w('y')], body, 256);
 }
 
 /**
@@ -395,17 +394,15 @@ export function adamKernel(): KernelSpec {
 }
 
 /** y[k, s] = act(sum_b coef[k, b] * z[b, s]): point outputs from per-basis outputs (a layer whose input is shared). */
-export function combineKernel(relu: boolean): KernelSpec {
+export function combineKernel(relu: boolean, per = 1): KernelSpec {
   const U: KernelSpec['uniforms'] = [['K', 'u32'], ['B', 'u32'], ['S', 'u32']];
   const body = `
 ${MAIN_1D(256)} {
   ${FOLDED_ID}
-  let idx = wg_lin * 256u + lid;
-  if (idx >= u.K * u.S) { return; }
-  let k = idx / u.S; let s = idx % u.S;
-  var v = 0.0;
-  for (var b = 0u; b < u.B; b++) { v = fma(coef[k * u.B + b], z[b * u.S + s], v); }
-  y[idx] = ${relu ? 'max(v, 0.0)' : 'v'};
+  ${perElement(256, per, 'u.K * u.S', `let k = idx / u.S; let s = idx % u.S;
+    var v = 0.0;
+    for (var b = 0u; b < u.B; b++) { v = fma(coef[k * u.B + b], z[b * u.S + s], v); }
+    y[idx] = ${relu ? 'max(v, 0.0)' : 'v'};`)}
 }`;
-  return kernel('manifold.combine', relu ? 'relu' : '', U, [r('coef'), r('z'), w('y')], body, 256);
+  return kernel('manifold.combine', `${relu ? 'relu' : ''}${per === 1 ? '' : `per${per}`}`, U, [r('coef'), r('z'), w('y')], body, 256);
 }

@@ -2,7 +2,7 @@
 // (count_include_pad as PyTorch's default) and PyTorch-exact adaptive average pool, whose bins
 // [floor(i*H/OH), ceil((i+1)*H/OH)) may overlap.
 import type { KernelSpec } from '../engine/device.ts';
-import { kernel, r, w, MAIN_1D, FOLDED_ID } from './common.ts';
+import { kernel, r, w, MAIN_1D, FOLDED_ID, perElement } from './common.ts';
 
 const POOL_UNIFORMS: KernelSpec['uniforms'] = [
   ['planes', 'u32'], ['H', 'u32'], ['W', 'u32'], ['OH', 'u32'], ['OW', 'u32'],
@@ -21,12 +21,11 @@ fn win(i: u32, size: u32, osize: u32, k: u32) -> vec2<i32> {
   return vec2<i32>(s, s + i32(k));
 }`;
 
-export function maxPoolForwardKernel(): KernelSpec {
+export function maxPoolForwardKernel(per = 1): KernelSpec {
   const body = `${WINDOW}
 ${MAIN_1D(256)} {
   ${FOLDED_ID}
-  let idx = wg_lin * 256u + lid;
-  if (idx >= u.planes * u.OH * u.OW) { return; }
+  ${perElement(256, per, 'u.planes * u.OH * u.OW', `
   let pl = idx / (u.OH * u.OW); let q = idx % (u.OH * u.OW);
   let hw = win(q / u.OW, u.H, u.OH, u.KH); let ww = win(q % u.OW, u.W, u.OW, u.KW);
   var best = -3.4e38; var arg = 0u;
@@ -41,9 +40,9 @@ ${MAIN_1D(256)} {
     }
   }
   y[idx] = x[pl * u.H * u.W + arg];
-  argmax[idx] = arg;
+  argmax[idx] = arg;`)}
 }`;
-  return kernel('maxpool2d.fwd', '', POOL_UNIFORMS, [r('x'), w('y'), w('argmax')], body, 256, { argmax: 'u32' });
+  return kernel('maxpool2d.fwd', per === 1 ? '' : `per${per}`, POOL_UNIFORMS, [r('x'), w('y'), w('argmax')], body, 256, { argmax: 'u32' });
 }
 
 /** Output rows whose window may contain input row i (a superset for adaptive pools; checked by the caller). */
