@@ -1,7 +1,7 @@
 // Every op: forward vs the CPU reference, backward vs central finite differences (see src/engine/gradcheck.ts).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../src/engine/device.ts';
-import { checkOp, opCases, type OpCase } from '../src/engine/gradcheck.ts';
+import { checkOp, convCase, opCases, type OpCase } from '../src/engine/gradcheck.ts';
 import { testGpu } from './helpers.ts';
 
 let gpu: Gpu;
@@ -36,6 +36,22 @@ describe('1-D kernels at one element per invocation (the GPU setting; CPU adapte
     });
   }
   it('covers the kernels it is meant to', () => expect(picked.map((c) => c.op).sort()).toEqual(['add', 'conv2d', 'conv2d', 'maxpool2d', 'maxpool2d', 'relu']));
+});
+
+describe('lanes weight gradient with more per-lane dL/dC partials than a binding holds', () => {
+  it('falls back to the tiled kernel for that layer (K40 B2 Cin1 Cout1 under a 32 KiB binding limit)', async () => {
+    // lanes: 14 layers x 16 lanes x 40 points x 2 = 71.7 KB of partials; tiled: 40 x 40 x 2 = 12.8 KB
+    const c = convCase('K40 B2', 40, 2, { N: 1, Cin: 1, H: 5, W: 5, Cout: 1, KH: 3, KW: 3, stride: 1, pad: 1 });
+    const saved = gpu.bindingLimit;
+    gpu.bindingLimit = 32 * 1024;
+    try {
+      const r = await checkOp(gpu, { ...c, gpu: (ctx, x, p) => c.gpu({ ...ctx, convKernels: 'lanes' }, x, p) });
+      expect(r.detail).toBe('');
+      expect(r.pass).toBe(true);
+    } finally {
+      gpu.bindingLimit = saved;
+    }
+  });
 });
 
 describe('the checker itself can fail', () => {

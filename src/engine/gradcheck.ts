@@ -154,7 +154,7 @@ export function concat(parts: Float64Array[]): Float64Array {
   return out;
 }
 
-function convCase(name: string, K: number, B: number, s: ref.ConvRefShape, o: { shared?: boolean; bias?: boolean; relu?: boolean; foldWgrad?: boolean; maxWgradLayers?: number } = {}): OpCase {
+export function convCase(name: string, K: number, B: number, s: ref.ConvRefShape, o: { shared?: boolean; bias?: boolean; relu?: boolean; foldWgrad?: boolean; maxWgradLayers?: number } = {}): OpCase {
   const bias = o.bias ?? true;
   return {
     op: 'conv2d', name, K, B,
@@ -253,15 +253,15 @@ function wedgeCase(name: string, K: number, B: number, D: number, keep: number[]
   };
 }
 
-/** conv2d and linear cases once per conv kernel family (tiled, lanes): both are checked on any adapter. */
+/** conv2d, linear and flatten-then-linear cases once per conv kernel family (tiled, lanes): both are checked on any adapter. */
 function bothConvFamilies(cases: OpCase[]): OpCase[] {
-  return cases.flatMap((c) => c.op !== 'conv2d' && c.op !== 'linear' ? [c]
+  return cases.flatMap((c) => c.op !== 'conv2d' && c.op !== 'linear' && c.op !== 'flatten' ? [c]
     : (['tiled', 'lanes'] as const).map((f): OpCase => ({ ...c, name: `${c.name} [${f}]`, gpu: (ctx, x, p) => c.gpu({ ...ctx, convKernels: f }, x, p) })));
 }
 
 /** Every op, at shapes that do not divide the tiles, stride 1 and 2, padding 0 and 1, Cin = 1, N = 1, K = 1 and 7, B = 1 and 3. */
 export function opCases(): OpCase[] {
-  const cs = (N: number, Cin: number, H: number, W: number, Cout: number, KH: number, stride: number, pad: number): ref.ConvRefShape => ({ N, Cin, H, W, Cout, KH, KW: KH, stride, pad });
+  const cs = (N: number, Cin: number, H: number, W: number, Cout: number, KH: number, stride: number, pad: number, KW = KH): ref.ConvRefShape => ({ N, Cin, H, W, Cout, KH, KW, stride, pad });
   return bothConvFamilies([
     convCase('K1 B1 3x3 pad1 Cin1', 1, 1, cs(2, 1, 7, 6, 5, 3, 1, 1)),
     convCase('K7 B3 3x3 stride2 pad1', 7, 3, cs(2, 3, 9, 7, 10, 3, 2, 1)),
@@ -280,6 +280,15 @@ export function opCases(): OpCase[] {
     convCase('K2 B3 Cin16 Cout60 (lanes: input-gradient weights staged in two chunks)', 2, 3, cs(1, 16, 5, 5, 60, 3, 1, 1)),
     convCase('K2 B2 Cin64 (lanes: forward weights staged in two chunks)', 2, 2, cs(1, 64, 4, 4, 8, 3, 1, 1)),
     convCase('K3 B2 rows 11 wide (lanes: a partial row segment)', 3, 2, cs(2, 2, 3, 11, 5, 3, 1, 1)),
+    convCase('K2 B2 20x16 image (lanes: three workgroups of row segments)', 2, 2, cs(2, 2, 20, 16, 5, 3, 1, 1)),
+    convCase('K2 B3 3x3 pad1 on a 3x3 image, relu (lanes: per-position kernels, 4 outputs per lane)', 2, 3, cs(4, 3, 3, 3, 6, 3, 1, 1), { relu: true }),
+    convCase('K2 B2 1x3 kernel (KH != KW)', 2, 2, cs(2, 2, 5, 6, 4, 1, 1, 1, 3)),
+    convCase('K2 B2 3x1 kernel (KH != KW)', 2, 2, cs(2, 2, 6, 5, 4, 3, 1, 1, 1)),
+    convCase('K2 B2 1x1 stride 1 (lanes: row kernels with KW = 1)', 2, 2, cs(2, 3, 4, 9, 5, 1, 1, 0)),
+    convCase('K2 B2 7x7 pad3 (lanes: row kernels with KW = 7)', 2, 2, cs(1, 2, 6, 8, 3, 7, 1, 3)),
+    convCase('K2 B2 9x9 (lanes: per-position kernels, KW > 7)', 2, 2, cs(1, 2, 10, 10, 3, 9, 1, 2)),
+    convCase('K2 B2 stride 2, 9 outputs per row (lanes: a partial stride-2 segment)', 2, 2, cs(1, 2, 5, 17, 3, 3, 2, 1)),
+    convCase('K3 B2 Cin8 Cout60 stride 2 (lanes: per-position input gradient, two chunks)', 3, 2, cs(1, 8, 5, 5, 60, 3, 2, 1)),
     linearCase('K7 B3', 7, 3, 3, 19, 13),
     linearCase('K2 B2 F600 (lanes: forward weights staged in two chunks)', 2, 2, 3, 600, 16),
     linearCase('K1 B1 N1', 1, 1, 1, 70, 10),

@@ -279,7 +279,10 @@ function convSharedInput(ctx: Ctx, op: string, x: AnyTensor, weight: Param, bias
 function convWeightGrad(ctx: Ctx, what: string, x: AnyTensor, dy: Tensor, weight: Param, bias: Param | null, s: ConvShape, U: Record<string, number>, coef: Tensor, dcoef: boolean): void {
   const { gpu, manifold } = ctx;
   const B = manifold.B;
-  const sp = wgradSplit(ctx, s, U, B, false);
+  let sp = wgradSplit(ctx, s, U, B, false);
+  // the lanes kernel writes dL/dC partials per lane; where those would pass 32 MiB (wide layers, many points), the
+  // tiled kernel (one partial per workgroup) runs this weight gradient instead
+  if (dcoef && sp.Z * sp.tilesM * sp.tilesN * sp.dcPerGroup * s.K * B * 4 > Math.min(gpu.bindingLimit, 32 * 2 ** 20)) sp = wgradSplit(ctx, s, U, B, false, 'tiled');
   const { tilesM, tilesN, Z } = sp;
   const part = new Tensor(gpu, [Z, B, s.Cout, U.R], 'conv.wgrad.part');
   const G = Z * tilesM * tilesN * sp.dcPerGroup;
@@ -326,8 +329,8 @@ function convWeightGrad(ctx: Ctx, what: string, x: AnyTensor, dy: Tensor, weight
  * that enough workgroups run within a partial-buffer budget. perPoint forces one point per layer (KG = 1), so that
  * the partials of point k are layers k*S .. k*S + S - 1.
  */
-function wgradSplit(ctx: Ctx, s: ConvShape, U: Record<string, number>, B: number, perPoint: boolean) {
-  const lanes = convFamily(ctx, s) === 'lanes';
+function wgradSplit(ctx: Ctx, s: ConvShape, U: Record<string, number>, B: number, perPoint: boolean, family = convFamily(ctx, s)) {
+  const lanes = family === 'lanes';
   let tilesM: number, tilesN: number, BK: number, kernel: (nb: number, hasBias: boolean, dcoef: boolean) => KernelSpec;
   let dcPerGroup = 1; // dcoef partials per workgroup
   if (lanes) {

@@ -40,7 +40,8 @@ export function fold(groups: number, max = 65535): [number, number] {
 
 /**
  * The body of a 1-D kernel over `limit` elements, `per` consecutive elements per invocation (1 on a GPU; more on a CPU
- * adapter, where each invocation costs about as much as a few dozen loads). `body` uses `idx`; it may `continue`.
+ * adapter, where each invocation costs about as much as a few dozen loads). `body` uses `idx`; it must not `return`
+ * or `continue` (it runs inside a loop only when per > 1).
  */
 export function perElement(wg: number, per: number, limit: string, body: string): string {
   if (per === 1) return `

@@ -397,8 +397,11 @@ export function coefReduceKernel(): KernelSpec {
  */
 export const LANES_WS = 4096;
 
-/** Whether a conv's kernel window fits the lanes family's staged weight chunk. */
-export const lanesFit = (KH: number, KW: number) => KH * KW * 8 <= LANES_WS;
+/** Most uniform channels per lanes workgroup (RC). */
+const LANES_RC_MAX = 8;
+
+/** Whether a conv's kernel window fits the lanes family's staged weight chunk (one channel's window x RC). */
+export const lanesFit = (KH: number, KW: number) => KH * KW * LANES_RC_MAX <= LANES_WS;
 
 export interface Lanes {
   /** Invocations per workgroup (SIMD lanes). */
@@ -413,7 +416,7 @@ export interface Lanes {
 export function chooseLanes(laneDim: number, uniDim: number): Lanes {
   const TN = laneDim >= 64 ? 8 : laneDim >= 32 ? 4 : laneDim >= 16 ? 2 : 1;
   const WG = clampI(pow2(Math.ceil(laneDim / TN)), 8, 32);
-  const RC = Math.ceil(uniDim / Math.ceil(uniDim / 8)); // <= 8, dividing uniDim as evenly as it can
+  const RC = Math.ceil(uniDim / Math.ceil(uniDim / LANES_RC_MAX)); // <= LANES_RC_MAX, dividing uniDim as evenly as it can
   return { WG, TN, RC };
 }
 
@@ -444,7 +447,7 @@ ${MAIN_L(l)} {
     iwb[j] = i32((p % u.OW) * u.stride) - i32(u.pad);`)}
   var acc: array<f32, ${l.RC * l.TN}>;
   let khw = u.KH * u.KW;
-  let ciPer = ${Math.floor(LANES_WS / l.RC)}u / khw; // input channels per staged chunk of point k's weights
+  let ciPer = max(1u, ${Math.floor(LANES_WS / l.RC)}u / khw); // input channels per staged chunk of point k's weights (lanesFit: >= 1)
   for (var cs = 0u; cs < u.Cin; cs += ciPer) {
     let ce = min(u.Cin, cs + ciPer); let CH = (ce - cs) * khw;
     workgroupBarrier();
@@ -509,7 +512,7 @@ ${MAIN_L(l)} {
     twb[j] = i32(p % u.W + u.pad);`)}
   var acc: array<f32, ${l.RC * l.TN}>;
   let khw = u.KH * u.KW;
-  let coPer = ${Math.floor(LANES_WS / l.RC)}u / khw; // output channels per staged chunk of point k's weights
+  let coPer = max(1u, ${Math.floor(LANES_WS / l.RC)}u / khw); // output channels per staged chunk of point k's weights (lanesFit: >= 1)
   for (var cs = 0u; cs < u.Cout; cs += coPer) {
     let ce = min(u.Cout, cs + coPer); let CH = (ce - cs) * khw;
     workgroupBarrier();
@@ -569,7 +572,7 @@ export function chooseRowLanes(rowW: number, rows: number, uniDim: number, KW: n
   const TN = [8, 7, 6, 5].find((t) => rowW % t === 0) ?? Math.min(8, rowW);
   const segs = rows * Math.ceil(rowW / TN);
   const WG = clampI(pow2(segs), 8, 32);
-  const RC = Math.ceil(uniDim / Math.ceil(uniDim / 8));
+  const RC = Math.ceil(uniDim / Math.ceil(uniDim / LANES_RC_MAX));
   return { WG, TN, RC, KW, stride };
 }
 
@@ -599,7 +602,7 @@ ${MAIN_L(L)} {
   let iw0 = i32(ow0 * u.stride) - i32(u.pad);
   var acc: array<f32, ${l.RC * l.TN}>;
   let khw = u.KH * ${l.KW}u;
-  let ciPer = ${Math.floor(LANES_WS / l.RC)}u / khw;
+  let ciPer = max(1u, ${Math.floor(LANES_WS / l.RC)}u / khw);
   for (var cs = 0u; cs < u.Cin; cs += ciPer) {
     let ce = min(u.Cin, cs + ciPer); let CH = (ce - cs) * khw;
     workgroupBarrier();
@@ -672,7 +675,7 @@ ${MAIN_L(L)} {
   let tw0 = i32(iw0 + u.pad) - ${l.KW - 1}; // dy column of span slot 0
   var acc: array<f32, ${l.RC * l.TN}>;
   let khw = u.KH * ${l.KW}u;
-  let coPer = ${Math.floor(LANES_WS / l.RC)}u / khw;
+  let coPer = max(1u, ${Math.floor(LANES_WS / l.RC)}u / khw);
   for (var cs = 0u; cs < u.Cout; cs += coPer) {
     let ce = min(u.Cout, cs + coPer); let CH = (ce - cs) * khw;
     workgroupBarrier();
