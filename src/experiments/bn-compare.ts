@@ -16,7 +16,7 @@ variants, and writes acc_diff and loss_diff against fill probability (mean and s
 bn_compare.png (acc_diff), bn_compare_loss.png (loss_diff), bn_compare.json and bn_compare.md in --out (default
 runs/bn-compare-<time>). Runs already finished there are kept.
 Default: CPU-sized (squares-small net, 10x10 masks, fills 0.2/0.5/0.8, seeds 1-2, 200 steps of 8+8 cells x 16 images,
-lr 3e-3, 100 evaluation images; about 15 minutes on lavapipe). At that length the patterns are only starting to form:
+lr 3e-3, 100 evaluation images; about 12 minutes on lavapipe). At that length the patterns are only starting to form:
 loss_diff separates the variants earlier than acc_diff does.
 --full: the reference's sizes (squares net, 30x30 masks, fills 0.1..0.9, seeds 1-5, batch 512, 50+50 cells,
 11,800 steps, lr 3e-4, tau 5).`;
