@@ -132,6 +132,14 @@ fn wk(k: u32, co: u32, rr: u32) -> f32 {
 }`;
 }
 
+/** Basis tensor b's weight at (co, r), r == R0 the bias (the dcoef dot products of the weight gradients). */
+const basisAt = (hasBias: boolean) => `
+fn basis(b: u32, rr: u32, co: u32) -> f32 {
+  if (rr >= u.R || co >= u.Cout) { return 0.0; }
+  ${hasBias ? 'if (rr == u.R0) { return bias[b * u.Cout + co]; }' : ''}
+  return weight[(b * u.Cout + co) * u.R0 + rr];
+}`;
+
 /** Decodes an im2col column r = (ci, kh, kw) into (ci*H*W, kh, kw, kind): kind 1 pixel, 2 bias column, 0 padding. */
 const DECODE_COL = `
 fn decodeCol(rr: u32) -> vec4<i32> {
@@ -276,11 +284,7 @@ fn dyv(k: u32, pos: vec4<i32>, co: u32) -> f32 {
   let oh = u32(pos.y + i32(u.pad)) / u.stride; let ow = u32(pos.z + i32(u.pad)) / u.stride;
   return dy[((k * u.N + u32(pos.x)) * u.Cout + co) * u.OH * u.OW + oh * u.OW + ow];
 }
-${dcoef ? `fn basis(b: u32, rr: u32, co: u32) -> f32 {
-  if (rr >= u.R || co >= u.Cout) { return 0.0; }
-  ${hasBias ? 'if (rr == u.R0) { return bias[b * u.Cout + co]; }' : ''}
-  return weight[(b * u.Cout + co) * u.R0 + rr];
-}` : ''}
+${dcoef ? basisAt(hasBias) : ''}
 ${MAIN(t)} {
   let z = wid.z;
   let kg = z / u.S; let sidx = z % u.S;
@@ -412,12 +416,14 @@ export interface Lanes {
   RC: number;
 }
 
+/** Uniform rows per workgroup: at most LANES_RC_MAX, dividing uniDim as evenly as it can. */
+const laneRC = (uniDim: number) => Math.ceil(uniDim / Math.ceil(uniDim / LANES_RC_MAX));
+
 /** Lane shape for a GEMM with `laneDim` outputs along the lanes and `uniDim` uniform rows. */
 export function chooseLanes(laneDim: number, uniDim: number): Lanes {
   const TN = laneDim >= 64 ? 8 : laneDim >= 32 ? 4 : laneDim >= 16 ? 2 : 1;
   const WG = clampI(pow2(Math.ceil(laneDim / TN)), 8, 32);
-  const RC = Math.ceil(uniDim / Math.ceil(uniDim / LANES_RC_MAX)); // <= LANES_RC_MAX, dividing uniDim as evenly as it can
-  return { WG, TN, RC };
+  return { WG, TN, RC: laneRC(uniDim) };
 }
 
 /** Workgroups along x (lane blocks) and y (uniform blocks). */
@@ -429,6 +435,37 @@ const MAIN_L = (l: Lanes) => `@compute @workgroup_size(${l.WG}) fn main(@builtin
 const forJ = (l: Lanes, body: string) => `for (var j = 0u; j < ${l.TN}u; j++) { ${body} }`;
 const forC = (l: Lanes, body: string) => `for (var c = 0u; c < ${l.RC}u; c++) { ${body} }`;
 const laneM = (l: Lanes) => `wid.x * ${l.WG * l.TN}u + lid + j * ${l.WG}u`;
+
+/** The input-gradient kernels' weight of point k at (co, ci, kh, kw): a B-term sum, or the point's own when direct. */
+const dgradWeight = (direct: boolean) => `
+fn wt(k: u32, co: u32, ci: u32, kh: u32, kw: u32) -> f32 {
+  if (ci >= u.Cin) { return 0.0; }
+  let idx = co * u.R0 + (ci * u.KH + kh) * u.KW + kw;
+  let step = u.Cout * u.R0;
+  ${direct ? 'return weight[k * step + idx];' : `var s = 0.0;
+  for (var b = 0u; b < u.B; b++) { s = fma(coef[k * u.B + b], weight[b * step + idx], s); }
+  return s;`}
+}`;
+
+/**
+ * Opens the loop over chunks [cs, ce) of the reduction channels `over` (u.Cin in fwd, u.Cout in dgrad): point k's
+ * weights of the workgroup's RC channels for the chunk, CH = (ce - cs) * khw of them per channel, are built into Ws
+ * by `fill` (Ws[i], i < RC * CH), between barriers; `rl` then counts the chunk's (channel, kh, kw) steps. KW is the
+ * kernel width as WGSL (u.KW, or a constant in the row kernels). The caller closes the loop.
+ */
+function stagedChunks(l: Lanes, over: string, KW: string, fill: string): string {
+  return `
+  let khw = u.KH * ${KW};
+  let per = max(1u, ${Math.floor(LANES_WS / l.RC)}u / khw); // channels per chunk (lanesFit: >= 1)
+  for (var cs = 0u; cs < ${over}; cs += per) {
+    let ce = min(${over}, cs + per); let CH = (ce - cs) * khw;
+    workgroupBarrier();
+    for (var i = lid; i < ${l.RC}u * CH; i += ${l.WG}u) { ${fill} }
+    workgroupBarrier();
+    var rl = 0u;`;
+}
+const FWD_FILL = 'Ws[i] = wk(k, co0 + i / CH, cs * khw + i % CH);';
+const dgradFill = (KW: string) => `let q = i % CH; let t = q % khw; Ws[i] = wt(k, cs + q / khw, ci0 + i / CH, t / ${KW}, t % ${KW});`;
 
 export function convForwardLanesKernel(l: Lanes, hasBias: boolean, act: 'none' | 'relu', direct = false): KernelSpec {
   const bindings = [r('x'), r('weight'), ...(hasBias ? [r('bias')] : []), ...(direct ? [] : [r('coef')]), w('y')];
@@ -446,14 +483,7 @@ ${MAIN_L(l)} {
     ihb[j] = select(-1073741824, i32((p / u.OW) * u.stride) - i32(u.pad), m < M);
     iwb[j] = i32((p % u.OW) * u.stride) - i32(u.pad);`)}
   var acc: array<f32, ${l.RC * l.TN}>;
-  let khw = u.KH * u.KW;
-  let ciPer = max(1u, ${Math.floor(LANES_WS / l.RC)}u / khw); // input channels per staged chunk of point k's weights (lanesFit: >= 1)
-  for (var cs = 0u; cs < u.Cin; cs += ciPer) {
-    let ce = min(u.Cin, cs + ciPer); let CH = (ce - cs) * khw;
-    workgroupBarrier();
-    for (var i = lid; i < ${l.RC}u * CH; i += ${l.WG}u) { Ws[i] = wk(k, co0 + i / CH, cs * khw + i % CH); }
-    workgroupBarrier();
-    var rl = 0u;
+  ${stagedChunks(l, 'u.Cin', 'u.KW', FWD_FILL)}
     for (var ci = cs; ci < ce; ci++) {
       for (var kh = 0u; kh < u.KH; kh++) {
         var row: array<i32, ${l.TN}>;
@@ -493,14 +523,7 @@ export function convInputGradLanesKernel(l: Lanes, unitStride: boolean, direct =
     : `let ${o} = ${t} / i32(u.stride); let ok_${o} = ${t} >= 0 && ${t} % i32(u.stride) == 0 && ${o} < i32(${lim});`;
   const body = `
 var<workgroup> Ws: array<f32, ${LANES_WS}>;
-fn wt(k: u32, co: u32, ci: u32, kh: u32, kw: u32) -> f32 {
-  if (ci >= u.Cin) { return 0.0; }
-  let idx = co * u.R0 + (ci * u.KH + kh) * u.KW + kw;
-  let step = u.Cout * u.R0;
-  ${direct ? 'return weight[k * step + idx];' : `var s = 0.0;
-  for (var b = 0u; b < u.B; b++) { s = fma(coef[k * u.B + b], weight[b * step + idx], s); }
-  return s;`}
-}
+${dgradWeight(direct)}
 ${MAIN_L(l)} {
   let k = wid.z;
   let HW = u.H * u.W; let M = u.N * HW; let P = u.OH * u.OW;
@@ -511,17 +534,7 @@ ${MAIN_L(l)} {
     thb[j] = select(-1073741824, i32(p / u.W + u.pad), m < M);
     twb[j] = i32(p % u.W + u.pad);`)}
   var acc: array<f32, ${l.RC * l.TN}>;
-  let khw = u.KH * u.KW;
-  let coPer = max(1u, ${Math.floor(LANES_WS / l.RC)}u / khw); // output channels per staged chunk of point k's weights (lanesFit: >= 1)
-  for (var cs = 0u; cs < u.Cout; cs += coPer) {
-    let ce = min(u.Cout, cs + coPer); let CH = (ce - cs) * khw;
-    workgroupBarrier();
-    for (var i = lid; i < ${l.RC}u * CH; i += ${l.WG}u) {
-      let rl = i % CH; let q = rl % khw;
-      Ws[i] = wt(k, cs + rl / khw, ci0 + i / CH, q / u.KW, q % u.KW);
-    }
-    workgroupBarrier();
-    var rl = 0u;
+  ${stagedChunks(l, 'u.Cout', 'u.KW', dgradFill('u.KW'))}
     for (var co = cs; co < ce; co++) {
       for (var kh = 0u; kh < u.KH; kh++) {
         var row: array<i32, ${l.TN}>;
@@ -554,13 +567,8 @@ ${MAIN_L(l)} {
 // kernel column (KW x fewer gathers and bounds checks than one load per output and tap). KW and the stride are
 // compile-time; for rows narrower than 4 (linear layers, 1x1 images) the plain lanes kernels run.
 
-export interface RowLanes {
-  /** Lanes per workgroup, one row segment each. */
-  WG: number;
-  /** Outputs per segment (consecutive along the row). */
-  TN: number;
-  /** Uniform channels per workgroup. */
-  RC: number;
+/** Lanes with WG lanes of one row segment each, TN consecutive outputs per segment; KW and the stride compile-time. */
+export interface RowLanes extends Lanes {
   KW: number;
   stride: number;
 }
@@ -572,8 +580,7 @@ export function chooseRowLanes(rowW: number, rows: number, uniDim: number, KW: n
   const TN = [8, 7, 6, 5].find((t) => rowW % t === 0) ?? Math.min(8, rowW);
   const segs = rows * Math.ceil(rowW / TN);
   const WG = clampI(pow2(segs), 8, 32);
-  const RC = Math.ceil(uniDim / Math.ceil(uniDim / LANES_RC_MAX));
-  return { WG, TN, RC, KW, stride };
+  return { WG, TN, RC: laneRC(uniDim), KW, stride };
 }
 
 /** Workgroups along x (segments) and y (uniform blocks). */
@@ -585,11 +592,10 @@ const rkey = (l: RowLanes) => `row${l.WG}x${l.TN}x${l.RC}_kw${l.KW}s${l.stride}`
 export function convForwardRowKernel(l: RowLanes, hasBias: boolean, act: 'none' | 'relu', direct = false): KernelSpec {
   const bindings = [r('x'), r('weight'), ...(hasBias ? [r('bias')] : []), ...(direct ? [] : [r('coef')]), w('y')];
   const SPAN = (l.TN - 1) * l.stride + l.KW;
-  const L = { WG: l.WG, TN: l.TN, RC: l.RC };
   const body = `
 var<workgroup> Ws: array<f32, ${LANES_WS}>;
 ${weightLoad(hasBias, direct)}
-${MAIN_L(L)} {
+${MAIN_L(l)} {
   let k = wid.z;
   let P = u.OH * u.OW; let HW = u.H * u.W;
   let co0 = wid.y * ${l.RC}u;
@@ -601,14 +607,7 @@ ${MAIN_L(L)} {
   let ih0 = select(-1073741824, i32(oh * u.stride) - i32(u.pad), valid);
   let iw0 = i32(ow0 * u.stride) - i32(u.pad);
   var acc: array<f32, ${l.RC * l.TN}>;
-  let khw = u.KH * ${l.KW}u;
-  let ciPer = max(1u, ${Math.floor(LANES_WS / l.RC)}u / khw);
-  for (var cs = 0u; cs < u.Cin; cs += ciPer) {
-    let ce = min(u.Cin, cs + ciPer); let CH = (ce - cs) * khw;
-    workgroupBarrier();
-    for (var i = lid; i < ${l.RC}u * CH; i += ${l.WG}u) { Ws[i] = wk(k, co0 + i / CH, cs * khw + i % CH); }
-    workgroupBarrier();
-    var rl = 0u;
+  ${stagedChunks(l, 'u.Cin', `${l.KW}u`, FWD_FILL)}
     for (var ci = cs; ci < ce; ci++) {
       for (var kh = 0u; kh < u.KH; kh++) {
         let ih = ih0 + i32(kh);
@@ -623,18 +622,18 @@ ${MAIN_L(L)} {
         }
         for (var kw = 0u; kw < ${l.KW}u; kw++) {
           var wv: array<f32, ${l.RC}>;
-          ${forC(L, 'wv[c] = Ws[c * CH + rl + kw];')}
-          ${forJ(L, `let xv = xs[j * ${l.stride}u + kw]; ${forC(L, `acc[c * ${l.TN}u + j] = fma(wv[c], xv, acc[c * ${l.TN}u + j]);`)}`)}
+          ${forC(l, 'wv[c] = Ws[c * CH + rl + kw];')}
+          ${forJ(l, `let xv = xs[j * ${l.stride}u + kw]; ${forC(l, `acc[c * ${l.TN}u + j] = fma(wv[c], xv, acc[c * ${l.TN}u + j]);`)}`)}
         }
         rl += ${l.KW}u;
       }
     }
   }
-  ${hasBias ? `${forC(L, `let bv = wk(k, co0 + c, u.R0); ${forJ(L, `acc[c * ${l.TN}u + j] += bv;`)}`)}` : ''}
+  ${hasBias ? `${forC(l, `let bv = wk(k, co0 + c, u.R0); ${forJ(l, `acc[c * ${l.TN}u + j] += bv;`)}`)}` : ''}
   if (valid) {
-    ${forJ(L, `let ow = ow0 + j;
+    ${forJ(l, `let ow = ow0 + j;
       if (ow < u.OW) {
-        ${forC(L, `let co = co0 + c;
+        ${forC(l, `let co = co0 + c;
           if (co < u.Cout) {
             var v = acc[c * ${l.TN}u + j];
             ${act === 'relu' ? 'v = max(v, 0.0);' : ''}
@@ -651,18 +650,10 @@ export function convInputGradRowKernel(l: RowLanes, direct = false): KernelSpec 
   if (l.stride !== 1) throw new Error('convInputGradRowKernel: stride 1 only');
   const bindings = [r('dy'), r('weight'), ...(direct ? [] : [r('coef')]), w('dx')];
   const SPAN = l.TN + l.KW - 1;
-  const L = { WG: l.WG, TN: l.TN, RC: l.RC };
   const body = `
 var<workgroup> Ws: array<f32, ${LANES_WS}>;
-fn wt(k: u32, co: u32, ci: u32, kh: u32, kw: u32) -> f32 {
-  if (ci >= u.Cin) { return 0.0; }
-  let idx = co * u.R0 + (ci * u.KH + kh) * u.KW + kw;
-  let step = u.Cout * u.R0;
-  ${direct ? 'return weight[k * step + idx];' : `var s = 0.0;
-  for (var b = 0u; b < u.B; b++) { s = fma(coef[k * u.B + b], weight[b * step + idx], s); }
-  return s;`}
-}
-${MAIN_L(L)} {
+${dgradWeight(direct)}
+${MAIN_L(l)} {
   let k = wid.z;
   let HW = u.H * u.W; let P = u.OH * u.OW;
   let ci0 = wid.y * ${l.RC}u;
@@ -674,17 +665,7 @@ ${MAIN_L(L)} {
   let th0 = select(-1073741824, i32(ih + u.pad), valid);
   let tw0 = i32(iw0 + u.pad) - ${l.KW - 1}; // dy column of span slot 0
   var acc: array<f32, ${l.RC * l.TN}>;
-  let khw = u.KH * ${l.KW}u;
-  let coPer = max(1u, ${Math.floor(LANES_WS / l.RC)}u / khw);
-  for (var cs = 0u; cs < u.Cout; cs += coPer) {
-    let ce = min(u.Cout, cs + coPer); let CH = (ce - cs) * khw;
-    workgroupBarrier();
-    for (var i = lid; i < ${l.RC}u * CH; i += ${l.WG}u) {
-      let q = i % CH; let t = q % khw;
-      Ws[i] = wt(k, cs + q / khw, ci0 + i / CH, t / ${l.KW}u, t % ${l.KW}u);
-    }
-    workgroupBarrier();
-    var rl = 0u;
+  ${stagedChunks(l, 'u.Cout', `${l.KW}u`, dgradFill(`${l.KW}u`))}
     for (var co = cs; co < ce; co++) {
       for (var kh = 0u; kh < u.KH; kh++) {
         let oh = th0 - i32(kh);
@@ -699,17 +680,17 @@ ${MAIN_L(L)} {
         }
         for (var kw = 0u; kw < ${l.KW}u; kw++) {
           var wv: array<f32, ${l.RC}>;
-          ${forC(L, 'wv[c] = Ws[c * CH + rl + kw];')}
-          ${forJ(L, `let g2 = ys[j + ${l.KW - 1}u - kw]; ${forC(L, `acc[c * ${l.TN}u + j] = fma(wv[c], g2, acc[c * ${l.TN}u + j]);`)}`)}
+          ${forC(l, 'wv[c] = Ws[c * CH + rl + kw];')}
+          ${forJ(l, `let g2 = ys[j + ${l.KW - 1}u - kw]; ${forC(l, `acc[c * ${l.TN}u + j] = fma(wv[c], g2, acc[c * ${l.TN}u + j]);`)}`)}
         }
         rl += ${l.KW}u;
       }
     }
   }
   if (valid) {
-    ${forJ(L, `let iw = iw0 + j;
+    ${forJ(l, `let iw = iw0 + j;
       if (iw < u.W) {
-        ${forC(L, `let ci = ci0 + c;
+        ${forC(l, `let ci = ci0 + c;
           if (ci < u.Cin) { dx[((k * u.N + n) * u.Cin + ci) * HW + ih * u.W + iw] = acc[c * ${l.TN}u + j]; }`)}
       }`)}
   }
@@ -727,11 +708,7 @@ export function convWeightGradLanesKernel(l: Lanes, nb: number, hasBias: boolean
   const bindings = [r('x'), r('dy'), r('coef'), w('part'), ...(dcoef ? [r('weight'), ...(hasBias ? [r('bias')] : []), w('dcpart')] : [])];
   const T = l.RC * l.TN;
   const body = `
-${dcoef ? `fn basis(b: u32, rr: u32, co: u32) -> f32 {
-  if (rr >= u.R || co >= u.Cout) { return 0.0; }
-  ${hasBias ? 'if (rr == u.R0) { return bias[b * u.Cout + co]; }' : ''}
-  return weight[(b * u.Cout + co) * u.R0 + rr];
-}` : ''}
+${dcoef ? basisAt(hasBias) : ''}
 ${MAIN_L(l)} {
   let z = wid.z;
   let kg = z / u.S; let sidx = z % u.S;
