@@ -147,11 +147,12 @@ function convCore(ctx: Ctx, op: string, x: AnyTensor, weight: Param, bias: Param
       const dx = new Tensor(gpu, x.shape, `d${op}.x`);
       const Mi = s.N * s.H * s.W;
       let kernel: KernelSpec, grid: [number, number];
-      const rl = convFamily(ctx, s) === 'lanes' && s.stride === 1 ? conv.chooseRowLanes(s.W, s.N * s.H, s.Cin, s.KW, 1) : null;
+      const lanes = convFamily(ctx, s) === 'lanes';
+      const rl = lanes && s.stride === 1 ? conv.chooseRowLanes(s.W, s.N * s.H, s.Cin, s.KW, 1) : null;
       if (rl) {
         kernel = spec(conv.convInputGradRowKernel, rl, direct);
         grid = conv.rowGrid(rl, s.W, s.N * s.H, s.Cin);
-      } else if (convFamily(ctx, s) === 'lanes') {
+      } else if (lanes) {
         const l = conv.chooseLanes(Mi, s.Cin);
         kernel = spec(conv.convInputGradLanesKernel, l, s.stride === 1, direct);
         grid = conv.lanesGrid(l, Mi, s.Cin);
@@ -207,11 +208,12 @@ function convForwardDispatch(ctx: Ctx, x: AnyTensor, weight: Tensor, bias: Tenso
   const M = s.N * s.OH * s.OW;
   const act = s.relu ? 'relu' : 'none';
   let kernel: KernelSpec, grid: [number, number];
-  const rl = convFamily(ctx, s) === 'lanes' ? conv.chooseRowLanes(s.OW, s.N * s.OH, s.Cout, s.KW, s.stride) : null;
+  const lanes = convFamily(ctx, s) === 'lanes';
+  const rl = lanes ? conv.chooseRowLanes(s.OW, s.N * s.OH, s.Cout, s.KW, s.stride) : null;
   if (rl) {
     kernel = spec(conv.convForwardRowKernel, rl, !!bias, act, !coef);
     grid = conv.rowGrid(rl, s.OW, s.N * s.OH, s.Cout);
-  } else if (convFamily(ctx, s) === 'lanes') {
+  } else if (lanes) {
     const l = conv.chooseLanes(M, s.Cout);
     kernel = spec(conv.convForwardLanesKernel, l, !!bias, act, !coef);
     grid = conv.lanesGrid(l, M, s.Cout);
