@@ -29,6 +29,13 @@ export class Manifold {
     return this._eye;
   }
 
+  private _ones: Tensor | null = null;
+  /** max(K, B) ones: the coefficients of a pass whose points (or basis tensors) each have their own single "basis". */
+  ones(): Tensor {
+    if (!this._ones) this._ones = Tensor.fromArray(this.gpu, [Math.max(this.K, this.B)], new Float32Array(Math.max(this.K, this.B)).fill(1), 'manifold.ones');
+    return this._ones;
+  }
+
   ensureCoefGrad(): Tensor {
     if (!this.dcoef) this.dcoef = Tensor.zeros(this.gpu, [this.K, this.B], 'manifold.dcoef');
     return this.dcoef;
@@ -37,7 +44,9 @@ export class Manifold {
   dispose(): void {
     this.coef.dispose();
     this._eye?.dispose();
+    this._ones?.dispose();
     this._eye = null;
+    this._ones = null;
     this.dcoef?.dispose();
     this.dcoef = null;
   }

@@ -388,7 +388,7 @@ function pointWeightGrads(ctx: Ctx, what: string, x: AnyTensor, dy: Tensor, weig
   const sp = wgradSplit(ctx, s, U, 1, true);
   const { tilesM, tilesN, Z } = sp;
   check(pointPartBytes(s, U, Z) <= gpu.bindingLimit, what, `per-point weight gradients of ${K} points (${pointPartBytes(s, U, Z)} bytes) exceed the binding limit ${gpu.bindingLimit}: evaluate fewer points per block`);
-  const ones = Tensor.fromArray(gpu, [K, 1], new Float32Array(K).fill(1), 'conv.wgrad.ones');
+  const ones = ctx.manifold.ones(); // K <= max(manifold K, B): points, or basis tensors on the perBasis path
   const part = new Tensor(gpu, [Z, 1, s.Cout, U.R], 'conv.wgrad.part');
   gpu.dispatch({
     kernel: sp.kernel(1, !!bias, false),
@@ -409,12 +409,12 @@ function pointWeightGrads(ctx: Ctx, what: string, x: AnyTensor, dy: Tensor, weig
     what: `${what} (per-point weight gradient reduce)`,
   });
   if (perBasis) {
-    ones.dispose(); part.dispose();
+    part.dispose();
     return;
   }
   foldPointGrads(ctx, gw, [weight], what);
   if (bias && gb) foldPointGrads(ctx, gb, [bias], what);
-  ones.dispose(); part.dispose(); gw.dispose(); gb?.dispose();
+  part.dispose(); gw.dispose(); gb?.dispose();
 }
 
 // ---------------------------------------------------------------- elementwise
