@@ -1,6 +1,7 @@
 // npm run bench [-- --quick] [--json PATH] [--steps N] [--workloads mpo-fashion,mpo-cifar,surface-icons] [--cells 1,16,100,400]
 //                [--batch 64,512] [--peers tfjs-webgpu,tfjs-cpu|none] [--peer-steps N] [--torch bench/results/torch-*.json]
-//                [--surface-side 51] [--surface-images 1000] [--peer-points 50]
+//                [--surface-side 51] [--surface-images 1000] [--peer-points 50] [--peer-budget-s 60]
+//                [--check-dir DIR [--check-only]]
 // Times the MPO training step (the exact code `loss-atlas mpo` runs: plane rebuild, one batched forward and
 // backward over all sampled cells, plane gradient, Adam) on synthetic batches: wall time per step and GPU time
 // from timestamp queries (medians over the timed steps, warm-up excluded), cell-images per second, GFLOP/s
@@ -12,8 +13,16 @@
 // are slow: 1 on a CPU, 3 on a GPU). PyTorch: bench/torch_reference.py on the GPU machine, merged with --torch.
 // surface-icons: points per second of a loss surface (51 x 51 points of the icon net on 1,000 images; 5 x 5 on 100
 // with --quick) against the reference's loop of one materialized point at a time (peers timed on --peer-points).
-import { mkdirSync, writeFileSync } from 'node:fs';
+// --peer-budget-s: a peer's configuration is skipped (and listed under "skipped" in the JSON) when its time,
+// predicted from its GFLOP/s on a smaller configuration of the same workload, would exceed this (default: 60 s on a
+// GPU, none on a CPU adapter). The JSON is rewritten after every row, so a run cut short keeps what it measured.
+// --check-dir DIR: writes DIR/<workload>-bn<0|1>.safetensors (plane, batch, 4 cell offsets and loss-atlas's per-cell
+// losses) for bench/torch_reference.py --check-dir to compare PyTorch's losses with before it times anything;
+// --check-only stops after writing them.
+import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { atomicWrite } from '../src/data/formats.ts';
+import { exportCheck, predictMs } from './torch-check.ts';
 import { execSync } from 'node:child_process';
 import { Gpu } from '../src/engine/device.ts';
 import { Adam } from '../src/engine/optim.ts';
@@ -163,25 +172,47 @@ async function main(): Promise<void> {
   const cpu = gpu.isCpu;
   const quick = argv.includes('--quick') || cpu;
   const workloads = (flag('workloads') ?? (quick ? 'mpo-fashion,surface-icons' : 'mpo-fashion,mpo-cifar,surface-icons')).split(',');
+  for (const w of workloads) if (!['mpo-fashion', 'mpo-cifar', 'surface-icons'].includes(w)) throw new Error(`--workloads: ${w} is not one of mpo-fashion, mpo-cifar, surface-icons`);
   const cellsList = nums(flag('cells'), quick ? [1, 4] : [1, 16, 100, 400]);
   const batches = nums(flag('batch'), quick ? [16] : [64, 512]);
+  for (const [name, v] of [['cells', cellsList], ['batch', batches]] as const) if (!v.length || v.some((n) => !(Number.isInteger(n) && n > 0))) throw new Error(`--${name}: comma-separated positive integers expected, got ${flag(name)}`);
   const steps = Number(flag('steps') ?? (quick ? 4 : 10));
   const peers = (flag('peers') ?? (quick ? 'tfjs-webgpu,tfjs-wasm,tfjs-cpu' : 'tfjs-webgpu,tfjs-wasm')).split(',').filter((p) => p && p !== 'none') as `tfjs-${TfBackend}`[];
   const peerSteps = Number(flag('peer-steps') ?? (quick ? 1 : 3));
+  const budgetS = Number(flag('peer-budget-s') ?? (cpu ? Infinity : 60));
+  if (!(budgetS > 0)) throw new Error(`--peer-budget-s: a positive number of seconds expected, got ${flag('peer-budget-s')}`);
   for (const p of peers) if (!['tfjs-webgpu', 'tfjs-cpu', 'tfjs-wasm'].includes(p)) throw new Error(`--peers: ${p} is not one of tfjs-webgpu, tfjs-cpu, tfjs-wasm (PyTorch runs from bench/torch_reference.py, merged with --torch)`);
+  const checkDir = flag('check-dir');
+  if (checkDir) {
+    for (const w of workloads.filter((q) => q !== 'surface-icons'))
+      for (const bn of [false, true]) console.log(`loss check for PyTorch: wrote ${await exportCheck(gpu, w, bn, Math.min(16, ...batches), checkDir)}`);
+    if (argv.includes('--check-only')) { prof?.detach(); gpu.destroy(); return; }
+  }
   const warm = 2;
   console.log(`adapter: ${gpu.adapterInfo}${quick ? ' (quick sizes)' : ''}; ${steps} timed steps after ${warm} warm-up steps`);
   const roof: Roofline | null = prof ? await roofline(gpu, prof, cpu ? 512 : 4096, cpu ? 2 ** 22 : 2 ** 26, cpu ? 3 : 10) : null;
   if (roof) console.log(describeRoofline(roof) + ' (the share column is GFLOP/s over this matmul)');
   const rows: BenchRow[] = [];
+  const skipped: { impl: string; workload: string; bn: boolean; cells: number; batch: number; why: string }[] = [];
+  const commit = (() => { try { return execSync('git rev-parse HEAD', { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim(); } catch { return 'unknown'; } })();
+  const date = new Date().toISOString();
+  const slug = gpu.adapterInfo.split(' / ').pop()!.replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40);
+  const paths = [`bench/results/${slug}-${date.slice(0, 10)}.json`, ...(flag('json') ? [flag('json')!] : [])];
+  const save = (complete: boolean) => {
+    const out = { adapter: gpu.adapterInfo, commit, date, quick, complete, roofline: roof, note: 'peak_bytes: live GPU bytes of the engine pool during the step; materialized_bytes: MPO rows, K weight copies plus their activations; surface rows, K weight copies (the reference loop holds one copy at a time and runs the points one after another)', rows, skipped };
+    for (const p of paths) {
+      mkdirSync(dirname(p), { recursive: true });
+      atomicWrite(p, JSON.stringify(out, null, 2) + '\n');
+    }
+  };
   console.log('| impl | workload | BN | cells | batch | ms/step (wall) | GPU ms/step | cell-images/s | GFLOP/s | peak MiB | materialized MiB |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const workload of workloads) {
     if (workload === 'surface-icons') {
       const side = Number(flag('surface-side') ?? (quick ? 5 : 51)), images = Number(flag('surface-images') ?? (quick ? 100 : 1000));
       rows.push(...await surfaceBench(gpu, prof, { side, images, peers: peers.filter((p) => p !== 'tfjs-cpu'), peerPoints: Number(flag('peer-points') ?? (quick ? 4 : 50)), roof }));
+      save(false);
       continue;
     }
-    if (workload !== 'mpo-fashion' && workload !== 'mpo-cifar') throw new Error(`--workloads: ${workload} is not one of mpo-fashion, mpo-cifar, surface-icons`);
     const model = workload === 'mpo-cifar' ? 'cifar' : 'icons';
     for (const bn of [false, true]) {
       const spec = modelSpec(model, { bn });
@@ -224,8 +255,17 @@ async function main(): Promise<void> {
           };
           row.share_of_matmul = roof ? +(row.gflops / roof.gflops).toFixed(3) : null;
           rows.push(row);
+          save(false);
           console.log(`| loss-atlas | ${workload} | ${bn ? 'on' : 'off'} | ${cells} | ${batch} | ${row.ms_per_step.toFixed(1)} (${row.ms_spread[0].toFixed(0)}-${row.ms_spread[1].toFixed(0)}) | ${row.gpu_ms_per_step?.toFixed(1) ?? '-'} | ${row.cell_images_per_s.toFixed(0)} | ${row.gflops.toFixed(2)}${roof ? ` (${(100 * row.gflops / roof.gflops).toFixed(0)}%)` : ''} | ${(row.peak_bytes! / 2 ** 20).toFixed(1)} | ${(row.materialized_bytes / 2 ** 20).toFixed(1)} |`);
           for (const peer of peers) {
+            const predicted = predictMs(rows, peer, workload, bn, 3 * fl * cells * batch);
+            if (predicted !== null && (predicted * (peerSteps + 1)) / 1000 > budgetS) {
+              const why = `predicted ${(predicted / 1000).toFixed(1)} s per step x ${peerSteps + 1} steps > --peer-budget-s ${budgetS}`;
+              skipped.push({ impl: peer, workload, bn, cells, batch, why });
+              save(false);
+              console.log(`| ${peer} | ${workload} | ${bn ? 'on' : 'off'} | ${cells} | ${batch} | skipped: ${why} |`);
+              continue;
+            }
             const pr = await timePeer(peer, plane, spec.layers, offsets, nGood, x, y, batch, peerSteps, gpu);
             const prow: BenchRow = {
               impl: peer, workload, bn, cells, batch, ms_per_step: +pr.ms.toFixed(3), ms_spread: pr.spread, gpu_ms_per_step: null,
@@ -233,6 +273,7 @@ async function main(): Promise<void> {
               peak_bytes: null, materialized_bytes: row.materialized_bytes, max_loss_diff: pr.maxDiff,
             };
             rows.push(prow);
+            save(false);
             console.log(`| ${peer} | ${workload} | ${bn ? 'on' : 'off'} | ${cells} | ${batch} | ${prow.ms_per_step.toFixed(1)} (${pr.spread[0].toFixed(0)}-${pr.spread[1].toFixed(0)}) | - | ${prow.cell_images_per_s.toFixed(1)} | ${prow.gflops.toFixed(3)} | - | - | (losses vs loss-atlas: max diff ${pr.maxDiff.toExponential(1)}; ${(pr.ms / row.ms_per_step).toFixed(1)}x loss-atlas's time)`);
           }
           x.dispose(); y.dispose(); opt.dispose(); plane.dispose();
@@ -243,23 +284,21 @@ async function main(): Promise<void> {
   const torchPath = flag('torch');
   if (torchPath) {
     const { readFileSync } = await import('node:fs');
-    const t = JSON.parse(readFileSync(torchPath, 'utf8')) as { adapter: string; rows: BenchRow[] };
+    const t = JSON.parse(readFileSync(torchPath, 'utf8')) as { adapter: string; rows: BenchRow[]; checks?: { workload: string; bn: boolean; max_loss_diff: number }[] };
     console.log(`\nPyTorch rows from ${torchPath} (${t.adapter}):`);
+    for (const c of t.checks ?? []) console.log(`  PyTorch losses vs loss-atlas's (${c.workload}, BN ${c.bn ? 'on' : 'off'}): max diff ${c.max_loss_diff.toExponential(1)}`);
+    if (!t.checks?.length) console.log('  (no loss check in that file: run bench/torch_reference.py with --check-dir)');
     for (const r of t.rows) {
+      if (r.workload !== 'surface-icons' && r.gflops == null) {
+        const spec = modelSpec(r.workload === 'mpo-cifar' ? 'cifar' : 'icons', { bn: r.bn });
+        r.gflops = +((3 * forwardFlops(spec.layers, spec.input) * r.cells * r.batch) / (r.ms_per_step * 1e6)).toFixed(2);
+      }
       rows.push(r);
       const ours = rows.find((q) => q.impl === 'loss-atlas' && q.workload === r.workload && q.bn === r.bn && q.cells === r.cells && q.batch === r.batch);
-      console.log(`| ${r.impl} | ${r.workload} | ${r.bn ? 'on' : 'off'} | ${r.cells} | ${r.batch} | ${r.ms_per_step.toFixed(1)} | - | ${r.cell_images_per_s.toFixed(0)} | - | ${r.peak_bytes ? (r.peak_bytes / 2 ** 20).toFixed(1) : '-'} | - |${ours ? ` (${(r.ms_per_step / ours.ms_per_step).toFixed(1)}x loss-atlas's time)` : ''}`);
+      console.log(`| ${r.impl} | ${r.workload} | ${r.bn ? 'on' : 'off'} | ${r.cells} | ${r.batch} | ${r.ms_per_step.toFixed(1)} | - | ${r.cell_images_per_s.toFixed(0)} | ${r.gflops != null ? r.gflops.toFixed(2) : '-'} | ${r.peak_bytes ? (r.peak_bytes / 2 ** 20).toFixed(1) : '-'} | - |${ours ? ` (${(r.ms_per_step / ours.ms_per_step).toFixed(1)}x loss-atlas's time)` : ''}`);
     }
   }
-  const commit = (() => { try { return execSync('git rev-parse HEAD', { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim(); } catch { return 'unknown'; } })();
-  const date = new Date().toISOString();
-  const slug = gpu.adapterInfo.split(' / ').pop()!.replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40);
-  const out = { adapter: gpu.adapterInfo, commit, date, quick, roofline: roof, note: 'peak_bytes: live GPU bytes of the engine pool during the step; materialized_bytes: MPO rows, K weight copies plus their activations; surface rows, K weight copies (the reference loop holds one copy at a time and runs the points one after another)', rows };
-  const paths = [`bench/results/${slug}-${date.slice(0, 10)}.json`, ...(flag('json') ? [flag('json')!] : [])];
-  for (const p of paths) {
-    mkdirSync(dirname(p), { recursive: true });
-    writeFileSync(p, JSON.stringify(out, null, 2) + '\n');
-  }
+  save(true);
   console.log(`\nwrote ${paths.join(', ')}`);
   prof?.detach();
   gpu.destroy();

@@ -9,14 +9,20 @@ Also the loss-surface workload (surface-icons): the reference tool's loop over g
 forward each), timed on a subset of the points and reported per grid.
 Writes JSON rows in bench/mpo.ts's schema; `npm run bench -- --torch PATH` merges them into its table and JSON.
 
-usage: python3 bench/torch_reference.py [--quick] [--steps N] [--out PATH]
-Not yet run on a GPU: the first session with the device machine should run it once on --quick and check the
-loss it prints for the first cell against loss-atlas's on the same seed-0 weights (see bench/mpo.ts).
+usage: python3 bench/torch_reference.py [--quick] [--steps N] [--out PATH] [--check-dir DIR]
+                                       [--workloads mpo-fashion,mpo-cifar,surface-icons] [--cells 1,16,100,400] [--batch 64,512]
+--check-dir DIR: before timing, the per-cell losses of PyTorch's model on the plane, batch and cells that
+`npm run bench -- --check-dir DIR` wrote (DIR/<workload>-bn<0|1>.safetensors) are compared with loss-atlas's;
+the maximum difference is printed and recorded under "checks", and a difference above 1e-3 stops the run.
+The JSON is rewritten after every row (a run cut short keeps what it measured).
+Run so far on a CPU (torch 2.13 CPU build) only; on the GPU machine through scripts/device-check.sh.
 """
 import argparse
 import json
 import math
+import os
 import statistics
+import struct
 import sys
 import time
 
@@ -122,6 +128,53 @@ def step_vmap(model, plane, opt, offsets, n_good, x, y, clamp=2.5, c=1.0, clip=1
     opt.step()
 
 
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        b = f.read()
+    n = struct.unpack("<Q", b[:8])[0]
+    header = json.loads(b[8:8 + n])
+    out = {}
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        if t["dtype"] != "F32":
+            raise SystemExit(f"{path}: tensor {name} is {t['dtype']}, F32 expected")
+        a, e = t["data_offsets"]
+        out[name] = torch.frombuffer(bytearray(b[8 + n + a:8 + n + e]), dtype=torch.float32).reshape(t["shape"])
+    return out
+
+
+def check_losses(path, dev):
+    """PyTorch's per-cell losses on the plane, batch and cells that loss-atlas wrote, against loss-atlas's."""
+    t = read_safetensors(path)
+    workload, bn = os.path.basename(path).rsplit("-bn", 1)
+    bn = bn.startswith("1")
+    make = WORKLOADS[workload][0]
+    model = make(bn).to(dev)
+    plane = Plane(lambda: make(bn)).to(dev)
+    names = [k[len("origin."):] for k in t if k.startswith("origin.")]
+    theirs = [tuple(t["origin." + n].shape) for n in names]
+    ours = [tuple(s) for s in plane.shapes]
+    if theirs != ours:
+        raise SystemExit(f"{path}: parameter shapes {theirs} do not match PyTorch's model {ours}")
+    with torch.no_grad():
+        for attr, key in (("origin", "origin."), ("right", "right_param."), ("up", "up_param.")):
+            getattr(plane, attr).copy_(torch.cat([t[key + n].reshape(-1) for n in names]).to(dev))
+        plane.scale.copy_(t["scale"][0])
+        x, y = t["x"].to(dev), t["y"].to(dev).long()
+        r, u = plane.vectors()
+        losses = []
+        for di, dj in t["offsets"].tolist():
+            w = plane.origin + plane.scale * (dj * r + di * u)
+            losses.append(F.cross_entropy(functional_call(model, plane.unflatten(w), (x,)), y).item())
+    diff = max(abs(a - b) for a, b in zip(losses, t["losses"].tolist()))
+    print(f"loss check {workload} bn={bn}: PyTorch {['%.5f' % v for v in losses]}, loss-atlas "
+          f"{['%.5f' % v for v in t['losses'].tolist()]}: max diff {diff:.2e}", file=sys.stderr)
+    if not diff < 1e-3:
+        raise SystemExit(f"{path}: PyTorch's losses differ from loss-atlas's by {diff}: the formulations disagree, nothing timed")
+    return {"workload": workload, "bn": bn, "max_loss_diff": diff, "cells": len(losses)}
+
+
 def surface_rows(dev, quick, name):
     """The loss-surface workload: a side x side grid theta + a d1 + b d2 of the icon net, each point on the same images,
     the reference tool's way (weights set in place, one forward per point; timed on a subset, reported per grid)."""
@@ -164,19 +217,47 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--check-dir", default=None)
+    ap.add_argument("--workloads", default=None)
+    ap.add_argument("--cells", default=None)
+    ap.add_argument("--batch", default=None)
     a = ap.parse_args()
+    ints = lambda v, name: [int(q) for q in v.split(",")] if v else None
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.manual_seed(0)
-    cells_list = [1, 4] if a.quick else [1, 16, 100, 400]
-    batches = [16] if a.quick else [64, 512]
-    rows = []
+    cells_list = ints(a.cells, "cells") or ([1, 4] if a.quick else [1, 16, 100, 400])
+    batches = ints(a.batch, "batch") or ([16] if a.quick else [64, 512])
+    workloads = (a.workloads or ("mpo-fashion,surface-icons" if a.quick else "mpo-fashion,mpo-cifar,surface-icons")).split(",")
+    for w in workloads:
+        if w not in WORKLOADS and w != "surface-icons":
+            raise SystemExit(f"--workloads: {w} is not one of mpo-fashion, mpo-cifar, surface-icons")
+    rows, checks = [], []
     name = torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu"
     print(f"device: {name}, torch {torch.__version__}", file=sys.stderr)
-    for workload, (make, shape) in WORKLOADS.items():
-        if a.quick and workload != "mpo-fashion":
+    path = a.out or f"bench/results/torch-{name.replace(' ', '-')}-{time.strftime('%Y-%m-%d')}.json"
+
+    def save(complete):
+        out = {"adapter": name, "torch": torch.__version__, "tf32": False, "complete": complete, "checks": checks, "rows": rows}
+        with open(path + ".tmp", "w") as f:
+            json.dump(out, f, indent=2)
+        os.replace(path + ".tmp", path)
+
+    if a.check_dir:
+        for w in workloads:
+            for bn in (False, True):
+                p = os.path.join(a.check_dir, f"{w}-bn{int(bn)}.safetensors")
+                if w in WORKLOADS:
+                    if not os.path.exists(p):
+                        raise SystemExit(f"--check-dir: {p} is missing (write it with npm run bench -- --check-dir {a.check_dir} --check-only)")
+                    checks.append(check_losses(p, dev))
+    else:
+        print("no --check-dir: PyTorch's losses are not compared with loss-atlas's", file=sys.stderr)
+    for workload in workloads:
+        if workload not in WORKLOADS:
             continue
+        make, shape = WORKLOADS[workload]
         for bn in (False, True):
             for batch in batches:
                 for cells in cells_list:
@@ -208,6 +289,8 @@ def main():
                                     times.append(ms)
                         except torch.cuda.OutOfMemoryError:
                             print(f"{impl} {workload} bn={bn} cells={cells} batch={batch}: out of memory", file=sys.stderr)
+                            del model, plane, opt, x, y
+                            torch.cuda.empty_cache()
                             continue
                         med = statistics.median(times)
                         row = {
@@ -218,12 +301,11 @@ def main():
                             "peak_bytes": torch.cuda.max_memory_allocated() if dev.type == "cuda" else None,
                         }
                         rows.append(row)
+                        save(False)
                         print(json.dumps(row), file=sys.stderr)
-    rows += surface_rows(dev, a.quick, name)
-    out = {"adapter": name, "torch": torch.__version__, "tf32": False, "rows": rows}
-    path = a.out or f"bench/results/torch-{name.replace(' ', '-')}-{time.strftime('%Y-%m-%d')}.json"
-    with open(path, "w") as f:
-        json.dump(out, f, indent=2)
+    if "surface-icons" in workloads:
+        rows += surface_rows(dev, a.quick, name)
+    save(True)
     print(f"wrote {path}", file=sys.stderr)
 
 

@@ -1,25 +1,62 @@
 #!/usr/bin/env bash
-# One-shot check on a GPU machine lent through the `device` tool. Prepare here first:
+# One-shot check on a GPU machine lent through the `device` tool (15 minutes of device time per session, all calls
+# together, 10 minutes per call). Prepare here first:
 #   npm ci && bash ../shared/device/prepare.sh --data <a Fashion-MNIST folder, or a slice of it>
 # then call the tool with
-#   run(command: "bash .device/run.sh bash scripts/device-check.sh", carry: [".device"])
-# It runs the op checks, the kernel benchmark and (when Fashion-MNIST came along) a profile of the reference MPO
-# step, writing their output under $OUT (or /tmp/device-check).
+#   run(command: "bash .device/run.sh bash scripts/device-check.sh", carry: [".device"], timeout_s: 600)
+# Stages run in order of importance, each under `timeout` with what is left of DEADLINE_S (default 540 s), and each
+# writes its results under $OUT (or /tmp/device-check) as it goes, so a run cut short still brings back what it
+# measured. STAGES picks some (comma-separated), default all but pattern:
+#   gradcheck  every op against the CPU reference and finite differences, on the GPU's kernels
+#   torch      loss-atlas writes a plane, batch and its per-cell losses; PyTorch checks its losses against them,
+#              then times the reference loop and torch.func.vmap (icon net, BN off/on, cells 1/16/100/400, batch 64/512)
+#   bench      npm run bench on the icon net and the surface workload, tfjs peers within --peer-budget-s, merged
+#              with the PyTorch rows (and the loss check)
+#   kernels    the conv kernel benchmark (tiled family, the GPU default)
+#   cifar      the CIFAR net rows (loss-atlas, PyTorch, tfjs-webgpu)
+#   profile    per-kernel profile and Chrome trace of the reference MPO step (needs Fashion-MNIST under $DEVICE_DATA_DIR)
+#   pattern    the full exp:fashion-pattern (11,800 steps + grid evaluation), resumable: a call of its own
+#              (STAGES=pattern DEADLINE_S=570), then copy $OUT/pattern back and resume there if it ran out of time
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-/tmp/device-check}"
 mkdir -p "$out"
-npx tsx src/cli.ts gradcheck --verbose 2>&1 | tee "$out/gradcheck.txt"
-npx tsx bench/kernels.ts --json "$out/kernels.json" 2>&1 | tee "$out/kernels.txt"
-# the CPU-oriented lanes family on the GPU too, for comparison (the tiled family is the GPU default)
-LOSS_ATLAS_CONV=lanes npx tsx bench/kernels.ts --json "$out/kernels-lanes.json" 2>&1 | tee "$out/kernels-lanes.txt"
-# PyTorch reference first (quick sizes unless TORCH_FULL=1), then our benchmark merged with it (incl. the surface workload)
-python3 bench/torch_reference.py ${TORCH_FULL:+} $([ -z "${TORCH_FULL:-}" ] && echo --quick) --out "$out/torch.json" 2>&1 | tee "$out/torch.txt"
-npx tsx bench/mpo.ts --json "$out/mpo-bench.json" $([ -f "$out/torch.json" ] && echo --torch "$out/torch.json") 2>&1 | tee "$out/mpo-bench.txt"
+start=$(date +%s)
+deadline=${DEADLINE_S:-540}
+stages=",${STAGES:-gradcheck,torch,bench,kernels,cifar,profile},"
 data="${DEVICE_DATA_DIR:-}/fashion-mnist"
-if [ -f "$data/train-images-idx3-ubyte.gz" ]; then
-  npx tsx src/cli.ts profile --preset fashion-pattern --data "$data" --profile-steps "${PROFILE_STEPS:-6}" --trace "$out/trace.json" 2>&1 | tee "$out/profile.txt"
-  npx tsx src/cli.ts profile --preset fashion-pattern --bn --data "$data" --profile-steps "${PROFILE_STEPS:-6}" --trace "$out/trace-bn.json" 2>&1 | tee "$out/profile-bn.txt"
-else
-  echo "no Fashion-MNIST under \$DEVICE_DATA_DIR: MPO profile skipped"
+
+# stage NAME CMD...: runs CMD (output to $out/NAME.txt and stdout) if NAME is selected and time is left
+stage() {
+  local name=$1; shift
+  [[ $stages == *",$name,"* ]] || return 0
+  local left=$((deadline - ($(date +%s) - start)))
+  if [ "$left" -lt 20 ]; then echo "== $name: skipped, ${left} s left of DEADLINE_S=$deadline" | tee -a "$out/stages.txt"; return 0; fi
+  echo "== $name ($(($(date +%s) - start)) s in, ${left} s left)" | tee -a "$out/stages.txt"
+  local t0=$(date +%s)
+  timeout --signal=TERM --kill-after=5 "$left" "$@" 2>&1 | tee "$out/$name.txt"
+  local rc=${PIPESTATUS[0]}
+  echo "== $name: rc $rc after $(($(date +%s) - t0)) s" | tee -a "$out/stages.txt"
+}
+
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$out/nvidia-smi.txt" 2>&1 || true
+stage gradcheck npx tsx src/cli.ts gradcheck --verbose
+torch_args=""
+if [[ $stages == *",torch,"* ]]; then
+  stage torch bash -c "npx tsx bench/mpo.ts --workloads mpo-fashion --check-dir '$out/check' --check-only &&
+    python3 bench/torch_reference.py --check-dir '$out/check' --workloads mpo-fashion,surface-icons --out '$out/torch.json'"
+  [ -f "$out/torch.json" ] && torch_args="--torch $out/torch.json"
 fi
+stage bench npx tsx bench/mpo.ts --workloads mpo-fashion,surface-icons --json "$out/mpo-bench.json" $torch_args
+stage kernels npx tsx bench/kernels.ts --json "$out/kernels.json"
+stage cifar bash -c "npx tsx bench/mpo.ts --workloads mpo-cifar --check-dir '$out/check' --check-only &&
+  python3 bench/torch_reference.py --check-dir '$out/check' --workloads mpo-cifar --out '$out/torch-cifar.json';
+  npx tsx bench/mpo.ts --workloads mpo-cifar --peers tfjs-webgpu --json '$out/mpo-bench-cifar.json' \$([ -f '$out/torch-cifar.json' ] && echo --torch '$out/torch-cifar.json')"
+if [ -f "$data/train-images-idx3-ubyte.gz" ]; then
+  stage profile bash -c "npx tsx src/cli.ts profile --preset fashion-pattern --data '$data' --profile-steps ${PROFILE_STEPS:-6} --trace '$out/trace.json' &&
+    npx tsx src/cli.ts profile --preset fashion-pattern --bn --data '$data' --profile-steps ${PROFILE_STEPS:-6} --trace '$out/trace-bn.json'"
+  stage pattern npx tsx src/cli.ts mpo --preset fashion-pattern --data "$data" --out "$out/pattern"
+else
+  [[ $stages == *",profile,"* || $stages == *",pattern,"* ]] && echo "no Fashion-MNIST under \$DEVICE_DATA_DIR: profile and pattern skipped" | tee -a "$out/stages.txt"
+fi
+echo "done in $(($(date +%s) - start)) s; results under $out"

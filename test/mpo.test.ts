@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import type { Gpu } from '../src/engine/device.ts';
 import { rng } from '../src/engine/gradcheck.ts';
 import { loadFashionMnist } from '../src/data/fashion-mnist.ts';
@@ -58,6 +58,18 @@ describe('data readers', () => {
     const raw = readFileSync(join(cifar, 'data_batch_1.bin'));
     expect(c.images[0]).toBeCloseTo((raw[1] / 255 - 0.4914) / 0.2023, 5);
     expect(c.images[1024]).toBeCloseTo((raw[1025] / 255 - 0.4822) / 0.1994, 5);
+  });
+
+  it('reads unpacked IDX files (no .gz) the same, and prefers the .gz when both are there', () => {
+    const d = join(dir, 'unpacked');
+    mkdirSync(d);
+    for (const f of ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte']) writeFileSync(join(d, f), gunzipSync(readFileSync(join(fmnist, `${f}.gz`))));
+    const a = loadFashionMnist(fmnist, 'train'), b = loadFashionMnist(d, 'train');
+    expect(b.n).toBe(a.n);
+    expect(Array.from(b.images)).toEqual(Array.from(a.images));
+    expect(Array.from(b.labels)).toEqual(Array.from(a.labels));
+    writeFileSync(join(d, 'train-labels-idx1-ubyte.gz'), gzipSync(Buffer.from([0, 0, 8, 1, 0, 0, 0, 1, 3])));
+    expect(() => loadFashionMnist(d, 'train')).toThrow(/train-labels-idx1-ubyte\.gz: 120 labels expected \(one per image\), found 1/);
   });
 
   it('names the file, what was expected and what was found', () => {

@@ -6,7 +6,12 @@ import type { Gpu } from '../src/engine/device.ts';
 import { SGD } from '../src/engine/optim.ts';
 import { Tensor } from '../src/engine/tensor.ts';
 import { randArray, rng } from '../src/engine/gradcheck.ts';
-import { paramShapes } from '../src/models/sequential.ts';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { paramShapes, sequentialRef } from '../src/models/sequential.ts';
+import { readSafetensors } from '../src/data/formats.ts';
+import { exportCheck, predictMs } from '../bench/torch-check.ts';
 import { modelSpec } from '../src/models/zoo.ts';
 import { evaluatePoints } from '../src/models/run.ts';
 import { Plane } from '../src/experiments/plane.ts';
@@ -62,5 +67,56 @@ describe.each(['cpu', 'wasm'] as const)('tfjs peer on %s', (backend) => {
     expect(worst).toBeLessThan(1e-3 * biggest); // and both moved it the same way
     expect(Math.abs(v1.scale - (await tp.scale.data())[0])).toBeLessThan(1e-3 * Math.abs(v1.scale - v0.scale) + 1e-7);
     opt.dispose(); plane.dispose(); x.dispose(); y.dispose();
+  });
+});
+
+describe('the PyTorch loss check (bench/torch-check.ts)', () => {
+  it('writes a plane, batch and cells whose losses the documented cell formula reproduces on the CPU', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'la-check-'));
+    for (const bn of [false, true]) {
+      const path = await exportCheck(gpu, 'tiny', bn, 6, dir, [1, 12, 12]);
+      expect(path).toBe(join(dir, `tiny-bn${bn ? 1 : 0}.safetensors`));
+      const { tensors: t } = readSafetensors(path);
+      const spec = modelSpec('tiny', { bn, input: [1, 12, 12] });
+      const names = paramShapes(spec.layers).map((p) => p.name);
+      // the plane over the whole parameter vector, in float64: right = right_param - origin; up = up_param made
+      // orthogonal to right, scaled to |right|
+      const cat = (k: string) => Float64Array.from(names.flatMap((n) => Array.from(t[`${k}.${n}`].data)));
+      const o = cat('origin'), rp = cat('right_param'), upp = cat('up_param');
+      const dot = (a: Float64Array, b: Float64Array) => a.reduce((s, v, i) => s + v * b[i], 0);
+      const r = o.map((v, i) => rp[i] - v);
+      const a = dot(upp, r) / dot(r, r);
+      let u = upp.map((v, i) => v - a * r[i]);
+      const f = Math.sqrt(dot(r, r) / dot(u, u));
+      u = u.map((v) => v * f);
+      const scale = t.scale.data[0], off = t.offsets.data, x = t.x.data, y = t.y.data;
+      const N = y.length;
+      expect(off.length).toBe(8);
+      for (let k = 0; k < off.length / 2; k++) {
+        const [di, dj] = [off[2 * k], off[2 * k + 1]];
+        const w = o.map((v, i) => v + scale * (dj * r[i] + di * u[i]));
+        let at = 0;
+        const values = names.map((n) => { const m = t[`origin.${n}`].data.length; const s = w.subarray(at, at + m); at += m; return s; });
+        const logits = sequentialRef(spec.layers, values, x, N, [1, 12, 12]).y;
+        let ce = 0;
+        for (let n = 0; n < N; n++) {
+          const z = logits.subarray(n * 10, n * 10 + 10), mx = Math.max(...z);
+          ce += Math.log(z.reduce((s, v) => s + Math.exp(v - mx), 0)) + mx - z[y[n]];
+        }
+        expect(Math.abs(ce / N - t.losses.data[k])).toBeLessThan(1e-4);
+      }
+    }
+  });
+
+  it('predicts a peer time from its slowest GFLOP/s on the same workload and BN setting', () => {
+    const rows = [
+      { impl: 'tfjs-wasm', workload: 'mpo-fashion', bn: false, gflops: 2 },
+      { impl: 'tfjs-wasm', workload: 'mpo-fashion', bn: false, gflops: 4 },
+      { impl: 'tfjs-wasm', workload: 'mpo-fashion', bn: true, gflops: 1 },
+    ];
+    expect(predictMs(rows, 'tfjs-wasm', 'mpo-fashion', false, 4e9)).toBeCloseTo(2000, 6);
+    expect(predictMs(rows, 'tfjs-wasm', 'mpo-fashion', true, 4e9)).toBeCloseTo(4000, 6);
+    expect(predictMs(rows, 'tfjs-webgpu', 'mpo-fashion', false, 4e9)).toBeNull();
+    expect(predictMs(rows, 'tfjs-wasm', 'mpo-cifar', false, 4e9)).toBeNull();
   });
 });

@@ -1,0 +1,55 @@
+// The loss check between loss-atlas and its PyTorch peer (bench/torch_reference.py --check-dir), and the peers'
+// time prediction of bench/mpo.ts.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Gpu } from '../src/engine/device.ts';
+import { Tensor, numel } from '../src/engine/tensor.ts';
+import { randArray, rng } from '../src/engine/random.ts';
+import { atomicWrite, safetensorsBytes, type NamedTensor } from '../src/data/formats.ts';
+import { paramShapes } from '../src/models/sequential.ts';
+import { modelSpec } from '../src/models/zoo.ts';
+import { evaluatePoints } from '../src/models/run.ts';
+import { Plane } from '../src/experiments/plane.ts';
+
+/**
+ * Writes what bench/torch_reference.py needs to check PyTorch's losses against ours: the plane's trainable tensors
+ * (origin, right_param, up_param per parameter, in PyTorch's parameter order, and scale), a batch, cell offsets
+ * (di, dj) and loss-atlas's per-cell cross-entropies on them.
+ */
+export async function exportCheck(gpu: Gpu, workload: string, bn: boolean, batch: number, dir: string, input?: [number, number, number]): Promise<string> {
+  const spec = workload === 'tiny' ? modelSpec('tiny', { bn, input }) : modelSpec(workload === 'mpo-cifar' ? 'cifar' : 'icons', { bn });
+  const plane = Plane.fresh(gpu, spec.layers, 5);
+  const r = rng(4242);
+  const x = Tensor.fromArray(gpu, [batch, ...spec.input], randArray(r, batch * numel(spec.input)), 'check.x');
+  const yv = Array.from({ length: batch }, (_, i) => (i * 7) % 10);
+  const y = Tensor.fromArray(gpu, [batch], yv, 'check.y', 'u32');
+  const offsets: [number, number][] = [[0, 0], [-3, 2], [4, -1], [2, 5]];
+  const v = await plane.values();
+  await plane.updateBasis();
+  const ours = await evaluatePoints(gpu, plane.model, Float32Array.from(offsets.flatMap(([di, dj]) => [1, v.scale * dj, v.scale * di])), x, y);
+  const t: Record<string, NamedTensor> = {};
+  paramShapes(spec.layers).forEach((p, i) => {
+    t[`origin.${p.name}`] = { shape: p.shape, data: v.origin[i] };
+    t[`right_param.${p.name}`] = { shape: p.shape, data: v.right[i] };
+    t[`up_param.${p.name}`] = { shape: p.shape, data: v.up[i] };
+  });
+  t.scale = { shape: [1], data: Float32Array.of(v.scale) };
+  t.x = { shape: [...x.shape], data: await x.read() };
+  t.y = { shape: [batch], data: Float32Array.from(yv) };
+  t.offsets = { shape: [offsets.length, 2], data: Float32Array.from(offsets.flat()) };
+  t.losses = { shape: [offsets.length], data: ours.loss };
+  const path = join(dir, `${workload}-bn${bn ? 1 : 0}.safetensors`);
+  mkdirSync(dir, { recursive: true });
+  atomicWrite(path, safetensorsBytes(t, { workload, bn: String(bn), adapter: gpu.adapterInfo, cell: 'origin + scale * (dj * right + di * up), right = right_param - origin, up = up_param made orthogonal to right with |up| = |right|' }));
+  x.dispose(); y.dispose(); plane.dispose();
+  return path;
+}
+
+/** A peer's time for a configuration, predicted from its GFLOP/s on earlier rows of the same workload and BN. */
+export function predictMs(rows: { impl: string; workload: string; bn: boolean; gflops: number }[], peer: string, workload: string, bn: boolean, flop: number): number | null {
+  const prev = rows.filter((r) => r.impl === peer && r.workload === workload && r.bn === bn);
+  if (!prev.length) return null;
+  const g = Math.min(...prev.map((r) => r.gflops));
+  return flop / (g * 1e6);
+}
+
