@@ -148,8 +148,13 @@ function convCore(ctx: Ctx, op: string, x: AnyTensor, weight: Param, bias: Param
       const Mi = s.N * s.H * s.W;
       let kernel: KernelSpec, grid: [number, number];
       const lanes = convFamily(ctx, s) === 'lanes';
-      const rl = lanes && s.stride === 1 ? conv.chooseRowLanes(s.W, s.N * s.H, s.Cin, s.KW, 1) : null;
-      if (rl) {
+      const lin = lanes && conv.isLinearShape(s);
+      const rl = lanes && !lin && s.stride === 1 ? conv.chooseRowLanes(s.W, s.N * s.H, s.Cin, s.KW, 1) : null;
+      if (lin) {
+        const l = conv.chooseLinearLanes(s.Cin, s.N);
+        kernel = spec(conv.linearLanesKernel, l, 'dgrad', false, 'none', direct);
+        grid = conv.lanesGrid(l, s.Cin, s.N);
+      } else if (rl) {
         kernel = spec(conv.convInputGradRowKernel, rl, direct);
         grid = conv.rowGrid(rl, s.W, s.N * s.H, s.Cin);
       } else if (lanes) {
@@ -209,8 +214,13 @@ function convForwardDispatch(ctx: Ctx, x: AnyTensor, weight: Tensor, bias: Tenso
   const act = s.relu ? 'relu' : 'none';
   let kernel: KernelSpec, grid: [number, number];
   const lanes = convFamily(ctx, s) === 'lanes';
-  const rl = lanes ? conv.chooseRowLanes(s.OW, s.N * s.OH, s.Cout, s.KW, s.stride) : null;
-  if (rl) {
+  const lin = lanes && conv.isLinearShape(s);
+  const rl = lanes && !lin ? conv.chooseRowLanes(s.OW, s.N * s.OH, s.Cout, s.KW, s.stride) : null;
+  if (lin) {
+    const l = conv.chooseLinearLanes(s.Cout, s.N);
+    kernel = spec(conv.linearLanesKernel, l, 'fwd', !!bias, act, !coef);
+    grid = conv.lanesGrid(l, s.Cout, s.N);
+  } else if (rl) {
     kernel = spec(conv.convForwardRowKernel, rl, !!bias, act, !coef);
     grid = conv.rowGrid(rl, s.OW, s.N * s.OH, s.Cout);
   } else if (lanes) {
