@@ -4,9 +4,9 @@
 #   npm ci && bash ../shared/device/prepare.sh --data <a Fashion-MNIST folder, or a slice of it>
 # then call the tool with
 #   run(command: "bash .device/run.sh bash scripts/device-check.sh", carry: [".device"], timeout_s: 600)
-# Stages run in order of importance, each under `timeout` with what is left of DEADLINE_S (default 540 s), and each
-# writes its results under $OUT (or /tmp/device-check) as it goes, so a run cut short still brings back what it
-# measured. STAGES picks some (comma-separated), default all but pattern:
+# Stages run in order of importance, each under `timeout` with what is left of DEADLINE_S (default 540 s), each
+# writing its results as it goes; at the end everything is packed into $OUT/device-check.tar.gz (the tool brings back
+# at most 8 files from $OUT), beside a copy of stages.txt. STAGES picks some (comma-separated), default all but pattern:
 #   gradcheck  every op against the CPU reference and finite differences, on the GPU's kernels
 #   torch      loss-atlas writes a plane, batch and its per-cell losses; PyTorch checks its losses against them,
 #              then times the reference loop and torch.func.vmap (icon net, BN off/on, cells 1/16/100/400, batch 64/512)
@@ -15,18 +15,21 @@
 #   kernels    the conv kernel benchmark (tiled family, the GPU default)
 #   cifar      the CIFAR net rows (loss-atlas, PyTorch, tfjs-webgpu)
 #   profile    per-kernel profile and Chrome trace of the reference MPO step (needs Fashion-MNIST under $DEVICE_DATA_DIR)
-#   pattern    the full exp:fashion-pattern (11,800 steps + grid evaluation), resumable: a call of its own
-#              (STAGES=pattern DEADLINE_S=570), then copy $OUT/pattern back and resume there if it ran out of time
+#   pattern    the full exp:fashion-pattern (11,800 steps + grid evaluation): a call of its own
+#              (STAGES=pattern DEADLINE_S=570); its run directory comes back in the tar (checkpoint included), so a
+#              run cut short can be carried to the next call and continued with --resume
 set -uo pipefail
 cd "$(dirname "$0")/.."
-out="${OUT:-/tmp/device-check}"
-mkdir -p "$out"
+final="${OUT:-/tmp/device-check}"
+out=$(mktemp -d /tmp/device-check-work.XXXX)
+mkdir -p "$final"
 start=$(date +%s)
 deadline=${DEADLINE_S:-540}
 stages=",${STAGES:-gradcheck,torch,bench,kernels,cifar,profile},"
 data="${DEVICE_DATA_DIR:-}/fashion-mnist"
 
-# stage NAME CMD...: runs CMD (output to $out/NAME.txt and stdout) if NAME is selected and time is left
+# stage NAME CMD...: runs CMD (output to $out/NAME.txt and stdout) if NAME is selected and time is left; SIGINT at
+# the deadline (mpo saves a checkpoint on it), SIGKILL 15 s later
 stage() {
   local name=$1; shift
   [[ $stages == *",$name,"* ]] || return 0
@@ -34,7 +37,7 @@ stage() {
   if [ "$left" -lt 20 ]; then echo "== $name: skipped, ${left} s left of DEADLINE_S=$deadline" | tee -a "$out/stages.txt"; return 0; fi
   echo "== $name ($(($(date +%s) - start)) s in, ${left} s left)" | tee -a "$out/stages.txt"
   local t0=$(date +%s)
-  timeout --signal=TERM --kill-after=5 "$left" "$@" 2>&1 | tee "$out/$name.txt"
+  timeout --signal=INT --kill-after=15 "$left" "$@" 2>&1 | tee "$out/$name.txt"
   local rc=${PIPESTATUS[0]}
   echo "== $name: rc $rc after $(($(date +%s) - t0)) s" | tee -a "$out/stages.txt"
 }
@@ -59,4 +62,6 @@ if [ -f "$data/train-images-idx3-ubyte.gz" ]; then
 else
   [[ $stages == *",profile,"* || $stages == *",pattern,"* ]] && echo "no Fashion-MNIST under \$DEVICE_DATA_DIR: profile and pattern skipped" | tee -a "$out/stages.txt"
 fi
-echo "done in $(($(date +%s) - start)) s; results under $out"
+echo "done in $(($(date +%s) - start)) s" | tee -a "$out/stages.txt"
+tar -czf "$final/device-check.tar.gz" -C "$out" . && cp "$out/stages.txt" "$final/stages.txt"
+echo "results: $final/device-check.tar.gz ($(du -h "$final/device-check.tar.gz" | cut -f1))"
