@@ -297,7 +297,7 @@ export function opCases(): OpCase[] {
     linearCase('K2 B7 (point weights, B > K)', 2, 7, 3, 10, 6),
     linearCase('K3 B3 N21 F37 O300 (linear lanes: 2 outputs per lane, 5 lane blocks, 2 row blocks of 11)', 3, 3, 21, 37, 300),
     linearCase('K2 B2 N40 F300 O9 (linear lanes: input gradient with 2 outputs per lane, 3 row blocks)', 2, 2, 40, 300, 9),
-    linearCase('K3 B5 N17 F20 O12 (point weights with bias, 2 row blocks)', 3, 5, 17, 20, 12),
+    linearCase('K3 B5 N40 F20 O12 (point weights with bias, 2 row blocks of 20)', 3, 5, 40, 20, 12),
     convCase('K3 B2 1x1 conv on a 1x1 image, fused relu (the linear kernels through conv2d)', 3, 2, cs(5, 7, 1, 1, 11, 1, 1, 0), { relu: true }),
     poolCase('2x2 K7', 'max', 7, 2, 3, 7, 6, {}),
     poolCase('3x3 stride2 pad1 K1 N1', 'max', 1, 1, 2, 9, 8, { k: 3, stride: 2, pad: 1 }),

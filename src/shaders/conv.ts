@@ -818,14 +818,17 @@ ${MAIN_L(l)} {
 export const isLinearShape = (s: { H: number; W: number; KH: number; KW: number; pad: number; stride: number }) =>
   s.H === 1 && s.W === 1 && s.KH === 1 && s.KW === 1 && s.pad === 0 && s.stride === 1;
 
-/** Lane shape of the linear lanes kernels: WG x TN outputs (features) along the lanes, RC images as uniform rows. */
+/** Lane shape of the linear lanes kernels: WG x TN outputs (features) along the lanes, RC images as uniform rows (each
+ * block of RC images rebuilds the weights, so RC is as large as the accumulators allow). */
 export function chooseLinearLanes(features: number, images: number): Lanes {
   const WG = clampI(pow2(features), 8, 32);
   // keep a few workgroups per point along the features (two CPU threads and more), at most 2 outputs per lane
   const TN = features >= 8 * WG ? 2 : 1;
-  return { WG, TN, RC: Math.ceil(images / Math.ceil(images / LINEAR_RC_MAX)) };
+  // at most 32 accumulators per lane (64 spilled on llvmpipe: the surface workload's dense layer ran 2x slower)
+  const rcMax = LINEAR_ACC_MAX / TN;
+  return { WG, TN, RC: Math.ceil(images / Math.ceil(images / rcMax)) };
 }
-const LINEAR_RC_MAX = 16;
+const LINEAR_ACC_MAX = 32;
 
 /**
  * Linear layers in the lanes family, forward (y[k,n,o] = sum_i x[k,n,i] W_k[o,i] + b_k[o], relu fused) and input
