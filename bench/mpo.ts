@@ -15,11 +15,12 @@
 // with --quick) against the reference's loop of one materialized point at a time (peers timed on --peer-points).
 // --peer-budget-s: a peer's configuration is skipped (and listed under "skipped" in the JSON) when its time,
 // predicted from its GFLOP/s on a smaller configuration of the same workload, would exceed this (default: 60 s on a
-// GPU, none on a CPU adapter). The JSON is rewritten after every row, so a run cut short keeps what it measured.
+// GPU, none on a CPU adapter). The JSON is rewritten after every row, so a run cut short keeps what it measured (in
+// --json PATH, or bench/results/<adapter>-<date>.partial.json; the dated file itself only when the run finishes).
 // --check-dir DIR: writes DIR/<workload>-bn<0|1>.safetensors (plane, batch, 4 cell offsets and loss-atlas's per-cell
 // losses) for bench/torch_reference.py --check-dir to compare PyTorch's losses with before it times anything;
 // --check-only stops after writing them.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { atomicWrite } from '../src/data/formats.ts';
 import { exportCheck, predictMs } from './torch-check.ts';
@@ -197,13 +198,18 @@ async function main(): Promise<void> {
   const commit = (() => { try { return execSync('git rev-parse HEAD', { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim(); } catch { return 'unknown'; } })();
   const date = new Date().toISOString();
   const slug = gpu.adapterInfo.split(' / ').pop()!.replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40);
-  const paths = [`bench/results/${slug}-${date.slice(0, 10)}.json`, ...(flag('json') ? [flag('json')!] : [])];
+  // rewritten after every row: a run cut short keeps what it measured, in --json PATH or the dated file's .partial
+  // twin (so that it does not replace the day's finished results); the dated file is written when the run finishes
+  const dated = `bench/results/${slug}-${date.slice(0, 10)}.json`, partial = dated.replace(/\.json$/, '.partial.json');
+  const paths = [dated, ...(flag('json') ? [flag('json')!] : [])];
+  let torchInfo: { file: string; adapter: string; torch?: string; checks: { workload: string; bn: boolean; max_loss_diff: number }[] } | null = null;
   const save = (complete: boolean) => {
-    const out = { adapter: gpu.adapterInfo, commit, date, quick, complete, roofline: roof, note: 'peak_bytes: live GPU bytes of the engine pool during the step; materialized_bytes: MPO rows, K weight copies plus their activations; surface rows, K weight copies (the reference loop holds one copy at a time and runs the points one after another)', rows, skipped };
-    for (const p of paths) {
+    const out = { adapter: gpu.adapterInfo, commit, date, quick, complete, roofline: roof, note: 'peak_bytes: live GPU bytes of the engine pool during the step; materialized_bytes: MPO rows, K weight copies plus their activations; surface rows, K weight copies (the reference loop holds one copy at a time and runs the points one after another)', torch: torchInfo, rows, skipped };
+    for (const p of complete ? paths : [flag('json') ?? partial]) {
       mkdirSync(dirname(p), { recursive: true });
       atomicWrite(p, JSON.stringify(out, null, 2) + '\n');
     }
+    if (complete) rmSync(partial, { force: true });
   };
   console.log('| impl | workload | BN | cells | batch | ms/step (wall) | GPU ms/step | cell-images/s | GFLOP/s | peak MiB | materialized MiB |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const workload of workloads) {
@@ -284,7 +290,8 @@ async function main(): Promise<void> {
   const torchPath = flag('torch');
   if (torchPath) {
     const { readFileSync } = await import('node:fs');
-    const t = JSON.parse(readFileSync(torchPath, 'utf8')) as { adapter: string; rows: BenchRow[]; checks?: { workload: string; bn: boolean; max_loss_diff: number }[] };
+    const t = JSON.parse(readFileSync(torchPath, 'utf8')) as { adapter: string; torch?: string; rows: BenchRow[]; checks?: { workload: string; bn: boolean; max_loss_diff: number }[] };
+    torchInfo = { file: torchPath, adapter: t.adapter, torch: t.torch, checks: t.checks ?? [] };
     console.log(`\nPyTorch rows from ${torchPath} (${t.adapter}):`);
     for (const c of t.checks ?? []) console.log(`  PyTorch losses vs loss-atlas's (${c.workload}, BN ${c.bn ? 'on' : 'off'}): max diff ${c.max_loss_diff.toExponential(1)}`);
     if (!t.checks?.length) console.log('  (no loss check in that file: run bench/torch_reference.py with --check-dir)');

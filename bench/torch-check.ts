@@ -6,7 +6,7 @@ import type { Gpu } from '../src/engine/device.ts';
 import { Tensor, numel } from '../src/engine/tensor.ts';
 import { randArray, rng } from '../src/engine/random.ts';
 import { atomicWrite, safetensorsBytes, type NamedTensor } from '../src/data/formats.ts';
-import { paramShapes } from '../src/models/sequential.ts';
+import { initParams, paramShapes } from '../src/models/sequential.ts';
 import { modelSpec } from '../src/models/zoo.ts';
 import { evaluatePoints } from '../src/models/run.ts';
 import { Plane } from '../src/experiments/plane.ts';
@@ -18,8 +18,12 @@ import { Plane } from '../src/experiments/plane.ts';
  */
 export async function exportCheck(gpu: Gpu, workload: string, bn: boolean, batch: number, dir: string, input?: [number, number, number]): Promise<string> {
   const spec = workload === 'tiny' ? modelSpec('tiny', { bn, input }) : modelSpec(workload === 'mpo-cifar' ? 'cifar' : 'icons', { bn });
-  const plane = Plane.fresh(gpu, spec.layers, 5);
+  // the default init leaves batch norm's weight and bias at zero in all three tensors, where a swap of the two or a
+  // wrong gamma offset would not show: they get random values here
   const r = rng(4242);
+  const init = [0, 1, 2].map((t) => initParams(spec.layers, 1, 15 + t));
+  paramShapes(spec.layers).forEach((p, i) => { if (p.name.includes('.bn.')) for (const v of init) v[i] = randArray(r, v[i].length, 0.3); });
+  const plane = new Plane(gpu, spec.layers, { origin: init[0], right: init[1], up: init[2], scale: 0.1 });
   const x = Tensor.fromArray(gpu, [batch, ...spec.input], randArray(r, batch * numel(spec.input)), 'check.x');
   const yv = Array.from({ length: batch }, (_, i) => (i * 7) % 10);
   const y = Tensor.fromArray(gpu, [batch], yv, 'check.y', 'u32');

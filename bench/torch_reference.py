@@ -233,13 +233,13 @@ def main():
     for w in workloads:
         if w not in WORKLOADS and w != "surface-icons":
             raise SystemExit(f"--workloads: {w} is not one of mpo-fashion, mpo-cifar, surface-icons")
-    rows, checks = [], []
+    rows, checks, skipped = [], [], []
     name = torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu"
     print(f"device: {name}, torch {torch.__version__}", file=sys.stderr)
     path = a.out or f"bench/results/torch-{name.replace(' ', '-')}-{time.strftime('%Y-%m-%d')}.json"
 
     def save(complete):
-        out = {"adapter": name, "torch": torch.__version__, "tf32": False, "complete": complete, "checks": checks, "rows": rows}
+        out = {"adapter": name, "torch": torch.__version__, "tf32": False, "complete": complete, "checks": checks, "rows": rows, "skipped": skipped}
         with open(path + ".tmp", "w") as f:
             json.dump(out, f, indent=2)
         os.replace(path + ".tmp", path)
@@ -269,7 +269,7 @@ def main():
                         y = torch.arange(batch, device=dev) % 10
                         offsets = [((k % 7) - 3, (k // 7 % 7) - 3) for k in range(cells)]
                         n_good = math.ceil(cells / 2)
-                        times = []
+                        times, oom = [], None
                         if dev.type == "cuda":
                             torch.cuda.reset_peak_memory_stats()
                         try:
@@ -287,10 +287,18 @@ def main():
                                     ms = (time.perf_counter() - t) * 1000
                                 if s >= 2:
                                     times.append(ms)
-                        except torch.cuda.OutOfMemoryError:
-                            print(f"{impl} {workload} bn={bn} cells={cells} batch={batch}: out of memory", file=sys.stderr)
+                        except RuntimeError as e:  # torch.cuda.OutOfMemoryError, or cuDNN / cuBLAS failing to allocate
+                            if "out of memory" not in str(e).lower() and "alloc" not in str(e).lower():
+                                raise
+                            oom = str(e).splitlines()[0][:200]
+                        if oom is not None:
+                            # freed outside the except block: the traceback there still holds the step's tensors
                             del model, plane, opt, x, y
-                            torch.cuda.empty_cache()
+                            if dev.type == "cuda":
+                                torch.cuda.empty_cache()
+                            print(f"{impl} {workload} bn={bn} cells={cells} batch={batch}: out of memory ({oom})", file=sys.stderr)
+                            skipped.append({"impl": impl, "workload": workload, "bn": bn, "cells": cells, "batch": batch, "why": f"out of memory: {oom}"})
+                            save(False)
                             continue
                         med = statistics.median(times)
                         row = {

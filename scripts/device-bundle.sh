@@ -44,7 +44,9 @@ make_data() { # n_train
   idx_head "$src/t10k-labels-idx1-ubyte.gz" "$d/t10k-labels-idx1-ubyte" 2000 1 8
 }
 pack() { tar -C "$work/base" -cf - . | xz -T2 -9e > "$1"; }
-tree=$(git ls-files -co --exclude-standard -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
+# bytes of the working tree that travels (tracked and untracked-not-ignored files that exist)
+tree=$(git ls-files -co --exclude-standard --deduplicate -z | xargs -0 -r stat -c %s -- 2>/dev/null | awk '{s += $1} END {print s + 0}' || true)
+[ -n "$tree" ] || { echo "could not size the working tree (git ls-files / stat failed)" >&2; exit 1; }
 limit=$((budget_mib * 1048576 - tree))
 if [ -z "$want" ]; then
   # size without data, and the packed bytes per training image, to choose how many fit
@@ -52,9 +54,14 @@ if [ -z "$want" ]; then
   make_data 10000; pack "$work/b1.xz"; s1=$(stat -c %s "$work/b1.xz")
   per=$(( (s1 - s0) / 10000 + 1 ))
   want=$(( (limit - s1) / per + 10000 )); want=$(( want / 1000 * 1000 )); [ "$want" -gt 60000 ] && want=60000
+  if [ "$want" -lt 1000 ]; then echo "the bundle leaves no room for data within $budget_mib MiB ($((s0 / 1048576)) MiB without data, working tree $((tree / 1048576)) MiB)" >&2; exit 1; fi
   echo "packed: $((s0 / 1048576)) MiB without data, about $per bytes per training image; the working tree is $((tree / 1048576)) MiB: taking $want training images"
 fi
-make_data "$want"; pack .device/bundle.tar.xz
-size=$(stat -c %s .device/bundle.tar.xz)
+make_data "$want"; pack "$work/final.xz"
+size=$(stat -c %s "$work/final.xz")
+if [ "$size" -gt "$limit" ]; then
+  echo "$((size / 1048576)) MiB with $want training images is over the budget of $budget_mib MiB with the working tree; .device/bundle.tar.xz holds prepare.sh's bundle without data; try --train-images $((want - 5000))" >&2
+  exit 1
+fi
+mv "$work/final.xz" .device/bundle.tar.xz
 echo "wrote .device/bundle.tar.xz: $((size / 1048576)) MiB with $want training and 2,000 test images of Fashion-MNIST (working tree $((tree / 1048576)) MiB; the device tool carries 64 MiB in all)"
-[ "$size" -le "$limit" ] || { echo "over the budget of $budget_mib MiB with the working tree: try --train-images $((want - 5000))" >&2; exit 1; }

@@ -1,4 +1,5 @@
 // loss-atlas command line. Each command is a small function; `loss-atlas help` lists them.
+import { stopOnSignal } from './experiments/stop.ts';
 import { Gpu } from './engine/device.ts';
 import { checkOp, opCases } from './engine/gradcheck.ts';
 import { runDemo } from './experiments/demo.ts';
@@ -145,13 +146,11 @@ function numFlag(flags: Flags, k: string, d: number): number {
 
 /** Runs a block-wise resumable job with Ctrl-C -> stop after the current block. */
 async function interruptible<T>(run: (shouldStop: () => boolean) => Promise<T>): Promise<T> {
-  let stop = false;
-  const onSig = () => { if (stop) process.exit(130); stop = true; process.stderr.write('\nstopping after this block ...\n'); };
-  process.on('SIGINT', onSig);
+  const sig = stopOnSignal('stopping after this block (Ctrl-C again to quit at once) ...');
   try {
-    return await run(() => stop);
+    return await run(sig.stopped);
   } finally {
-    process.off('SIGINT', onSig);
+    sig.dispose();
   }
 }
 
@@ -214,18 +213,17 @@ const commands: Record<string, Command> = {
       const data = loadSplits(cfg.dataset, cfg.data);
       return withGpu(flags, async (gpu) => {
         console.log(`adapter: ${gpu.adapterInfo}\nrun directory: ${out}`);
-        let stop = false;
-        const onSig = () => { if (stop) process.exit(130); stop = true; process.stderr.write('\nstopping after this epoch (Ctrl-C again to quit at once) ...\n'); };
-        process.on('SIGINT', onSig);
+        const sig = stopOnSignal('stopping after this epoch (Ctrl-C again to quit at once) ...');
+        const stopped = sig.stopped;
         try {
-          const m = await runTrain(gpu, cfg, data, out, !!resume, { log: (l) => console.log(l), shouldStop: () => stop });
+          const m = await runTrain(gpu, cfg, data, out, !!resume, { log: (l) => console.log(l), shouldStop: stopped });
           console.log(`done: test accuracy ${(m.test_acc * 100).toFixed(2)}%, weights in ${join(out, 'model.safetensors')}`);
           return 0;
         } catch (e) {
           if (e instanceof TrainInterrupted) { console.error(`${e.message}\ncontinue with: loss-atlas train --resume ${out}`); return 130; }
           throw e;
         } finally {
-          process.off('SIGINT', onSig);
+          sig.dispose();
         }
       });
     },
@@ -286,13 +284,12 @@ ${DIRECTION_HELP}
       const out = typeof flags.out === 'string' ? flags.out : runDir('surface');
       return withGpu(flags, async (gpu) => {
         console.log(`adapter: ${gpu.adapterInfo}\n${xs.length} x ${ys.length} points around ${a.model}, ${images || 'all'} ${split} images each, into ${out}`);
-        let stop = false;
-        const onSig = () => { if (stop) process.exit(130); stop = true; process.stderr.write('\nstopping after this block ...\n'); };
-        process.on('SIGINT', onSig);
+        const sig = stopOnSignal('stopping after this block (Ctrl-C again to quit at once) ...');
+        const stopped = sig.stopped;
         const t0 = performance.now();
         try {
           const r = await runSurface(gpu, a, [t2, t3], data, { xs, ys, split, images, norm, ignoreBiasBn, dirType, bnStats, seed: Number(flags.seed ?? 123), block, shard, directions: dirFile(flags, a, data.train.shape, ['x/', 'y/']) as [WeightSet, WeightSet] | undefined, zmax: flags.zmax !== undefined ? Number(flags.zmax) : undefined, log: !!flags.log }, out, {
-            shouldStop: () => stop,
+            shouldStop: stopped,
             onBlock: (done, total) => process.stderr.write(`${done}/${total} points  ${((performance.now() - t0) / 1000).toFixed(0)} s\n`),
           });
           if (shard && shard.n > 1) console.log(`shard ${shard.i}/${shard.n} done in ${out}; join the shards with: loss-atlas merge <shard dirs> --out DIR`);
@@ -302,7 +299,7 @@ ${DIRECTION_HELP}
           if (e instanceof SurfaceInterrupted) { console.error(`${e.message}\nrun the same command again to continue`); return 130; }
           throw e;
         } finally {
-          process.off('SIGINT', onSig);
+          sig.dispose();
         }
       });
     },

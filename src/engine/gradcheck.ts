@@ -299,6 +299,8 @@ export function opCases(): OpCase[] {
     linearCase('K2 B2 N40 F300 O9 (linear lanes: input gradient with 2 outputs per lane, 3 row blocks)', 2, 2, 40, 300, 9),
     linearCase('K3 B5 N40 F20 O12 (point weights with bias, 2 row blocks of 20)', 3, 5, 40, 20, 12),
     convCase('K3 B2 1x1 conv on a 1x1 image, fused relu (the linear kernels through conv2d)', 3, 2, cs(5, 7, 1, 1, 11, 1, 1, 0), { relu: true }),
+    convCase('K2 B3 1x1 conv, stride 2, on a 1x1 image (the linear kernels)', 2, 3, cs(4, 6, 1, 1, 5, 1, 2, 0)),
+    linearCase('K2 B4 N20 F13 O40 shared input, point weights (B > K)', 2, 4, 20, 13, 40, true),
     poolCase('2x2 K7', 'max', 7, 2, 3, 7, 6, {}),
     poolCase('3x3 stride2 pad1 K1 N1', 'max', 1, 1, 2, 9, 8, { k: 3, stride: 2, pad: 1 }),
     poolCase('2x2 K3', 'avg', 3, 2, 2, 6, 5, {}),

@@ -1,4 +1,5 @@
 // `loss-atlas mpo`: presets, flags, progress bar, Ctrl-C -> checkpoint, resume.
+import { stopOnSignal } from './stop.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gpu } from '../engine/device.ts';
@@ -154,16 +155,9 @@ export async function mpoCommand(gpu: Gpu, flags: Flags, defaultPreset = 'fashio
   console.log(`run directory: ${out}`);
   console.log(`loading ${cfg.dataset} from ${cfg.data} ...`);
   const data = loadData(cfg);
-  let stop = false;
-  const onSig = () => {
-    if (stop) process.exit(130);
-    stop = true;
-    process.stderr.write('\nstopping after this step (Ctrl-C again to quit at once) ...\n');
-  };
-  process.on('SIGINT', onSig);
-  process.on('SIGTERM', onSig);
+  const sig = stopOnSignal('stopping after this step (Ctrl-C again to quit at once) ...');
   try {
-    const r = await runMpo(gpu, cfg, data, out, !!resume, { onStep: progress(cfg.experiment), shouldStop: () => stop, log: (m) => console.error(m) });
+    const r = await runMpo(gpu, cfg, data, out, !!resume, { onStep: progress(cfg.experiment), shouldStop: sig.stopped, log: (m) => console.error(m) });
     const m = r.metrics;
     console.log(`\nfinished ${m.steps} steps in ${fmtTime(m.seconds)}${r.stoppedEarly ? ' (early stop)' : ''}`);
     console.log(`test:  acc_diff ${m.test.acc_diff.toFixed(3)}  loss_diff ${m.test.loss_diff.toFixed(3)}  agreement ${m.test.agreement.toFixed(3)}`);
@@ -177,7 +171,6 @@ export async function mpoCommand(gpu: Gpu, flags: Flags, defaultPreset = 'fashio
     }
     throw e;
   } finally {
-    process.off('SIGINT', onSig);
-    process.off('SIGTERM', onSig);
+    sig.dispose();
   }
 }

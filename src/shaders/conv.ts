@@ -565,7 +565,7 @@ ${MAIN_L(l)} {
 // Row variants: each lane computes TN consecutive outputs of one image row, so that the input values one kernel row
 // needs for all of them are one span of (TN - 1) * stride + KW consecutive pixels, loaded once and reused by every
 // kernel column (KW x fewer gathers and bounds checks than one load per output and tap). KW and the stride are
-// compile-time; for rows narrower than 4 (linear layers, 1x1 images) the plain lanes kernels run.
+// compile-time; for rows narrower than 4 the plain lanes kernels run (linear layers: linearLanesKernel).
 
 /** Lanes with WG lanes of one row segment each, TN consecutive outputs per segment; KW and the stride compile-time. */
 export interface RowLanes extends Lanes {
@@ -814,9 +814,9 @@ ${MAIN_L(l)} {
   return kernel('matmul', lkey(l), U, [r('a'), r('b'), w('c')], body, l.WG);
 }
 
-/** A conv that is a linear layer: 1x1 kernel on a 1x1 input (linear() and flatten-linear). */
-export const isLinearShape = (s: { H: number; W: number; KH: number; KW: number; pad: number; stride: number }) =>
-  s.H === 1 && s.W === 1 && s.KH === 1 && s.KW === 1 && s.pad === 0 && s.stride === 1;
+/** A conv that is a linear layer: 1x1 kernel on a 1x1 input without padding, any stride (linear() and flatten-linear). */
+export const isLinearShape = (s: { H: number; W: number; KH: number; KW: number; pad: number }) =>
+  s.H === 1 && s.W === 1 && s.KH === 1 && s.KW === 1 && s.pad === 0;
 
 /** Lane shape of the linear lanes kernels: WG x TN outputs (features) along the lanes, RC images as uniform rows (each
  * block of RC images rebuilds the weights, so RC is as large as the accumulators allow). */
