@@ -19,7 +19,7 @@ afterAll(() => gpu?.destroy());
 /** Runs `steps` optimizer steps on GPU and CPU with the same gradients each step. */
 async function compareOptimizer(kind: 'sgd' | 'adam', o: Record<string, number | boolean>, maxNorm: number, gradScale: number) {
   const r = rng(17);
-  const sizes = [1000, 37, 3 * 333];
+  const sizes = [1000, 37, 3 * 333, 4500]; // 4500: two workgroups at 16 elements per invocation
   const init = sizes.map((n) => randArray(r, n));
   const params = init.map((v, i) => new Param(gpu, `p${i}`, [v.length], 1, v));
   const opt = kind === 'sgd'
@@ -50,7 +50,10 @@ async function compareOptimizer(kind: 'sgd' | 'adam', o: Record<string, number |
   return norms;
 }
 
-describe('optimizers match PyTorch-exact CPU references', () => {
+describe.each([1, 16])('optimizers match PyTorch-exact CPU references (%i elements per invocation)', (per) => {
+  let saved = 1;
+  beforeAll(() => { saved = gpu.elemsPerThread; gpu.elemsPerThread = per; });
+  afterAll(() => { gpu.elemsPerThread = saved; });
   it('SGD with momentum and weight decay', () => compareOptimizer('sgd', { lr: 0.1, momentum: 0.9, weightDecay: 5e-4, nesterov: false }, 0, 1));
   it('SGD with Nesterov momentum', () => compareOptimizer('sgd', { lr: 0.05, momentum: 0.9, weightDecay: 0, nesterov: true }, 0, 1));
   it('Adam with weight decay', () => compareOptimizer('adam', { lr: 1e-2, weightDecay: 1e-4 }, 0, 1));

@@ -7,7 +7,10 @@ import { Tensor } from './tensor.ts';
 import { adamKernel, normFinishKernel, sgdKernel, sumSquaresKernel } from '../shaders/misc.ts';
 import { fold } from '../shaders/common.ts';
 
-const K_NORM = normFinishKernel(), K_SGD = sgdKernel(), K_ADAM = adamKernel();
+const K_NORM = normFinishKernel();
+// one element per invocation on a GPU, Gpu.elemsPerThread (16) consecutive ones on a CPU adapter
+const K_SGD = { 1: sgdKernel(1), 16: sgdKernel(16) }, K_ADAM = { 1: adamKernel(1), 16: adamKernel(16) };
+const perOf = (gpu: Gpu): 1 | 16 => (gpu.elemsPerThread === 1 ? 1 : 16);
 const K_SUMSQ = { gpu: sumSquaresKernel(256), cpu: sumSquaresKernel(8) };
 
 export interface ClipOptions {
@@ -90,10 +93,10 @@ export class SGD extends Optimizer {
     const [m] = this.stateOf(p, 1);
     const n = p.basis.size;
     this.gpu.dispatch({
-      kernel: K_SGD,
+      kernel: K_SGD[perOf(this.gpu)],
       buffers: { p: p.basis.buffer, g_: p.ensureGrad().buffer, m: m.buffer, norm: norm.buffer },
       uniforms: { n, lr: this.o.lr, mu: this.o.momentum ?? 0, wd: this.o.weightDecay ?? 0, nesterov: this.o.nesterov ? 1 : 0 },
-      groups: fold(Math.ceil(n / 256)),
+      groups: fold(Math.ceil(n / (256 * perOf(this.gpu)))),
       what: `sgd ${p.name}`,
     });
   }
@@ -117,10 +120,10 @@ export class Adam extends Optimizer {
     const b1 = this.o.beta1 ?? 0.9, b2 = this.o.beta2 ?? 0.999;
     const n = p.basis.size;
     this.gpu.dispatch({
-      kernel: K_ADAM,
+      kernel: K_ADAM[perOf(this.gpu)],
       buffers: { p: p.basis.buffer, g_: p.ensureGrad().buffer, m: m.buffer, v: v.buffer, norm: norm.buffer },
       uniforms: { n, lr: this.o.lr, b1, b2, eps: this.o.eps ?? 1e-8, wd: this.o.weightDecay ?? 0, c1: 1 - b1 ** this.t, c2: 1 - b2 ** this.t },
-      groups: fold(Math.ceil(n / 256)),
+      groups: fold(Math.ceil(n / (256 * perOf(this.gpu)))),
       what: `adam ${p.name}`,
     });
   }

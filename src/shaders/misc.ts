@@ -361,36 +361,33 @@ var<workgroup> red: array<f32, 256>;
   return kernel('grad.norm', '', U, [r('part'), w('norm')], body, 256);
 }
 
-const OPT_HEAD = `
+/** An optimizer kernel over n elements, `per` consecutive ones per invocation (the gradient already clip-scaled). */
+const optKernel = (name: string, U: KernelSpec['uniforms'], bindings: ReturnType<typeof w>[], per: number, update: string): KernelSpec =>
+  kernel(name, per === 1 ? '' : `per${per}`, U, bindings, `
 ${MAIN_1D(256)} {
   ${FOLDED_ID}
-  let i = wg_lin * 256u + lid;
-  if (i >= u.n) { return; }
-  let p0 = p[i];
-  let g = g_[i] * norm[1] + u.wd * p0;`;
+  ${perElement(256, per, 'u.n', `let i = idx;
+    let p0 = p[i];
+    let g = g_[i] * norm[1] + u.wd * p0;
+    ${update}`)}
+}`, 256);
 
 /** PyTorch SGD: buf = mu*buf + g; step = nesterov ? g + mu*buf : buf; p -= lr*step (g includes weight decay). */
-export function sgdKernel(): KernelSpec {
+export function sgdKernel(per = 1): KernelSpec {
   const U: KernelSpec['uniforms'] = [['n', 'u32'], ['lr', 'f32'], ['mu', 'f32'], ['wd', 'f32'], ['nesterov', 'u32']];
-  const body = `${OPT_HEAD}
-  let b = u.mu * m[i] + g;
-  m[i] = b;
-  let st = select(b, g + u.mu * b, u.nesterov != 0u);
-  p[i] = p0 - u.lr * st;
-}`;
-  return kernel('optim.sgd', '', U, [w('p'), r('g_'), w('m'), r('norm')], body, 256);
+  return optKernel('optim.sgd', U, [w('p'), r('g_'), w('m'), r('norm')], per, `let b = u.mu * m[i] + g;
+    m[i] = b;
+    let st = select(b, g + u.mu * b, u.nesterov != 0u);
+    p[i] = p0 - u.lr * st;`);
 }
 
 /** PyTorch Adam (L2 weight decay added to the gradient); c1, c2 are the bias corrections 1 - beta^t. */
-export function adamKernel(): KernelSpec {
+export function adamKernel(per = 1): KernelSpec {
   const U: KernelSpec['uniforms'] = [['n', 'u32'], ['lr', 'f32'], ['b1', 'f32'], ['b2', 'f32'], ['eps', 'f32'], ['wd', 'f32'], ['c1', 'f32'], ['c2', 'f32']];
-  const body = `${OPT_HEAD}
-  let mm = u.b1 * m[i] + (1.0 - u.b1) * g;
-  let vv = u.b2 * v[i] + (1.0 - u.b2) * g * g;
-  m[i] = mm; v[i] = vv;
-  p[i] = p0 - u.lr * (mm / u.c1) / (sqrt(vv / u.c2) + u.eps);
-}`;
-  return kernel('optim.adam', '', U, [w('p'), r('g_'), w('m'), w('v'), r('norm')], body, 256);
+  return optKernel('optim.adam', U, [w('p'), r('g_'), w('m'), w('v'), r('norm')], per, `let mm = u.b1 * m[i] + (1.0 - u.b1) * g;
+    let vv = u.b2 * v[i] + (1.0 - u.b2) * g * g;
+    m[i] = mm; v[i] = vv;
+    p[i] = p0 - u.lr * (mm / u.c1) / (sqrt(vv / u.c2) + u.eps);`);
 }
 
 /** y[k, s] = act(sum_b coef[k, b] * z[b, s]): point outputs from per-basis outputs (a layer whose input is shared). */
