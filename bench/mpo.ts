@@ -10,7 +10,8 @@
 // Peers: tfjs-webgpu (same Dawn adapter), tfjs-wasm (single-threaded in Node) and tfjs-cpu, as the reference
 // formulates the step (a loop over cells with materialized weights, bench/peers/tfjs.ts), after checking that their
 // per-cell losses equal ours on the same weights and batch; timed over --peer-steps steps after one warm-up (they
-// are slow: 1 on a CPU, 3 on a GPU). PyTorch: bench/torch_reference.py on the GPU machine, merged with --torch.
+// are slow: on a CPU adapter 5, tfjs-cpu 1; 3 on a GPU). loss-atlas: --steps (10) after 2 warm-up steps. PyTorch:
+// bench/torch_reference.py on the GPU machine, merged with --torch.
 // surface-icons: points per second of a loss surface (51 x 51 points of the icon net on 1,000 images; 5 x 5 on 100
 // with --quick) against the reference's loop of one materialized point at a time (peers timed on --peer-points).
 // --peer-budget-s: a peer's configuration is skipped (and listed under "skipped" in the JSON) when its time,
@@ -177,9 +178,10 @@ async function main(): Promise<void> {
   const cellsList = nums(flag('cells'), quick ? [1, 4] : [1, 16, 100, 400]);
   const batches = nums(flag('batch'), quick ? [16] : [64, 512]);
   for (const [name, v] of [['cells', cellsList], ['batch', batches]] as const) if (!v.length || v.some((n) => !(Number.isInteger(n) && n > 0))) throw new Error(`--${name}: comma-separated positive integers expected, got ${flag(name)}`);
-  const steps = Number(flag('steps') ?? (quick ? 4 : 10));
+  const steps = Number(flag('steps') ?? 10);
   const peers = (flag('peers') ?? (quick ? 'tfjs-webgpu,tfjs-wasm,tfjs-cpu' : 'tfjs-webgpu,tfjs-wasm')).split(',').filter((p) => p && p !== 'none') as `tfjs-${TfBackend}`[];
-  const peerSteps = Number(flag('peer-steps') ?? (quick ? 1 : 3));
+  // timed peer steps: tfjs-cpu takes seconds per step on a CPU adapter, the others a fraction of one
+  const peerStepsOf = (peer: string) => Number(flag('peer-steps') ?? (quick ? (peer === 'tfjs-cpu' ? 1 : 5) : 3));
   const budgetS = Number(flag('peer-budget-s') ?? (cpu ? Infinity : 60));
   if (!(budgetS > 0)) throw new Error(`--peer-budget-s: a positive number of seconds expected, got ${flag('peer-budget-s')}`);
   for (const p of peers) if (!['tfjs-webgpu', 'tfjs-cpu', 'tfjs-wasm'].includes(p)) throw new Error(`--peers: ${p} is not one of tfjs-webgpu, tfjs-cpu, tfjs-wasm (PyTorch runs from bench/torch_reference.py, merged with --torch)`);
@@ -265,6 +267,7 @@ async function main(): Promise<void> {
           console.log(`| loss-atlas | ${workload} | ${bn ? 'on' : 'off'} | ${cells} | ${batch} | ${row.ms_per_step.toFixed(1)} (${row.ms_spread[0].toFixed(0)}-${row.ms_spread[1].toFixed(0)}) | ${row.gpu_ms_per_step?.toFixed(1) ?? '-'} | ${row.cell_images_per_s.toFixed(0)} | ${row.gflops.toFixed(2)}${roof ? ` (${(100 * row.gflops / roof.gflops).toFixed(0)}%)` : ''} | ${(row.peak_bytes! / 2 ** 20).toFixed(1)} | ${(row.materialized_bytes / 2 ** 20).toFixed(1)} |`);
           for (const peer of peers) {
             const predicted = predictMs(rows, peer, workload, bn, 3 * fl * cells * batch);
+            const peerSteps = peerStepsOf(peer);
             if (predicted !== null && (predicted * (peerSteps + 1)) / 1000 > budgetS) {
               const why = `predicted ${(predicted / 1000).toFixed(1)} s per step x ${peerSteps + 1} steps > --peer-budget-s ${budgetS}`;
               skipped.push({ impl: peer, workload, bn, cells, batch, why });
