@@ -74,8 +74,10 @@ export class Gpu {
    * are SIMD lanes of one CPU thread). Default by adapter; LOSS_ATLAS_CONV=tiled|lanes overrides.
    */
   convKernels: ConvKernels;
-  /** Elements per invocation of the 1-D kernels that take a count (elementwise, combine, max-pool): 16 on a CPU adapter. */
+  /** Elements per invocation of the 1-D kernels that take a count (elementwise, combine, max-pool, optimizers): 16 on a CPU adapter. */
   elemsPerThread: number;
+  /** Threads per partial sum of the reductions (gradient norm, plane dot products): a 256-thread tree on a GPU, 8 on a CPU adapter. */
+  readonly reduceThreads: number;
   private encoder: GPUCommandEncoder | null = null;
   private pipelines = new Map<string, GPUComputePipeline>();
   private uniformCache = new Map<string, GPUBuffer>();
@@ -101,6 +103,7 @@ export class Gpu {
     this.isCpu = /llvmpipe|lavapipe|swiftshader/i.test(this.adapterInfo);
     this.convKernels = convKernelsFromEnv() ?? (this.isCpu ? 'lanes' : 'tiled');
     this.elemsPerThread = this.isCpu ? 16 : 1;
+    this.reduceThreads = this.isCpu ? 8 : 256;
     this.pool = new BufferPool(device, this.maxBinding);
     this.bindingLimit = this.maxBinding;
     device.lost.then((l) => {

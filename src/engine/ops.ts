@@ -9,7 +9,7 @@ import * as conv from '../shaders/conv.ts';
 import * as pool from '../shaders/pool.ts';
 import * as misc from '../shaders/misc.ts';
 import * as wedge from '../shaders/wedge.ts';
-import { fold } from '../shaders/common.ts';
+import { fold, spec } from '../shaders/common.ts';
 
 export interface Ctx {
   gpu: Gpu;
@@ -41,14 +41,6 @@ function convFamily(ctx: Ctx, s: { KH: number; KW: number }): ConvKernels {
   return f === 'lanes' && !conv.lanesFit(s.KH, s.KW) ? 'tiled' : f;
 }
 
-/** Kernel specs are generated once per (name, key). */
-const specCache = new Map<string, KernelSpec>();
-function spec<A extends unknown[]>(make: (...a: A) => KernelSpec, ...args: A): KernelSpec {
-  const id = `${make.name}${JSON.stringify(args)}`;
-  let s = specCache.get(id);
-  if (!s) specCache.set(id, (s = make(...args)));
-  return s;
-}
 
 export class ShapeError extends Error {}
 function check(cond: boolean, op: string, msg: string): asserts cond {

@@ -5,13 +5,9 @@ import type { Gpu } from './device.ts';
 import type { Param } from './manifold.ts';
 import { Tensor } from './tensor.ts';
 import { adamKernel, normFinishKernel, sgdKernel, sumSquaresKernel } from '../shaders/misc.ts';
-import { fold } from '../shaders/common.ts';
+import { fold, spec } from '../shaders/common.ts';
 
 const K_NORM = normFinishKernel();
-// one element per invocation on a GPU, Gpu.elemsPerThread (16) consecutive ones on a CPU adapter
-const K_SGD = { 1: sgdKernel(1), 16: sgdKernel(16) }, K_ADAM = { 1: adamKernel(1), 16: adamKernel(16) };
-const perOf = (gpu: Gpu): 1 | 16 => (gpu.elemsPerThread === 1 ? 1 : 16);
-const K_SUMSQ = { gpu: sumSquaresKernel(256), cpu: sumSquaresKernel(8) };
 
 export interface ClipOptions {
   /** Clip the global L2 norm of all gradients to this value (like torch.nn.utils.clip_grad_norm_); 0 = off. */
@@ -26,7 +22,7 @@ export function gradNorm(gpu: Gpu, params: Param[], maxNorm = 0): Tensor {
   let off = 0;
   params.forEach((p, i) => {
     const g = p.ensureGrad();
-    gpu.dispatch({ kernel: gpu.isCpu ? K_SUMSQ.cpu : K_SUMSQ.gpu, buffers: { g: g.buffer, part: part.buffer }, uniforms: { n: g.size, off }, groups: fold(counts[i]), what: `grad norm of ${p.name}` });
+    gpu.dispatch({ kernel: spec(sumSquaresKernel, gpu.reduceThreads), buffers: { g: g.buffer, part: part.buffer }, uniforms: { n: g.size, off }, groups: fold(counts[i]), what: `grad norm of ${p.name}` });
     off += counts[i];
   });
   const norm = new Tensor(gpu, [2], 'grad.norm');
@@ -93,10 +89,10 @@ export class SGD extends Optimizer {
     const [m] = this.stateOf(p, 1);
     const n = p.basis.size;
     this.gpu.dispatch({
-      kernel: K_SGD[perOf(this.gpu)],
+      kernel: spec(sgdKernel, this.gpu.elemsPerThread),
       buffers: { p: p.basis.buffer, g_: p.ensureGrad().buffer, m: m.buffer, norm: norm.buffer },
       uniforms: { n, lr: this.o.lr, mu: this.o.momentum ?? 0, wd: this.o.weightDecay ?? 0, nesterov: this.o.nesterov ? 1 : 0 },
-      groups: fold(Math.ceil(n / (256 * perOf(this.gpu)))),
+      groups: fold(Math.ceil(n / (256 * this.gpu.elemsPerThread))),
       what: `sgd ${p.name}`,
     });
   }
@@ -120,10 +116,10 @@ export class Adam extends Optimizer {
     const b1 = this.o.beta1 ?? 0.9, b2 = this.o.beta2 ?? 0.999;
     const n = p.basis.size;
     this.gpu.dispatch({
-      kernel: K_ADAM[perOf(this.gpu)],
+      kernel: spec(adamKernel, this.gpu.elemsPerThread),
       buffers: { p: p.basis.buffer, g_: p.ensureGrad().buffer, m: m.buffer, v: v.buffer, norm: norm.buffer },
       uniforms: { n, lr: this.o.lr, b1, b2, eps: this.o.eps ?? 1e-8, wd: this.o.weightDecay ?? 0, c1: 1 - b1 ** this.t, c2: 1 - b2 ** this.t },
-      groups: fold(Math.ceil(n / (256 * perOf(this.gpu)))),
+      groups: fold(Math.ceil(n / (256 * this.gpu.elemsPerThread))),
       what: `adam ${p.name}`,
     });
   }

@@ -6,11 +6,11 @@
 import type { Gpu } from '../engine/device.ts';
 import { Param } from '../engine/manifold.ts';
 import { Tensor } from '../engine/tensor.ts';
-import { fold } from '../shaders/common.ts';
+import { fold, spec } from '../shaders/common.ts';
 import { planeBasisKernel, planeDotsKernel, planeGradKernel } from '../shaders/plane.ts';
 import { Sequential, initParams, type Layer } from '../models/sequential.ts';
 
-const K_DOTS = { gpu: planeDotsKernel(256), cpu: planeDotsKernel(8) }, K_BASIS = planeBasisKernel(), K_GRAD = planeGradKernel();
+const K_BASIS = planeBasisKernel(), K_GRAD = planeGradKernel();
 
 export interface PlaneValues {
   origin: Float32Array[];
@@ -57,7 +57,7 @@ export class Plane {
     let off = 0;
     this.model.params.forEach((p, i) => {
       this.gpu.dispatch({
-        kernel: this.gpu.isCpu ? K_DOTS.cpu : K_DOTS.gpu,
+        kernel: spec(planeDotsKernel, this.gpu.reduceThreads),
         buffers: { o: this.origin[i].basis.buffer, rp: this.rightP[i].basis.buffer, up: this.upP[i].basis.buffer, g: (p.grad ?? p.basis).buffer, part: part.buffer },
         uniforms: { n: p.size, off, mode },
         groups: fold(this.counts[i]),

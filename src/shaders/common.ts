@@ -3,6 +3,15 @@ import { uniformStruct, type KernelSpec } from '../engine/device.ts';
 
 export type Binding = KernelSpec['bindings'][number];
 
+/** A generator's kernel spec, built once per (generator, arguments) and reused. */
+const specCache = new Map<string, KernelSpec>();
+export function spec<A extends unknown[]>(make: (...a: A) => KernelSpec, ...args: A): KernelSpec {
+  const id = `${make.name}${JSON.stringify(args)}`;
+  let s = specCache.get(id);
+  if (!s) specCache.set(id, (s = make(...args)));
+  return s;
+}
+
 /** Storage binding declarations (binding 0 is the uniform block). */
 export function storageDecls(bindings: Binding[], types: Record<string, string> = {}): string {
   return bindings
