@@ -847,6 +847,7 @@ export function linearLanesKernel(l: Lanes, mode: 'fwd' | 'dgrad', hasBias: bool
   const wIdx = (f: string, t: string) => (fwd ? `${f} * u.R0 + ${t}` : `${t} * u.R0 + ${f}`);
   const inAt = (n: string, t: string) => (fwd ? `k * u.xKStride + ${n} * u.Cin + ${t}` : `(k * u.N + ${n}) * u.Cout + ${t}`);
   const body = `
+${fwd ? weightLoad(hasBias, direct) : ''}
 ${MAIN_L(l)} {
   let k = wid.z;
   let n0 = wid.y * ${l.RC}u;
@@ -865,8 +866,7 @@ ${MAIN_L(l)} {
   }
   ${forJ(l, `let f = ${laneM(l)};
     if (f < ${L}) {
-      ${fwd && hasBias ? (direct ? 'let bv = bias[k * u.Cout + f];' : `var bv = 0.0;
-      for (var b = 0u; b < u.B; b++) { bv = fma(coef[k * u.B + b], bias[b * u.Cout + f], bv); }`) : ''}
+      ${fwd && hasBias ? 'let bv = wk(k, f, u.R0);' : ''}
       ${forC(l, `let n = n0 + c;
         if (n < u.N) {
           var v = acc[c * ${l.TN}u + j]${fwd && hasBias ? ' + bv' : ''};
