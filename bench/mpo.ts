@@ -24,7 +24,7 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { atomicWrite } from '../src/data/formats.ts';
-import { exportCheck, predictMs } from './torch-check.ts';
+import { exportCheck, predictMs, workloadSpec } from './torch-check.ts';
 import { execSync } from 'node:child_process';
 import { Gpu } from '../src/engine/device.ts';
 import { Adam } from '../src/engine/optim.ts';
@@ -221,9 +221,8 @@ async function main(): Promise<void> {
       save(false);
       continue;
     }
-    const model = workload === 'mpo-cifar' ? 'cifar' : 'icons';
     for (const bn of [false, true]) {
-      const spec = modelSpec(model, { bn });
+      const spec = workloadSpec(workload, bn);
       const fl = forwardFlops(spec.layers, spec.input);
       const actPerImage = layerShapes(spec.layers, spec.input).reduce((a, s) => a + numel(s), 0);
       for (const batch of batches) {
@@ -300,7 +299,7 @@ async function main(): Promise<void> {
     if (!t.checks?.length) console.log('  (no loss check in that file: run bench/torch_reference.py with --check-dir)');
     for (const r of t.rows) {
       if (r.workload !== 'surface-icons' && r.gflops == null) {
-        const spec = modelSpec(r.workload === 'mpo-cifar' ? 'cifar' : 'icons', { bn: r.bn });
+        const spec = workloadSpec(r.workload, r.bn);
         r.gflops = +((3 * forwardFlops(spec.layers, spec.input) * r.cells * r.batch) / (r.ms_per_step * 1e6)).toFixed(2);
       }
       rows.push(r);

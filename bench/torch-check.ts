@@ -7,28 +7,31 @@ import { Tensor, numel } from '../src/engine/tensor.ts';
 import { randArray, rng } from '../src/engine/random.ts';
 import { atomicWrite, safetensorsBytes, type NamedTensor } from '../src/data/formats.ts';
 import { initParams, paramShapes } from '../src/models/sequential.ts';
-import { modelSpec } from '../src/models/zoo.ts';
+import { modelSpec, type ModelSpec } from '../src/models/zoo.ts';
 import { evaluatePoints } from '../src/models/run.ts';
 import { Plane } from '../src/experiments/plane.ts';
+
+/** The net of an MPO benchmark workload (the icon net for mpo-fashion, the CIFAR net for mpo-cifar). */
+export const workloadSpec = (workload: string, bn: boolean): ModelSpec => modelSpec(workload === 'mpo-cifar' ? 'cifar' : 'icons', { bn });
 
 /**
  * Writes what bench/torch_reference.py needs to check PyTorch's losses against ours: the plane's trainable tensors
  * (origin, right_param, up_param per parameter, in PyTorch's parameter order, and scale), a batch, cell offsets
  * (di, dj) and loss-atlas's per-cell cross-entropies on them.
  */
-export async function exportCheck(gpu: Gpu, workload: string, bn: boolean, batch: number, dir: string, input?: [number, number, number]): Promise<string> {
-  const spec = workload === 'tiny' ? modelSpec('tiny', { bn, input }) : modelSpec(workload === 'mpo-cifar' ? 'cifar' : 'icons', { bn });
+export async function exportCheck(gpu: Gpu, workload: string, bn: boolean, batch: number, dir: string, spec = workloadSpec(workload, bn)): Promise<string> {
   // the default init leaves batch norm's weight and bias at zero in all three tensors, where a swap of the two or a
   // wrong gamma offset would not show: they get random values here
   const r = rng(4242);
   const init = [0, 1, 2].map((t) => initParams(spec.layers, 1, 15 + t));
   paramShapes(spec.layers).forEach((p, i) => { if (p.name.includes('.bn.')) for (const v of init) v[i] = randArray(r, v[i].length, 0.3); });
-  const plane = new Plane(gpu, spec.layers, { origin: init[0], right: init[1], up: init[2], scale: 0.1 });
-  const x = Tensor.fromArray(gpu, [batch, ...spec.input], randArray(r, batch * numel(spec.input)), 'check.x');
+  const v = { origin: init[0], right: init[1], up: init[2], scale: 0.1 };
+  const plane = new Plane(gpu, spec.layers, v);
+  const xv = randArray(r, batch * numel(spec.input));
+  const x = Tensor.fromArray(gpu, [batch, ...spec.input], xv, 'check.x');
   const yv = Array.from({ length: batch }, (_, i) => (i * 7) % 10);
   const y = Tensor.fromArray(gpu, [batch], yv, 'check.y', 'u32');
   const offsets: [number, number][] = [[0, 0], [-3, 2], [4, -1], [2, 5]];
-  const v = await plane.values();
   await plane.updateBasis();
   const ours = await evaluatePoints(gpu, plane.model, Float32Array.from(offsets.flatMap(([di, dj]) => [1, v.scale * dj, v.scale * di])), x, y);
   const t: Record<string, NamedTensor> = {};
@@ -38,7 +41,7 @@ export async function exportCheck(gpu: Gpu, workload: string, bn: boolean, batch
     t[`up_param.${p.name}`] = { shape: p.shape, data: v.up[i] };
   });
   t.scale = { shape: [1], data: Float32Array.of(v.scale) };
-  t.x = { shape: [...x.shape], data: await x.read() };
+  t.x = { shape: [batch, ...spec.input], data: xv };
   t.y = { shape: [batch], data: Float32Array.from(yv) };
   t.offsets = { shape: [offsets.length, 2], data: Float32Array.from(offsets.flat()) };
   t.losses = { shape: [offsets.length], data: ours.loss };

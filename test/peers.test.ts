@@ -74,7 +74,7 @@ describe('the PyTorch loss check (bench/torch-check.ts)', () => {
   it('writes a plane, batch and cells whose losses the documented cell formula reproduces on the CPU', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'la-check-'));
     for (const bn of [false, true]) {
-      const path = await exportCheck(gpu, 'tiny', bn, 6, dir, [1, 12, 12]);
+      const path = await exportCheck(gpu, 'tiny', bn, 6, dir, modelSpec('tiny', { bn, input: [1, 12, 12] }));
       expect(path).toBe(join(dir, `tiny-bn${bn ? 1 : 0}.safetensors`));
       const { tensors: t } = readSafetensors(path);
       const spec = modelSpec('tiny', { bn, input: [1, 12, 12] });
