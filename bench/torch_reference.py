@@ -222,13 +222,13 @@ def main():
     ap.add_argument("--cells", default=None)
     ap.add_argument("--batch", default=None)
     a = ap.parse_args()
-    ints = lambda v, name: [int(q) for q in v.split(",")] if v else None
+    ints = lambda v: [int(q) for q in v.split(",")] if v else None
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.manual_seed(0)
-    cells_list = ints(a.cells, "cells") or ([1, 4] if a.quick else [1, 16, 100, 400])
-    batches = ints(a.batch, "batch") or ([16] if a.quick else [64, 512])
+    cells_list = ints(a.cells) or ([1, 4] if a.quick else [1, 16, 100, 400])
+    batches = ints(a.batch) or ([16] if a.quick else [64, 512])
     workloads = (a.workloads or ("mpo-fashion,surface-icons" if a.quick else "mpo-fashion,mpo-cifar,surface-icons")).split(",")
     for w in workloads:
         if w not in WORKLOADS and w != "surface-icons":
@@ -245,13 +245,12 @@ def main():
         os.replace(path + ".tmp", path)
 
     if a.check_dir:
-        for w in workloads:
+        for w in (w for w in workloads if w in WORKLOADS):
             for bn in (False, True):
                 p = os.path.join(a.check_dir, f"{w}-bn{int(bn)}.safetensors")
-                if w in WORKLOADS:
-                    if not os.path.exists(p):
-                        raise SystemExit(f"--check-dir: {p} is missing (write it with npm run bench -- --check-dir {a.check_dir} --check-only)")
-                    checks.append(check_losses(p, dev))
+                if not os.path.exists(p):
+                    raise SystemExit(f"--check-dir: {p} is missing (write it with npm run bench -- --check-dir {a.check_dir} --check-only)")
+                checks.append(check_losses(p, dev))
     else:
         print("no --check-dir: PyTorch's losses are not compared with loss-atlas's", file=sys.stderr)
     for workload in workloads:

@@ -1,10 +1,10 @@
 // loss-atlas command line. Each command is a small function; `loss-atlas help` lists them.
-import { stopOnSignal } from './experiments/stop.ts';
 import { Gpu } from './engine/device.ts';
 import { checkOp, opCases } from './engine/gradcheck.ts';
 import { runDemo } from './experiments/demo.ts';
 import { MPO_HELP, mpoCommand } from './experiments/mpo-cli.ts';
 import { profileCommand } from './experiments/profile.ts';
+import { stopOnSignal } from './experiments/stop.ts';
 import { Profiler } from './engine/profiler.ts';
 import { BN_COMPARE_HELP, bnCompare } from './experiments/bn-compare.ts';
 import { INTERPOLATE_HELP, readCheckpoint, runInterpolate } from './experiments/interpolate.ts';
@@ -214,9 +214,8 @@ const commands: Record<string, Command> = {
       return withGpu(flags, async (gpu) => {
         console.log(`adapter: ${gpu.adapterInfo}\nrun directory: ${out}`);
         const sig = stopOnSignal('stopping after this epoch (Ctrl-C again to quit at once) ...');
-        const stopped = sig.stopped;
         try {
-          const m = await runTrain(gpu, cfg, data, out, !!resume, { log: (l) => console.log(l), shouldStop: stopped });
+          const m = await runTrain(gpu, cfg, data, out, !!resume, { log: (l) => console.log(l), shouldStop: sig.stopped });
           console.log(`done: test accuracy ${(m.test_acc * 100).toFixed(2)}%, weights in ${join(out, 'model.safetensors')}`);
           return 0;
         } catch (e) {
@@ -285,11 +284,10 @@ ${DIRECTION_HELP}
       return withGpu(flags, async (gpu) => {
         console.log(`adapter: ${gpu.adapterInfo}\n${xs.length} x ${ys.length} points around ${a.model}, ${images || 'all'} ${split} images each, into ${out}`);
         const sig = stopOnSignal('stopping after this block (Ctrl-C again to quit at once) ...');
-        const stopped = sig.stopped;
         const t0 = performance.now();
         try {
           const r = await runSurface(gpu, a, [t2, t3], data, { xs, ys, split, images, norm, ignoreBiasBn, dirType, bnStats, seed: Number(flags.seed ?? 123), block, shard, directions: dirFile(flags, a, data.train.shape, ['x/', 'y/']) as [WeightSet, WeightSet] | undefined, zmax: flags.zmax !== undefined ? Number(flags.zmax) : undefined, log: !!flags.log }, out, {
-            shouldStop: stopped,
+            shouldStop: sig.stopped,
             onBlock: (done, total) => process.stderr.write(`${done}/${total} points  ${((performance.now() - t0) / 1000).toFixed(0)} s\n`),
           });
           if (shard && shard.n > 1) console.log(`shard ${shard.i}/${shard.n} done in ${out}; join the shards with: loss-atlas merge <shard dirs> --out DIR`);

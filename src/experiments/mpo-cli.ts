@@ -1,5 +1,4 @@
 // `loss-atlas mpo`: presets, flags, progress bar, Ctrl-C -> checkpoint, resume.
-import { stopOnSignal } from './stop.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gpu } from '../engine/device.ts';
@@ -7,6 +6,7 @@ import { fashionMnistDir, type Dataset } from '../data/fashion-mnist.ts';
 import { cifar10Dir } from '../data/cifar10.ts';
 import { loadSplits } from '../data/datasets.ts';
 import { Interrupted, runMpo, type MpoConfig } from './mpo.ts';
+import { stopOnSignal } from './stop.ts';
 import { ICONS } from './masks.ts';
 import { MODEL_NAMES } from '../models/zoo.ts';
 
