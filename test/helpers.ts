@@ -35,3 +35,14 @@ export function writeInitCheckpoint(path: string, model: string, seed: number, o
   paramShapes(spec.layers).forEach((s, i) => (t[s.name] = { shape: s.shape, data: w[i] }));
   writeFileSync(path, safetensorsBytes(t, { model, bn: 'false', skip: 'false', ...(o.dropout ? { dropout: String(o.dropout) } : {}) }));
 }
+
+const dot = (a: Float64Array[], b: Float64Array[]) => a.reduce((s, x, i) => s + x.reduce((t, v, j) => t + v * b[i][j], 0), 0);
+
+/** The reference's compute_point for cell offsets (x: rows, y: columns), float64, per parameter tensor. */
+export function pointWeights(o: Float64Array[], rp: Float64Array[], up: Float64Array[], s: number, x: number, y: number): Float64Array[] {
+  const r = rp.map((v, i) => v.map((w, j) => w - o[i][j]));
+  const a = dot(up, r), c = dot(r, r);
+  const u1 = up.map((v, i) => v.map((w, j) => w - (a / c) * r[i][j]));
+  const f = Math.sqrt(c) / Math.sqrt(dot(u1, u1));
+  return o.map((v, i) => v.map((w, j) => w + s * (y * r[i][j] + x * f * u1[i][j])));
+}

@@ -17,7 +17,8 @@ import { evaluatePoints } from '../src/models/run.ts';
 import { Plane } from '../src/experiments/plane.ts';
 import { mpoStep } from '../src/experiments/mpo.ts';
 import { cellLosses, tfMpoStep, tfPlane, useBackend } from '../bench/peers/tfjs.ts';
-import { testGpu } from './helpers.ts';
+import { pointWeights, testGpu } from './helpers.ts';
+import * as ref from '../src/engine/reference.ts';
 
 let gpu: Gpu;
 beforeAll(async () => {
@@ -79,31 +80,17 @@ describe('the PyTorch loss check (bench/torch-check.ts)', () => {
       const { tensors: t } = readSafetensors(path);
       const spec = modelSpec('tiny', { bn, input: [1, 12, 12] });
       const names = paramShapes(spec.layers).map((p) => p.name);
-      // the plane over the whole parameter vector, in float64: right = right_param - origin; up = up_param made
-      // orthogonal to right, scaled to |right|
-      const cat = (k: string) => Float64Array.from(names.flatMap((n) => Array.from(t[`${k}.${n}`].data)));
-      const o = cat('origin'), rp = cat('right_param'), upp = cat('up_param');
-      const dot = (a: Float64Array, b: Float64Array) => a.reduce((s, v, i) => s + v * b[i], 0);
-      const r = o.map((v, i) => rp[i] - v);
-      const a = dot(upp, r) / dot(r, r);
-      let u = upp.map((v, i) => v - a * r[i]);
-      const f = Math.sqrt(dot(r, r) / dot(u, u));
-      u = u.map((v) => v * f);
+      // the reference's cell formula over the whole parameter vector, in float64 (test/helpers.ts)
+      const of = (k: string) => names.map((n) => Float64Array.from(t[`${k}.${n}`].data));
+      const [o, rp, upp] = [of('origin'), of('right_param'), of('up_param')];
       const scale = t.scale.data[0], off = t.offsets.data, x = t.x.data, y = t.y.data;
       const N = y.length;
       expect(off.length).toBe(8);
       for (let k = 0; k < off.length / 2; k++) {
         const [di, dj] = [off[2 * k], off[2 * k + 1]];
-        const w = o.map((v, i) => v + scale * (dj * r[i] + di * u[i]));
-        let at = 0;
-        const values = names.map((n) => { const m = t[`origin.${n}`].data.length; const s = w.subarray(at, at + m); at += m; return s; });
-        const logits = sequentialRef(spec.layers, values, x, N, [1, 12, 12]).y;
-        let ce = 0;
-        for (let n = 0; n < N; n++) {
-          const z = logits.subarray(n * 10, n * 10 + 10), mx = Math.max(...z);
-          ce += Math.log(z.reduce((s, v) => s + Math.exp(v - mx), 0)) + mx - z[y[n]];
-        }
-        expect(Math.abs(ce / N - t.losses.data[k])).toBeLessThan(1e-4);
+        const logits = sequentialRef(spec.layers, pointWeights(o, rp, upp, scale, di, dj), x, N, [1, 12, 12]).y;
+        const ce = ref.crossEntropyRef(logits, y, N, 10).loss;
+        expect(Math.abs(ce - t.losses.data[k])).toBeLessThan(1e-4);
       }
     }
   });

@@ -9,22 +9,12 @@ import { initParams, sequentialRef } from '../src/models/sequential.ts';
 import { modelSpec } from '../src/models/zoo.ts';
 import { backwardPoints } from '../src/models/run.ts';
 import { Plane } from '../src/experiments/plane.ts';
-import { testGpu } from './helpers.ts';
+import { pointWeights, testGpu } from './helpers.ts';
 
 let gpu: Gpu;
 beforeAll(async () => { gpu = await testGpu(); });
 afterAll(() => gpu?.destroy());
 
-const dot = (a: Float64Array[], b: Float64Array[]) => a.reduce((s, x, i) => s + x.reduce((t, v, j) => t + v * b[i][j], 0), 0);
-
-/** The reference's compute_point for cell offsets (x: rows, y: columns), float64. */
-function pointWeights(o: Float64Array[], rp: Float64Array[], up: Float64Array[], s: number, x: number, y: number): Float64Array[] {
-  const r = rp.map((v, i) => v.map((w, j) => w - o[i][j]));
-  const a = dot(up, r), c = dot(r, r);
-  const u1 = up.map((v, i) => v.map((w, j) => w - (a / c) * r[i][j]));
-  const f = Math.sqrt(c) / Math.sqrt(dot(u1, u1));
-  return o.map((v, i) => v.map((w, j) => w + s * (y * r[i][j] + x * f * u1[i][j])));
-}
 
 describe('MPO plane', () => {
   it('gradients of the clamped objective w.r.t. origin, right_param, up_param and scale match finite differences', async () => {
