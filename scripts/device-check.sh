@@ -58,20 +58,25 @@ stage() {
   pack
 }
 
+# torch_check NET WORKLOADS JSON: loss-atlas writes the loss check of NET, PyTorch compares and times WORKLOADS
+torch_check() {
+  npx tsx bench/mpo.ts --workloads "$1" --check-dir "$out/check" --check-only &&
+    python3 bench/torch_reference.py --check-dir "$out/check" --workloads "$2" --out "$3"
+}
+export -f torch_check; export out
+
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$out/nvidia-smi.txt" 2>&1 || true
 stage gradcheck npx tsx src/cli.ts gradcheck --verbose
 torch_args=""
 if [[ $stages == *",torch,"* ]]; then
-  stage torch bash -c "npx tsx bench/mpo.ts --workloads mpo-fashion --check-dir '$out/check' --check-only &&
-    python3 bench/torch_reference.py --check-dir '$out/check' --workloads mpo-fashion,surface-icons --out '$out/torch.json'"
+  stage torch bash -c 'torch_check mpo-fashion mpo-fashion,surface-icons "$out/torch.json"'
   [ -f "$out/torch.json" ] && torch_args="--torch $out/torch.json"
 fi
 # peers at most 30 s per configuration: 16 icon-net configurations x 2 peers must leave time for the later stages
 stage bench npx tsx bench/mpo.ts --workloads mpo-fashion,surface-icons --peer-budget-s 30 --json "$out/mpo-bench.json" $torch_args
 stage kernels npx tsx bench/kernels.ts --json "$out/kernels.json"
-stage cifar bash -c "npx tsx bench/mpo.ts --workloads mpo-cifar --check-dir '$out/check' --check-only &&
-  python3 bench/torch_reference.py --check-dir '$out/check' --workloads mpo-cifar --out '$out/torch-cifar.json';
-  npx tsx bench/mpo.ts --workloads mpo-cifar --peers tfjs-webgpu --peer-budget-s 30 --json '$out/mpo-bench-cifar.json' \$([ -f '$out/torch-cifar.json' ] && echo --torch '$out/torch-cifar.json')"
+stage cifar bash -c 'torch_check mpo-cifar mpo-cifar "$out/torch-cifar.json";
+  npx tsx bench/mpo.ts --workloads mpo-cifar --peers tfjs-webgpu --peer-budget-s 30 --json "$out/mpo-bench-cifar.json" $([ -f "$out/torch-cifar.json" ] && echo --torch "$out/torch-cifar.json")'
 if [ -f "$data/train-images-idx3-ubyte.gz" ] || [ -f "$data/train-images-idx3-ubyte" ]; then
   stage profile bash -c "npx tsx src/cli.ts profile --preset fashion-pattern --data '$data' --profile-steps ${PROFILE_STEPS:-6} --trace '$out/trace.json' &&
     npx tsx src/cli.ts profile --preset fashion-pattern --bn --data '$data' --profile-steps ${PROFILE_STEPS:-6} --trace '$out/trace-bn.json'"
