@@ -6,7 +6,7 @@ import type { Gpu } from '../src/engine/device.ts';
 import { Tensor, numel } from '../src/engine/tensor.ts';
 import { randArray, rng } from '../src/engine/random.ts';
 import { atomicWrite, safetensorsBytes, type NamedTensor } from '../src/data/formats.ts';
-import { initParams, paramShapes } from '../src/models/sequential.ts';
+import { initParams, paramShapes } from '../src/models/graph.ts';
 import { modelSpec, type ModelSpec } from '../src/models/zoo.ts';
 import { evaluatePoints } from '../src/models/run.ts';
 import { Plane } from '../src/experiments/plane.ts';

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Gpu } from '../src/engine/device.ts';
 import { loadFashionMnist } from '../src/data/fashion-mnist.ts';
 import { readSafetensors } from '../src/data/formats.ts';
-import { paramShapes } from '../src/models/sequential.ts';
+import { paramShapes } from '../src/models/graph.ts';
 import { modelSpec } from '../src/models/zoo.ts';
 import { readCheckpoint } from '../src/experiments/checkpoint.ts';
 import { curveCoefs, runConnect, runMSweep, simplexLattice, type ConnectOptions } from '../src/experiments/connect.ts';

@@ -3,7 +3,7 @@ import { gzipSync } from 'node:zlib';
 import { Gpu } from '../src/engine/device.ts';
 import { rng } from '../src/engine/gradcheck.ts';
 import { safetensorsBytes } from '../src/data/formats.ts';
-import { initParams, paramShapes } from '../src/models/sequential.ts';
+import { initParams, paramShapes } from '../src/models/graph.ts';
 import { modelSpec } from '../src/models/zoo.ts';
 
 /** One GPU device per test file; destroyed after the file so the process can exit. */

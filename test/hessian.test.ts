@@ -10,7 +10,7 @@ import * as ref from '../src/engine/reference.ts';
 import type { Dataset } from '../src/data/fashion-mnist.ts';
 import { loadFashionMnist } from '../src/data/fashion-mnist.ts';
 import { readNpy } from '../src/data/formats.ts';
-import { initParams, sequentialRef } from '../src/models/sequential.ts';
+import { initParams, graphRef } from '../src/models/graph.ts';
 import { modelSpec } from '../src/models/zoo.ts';
 import { HvpEngine, HessianInterrupted, extremeEigenvalues, hessianLayout, runHessian, type HessianOptions } from '../src/experiments/hessian.ts';
 import { symmetricEigen } from '../src/experiments/trajectory.ts';
@@ -57,7 +57,7 @@ describe('Hessian-vector products', () => {
     const loss = (flat: Float64Array, base: Float64Array[]) => {
       const vals = base.map((b) => Float64Array.from(b));
       for (const l of layout) for (let i = 0; i < l.size; i++) vals[l.tensor][i] += flat[l.offset + i];
-      const y = sequentialRef(spec.layers, vals, ds.images, ds.n, ds.shape).y;
+      const y = graphRef(spec.layers, vals, ds.images, ds.n, ds.shape).y;
       return ref.crossEntropyRef(y, ds.labels, ds.n, 10).loss;
     };
     const grad = (shift: Float64Array, base: Float64Array[]) => Float64Array.from({ length: n }, (_, i) => {

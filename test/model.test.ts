@@ -8,7 +8,10 @@ import { Tensor } from '../src/engine/tensor.ts';
 import { Adam } from '../src/engine/optim.ts';
 import * as ref from '../src/engine/reference.ts';
 import { randArray, rng } from '../src/engine/gradcheck.ts';
-import { Sequential, convNet, initParams, paramShapes, sequentialRef, type Layer } from '../src/models/sequential.ts';
+import { Sequential } from '../src/models/sequential.ts';
+import { convNet } from '../src/models/zoo.ts';
+import { type Graph, INPUT, forwardFlops, graphRef, initParams, layerShapes, nodeShapes, paramShapes, toGraph } from '../src/models/graph.ts';
+import { type Layer } from '../src/models/layers.ts';
 import { testGpu } from './helpers.ts';
 
 let gpu: Gpu;
@@ -66,7 +69,7 @@ async function expectGradientsMatchFD(layers: Layer[], o: { K: number; B: number
     let s = 0;
     for (let k = 0; k < K; k++) {
       const vals = params.map((p) => ref.combine(p, c, k, B, p.length / B));
-      s += weights[k] * ref.crossEntropyRef(sequentialRef(layers, vals, xData, N, IN).y, labels, N, 10).loss;
+      s += weights[k] * ref.crossEntropyRef(graphRef(layers, vals, xData, N, IN).y, labels, N, 10).loss;
     }
     return s;
   };
@@ -227,10 +230,66 @@ describe('a tape without basis gradients (coefficient training)', () => {
 
 describe('ResNet blocks (identity and projection shortcuts)', () => {
   it('basis and coefficient gradients match finite differences of the CPU model', async () => {
-    const { resNet } = await import('../src/models/sequential.ts');
+    const { resNet } = await import('../src/models/zoo.ts');
     const layers = resNet({ n: 1, inChannels: 1, width: 0.25 }); // 4-8-16 channels: the CPU reference stays quick
     expect(paramShapes(layers).some((p) => p.name.includes('shortcut'))).toBe(true);
     await expectGradientsMatchFD(layers, { K: 2, B: 2, initSeed: 13, coefSeed: 9, weights: [0.7, -0.4], sampleSeed: 21, perParam: 2 });
+  });
+});
+
+describe('model graphs', () => {
+  // GELU in both forms, SiLU, and a residual block whose shortcut is a strided 1x1 conv: a DAG of 9 nodes
+  const dag: Layer[] = [
+    { type: 'conv', cin: 1, cout: 3, k: 3, pad: 1 }, { type: 'gelu' },
+    { type: 'residual', body: [{ type: 'conv', cin: 3, cout: 4, k: 3, stride: 2, pad: 1 }, { type: 'silu' }], shortcut: [{ type: 'conv', cin: 3, cout: 4, k: 1, stride: 2 }] },
+    { type: 'gelu', form: 'tanh' }, { type: 'adaptive', size: [2, 2] }, { type: 'flatten' }, { type: 'linear', in: 16, out: 10 },
+  ];
+
+  it('a residual block becomes body, shortcut and an add node; names, shapes and FLOPs come from the layer table', () => {
+    const g = toGraph(dag);
+    expect(g.nodes.map((n) => `${n.name}:${n.op.type}<${n.inputs.join(',')}`)).toEqual([
+      '0:conv<input', '1:gelu<0', '2.0:conv<1', '2.1:silu<2.0', '2.shortcut.0:conv<1', '2:add<2.shortcut.0,2.1', '3:gelu<2', '4:adaptive<3', '5:flatten<4', '6:linear<5',
+    ]);
+    expect(paramShapes(dag).map((p) => p.name)).toContain('2.shortcut.0.conv.weight');
+    expect(nodeShapes(dag, IN).get('2')).toEqual([4, 5, 5]);
+    expect(forwardFlops(dag, IN)).toBe(2 * (3 * 100 * 9 + 4 * 25 * 3 * 9 + 4 * 25 * 3 + 16 * 10));
+    expect(() => layerShapes([{ type: 'linear', in: 5, out: 2 }], IN)).toThrow(/node 0 \(linear\): an input of 5 features expected, got \[1,10,10\]/);
+    expect(() => toGraph({ nodes: [{ name: 'a', op: { type: 'relu' }, inputs: ['b'], index: 0 }], output: 'a' })).toThrow(/node a takes "b"/);
+  });
+
+  it('gradients through GELU, SiLU and a projection shortcut match finite differences of the CPU graph', () =>
+    expectGradientsMatchFD(dag, { K: 3, B: 2, initSeed: 17, coefSeed: 6, weights: [0.6, -0.2, 0.3], sampleSeed: 5, perParam: 4 }));
+
+  it('a graph built by hand (two branches of the input, added) runs, and inference frees every intermediate', async () => {
+    const g: Graph = {
+      nodes: [
+        { name: 'a', op: { type: 'conv', cin: 1, cout: 2, k: 3, pad: 1 }, inputs: [INPUT], index: 0 },
+        { name: 'b', op: { type: 'conv', cin: 1, cout: 2, k: 1 }, inputs: [INPUT], index: 1 },
+        { name: 'r', op: { type: 'relu' }, inputs: ['a'], index: 2 },
+        { name: 's', op: { type: 'add' }, inputs: ['r', 'b'], index: 3 },
+        { name: 'f', op: { type: 'flatten' }, inputs: ['s'], index: 4 },
+        { name: 'l', op: { type: 'linear', in: 200, out: 10 }, inputs: ['f'], index: 5 },
+      ],
+      output: 'l',
+    };
+    const K = 2, B = 2;
+    const init = initParams(g, B, 3);
+    const coef = randArray(rng(8), K * B, 0.8);
+    const model = new Sequential(gpu, g, B, init);
+    const manifold = new Manifold(gpu, K, B, coef);
+    const x = Tensor.fromArray(gpu, [N, ...IN], xData, 'x');
+    const start = gpu.pool.liveBytes;
+    const y = model.forward({ gpu, manifold, tape: null }, x);
+    const got = await y.read();
+    const held = gpu.pool.liveBytes - start;
+    y.dispose();
+    expect(gpu.pool.liveBytes).toBe(start); // only the output was left
+    expect(held).toBeGreaterThan(0);
+    for (let k = 0; k < K; k++) {
+      const want = graphRef(g, init.map((p) => ref.combine(p, coef, k, B, p.length / B)), xData, N, IN).y;
+      for (let i = 0; i < want.length; i++) expect(Math.abs(got[k * want.length + i] - want[i])).toBeLessThan(1e-4 * (1 + Math.abs(want[i])));
+    }
+    x.dispose(); manifold.dispose(); model.dispose();
   });
 });
 
@@ -278,7 +337,7 @@ describe('BN running statistics', () => {
     for (let k = 0; k < K; k++) {
       const a = k * 0.7 - 1;
       const comb = (p: ArrayLike<number>, d: ArrayLike<number>) => Array.from(p, (v, i) => v + a * d[i]);
-      const want = sequentialRef(layers, params.map((p, i) => comb(p, dirs[i])), xv, N, [C, H, W], 0, [comb(rm, sdirs[0]), comb(rv, sdirs[1])]).y;
+      const want = graphRef(layers, params.map((p, i) => comb(p, dirs[i])), xv, N, [C, H, W], 0, [comb(rm, sdirs[0]), comb(rv, sdirs[1])]).y;
       for (let i = 0; i < want.length; i++) expect(Math.abs(got[k * want.length + i] - want[i])).toBeLessThan(1e-4 * (1 + Math.abs(want[i])));
     }
     y.dispose(); x.dispose(); man.dispose(); m2.dispose(); model.dispose(); manifold.dispose();

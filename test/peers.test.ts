@@ -9,7 +9,7 @@ import { randArray, rng } from '../src/engine/gradcheck.ts';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { paramShapes, sequentialRef } from '../src/models/sequential.ts';
+import { paramShapes, graphRef } from '../src/models/graph.ts';
 import { readSafetensors } from '../src/data/formats.ts';
 import { exportCheck, predictMs } from '../bench/torch-check.ts';
 import { modelSpec } from '../src/models/zoo.ts';
@@ -88,7 +88,7 @@ describe('the PyTorch loss check (bench/torch-check.ts)', () => {
       expect(off.length).toBe(8);
       for (let k = 0; k < off.length / 2; k++) {
         const [di, dj] = [off[2 * k], off[2 * k + 1]];
-        const logits = sequentialRef(spec.layers, pointWeights(o, rp, upp, scale, di, dj), x, N, [1, 12, 12]).y;
+        const logits = graphRef(spec.layers, pointWeights(o, rp, upp, scale, di, dj), x, N, [1, 12, 12]).y;
         const ce = ref.crossEntropyRef(logits, y, N, 10).loss;
         expect(Math.abs(ce - t.losses.data[k])).toBeLessThan(1e-4);
       }

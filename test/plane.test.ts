@@ -5,7 +5,7 @@ import type { Gpu } from '../src/engine/device.ts';
 import { Tensor } from '../src/engine/tensor.ts';
 import * as ref from '../src/engine/reference.ts';
 import { randArray, rng } from '../src/engine/gradcheck.ts';
-import { initParams, sequentialRef } from '../src/models/sequential.ts';
+import { initParams, graphRef } from '../src/models/graph.ts';
 import { modelSpec } from '../src/models/zoo.ts';
 import { backwardPoints } from '../src/models/run.ts';
 import { Plane } from '../src/experiments/plane.ts';
@@ -45,7 +45,7 @@ describe('MPO plane', () => {
     const J = (o: Float64Array[], rp: Float64Array[], up: Float64Array[], s: number) =>
       cells.reduce((acc, [x, y], k) => {
         const w = pointWeights(o, rp, up, s, x, y);
-        const { loss } = ref.crossEntropyRef(sequentialRef(layers, w, xData, N, [1, 8, 8]).y, labels, N, 10);
+        const { loss } = ref.crossEntropyRef(graphRef(layers, w, xData, N, [1, 8, 8]).y, labels, N, 10);
         return acc + (loss > clamp[k] ? 0 : weights[k] * loss);
       }, 0);
     const f64 = (a: Float32Array[]) => a.map((v) => Float64Array.from(v));

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { modelSpec, parameterCount } from '../src/models/zoo.ts';
+import { modelSpec } from '../src/models/zoo.ts';
+import { parameterCount } from '../src/models/graph.ts';
 
 describe('model zoo', () => {
   it('parameter counts match the MPO reference', () => {

@@ -4,7 +4,8 @@
 // Backends: 'cpu', 'wasm' (single-threaded in Node; convolutions get a user-level filter gradient, which the
 // shipped wasm backend lacks), 'webgpu' (on the same Dawn adapter as loss-atlas). Used by bench/mpo.ts, which first checks that the losses equal loss-atlas's.
 import * as tf from '@tensorflow/tfjs';
-import type { Layer } from '../../src/models/sequential.ts';
+import { INPUT, type ModelDef, toGraph } from '../../src/models/graph.ts';
+import { type NodeOp, type OpType, rowOf } from '../../src/models/layers.ts';
 
 export type TfBackend = 'cpu' | 'wasm' | 'webgpu';
 
@@ -70,57 +71,59 @@ function conv2dCustom(x: tf.Tensor4D, w: tf.Tensor4D, pad: number): tf.Tensor4D 
   return f(x, w) as tf.Tensor4D;
 }
 
-/**
- * Forward of a layer list in NHWC with parameters in loss-atlas's layouts (conv [Cout, Cin, KH, KW], linear [O, F]);
- * flatten follows loss-atlas's [C, H, W] order so the dense weights are shared as they are.
- */
-export function forward(layers: Layer[], params: tf.Tensor[], x: tf.Tensor4D): tf.Tensor2D {
+const pads = (p: number | undefined) => (p ? ([[0, 0], [p, p], [p, p], [0, 0]] as unknown as number) : 'valid');
+type TfOp<T extends OpType> = (l: Extract<NodeOp, { type: T }>, x: tf.Tensor[], p: tf.Tensor[]) => tf.Tensor;
+
+/** Each op of the layer table in tfjs, NHWC, with parameters in loss-atlas's layouts (conv [Cout, Cin, KH, KW], linear [O, F]). */
+const TF: { [T in OpType]: TfOp<T> } = {
+  conv: (l, [h], [w0, b]) => {
+    const w = tf.transpose(w0, [2, 3, 1, 0]) as tf.Tensor4D;
+    const y = customConv && (l.stride ?? 1) === 1 ? conv2dCustom(h as tf.Tensor4D, w, l.pad ?? 0) : tf.conv2d(h as tf.Tensor4D, w, l.stride ?? 1, pads(l.pad) as 'valid');
+    return b ? tf.add(y, b) : y;
+  },
+  linear: (_l, [h], [w, b]) => {
+    const y = tf.matMul(h as tf.Tensor2D, w as tf.Tensor2D, false, true);
+    return b ? tf.add(y, b) : y;
+  },
+  bn: (l, [h], [g0, b]) => {
+    const g = tf.add(g0, l.reparam ? 1 : 0);
+    const { mean, variance } = tf.moments(h, [0, 1, 2]);
+    return tf.add(tf.mul(tf.div(tf.sub(h, mean), tf.sqrt(tf.add(variance, 1e-5))), g), b);
+  },
+  relu: (_l, [h]) => tf.relu(h),
+  tanh: (_l, [h]) => tf.tanh(h),
+  gelu: (l, [h]) => {
+    if ((l.form ?? 'erf') === 'tanh') return tf.mul(tf.mul(h, 0.5), tf.add(1, tf.tanh(tf.mul(Math.sqrt(2 / Math.PI), tf.add(h, tf.mul(0.044715, tf.pow(h, 3)))))));
+    return tf.mul(tf.mul(h, 0.5), tf.add(1, tf.erf(tf.mul(h, Math.SQRT1_2))));
+  },
+  silu: (_l, [h]) => tf.mul(h, tf.sigmoid(h)),
+  maxpool: (l, [h]) => tf.maxPool(h as tf.Tensor4D, l.k, l.stride ?? l.k, pads(l.pad) as 'valid'),
+  avgpool: (l, [h]) => tf.avgPool(h as tf.Tensor4D, l.k, l.stride ?? l.k, 'valid'),
+  adaptive: (l, [h]) => {
+    const [N, H, W, C] = h.shape;
+    const p = tf.matMul(tf.transpose(tf.reshape(h, [N, H * W, C]), [0, 2, 1]), adaptiveMatrix(H, W, l.size[0], l.size[1]));
+    return tf.transpose(tf.reshape(p, [N, C, l.size[0], l.size[1]]), [0, 2, 3, 1]);
+  },
+  // loss-atlas's [C, H, W] order, so that the dense weights are shared as they are
+  flatten: (_l, [h]) => {
+    const [N, H, W, C] = h.shape;
+    return tf.reshape(tf.transpose(h, [0, 3, 1, 2]), [N, C * H * W]);
+  },
+  dropout: (_l, [h]) => h,
+  add: (_l, [a, b]) => tf.add(a, b),
+};
+
+/** Forward of a model (its graph's nodes in order) in NHWC, parameters as paramShapes lists them. */
+export function forward(model: ModelDef, params: tf.Tensor[], x: tf.Tensor4D): tf.Tensor2D {
+  const g = toGraph(model);
+  const vals = new Map<string, tf.Tensor>([[INPUT, x]]);
   let pi = 0;
-  const run = (ls: Layer[], input: tf.Tensor): tf.Tensor => {
-    let h = input;
-    for (const l of ls) {
-      switch (l.type) {
-        case 'conv': {
-          const w = tf.transpose(params[pi++], [2, 3, 1, 0]) as tf.Tensor4D;
-          h = customConv && (l.stride ?? 1) === 1
-            ? conv2dCustom(h as tf.Tensor4D, w, l.pad ?? 0)
-            : tf.conv2d(h as tf.Tensor4D, w, l.stride ?? 1, l.pad ? [[0, 0], [l.pad, l.pad], [l.pad, l.pad], [0, 0]] : 'valid');
-          if (l.bias !== false) h = tf.add(h, params[pi++]);
-          break;
-        }
-        case 'linear': {
-          h = tf.matMul(h as tf.Tensor2D, params[pi++] as tf.Tensor2D, false, true);
-          if (l.bias !== false) h = tf.add(h, params[pi++]);
-          break;
-        }
-        case 'bn': {
-          const g = tf.add(params[pi++], l.reparam ? 1 : 0), b = params[pi++];
-          const { mean, variance } = tf.moments(h, [0, 1, 2]);
-          h = tf.add(tf.mul(tf.div(tf.sub(h, mean), tf.sqrt(tf.add(variance, 1e-5))), g), b);
-          break;
-        }
-        case 'relu': h = tf.relu(h); break;
-        case 'tanh': h = tf.tanh(h); break;
-        case 'maxpool': h = tf.maxPool(h as tf.Tensor4D, l.k, l.stride ?? l.k, l.pad ? [[0, 0], [l.pad, l.pad], [l.pad, l.pad], [0, 0]] as unknown as number : 'valid'); break;
-        case 'avgpool': h = tf.avgPool(h as tf.Tensor4D, l.k, l.stride ?? l.k, 'valid'); break;
-        case 'adaptive': {
-          const [N, H, W, C] = h.shape;
-          const p = tf.matMul(tf.transpose(tf.reshape(h, [N, H * W, C]), [0, 2, 1]), adaptiveMatrix(H, W, l.size[0], l.size[1]));
-          h = tf.transpose(tf.reshape(p, [N, C, l.size[0], l.size[1]]), [0, 2, 3, 1]);
-          break;
-        }
-        case 'flatten': {
-          const [N, H, W, C] = h.shape;
-          h = tf.reshape(tf.transpose(h, [0, 3, 1, 2]), [N, C * H * W]);
-          break;
-        }
-        case 'dropout': break;
-        case 'residual': h = tf.add(h, run(l.body, h)); break;
-      }
-    }
-    return h;
-  };
-  return run(layers, x) as tf.Tensor2D;
+  for (const n of g.nodes) {
+    const np = rowOf(n.op).params?.(n.op as never, n.name).length ?? 0;
+    const f = TF[n.op.type] as TfOp<OpType>;
+    vals.set(n.name, f(n.op as never, n.inputs.map((i) => vals.get(i)!), params.slice(pi, (pi += np))));
+  }
+  return vals.get(g.output) as tf.Tensor2D;
 }
 
 export function meanCE(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar {
@@ -152,7 +155,7 @@ function pointWeights(p: TfPlane, di: number, dj: number): tf.Tensor[] {
 }
 
 /** Per-cell mean CE at the plane's current weights (for checking against loss-atlas). Async: webgpu cannot read synchronously in Node. */
-export async function cellLosses(layers: Layer[], p: TfPlane, offsets: [number, number][], xNCHW: tf.Tensor4D, labels: tf.Tensor1D): Promise<number[]> {
+export async function cellLosses(layers: ModelDef, p: TfPlane, offsets: [number, number][], xNCHW: tf.Tensor4D, labels: tf.Tensor1D): Promise<number[]> {
   const out: number[] = [];
   for (const [di, dj] of offsets) {
     const l = tf.tidy(() => meanCE(forward(layers, pointWeights(p, di, dj), tf.transpose(xNCHW, [0, 2, 3, 1]) as tf.Tensor4D), labels));
@@ -163,7 +166,7 @@ export async function cellLosses(layers: Layer[], p: TfPlane, offsets: [number, 
 }
 
 /** One reference-style MPO step: a forward and backward per cell, gradients summed, clipped, Adam. */
-export async function tfMpoStep(layers: Layer[], p: TfPlane, opt: tf.Optimizer, offsets: [number, number][], nGood: number, xNCHW: tf.Tensor4D, labels: tf.Tensor1D, o: { negCoef: number; clamp: number; clipNorm: number }): Promise<void> {
+export async function tfMpoStep(layers: ModelDef, p: TfPlane, opt: tf.Optimizer, offsets: [number, number][], nGood: number, xNCHW: tf.Tensor4D, labels: tf.Tensor1D, o: { negCoef: number; clamp: number; clipNorm: number }): Promise<void> {
   const vars = [...p.origin, ...p.right, ...p.up, p.scale];
   const nBad = offsets.length - nGood;
   const x = tf.transpose(xNCHW, [0, 2, 3, 1]) as tf.Tensor4D;
@@ -197,7 +200,7 @@ export async function tfMpoStep(layers: Layer[], p: TfPlane, opt: tf.Optimizer, 
  * The reference tool's surface loop: for each grid point, the weights theta + a d1 + b d2 are materialized and the
  * model evaluated on the images (mean CE per point), one point at a time.
  */
-export async function surfaceLosses(layers: Layer[], basis: { theta: Float32Array[]; d1: Float32Array[]; d2: Float32Array[] }, shapes: number[][], points: [number, number][], xNCHW: tf.Tensor4D, labels: tf.Tensor1D): Promise<number[]> {
+export async function surfaceLosses(layers: ModelDef, basis: { theta: Float32Array[]; d1: Float32Array[]; d2: Float32Array[] }, shapes: number[][], points: [number, number][], xNCHW: tf.Tensor4D, labels: tf.Tensor1D): Promise<number[]> {
   const mk = (a: Float32Array[]) => a.map((d, i) => tf.tensor(d, shapes[i]));
   const th = mk(basis.theta), u = mk(basis.d1), v = mk(basis.d2);
   const x = tf.transpose(xNCHW, [0, 2, 3, 1]) as tf.Tensor4D;

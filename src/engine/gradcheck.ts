@@ -4,7 +4,7 @@
 import type { Gpu } from './device.ts';
 import { Manifold, Param } from './manifold.ts';
 import { Tape } from './tape.ts';
-import { Tensor, numel, type AnyTensor } from './tensor.ts';
+import { Tensor, numel, outSize, type AnyTensor } from './tensor.ts';
 import * as ops from './ops.ts';
 import * as ref from './reference.ts';
 import { randArray, rng } from './random.ts';
@@ -171,7 +171,7 @@ function perPoint(K: number, per: number, f: (xk: ArrayLike<number>, k: number) 
 
 function poolCase(name: string, kind: 'max' | 'avg', K: number, N: number, C: number, H: number, W: number, o: { k?: number; stride?: number; pad?: number; adaptive?: [number, number] }): OpCase {
   const k = o.k ?? 2, stride = o.stride ?? k, pad = o.pad ?? 0;
-  const [OH, OW] = o.adaptive ?? [Math.floor((H + 2 * pad - k) / stride) + 1, Math.floor((W + 2 * pad - k) / stride) + 1];
+  const [OH, OW] = o.adaptive ?? [outSize(H, k, stride, pad), outSize(W, k, stride, pad)];
   const p: ref.PoolRef = { planes: N * C, H, W, OH, OW, k, stride, pad, adaptive: !!o.adaptive };
   return {
     op: o.adaptive ? 'adaptive_avgpool2d' : `${kind}pool2d`, name, K, B: 1,
@@ -321,6 +321,21 @@ export function opCases(): OpCase[] {
       op: 'tanh', name: 'K3', K: 3, B: 1, x: { shape: [2, 17] },
       gpu: (ctx, x) => ({ y: ops.tanh(ctx, x) }),
       ref: (x) => Float64Array.from(x, Math.tanh),
+    },
+    {
+      op: 'gelu', name: 'erf K3 (values to +-6)', K: 3, B: 1, x: { shape: [2, 3, 7], scale: 6 },
+      gpu: (ctx, x) => ({ y: ops.gelu(ctx, x, 'erf') }),
+      ref: (x) => Float64Array.from(x, ref.geluRef('erf')),
+    },
+    {
+      op: 'gelu', name: 'tanh K2 (values to +-6)', K: 2, B: 1, x: { shape: [3, 19], scale: 6 },
+      gpu: (ctx, x) => ({ y: ops.gelu(ctx, x, 'tanh') }),
+      ref: (x) => Float64Array.from(x, ref.geluRef('tanh')),
+    },
+    {
+      op: 'silu', name: 'K5 (values to +-8)', K: 5, B: 1, x: { shape: [2, 13], scale: 8 },
+      gpu: (ctx, x) => ({ y: ops.silu(ctx, x) }),
+      ref: (x) => Float64Array.from(x, ref.siluRef),
     },
     {
       op: 'add', name: 'residual K3 (x + relu(x))', K: 3, B: 1, x: { shape: [2, 3, 4, 4] },

@@ -4,7 +4,7 @@
 import type { ConvKernels, Gpu, KernelSpec } from './device.ts';
 import type { Manifold, Param } from './manifold.ts';
 import type { Tape } from './tape.ts';
-import { Tensor, type AnyTensor, shapeStr } from './tensor.ts';
+import { Tensor, type AnyTensor, outSize, shapeStr } from './tensor.ts';
 import * as conv from '../shaders/conv.ts';
 import * as pool from '../shaders/pool.ts';
 import * as misc from '../shaders/misc.ts';
@@ -89,7 +89,7 @@ export function conv2d(ctx: Ctx, x: AnyTensor, weight: Param, bias: Param | null
   check(weight.B === ctx.manifold.B, op, `weight has B=${weight.B} basis tensors, manifold B=${ctx.manifold.B}`);
   if (bias) check(bias.shape.length === 1 && bias.shape[0] === Cout, op, `bias ${shapeStr(bias.shape)} must be [${Cout}]`);
   const stride = opts.stride ?? 1, pad = opts.pad ?? 0;
-  const OH = Math.floor((H + 2 * pad - KH) / stride) + 1, OW = Math.floor((W + 2 * pad - KW) / stride) + 1;
+  const OH = outSize(H, KH, stride, pad), OW = outSize(W, KW, stride, pad);
   check(OH > 0 && OW > 0, op, `kernel ${KH}x${KW} with padding ${pad} does not fit input ${H}x${W}`);
   return convCore(ctx, op, x, weight, bias, { K, shared, N, Cin, H, W, Cout, KH, KW, OH, OW, stride, pad, relu: !!opts.relu }, [K, N, Cout, OH, OW]);
 }
@@ -477,19 +477,54 @@ function pairedRelu(ctx: Ctx, x: AnyTensor): Tensor {
   return y;
 }
 
-export function tanh(ctx: Ctx, x: AnyTensor): Tensor {
-  kLeading(ctx, x, 'tanh');
-  const y = elementwise(ctx, 'tanh.fwd', { a: x }, 'tanh(clamp(a, -20.0, 20.0))', x.shape, 'tanh');
+/**
+ * An activation y = f(a), elementwise, with its backward dx = f'(a) dy written as a WGSL expression of g (the output
+ * gradient), a (the input) and o (the output); `prelude` holds the WGSL functions both use.
+ */
+export interface Activation {
+  fwd: string;
+  bwd: string;
+  prelude?: string;
+}
+
+const ERF = `fn erf_(x: f32) -> f32 {
+  let z = abs(x);
+  let t = 1.0 / (1.0 + 0.3275911 * z);
+  let y = 1.0 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-z * z);
+  return select(-y, y, x >= 0.0);
+}`;
+const GELU_T = `fn gelu_t(a: f32) -> f32 { return tanh(clamp(0.7978845608 * (a + 0.044715 * a * a * a), -20.0, 20.0)); }`;
+const SIGMOID = `fn sigmoid_(a: f32) -> f32 { return 1.0 / (1.0 + exp(-a)); }`;
+
+/** The activations computed by one elementwise kernel each way (erf: Abramowitz & Stegun 7.1.26, |error| < 1.5e-7). */
+export const ACTIVATIONS = {
+  tanh: { fwd: 'tanh(clamp(a, -20.0, 20.0))', bwd: 'g * (1.0 - o * o)' },
+  gelu_erf: { prelude: ERF, fwd: '0.5 * a * (1.0 + erf_(a * 0.70710678))', bwd: 'g * (0.5 * (1.0 + erf_(a * 0.70710678)) + a * 0.39894228 * exp(-0.5 * a * a))' },
+  gelu_tanh: { prelude: GELU_T, fwd: '0.5 * a * (1.0 + gelu_t(a))', bwd: 'g * (0.5 * (1.0 + gelu_t(a)) + 0.5 * a * (1.0 - gelu_t(a) * gelu_t(a)) * 0.7978845608 * (1.0 + 0.134145 * a * a))' },
+  silu: { prelude: SIGMOID, fwd: 'a * sigmoid_(a)', bwd: 'g * sigmoid_(a) * (1.0 + a * (1.0 - sigmoid_(a)))' },
+} satisfies Record<string, Activation>;
+
+/** y = f(x) for an activation of ACTIVATIONS, with its backward on the tape. */
+export function activation(ctx: Ctx, x: AnyTensor, name: keyof typeof ACTIVATIONS): Tensor {
+  kLeading(ctx, x, name);
+  const f: Activation = ACTIVATIONS[name];
+  const y = elementwise(ctx, `${name}.fwd`, { a: x }, f.fwd, x.shape, name, {}, [], f.prelude);
   if (ctx.tape) {
     const tape = ctx.tape;
     tape.own(y);
-    tape.record('tanh', () => {
+    tape.record(name, () => {
       const dy = tape.gradOf(y);
-      if (dy) tape.addGrad(x, elementwise(ctx, 'tanh.bwd', { g: dy, o: y }, 'g * (1.0 - o * o)', x.shape, 'tanh.dx'));
+      if (dy) tape.addGrad(x, elementwise(ctx, `${name}.bwd`, { g: dy, a: x, o: y }, f.bwd, x.shape, `${name}.dx`, {}, [], f.prelude));
     });
   }
   return y;
 }
+
+export const tanh = (ctx: Ctx, x: AnyTensor): Tensor => activation(ctx, x, 'tanh');
+/** GELU, exact (erf) or PyTorch's tanh approximation. */
+export const gelu = (ctx: Ctx, x: AnyTensor, form: 'erf' | 'tanh' = 'erf'): Tensor => activation(ctx, x, form === 'erf' ? 'gelu_erf' : 'gelu_tanh');
+/** SiLU (swish): x * sigmoid(x). */
+export const silu = (ctx: Ctx, x: AnyTensor): Tensor => activation(ctx, x, 'silu');
 
 /** Residual add a + b (same shapes). */
 export function add(ctx: Ctx, a: AnyTensor, b: AnyTensor): Tensor {
@@ -591,7 +626,7 @@ function fixedPool(ctx: Ctx, x: AnyTensor, o: PoolOptions, kind: 'max' | 'avg'):
   const [, , , H, W] = poolShape(ctx, x, op);
   const k = o.kernel, stride = o.stride ?? k, pad = o.pad ?? 0;
   check(pad * 2 <= k, op, `padding ${pad} must be at most half the kernel ${k}`);
-  const OH = Math.floor((H + 2 * pad - k) / stride) + 1, OW = Math.floor((W + 2 * pad - k) / stride) + 1;
+  const OH = outSize(H, k, stride, pad), OW = outSize(W, k, stride, pad);
   check(OH > 0 && OW > 0, op, `kernel ${k} does not fit input ${H}x${W}`);
   return poolOp(ctx, x, kind, { OH, OW, KH: k, KW: k, stride, pad, adaptive: 0 }, op);
 }

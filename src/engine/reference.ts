@@ -2,6 +2,8 @@
 // against, by value, and (through central finite differences) by gradient. Per-point weights are
 // materialized here on purpose; the GPU kernels never do that.
 
+import { outSize } from './tensor.ts';
+
 export type Arr = Float64Array;
 
 /** W_k = sum_b coef[k, b] * basis[b] for one point k; basis is [B, size]. */
@@ -20,7 +22,7 @@ export interface ConvRefShape {
 }
 
 export function convOut(s: ConvRefShape): [number, number] {
-  return [Math.floor((s.H + 2 * s.pad - s.KH) / s.stride) + 1, Math.floor((s.W + 2 * s.pad - s.KW) / s.stride) + 1];
+  return [outSize(s.H, s.KH, s.stride, s.pad), outSize(s.W, s.KW, s.stride, s.pad)];
 }
 
 /** One point: x [N, Cin, H, W], w [Cout, Cin, KH, KW], b [Cout] or null -> [N, Cout, OH, OW]. */
@@ -140,6 +142,31 @@ export function dropoutRef(x: ArrayLike<number>, p: number, seed: number): Arr {
   for (let i = 0; i < x.length; i++) y[i] = uniform01(seed >>> 0, i) >= p ? x[i] / (1 - p) : 0;
   return y;
 }
+
+/** The error function, float64: its Taylor series below 3, the continued fraction of erfc above (|error| < 1e-14). */
+export function erf(x: number): number {
+  const z = Math.abs(x);
+  if (z < 3) {
+    let term = z, sum = z;
+    for (let n = 1; n < 100 && Math.abs(term) > 1e-17 * Math.abs(sum); n++) {
+      term *= (-z * z) / n;
+      sum += term / (2 * n + 1);
+    }
+    return Math.sign(x) * Math.min(1, (2 / Math.sqrt(Math.PI)) * sum);
+  }
+  // erfc(z) = exp(-z^2) / sqrt(pi) / (z + (1/2) / (z + 1 / (z + (3/2) / (z + 2 / (z + ...))))), evaluated from the tail
+  let f = z;
+  for (let n = 60; n >= 1; n--) f = z + n / 2 / f;
+  return Math.sign(x) * (1 - Math.exp(-z * z) / Math.sqrt(Math.PI) / f);
+}
+
+/** GELU, float64: exact (erf) or PyTorch's tanh approximation. */
+export const geluRef = (form: 'erf' | 'tanh') =>
+  form === 'tanh'
+    ? (v: number) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)))
+    : (v: number) => 0.5 * v * (1 + erf(v / Math.SQRT2));
+
+export const siluRef = (v: number) => v / (1 + Math.exp(-v));
 
 /** Central finite differences of a scalar function f at x, for the listed indices (all when omitted). */
 export function finiteDiff(f: (x: Float64Array) => number, x: ArrayLike<number>, indices?: number[], h = 1e-4): Map<number, number> {

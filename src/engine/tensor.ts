@@ -6,6 +6,8 @@ export type DType = 'f32' | 'u32';
 
 export const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 export const shapeStr = (shape: readonly number[]): string => `[${shape.join(',')}]`;
+/** Output side of a window (conv or pool kernel k) over an input side n: floor((n + 2 pad - k) / stride) + 1. */
+export const outSize = (n: number, k: number, stride: number, pad: number): number => Math.floor((n + 2 * pad - k) / stride) + 1;
 
 const scopes = new WeakMap<Gpu, Set<Tensor>[]>();
 

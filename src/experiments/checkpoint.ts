@@ -4,7 +4,9 @@
 import { existsSync } from 'node:fs';
 import type { Gpu } from '../engine/device.ts';
 import { readSafetensors } from '../data/formats.ts';
-import { Sequential, paramShapes, stateShapes, type BnMode } from '../models/sequential.ts';
+import { Sequential } from '../models/sequential.ts';
+import { paramShapes, stateShapes } from '../models/graph.ts';
+import { type BnMode } from '../models/layers.ts';
 import { modelSpec, type ModelSpec } from '../models/zoo.ts';
 
 export interface Checkpoint {

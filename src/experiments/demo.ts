@@ -10,7 +10,9 @@ import { Tensor } from '../engine/tensor.ts';
 import { rng } from '../engine/random.ts';
 import { randomDirection } from './directions.ts';
 import { batchOf, fashionMnistDir, loadFashionMnist } from '../data/fashion-mnist.ts';
-import { Sequential, convNet, paramShapes } from '../models/sequential.ts';
+import { Sequential } from '../models/sequential.ts';
+import { convNet } from '../models/zoo.ts';
+import { paramShapes } from '../models/graph.ts';
 import { evaluatePoints } from '../models/run.ts';
 import type { Flags } from '../cli.ts';
 

@@ -5,7 +5,8 @@
 import { rng, randn } from '../engine/random.ts';
 import type { WeightSet } from './checkpoint.ts';
 import { readSafetensors, type NamedTensor } from '../data/formats.ts';
-import { paramShapes, stateShapes, type Layer } from '../models/sequential.ts';
+import { paramShapes, stateShapes } from '../models/graph.ts';
+import { type Layer } from '../models/layers.ts';
 
 export type DirNorm = 'filter' | 'layer' | 'weight' | 'none';
 export const DIR_NORMS: DirNorm[] = ['filter', 'layer', 'weight', 'none'];

@@ -7,7 +7,7 @@ import type { Gpu } from '../engine/device.ts';
 import { permutation, rng } from '../engine/random.ts';
 import { safetensorsBytes } from '../data/formats.ts';
 import type { Dataset } from '../data/fashion-mnist.ts';
-import { paramShapes } from '../models/sequential.ts';
+import { paramShapes } from '../models/graph.ts';
 import { evaluateOnImages } from '../models/run.ts';
 import { DIRECTION_HELP, DIR_NORMS, directionTensors, randomDirectionSet, targetDirectionSet, type DirNorm, type DirType } from './directions.ts';
 import { bnModeFor, checkpointSpec, manifoldModel, sameModel, type Checkpoint, type WeightSet } from './checkpoint.ts';

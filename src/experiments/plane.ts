@@ -8,7 +8,9 @@ import { Param } from '../engine/manifold.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { fold, spec } from '../shaders/common.ts';
 import { planeBasisKernel, planeDotsKernel, planeGradKernel } from '../shaders/plane.ts';
-import { Sequential, initParams, type Layer } from '../models/sequential.ts';
+import { Sequential } from '../models/sequential.ts';
+import { initParams } from '../models/graph.ts';
+import { type Layer } from '../models/layers.ts';
 
 const K_BASIS = planeBasisKernel(), K_GRAD = planeGradKernel();
 

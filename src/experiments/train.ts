@@ -13,8 +13,10 @@ import { Tensor } from '../engine/tensor.ts';
 import { permutation, rng } from '../engine/random.ts';
 import { batchOf, type Dataset } from '../data/fashion-mnist.ts';
 import { atomicWrite, readSafetensors, safetensorsBytes, type NamedTensor } from '../data/formats.ts';
-import { Sequential, initParams } from '../models/sequential.ts';
-import { MODEL_HELP, modelSpec, parameterCount } from '../models/zoo.ts';
+import { Sequential } from '../models/sequential.ts';
+import { initParams } from '../models/graph.ts';
+import { MODEL_HELP, modelSpec } from '../models/zoo.ts';
+import { parameterCount } from '../models/graph.ts';
 import { evaluatePoints } from '../models/run.ts';
 
 export interface TrainConfig {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Gpu } from '../engine/device.ts';
 import { permutation, randn, rng } from '../engine/random.ts';
 import type { Dataset } from '../data/fashion-mnist.ts';
-import { paramShapes } from '../models/sequential.ts';
+import { paramShapes } from '../models/graph.ts';
 import { evaluateOnImages } from '../models/run.ts';
 import { checkpointSpec, manifoldModel, readCheckpoint, type Checkpoint } from './checkpoint.ts';
 import { writeRunConfig } from './run-info.ts';

@@ -5,65 +5,12 @@ import { Manifold } from '../engine/manifold.ts';
 import { crossEntropy } from '../engine/ops.ts';
 import { Tape } from '../engine/tape.ts';
 import { Tensor, numel } from '../engine/tensor.ts';
-import type { Layer, Sequential } from './sequential.ts';
+import { type ModelDef, layerShapes } from './graph.ts';
+import type { Sequential } from './sequential.ts';
 import { batchOf, type Dataset } from '../data/fashion-mnist.ts';
 
-/** Per-sample output shape after each layer (residual bodies included). */
-export function layerShapes(layers: Layer[], inShape: number[]): number[][] {
-  const out: number[][] = [];
-  const walk = (ls: Layer[], s: number[]): number[] => {
-    for (const l of ls) {
-      switch (l.type) {
-        case 'conv': {
-          const st = l.stride ?? 1, p = l.pad ?? 0;
-          s = [l.cout, Math.floor((s[1] + 2 * p - l.k) / st) + 1, Math.floor((s[2] + 2 * p - l.k) / st) + 1];
-          break;
-        }
-        case 'linear': s = [l.out]; break;
-        case 'maxpool': case 'avgpool': {
-          const st = l.stride ?? l.k, p = l.pad ?? 0;
-          s = [s[0], Math.floor((s[1] + 2 * p - l.k) / st) + 1, Math.floor((s[2] + 2 * p - l.k) / st) + 1];
-          break;
-        }
-        case 'adaptive': s = [s[0], ...l.size]; break;
-        case 'flatten': s = [numel(s)]; break;
-        case 'residual': s = walk(l.body, s); break;
-        default: break;
-      }
-      out.push(s);
-    }
-    return s;
-  };
-  walk(layers, inShape);
-  return out;
-}
-
-/** FLOPs of one forward pass of one point on one sample (multiply-adds count 2). */
-export function forwardFlops(layers: Layer[], inShape: number[]): number {
-  let f = 0;
-  const walk = (ls: Layer[], s: number[]): number[] => {
-    for (const l of ls) {
-      if (l.type === 'conv') {
-        const st = l.stride ?? 1, p = l.pad ?? 0;
-        const o = [l.cout, Math.floor((s[1] + 2 * p - l.k) / st) + 1, Math.floor((s[2] + 2 * p - l.k) / st) + 1];
-        f += 2 * numel(o) * s[0] * l.k * l.k;
-        s = o;
-      } else if (l.type === 'linear') {
-        f += 2 * l.in * l.out;
-        s = [l.out];
-      } else if (l.type === 'residual') {
-        if (l.shortcut) walk(l.shortcut, s);
-        s = walk(l.body, s);
-      } else s = layerShapes([l], s)[0];
-    }
-    return s;
-  };
-  walk(layers, inShape);
-  return f;
-}
-
 /** Largest number of points per block for a batch of N samples (at most K). */
-export function pointsPerBlock(gpu: Gpu, layers: Layer[], N: number, inShape: number[], K: number): number {
+export function pointsPerBlock(gpu: Gpu, layers: ModelDef, N: number, inShape: number[], K: number): number {
   const maxAct = Math.max(...layerShapes(layers, inShape).map(numel), numel(inShape)) * N * 4;
   const byBinding = Math.floor(gpu.bindingLimit / maxAct);
   if (byBinding < 1) throw new Error(`one point's activations (${maxAct} bytes for a batch of ${N}) exceed the binding limit ${gpu.bindingLimit}: use a smaller batch`);

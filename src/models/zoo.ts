@@ -1,6 +1,6 @@
-// The named models: the MPO reference's conv nets (parameter counts as the reference's) and a small CPU-sized net.
-import { convNet, paramShapes, resNet, type Layer } from './sequential.ts';
-import { numel } from '../engine/tensor.ts';
+// The named models: the MPO reference's conv nets (parameter counts as the reference's), Li et al.'s ResNets,
+// Fort & Jastrzebski's SimpleCNN, and small CPU-sized nets.
+import type { Layer } from './layers.ts';
 
 export interface ModelSpec {
   layers: Layer[];
@@ -85,6 +85,49 @@ export function modelSpec(name: string, o: { bn?: boolean; skip?: boolean; input
   }
 }
 
-export function parameterCount(layers: Layer[]): number {
-  return paramShapes(layers).reduce((a, p) => a + numel(p.shape), 0);
+/** Conv blocks of the MPO reference: conv3x3 (pad 1) -> [BN] -> ReLU -> [max-pool 2], then adaptive pool, flatten, dense layers. */
+export function convNet(o: { channels: number[]; dense: number[]; classes?: number; bn?: boolean; reparam?: boolean; maxpool?: boolean; skip?: boolean; pool?: [number, number] }): Layer[] {
+  const ls: Layer[] = [];
+  for (let i = 0; i + 1 < o.channels.length; i++) {
+    const cin = o.channels[i], cout = o.channels[i + 1];
+    const block: Layer[] = [{ type: 'conv', cin, cout, k: 3, pad: 1 }, ...(o.bn ? [{ type: 'bn', c: cout, reparam: o.reparam } as Layer] : []), { type: 'relu' }];
+    if (o.skip && cin === cout) ls.push({ type: 'residual', body: block });
+    else ls.push(...block);
+    if (o.maxpool && !(o.skip && cin === cout)) ls.push({ type: 'maxpool', k: 2 });
+  }
+  const pool = o.pool ?? [4, 4];
+  ls.push({ type: 'adaptive', size: pool }, { type: 'flatten' });
+  let f = o.channels[o.channels.length - 1] * pool[0] * pool[1];
+  for (const d of o.dense) {
+    ls.push({ type: 'linear', in: f, out: d }, { type: 'relu' });
+    f = d;
+  }
+  ls.push({ type: 'linear', in: f, out: o.classes ?? 10 });
+  return ls;
+}
+
+/**
+ * A CIFAR-style ResNet (He et al. 2016) as used by Li et al. 2018: conv3x3 16w + BN + ReLU, three stages of n basic
+ * blocks (16w, 32w, 64w channels, stride 2 at the start of stages 2 and 3), global average pool, linear. Depth
+ * 6n + 2 (n = 3: ResNet-20). Shortcuts are the identity, or a strided 1x1 conv + BN where the shape changes;
+ * noShortcut gives the "noshort" twin (plain stacked blocks).
+ */
+export function resNet(o: { n: number; width?: number; inChannels?: number; classes?: number; noShortcut?: boolean }): Layer[] {
+  const w = o.width ?? 1;
+  const conv = (cin: number, cout: number, stride = 1, k = 3): Layer => ({ type: 'conv', cin, cout, k, stride, pad: k === 3 ? 1 : 0, bias: false });
+  const bn = (c: number): Layer => ({ type: 'bn', c });
+  const ls: Layer[] = [conv(o.inChannels ?? 3, 16 * w), bn(16 * w), { type: 'relu' }];
+  let c = 16 * w;
+  [16 * w, 32 * w, 64 * w].forEach((cout, stage) => {
+    for (let b = 0; b < o.n; b++) {
+      const stride = stage > 0 && b === 0 ? 2 : 1;
+      const body: Layer[] = [conv(c, cout, stride), bn(cout), { type: 'relu' }, conv(cout, cout), bn(cout)];
+      if (o.noShortcut) ls.push(...body);
+      else ls.push({ type: 'residual', body, ...(stride !== 1 || c !== cout ? { shortcut: [conv(c, cout, stride, 1), bn(cout)] } : {}) });
+      ls.push({ type: 'relu' });
+      c = cout;
+    }
+  });
+  ls.push({ type: 'adaptive', size: [1, 1] }, { type: 'flatten' }, { type: 'linear', in: c, out: o.classes ?? 10 });
+  return ls;
 }
