@@ -2,7 +2,9 @@
 # Idempotent setup, run by `npm start` / `npm test` (npm pre-hooks) and by hand as `npm run setup`.
 #  1. node_modules: `npm ci` when missing or older than package-lock.json.
 #  2. A WebGPU adapter: when Dawn finds none, installs Mesa's lavapipe (Vulkan on the CPU) version 25 from
-#     Debian bookworm-backports (bookworm's own 22.3 is too old for Dawn).
+#     Debian bookworm-backports (bookworm's own 22.3 is too old for Dawn). When no apt source serves
+#     bookworm-backports yet, it adds one with the mirror the machine's bookworm source uses (scripts/apt-mirror.sh
+#     reads both apt formats); with no bookworm source to take it from, it says which files it read and exits 1.
 #  3. Fashion-MNIST: Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist) when missing.
 #  4. A font (fonts-dejavu-core) for the text in the pictures.
 #  5. With --test (npm test's pre-hook): Debian's chromium, for the report's end-to-end test in a headless browser.
@@ -11,6 +13,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
 say() { echo "[setup] $*" >&2; }
+# LOSS_ATLAS_APT_DIR (for tests): read the apt sources from this folder instead of /etc/apt; nothing is installed
+# then, the commands are printed as for a user who is not root
+APT_DIR="${LOSS_ATLAS_APT_DIR:-/etc/apt}"
 FMNIST_DIR="${LOSS_ATLAS_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}"
 
 # 1. node modules
@@ -19,19 +24,26 @@ if [ ! -d node_modules ] || [ ! -f node_modules/.package-lock.json ] || [ packag
   npm ci --no-audit --no-fund >&2
 fi
 
-can_apt() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; }
+can_apt() { [ "$APT_DIR" = /etc/apt ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; }
 need=()     # commands the user must run when we cannot
 
 # 2. WebGPU adapter (lavapipe when no GPU driver is present)
 if ! node scripts/probe-adapter.mjs >/dev/null 2>&1; then
-  backports='/etc/apt/sources.list.d/loss-atlas-bookworm-backports.list'
-  cmds=("echo 'deb http://deb.debian.org/debian bookworm-backports main' > $backports"
-        "apt-get update"
-        "apt-get install -y -t bookworm-backports mesa-vulkan-drivers libvulkan1")
+  backports="$APT_DIR/sources.list.d/loss-atlas-bookworm-backports.list"
+  cmds=()
+  line=""   # the bookworm-backports source to add, from the mirror of the machine's bookworm source
+  if ! LOSS_ATLAS_APT_DIR="$APT_DIR" bash scripts/apt-mirror.sh --has bookworm-backports; then
+    line=$(LOSS_ATLAS_APT_DIR="$APT_DIR" bash scripts/apt-mirror.sh --line) ||
+      { say "no WebGPU adapter found, and no mirror to install Mesa lavapipe 25 from bookworm-backports with (above)"; exit 1; }
+    cmds+=("echo '$line' > $backports")
+  fi
+  cmds+=("apt-get update"
+         "apt-get install -y -t bookworm-backports mesa-vulkan-drivers libvulkan1")
   if can_apt; then
     say "no WebGPU adapter found: installing Mesa lavapipe 25 from bookworm-backports"
-    if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-      echo 'deb http://deb.debian.org/debian bookworm-backports main' > "$backports"
+    if [ -n "$line" ]; then
+      say "adding $backports: $line"
+      echo "$line" > "$backports"
     fi
     apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers libvulkan1 >&2
