@@ -2,9 +2,9 @@
 # Packs .device/ for the GPU machine with as much of Fashion-MNIST as fits the device tool's 64 MiB (working tree
 # and carried paths together). ../shared/device/prepare.sh --data with the whole data set makes 76 MiB: its .gz
 # files do not compress further, node alone is 22 MiB. So this script runs prepare.sh without data, drops what the
-# GPU runs never load (playwright-core, @types), adds the data as unpacked IDX files (xz packs them about 15% smaller
-# than gzip; the loader reads files without .gz), the first 2,000 test images (the pattern evaluates 1,000) and as
-# many training images as fit, from the front, and repacks with xz -9e.
+# GPU runs never load (playwright-core, @types, the biome linter: 20 MiB packed), adds the data as unpacked IDX files
+# (xz packs them about 15% smaller than gzip; the loader reads files without .gz), the first 2,000 test images (the
+# pattern evaluates 1,000) and as many training images as fit, from the front, and repacks with xz -9e.
 # usage: bash scripts/device-bundle.sh [--train-images N] [--data DIR] [--budget-mib 63]
 # Then: run(command: "bash .device/run.sh bash scripts/device-check.sh", carry: [".device"])
 set -euo pipefail
@@ -23,7 +23,7 @@ done
 bash ../shared/device/prepare.sh
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 mkdir "$work/base"; xz -dc .device/bundle.tar.xz | tar -C "$work/base" -xf -
-rm -rf "$work/base/node_modules/playwright-core" "$work/base/node_modules/@types"
+rm -rf "$work/base/node_modules/playwright-core" "$work/base/node_modules/@types" "$work/base/node_modules/@biomejs"
 
 # head N images/labels of an IDX pair, unpacked: header with the new count, then the first N records
 idx_head() { # in.gz out n record_bytes header_bytes
