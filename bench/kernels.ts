@@ -7,7 +7,7 @@ import { dirname } from 'node:path';
 import { execSync } from 'node:child_process';
 import { Gpu } from '../src/engine/device.ts';
 import { Manifold, Param } from '../src/engine/manifold.ts';
-import * as ops from '../src/engine/ops.ts';
+import * as ops from '../src/engine/ops/index.ts';
 import { Profiler } from '../src/engine/profiler.ts';
 import { Tape } from '../src/engine/tape.ts';
 import { Tensor } from '../src/engine/tensor.ts';

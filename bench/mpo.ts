@@ -31,23 +31,19 @@ import { Adam } from '../src/engine/optim.ts';
 import { Profiler } from '../src/engine/profiler.ts';
 import { Tensor, numel } from '../src/engine/tensor.ts';
 import { randArray, rng } from '../src/engine/random.ts';
-import { forwardFlops, layerShapes } from '../src/models/graph.ts';
+import { forwardFlops, layerShapes, initParams, paramShapes, parameterCount } from '../src/models/graph.ts';
 import { Sequential } from '../src/models/sequential.ts';
-import { initParams, paramShapes } from '../src/models/graph.ts';
 import { modelSpec } from '../src/models/zoo.ts';
-import { parameterCount } from '../src/models/graph.ts';
-import { Plane } from '../src/experiments/plane.ts';
-import { mpoStep } from '../src/experiments/mpo.ts';
+import { Plane } from '../src/mpo/plane.ts';
+import { mpoStep } from '../src/mpo/mpo.ts';
 import { evaluatePoints } from '../src/models/run.ts';
 import type { TfBackend } from './peers/tfjs.ts';
 import { describeRoofline, roofline, type Roofline } from './roofline.ts';
+import {
+  UsageError, helpRequested, parseCommand, renderHelp, type Globals, type OptionValues,
+} from '../src/options/index.ts';
+import { BENCH, WORKLOADS } from './mpo-flags.ts';
 
-const argv = process.argv.slice(2);
-const flag = (name: string): string | undefined => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? argv[i + 1] : undefined;
-};
-const nums = (v: string | undefined, d: number[]) => (v ? v.split(',').map(Number) : d);
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
 
 export interface BenchRow {
@@ -170,28 +166,25 @@ async function timePeer(peer: string, plane: Plane, layers: ReturnType<typeof mo
   return { ms: median(walls), spread: [+Math.min(...walls).toFixed(3), +Math.max(...walls).toFixed(3)] as [number, number], maxDiff };
 }
 
-async function main(): Promise<void> {
-  const gpu = await Gpu.create({ profile: true, verbose: argv.includes('--verbose') });
+async function main(o: OptionValues<typeof BENCH.options>, g: Globals): Promise<void> {
+  const gpu = await Gpu.create({ profile: true, verbose: g.verbose });
   const prof = Profiler.attach(gpu);
   const cpu = gpu.isCpu;
-  const quick = argv.includes('--quick') || cpu;
-  const workloads = (flag('workloads') ?? (quick ? 'mpo-fashion,surface-icons' : 'mpo-fashion,mpo-cifar,surface-icons')).split(',');
-  for (const w of workloads) if (!['mpo-fashion', 'mpo-cifar', 'surface-icons'].includes(w)) throw new Error(`--workloads: ${w} is not one of mpo-fashion, mpo-cifar, surface-icons`);
-  const cellsList = nums(flag('cells'), quick ? [1, 4] : [1, 16, 100, 400]);
-  const batches = nums(flag('batch'), quick ? [16] : [64, 512]);
-  for (const [name, v] of [['cells', cellsList], ['batch', batches]] as const) if (!v.length || v.some((n) => !(Number.isInteger(n) && n > 0))) throw new Error(`--${name}: comma-separated positive integers expected, got ${flag(name)}`);
-  const steps = Number(flag('steps') ?? 10);
-  const peers = (flag('peers') ?? (quick ? 'tfjs-webgpu,tfjs-wasm,tfjs-cpu' : 'tfjs-webgpu,tfjs-wasm')).split(',').filter((p) => p && p !== 'none') as `tfjs-${TfBackend}`[];
+  const quick = o.quick || cpu;
+  const workloads: string[] = o.workloads ?? (quick ? ['mpo-fashion', 'surface-icons'] : [...WORKLOADS]);
+  const cellsList = o.cells ?? (quick ? [1, 4] : [1, 16, 100, 400]);
+  const batches = o.batch ?? (quick ? [16] : [64, 512]);
+  const steps = o.steps;
+  const peerList = o.peers ?? (quick ? ['tfjs-webgpu', 'tfjs-wasm', 'tfjs-cpu'] : ['tfjs-webgpu', 'tfjs-wasm']);
+  const peers = peerList.filter((p) => p !== 'none') as `tfjs-${TfBackend}`[];
   // timed peer steps: tfjs-cpu takes seconds per step on a CPU adapter, the others a fraction of one
-  const peerStepsOf = (peer: string) => Number(flag('peer-steps') ?? (quick ? (peer === 'tfjs-cpu' ? 1 : 5) : 3));
-  const budgetS = Number(flag('peer-budget-s') ?? (cpu ? Infinity : 60));
-  if (!(budgetS > 0)) throw new Error(`--peer-budget-s: a positive number of seconds expected, got ${flag('peer-budget-s')}`);
-  for (const p of peers) if (!['tfjs-webgpu', 'tfjs-cpu', 'tfjs-wasm'].includes(p)) throw new Error(`--peers: ${p} is not one of tfjs-webgpu, tfjs-cpu, tfjs-wasm (PyTorch runs from bench/torch_reference.py, merged with --torch)`);
-  const checkDir = flag('check-dir');
+  const peerStepsOf = (peer: string) => o.peerSteps ?? (quick ? (peer === 'tfjs-cpu' ? 1 : 5) : 3);
+  const budgetS = o.peerBudgetS ?? (cpu ? Infinity : 60);
+  const checkDir = o.checkDir;
   if (checkDir) {
     for (const w of workloads.filter((q) => q !== 'surface-icons'))
       for (const bn of [false, true]) console.log(`loss check for PyTorch: wrote ${await exportCheck(gpu, w, bn, Math.min(16, ...batches), checkDir)}`);
-    if (argv.includes('--check-only')) { prof?.detach(); gpu.destroy(); return; }
+    if (o.checkOnly) { prof?.detach(); gpu.destroy(); return; }
   }
   const warm = 2;
   console.log(`adapter: ${gpu.adapterInfo}${quick ? ' (quick sizes)' : ''}; ${steps} timed steps after ${warm} warm-up steps`);
@@ -205,11 +198,11 @@ async function main(): Promise<void> {
   // rewritten after every row: a run cut short keeps what it measured, in --json PATH or the dated file's .partial
   // twin (so that it does not replace the day's finished results); the dated file is written when the run finishes
   const dated = `bench/results/${slug}-${date.slice(0, 10)}.json`, partial = dated.replace(/\.json$/, '.partial.json');
-  const paths = [dated, ...(flag('json') ? [flag('json')!] : [])];
+  const paths = [dated, ...(o.json ? [o.json] : [])];
   let torchInfo: { file: string; adapter: string; torch?: string; checks: { workload: string; bn: boolean; max_loss_diff: number }[] } | null = null;
   const save = (complete: boolean) => {
     const out = { adapter: gpu.adapterInfo, commit, date, quick, complete, roofline: roof, note: 'peak_bytes: live GPU bytes of the engine pool during the step; materialized_bytes: MPO rows, K weight copies plus their activations; surface rows, K weight copies (the reference loop holds one copy at a time and runs the points one after another)', torch: torchInfo, rows, skipped };
-    for (const p of complete ? paths : [flag('json') ?? partial]) {
+    for (const p of complete ? paths : [o.json ?? partial]) {
       mkdirSync(dirname(p), { recursive: true });
       atomicWrite(p, JSON.stringify(out, null, 2) + '\n');
     }
@@ -218,8 +211,10 @@ async function main(): Promise<void> {
   console.log('| impl | workload | BN | cells | batch | ms/step (wall) | GPU ms/step | cell-images/s | GFLOP/s | peak MiB | materialized MiB |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const workload of workloads) {
     if (workload === 'surface-icons') {
-      const side = Number(flag('surface-side') ?? (quick ? 5 : 51)), images = Number(flag('surface-images') ?? (quick ? 100 : 1000));
-      rows.push(...await surfaceBench(gpu, prof, { side, images, peers: peers.filter((p) => p !== 'tfjs-cpu'), peerPoints: Number(flag('peer-points') ?? (quick ? 4 : 50)), roof }));
+      const side = o.surfaceSide ?? (quick ? 5 : 51), images = o.surfaceImages ?? (quick ? 100 : 1000);
+      const peerPoints = o.peerPoints ?? (quick ? 4 : 50);
+      const surfacePeers = peers.filter((p) => p !== 'tfjs-cpu');
+      rows.push(...await surfaceBench(gpu, prof, { side, images, peers: surfacePeers, peerPoints, roof }));
       save(false);
       continue;
     }
@@ -291,7 +286,7 @@ async function main(): Promise<void> {
       }
     }
   }
-  const torchPath = flag('torch');
+  const torchPath = o.torch;
   if (torchPath) {
     const { readFileSync } = await import('node:fs');
     const t = JSON.parse(readFileSync(torchPath, 'utf8')) as { adapter: string; torch?: string; rows: BenchRow[]; checks?: { workload: string; bn: boolean; max_loss_diff: number }[] };
@@ -315,4 +310,23 @@ async function main(): Promise<void> {
   gpu.destroy();
 }
 
-main().then(() => process.exit(0), (e) => { console.error(e instanceof Error ? (process.env.LOSS_ATLAS_STACK ? e.stack : e.message) : e); process.exit(1); });
+const argv = process.argv.slice(2);
+let invocation: ReturnType<typeof parseCommand<typeof BENCH.options>> | null = null;
+if (helpRequested(argv)) {
+  console.log(renderHelp(BENCH));
+  process.exit(0);
+}
+try {
+  invocation = parseCommand(BENCH, argv);
+} catch (e) {
+  if (!(e instanceof UsageError)) throw e;
+  console.error(`bench: ${e.message}\n(npm run bench -- --help lists the flags)`);
+  process.exit(2);
+}
+main(invocation.options, invocation.globals).then(
+  () => process.exit(0),
+  (e) => {
+    console.error(e instanceof Error ? (process.env.LOSS_ATLAS_STACK ? e.stack : e.message) : e);
+    process.exit(1);
+  },
+);

@@ -5,9 +5,11 @@ import type { Gpu } from '../src/engine/device.ts';
 import type { Profiler } from '../src/engine/profiler.ts';
 import { Tensor } from '../src/engine/tensor.ts';
 import { randArray, rng } from '../src/engine/random.ts';
-import { chooseLanes, chooseTiles, lanesGrid, matmulKernel, matmulLanesKernel } from '../src/shaders/conv.ts';
-import { elementwiseKernel } from '../src/shaders/misc.ts';
-import { fold } from '../src/shaders/common.ts';
+import { chooseTiles } from '../src/engine/ops/conv-tiled.wgsl.ts';
+import { chooseLanes, lanesGrid } from '../src/engine/ops/conv-lanes.wgsl.ts';
+import { matmulKernel, matmulLanesKernel } from './matmul.wgsl.ts';
+import { elementwiseKernel } from '../src/engine/ops/elementwise.wgsl.ts';
+import { fold } from '../src/engine/kernel.ts';
 
 export interface Roofline {
   matmulN: number;

@@ -9,7 +9,7 @@ import { atomicWrite, safetensorsBytes, type NamedTensor } from '../src/data/for
 import { initParams, paramShapes } from '../src/models/graph.ts';
 import { modelSpec, type ModelSpec } from '../src/models/zoo.ts';
 import { evaluatePoints } from '../src/models/run.ts';
-import { Plane } from '../src/experiments/plane.ts';
+import { Plane } from '../src/mpo/plane.ts';
 
 /** The net of an MPO benchmark workload (the icon net for mpo-fashion, the CIFAR net for mpo-cifar). */
 export const workloadSpec = (workload: string, bn: boolean): ModelSpec => modelSpec(workload === 'mpo-cifar' ? 'cifar' : 'icons', { bn });

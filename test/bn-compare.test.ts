@@ -5,7 +5,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Gpu } from '../src/engine/device.ts';
-import { bnCompare } from '../src/experiments/bn-compare.ts';
+import { BN_COMPARE, bnCompare } from '../src/mpo/bn-compare.ts';
+import { parseCommand } from '../src/options/index.ts';
 import { testGpu, writeIdx } from './helpers.ts';
 
 let gpu: Gpu;
@@ -21,7 +22,9 @@ afterAll(() => gpu?.destroy());
 describe('bn-compare', () => {
   it('writes runs, table and plot, and keeps finished runs when run again', async () => {
     const out = join(dir, 'cmp');
-    const flags = { out, model: 'tiny', data: join(dir, 'data'), fills: '0.3,0.7', seeds: '1,2', size: '8', steps: '2', 'eval-images': '4' };
+    const argv = ['--out', out, '--model', 'tiny', '--data', join(dir, 'data'), '--fills', '0.3,0.7', '--seeds', '1,2'];
+    argv.push('--size', '8', '--steps', '2', '--eval-images', '4');
+    const flags = parseCommand(BN_COMPARE, argv).options;
     expect(await bnCompare(gpu, flags)).toBe(0);
     for (const f of ['bn_compare.png', 'bn_compare_loss.png', 'bn_compare.json', 'bn_compare.md', 'plain-p0.3-s1/metrics.json', 'batch-norm-p0.7-s2/metrics.json', 'skip-p0.3-s2/metrics.json']) expect(existsSync(join(out, f)), f).toBe(true);
     const j = JSON.parse(readFileSync(join(out, 'bn_compare.json'), 'utf8'));

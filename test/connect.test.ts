@@ -9,8 +9,8 @@ import { loadFashionMnist } from '../src/data/fashion-mnist.ts';
 import { readSafetensors } from '../src/data/formats.ts';
 import { paramShapes } from '../src/models/graph.ts';
 import { modelSpec } from '../src/models/zoo.ts';
-import { readCheckpoint } from '../src/experiments/checkpoint.ts';
-import { curveCoefs, runConnect, runMSweep, simplexLattice, type ConnectOptions } from '../src/experiments/connect.ts';
+import { readCheckpoint } from '../src/models/checkpoint.ts';
+import { curveCoefs, runConnect, runMSweep, simplexLattice, type ConnectOptions } from '../src/structure/connect.ts';
 import { testGpu, writeIdx, writeInitCheckpoint } from './helpers.ts';
 
 let gpu: Gpu;

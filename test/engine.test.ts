@@ -7,9 +7,11 @@ import { Tensor, tidy } from '../src/engine/tensor.ts';
 import * as ref from '../src/engine/reference.ts';
 import { randArray, rng } from '../src/engine/gradcheck.ts';
 import { bucketSize } from '../src/engine/buffers.ts';
-import { sumSquaresKernel } from '../src/shaders/misc.ts';
-import { chooseLanes, chooseTiles, lanesGrid, matmulKernel, matmulLanesKernel } from '../src/shaders/conv.ts';
-import { fold } from '../src/shaders/common.ts';
+import { sumSquaresKernel } from '../src/engine/optim.wgsl.ts';
+import { chooseTiles } from '../src/engine/ops/conv-tiled.wgsl.ts';
+import { chooseLanes, lanesGrid } from '../src/engine/ops/conv-lanes.wgsl.ts';
+import { matmulKernel, matmulLanesKernel } from '../bench/matmul.wgsl.ts';
+import { fold } from '../src/engine/kernel.ts';
 import { testGpu } from './helpers.ts';
 
 let gpu: Gpu;

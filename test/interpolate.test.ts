@@ -10,11 +10,11 @@ import { safetensorsBytes } from '../src/data/formats.ts';
 import { Sequential } from '../src/models/sequential.ts';
 import { initParams, paramShapes, stateShapes } from '../src/models/graph.ts';
 import { rng } from '../src/engine/random.ts';
-import { manifoldModel } from '../src/experiments/checkpoint.ts';
+import { manifoldModel } from '../src/models/checkpoint.ts';
 import { modelSpec } from '../src/models/zoo.ts';
 import { evaluateOnImages } from '../src/models/run.ts';
-import { linspace, randomDirection } from '../src/experiments/directions.ts';
-import { readCheckpoint, runInterpolate } from '../src/experiments/interpolate.ts';
+import { linspace, randomDirection } from '../src/landscape/directions.ts';
+import { readCheckpoint, runInterpolate } from '../src/landscape/interpolate.ts';
 import { testGpu, writeIdx } from './helpers.ts';
 
 let gpu: Gpu;

@@ -33,7 +33,7 @@ async function runOnce(model: Sequential, K: number, B: number, coef: ArrayLike<
   const x = Tensor.fromArray(gpu, [N, ...IN], xData, 'x');
   const y = Tensor.fromArray(gpu, [N], labels, 'labels', 'u32');
   const logits = model.forward({ gpu, manifold, tape }, x);
-  const out = (await import('../src/engine/ops.ts')).crossEntropy({ gpu, manifold, tape }, logits, y);
+  const out = (await import('../src/engine/ops/index.ts')).crossEntropy({ gpu, manifold, tape }, logits, y);
   tape.backward(weights);
   const { loss, acc } = await out.read();
   const grads = await Promise.all(model.params.map((p) => p.grad!.read()));
@@ -130,7 +130,7 @@ describe.each([false, true])('conv net (batch norm %s)', (bn) => {
     const manifold = Manifold.single(gpu);
     const x = Tensor.fromArray(gpu, [N, ...IN], xData, 'x');
     const y = Tensor.fromArray(gpu, [N], labels, 'labels', 'u32');
-    const { crossEntropy } = await import('../src/engine/ops.ts');
+    const { crossEntropy } = await import('../src/engine/ops/index.ts');
     const losses: number[] = [];
     for (let step = 0; step < 20; step++) {
       const tape = new Tape(gpu, manifold);
@@ -156,7 +156,7 @@ describe('errors name the op and the shapes', () => {
   });
 
   it('a WGSL compile error', async () => {
-    const { kernel } = await import('../src/shaders/common.ts');
+    const { kernel } = await import('../src/engine/kernel.ts');
     const bad = kernel('broken.op', 'k1', [['n', 'u32']], [{ name: 'y', write: true }], '@compute @workgroup_size(1) fn main() { y[0] = undefined_thing; }', 1);
     const t = new Tensor(gpu, [4], 'y');
     gpu.dispatch({ kernel: bad, buffers: { y: t.buffer }, uniforms: { n: 4 }, groups: [1], what: 'y [4]' });

@@ -10,9 +10,11 @@ import { rng } from '../src/engine/gradcheck.ts';
 import { loadFashionMnist } from '../src/data/fashion-mnist.ts';
 import { loadCifar10 } from '../src/data/cifar10.ts';
 import { readNpy, readSafetensors } from '../src/data/formats.ts';
-import { Interrupted, runMpo, type MpoConfig } from '../src/experiments/mpo.ts';
-import { loadData, mpoConfig } from '../src/experiments/mpo-cli.ts';
-import { iconMask, loadMask, ternary } from '../src/experiments/masks.ts';
+import { runMpo, type MpoConfig } from '../src/mpo/mpo.ts';
+import { Interrupted } from '../src/run/interrupted.ts';
+import { MPO, loadData, mpoConfig } from '../src/mpo/command.ts';
+import { parseCommand } from '../src/options/index.ts';
+import { iconMask, loadMask, ternary } from '../src/mpo/masks.ts';
 import { testGpu, writeIdx } from './helpers.ts';
 
 let gpu: Gpu;
@@ -169,10 +171,15 @@ describe('MPO pipeline', () => {
   });
 
   it('rejects bad flag values with the flag named', () => {
-    expect(() => mpoConfig({ steps: '-3' })).toThrow(/--steps: an integer >= 0 expected, got "-3"/);
-    expect(() => mpoConfig({ lr: 'fast' })).toThrow(/--lr: a number/);
-    expect(() => mpoConfig({ model: 'resnet9000' })).toThrow(/--model "resnet9000": one of/);
-    expect(() => mpoConfig({ bogus: '1' })).toThrow(/unknown flag --bogus/);
+    const parse = (...argv: string[]) => parseCommand(MPO, argv).options;
+    expect(() => parse('--steps', '-3')).toThrow(/--steps: an integer >= 0 expected, got "-3"/);
+    expect(() => parse('--lr', 'fast')).toThrow(/--lr: a number/);
+    expect(() => parse('--model', 'resnet9000')).toThrow(/--model: one of tiny, .* expected, got "resnet9000"/);
+    expect(() => parse('--bogus', '1')).toThrow(/unknown flag --bogus/);
+    // the parsed flags over the preset
+    const c = mpoConfig(parse('--quick', '--steps', '5', '--eval-images', 'all', '--bn', '--data', fmnist));
+    expect(c).toMatchObject({ experiment: 'quick', steps: 5, evalImages: 0, bn: true, batch: 16, data: fmnist });
+    expect(mpoConfig(parse('--model', 'cifar')).dataset).toBe('cifar10');
   });
 
   it('stops with a clear error when the loss is not finite', async () => {

@@ -1,7 +1,10 @@
 // Every op: forward vs the CPU reference, backward vs central finite differences (see src/engine/gradcheck.ts).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../src/engine/device.ts';
-import { checkOp, convCase, opCases, type OpCase } from '../src/engine/gradcheck.ts';
+import { checkOp, opCases } from '../src/engine/gradcheck.ts';
+import { convCase } from '../src/engine/ops/conv.cases.ts';
+import { type OpCase } from '../src/engine/ops/case.ts';
+import { wedgeCases } from '../src/structure/wedge.ts';
 import { testGpu } from './helpers.ts';
 
 let gpu: Gpu;
@@ -9,7 +12,7 @@ beforeAll(async () => { gpu = await testGpu(); });
 afterAll(() => gpu?.destroy());
 
 describe('ops against the CPU reference and finite differences', () => {
-  for (const c of opCases()) {
+  for (const c of [...opCases(), ...wedgeCases()]) {
     it(`${c.op}: ${c.name}`, async () => {
       const before = gpu.pool.liveBytes;
       const r = await checkOp(gpu, c);

@@ -8,7 +8,7 @@ import { randArray, rng } from '../src/engine/gradcheck.ts';
 import { initParams, graphRef } from '../src/models/graph.ts';
 import { modelSpec } from '../src/models/zoo.ts';
 import { backwardPoints } from '../src/models/run.ts';
-import { Plane } from '../src/experiments/plane.ts';
+import { Plane } from '../src/mpo/plane.ts';
 import { pointWeights, testGpu } from './helpers.ts';
 
 let gpu: Gpu;

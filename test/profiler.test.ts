@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Gpu } from '../src/engine/device.ts';
 import { CAPACITY, Profiler } from '../src/engine/profiler.ts';
 import { Tensor } from '../src/engine/tensor.ts';
-import { kernel, w } from '../src/shaders/common.ts';
+import { kernel, w } from '../src/engine/kernel.ts';
 
 let gpu: Gpu;
 beforeAll(async () => { gpu = await Gpu.create({ profile: true }); });

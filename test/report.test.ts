@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
 import sharp from 'sharp';
 import { writeReport } from '../src/viz/report.ts';
+import { writeRunConfig } from '../src/run/run-info.ts';
 
 const CHROMIUM = process.env.LOSS_ATLAS_CHROMIUM ?? '/usr/bin/chromium';
 
@@ -63,6 +64,27 @@ describe('report', () => {
     expect(gallery).toContain('<img class="thumb" src="fort_summary.png"');
     expect(gallery).toContain('&quot;scale&quot;:&quot;cpu&quot;');
     expect(gallery).toContain('<a href="connect-fort/index.html">');
+  });
+
+  it('names a run by the kind in its config.json; older or damaged ones by their files', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'la-report-kind-'));
+    writeRunConfig(join(root, 'm-sweep'), 'msweep', { points: 4 }, 'gpu');
+    await png(join(root, 'm-sweep', 'connect.png'), '#222222'); // the file-name guess would say connector
+    writeRunConfig(join(root, 'grid'), 'hessian', { x: [0] }, 'gpu');
+    writeFileSync(join(root, 'grid', 'surface_meta.json'), '{}');
+    mkdirSync(join(root, 'damaged'));
+    writeFileSync(join(root, 'damaged', 'config.json'), '{"kind": "tunn');
+    await png(join(root, 'damaged', 'tunnels.png'), '#333333');
+    mkdirSync(join(root, 'old'));
+    writeFileSync(join(root, 'old', 'config.json'), '{"command": "tunnels --sweep", "rays": 2}');
+    expect(writeReport(root).runs).toBe(4);
+    const gallery = readFileSync(join(root, 'index.html'), 'utf8');
+    expect(gallery).toContain('m-connectors: <a href="m-sweep/index.html">');
+    expect(gallery).toContain('Hessian eigenvalues: <a href="grid/index.html">');
+    expect(gallery).toContain('radial tunnels: <a href="damaged/index.html">');
+    expect(gallery).toContain('radial tunnels: <a href="old/index.html">');
+    const damaged = readFileSync(join(root, 'damaged', 'index.html'), 'utf8');
+    expect(damaged).toMatch(/<p class="problem">\S*damaged[/\\]config\.json: not valid JSON/);
   });
 
   it('in headless Chromium every image of the gallery and of every run page loads', async () => {

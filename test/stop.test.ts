@@ -1,6 +1,6 @@
 // Ctrl-C handling of long runs: a signal relayed twice by npm / npx / tsx counts once; a later one quits.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { REPEAT_MS, stopOnSignal } from '../src/experiments/stop.ts';
+import { REPEAT_MS, stopOnSignal } from '../src/run/stop.ts';
 
 afterEach(() => vi.restoreAllMocks());
 

@@ -3,11 +3,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../src/engine/device.ts';
 import { rng } from '../src/engine/random.ts';
-import type { Dataset } from '../src/data/fashion-mnist.ts';
-import { runSubspace, sparseBlock, sparseEntries } from '../src/experiments/subspace.ts';
+import type { Dataset } from '../src/data/dataset.ts';
+import { runSubspace, sparseBlock, sparseEntries } from '../src/structure/subspace.ts';
 import { Tensor } from '../src/engine/tensor.ts';
-import { sparseExpandKernel, sparseProjectKernel } from '../src/shaders/sparse.ts';
-import { fold } from '../src/shaders/common.ts';
+import { sparseExpandKernel, sparseProjectKernel } from '../src/structure/sparse.wgsl.ts';
+import { fold } from '../src/engine/kernel.ts';
 import { testGpu } from './helpers.ts';
 
 let gpu: Gpu;

@@ -7,12 +7,13 @@ import { join } from 'node:path';
 import type { Gpu } from '../src/engine/device.ts';
 import { loadFashionMnist } from '../src/data/fashion-mnist.ts';
 import { readNpy, readSafetensors, safetensorsBytes } from '../src/data/formats.ts';
-import { readDirections } from '../src/experiments/directions.ts';
+import { readDirections } from '../src/landscape/directions.ts';
 import { Sequential } from '../src/models/sequential.ts';
 import { modelSpec } from '../src/models/zoo.ts';
 import { evaluateOnImages } from '../src/models/run.ts';
-import { readCheckpoint } from '../src/experiments/interpolate.ts';
-import { SurfaceInterrupted, runSurface, type SurfaceOptions } from '../src/experiments/surface.ts';
+import { readCheckpoint } from '../src/landscape/interpolate.ts';
+import { runSurface, type SurfaceOptions } from '../src/landscape/surface.ts';
+import { Interrupted } from '../src/run/interrupted.ts';
 import { testGpu, writeIdx, writeInitCheckpoint } from './helpers.ts';
 
 let gpu: Gpu;
@@ -35,7 +36,7 @@ describe('surface', () => {
     const o: SurfaceOptions = { xs: [-1, -0.5, 0, 0.5, 1], ys: [-1, 0, 1], split: 'train', images: 0, norm: 'filter', ignoreBiasBn: true, dirType: 'weights', bnStats: 'batch', seed: 5, block: 4 };
     const full = await runSurface(gpu, a, [null, null], ds, o, join(dir, 'full'));
     let blocks = 0;
-    await expect(runSurface(gpu, a, [null, null], ds, o, join(dir, 'part'), { shouldStop: () => ++blocks >= 2 })).rejects.toThrow(SurfaceInterrupted);
+    await expect(runSurface(gpu, a, [null, null], ds, o, join(dir, 'part'), { shouldStop: () => ++blocks >= 2 })).rejects.toThrow(Interrupted);
     const partial = readNpy(join(dir, 'part', 'surface_loss.npy')).data;
     expect(partial.filter(Number.isNaN).length).toBe(15 - 8);
     const resumed = await runSurface(gpu, a, [null, null], ds, o, join(dir, 'part'));
@@ -82,7 +83,7 @@ describe('surface shards', () => {
     const codes = await Promise.all([run(args(join(dir, 'one'))), run(args(join(dir, 's0'), ['--shard', '0/2'])), run(args(join(dir, 's1'), ['--shard', '1/2']))]);
     expect(codes).toEqual([0, 0, 0]);
     expect(existsSync(join(dir, 's0', 'surface_heatmap.png'))).toBe(false);
-    const { mergeSurfaces } = await import('../src/experiments/surface.ts');
+    const { mergeSurfaces } = await import('../src/landscape/surface.ts');
     await expect(mergeSurfaces([join(dir, 's0')], join(dir, 'merged'))).rejects.toThrow(/7 of 15 points are in none of the shards/);
     const merged = await mergeSurfaces([join(dir, 's0'), join(dir, 's1')], join(dir, 'merged'));
     expect(Array.from(merged.loss)).toEqual(Array.from(readNpy(join(dir, 'one', 'surface_loss.npy')).data));

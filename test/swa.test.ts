@@ -10,7 +10,7 @@ import { Sequential } from '../src/models/sequential.ts';
 import { initParams } from '../src/models/graph.ts';
 import { modelSpec } from '../src/models/zoo.ts';
 import { evaluateOnImages } from '../src/models/run.ts';
-import { evaluateSnapshots, swaLr } from '../src/experiments/swa.ts';
+import { evaluateSnapshots, swaLr } from '../src/structure/swa.ts';
 import { testGpu, writeIdx } from './helpers.ts';
 
 let gpu: Gpu;

@@ -5,8 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../src/engine/device.ts';
 import { Param } from '../src/engine/manifold.ts';
 import { randn, rng } from '../src/engine/random.ts';
-import { wedgeRef } from '../src/engine/reference.ts';
-import { hyperplaneSweep, orthonormal, projectOut, sweepDims, toyLosses } from '../src/experiments/toy.ts';
+import { wedgeRef } from '../src/structure/wedge.ts';
+import { hyperplaneSweep, sweepDims, toyLosses } from '../src/structure/toy.ts';
+import { orthonormal, projectOut } from '../src/numerics/linalg.ts';
 import { testGpu } from './helpers.ts';
 
 let gpu: Gpu;

@@ -7,7 +7,9 @@ import { join } from 'node:path';
 import type { Gpu } from '../src/engine/device.ts';
 import { loadFashionMnist } from '../src/data/fashion-mnist.ts';
 import { readSafetensors } from '../src/data/formats.ts';
-import { TrainInterrupted, lrAt, runTrain, trainConfig } from '../src/experiments/train.ts';
+import { TRAIN, lrAt, runTrain, trainConfig } from '../src/landscape/train.ts';
+import { parseCommand } from '../src/options/index.ts';
+import { Interrupted } from '../src/run/interrupted.ts';
 import { testGpu, writeIdx } from './helpers.ts';
 
 let gpu: Gpu;
@@ -21,7 +23,9 @@ beforeAll(async () => {
 });
 afterAll(() => gpu?.destroy());
 
-const cfg = () => trainConfig({ model: 'small', epochs: '4', batch: '20', lr: '0.05', milestones: '3', 'eval-images': 'all', snapshots: true, data }, () => data);
+const cfg = () => trainConfig(
+  { model: 'small', epochs: 4, batch: 20, lr: 0.05, milestones: [3], evalImages: 0, snapshots: true, data }, () => data,
+);
 const ds = () => ({ train: loadFashionMnist(data, 'train'), test: loadFashionMnist(data, 't10k') });
 
 describe('train', () => {
@@ -43,7 +47,7 @@ describe('train', () => {
     const c = cfg();
     const a = join(dir, 'a'), b = join(dir, 'b');
     let n = 0;
-    await expect(runTrain(gpu, c, ds(), b, false, { shouldStop: () => ++n >= 2 })).rejects.toThrow(TrainInterrupted);
+    await expect(runTrain(gpu, c, ds(), b, false, { shouldStop: () => ++n >= 2 })).rejects.toThrow(Interrupted);
     expect(existsSync(join(b, 'metrics.json'))).toBe(false);
     await runTrain(gpu, c, ds(), b, true);
     const wa = readSafetensors(join(a, 'model.safetensors')).tensors, wb = readSafetensors(join(b, 'model.safetensors')).tensors;
@@ -51,11 +55,11 @@ describe('train', () => {
   });
 
   it('a BN net saves its running statistics (updated in training, used for evaluation), resumed identically', async () => {
-    const c = trainConfig({ model: 'tiny', bn: true, epochs: '2', batch: '40', lr: '0.05', 'eval-images': 'all', data }, () => data);
+    const c = trainConfig({ model: 'tiny', bn: true, epochs: 2, batch: 40, lr: 0.05, evalImages: 0, data }, () => data);
     const a = join(dir, 'bn-a'), b = join(dir, 'bn-b');
     await runTrain(gpu, c, ds(), a, false);
     let n = 0;
-    await expect(runTrain(gpu, c, ds(), b, false, { shouldStop: () => ++n >= 1 })).rejects.toThrow(TrainInterrupted);
+    await expect(runTrain(gpu, c, ds(), b, false, { shouldStop: () => ++n >= 1 })).rejects.toThrow(Interrupted);
     await runTrain(gpu, c, ds(), b, true);
     const wa = readSafetensors(join(a, 'model.safetensors')).tensors, wb = readSafetensors(join(b, 'model.safetensors')).tensors;
     const rv = wa['1.bn.running_var'];
@@ -66,8 +70,16 @@ describe('train', () => {
   });
 
   it('rejects bad flags with the flag named', () => {
-    expect(() => trainConfig({ epochs: '0' }, () => data)).toThrow(/--epochs: an integer >= 1 expected, got "0"/);
-    expect(() => trainConfig({ milestones: 'soon' }, () => data)).toThrow(/--milestones: comma-separated epoch numbers/);
-    expect(() => trainConfig({ model: 'vgg' }, () => data)).toThrow(/--model "vgg"/);
+    const parse = (...argv: string[]) => trainConfig(parseCommand(TRAIN, argv).options, () => data);
+    expect(() => parse('--epochs', '0')).toThrow(/--epochs: an integer >= 1 expected, got "0"/);
+    const milestones = /--milestones: comma-separated integers >= 1 expected, got "soon"/;
+    expect(() => parse('--milestones', 'soon')).toThrow(milestones);
+    expect(() => parse('--model', 'vgg')).toThrow(/--model: one of .* expected, got "vgg"/);
+    expect(() => parse('--model', 'resnet9')).toThrow(/--model: a ResNet depth 6n\+2 .* expected, got "resnet9"/);
+    expect(() => parse('--model', 'small', '--width', '2')).toThrow(/--width 2: only the ResNets have a width factor/);
+    // the parsed flags as the configuration
+    expect(parse('--epochs', '2', '--milestones', '1,2', '--no-nesterov', '--eval-images', 'all')).toMatchObject({
+      epochs: 2, milestones: [1, 2], nesterov: false, evalImages: 0, model: 'small', lr: 0.05, weightDecay: 5e-4, data,
+    });
   });
 });

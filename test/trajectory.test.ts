@@ -1,6 +1,7 @@
 // PCA of training snapshots (no GPU needed): the eigen-solver, explained variance, unit directions, the path.
 import { describe, expect, it } from 'vitest';
-import { symmetricEigen, trajectoryPca } from '../src/experiments/trajectory.ts';
+import { trajectoryPca } from '../src/landscape/trajectory.ts';
+import { symmetricEigen } from '../src/numerics/eigen.ts';
 import { randArray, rng } from '../src/engine/random.ts';
 
 describe('trajectory PCA', () => {

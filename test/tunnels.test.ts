@@ -10,8 +10,9 @@ import { loadFashionMnist } from '../src/data/fashion-mnist.ts';
 import { Sequential } from '../src/models/sequential.ts';
 import { modelSpec } from '../src/models/zoo.ts';
 import { evaluateOnImages } from '../src/models/run.ts';
-import { readCheckpoint } from '../src/experiments/checkpoint.ts';
-import { crossing, runTunnels, tunnelsCommand } from '../src/experiments/tunnels.ts';
+import { readCheckpoint } from '../src/models/checkpoint.ts';
+import { TUNNELS, crossing, runTunnels, tunnelsCommand } from '../src/structure/tunnels.ts';
+import { parseCommand } from '../src/options/index.ts';
 import { testGpu, writeIdx, writeInitCheckpoint } from './helpers.ts';
 
 let gpu: Gpu;
@@ -60,13 +61,17 @@ describe('tunnels', () => {
   it('the command writes config.json (settings, adapter, commit), metrics.json, tunnels.json and the plot; bad flags are named', async () => {
     const ds = { train: loadFashionMnist(data, 'train'), test: loadFashionMnist(data, 't10k') };
     const out = join(dir, 'cmd');
-    const m = await tunnelsCommand(gpu, ds, data, { 'model-file': join(dir, 'm.safetensors'), rays: '2', points: '3', images: '10', max: '2' }, out, () => {});
+    const argv = ['--model-file', join(dir, 'm.safetensors'), '--rays', '2', '--points', '3', '--images', '10'];
+    argv.push('--max', '2');
+    const m = await tunnelsCommand(gpu, ds, data, parseCommand(TUNNELS, argv).options, out, () => {});
     for (const f of ['config.json', 'metrics.json', 'tunnels.json', 'tunnels.png']) expect(existsSync(join(out, f)), f).toBe(true);
     const cfg = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
-    expect(cfg).toMatchObject({ command: 'tunnels', rays: 2, points: 3, images: 10, maxFrac: 2 });
+    expect(cfg).toMatchObject({ kind: 'tunnels', sweep: false, rays: 2, points: 3, images: 10, maxFrac: 2 });
     expect(cfg.adapter).toBe(gpu.adapterInfo);
     expect(typeof cfg.commit).toBe('string');
     expect(JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8'))).toEqual(JSON.parse(JSON.stringify(m)));
-    await expect(tunnelsCommand(gpu, ds, data, { 'model-file': join(dir, 'm.safetensors'), rays: '0' }, out, () => {})).rejects.toThrow(/--rays: a whole number >= 1 expected, got "0"/);
+    expect(() => parseCommand(TUNNELS, ['--rays', '0'])).toThrow(/--rays: an integer >= 1 expected, got "0"/);
+    const noFile = /--model-file FILE .* or --sweep is required/;
+    await expect(tunnelsCommand(gpu, ds, data, {}, out, () => {})).rejects.toThrow(noFile);
   }, 60_000);
 });

@@ -4,8 +4,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataError } from './idx.ts';
-import type { Dataset } from './fashion-mnist.ts';
-
+import type { Dataset } from './dataset.ts';
 export const CIFAR10 = {
   url: 'https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz',
   bytes: 170_052_171,

@@ -3,17 +3,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { readIdx, DataError } from './idx.ts';
-
+import { Dataset } from './dataset.ts';
 export const DEFAULT_FASHION_MNIST = '/usr/share/datasets/fashion-mnist';
-
-export interface Dataset {
-  /** [n, C, H, W] floats. */
-  images: Float32Array;
-  labels: Uint32Array;
-  n: number;
-  shape: [number, number, number];
-  classes: number;
-}
 
 export function fashionMnistDir(flag?: string | boolean): string {
   if (typeof flag === 'string') return flag;
@@ -44,14 +35,3 @@ export function loadFashionMnist(dir: string, split: 'train' | 't10k', limit?: n
   return { images, labels, n: m, shape: [1, 28, 28], classes: 10 };
 }
 
-/** The images and labels at the given indices, as one batch. */
-export function batchOf(d: Dataset, idx: ArrayLike<number>): { x: Float32Array; y: Uint32Array } {
-  const per = d.shape[0] * d.shape[1] * d.shape[2];
-  const x = new Float32Array(idx.length * per);
-  const y = new Uint32Array(idx.length);
-  for (let i = 0; i < idx.length; i++) {
-    x.set(d.images.subarray(idx[i] * per, (idx[i] + 1) * per), i * per);
-    y[i] = d.labels[idx[i]];
-  }
-  return { x, y };
-}

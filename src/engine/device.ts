@@ -2,21 +2,7 @@
 // one command encoder per step (many dispatches, one submit), pipeline and uniform caches, read-back.
 import { create, globals } from 'webgpu';
 import { BufferPool } from './buffers.ts';
-
-export interface KernelSpec {
-  /** Op family and variant, e.g. "conv2d.fwd": used in labels, errors, profiles and LOSS_ATLAS_PRINT_WGSL. */
-  name: string;
-  /** Compile-time key: only choices baked into the source (tile sizes, fused activation), never shapes. */
-  key: string;
-  /** WGSL source for that key. */
-  code: string;
-  /** Storage bindings in binding order (binding 0 is the uniform block when `uniforms` is non-empty). */
-  bindings: { name: string; write: boolean }[];
-  /** Uniform fields in declaration order. */
-  uniforms: [string, 'u32' | 'f32' | 'i32'][];
-  workgroupSize: number;
-}
-
+import { KernelSpec } from './kernel.ts';
 export interface Dispatch {
   kernel: KernelSpec;
   buffers: Record<string, GPUBuffer>;
@@ -53,11 +39,6 @@ function convKernelsFromEnv(): ConvKernels | null {
   throw new GpuError(`LOSS_ATLAS_CONV=${v}: expected 'tiled' or 'lanes'`);
 }
 
-/** WGSL uniform struct declaration for a field list. */
-export function uniformStruct(fields: KernelSpec['uniforms']): string {
-  return `struct Params {\n${fields.map(([n, t]) => `  ${n}: ${t},`).join('\n')}\n}\n@group(0) @binding(0) var<uniform> u: Params;\n`;
-}
-
 export class Gpu {
   readonly pool: BufferPool;
   readonly adapterInfo: string;
@@ -69,9 +50,10 @@ export class Gpu {
   /** A CPU implementation of WebGPU (Mesa lavapipe / llvmpipe, SwiftShader). */
   readonly isCpu: boolean;
   /**
-   * Which conv kernel family runs conv2d / linear: 'tiled' (workgroup-memory tiles, for GPUs) or 'lanes' (one operand
-   * broadcast across the workgroup, the other per lane, no workgroup memory: 3-5x faster on llvmpipe, whose invocations
-   * are SIMD lanes of one CPU thread). Default by adapter; LOSS_ATLAS_CONV=tiled|lanes overrides.
+   * Which conv kernel family runs conv2d / linear: 'tiled' (both GEMM operands staged in workgroup-memory tiles, for
+   * GPUs) or 'lanes' (one operand broadcast across the workgroup, the other per lane; only point k's weights are
+   * staged in workgroup memory, once per reduction chunk: several times faster on llvmpipe (npm run bench:kernels),
+   * whose invocations are SIMD lanes of one CPU thread). Default by adapter; LOSS_ATLAS_CONV=tiled|lanes overrides.
    */
   convKernels: ConvKernels;
   /** Elements per invocation of the 1-D kernels that take a count (elementwise, combine, max-pool, optimizers): 16 on a CPU adapter. */

@@ -4,8 +4,8 @@
 import type { Gpu } from './device.ts';
 import type { Param } from './manifold.ts';
 import { Tensor } from './tensor.ts';
-import { adamKernel, normFinishKernel, sgdKernel, sumSquaresKernel } from '../shaders/misc.ts';
-import { fold, spec } from '../shaders/common.ts';
+import { adamKernel, normFinishKernel, sgdKernel, sumSquaresKernel } from './optim.wgsl.ts';
+import { fold, spec } from './kernel.ts';
 
 const K_NORM = normFinishKernel();
 

@@ -4,8 +4,8 @@
 import type { Gpu } from './device.ts';
 import type { Manifold } from './manifold.ts';
 import { Tensor, TensorView, type AnyTensor, shapeStr } from './tensor.ts';
-import { accumulateKernel } from '../shaders/misc.ts';
-import { fold } from '../shaders/common.ts';
+import { accumulateKernel } from './ops/fold.wgsl.ts';
+import { fold } from './kernel.ts';
 
 export const baseOf = (t: AnyTensor): Tensor => (t instanceof TensorView ? t.base : t);
 

@@ -2,7 +2,7 @@
 // parameters and states (with PyTorch's names), its output shape, its FLOPs, its engine forward over a weight
 // manifold, and its float64 CPU reference for one point. The model graph (graph.ts), the GPU model (sequential.ts),
 // the CPU reference model, the block sizing of runs and the benchmark's peers are loops over these rows.
-import * as ops from '../engine/ops.ts';
+import * as ops from '../engine/ops/index.ts';
 import * as ref from '../engine/reference.ts';
 import type { Param } from '../engine/manifold.ts';
 import { type AnyTensor, numel, outSize, shapeStr, type Tensor } from '../engine/tensor.ts';

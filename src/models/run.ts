@@ -2,13 +2,12 @@
 // adapter's limit and no dispatch exceeds its workgroup-count limit; each block is one batched pass.
 import type { Gpu } from '../engine/device.ts';
 import { Manifold } from '../engine/manifold.ts';
-import { crossEntropy } from '../engine/ops.ts';
+import { crossEntropy } from '../engine/ops/loss.ts';
 import { Tape } from '../engine/tape.ts';
 import { Tensor, numel } from '../engine/tensor.ts';
 import { type ModelDef, layerShapes } from './graph.ts';
 import type { Sequential } from './sequential.ts';
-import { batchOf, type Dataset } from '../data/fashion-mnist.ts';
-
+import { batchOf, type Dataset } from '../data/dataset.ts';
 /** Largest number of points per block for a batch of N samples (at most K). */
 export function pointsPerBlock(gpu: Gpu, layers: ModelDef, N: number, inShape: number[], K: number): number {
   const maxAct = Math.max(...layerShapes(layers, inShape).map(numel), numel(inShape)) * N * 4;

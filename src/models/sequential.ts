@@ -2,7 +2,7 @@
 // points of a weight manifold at once through the engine's ops.
 import type { Gpu } from '../engine/device.ts';
 import { Param } from '../engine/manifold.ts';
-import type { Ctx } from '../engine/ops.ts';
+import type { Ctx } from '../engine/ops/ctx.ts';
 import { Tensor, type AnyTensor } from '../engine/tensor.ts';
 import { type Graph, INPUT, type ModelDef, consumers, initParams, initStates, paramShapes, stateShapes, toGraph } from './graph.ts';
 import { type BnMode, rowOf } from './layers.ts';

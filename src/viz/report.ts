@@ -3,6 +3,7 @@
 // (newest first: kind, a thumbnail, headline results, a link to the run's page).
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, relative } from 'node:path';
+import { readRunConfig, type RunKind } from '../run/run-info.ts';
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 /** Pictures shown first, in this order (the most telling per kind); any other PNG follows. */
@@ -12,9 +13,38 @@ const DATA = /\.(npy|json|jsonl|safetensors|vtp|csv)$/;
 /** Files that mark a directory as a run. */
 const MARKERS = ['config.json', 'metrics.json', 'surface_meta.json', 'hessian_meta.json', 'summary.json'];
 
-interface Run { dir: string; kind: string; mtime: number; images: string[]; data: string[]; results: string | null; config: string | null }
+interface Run {
+  dir: string;
+  kind: string;
+  mtime: number;
+  images: string[];
+  data: string[];
+  results: string | null;
+  config: string | null;
+  /** Why config.json could not be read, if it could not. */
+  problem: string | null;
+}
 
-function kindOf(files: string[]): string {
+/** How the report names each kind of run. */
+const KIND_NAMES: Record<RunKind, string> = {
+  mpo: 'MPO pattern', 'bn-compare': 'bn-compare', train: 'training', interpolate: '1-D interpolation',
+  surface: '2-D surface', hessian: 'Hessian eigenvalues', trajectory: 'trajectory', 'li-figures': 'figure set',
+  connect: 'connector', msweep: 'm-connectors', tunnels: 'radial tunnels', subspace: 'random subspaces',
+  swa: 'SWA vs ensembles', toy: 'toy landscape', 'fort-figures': 'figure set', demo: 'demo',
+};
+
+/** The kind from config.json; for run directories written before it named the kind, a guess from the file names. */
+function kindOf(dir: string, files: string[]): { kind: string; problem: string | null } {
+  if (!files.includes('config.json')) return { kind: guessKind(files), problem: null };
+  try {
+    return { kind: KIND_NAMES[readRunConfig(dir).kind], problem: null };
+  } catch (e) {
+    const msg = (e as Error).message;
+    return { kind: guessKind(files), problem: /no "kind"/.test(msg) ? null : msg };
+  }
+}
+
+function guessKind(files: string[]): string {
   if (files.includes('summary.png')) return 'MPO pattern';
   if (files.includes('bn_compare.png')) return 'bn-compare';
   if (files.includes('trajectory.png')) return 'trajectory';
@@ -36,7 +66,7 @@ function readRun(dir: string): Run {
   const pngs = files.filter((f) => f.endsWith('.png'));
   const r = RESULTS.find((f) => files.includes(f));
   return {
-    dir, kind: kindOf(files), mtime: statSync(dir).mtimeMs,
+    dir, ...kindOf(dir, files), mtime: statSync(dir).mtimeMs,
     images: [...PREFERRED.filter((f) => pngs.includes(f)), ...pngs.filter((f) => !PREFERRED.includes(f))],
     data: files.filter((f) => DATA.test(f)),
     results: r ? readFileSync(join(dir, r), 'utf8').slice(0, 6000) : null,
@@ -63,7 +93,8 @@ img { max-width: 640px; max-height: 520px; margin: 0.3em; border: 1px solid #eee
 img.thumb { max-width: 320px; max-height: 240px; }
 pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; font-size: 12px; }
 .when { color: #777; font-size: 13px; margin-top: -0.6em; }
-ul.data { columns: 3; font-size: 13px; }`;
+ul.data { columns: 3; font-size: 13px; }
+.problem { color: #a00; }`;
 
 const page = (title: string, body: string) => `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title><style>${STYLE}</style></head><body>
@@ -82,6 +113,7 @@ ${back ? `<p><a href="${esc(back)}">&larr; all runs</a></p>` : ''}
 <p class="when">${when(r.mtime)}</p>
 ${r.images.map((i) => `<a href="${href(i)}"><img src="${href(i)}" alt="${esc(i)}" title="${esc(i)}"></a>`).join('\n')}
 ${r.results ? `<h2>Results</h2><pre>${esc(r.results)}</pre>` : ''}
+${r.problem ? `<p class="problem">${esc(r.problem)}</p>` : ''}
 ${r.config ? `<details><summary>Settings</summary><pre>${esc(r.config)}</pre></details>` : ''}
 ${r.data.length ? `<h2>Data files</h2><ul class="data">${r.data.map((f) => `<li><a href="${href(f)}">${esc(f)}</a></li>`).join('')}</ul>` : ''}`);
 }

@@ -1,0 +1,174 @@
+// The grid maps around a checkpoint: surface and hessian (resumable, sharded), and merge (joins the shards).
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { WeightSet } from '../models/checkpoint.ts';
+import { untilStopped } from '../run/stop.ts';
+import { progress } from '../run/progress.ts';
+import { linspace } from '../landscape/directions.ts';
+import { mergeSurfaces, runSurface } from '../landscape/surface.ts';
+import { mergeHessians, ratios, runHessian } from '../landscape/hessian.ts';
+import { UsageError, defineCommand } from '../options/index.ts';
+import { checkpointOptions, dirFile, directionOptions, directionSettings } from './checkpoint-flags.ts';
+import { checkpointsAndData, command, withGpu, type Command } from './common.ts';
+import { defaultRunDir } from '../run/run-info.ts';
+
+export const SURFACE = defineCommand({
+  name: 'surface',
+  summary: 'loss and accuracy on a 2-D grid around a checkpoint (filter-normalized or target directions), '
+    + 'resumable (--help)',
+  usage: 'loss-atlas surface --model-file A.safetensors [--model-file2 B] [--model-file3 C] [flags]',
+  description: `\
+Loss and accuracy at theta + a * d1 + b * d2 for a, b on --x, --y (min:max:num, default -1:1:51 each); d1, d2 random
+and normalized per --norm (filter) unless --model-file2 / --model-file3 give targets (B - A, C - A). The grid is
+evaluated in blocks of --block points; after each block surface_loss.npy / surface_acc.npy ([ny, nx], NaN where not
+done yet) are saved, so running the same command again resumes. Writes also surface.json, surface_heatmap.png,
+directions.safetensors into --out (default runs/surface-<time>).`,
+  options: {
+    ...checkpointOptions,
+    x: { type: 'range', default: '-1:1:51', help: 'a, along d1' },
+    y: { type: 'range', default: '-1:1:51', help: 'b, along d2' },
+    split: { type: 'enum', choices: ['train', 'test'], default: 'train', help: 'the images evaluated' },
+    ...directionOptions(1000),
+    seed: { type: 'integer', min: 0, default: 123, help: 'seed of the random directions and the images' },
+    block: { type: 'integer', min: 1, default: 256, help: 'points per batched pass (and per saved block)' },
+    shard: {
+      type: 'shard',
+      help: 'compute only the points k with k % n == i (one process or machine per shard, each with its own --out); '
+        + 'then: loss-atlas merge DIR_0 ... DIR_n-1 --out DIR',
+    },
+    zmax: { type: 'number', above: 0, help: 'surface.vtp (ParaView): clip the loss at X' },
+    log: { type: 'boolean', help: 'surface.vtp: z = ln(loss + 0.1)' },
+    data: { type: 'string', placeholder: 'DIR', help: "the model's dataset directory" },
+    out: { type: 'string', placeholder: 'DIR', defaultText: 'runs/surface-<time>', help: 'run directory' },
+  },
+});
+
+export const HESSIAN = defineCommand({
+  name: 'hessian',
+  summary: 'largest/smallest Hessian eigenvalues and their ratio on a grid or path around a checkpoint (Lanczos), '
+    + 'resumable (--help)',
+  usage: 'loss-atlas hessian --model-file A.safetensors [--model-file2 B] [--model-file3 C] [flags]',
+  description: `\
+The largest and smallest eigenvalues of the loss Hessian (conv and linear weights, as the reference) at every point
+theta + a * d1 + b * d2 of a grid (or along d1 only with --path), by Lanczos on Hessian-vector products
+(central differences of gradients, both signs batched as manifold points; a block of points per batched pass).
+Writes hessian_{max,min,loss,iters}.npy (NaN where not done yet: running the same command again resumes),
+hessian.json, hessian_ratio.png (|lambda_min / lambda_max|, viridis 0..0.5 as the reference), hessian_ratio_signed.png,
+hessian_max.png (or hessian_path.png for a path) into --out (default runs/hessian-<time>).`,
+  options: {
+    ...checkpointOptions,
+    x: { type: 'range', default: '-1:1:11', help: 'a, along d1' },
+    y: { type: 'range', defaultText: '-1:1:11', help: 'b, along d2 (not with --path)' },
+    path: { type: 'boolean', help: 'along d1 only (a 1-D path)' },
+    split: { type: 'enum', choices: ['train', 'test'], default: 'train', help: 'the images of the loss' },
+    ...directionOptions(500),
+    seed: { type: 'integer', min: 0, default: 123, help: 'seed of the random directions, images and start vectors' },
+    block: { type: 'integer', min: 1, default: 8, help: 'points per batched pass' },
+    iters: { type: 'integer', min: 2, default: 30, help: 'Lanczos iterations at most' },
+    tol: { type: 'number', above: 0, default: 0.01, help: 'residual / spectral scale for convergence' },
+    eps: { type: 'number', above: 0, default: 1e-3, help: 'central-difference step along the unit Lanczos vector' },
+    shard: {
+      type: 'shard', help: 'compute only the points k with k % n == i; then: loss-atlas merge DIR_0 ... --out DIR',
+    },
+    data: { type: 'string', placeholder: 'DIR', help: "the model's dataset directory" },
+    out: { type: 'string', placeholder: 'DIR', defaultText: 'runs/hessian-<time>', help: 'run directory' },
+  },
+});
+
+export const MERGE = defineCommand({
+  name: 'merge',
+  summary: 'join the shard directories of one surface or Hessian map (--shard i/n) into one: merge DIR... --out DIR',
+  usage: 'loss-atlas merge DIR_0 ... DIR_n-1 --out DIR [flags]',
+  description: `\
+Joins the shard directories of one surface or Hessian map (each computed by surface or hessian with a shard i/n of
+its points) into one run directory with the map's pictures.`,
+  positionals: { placeholder: 'DIR', min: 1, help: 'the shard directories' },
+  options: {
+    out: { type: 'string', placeholder: 'DIR', required: true, help: 'the merged run directory' },
+    zmax: { type: 'number', above: 0, help: 'surfaces, surface.vtp (ParaView): clip the loss at X' },
+    log: { type: 'boolean', help: 'surfaces, surface.vtp: z = ln(loss + 0.1)' },
+  },
+  globals: ['help'],
+});
+
+/** The progress line of a block-wise grid job, on stderr. */
+const shardDone = (shard: { i: number; n: number }, out: string) =>
+  `shard ${shard.i}/${shard.n} done in ${out}; join the shards with: loss-atlas merge <shard dirs> --out DIR`;
+
+const surface = command(SURFACE, async ({ options: o, globals }) => {
+  const { a, others: [t2, t3], data } = checkpointsAndData(o.modelFile, [o.modelFile2, o.modelFile3], o.data);
+  const { norm, ignoreBiasBn, images, dirType, bnStats } = directionSettings(o);
+  const { split, shard, block } = o;
+  const xs = o.x.values, ys = o.y.values;
+  const out = o.out ?? defaultRunDir('surface');
+  return withGpu(globals, async (gpu) => {
+    console.log(`adapter: ${gpu.adapterInfo}`);
+    const each = `${images || 'all'} ${split} images each`;
+    console.log(`${xs.length} x ${ys.length} points around ${a.model}, ${each}, into ${out}`);
+    return untilStopped('this block', async (shouldStop) => {
+      const directions = dirFile(o.dirFile, a, data.train.shape, ['x/', 'y/']) as [WeightSet, WeightSet] | undefined;
+      const opts = {
+        xs, ys, split, images, norm, ignoreBiasBn, dirType, bnStats, seed: o.seed, block, shard, directions,
+        zmax: o.zmax, log: o.log,
+      };
+      const hooks = { shouldStop, progress: progress('surface', { unit: 'point' }) };
+      const r = await runSurface(gpu, a, [t2, t3], data, opts, out, hooks);
+      if (shard && shard.n > 1) console.log(shardDone(shard, out));
+      else {
+        const range = `min loss ${Math.min(...r.loss).toFixed(4)}, max ${Math.max(...r.loss).toFixed(4)}`;
+        console.log(`${range}; wrote ${join(out, 'surface_heatmap.png')}, surface.json, surface_{loss,acc}.npy`);
+      }
+      return 0;
+    });
+  });
+});
+
+const hessian = command(HESSIAN, async ({ options: o, globals }) => {
+  const { a, others: [t2, t3], data } = checkpointsAndData(o.modelFile, [o.modelFile2, o.modelFile3], o.data);
+  const { norm, ignoreBiasBn, images, dirType, bnStats } = directionSettings(o);
+  const { split } = o;
+  if (o.path && o.y !== undefined) throw new UsageError('--path and --y: a path has no y axis');
+  const xs = o.x.values;
+  const ys = o.path ? null : o.y?.values ?? linspace('-1:1:11', 'y');
+  const dirs = dirFile(o.dirFile, a, data.train.shape, ys ? ['x/', 'y/'] : ['x/']);
+  const directions = dirs ? ([dirs[0], dirs[1] ?? dirs[0]] as [WeightSet, WeightSet]) : undefined;
+  const opts = {
+    xs, ys, split, images, norm, ignoreBiasBn, dirType, bnStats, directions, seed: o.seed, block: o.block,
+    iters: o.iters, tol: o.tol, eps: o.eps, shard: o.shard,
+  };
+  const out = o.out ?? defaultRunDir('hessian');
+  return withGpu(globals, async (gpu) => {
+    const what = ys ? `${xs.length} x ${ys.length} grid` : `${xs.length}-point path`;
+    console.log(`adapter: ${gpu.adapterInfo}`);
+    const each = `${images || 'all'} ${split} images, up to ${opts.iters} Lanczos iterations`;
+    console.log(`${what} around ${a.model}, ${each}, into ${out}`);
+    return untilStopped('this block', async (shouldStop) => {
+      const hooks = { shouldStop, progress: progress('hessian', { unit: 'point' }) };
+      const r = await runHessian(gpu, a, [t2, t3], data, opts, out, hooks);
+      if (opts.shard && opts.shard.n > 1) {
+        console.log(shardDone(opts.shard, out));
+        return 0;
+      }
+      const ratio = ratios(r).abs;
+      const c = Math.floor(r.max.length / 2);
+      const centre = `lambda_max ${r.max[c].toPrecision(4)}, lambda_min ${r.min[c].toPrecision(4)}`;
+      const range = `${Math.min(...ratio).toFixed(3)} .. ${Math.max(...ratio).toFixed(3)}`;
+      const png = join(out, ys ? 'hessian_ratio.png' : 'hessian_path.png');
+      console.log(`centre: ${centre}; |min/max| over the map ${range}; wrote ${png}`);
+      return 0;
+    });
+  });
+});
+
+const merge = command(MERGE, async ({ options: o, positionals: dirs }) => {
+  if (existsSync(join(dirs[0], 'hessian_meta.json'))) {
+    const h = await mergeHessians(dirs, o.out);
+    console.log(`merged ${dirs.length} shards (${h.xs.length}${h.ys ? ` x ${h.ys.length}` : ''} points) into ${o.out}`);
+    return 0;
+  }
+  const r = await mergeSurfaces(dirs, o.out, { zmax: o.zmax, log: o.log });
+  console.log(`merged ${dirs.length} shards (${r.xs.length} x ${r.ys.length} points) into ${o.out}`);
+  return 0;
+});
+
+export const GRID_COMMANDS: Record<string, Command> = { surface, hessian, merge };

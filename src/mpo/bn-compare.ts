@@ -1,0 +1,130 @@
+// `loss-atlas bn-compare`: does batch norm (or a skip connection) make more patterns drawable? Random-square
+// masks over fill probabilities and seeds, for the plain, batch-norm and skip variants of the random-squares net
+// (the MPO reference's section 1.7 experiment). Every run is an ordinary MPO run directory under the
+// comparison's directory; finished runs are skipped, so an interrupted comparison continues where it stopped.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Gpu } from '../engine/device.ts';
+import { runMpo, type MpoConfig } from './mpo.ts';
+import { MPO_OPTIONS, loadData, mpoConfig } from './command.ts';
+import { defineCommand, omitOptions, type OptionInput } from '../options/index.ts';
+import { lineChart, writePng } from '../viz/figure.ts';
+
+export const BN_COMPARE = defineCommand({
+  name: 'bn-compare',
+  summary: 'MPO on random squares over fill probabilities and seeds: plain vs batch norm vs skip (--help)',
+  usage: 'loss-atlas bn-compare [--full] [--out DIR] [--fills 0.2,0.5,0.8] [--seeds 1,2] [--size N] [--steps N] '
+    + '[mpo flags]',
+  description: `\
+Trains MPO planes on random-square masks for each fill probability and seed, for the plain, batch-norm and skip
+variants, and writes acc_diff and loss_diff against fill probability (mean and standard deviation over seeds):
+bn_compare.png (acc_diff), bn_compare_loss.png (loss_diff), bn_compare.json and bn_compare.md in --out (default
+runs/bn-compare-<time>). Runs already finished there are kept.
+Default: CPU-sized (squares-small net, 10x10 masks, fills 0.2/0.5/0.8, seeds 1-2, 200 steps of 8+8 cells x 16 images,
+lr 3e-3, 100 evaluation images; about 12 minutes on lavapipe). At that length the patterns are only starting to form:
+loss_diff separates the variants earlier than acc_diff does.
+--full: the reference's sizes (squares net, 30x30 masks, fills 0.1..0.9, seeds 1-5, batch 512, 50+50 cells,
+11,800 steps, lr 3e-4, tau 5). The other flags are those of loss-atlas mpo (the variant, mask and seed of each run
+are the comparison's own).`,
+  options: {
+    full: { type: 'boolean', help: "the reference's sizes (for a GPU)" },
+    fills: {
+      type: 'list', of: 'number', min: 0, max: 1, defaultText: '0.2,0.5,0.8; 0.1,0.2,...,0.9 with --full',
+      help: 'fill probabilities of the random squares',
+    },
+    seeds: {
+      type: 'list', of: 'integer', min: 0, defaultText: '1,2; 1,2,3,4,5 with --full',
+      help: 'mask and training seeds',
+    },
+    size: { type: 'integer', min: 1, defaultText: '10; 30 with --full', help: 'mask side (cells)' },
+    ...omitOptions(MPO_OPTIONS, ['bn', 'skip', 'mask', 'seed', 'resume', 'out']),
+    steps: { ...MPO_OPTIONS.steps, defaultText: '200; 11800 with --full' },
+    model: { ...MPO_OPTIONS.model, defaultText: 'squares-small; squares with --full' },
+    'eval-images': { ...MPO_OPTIONS['eval-images'], defaultText: '100' },
+    out: {
+      type: 'string', placeholder: 'DIR', defaultText: 'runs/bn-compare-<time>',
+      help: 'the comparison directory',
+    },
+  },
+});
+
+const VARIANTS = [
+  { name: 'plain', bn: false, skip: false, color: '#1f77b4' },
+  { name: 'batch norm', bn: true, skip: false, color: '#d62728' },
+  { name: 'skip', bn: false, skip: true, color: '#2ca02c' },
+];
+
+export async function bnCompare(gpu: Gpu, o: OptionInput<typeof BN_COMPARE.options>): Promise<number> {
+  const full = !!o.full;
+  const fills = o.fills ?? (full ? [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9] : [0.2, 0.5, 0.8]);
+  const seeds = o.seeds ?? (full ? [1, 2, 3, 4, 5] : [1, 2]);
+  const cpuSized = {
+    model: 'squares-small', clamp: 5, lr: 3e-3, batch: 16, cellsPerStep: 8, steps: 200, evalImages: 100, pad: 0,
+    checkpointEvery: 50, logEvery: 10,
+  } as const;
+  const base: MpoConfig = full
+    ? { ...mpoConfig(o, 'fashion-pattern'), model: 'squares', clamp: 5, lr: 3e-4, evalImages: 100, pad: 0 }
+    : { ...mpoConfig({ ...o, quick: true }), ...cpuSized };
+  if (o.steps !== undefined) base.steps = o.steps;
+  if (o.evalImages !== undefined) base.evalImages = o.evalImages;
+  if (o.model !== undefined) base.model = o.model;
+  const size = o.size ?? (full ? 30 : 10);
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
+  const out = o.out ?? join('runs', `bn-compare-${stamp}`);
+  mkdirSync(out, { recursive: true });
+  console.log(`adapter: ${gpu.adapterInfo}\nbn-compare into ${out}: ${VARIANTS.length} variants x ${fills.length} fills x ${seeds.length} seeds, model ${base.model}, ${size}x${size} masks, ${base.steps} steps each`);
+  const data = loadData(base);
+  const results: Record<string, Record<string, number[]>> = {};
+  const lossResults: Record<string, Record<string, number[]>> = {};
+  const total = VARIANTS.length * fills.length * seeds.length;
+  let done = 0;
+  const t0 = performance.now();
+  for (const v of VARIANTS) {
+    results[v.name] = {};
+    lossResults[v.name] = {};
+    for (const p of fills) {
+      results[v.name][p] = [];
+      lossResults[v.name][p] = [];
+      for (const seed of seeds) {
+        const dir = join(out, `${v.name.replace(' ', '-')}-p${p}-s${seed}`);
+        const cfg: MpoConfig = { ...base, experiment: 'bn-compare', bn: v.bn, skip: v.skip, mask: `random:${p}:${seed}:${size}`, seed };
+        let m: { test: { acc_diff: number; loss_diff: number } };
+        if (existsSync(join(dir, 'metrics.json'))) m = JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8'));
+        else m = (await runMpo(gpu, cfg, data, dir, existsSync(join(dir, 'checkpoint', 'state.json')))).metrics;
+        results[v.name][p].push(m.test.acc_diff);
+        lossResults[v.name][p].push(m.test.loss_diff);
+        done++;
+        const el = (performance.now() - t0) / 1000;
+        console.error(`[${done}/${total}] ${v.name} fill ${p} seed ${seed}: test acc_diff ${m.test.acc_diff.toFixed(3)}, loss_diff ${m.test.loss_diff.toFixed(2)}  (${el.toFixed(0)} s, ETA ${((el / done) * (total - done)).toFixed(0)} s)`);
+      }
+    }
+  }
+  const stat = (xs: number[]) => {
+    const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+    const sd = Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, xs.length - 1));
+    return { mean, sd };
+  };
+  // mean / sd / runs: acc_diff (the reference's plotted metric); lossDiff: the same for loss_diff
+  const rows = VARIANTS.map((v) => ({
+    variant: v.name,
+    byFill: fills.map((p) => ({ fill: p, ...stat(results[v.name][p]), runs: results[v.name][p], lossDiff: { ...stat(lossResults[v.name][p]), runs: lossResults[v.name][p] } })),
+  }));
+  writeFileSync(join(out, 'bn_compare.json'), JSON.stringify({ adapter: gpu.adapterInfo, model: base.model, maskSize: size, steps: base.steps, seeds, rows }, null, 2) + '\n');
+  const tableOf = (metric: string, get: (b: (typeof rows)[number]['byFill'][number]) => { mean: number; sd: number }, digits: number) => {
+    const md = [`| variant | ${fills.map((p) => `fill ${p}`).join(' | ')} |`, `|---|${fills.map(() => '---:').join('|')}|`];
+    for (const r of rows) md.push(`| ${r.variant} | ${r.byFill.map((b) => `${get(b).mean.toFixed(digits)} ± ${get(b).sd.toFixed(digits)}`).join(' | ')} |`);
+    return `test ${metric} (mean ± sd over seeds ${seeds.join(', ')}), ${base.model}, ${size}x${size} random squares, ${base.steps} steps\n\n${md.join('\n')}\n`;
+  };
+  const table = `${tableOf('acc_diff', (b) => b, 3)}\n${tableOf('loss_diff', (b) => b.lossDiff, 2)}`;
+  writeFileSync(join(out, 'bn_compare.md'), table);
+  const plot = async (file: string, metric: string, get: (b: (typeof rows)[number]['byFill'][number]) => { mean: number; sd: number }) => writePng(
+    lineChart(VARIANTS.map((v, i) => ({ name: v.name, color: v.color, points: rows[i].byFill.map((b) => [b.fill, get(b).mean, get(b).sd] as [number, number, number]) })), {
+      title: `${metric} vs fill (${base.model}, ${base.steps} steps, ${seeds.length} seeds)`, xlabel: 'fill probability', ylabel: `test ${metric}`,
+    }),
+    join(out, file),
+  );
+  await plot('bn_compare.png', 'acc_diff', (b) => b);
+  await plot('bn_compare_loss.png', 'loss_diff', (b) => b.lossDiff);
+  console.log(`\n${table}\nplots: ${join(out, 'bn_compare.png')}, ${join(out, 'bn_compare_loss.png')}`);
+  return 0;
+}
