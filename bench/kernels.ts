@@ -40,8 +40,9 @@ async function main(): Promise<void> {
   if (!prof) throw new Error(`adapter ${gpu.adapterInfo} has no timestamp-query: GPU times cannot be measured`);
 
   const roof = await roofline(gpu, prof, mm, cpu ? 2 ** 22 : 2 ** 26, reps);
-  const peakGflops = roof.gflops, peakGBs = roof.gbps;
-  console.log(describeRoofline(roof) + '\n');
+  const peakGflops = roof.gflops,
+    peakGBs = roof.gbps;
+  console.log(`${describeRoofline(roof)}\n`);
 
   const shapes = [
     { name: 'icon conv1 1->8 @28x28 (shared input)', Cin: 1, Cout: 8, H: 28, shared: true },
@@ -57,7 +58,15 @@ async function main(): Promise<void> {
     const w = new Param(gpu, 'w', [s.Cout, s.Cin, 3, 3], B, randArray(rng(4), B * s.Cout * s.Cin * 9, 0.1));
     const bias = new Param(gpu, 'b', [s.Cout], B, randArray(rng(5), B * s.Cout, 0.1));
     const xs = s.shared ? [N, s.Cin, s.H, s.H] : [K, N, s.Cin, s.H, s.H];
-    const x = Tensor.fromArray(gpu, xs, randArray(rng(6), xs.reduce((p, q) => p * q, 1)), 'x');
+    const x = Tensor.fromArray(
+      gpu,
+      xs,
+      randArray(
+        rng(6),
+        xs.reduce((p, q) => p * q, 1),
+      ),
+      'x',
+    );
     for (let i = 0; i < reps + 1; i++) {
       const tape = new Tape(gpu, manifold, false);
       const y = ops.conv2d({ gpu, manifold, tape }, x, w, bias, { pad: 1 });
@@ -72,26 +81,58 @@ async function main(): Promise<void> {
       if (!ts.length) continue;
       const per = ts.length / (reps + 1);
       const calls: number[] = [];
-      for (let i = 1; i <= reps; i++) calls.push(ts.slice(i * per, (i + 1) * per).reduce((acc, x) => acc + x.durNs, 0) / 1e6);
+      for (let i = 1; i <= reps; i++)
+        calls.push(ts.slice(i * per, (i + 1) * per).reduce((acc, x) => acc + x.durNs, 0) / 1e6);
       const ms = median(calls);
       const fl = ts[0].flops * per;
       flopsOf[name] = fl;
       const gf = fl ? fl / (ms * 1e6) : null;
       rows.push({ layer: s.name, K, N, kernel: name, ms, gflops: gf, share: gf ? gf / peakGflops : null });
-      console.log(`| ${s.name} | ${K} | ${N} | ${name} | ${ms.toFixed(3)} | ${gf ? gf.toFixed(1) : '-'} | ${gf ? ((gf / peakGflops) * 100).toFixed(0) + '%' : '-'} |`);
+      console.log(
+        `| ${s.name} | ${K} | ${N} | ${name} | ${ms.toFixed(3)} | ${gf ? gf.toFixed(1) : '-'} | ${gf ? `${((gf / peakGflops) * 100).toFixed(0)}%` : '-'} |`,
+      );
     }
     prof.clear();
-    x.dispose(); w.dispose(); bias.dispose(); manifold.dispose();
+    x.dispose();
+    w.dispose();
+    bias.dispose();
+    manifold.dispose();
   }
-  const commit = (() => { try { return execSync('git rev-parse HEAD', { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim(); } catch { return 'unknown'; } })();
-  const out = { adapter: gpu.adapterInfo, commit, date: new Date().toISOString(), matmul: { n: mm, gflops: peakGflops }, copyGBs: peakGBs, rows };
-  const slug = gpu.adapterInfo.split(' / ').pop()!.replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40);
+  const commit = (() => {
+    try {
+      return execSync('git rev-parse HEAD', { stdio: ['ignore', 'pipe', 'ignore'] })
+        .toString()
+        .trim();
+    } catch {
+      return 'unknown';
+    }
+  })();
+  const out = {
+    adapter: gpu.adapterInfo,
+    commit,
+    date: new Date().toISOString(),
+    matmul: { n: mm, gflops: peakGflops },
+    copyGBs: peakGBs,
+    rows,
+  };
+  const slug = gpu.adapterInfo
+    .split(' / ')
+    .pop()!
+    .replace(/[^A-Za-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '')
+    .slice(0, 40);
   const json = flag('json') ?? `bench/results/kernels-${slug}-${out.date.slice(0, 10)}.json`;
   mkdirSync(dirname(json), { recursive: true });
-  writeFileSync(json, JSON.stringify(out, null, 2) + '\n');
+  writeFileSync(json, `${JSON.stringify(out, null, 2)}\n`);
   console.log(`\nwrote ${json}`);
   prof.detach();
   gpu.destroy();
 }
 
-main().then(() => process.exit(0), (e) => { console.error(e instanceof Error ? e.message : e); process.exit(1); });
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.error(e instanceof Error ? e.message : e);
+    process.exit(1);
+  },
+);

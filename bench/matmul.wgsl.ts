@@ -1,10 +1,14 @@
 // The roofline probes of the benchmarks: plain matmuls with the conv kernels' tiling (tiled) and lane layout (lanes).
 import { type KernelSpec, kernel, r, w } from '../src/engine/kernel.ts';
-import { Tiles, tkey, threads, gemm, MAIN } from '../src/engine/ops/conv-tiled.wgsl.ts';
-import { Lanes, lkey, MAIN_L, forJ, forC, laneM } from '../src/engine/ops/conv-lanes.wgsl.ts';
+import { type Tiles, tkey, threads, gemm, MAIN } from '../src/engine/ops/conv-tiled.wgsl.ts';
+import { type Lanes, lkey, MAIN_L, forJ, forC, laneM } from '../src/engine/ops/conv-lanes.wgsl.ts';
 /** Plain C[M, N] = A[M, Kd] B[Kd, N] with the same tiling as the conv kernels: the roofline probe of bench:kernels. */
 export function matmulKernel(t: Tiles): KernelSpec {
-  const U: KernelSpec['uniforms'] = [['M', 'u32'], ['N', 'u32'], ['Kd', 'u32']];
+  const U: KernelSpec['uniforms'] = [
+    ['M', 'u32'],
+    ['N', 'u32'],
+    ['Kd', 'u32'],
+  ];
   const g = gemm(t, { rBegin: '0u', rEnd: 'u.Kd', loadA: 'la(m, rr)', loadB: 'lb(rr, n)' });
   const body = `${g.decl}
 fn rowInfo(m: u32) -> vec4<i32> { return vec4<i32>(0); }
@@ -32,7 +36,11 @@ ${MAIN(t)} {
  * rows of A, read at the same address by every lane, and WG x TN columns of B, gathered per lane.
  */
 export function matmulLanesKernel(l: Lanes): KernelSpec {
-  const U: KernelSpec['uniforms'] = [['M', 'u32'], ['N', 'u32'], ['Kd', 'u32']];
+  const U: KernelSpec['uniforms'] = [
+    ['M', 'u32'],
+    ['N', 'u32'],
+    ['Kd', 'u32'],
+  ];
   const body = `
 ${MAIN_L(l)} {
   let m0 = wid.y * ${l.RC}u;

@@ -40,7 +40,12 @@ import { evaluatePoints } from '../src/models/run.ts';
 import type { TfBackend } from './peers/tfjs.ts';
 import { describeRoofline, roofline, type Roofline } from './roofline.ts';
 import {
-  UsageError, helpRequested, parseCommand, renderHelp, type Globals, type OptionValues,
+  UsageError,
+  helpRequested,
+  parseCommand,
+  renderHelp,
+  type Globals,
+  type OptionValues,
 } from '../src/options/index.ts';
 import { BENCH, WORKLOADS } from './mpo-flags.ts';
 
@@ -76,45 +81,82 @@ export interface BenchRow {
  * the same images, as `loss-atlas surface` does it (evaluatePoints in blocks), against the reference's loop of one
  * materialized point at a time in tfjs (checked first: same losses on a few points).
  */
-async function surfaceBench(gpu: Gpu, prof: Profiler | null, o: { side: number; images: number; peers: string[]; peerPoints: number; roof: Roofline | null }): Promise<BenchRow[]> {
+async function surfaceBench(
+  gpu: Gpu,
+  prof: Profiler | null,
+  o: { side: number; images: number; peers: string[]; peerPoints: number; roof: Roofline | null },
+): Promise<BenchRow[]> {
   const spec = modelSpec('icons');
   const shapes = paramShapes(spec.layers).map((p) => p.shape);
   const r = rng(77);
-  const theta = initParams(spec.layers, 1, 3), d1 = theta.map((t) => randArray(r, t.length, 0.05)), d2 = theta.map((t) => randArray(r, t.length, 0.05));
-  const model = new Sequential(gpu, spec.layers, 3, theta.map((t, i) => { const a = new Float32Array(3 * t.length); a.set(t); a.set(d1[i], t.length); a.set(d2[i], 2 * t.length); return a; }));
+  const theta = initParams(spec.layers, 1, 3),
+    d1 = theta.map((t) => randArray(r, t.length, 0.05)),
+    d2 = theta.map((t) => randArray(r, t.length, 0.05));
+  const model = new Sequential(
+    gpu,
+    spec.layers,
+    3,
+    theta.map((t, i) => {
+      const a = new Float32Array(3 * t.length);
+      a.set(t);
+      a.set(d1[i], t.length);
+      a.set(d2[i], 2 * t.length);
+      return a;
+    }),
+  );
   const lin = Array.from({ length: o.side }, (_, i) => -1 + (2 * i) / Math.max(1, o.side - 1));
   const points = lin.flatMap((b) => lin.map((a) => [a, b] as [number, number]));
   const coefs = Float32Array.from(points.flatMap(([a, b]) => [1, a, b]));
-  const xv = randArray(r, o.images * 784), yv = Array.from({ length: o.images }, (_, i) => i % 10);
-  const x = Tensor.fromArray(gpu, [o.images, 1, 28, 28], xv, 'surf.x'), y = Tensor.fromArray(gpu, [o.images], yv, 'surf.y', 'u32');
+  const xv = randArray(r, o.images * 784),
+    yv = Array.from({ length: o.images }, (_, i) => i % 10);
+  const x = Tensor.fromArray(gpu, [o.images, 1, 28, 28], xv, 'surf.x'),
+    y = Tensor.fromArray(gpu, [o.images], yv, 'surf.y', 'u32');
   const fl = forwardFlops(spec.layers, spec.input);
-  const walls: number[] = [], gpuMs: number[] = [];
+  const walls: number[] = [],
+    gpuMs: number[] = [];
   let ours: Float32Array = new Float32Array();
   gpu.pool.resetPeak();
   for (let s = 0; s < 3; s++) {
-    await prof?.collect(); prof?.clear();
+    await prof?.collect();
+    prof?.clear();
     const t = performance.now();
     ours = (await evaluatePoints(gpu, model, coefs, x, y)).loss;
     if (s > 0) {
       walls.push(performance.now() - t);
-      if (prof) { await prof.collect(); gpuMs.push(prof.times.reduce((a, q) => a + q.durNs, 0) / 1e6); }
+      if (prof) {
+        await prof.collect();
+        gpuMs.push(prof.times.reduce((a, q) => a + q.durNs, 0) / 1e6);
+      }
     }
   }
   const ms = median(walls);
   const K = points.length;
   const row: BenchRow = {
-    impl: 'loss-atlas', workload: 'surface-icons', bn: false, cells: K, batch: o.images, ms_per_step: +ms.toFixed(2), ms_spread: [+Math.min(...walls).toFixed(2), +Math.max(...walls).toFixed(2)],
-    gpu_ms_per_step: gpuMs.length ? +median(gpuMs).toFixed(2) : null, cell_images_per_s: +((K * o.images) / (ms / 1000)).toFixed(1), gflops: +((fl * K * o.images) / (ms * 1e6)).toFixed(2),
-    peak_bytes: gpu.pool.peakBytes, materialized_bytes: K * parameterCount(spec.layers) * 4, points_per_s: +(K / (ms / 1000)).toFixed(2),
+    impl: 'loss-atlas',
+    workload: 'surface-icons',
+    bn: false,
+    cells: K,
+    batch: o.images,
+    ms_per_step: +ms.toFixed(2),
+    ms_spread: [+Math.min(...walls).toFixed(2), +Math.max(...walls).toFixed(2)],
+    gpu_ms_per_step: gpuMs.length ? +median(gpuMs).toFixed(2) : null,
+    cell_images_per_s: +((K * o.images) / (ms / 1000)).toFixed(1),
+    gflops: +((fl * K * o.images) / (ms * 1e6)).toFixed(2),
+    peak_bytes: gpu.pool.peakBytes,
+    materialized_bytes: K * parameterCount(spec.layers) * 4,
+    points_per_s: +(K / (ms / 1000)).toFixed(2),
   };
   row.share_of_matmul = o.roof ? +(row.gflops / o.roof.gflops).toFixed(3) : null;
   const rows = [row];
-  console.log(`| loss-atlas | surface-icons (${o.side}x${o.side}) | off | ${K} points | ${o.images} images | ${ms.toFixed(1)} per grid | ${row.gpu_ms_per_step?.toFixed(1) ?? '-'} | ${row.points_per_s} points/s | ${row.gflops.toFixed(2)} | ${(row.peak_bytes! / 2 ** 20).toFixed(1)} | ${(row.materialized_bytes / 2 ** 20).toFixed(1)} |`);
+  console.log(
+    `| loss-atlas | surface-icons (${o.side}x${o.side}) | off | ${K} points | ${o.images} images | ${ms.toFixed(1)} per grid | ${row.gpu_ms_per_step?.toFixed(1) ?? '-'} | ${row.points_per_s} points/s | ${row.gflops.toFixed(2)} | ${(row.peak_bytes! / 2 ** 20).toFixed(1)} | ${(row.materialized_bytes / 2 ** 20).toFixed(1)} |`,
+  );
   for (const peer of o.peers) {
     const tfp = await import('./peers/tfjs.ts');
     const tf = await import('@tensorflow/tfjs');
     await tfp.useBackend(peer.replace('tfjs-', '') as TfBackend);
-    const xt = tf.tensor4d(xv, [o.images, 1, 28, 28]), yt = tf.tensor1d(Int32Array.from(yv), 'int32');
+    const xt = tf.tensor4d(xv, [o.images, 1, 28, 28]),
+      yt = tf.tensor1d(Int32Array.from(yv), 'int32');
     const sub = points.slice(0, Math.min(K, o.peerPoints));
     const check = await tfp.surfaceLosses(spec.layers, { theta, d1, d2 }, shapes, sub.slice(0, 2), xt, yt); // also the warm-up
     const maxDiff = Math.max(...check.map((l, k) => Math.abs(l - ours[k])));
@@ -122,28 +164,56 @@ async function surfaceBench(gpu: Gpu, prof: Profiler | null, o: { side: number; 
     const t = performance.now();
     await tfp.surfaceLosses(spec.layers, { theta, d1, d2 }, shapes, sub, xt, yt);
     const perPoint = (performance.now() - t) / sub.length;
-    xt.dispose(); yt.dispose();
+    xt.dispose();
+    yt.dispose();
     const prow: BenchRow = {
-      impl: peer, workload: 'surface-icons', bn: false, cells: K, batch: o.images, ms_per_step: +(perPoint * K).toFixed(1), ms_spread: [+(perPoint * K).toFixed(1), +(perPoint * K).toFixed(1)], gpu_ms_per_step: null,
-      cell_images_per_s: +((o.images * 1000) / perPoint).toFixed(1), gflops: +((fl * o.images) / (perPoint * 1e6)).toFixed(3), peak_bytes: null, materialized_bytes: row.materialized_bytes,
-      max_loss_diff: maxDiff, points_per_s: +(1000 / perPoint).toFixed(2), timed_points: sub.length,
+      impl: peer,
+      workload: 'surface-icons',
+      bn: false,
+      cells: K,
+      batch: o.images,
+      ms_per_step: +(perPoint * K).toFixed(1),
+      ms_spread: [+(perPoint * K).toFixed(1), +(perPoint * K).toFixed(1)],
+      gpu_ms_per_step: null,
+      cell_images_per_s: +((o.images * 1000) / perPoint).toFixed(1),
+      gflops: +((fl * o.images) / (perPoint * 1e6)).toFixed(3),
+      peak_bytes: null,
+      materialized_bytes: row.materialized_bytes,
+      max_loss_diff: maxDiff,
+      points_per_s: +(1000 / perPoint).toFixed(2),
+      timed_points: sub.length,
     };
     rows.push(prow);
-    console.log(`| ${peer} | surface-icons (${o.side}x${o.side}) | off | ${K} points | ${o.images} images | ${prow.ms_per_step.toFixed(0)} per grid (from ${sub.length} points) | - | ${prow.points_per_s} points/s | ${prow.gflops.toFixed(3)} | - | - | (losses vs loss-atlas: max diff ${maxDiff.toExponential(1)}; ${(prow.ms_per_step / row.ms_per_step).toFixed(1)}x loss-atlas's time)`);
+    console.log(
+      `| ${peer} | surface-icons (${o.side}x${o.side}) | off | ${K} points | ${o.images} images | ${prow.ms_per_step.toFixed(0)} per grid (from ${sub.length} points) | - | ${prow.points_per_s} points/s | ${prow.gflops.toFixed(3)} | - | - | (losses vs loss-atlas: max diff ${maxDiff.toExponential(1)}; ${(prow.ms_per_step / row.ms_per_step).toFixed(1)}x loss-atlas's time)`,
+    );
   }
-  x.dispose(); y.dispose(); model.dispose();
+  x.dispose();
+  y.dispose();
+  model.dispose();
   return rows;
 }
 
 /** Checks a tfjs peer's per-cell losses against loss-atlas's on the plane's current weights, then times its steps. */
-async function timePeer(peer: string, plane: Plane, layers: ReturnType<typeof modelSpec>['layers'], offsets: [number, number][], nGood: number, x: Tensor, y: Tensor, batch: number, steps: number, gpu: Gpu) {
+async function timePeer(
+  peer: string,
+  plane: Plane,
+  layers: ReturnType<typeof modelSpec>['layers'],
+  offsets: [number, number][],
+  nGood: number,
+  x: Tensor,
+  y: Tensor,
+  steps: number,
+  gpu: Gpu,
+) {
   const tfp = await import('./peers/tfjs.ts');
   const tf = await import('@tensorflow/tfjs');
   const backend = peer.replace('tfjs-', '') as TfBackend;
   await tfp.useBackend(backend);
   const v = await plane.values();
   const shapes = paramShapes(layers).map((p) => p.shape);
-  const xs = await x.read(), ys = await y.readU32();
+  const xs = await x.read(),
+    ys = await y.readU32();
   const coefs = Float32Array.from(offsets.flatMap(([di, dj]) => [1, v.scale * dj, v.scale * di]));
   await plane.updateBasis();
   const ours = await evaluatePoints(gpu, plane.model, coefs, x, y);
@@ -152,7 +222,10 @@ async function timePeer(peer: string, plane: Plane, layers: ReturnType<typeof mo
   const yt = tf.tensor1d(Int32Array.from(ys), 'int32');
   const theirs = await tfp.cellLosses(layers, tp, offsets, xt, yt);
   const maxDiff = Math.max(...theirs.map((l, k) => Math.abs(l - ours.loss[k])));
-  if (!(maxDiff < 1e-3)) throw new Error(`${peer}: per-cell losses differ from loss-atlas's by ${maxDiff} on the same weights: the two formulations disagree`);
+  if (!(maxDiff < 1e-3))
+    throw new Error(
+      `${peer}: per-cell losses differ from loss-atlas's by ${maxDiff} on the same weights: the two formulations disagree`,
+    );
   const opt = tf.train.adam(2.5e-4, 0.9, 0.999, 1e-8);
   const walls: number[] = [];
   for (let s = 0; s < steps + 1; s++) {
@@ -162,8 +235,13 @@ async function timePeer(peer: string, plane: Plane, layers: ReturnType<typeof mo
   }
   opt.dispose();
   [...tp.origin, ...tp.right, ...tp.up, tp.scale].forEach((t) => t.dispose());
-  xt.dispose(); yt.dispose();
-  return { ms: median(walls), spread: [+Math.min(...walls).toFixed(3), +Math.max(...walls).toFixed(3)] as [number, number], maxDiff };
+  xt.dispose();
+  yt.dispose();
+  return {
+    ms: median(walls),
+    spread: [+Math.min(...walls).toFixed(3), +Math.max(...walls).toFixed(3)] as [number, number],
+    maxDiff,
+  };
 }
 
 async function main(o: OptionValues<typeof BENCH.options>, g: Globals): Promise<void> {
@@ -183,38 +261,82 @@ async function main(o: OptionValues<typeof BENCH.options>, g: Globals): Promise<
   const checkDir = o.checkDir;
   if (checkDir) {
     for (const w of workloads.filter((q) => q !== 'surface-icons'))
-      for (const bn of [false, true]) console.log(`loss check for PyTorch: wrote ${await exportCheck(gpu, w, bn, Math.min(16, ...batches), checkDir)}`);
-    if (o.checkOnly) { prof?.detach(); gpu.destroy(); return; }
+      for (const bn of [false, true])
+        console.log(
+          `loss check for PyTorch: wrote ${await exportCheck(gpu, w, bn, Math.min(16, ...batches), checkDir)}`,
+        );
+    if (o.checkOnly) {
+      prof?.detach();
+      gpu.destroy();
+      return;
+    }
   }
   const warm = 2;
-  console.log(`adapter: ${gpu.adapterInfo}${quick ? ' (quick sizes)' : ''}; ${steps} timed steps after ${warm} warm-up steps`);
-  const roof: Roofline | null = prof ? await roofline(gpu, prof, cpu ? 512 : 4096, cpu ? 2 ** 22 : 2 ** 26, cpu ? 3 : 10) : null;
-  if (roof) console.log(describeRoofline(roof) + ' (the share column is GFLOP/s over this matmul)');
+  console.log(
+    `adapter: ${gpu.adapterInfo}${quick ? ' (quick sizes)' : ''}; ${steps} timed steps after ${warm} warm-up steps`,
+  );
+  const roof: Roofline | null = prof
+    ? await roofline(gpu, prof, cpu ? 512 : 4096, cpu ? 2 ** 22 : 2 ** 26, cpu ? 3 : 10)
+    : null;
+  if (roof) console.log(`${describeRoofline(roof)} (the share column is GFLOP/s over this matmul)`);
   const rows: BenchRow[] = [];
   const skipped: { impl: string; workload: string; bn: boolean; cells: number; batch: number; why: string }[] = [];
-  const commit = (() => { try { return execSync('git rev-parse HEAD', { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim(); } catch { return 'unknown'; } })();
+  const commit = (() => {
+    try {
+      return execSync('git rev-parse HEAD', { stdio: ['ignore', 'pipe', 'ignore'] })
+        .toString()
+        .trim();
+    } catch {
+      return 'unknown';
+    }
+  })();
   const date = new Date().toISOString();
-  const slug = gpu.adapterInfo.split(' / ').pop()!.replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40);
+  const slug = gpu.adapterInfo
+    .split(' / ')
+    .pop()!
+    .replace(/[^A-Za-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '')
+    .slice(0, 40);
   // rewritten after every row: a run cut short keeps what it measured, in --json PATH or the dated file's .partial
   // twin (so that it does not replace the day's finished results); the dated file is written when the run finishes
-  const dated = `bench/results/${slug}-${date.slice(0, 10)}.json`, partial = dated.replace(/\.json$/, '.partial.json');
+  const dated = `bench/results/${slug}-${date.slice(0, 10)}.json`,
+    partial = dated.replace(/\.json$/, '.partial.json');
   const paths = [dated, ...(o.json ? [o.json] : [])];
-  let torchInfo: { file: string; adapter: string; torch?: string; checks: { workload: string; bn: boolean; max_loss_diff: number }[] } | null = null;
+  let torchInfo: {
+    file: string;
+    adapter: string;
+    torch?: string;
+    checks: { workload: string; bn: boolean; max_loss_diff: number }[];
+  } | null = null;
   const save = (complete: boolean) => {
-    const out = { adapter: gpu.adapterInfo, commit, date, quick, complete, roofline: roof, note: 'peak_bytes: live GPU bytes of the engine pool during the step; materialized_bytes: MPO rows, K weight copies plus their activations; surface rows, K weight copies (the reference loop holds one copy at a time and runs the points one after another)', torch: torchInfo, rows, skipped };
+    const out = {
+      adapter: gpu.adapterInfo,
+      commit,
+      date,
+      quick,
+      complete,
+      roofline: roof,
+      note: 'peak_bytes: live GPU bytes of the engine pool during the step; materialized_bytes: MPO rows, K weight copies plus their activations; surface rows, K weight copies (the reference loop holds one copy at a time and runs the points one after another)',
+      torch: torchInfo,
+      rows,
+      skipped,
+    };
     for (const p of complete ? paths : [o.json ?? partial]) {
       mkdirSync(dirname(p), { recursive: true });
-      atomicWrite(p, JSON.stringify(out, null, 2) + '\n');
+      atomicWrite(p, `${JSON.stringify(out, null, 2)}\n`);
     }
     if (complete) rmSync(partial, { force: true });
   };
-  console.log('| impl | workload | BN | cells | batch | ms/step (wall) | GPU ms/step | cell-images/s | GFLOP/s | peak MiB | materialized MiB |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  console.log(
+    '| impl | workload | BN | cells | batch | ms/step (wall) | GPU ms/step | cell-images/s | GFLOP/s | peak MiB | materialized MiB |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+  );
   for (const workload of workloads) {
     if (workload === 'surface-icons') {
-      const side = o.surfaceSide ?? (quick ? 5 : 51), images = o.surfaceImages ?? (quick ? 100 : 1000);
+      const side = o.surfaceSide ?? (quick ? 5 : 51),
+        images = o.surfaceImages ?? (quick ? 100 : 1000);
       const peerPoints = o.peerPoints ?? (quick ? 4 : 50);
       const surfacePeers = peers.filter((p) => p !== 'tfjs-cpu');
-      rows.push(...await surfaceBench(gpu, prof, { side, images, peers: surfacePeers, peerPoints, roof }));
+      rows.push(...(await surfaceBench(gpu, prof, { side, images, peers: surfacePeers, peerPoints, roof })));
       save(false);
       continue;
     }
@@ -228,10 +350,20 @@ async function main(o: OptionValues<typeof BENCH.options>, g: Globals): Promise<
           const opt = new Adam(gpu, plane.trainables(), { lr: 2.5e-4, maxNorm: 100 });
           const r = rng(cells * 1000 + batch);
           const x = Tensor.fromArray(gpu, [batch, ...spec.input], randArray(r, batch * numel(spec.input)), 'bench.x');
-          const y = Tensor.fromArray(gpu, [batch], Array.from({ length: batch }, (_, i) => i % 10), 'bench.y', 'u32');
+          const y = Tensor.fromArray(
+            gpu,
+            [batch],
+            Array.from({ length: batch }, (_, i) => i % 10),
+            'bench.y',
+            'u32',
+          );
           const nGood = Math.ceil(cells / 2);
-          const offsets = Array.from({ length: cells }, (_, k) => [(k % 7) - 3, (Math.floor(k / 7) % 7) - 3] as [number, number]);
-          const walls: number[] = [], gpuMs: number[] = [];
+          const offsets = Array.from(
+            { length: cells },
+            (_, k) => [(k % 7) - 3, (Math.floor(k / 7) % 7) - 3] as [number, number],
+          );
+          const walls: number[] = [],
+            gpuMs: number[] = [];
           gpu.pool.resetPeak();
           for (let s = 0; s < warm + steps; s++) {
             await prof?.collect();
@@ -249,7 +381,12 @@ async function main(o: OptionValues<typeof BENCH.options>, g: Globals): Promise<
           }
           const ms = median(walls);
           const row: BenchRow = {
-            impl: 'loss-atlas', workload, bn, cells, batch, ms_per_step: +ms.toFixed(3),
+            impl: 'loss-atlas',
+            workload,
+            bn,
+            cells,
+            batch,
+            ms_per_step: +ms.toFixed(3),
             ms_spread: [+Math.min(...walls).toFixed(3), +Math.max(...walls).toFixed(3)],
             gpu_ms_per_step: gpuMs.length ? +median(gpuMs).toFixed(3) : null,
             cell_images_per_s: +((cells * batch) / (ms / 1000)).toFixed(1),
@@ -260,7 +397,9 @@ async function main(o: OptionValues<typeof BENCH.options>, g: Globals): Promise<
           row.share_of_matmul = roof ? +(row.gflops / roof.gflops).toFixed(3) : null;
           rows.push(row);
           save(false);
-          console.log(`| loss-atlas | ${workload} | ${bn ? 'on' : 'off'} | ${cells} | ${batch} | ${row.ms_per_step.toFixed(1)} (${row.ms_spread[0].toFixed(0)}-${row.ms_spread[1].toFixed(0)}) | ${row.gpu_ms_per_step?.toFixed(1) ?? '-'} | ${row.cell_images_per_s.toFixed(0)} | ${row.gflops.toFixed(2)}${roof ? ` (${(100 * row.gflops / roof.gflops).toFixed(0)}%)` : ''} | ${(row.peak_bytes! / 2 ** 20).toFixed(1)} | ${(row.materialized_bytes / 2 ** 20).toFixed(1)} |`);
+          console.log(
+            `| loss-atlas | ${workload} | ${bn ? 'on' : 'off'} | ${cells} | ${batch} | ${row.ms_per_step.toFixed(1)} (${row.ms_spread[0].toFixed(0)}-${row.ms_spread[1].toFixed(0)}) | ${row.gpu_ms_per_step?.toFixed(1) ?? '-'} | ${row.cell_images_per_s.toFixed(0)} | ${row.gflops.toFixed(2)}${roof ? ` (${((100 * row.gflops) / roof.gflops).toFixed(0)}%)` : ''} | ${(row.peak_bytes! / 2 ** 20).toFixed(1)} | ${(row.materialized_bytes / 2 ** 20).toFixed(1)} |`,
+          );
           for (const peer of peers) {
             const predicted = predictMs(rows, peer, workload, bn, 3 * fl * cells * batch);
             const peerSteps = peerStepsOf(peer);
@@ -271,17 +410,32 @@ async function main(o: OptionValues<typeof BENCH.options>, g: Globals): Promise<
               console.log(`| ${peer} | ${workload} | ${bn ? 'on' : 'off'} | ${cells} | ${batch} | skipped: ${why} |`);
               continue;
             }
-            const pr = await timePeer(peer, plane, spec.layers, offsets, nGood, x, y, batch, peerSteps, gpu);
+            const pr = await timePeer(peer, plane, spec.layers, offsets, nGood, x, y, peerSteps, gpu);
             const prow: BenchRow = {
-              impl: peer, workload, bn, cells, batch, ms_per_step: +pr.ms.toFixed(3), ms_spread: pr.spread, gpu_ms_per_step: null,
-              cell_images_per_s: +((cells * batch) / (pr.ms / 1000)).toFixed(1), gflops: +((3 * fl * cells * batch) / (pr.ms * 1e6)).toFixed(3),
-              peak_bytes: null, materialized_bytes: row.materialized_bytes, max_loss_diff: pr.maxDiff,
+              impl: peer,
+              workload,
+              bn,
+              cells,
+              batch,
+              ms_per_step: +pr.ms.toFixed(3),
+              ms_spread: pr.spread,
+              gpu_ms_per_step: null,
+              cell_images_per_s: +((cells * batch) / (pr.ms / 1000)).toFixed(1),
+              gflops: +((3 * fl * cells * batch) / (pr.ms * 1e6)).toFixed(3),
+              peak_bytes: null,
+              materialized_bytes: row.materialized_bytes,
+              max_loss_diff: pr.maxDiff,
             };
             rows.push(prow);
             save(false);
-            console.log(`| ${peer} | ${workload} | ${bn ? 'on' : 'off'} | ${cells} | ${batch} | ${prow.ms_per_step.toFixed(1)} (${pr.spread[0].toFixed(0)}-${pr.spread[1].toFixed(0)}) | - | ${prow.cell_images_per_s.toFixed(1)} | ${prow.gflops.toFixed(3)} | - | - | (losses vs loss-atlas: max diff ${pr.maxDiff.toExponential(1)}; ${(pr.ms / row.ms_per_step).toFixed(1)}x loss-atlas's time)`);
+            console.log(
+              `| ${peer} | ${workload} | ${bn ? 'on' : 'off'} | ${cells} | ${batch} | ${prow.ms_per_step.toFixed(1)} (${pr.spread[0].toFixed(0)}-${pr.spread[1].toFixed(0)}) | - | ${prow.cell_images_per_s.toFixed(1)} | ${prow.gflops.toFixed(3)} | - | - | (losses vs loss-atlas: max diff ${pr.maxDiff.toExponential(1)}; ${(pr.ms / row.ms_per_step).toFixed(1)}x loss-atlas's time)`,
+            );
           }
-          x.dispose(); y.dispose(); opt.dispose(); plane.dispose();
+          x.dispose();
+          y.dispose();
+          opt.dispose();
+          plane.dispose();
         }
       }
     }
@@ -289,19 +443,38 @@ async function main(o: OptionValues<typeof BENCH.options>, g: Globals): Promise<
   const torchPath = o.torch;
   if (torchPath) {
     const { readFileSync } = await import('node:fs');
-    const t = JSON.parse(readFileSync(torchPath, 'utf8')) as { adapter: string; torch?: string; rows: BenchRow[]; checks?: { workload: string; bn: boolean; max_loss_diff: number }[] };
+    const t = JSON.parse(readFileSync(torchPath, 'utf8')) as {
+      adapter: string;
+      torch?: string;
+      rows: BenchRow[];
+      checks?: { workload: string; bn: boolean; max_loss_diff: number }[];
+    };
     torchInfo = { file: torchPath, adapter: t.adapter, torch: t.torch, checks: t.checks ?? [] };
     console.log(`\nPyTorch rows from ${torchPath} (${t.adapter}):`);
-    for (const c of t.checks ?? []) console.log(`  PyTorch losses vs loss-atlas's (${c.workload}, BN ${c.bn ? 'on' : 'off'}): max diff ${c.max_loss_diff.toExponential(1)}`);
+    for (const c of t.checks ?? [])
+      console.log(
+        `  PyTorch losses vs loss-atlas's (${c.workload}, BN ${c.bn ? 'on' : 'off'}): max diff ${c.max_loss_diff.toExponential(1)}`,
+      );
     if (!t.checks?.length) console.log('  (no loss check in that file: run bench/torch_reference.py with --check-dir)');
     for (const r of t.rows) {
       if (r.workload !== 'surface-icons' && r.gflops == null) {
         const spec = workloadSpec(r.workload, r.bn);
-        r.gflops = +((3 * forwardFlops(spec.layers, spec.input) * r.cells * r.batch) / (r.ms_per_step * 1e6)).toFixed(2);
+        r.gflops = +((3 * forwardFlops(spec.layers, spec.input) * r.cells * r.batch) / (r.ms_per_step * 1e6)).toFixed(
+          2,
+        );
       }
       rows.push(r);
-      const ours = rows.find((q) => q.impl === 'loss-atlas' && q.workload === r.workload && q.bn === r.bn && q.cells === r.cells && q.batch === r.batch);
-      console.log(`| ${r.impl} | ${r.workload} | ${r.bn ? 'on' : 'off'} | ${r.cells} | ${r.batch} | ${r.ms_per_step.toFixed(1)} | - | ${r.cell_images_per_s.toFixed(0)} | ${r.gflops != null ? r.gflops.toFixed(2) : '-'} | ${r.peak_bytes ? (r.peak_bytes / 2 ** 20).toFixed(1) : '-'} | - |${ours ? ` (${(r.ms_per_step / ours.ms_per_step).toFixed(1)}x loss-atlas's time)` : ''}`);
+      const ours = rows.find(
+        (q) =>
+          q.impl === 'loss-atlas' &&
+          q.workload === r.workload &&
+          q.bn === r.bn &&
+          q.cells === r.cells &&
+          q.batch === r.batch,
+      );
+      console.log(
+        `| ${r.impl} | ${r.workload} | ${r.bn ? 'on' : 'off'} | ${r.cells} | ${r.batch} | ${r.ms_per_step.toFixed(1)} | - | ${r.cell_images_per_s.toFixed(0)} | ${r.gflops != null ? r.gflops.toFixed(2) : '-'} | ${r.peak_bytes ? (r.peak_bytes / 2 ** 20).toFixed(1) : '-'} | - |${ours ? ` (${(r.ms_per_step / ours.ms_per_step).toFixed(1)}x loss-atlas's time)` : ''}`,
+      );
     }
   }
   save(true);

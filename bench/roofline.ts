@@ -9,7 +9,7 @@ import { chooseTiles } from '../src/engine/ops/conv-tiled.wgsl.ts';
 import { chooseLanes, lanesGrid } from '../src/engine/ops/conv-lanes.wgsl.ts';
 import { matmulKernel, matmulLanesKernel } from './matmul.wgsl.ts';
 import { elementwiseKernel } from '../src/engine/ops/elementwise.wgsl.ts';
-import { fold } from '../src/engine/kernel.ts';
+import { type KernelSpec, fold } from '../src/engine/kernel.ts';
 
 export interface Roofline {
   matmulN: number;
@@ -28,7 +28,7 @@ export async function roofline(gpu: Gpu, prof: Profiler, mm: number, copyN: numb
   const b = Tensor.fromArray(gpu, [mm, mm], randArray(rng(2), mm * mm), 'b');
   const c = new Tensor(gpu, [mm, mm], 'c');
   // the matmul of the conv kernel family this device runs (tiled on a GPU, lanes on a CPU adapter)
-  let mk, groups: [number, number];
+  let mk: KernelSpec, groups: [number, number];
   if (gpu.convKernels === 'lanes') {
     const l = chooseLanes(mm, mm);
     mk = matmulLanesKernel(l);
@@ -39,18 +39,51 @@ export async function roofline(gpu: Gpu, prof: Profiler, mm: number, copyN: numb
     mk = matmulKernel(t);
     groups = [Math.ceil(mm / t.BM), Math.ceil(mm / t.BN)];
   }
-  for (let i = 0; i < reps + 1; i++) gpu.dispatch({ kernel: mk, buffers: { a: a.buffer, b: b.buffer, c: c.buffer }, uniforms: { M: mm, N: mm, Kd: mm }, groups, what: `matmul ${mm}^3`, flops: 2 * mm ** 3 });
-  const src = new Tensor(gpu, [copyN], 'src'), dst = new Tensor(gpu, [copyN], 'dst');
+  for (let i = 0; i < reps + 1; i++)
+    gpu.dispatch({
+      kernel: mk,
+      buffers: { a: a.buffer, b: b.buffer, c: c.buffer },
+      uniforms: { M: mm, N: mm, Kd: mm },
+      groups,
+      what: `matmul ${mm}^3`,
+      flops: 2 * mm ** 3,
+    });
+  const src = new Tensor(gpu, [copyN], 'src'),
+    dst = new Tensor(gpu, [copyN], 'dst');
   const per = gpu.elemsPerThread; // as the elementwise ops run it on this device
   const ck = elementwiseKernel('copy', ['a'], 'a', [], '', per);
-  for (let i = 0; i < reps + 1; i++) gpu.dispatch({ kernel: ck, buffers: { a_: src.buffer, y: dst.buffer }, uniforms: { n: copyN }, groups: fold(Math.ceil(copyN / (256 * per))), what: 'copy', bytes: 8 * copyN });
+  for (let i = 0; i < reps + 1; i++)
+    gpu.dispatch({
+      kernel: ck,
+      buffers: { a_: src.buffer, y: dst.buffer },
+      uniforms: { n: copyN },
+      groups: fold(Math.ceil(copyN / (256 * per))),
+      what: 'copy',
+      bytes: 8 * copyN,
+    });
   await gpu.sync();
   await prof.collect();
-  const mmMs = median(prof.times.filter((x) => x.name === 'matmul').slice(1).map((x) => x.durNs / 1e6));
-  const cpMs = median(prof.times.filter((x) => x.name === 'copy').slice(1).map((x) => x.durNs / 1e6));
+  const mmMs = median(
+    prof.times
+      .filter((x) => x.name === 'matmul')
+      .slice(1)
+      .map((x) => x.durNs / 1e6),
+  );
+  const cpMs = median(
+    prof.times
+      .filter((x) => x.name === 'copy')
+      .slice(1)
+      .map((x) => x.durNs / 1e6),
+  );
   [a, b, c, src, dst].forEach((x) => x.dispose());
   prof.clear();
-  return { matmulN: mm, family: gpu.convKernels, gflops: (2 * mm ** 3) / (mmMs * 1e6), copyBytes: 4 * copyN, gbps: (8 * copyN) / (cpMs * 1e6) };
+  return {
+    matmulN: mm,
+    family: gpu.convKernels,
+    gflops: (2 * mm ** 3) / (mmMs * 1e6),
+    copyBytes: 4 * copyN,
+    gbps: (8 * copyN) / (cpMs * 1e6),
+  };
 }
 
 export const describeRoofline = (r: Roofline) =>

@@ -3,5 +3,6 @@ import { create } from 'webgpu';
 process.env.XDG_RUNTIME_DIR ??= '/tmp';
 const gpu = create([]);
 const adapter = await gpu.requestAdapter();
-if (adapter) console.log(`adapter: ${adapter.info?.description || adapter.info?.device || adapter.info?.vendor || 'unnamed'}`);
+if (adapter)
+  console.log(`adapter: ${adapter.info?.description || adapter.info?.device || adapter.info?.vendor || 'unnamed'}`);
 process.exit(adapter ? 0 : 1);

@@ -5,5 +5,8 @@ import { main } from './cli/main.ts';
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
-  (e) => { console.error(e instanceof Error ? (process.env.LOSS_ATLAS_STACK ? e.stack : e.message) : e); process.exit(1); },
+  (e) => {
+    console.error(e instanceof Error ? (process.env.LOSS_ATLAS_STACK ? e.stack : e.message) : e);
+    process.exit(1);
+  },
 );

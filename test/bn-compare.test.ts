@@ -26,10 +26,22 @@ describe('bn-compare', () => {
     argv.push('--size', '8', '--steps', '2', '--eval-images', '4');
     const flags = parseCommand(BN_COMPARE, argv).options;
     expect(await bnCompare(gpu, flags)).toBe(0);
-    for (const f of ['bn_compare.png', 'bn_compare_loss.png', 'bn_compare.json', 'bn_compare.md', 'plain-p0.3-s1/metrics.json', 'batch-norm-p0.7-s2/metrics.json', 'skip-p0.3-s2/metrics.json']) expect(existsSync(join(out, f)), f).toBe(true);
+    for (const f of [
+      'bn_compare.png',
+      'bn_compare_loss.png',
+      'bn_compare.json',
+      'bn_compare.md',
+      'plain-p0.3-s1/metrics.json',
+      'batch-norm-p0.7-s2/metrics.json',
+      'skip-p0.3-s2/metrics.json',
+    ])
+      expect(existsSync(join(out, f)), f).toBe(true);
     const j = JSON.parse(readFileSync(join(out, 'bn_compare.json'), 'utf8'));
     expect(j.rows.map((r: { variant: string }) => r.variant)).toEqual(['plain', 'batch norm', 'skip']);
-    expect(j.rows[0].byFill.map((b: { fill: number; runs: number[] }) => [b.fill, b.runs.length])).toEqual([[0.3, 2], [0.7, 2]]);
+    expect(j.rows[0].byFill.map((b: { fill: number; runs: number[] }) => [b.fill, b.runs.length])).toEqual([
+      [0.3, 2],
+      [0.7, 2],
+    ]);
     // loss_diff per run, as in each run's metrics.json
     const m = JSON.parse(readFileSync(join(out, 'plain-p0.3-s1', 'metrics.json'), 'utf8'));
     expect(j.rows[0].byFill[0].lossDiff.runs[0]).toBeCloseTo(m.test.loss_diff, 10);

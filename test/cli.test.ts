@@ -6,8 +6,16 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { COMMANDS } from '../src/cli/commands.ts';
 import {
-  GLOBAL_OPTIONS, UsageError, acceptedFlags, camelCase, helpRequested, optionsOf, parseCommand, renderHelp,
-  type CommandSpec, type OptionSpec,
+  GLOBAL_OPTIONS,
+  UsageError,
+  acceptedFlags,
+  camelCase,
+  helpRequested,
+  optionsOf,
+  parseCommand,
+  renderHelp,
+  type CommandSpec,
+  type OptionSpec,
 } from '../src/options/index.ts';
 import { MPO, mpoConfig } from '../src/mpo/command.ts';
 import { CONNECT } from '../src/cli/structure.ts';
@@ -18,7 +26,8 @@ import { TRAIN } from '../src/landscape/train.ts';
 import { BENCH } from '../bench/mpo-flags.ts';
 
 const specs: [string, CommandSpec][] = [
-  ...Object.entries(COMMANDS).map(([n, c]) => [n, c.spec] as [string, CommandSpec]), ['bench', BENCH],
+  ...Object.entries(COMMANDS).map(([n, c]) => [n, c.spec] as [string, CommandSpec]),
+  ['bench', BENCH],
 ];
 
 /** A value the option accepts. */
@@ -26,20 +35,31 @@ function sample(o: OptionSpec): string | null {
   const low = (b: { min?: number; above?: number }, int: boolean) =>
     b.min ?? (b.above !== undefined ? b.above + (int ? 1 : 0.5) : 1);
   switch (o.type) {
-    case 'boolean': return null;
-    case 'string': return o.default ?? 'x';
-    case 'integer': case 'number': return String(o.default ?? low(o, o.type === 'integer'));
-    case 'count': return 'all';
-    case 'enum': return o.choices[o.choices.length - 1];
-    case 'range': return '-1:1:3';
-    case 'shard': return '1/2';
-    case 'list': return o.of === 'string' ? o.choices?.[0] ?? 'mlp' : String(low(o, o.of === 'integer'));
+    case 'boolean':
+      return null;
+    case 'string':
+      return o.default ?? 'x';
+    case 'integer':
+    case 'number':
+      return String(o.default ?? low(o, o.type === 'integer'));
+    case 'count':
+      return 'all';
+    case 'enum':
+      return o.choices[o.choices.length - 1];
+    case 'range':
+      return '-1:1:3';
+    case 'shard':
+      return '1/2';
+    case 'list':
+      return o.of === 'string' ? (o.choices?.[0] ?? 'mlp') : String(low(o, o.of === 'integer'));
   }
 }
 
 /** The flags and positionals a command cannot go without. */
 function needed(spec: CommandSpec): string[] {
-  const req = Object.entries(spec.options).filter(([, o]) => o.required).flatMap(([n, o]) => [`--${n}`, sample(o)!]);
+  const req = Object.entries(spec.options)
+    .filter(([, o]) => o.required)
+    .flatMap(([n, o]) => [`--${n}`, sample(o)!]);
   return [...req, ...Array.from({ length: spec.positionals?.min ?? 0 }, (_, i) => `arg${i}`)];
 }
 
@@ -56,8 +76,25 @@ const refused = (spec: CommandSpec, argv: string[]) => {
 describe('every command: --help and the table agree', () => {
   it('covers the commands of the command line', () => {
     expect(Object.keys(COMMANDS)).toEqual([
-      'mpo', 'train', 'interpolate', 'surface', 'trajectory', 'report', 'hessian', 'merge', 'connect', 'subspace',
-      'tunnels', 'swa', 'fort-figures', 'toy', 'li-figures', 'bn-compare', 'profile', 'data:cifar10', 'demo',
+      'mpo',
+      'train',
+      'interpolate',
+      'surface',
+      'trajectory',
+      'report',
+      'hessian',
+      'merge',
+      'connect',
+      'subspace',
+      'tunnels',
+      'swa',
+      'fort-figures',
+      'toy',
+      'li-figures',
+      'bn-compare',
+      'profile',
+      'data:cifar10',
+      'demo',
       'gradcheck',
     ]);
   });
@@ -135,7 +172,7 @@ describe('switches take no value; a flag given twice', () => {
     expect(refused(CONNECT, ['a'])).toMatch(/give two or more checkpoint files/);
   });
 
-  it('bench: the first occurrence of a flag counts (the scripts put the user\'s flags first)', () => {
+  it("bench: the first occurrence of a flag counts (the scripts put the user's flags first)", () => {
     const o = parseCommand(BENCH, ['--steps', '20', '--cells', '1,16', '--steps', '10', '--cells', '4']).options;
     expect(o).toMatchObject({ steps: 20, cells: [1, 16] });
     expect(parseCommand(MPO, ['--steps', '20', '--steps', '10']).options.steps).toBe(10);
@@ -207,7 +244,9 @@ describe('the command line end to end', () => {
   const root = join(import.meta.dirname, '..');
   const cli = (...argv: string[]) =>
     spawnSync('npx', ['tsx', 'src/cli.ts', ...argv], {
-      cwd: root, encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' },
+      cwd: root,
+      encoding: 'utf8',
+      env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' },
     });
 
   it('a usage error exits 2 with the message on stderr, before any work', () => {

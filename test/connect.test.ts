@@ -33,7 +33,9 @@ describe('connectors', () => {
     expect(curveCoefs('bezier', 0.25)).toEqual([0.5625, 0.375, 0.0625]); // (1-t)^2, 2t(1-t), t^2
     expect(curveCoefs('polychain', 0.25)).toEqual([0.5, 0.5, 0]);
     expect(curveCoefs('polychain', 0.75)).toEqual([0, 0.5, 0.5]);
-    for (const t of [0, 0.3, 1]) for (const k of ['bezier', 'polychain'] as const) expect(curveCoefs(k, t).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 12);
+    for (const t of [0, 0.3, 1])
+      for (const k of ['bezier', 'polychain'] as const)
+        expect(curveCoefs(k, t).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 12);
     const lat = simplexLattice(2, 3);
     expect(lat.length).toBe(10);
     expect(lat.every((l) => Math.abs(l.reduce((a, b) => a + b, 0) - 1) < 1e-12)).toBe(true);
@@ -42,7 +44,18 @@ describe('connectors', () => {
   it('Fort connector between two nets: the optimized points deviate from the line only normal to it', async () => {
     const ds = { train: loadFashionMnist(data, 'train'), test: loadFashionMnist(data, 't10k') };
     const cks = [1, 2].map((s) => readCheckpoint(join(dir, `m${s}.safetensors`), ds.train.shape));
-    const o: ConnectOptions = { method: 'fort', points: 3, steps: 6, lr: 1e-2, batch: 16, images: 20, dense: 9, seed: 1, probes: 0, tPerStep: 2 };
+    const o: ConnectOptions = {
+      method: 'fort',
+      points: 3,
+      steps: 6,
+      lr: 1e-2,
+      batch: 16,
+      images: 20,
+      dense: 9,
+      seed: 1,
+      probes: 0,
+      tPerStep: 2,
+    };
     const out = join(dir, 'fort');
     const r = await runConnect(gpu, cks, ds, o, out, () => {});
     const [A, B] = cks.map((c) => flat(c.weights));
@@ -53,13 +66,20 @@ describe('connectors', () => {
       const x = Float64Array.from(names.flatMap((n) => Array.from(nodes[`node${j}/${n}`].data)));
       const t = j / 4;
       const dev = x.map((v, i) => v - ((1 - t) * A[i] + t * B[i]));
-      let dot = 0, nd = 0, nu = 0;
-      dev.forEach((d, i) => { dot += d * u[i]; nd += d * d; nu += u[i] * u[i]; });
+      let dot = 0,
+        nd = 0,
+        nu = 0;
+      dev.forEach((d, i) => {
+        dot += d * u[i];
+        nd += d * d;
+        nu += u[i] * u[i];
+      });
       expect(nd).toBeGreaterThan(0); // it moved
       expect(Math.abs(dot) / Math.sqrt(nd * nu)).toBeLessThan(1e-4);
     }
     expect(typeof r.metrics.barrier_line_train).toBe('number');
-    for (const f of ['config.json', 'connect.png', 'deviations.png', 'metrics.json', 'connect.json']) expect(existsSync(join(out, f)), f).toBe(true);
+    for (const f of ['config.json', 'connect.png', 'deviations.png', 'metrics.json', 'connect.json'])
+      expect(existsSync(join(out, f)), f).toBe(true);
     const m = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8'));
     expect(m.endpoint_train_loss.length).toBe(2);
   }, 120_000);
@@ -67,23 +87,51 @@ describe('connectors', () => {
   it('a Bezier bend trains; three optima give a triangle map', async () => {
     const ds = { train: loadFashionMnist(data, 'train'), test: loadFashionMnist(data, 't10k') };
     const cks = [1, 2, 3].map((s) => readCheckpoint(join(dir, `m${s}.safetensors`), ds.train.shape));
-    const base: ConnectOptions = { method: 'bezier', points: 2, steps: 4, lr: 1e-2, batch: 16, images: 20, dense: 7, seed: 1, probes: 0, tPerStep: 3 };
+    const base: ConnectOptions = {
+      method: 'bezier',
+      points: 2,
+      steps: 4,
+      lr: 1e-2,
+      batch: 16,
+      images: 20,
+      dense: 7,
+      seed: 1,
+      probes: 0,
+      tPerStep: 3,
+    };
     const b = await runConnect(gpu, cks.slice(0, 2), ds, base, join(dir, 'bez'), () => {});
     expect(Number.isFinite(b.metrics.barrier_path_train as number)).toBe(true);
     const tri = await runConnect(gpu, cks, ds, { ...base, method: 'fort' }, join(dir, 'tri'), () => {});
     expect(existsSync(join(dir, 'tri', 'triangle.png'))).toBe(true);
     expect(typeof tri.metrics.max_connector_train_loss).toBe('number');
-    await expect(runConnect(gpu, cks, ds, base, join(dir, 'bad'), () => {})).rejects.toThrow(/--method bezier: joins two checkpoints/);
+    await expect(runConnect(gpu, cks, ds, base, join(dir, 'bad'), () => {})).rejects.toThrow(
+      /--method bezier: joins two checkpoints/,
+    );
   }, 120_000);
 
   it('short directions against m: one row per m, counts finite, a finished m is not recomputed on resume', async () => {
     const ds = { train: loadFashionMnist(data, 'train'), test: loadFashionMnist(data, 't10k') };
     const cks = [1, 2, 3].map((s) => readCheckpoint(join(dir, `m${s}.safetensors`), ds.train.shape));
-    const o: ConnectOptions = { method: 'fort', points: 1, steps: 3, lr: 1e-2, batch: 16, images: 20, dense: 3, seed: 1, probes: 2, tPerStep: 1 };
+    const o: ConnectOptions = {
+      method: 'fort',
+      points: 1,
+      steps: 3,
+      lr: 1e-2,
+      batch: 16,
+      images: 20,
+      dense: 3,
+      seed: 1,
+      probes: 2,
+      tPerStep: 1,
+    };
     const out = join(dir, 'msweep');
     const m = await runMSweep(gpu, cks, ds, o, out, () => {});
     expect(m.m).toEqual([1, 2]);
-    for (const v of [m.optimum_short_directions, ...(m.centre_short_directions as number[]), ...(m.flat_centre_short_directions as number[])]) {
+    for (const v of [
+      m.optimum_short_directions,
+      ...(m.centre_short_directions as number[]),
+      ...(m.flat_centre_short_directions as number[]),
+    ]) {
       expect(Number.isFinite(v as number)).toBe(true);
       expect(v as number).toBeGreaterThan(0);
     }

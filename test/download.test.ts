@@ -11,7 +11,9 @@ import { fetchArchive } from '../src/data/download.ts';
 import { CIFAR10, loadCifar10 } from '../src/data/cifar10.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'la-dl-'));
-let server: Server, base = '', archive: Buffer;
+let server: Server,
+  base = '',
+  archive: Buffer;
 const members = [...CIFAR10.train, ...CIFAR10.test].map((f) => `${CIFAR10.folder}/${f}`);
 
 beforeAll(async () => {
@@ -26,8 +28,13 @@ beforeAll(async () => {
   execFileSync('tar', ['-czf', join(dir, 'c.tar.gz'), '-C', join(dir, 'src'), CIFAR10.folder]);
   archive = readFileSync(join(dir, 'c.tar.gz'));
   server = createServer((req, res) => {
-    if (req.url === '/c.tar.gz') { res.writeHead(200, { 'content-length': archive.length }); res.end(archive); }
-    else { res.writeHead(404); res.end(); }
+    if (req.url === '/c.tar.gz') {
+      res.writeHead(200, { 'content-length': archive.length });
+      res.end(archive);
+    } else {
+      res.writeHead(404);
+      res.end();
+    }
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const addr = server.address() as { port: number };
@@ -40,7 +47,11 @@ const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 describe('CIFAR-10 download', () => {
   it('downloads, verifies and unpacks only the expected members', async () => {
     const out = join(dir, 'ok');
-    const files = await fetchArchive({ url: `${base}/c.tar.gz`, bytes: archive.length, md5: md5(archive), members }, join(dir, 'ok.tar.gz'), out);
+    const files = await fetchArchive(
+      { url: `${base}/c.tar.gz`, bytes: archive.length, md5: md5(archive), members },
+      join(dir, 'ok.tar.gz'),
+      out,
+    );
     expect(files.sort()).toEqual([...members].sort());
     expect(existsSync(join(out, 'unwanted.txt'))).toBe(false);
     const d = loadCifar10(out, 'train');
@@ -50,13 +61,27 @@ describe('CIFAR-10 download', () => {
 
   it('rejects a corrupt download by size or MD5, naming the file, and removes it', async () => {
     const p = join(dir, 'bad.tar.gz');
-    await expect(fetchArchive({ url: `${base}/c.tar.gz`, bytes: archive.length, md5: '0'.repeat(32), members }, p, join(dir, 'bad'))).rejects.toThrow(/bad\.tar\.gz: MD5 [0-9a-f]{32}, expected 0{32}/);
+    await expect(
+      fetchArchive(
+        { url: `${base}/c.tar.gz`, bytes: archive.length, md5: '0'.repeat(32), members },
+        p,
+        join(dir, 'bad'),
+      ),
+    ).rejects.toThrow(/bad\.tar\.gz: MD5 [0-9a-f]{32}, expected 0{32}/);
     expect(existsSync(p)).toBe(false);
-    await expect(fetchArchive({ url: `${base}/c.tar.gz`, bytes: archive.length + 1, md5: md5(archive), members }, p, join(dir, 'bad'))).rejects.toThrow(new RegExp(`bad\\.tar\\.gz: ${archive.length} bytes, expected ${archive.length + 1}`));
+    await expect(
+      fetchArchive(
+        { url: `${base}/c.tar.gz`, bytes: archive.length + 1, md5: md5(archive), members },
+        p,
+        join(dir, 'bad'),
+      ),
+    ).rejects.toThrow(new RegExp(`bad\\.tar\\.gz: ${archive.length} bytes, expected ${archive.length + 1}`));
   });
 
   it('says where to put the files when there is no network', async () => {
     const closed = `http://127.0.0.1:1/c.tar.gz`;
-    await expect(fetchArchive({ url: closed, bytes: 1, md5: '0', members }, join(dir, 'off.tar.gz'), join(dir, 'off'))).rejects.toThrow(/cannot download .* put it at .*off\.tar\.gz, or put the unpacked files into .*off/);
+    await expect(
+      fetchArchive({ url: closed, bytes: 1, md5: '0', members }, join(dir, 'off.tar.gz'), join(dir, 'off')),
+    ).rejects.toThrow(/cannot download .* put it at .*off\.tar\.gz, or put the unpacked files into .*off/);
   });
 });

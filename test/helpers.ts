@@ -14,18 +14,23 @@ export async function testGpu(): Promise<Gpu> {
 /** IDX files like Fashion-MNIST's: class c images are a bright band at row 2c (learnable), plus noise. */
 export function writeIdx(path: string, n: number, seed: number) {
   const r = rng(seed);
-  const img = Buffer.alloc(16 + n * 784), lab = Buffer.alloc(8 + n);
-  img.writeUInt32BE(0x803, 0); img.writeUInt32BE(n, 4); img.writeUInt32BE(28, 8); img.writeUInt32BE(28, 12);
-  lab.writeUInt32BE(0x801, 0); lab.writeUInt32BE(n, 4);
+  const img = Buffer.alloc(16 + n * 784),
+    lab = Buffer.alloc(8 + n);
+  img.writeUInt32BE(0x803, 0);
+  img.writeUInt32BE(n, 4);
+  img.writeUInt32BE(28, 8);
+  img.writeUInt32BE(28, 12);
+  lab.writeUInt32BE(0x801, 0);
+  lab.writeUInt32BE(n, 4);
   for (let i = 0; i < n; i++) {
     const c = i % 10;
     lab[8 + i] = c;
-    for (let p = 0; p < 784; p++) img[16 + i * 784 + p] = Math.floor(Math.floor(p / 28) >> 1 === c ? 200 + 50 * r() : 40 * r());
+    for (let p = 0; p < 784; p++)
+      img[16 + i * 784 + p] = Math.floor(Math.floor(p / 28) >> 1 === c ? 200 + 50 * r() : 40 * r());
   }
   writeFileSync(`${path}-images-idx3-ubyte.gz`, gzipSync(img));
   writeFileSync(`${path}-labels-idx1-ubyte.gz`, gzipSync(lab));
 }
-
 
 /** A model.safetensors as loss-atlas train writes it, holding a seeded random initialization of a zoo model. */
 export function writeInitCheckpoint(path: string, model: string, seed: number, o: { dropout?: number } = {}): void {
@@ -33,15 +38,27 @@ export function writeInitCheckpoint(path: string, model: string, seed: number, o
   const w = initParams(spec.layers, 1, seed);
   const t: Record<string, { shape: number[]; data: Float32Array }> = {};
   paramShapes(spec.layers).forEach((s, i) => (t[s.name] = { shape: s.shape, data: w[i] }));
-  writeFileSync(path, safetensorsBytes(t, { model, bn: 'false', skip: 'false', ...(o.dropout ? { dropout: String(o.dropout) } : {}) }));
+  writeFileSync(
+    path,
+    safetensorsBytes(t, { model, bn: 'false', skip: 'false', ...(o.dropout ? { dropout: String(o.dropout) } : {}) }),
+  );
 }
 
-const dot = (a: Float64Array[], b: Float64Array[]) => a.reduce((s, x, i) => s + x.reduce((t, v, j) => t + v * b[i][j], 0), 0);
+const dot = (a: Float64Array[], b: Float64Array[]) =>
+  a.reduce((s, x, i) => s + x.reduce((t, v, j) => t + v * b[i][j], 0), 0);
 
 /** The reference's compute_point for cell offsets (x: rows, y: columns), float64, per parameter tensor. */
-export function pointWeights(o: Float64Array[], rp: Float64Array[], up: Float64Array[], s: number, x: number, y: number): Float64Array[] {
+export function pointWeights(
+  o: Float64Array[],
+  rp: Float64Array[],
+  up: Float64Array[],
+  s: number,
+  x: number,
+  y: number,
+): Float64Array[] {
   const r = rp.map((v, i) => v.map((w, j) => w - o[i][j]));
-  const a = dot(up, r), c = dot(r, r);
+  const a = dot(up, r),
+    c = dot(r, r);
   const u1 = up.map((v, i) => v.map((w, j) => w - (a / c) * r[i][j]));
   const f = Math.sqrt(c) / Math.sqrt(dot(u1, u1));
   return o.map((v, i) => v.map((w, j) => w + s * (y * r[i][j] + x * f * u1[i][j])));

@@ -28,7 +28,15 @@ function writeCheckpoint(path: string, seed: number, withStates = false): Float3
   shapes.forEach((s, i) => (t[s.name] = { shape: s.shape, data: w[i] }));
   if (withStates) {
     const r = rng(seed + 100);
-    stateShapes(spec.layers).forEach((s) => (t[s.name] = { shape: s.shape, data: Float32Array.from({ length: s.shape[0] }, () => (s.name.endsWith('var') ? 0.05 + 0.3 * r() : 0.3 * (r() - 0.5))) }));
+    stateShapes(spec.layers).forEach(
+      (s) =>
+        (t[s.name] = {
+          shape: s.shape,
+          data: Float32Array.from({ length: s.shape[0] }, () =>
+            s.name.endsWith('var') ? 0.05 + 0.3 * r() : 0.3 * (r() - 0.5),
+          ),
+        }),
+    );
   }
   writeFileSync(path, safetensorsBytes(t, { model: 'tiny', bn: 'true', skip: 'false' }));
   return w;
@@ -44,16 +52,27 @@ afterAll(() => gpu?.destroy());
 describe('directions', () => {
   it('filter normalization gives each filter of d the norm of the same filter of theta; biasbn ignored', () => {
     const w = initParams(spec.layers, 1, 3);
-    const d = randomDirection(w, shapes.map((s) => s.shape), { seed: 123, norm: 'filter', ignoreBiasBn: true });
+    const d = randomDirection(
+      w,
+      shapes.map((s) => s.shape),
+      { seed: 123, norm: 'filter', ignoreBiasBn: true },
+    );
     shapes.forEach((s, t) => {
-      if (s.shape.length <= 1) { expect(d[t].every((v) => v === 0)).toBe(true); return; }
+      if (s.shape.length <= 1) {
+        expect(d[t].every((v) => v === 0)).toBe(true);
+        return;
+      }
       const per = w[t].length / s.shape[0];
       for (let f = 0; f < s.shape[0]; f++) {
         const n = (a: Float32Array) => Math.hypot(...a.subarray(f * per, (f + 1) * per));
         expect(n(d[t])).toBeCloseTo(n(w[t]), 4);
       }
     });
-    const keep = randomDirection(w, shapes.map((s) => s.shape), { seed: 123, norm: 'filter', ignoreBiasBn: false });
+    const keep = randomDirection(
+      w,
+      shapes.map((s) => s.shape),
+      { seed: 123, norm: 'filter', ignoreBiasBn: false },
+    );
     const b = shapes.findIndex((s) => s.shape.length === 1);
     expect(Array.from(keep[b])).toEqual(Array.from(w[b]));
     expect(linspace('-1:1:5', 'x')).toEqual([-1, -0.5, 0, 0.5, 1]);
@@ -63,14 +82,42 @@ describe('directions', () => {
 
 describe('interpolate', () => {
   it('alpha = 0 and 1 reproduce the two checkpoints, and the plot and data are written', async () => {
-    const wa = writeCheckpoint(join(dir, 'a.safetensors'), 1), wb = writeCheckpoint(join(dir, 'b.safetensors'), 2);
+    const wa = writeCheckpoint(join(dir, 'a.safetensors'), 1),
+      wb = writeCheckpoint(join(dir, 'b.safetensors'), 2);
     const ds = { train: loadFashionMnist(data, 'train'), test: loadFashionMnist(data, 't10k') };
-    const a = readCheckpoint(join(dir, 'a.safetensors'), ds.train.shape), b = readCheckpoint(join(dir, 'b.safetensors'), ds.train.shape);
+    const a = readCheckpoint(join(dir, 'a.safetensors'), ds.train.shape),
+      b = readCheckpoint(join(dir, 'b.safetensors'), ds.train.shape);
     const out = join(dir, 'out');
-    const r = await runInterpolate(gpu, a, b, ds, { alphas: [0, 0.5, 1], norm: 'filter', ignoreBiasBn: false, dirType: 'weights', bnStats: 'batch', seed: 123, images: 0, logScale: false, lossMax: 5 }, out);
-    for (const [w, k] of [[wa, 0], [wb, 2]] as const) {
+    const r = await runInterpolate(
+      gpu,
+      a,
+      b,
+      ds,
+      {
+        alphas: [0, 0.5, 1],
+        norm: 'filter',
+        ignoreBiasBn: false,
+        dirType: 'weights',
+        bnStats: 'batch',
+        seed: 123,
+        images: 0,
+        logScale: false,
+        lossMax: 5,
+      },
+      out,
+    );
+    for (const [w, k] of [
+      [wa, 0],
+      [wb, 2],
+    ] as const) {
       const m = new Sequential(gpu, spec.layers, 1, w as Float32Array[]);
-      const own = await evaluateOnImages(gpu, m, Float32Array.of(1), ds.test, Array.from({ length: ds.test.n }, (_, i) => i));
+      const own = await evaluateOnImages(
+        gpu,
+        m,
+        Float32Array.of(1),
+        ds.test,
+        Array.from({ length: ds.test.n }, (_, i) => i),
+      );
       m.dispose();
       expect(Math.abs(r.test_loss[k] - own.loss[0])).toBeLessThan(1e-5);
       expect(r.test_acc[k]).toBeCloseTo(own.acc[0], 6);
@@ -79,10 +126,12 @@ describe('interpolate', () => {
     expect(existsSync(join(out, 'interpolate.json'))).toBe(true);
   });
 
-  it('states mode: with running statistics, alpha = 1 is checkpoint B in eval mode; weights mode keeps A\'s statistics', async () => {
-    writeCheckpoint(join(dir, 'sa.safetensors'), 3, true); writeCheckpoint(join(dir, 'sb.safetensors'), 4, true);
+  it("states mode: with running statistics, alpha = 1 is checkpoint B in eval mode; weights mode keeps A's statistics", async () => {
+    writeCheckpoint(join(dir, 'sa.safetensors'), 3, true);
+    writeCheckpoint(join(dir, 'sb.safetensors'), 4, true);
     const ds = { train: loadFashionMnist(data, 'train'), test: loadFashionMnist(data, 't10k') };
-    const a = readCheckpoint(join(dir, 'sa.safetensors'), ds.train.shape), b = readCheckpoint(join(dir, 'sb.safetensors'), ds.train.shape);
+    const a = readCheckpoint(join(dir, 'sa.safetensors'), ds.train.shape),
+      b = readCheckpoint(join(dir, 'sb.safetensors'), ds.train.shape);
     expect(a.states?.length).toBe(2);
     const all = Array.from({ length: ds.test.n }, (_, i) => i);
     const own = async (c: typeof a) => {
@@ -91,10 +140,20 @@ describe('interpolate', () => {
       m.dispose();
       return r.loss[0];
     };
-    const opts = { alphas: [0, 1], norm: 'filter' as const, ignoreBiasBn: false, bnStats: 'running' as const, seed: 1, images: 0, logScale: false, lossMax: 5 };
+    const opts = {
+      alphas: [0, 1],
+      norm: 'filter' as const,
+      ignoreBiasBn: false,
+      bnStats: 'running' as const,
+      seed: 1,
+      images: 0,
+      logScale: false,
+      lossMax: 5,
+    };
     const st = await runInterpolate(gpu, a, b, ds, { ...opts, dirType: 'states' }, join(dir, 'st'));
     const wt = await runInterpolate(gpu, a, b, ds, { ...opts, dirType: 'weights' }, join(dir, 'wt'));
-    const la = await own(a), lb = await own(b);
+    const la = await own(a),
+      lb = await own(b);
     expect(Math.abs(st.test_loss[0] - la)).toBeLessThan(1e-5);
     expect(Math.abs(st.test_loss[1] - lb)).toBeLessThan(1e-5);
     expect(Math.abs(wt.test_loss[0] - la)).toBeLessThan(1e-5);

@@ -15,15 +15,53 @@ writeIdx(join(data, 'train'), 200, 1);
 writeIdx(join(data, 't10k'), 40, 2);
 const tsx = createRequire(import.meta.url).resolve('tsx/cli');
 const cli = join(import.meta.dirname, '..', 'src', 'cli.ts');
-const flags = ['mpo', '--quick', '--model', 'tiny', '--data', data, '--grid', '6', '--mask', 'plus', '--steps', '30', '--batch', '32', '--cells-per-step', '3', '--eval-images', '10', '--pad', '1', '--checkpoint-every', '3', '--log-every', '1'];
-const run = (args: string[]) => spawnSync(process.execPath, [tsx, cli, ...args], { encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' } });
+const flags = [
+  'mpo',
+  '--quick',
+  '--model',
+  'tiny',
+  '--data',
+  data,
+  '--grid',
+  '6',
+  '--mask',
+  'plus',
+  '--steps',
+  '30',
+  '--batch',
+  '32',
+  '--cells-per-step',
+  '3',
+  '--eval-images',
+  '10',
+  '--pad',
+  '1',
+  '--checkpoint-every',
+  '3',
+  '--log-every',
+  '1',
+];
+const run = (args: string[]) =>
+  spawnSync(process.execPath, [tsx, cli, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' },
+  });
 const metrics = (d: string) => JSON.parse(readFileSync(join(d, 'metrics.json'), 'utf8'));
-const step = (d: string) => (existsSync(join(d, 'checkpoint', 'state.json')) ? JSON.parse(readFileSync(join(d, 'checkpoint', 'state.json'), 'utf8')).step : 0);
+const step = (d: string) =>
+  existsSync(join(d, 'checkpoint', 'state.json'))
+    ? JSON.parse(readFileSync(join(d, 'checkpoint', 'state.json'), 'utf8')).step
+    : 0;
 
 /** Starts a run, waits for a checkpoint past `after` steps, sends the signal, waits for the exit. */
-async function interrupt(out: string, signal: NodeJS.Signals, after: number): Promise<{ code: number | null; signal: string | null }> {
+async function interrupt(
+  out: string,
+  signal: NodeJS.Signals,
+  after: number,
+): Promise<{ code: number | null; signal: string | null }> {
   const p = spawn(process.execPath, [tsx, cli, ...flags, '--out', out], { stdio: 'ignore' });
-  const exited = new Promise<{ code: number | null; signal: string | null }>((r) => p.on('exit', (code, sig) => r({ code, signal: sig })));
+  const exited = new Promise<{ code: number | null; signal: string | null }>((r) =>
+    p.on('exit', (code, sig) => r({ code, signal: sig })),
+  );
   for (let i = 0; i < 1200 && step(out) < after; i++) await new Promise((r) => setTimeout(r, 100));
   p.kill(signal);
   return exited;
@@ -49,8 +87,11 @@ describe('mpo command: interrupt and resume', () => {
       expect(stopped).toBeLessThan(30);
       const r = run(['mpo', '--resume', out]);
       expect(r.status, r.stderr).toBe(0);
-      const a = metrics(ref), b = metrics(out);
-      for (const split of ['train', 'test']) for (const k of Object.keys(a[split])) expect(Math.abs(b[split][k] - a[split][k]), `${split}.${k}`).toBeLessThanOrEqual(1e-5);
+      const a = metrics(ref),
+        b = metrics(out);
+      for (const split of ['train', 'test'])
+        for (const k of Object.keys(a[split]))
+          expect(Math.abs(b[split][k] - a[split][k]), `${split}.${k}`).toBeLessThanOrEqual(1e-5);
     });
   }
 

@@ -19,7 +19,8 @@ import { testGpu, writeIdx } from './helpers.ts';
 
 let gpu: Gpu;
 const dir = mkdtempSync(join(tmpdir(), 'la-mpo-'));
-const fmnist = join(dir, 'fmnist'), cifar = join(dir, 'cifar');
+const fmnist = join(dir, 'fmnist'),
+  cifar = join(dir, 'cifar');
 
 function writeCifar(d: string, file: string, n: number, seed: number) {
   const r = rng(seed);
@@ -33,7 +34,8 @@ function writeCifar(d: string, file: string, n: number, seed: number) {
 
 beforeAll(async () => {
   gpu = await testGpu();
-  mkdirSync(fmnist); mkdirSync(cifar);
+  mkdirSync(fmnist);
+  mkdirSync(cifar);
   writeIdx(join(fmnist, 'train'), 120, 1);
   writeIdx(join(fmnist, 't10k'), 40, 2);
   for (let i = 1; i <= 5; i++) writeCifar(cifar, `data_batch_${i}.bin`, 6, i);
@@ -43,8 +45,19 @@ afterAll(() => gpu?.destroy());
 
 function tinyConfig(over: Partial<MpoConfig> = {}): MpoConfig {
   return {
-    ...mpoConfig({ quick: true, data: fmnist }), experiment: 'test', model: 'tiny', mask: 'plus', grid: 6, steps: 6, batch: 16,
-    cellsPerStep: 3, evalImages: 10, pad: 1, checkpointEvery: 2, logEvery: 1, ...over,
+    ...mpoConfig({ quick: true, data: fmnist }),
+    experiment: 'test',
+    model: 'tiny',
+    mask: 'plus',
+    grid: 6,
+    steps: 6,
+    batch: 16,
+    cellsPerStep: 3,
+    evalImages: 10,
+    pad: 1,
+    checkpointEvery: 2,
+    logEvery: 1,
+    ...over,
   };
 }
 
@@ -65,26 +78,43 @@ describe('data readers', () => {
   it('reads unpacked IDX files (no .gz) the same, and prefers the .gz when both are there', () => {
     const d = join(dir, 'unpacked');
     mkdirSync(d);
-    for (const f of ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte']) writeFileSync(join(d, f), gunzipSync(readFileSync(join(fmnist, `${f}.gz`))));
-    const a = loadFashionMnist(fmnist, 'train'), b = loadFashionMnist(d, 'train');
+    for (const f of ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte'])
+      writeFileSync(join(d, f), gunzipSync(readFileSync(join(fmnist, `${f}.gz`))));
+    const a = loadFashionMnist(fmnist, 'train'),
+      b = loadFashionMnist(d, 'train');
     expect(b.n).toBe(a.n);
     expect(Array.from(b.images)).toEqual(Array.from(a.images));
     expect(Array.from(b.labels)).toEqual(Array.from(a.labels));
     writeFileSync(join(d, 'train-labels-idx1-ubyte.gz'), gzipSync(Buffer.from([0, 0, 8, 1, 0, 0, 0, 1, 3])));
-    expect(() => loadFashionMnist(d, 'train')).toThrow(/train-labels-idx1-ubyte\.gz: 120 labels expected \(one per image\), found 1/);
+    expect(() => loadFashionMnist(d, 'train')).toThrow(
+      /train-labels-idx1-ubyte\.gz: 120 labels expected \(one per image\), found 1/,
+    );
   });
 
   it('names the file, what was expected and what was found', () => {
     writeFileSync(join(dir, 'bad-images-idx3-ubyte.gz'), gzipSync(Buffer.from([0, 0, 9, 3, 0, 0, 0, 1])));
-    expect(() => loadFashionMnist(dir, 'bad' as 'train')).toThrow(/bad-images-idx3-ubyte\.gz: IDX magic 0x00000803 .* found 0x00000903/);
-    writeFileSync(join(dir, 'trunc-images-idx3-ubyte.gz'), readFileSync(join(fmnist, 'train-images-idx3-ubyte.gz')).subarray(0, 1000));
-    expect(() => loadFashionMnist(dir, 'trunc' as 'train')).toThrow(/trunc-images-idx3-ubyte\.gz: corrupt or truncated gzip/);
-    expect(() => loadFashionMnist(join(dir, 'nowhere'), 'train')).toThrow(/nowhere\/train-images-idx3-ubyte\.gz: file not found/);
+    expect(() => loadFashionMnist(dir, 'bad' as 'train')).toThrow(
+      /bad-images-idx3-ubyte\.gz: IDX magic 0x00000803 .* found 0x00000903/,
+    );
+    writeFileSync(
+      join(dir, 'trunc-images-idx3-ubyte.gz'),
+      readFileSync(join(fmnist, 'train-images-idx3-ubyte.gz')).subarray(0, 1000),
+    );
+    expect(() => loadFashionMnist(dir, 'trunc' as 'train')).toThrow(
+      /trunc-images-idx3-ubyte\.gz: corrupt or truncated gzip/,
+    );
+    expect(() => loadFashionMnist(join(dir, 'nowhere'), 'train')).toThrow(
+      /nowhere\/train-images-idx3-ubyte\.gz: file not found/,
+    );
     const c2 = join(dir, 'cifar-bad');
     mkdirSync(c2);
     for (let i = 1; i <= 5; i++) writeFileSync(join(c2, `data_batch_${i}.bin`), Buffer.alloc(3073 * 2 + 5));
-    expect(() => loadCifar10(c2, 'train')).toThrow(/data_batch_1\.bin: 6151 bytes is not a whole number of 3073-byte records/);
-    expect(() => loadCifar10(join(dir, 'none'), 'test')).toThrow(/test_batch\.bin: file not found\. Run `npm run data:cifar10`/);
+    expect(() => loadCifar10(c2, 'train')).toThrow(
+      /data_batch_1\.bin: 6151 bytes is not a whole number of 3073-byte records/,
+    );
+    expect(() => loadCifar10(join(dir, 'none'), 'test')).toThrow(
+      /test_batch\.bin: file not found\. Run `npm run data:cifar10`/,
+    );
   });
 });
 
@@ -103,21 +133,31 @@ describe('masks', () => {
     writeFileSync(join(dir, 'notimage.png'), 'hello');
     await expect(loadMask(join(dir, 'notimage.png'), 10)).rejects.toThrow(/notimage\.png: not a readable image/);
     const sharp = (await import('sharp')).default;
-    await sharp({ create: { width: 20, height: 20, channels: 3, background: '#ffffff' } }).png().toFile(join(dir, 'white.png'));
-    await expect(loadMask(join(dir, 'white.png'), 10)).rejects.toThrow(/white\.png .* has 0 white and 0 black boundary cells/);
+    await sharp({ create: { width: 20, height: 20, channels: 3, background: '#ffffff' } })
+      .png()
+      .toFile(join(dir, 'white.png'));
+    await expect(loadMask(join(dir, 'white.png'), 10)).rejects.toThrow(
+      /white\.png .* has 0 white and 0 black boundary cells/,
+    );
   });
 
   it('reads image masks: the alpha channel when there is one, else luminance', async () => {
     const sharp = (await import('sharp')).default;
     // a transparent PNG with an opaque black disc: alpha decides (the disc is white in the mask)
-    const disc = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40"><circle cx="20" cy="20" r="12" fill="black"/></svg>');
+    const disc = Buffer.from(
+      '<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40"><circle cx="20" cy="20" r="12" fill="black"/></svg>',
+    );
     await sharp(disc).png().toFile(join(dir, 'disc.png'));
     const a = await loadMask(join(dir, 'disc.png'), 10);
     expect(a.data[5 * 10 + 5]).toBe(1);
     expect(a.data[0]).toBe(0);
     // a JPEG (no alpha) with a white square on black: luminance decides
     await sharp({ create: { width: 40, height: 40, channels: 3, background: '#000000' } })
-      .composite([{ input: { create: { width: 20, height: 20, channels: 3, background: '#ffffff' } }, left: 0, top: 0 }]).jpeg().toFile(join(dir, 'sq.jpg'));
+      .composite([
+        { input: { create: { width: 20, height: 20, channels: 3, background: '#ffffff' } }, left: 0, top: 0 },
+      ])
+      .jpeg()
+      .toFile(join(dir, 'sq.jpg'));
     const j = await loadMask(join(dir, 'sq.jpg'), 10);
     expect(j.data[1 * 10 + 1]).toBe(1);
     expect(j.data[8 * 10 + 8]).toBe(0);
@@ -128,9 +168,24 @@ describe('MPO pipeline', () => {
   it('trains, evaluates, writes every output; an interrupted and resumed run ends like an uninterrupted one', async () => {
     const cfg = tinyConfig();
     const data = loadData(cfg);
-    const a = join(dir, 'run-a'), b = join(dir, 'run-b');
+    const a = join(dir, 'run-a'),
+      b = join(dir, 'run-b');
     const ra = await runMpo(gpu, cfg, data, a, false);
-    for (const f of ['config.json', 'metrics.json', 'mask.png', 'loss_train.png', 'loss_test.png', 'acc_train.png', 'acc_test.png', 'summary.png', 'grid_train.npy', 'grid_test.npy', 'plane.safetensors', 'log.jsonl', 'checkpoint/state.json']) {
+    for (const f of [
+      'config.json',
+      'metrics.json',
+      'mask.png',
+      'loss_train.png',
+      'loss_test.png',
+      'acc_train.png',
+      'acc_test.png',
+      'summary.png',
+      'grid_train.npy',
+      'grid_test.npy',
+      'plane.safetensors',
+      'log.jsonl',
+      'checkpoint/state.json',
+    ]) {
       expect(existsSync(join(a, f)), f).toBe(true);
     }
     const m = JSON.parse(readFileSync(join(a, 'metrics.json'), 'utf8'));
@@ -142,7 +197,12 @@ describe('MPO pipeline', () => {
     const plane = readSafetensors(join(a, 'plane.safetensors'));
     expect(Object.keys(plane.tensors).filter((k) => k.startsWith('up/')).length).toBe(6);
     expect(plane.tensors['origin/0.conv.weight'].shape).toEqual([4, 1, 3, 3]);
-    expect(readFileSync(join(a, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(
+      readFileSync(join(a, 'log.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).step),
+    ).toEqual([1, 2, 3, 4, 5, 6]);
     const cfgOut = JSON.parse(readFileSync(join(a, 'config.json'), 'utf8'));
     expect(cfgOut.adapter).toBe(gpu.adapterInfo);
     expect(cfgOut.commit).toBeTypeOf('string');
@@ -157,14 +217,32 @@ describe('MPO pipeline', () => {
         expect(Math.abs(rb.metrics[split][k] - ra.metrics[split][k]), `${split}.${k}`).toBeLessThanOrEqual(1e-5);
       }
     }
-    const pa = readSafetensors(join(a, 'plane.safetensors')).tensors, pb = readSafetensors(join(b, 'plane.safetensors')).tensors;
+    const pa = readSafetensors(join(a, 'plane.safetensors')).tensors,
+      pb = readSafetensors(join(b, 'plane.safetensors')).tensors;
     for (const k of Object.keys(pa)) expect(Array.from(pb[k].data)).toEqual(Array.from(pa[k].data));
-    const logOf = (d: string) => readFileSync(join(d, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => { const { seconds: _s, ...rest } = JSON.parse(l); return rest; });
+    const logOf = (d: string) =>
+      readFileSync(join(d, 'log.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => {
+          const { seconds: _s, ...rest } = JSON.parse(l);
+          return rest;
+        });
     expect(logOf(b)).toEqual(logOf(a));
   });
 
   it('runs on CIFAR-10 files with batch norm', async () => {
-    const cfg = tinyConfig({ dataset: 'cifar10', data: cifar, bn: true, steps: 2, batch: 6, evalImages: 4, grid: 5, mask: 'diamond', pad: 0 });
+    const cfg = tinyConfig({
+      dataset: 'cifar10',
+      data: cifar,
+      bn: true,
+      steps: 2,
+      batch: 6,
+      evalImages: 4,
+      grid: 5,
+      mask: 'diamond',
+      pad: 0,
+    });
     const r = await runMpo(gpu, cfg, loadData(cfg), join(dir, 'run-c'), false);
     expect(r.metrics.steps).toBe(2);
     expect(Number.isFinite(r.metrics.test.agreement)).toBe(true);
@@ -186,7 +264,9 @@ describe('MPO pipeline', () => {
     const cfg = tinyConfig();
     const data = loadData(cfg);
     data.train.images.fill(NaN);
-    await expect(runMpo(gpu, cfg, data, join(dir, 'run-nan'), false)).rejects.toThrow(/diverged at step 1: .*not finite/);
+    await expect(runMpo(gpu, cfg, data, join(dir, 'run-nan'), false)).rejects.toThrow(
+      /diverged at step 1: .*not finite/,
+    );
     expect(existsSync(join(dir, 'run-nan', 'metrics.json'))).toBe(false);
   });
 });

@@ -3,12 +3,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../src/engine/device.ts';
 import { checkOp, opCases } from '../src/engine/gradcheck.ts';
 import { convCase } from '../src/engine/ops/conv.cases.ts';
-import { type OpCase } from '../src/engine/ops/case.ts';
+import type { OpCase } from '../src/engine/ops/case.ts';
 import { wedgeCases } from '../src/structure/wedge.ts';
 import { testGpu } from './helpers.ts';
 
 let gpu: Gpu;
-beforeAll(async () => { gpu = await testGpu(); });
+beforeAll(async () => {
+  gpu = await testGpu();
+});
 afterAll(() => gpu?.destroy());
 
 describe('ops against the CPU reference and finite differences', () => {
@@ -27,10 +29,18 @@ describe('ops against the CPU reference and finite differences', () => {
 
 describe('1-D kernels at one element per invocation (the GPU setting; CPU adapters run 16)', () => {
   let saved = 1;
-  beforeAll(() => { saved = gpu.elemsPerThread; gpu.elemsPerThread = gpu.elemsPerThread === 1 ? 16 : 1; });
-  afterAll(() => { gpu.elemsPerThread = saved; });
+  beforeAll(() => {
+    saved = gpu.elemsPerThread;
+    gpu.elemsPerThread = gpu.elemsPerThread === 1 ? 16 : 1;
+  });
+  afterAll(() => {
+    gpu.elemsPerThread = saved;
+  });
   // elementwise (relu, add), max-pool forward, and the combine kernel of the shared-input conv path
-  const picked = opCases().filter((c) => ['relu', 'add', 'maxpool2d'].includes(c.op) || (c.op === 'conv2d' && c.name.startsWith('K7 B3 shared input')));
+  const picked = opCases().filter(
+    (c) =>
+      ['relu', 'add', 'maxpool2d'].includes(c.op) || (c.op === 'conv2d' && c.name.startsWith('K7 B3 shared input')),
+  );
   for (const c of picked) {
     it(`${c.op}: ${c.name}`, async () => {
       const r = await checkOp(gpu, c);
@@ -38,7 +48,8 @@ describe('1-D kernels at one element per invocation (the GPU setting; CPU adapte
       expect(r.pass).toBe(true);
     });
   }
-  it('covers the kernels it is meant to', () => expect(picked.map((c) => c.op).sort()).toEqual(['add', 'conv2d', 'conv2d', 'maxpool2d', 'maxpool2d', 'relu']));
+  it('covers the kernels it is meant to', () =>
+    expect(picked.map((c) => c.op).sort()).toEqual(['add', 'conv2d', 'conv2d', 'maxpool2d', 'maxpool2d', 'relu']));
 });
 
 describe('lanes weight gradient with more per-lane dL/dC partials than a binding holds', () => {

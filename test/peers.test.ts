@@ -33,11 +33,22 @@ describe.each(['cpu', 'wasm'] as const)('tfjs peer on %s', (backend) => {
     const plane = Plane.fresh(gpu, spec.layers, 3);
     const v0 = await plane.values();
     const N = 6;
-    const xs = randArray(rng(1), N * 144), ys = [1, 2, 3, 4, 5, 6];
-    const x = Tensor.fromArray(gpu, [N, 1, 12, 12], xs), y = Tensor.fromArray(gpu, [N], ys, 'y', 'u32');
-    const offsets: [number, number][] = [[0, 0], [1, -2], [-3, 2], [2, 2]];
-    const tp = tfPlane(v0, paramShapes(spec.layers).map((p) => p.shape));
-    const xt = tf.tensor4d(xs, [N, 1, 12, 12]), yt = tf.tensor1d(ys, 'int32');
+    const xs = randArray(rng(1), N * 144),
+      ys = [1, 2, 3, 4, 5, 6];
+    const x = Tensor.fromArray(gpu, [N, 1, 12, 12], xs),
+      y = Tensor.fromArray(gpu, [N], ys, 'y', 'u32');
+    const offsets: [number, number][] = [
+      [0, 0],
+      [1, -2],
+      [-3, 2],
+      [2, 2],
+    ];
+    const tp = tfPlane(
+      v0,
+      paramShapes(spec.layers).map((p) => p.shape),
+    );
+    const xt = tf.tensor4d(xs, [N, 1, 12, 12]),
+      yt = tf.tensor1d(ys, 'int32');
     await plane.updateBasis();
     const coefs = Float32Array.from(offsets.flatMap(([di, dj]) => [1, v0.scale * dj, v0.scale * di]));
     const ours = await evaluatePoints(gpu, plane.model, coefs, x, y);
@@ -51,7 +62,8 @@ describe.each(['cpu', 'wasm'] as const)('tfjs peer on %s', (backend) => {
     await mpoStep(gpu, plane, opt, offsets, 2, x, y, o);
     await tfMpoStep(spec.layers, tp, tf.train.sgd(lr), offsets, 2, xt, yt, o);
     const v1 = await plane.values();
-    let worst = 0, biggest = 0;
+    let worst = 0,
+      biggest = 0;
     const cmp = async (a0: Float32Array[], a: Float32Array[], b: tf.Variable[]) => {
       for (let i = 0; i < a.length; i++) {
         const t = await b[i].data();
@@ -67,7 +79,10 @@ describe.each(['cpu', 'wasm'] as const)('tfjs peer on %s', (backend) => {
     expect(biggest).toBeGreaterThan(1e-3); // the step moved the plane
     expect(worst).toBeLessThan(1e-3 * biggest); // and both moved it the same way
     expect(Math.abs(v1.scale - (await tp.scale.data())[0])).toBeLessThan(1e-3 * Math.abs(v1.scale - v0.scale) + 1e-7);
-    opt.dispose(); plane.dispose(); x.dispose(); y.dispose();
+    opt.dispose();
+    plane.dispose();
+    x.dispose();
+    y.dispose();
   });
 });
 
@@ -83,7 +98,10 @@ describe('the PyTorch loss check (bench/torch-check.ts)', () => {
       // the reference's cell formula over the whole parameter vector, in float64 (test/helpers.ts)
       const of = (k: string) => names.map((n) => Float64Array.from(t[`${k}.${n}`].data));
       const [o, rp, upp] = [of('origin'), of('right_param'), of('up_param')];
-      const scale = t.scale.data[0], off = t.offsets.data, x = t.x.data, y = t.y.data;
+      const scale = t.scale.data[0],
+        off = t.offsets.data,
+        x = t.x.data,
+        y = t.y.data;
       const N = y.length;
       expect(off.length).toBe(8);
       for (let k = 0; k < off.length / 2; k++) {

@@ -12,9 +12,10 @@ import { Plane } from '../src/mpo/plane.ts';
 import { pointWeights, testGpu } from './helpers.ts';
 
 let gpu: Gpu;
-beforeAll(async () => { gpu = await testGpu(); });
+beforeAll(async () => {
+  gpu = await testGpu();
+});
 afterAll(() => gpu?.destroy());
-
 
 describe('MPO plane', () => {
   it('gradients of the clamped objective w.r.t. origin, right_param, up_param and scale match finite differences', async () => {
@@ -26,12 +27,18 @@ describe('MPO plane', () => {
     const N = 5;
     const xData = randArray(rng(5), N * 64);
     const labels = [0, 3, 5, 7, 9];
-    const cells: [number, number][] = [[-1, 2], [0, 0], [2, -1], [1, 1]]; // (x row offset, y column offset)
+    const cells: [number, number][] = [
+      [-1, 2],
+      [0, 0],
+      [2, -1],
+      [1, 1],
+    ]; // (x row offset, y column offset)
     const weights = [0.5, 0.5, -0.5, -0.5];
     const clamp = [Infinity, Infinity, 1e9, 0.5]; // the last bad cell is above its threshold: no gradient
     const coefs = Float32Array.from(cells.flatMap(([x, y]) => [1, scale * y, scale * x]));
     await plane.updateBasis();
-    const xt = Tensor.fromArray(gpu, [N, 1, 8, 8], xData), yt = Tensor.fromArray(gpu, [N], labels, 'y', 'u32');
+    const xt = Tensor.fromArray(gpu, [N, 1, 8, 8], xData),
+      yt = Tensor.fromArray(gpu, [N], labels, 'y', 'u32');
     const res = await backwardPoints(gpu, plane.model, coefs, weights, xt, yt, { clampAbove: clamp, coefGrad: true });
     await plane.backward();
     const ds = cells.reduce((s, [x, y], k) => s + res.dcoef![k * 3 + 1] * y + res.dcoef![k * 3 + 2] * x, 0);
@@ -40,7 +47,8 @@ describe('MPO plane', () => {
       r: await Promise.all(plane.rightP.map((p) => p.grad!.read())),
       u: await Promise.all(plane.upP.map((p) => p.grad!.read())),
     };
-    xt.dispose(); yt.dispose();
+    xt.dispose();
+    yt.dispose();
 
     const J = (o: Float64Array[], rp: Float64Array[], up: Float64Array[], s: number) =>
       cells.reduce((acc, [x, y], k) => {
@@ -58,14 +66,18 @@ describe('MPO plane', () => {
         const v = base[which][t];
         for (let q = 0; q < 3; q++) {
           const j = Math.floor(pr() * v.length);
-          const h = 1e-5, keep = v[j];
+          const h = 1e-5,
+            keep = v[j];
           v[j] = keep + h;
           const jp = J(base.o, base.r, base.u, scale);
           v[j] = keep - h;
           const jm = J(base.o, base.r, base.u, scale);
           v[j] = keep;
           const fd = (jp - jm) / (2 * h);
-          expect(Math.abs(got[which][t][j] - fd), `${which}[${t}][${j}]: ${got[which][t][j]} vs ${fd}`).toBeLessThanOrEqual(1e-3 * (1 + Math.abs(fd)));
+          expect(
+            Math.abs(got[which][t][j] - fd),
+            `${which}[${t}][${j}]: ${got[which][t][j]} vs ${fd}`,
+          ).toBeLessThanOrEqual(1e-3 * (1 + Math.abs(fd)));
         }
       }
     }

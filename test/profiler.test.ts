@@ -7,18 +7,34 @@ import { Tensor } from '../src/engine/tensor.ts';
 import { kernel, w } from '../src/engine/kernel.ts';
 
 let gpu: Gpu;
-beforeAll(async () => { gpu = await Gpu.create({ profile: true }); });
+beforeAll(async () => {
+  gpu = await Gpu.create({ profile: true });
+});
 afterAll(() => gpu?.destroy());
 
 describe('profiler', () => {
   it('times all of 2 x CAPACITY + 5 dispatches between two collects', async () => {
     const prof = Profiler.attach(gpu);
     expect(prof, 'this adapter has no timestamp-query').not.toBeNull();
-    const fill = kernel('test.fill', '', [['n', 'u32']], [w('y')], '@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) g: vec3<u32>) { if (g.x < u.n) { y[g.x] = f32(g.x); } }', 64);
+    const fill = kernel(
+      'test.fill',
+      '',
+      [['n', 'u32']],
+      [w('y')],
+      '@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) g: vec3<u32>) { if (g.x < u.n) { y[g.x] = f32(g.x); } }',
+      64,
+    );
     const y = new Tensor(gpu, [100], 'y');
     const n = 2 * CAPACITY + 5;
     for (let i = 0; i < n; i++) {
-      gpu.dispatch({ kernel: fill, buffers: { y: y.buffer }, uniforms: { n: 100 }, groups: [2], what: `fill ${i}`, flops: 100 });
+      gpu.dispatch({
+        kernel: fill,
+        buffers: { y: y.buffer },
+        uniforms: { n: 100 },
+        groups: [2],
+        what: `fill ${i}`,
+        flops: 100,
+      });
       if (i === 10) await gpu.sync(); // submissions in between do not matter
     }
     await prof!.collect();

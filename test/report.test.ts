@@ -13,7 +13,9 @@ import { writeRunConfig } from '../src/run/run-info.ts';
 const CHROMIUM = process.env.LOSS_ATLAS_CHROMIUM ?? '/usr/bin/chromium';
 
 async function png(path: string, color: string): Promise<void> {
-  await sharp({ create: { width: 40, height: 30, channels: 3, background: color } }).png().toFile(path);
+  await sharp({ create: { width: 40, height: 30, channels: 3, background: color } })
+    .png()
+    .toFile(path);
 }
 
 async function makeRuns(): Promise<string> {
@@ -88,13 +90,19 @@ describe('report', () => {
   });
 
   it('in headless Chromium every image of the gallery and of every run page loads', async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: install Debian's chromium (npm test's setup does, as root) or set LOSS_ATLAS_CHROMIUM`);
+    if (!existsSync(CHROMIUM))
+      throw new Error(
+        `${CHROMIUM} not found: install Debian's chromium (npm test's setup does, as root) or set LOSS_ATLAS_CHROMIUM`,
+      );
     const root = await makeRuns();
     writeReport(root);
     const types: Record<string, string> = { '.html': 'text/html', '.png': 'image/png' };
     const server = createServer((req, res) => {
       const p = normalize(join(root, decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)));
-      if (!p.startsWith(root) || !existsSync(p)) { res.writeHead(404).end(); return; }
+      if (!p.startsWith(root) || !existsSync(p)) {
+        res.writeHead(404).end();
+        return;
+      }
       res.writeHead(200, { 'content-type': types[extname(p)] ?? 'application/octet-stream' }).end(readFileSync(p));
     });
     await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
@@ -102,15 +110,29 @@ describe('report', () => {
     const { chromium } = await import('playwright-core');
     const browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
     try {
       const page = await browser.newPage();
       const imagesLoaded = async (url: string) => {
         await page.goto(url, { waitUntil: 'load' });
-        return page.$$eval('img', (imgs) => imgs.map((i) => { const im = i as unknown as { complete: boolean; naturalWidth: number }; return { src: i.getAttribute('src'), ok: im.complete && im.naturalWidth > 0 }; }));
+        return page.$$eval('img', (imgs) =>
+          imgs.map((i) => {
+            const im = i as unknown as { complete: boolean; naturalWidth: number };
+            return { src: i.getAttribute('src'), ok: im.complete && im.naturalWidth > 0 };
+          }),
+        );
       };
-      const gallery = await imagesLoaded(base + 'index.html');
+      const gallery = await imagesLoaded(`${base}index.html`);
       expect(gallery.length).toBe(3);
       expect(gallery.filter((i) => !i.ok)).toEqual([]);
       const links = await page.$$eval('h2 a', (as) => as.map((a) => (a as unknown as { href: string }).href));

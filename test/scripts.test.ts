@@ -24,10 +24,16 @@ function aptTree(files: Record<string, string>): string {
 }
 
 function run(cmd: string, args: string[], env: Record<string, string> = {}, cwd = root) {
-  const r = spawnSync(cmd, args, { cwd, env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp', ...env }, encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync(cmd, args, {
+    cwd,
+    env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp', ...env },
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
-const aptMirror = (dir: string, ...args: string[]) => run('bash', ['scripts/apt-mirror.sh', ...args], { LOSS_ATLAS_APT_DIR: dir });
+const aptMirror = (dir: string, ...args: string[]) =>
+  run('bash', ['scripts/apt-mirror.sh', ...args], { LOSS_ATLAS_APT_DIR: dir });
 
 const DEBIAN = 'http://mirror.invalid/debian';
 const SECURITY = 'http://security.invalid/debian-security';
@@ -50,7 +56,9 @@ describe('apt-mirror.sh', () => {
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(r.stdout).toBe(`${DEBIAN}\n`);
-    expect(aptMirror(dir, '--line').stdout).toBe(`deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${DEBIAN} bookworm-backports main\n`);
+    expect(aptMirror(dir, '--line').stdout).toBe(
+      `deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${DEBIAN} bookworm-backports main\n`,
+    );
   });
 
   it('deb822 format: several stanzas, a security one first, a disabled one, comments inside a stanza, several URIs', () => {
@@ -86,7 +94,10 @@ describe('apt-mirror.sh', () => {
     expect(r.stdout).toBe(`${DEBIAN}\n`);
     // an inline key cannot go on a one-line source: no signed-by then
     expect(aptMirror(dir, '--line').stdout).toBe(`deb ${DEBIAN} bookworm-backports main\n`);
-    const list = aptMirror(dir, '--list').stdout.trim().split('\n').map((l) => l.split('\t').slice(1, 4).join(' '));
+    const list = aptMirror(dir, '--list')
+      .stdout.trim()
+      .split('\n')
+      .map((l) => l.split('\t').slice(1, 4).join(' '));
     expect(list).toEqual([
       `${SECURITY} bookworm-security main`,
       `${DEBIAN} bookworm main non-free-firmware`,
@@ -106,20 +117,60 @@ describe('apt-mirror.sh', () => {
     };
     const dir = aptTree(files);
     expect(aptMirror(dir).stdout).toBe(`${DEBIAN}\n`);
-    expect(aptMirror(dir, '--line').stdout).toBe(`deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${DEBIAN} bookworm-backports main\n`);
+    expect(aptMirror(dir, '--line').stdout).toBe(
+      `deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${DEBIAN} bookworm-backports main\n`,
+    );
     // a bookworm source in sources.list comes first
     const first = aptTree({ ...files, 'sources.list': `deb http://first.invalid/debian bookworm main\n` });
     expect(aptMirror(first).stdout).toBe('http://first.invalid/debian\n');
   });
 
   it('--has SUITE sees an enabled source of the suite in either format, not a disabled one', () => {
-    const base = { 'sources.list.d/debian.sources': `Types: deb\nURIs: ${DEBIAN}\nSuites: bookworm\nComponents: main\n` };
+    const base = {
+      'sources.list.d/debian.sources': `Types: deb\nURIs: ${DEBIAN}\nSuites: bookworm\nComponents: main\n`,
+    };
     expect(aptMirror(aptTree(base), '--has', 'bookworm-backports').status).toBe(1);
-    expect(aptMirror(aptTree({ ...base, 'sources.list.d/bp.list': `deb ${DEBIAN} bookworm-backports main\n` }), '--has', 'bookworm-backports').status).toBe(0);
-    expect(aptMirror(aptTree({ ...base, 'sources.list.d/bp.sources': `Types: deb\nURIs: ${DEBIAN}\nSuites: bookworm-backports\nComponents: main\n` }), '--has', 'bookworm-backports').status).toBe(0);
-    expect(aptMirror(aptTree({ ...base, 'sources.list.d/bp.sources': `Types: deb\nURIs: ${DEBIAN}\nSuites: bookworm-backports\nComponents: main\nEnabled: no\n` }), '--has', 'bookworm-backports').status).toBe(1);
-    expect(aptMirror(aptTree({ ...base, 'sources.list.d/bp.list.save': `deb ${DEBIAN} bookworm-backports main\n` }), '--has', 'bookworm-backports').status).toBe(1);
-    expect(aptMirror(aptTree({ ...base, 'sources.list': `# deb ${DEBIAN} bookworm-backports main\n` }), '--has', 'bookworm-backports').status).toBe(1);
+    expect(
+      aptMirror(
+        aptTree({ ...base, 'sources.list.d/bp.list': `deb ${DEBIAN} bookworm-backports main\n` }),
+        '--has',
+        'bookworm-backports',
+      ).status,
+    ).toBe(0);
+    expect(
+      aptMirror(
+        aptTree({
+          ...base,
+          'sources.list.d/bp.sources': `Types: deb\nURIs: ${DEBIAN}\nSuites: bookworm-backports\nComponents: main\n`,
+        }),
+        '--has',
+        'bookworm-backports',
+      ).status,
+    ).toBe(0);
+    expect(
+      aptMirror(
+        aptTree({
+          ...base,
+          'sources.list.d/bp.sources': `Types: deb\nURIs: ${DEBIAN}\nSuites: bookworm-backports\nComponents: main\nEnabled: no\n`,
+        }),
+        '--has',
+        'bookworm-backports',
+      ).status,
+    ).toBe(1);
+    expect(
+      aptMirror(
+        aptTree({ ...base, 'sources.list.d/bp.list.save': `deb ${DEBIAN} bookworm-backports main\n` }),
+        '--has',
+        'bookworm-backports',
+      ).status,
+    ).toBe(1);
+    expect(
+      aptMirror(
+        aptTree({ ...base, 'sources.list': `# deb ${DEBIAN} bookworm-backports main\n` }),
+        '--has',
+        'bookworm-backports',
+      ).status,
+    ).toBe(1);
   });
 
   it('no usable source: a clear message naming the files it read, exit 1', () => {
@@ -154,39 +205,49 @@ describe('apt-mirror.sh', () => {
 // setup.sh runs its adapter step only when Dawn finds no adapter: no Vulkan driver then. Skipped where node_modules
 // is stale (setup.sh would run npm ci) or where an adapter is found anyway.
 const noDriver = { VK_DRIVER_FILES: '/nonexistent/icd.json', VK_ICD_FILENAMES: '/nonexistent/icd.json' };
-const stale = !existsSync(join(root, 'node_modules/.package-lock.json'))
-  || statSync(join(root, 'package-lock.json')).mtimeMs > statSync(join(root, 'node_modules/.package-lock.json')).mtimeMs;
+const stale =
+  !existsSync(join(root, 'node_modules/.package-lock.json')) ||
+  statSync(join(root, 'package-lock.json')).mtimeMs > statSync(join(root, 'node_modules/.package-lock.json')).mtimeMs;
 const adapterAnyway = run('node', ['scripts/probe-adapter.mjs'], noDriver).status === 0;
 
-describe.skipIf(stale || adapterAnyway)('setup.sh with LOSS_ATLAS_APT_DIR (prints the commands, installs nothing)', () => {
-  const setup = (dir: string) => run('bash', ['scripts/setup.sh'], { ...noDriver, LOSS_ATLAS_APT_DIR: dir });
+describe.skipIf(stale || adapterAnyway)(
+  'setup.sh with LOSS_ATLAS_APT_DIR (prints the commands, installs nothing)',
+  () => {
+    const setup = (dir: string) => run('bash', ['scripts/setup.sh'], { ...noDriver, LOSS_ATLAS_APT_DIR: dir });
 
-  it('the bookworm-backports source takes the mirror of the bookworm source', () => {
-    const dir = aptTree({ 'sources.list.d/debian.sources': `Types: deb\nURIs: ${SECURITY}\nSuites: bookworm-security\nComponents: main\n\nTypes: deb\nURIs: ${DEBIAN}\nSuites: bookworm bookworm-updates\nComponents: main\n` });
-    const r = setup(dir);
-    expect(r.status).toBe(1);
-    expect(r.stderr).toContain(`echo 'deb ${DEBIAN} bookworm-backports main' > ${dir}/sources.list.d/loss-atlas-bookworm-backports.list`);
-    expect(r.stderr).toContain('apt-get install -y -t bookworm-backports mesa-vulkan-drivers libvulkan1');
-    expect(existsSync(join(dir, 'sources.list.d/loss-atlas-bookworm-backports.list'))).toBe(false);
-  });
+    it('the bookworm-backports source takes the mirror of the bookworm source', () => {
+      const dir = aptTree({
+        'sources.list.d/debian.sources': `Types: deb\nURIs: ${SECURITY}\nSuites: bookworm-security\nComponents: main\n\nTypes: deb\nURIs: ${DEBIAN}\nSuites: bookworm bookworm-updates\nComponents: main\n`,
+      });
+      const r = setup(dir);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain(
+        `echo 'deb ${DEBIAN} bookworm-backports main' > ${dir}/sources.list.d/loss-atlas-bookworm-backports.list`,
+      );
+      expect(r.stderr).toContain('apt-get install -y -t bookworm-backports mesa-vulkan-drivers libvulkan1');
+      expect(existsSync(join(dir, 'sources.list.d/loss-atlas-bookworm-backports.list'))).toBe(false);
+    });
 
-  it('no source is added when bookworm-backports is there already', () => {
-    const dir = aptTree({ 'sources.list.d/bp.sources': `Types: deb\nURIs: ${DEBIAN}\nSuites: bookworm-backports\nComponents: main\n` });
-    const r = setup(dir);
-    expect(r.status).toBe(1);
-    expect(r.stderr).not.toContain('echo ');
-    expect(r.stderr).toContain('apt-get install -y -t bookworm-backports mesa-vulkan-drivers libvulkan1');
-  });
+    it('no source is added when bookworm-backports is there already', () => {
+      const dir = aptTree({
+        'sources.list.d/bp.sources': `Types: deb\nURIs: ${DEBIAN}\nSuites: bookworm-backports\nComponents: main\n`,
+      });
+      const r = setup(dir);
+      expect(r.status).toBe(1);
+      expect(r.stderr).not.toContain('echo ');
+      expect(r.stderr).toContain('apt-get install -y -t bookworm-backports mesa-vulkan-drivers libvulkan1');
+    });
 
-  it('no bookworm source: says which files it read and exits 1', () => {
-    const dir = aptTree({ 'sources.list': `deb ${SECURITY} bookworm-security main\n` });
-    const r = setup(dir);
-    expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/no apt source serves Debian's bookworm suite/);
-    expect(r.stderr).toContain(join(dir, 'sources.list'));
-    expect(r.stderr).not.toContain('echo ');
-  });
-});
+    it('no bookworm source: says which files it read and exits 1', () => {
+      const dir = aptTree({ 'sources.list': `deb ${SECURITY} bookworm-security main\n` });
+      const r = setup(dir);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(/no apt source serves Debian's bookworm suite/);
+      expect(r.stderr).toContain(join(dir, 'sources.list'));
+      expect(r.stderr).not.toContain('echo ');
+    });
+  },
+);
 
 describe('gpu-check.sh and device-check.sh without a GPU', () => {
   const noTorch = { PYTHON: '/nonexistent/python3' };
@@ -195,7 +256,8 @@ describe('gpu-check.sh and device-check.sh without a GPU', () => {
   const fakeData = join(tmp, 'data', 'fashion-mnist');
   mkdirSync(fakeData, { recursive: true });
   writeFileSync(join(fakeData, 'train-images-idx3-ubyte.gz'), '');
-  const gpuCheck = (args: string[], env: Record<string, string> = {}) => run('bash', ['scripts/gpu-check.sh', ...args], { ...noTorch, ...env });
+  const gpuCheck = (args: string[], env: Record<string, string> = {}) =>
+    run('bash', ['scripts/gpu-check.sh', ...args], { ...noTorch, ...env });
 
   it('rejects unknown stages and arguments', () => {
     const r = gpuCheck(['--stages', 'gradcheck,nope', '--out', join(tmp, 'gc-bad')]);
@@ -203,7 +265,15 @@ describe('gpu-check.sh and device-check.sh without a GPU', () => {
     expect(r.stderr).toContain("unknown stage 'nope'");
     expect(gpuCheck([], { STAGES: 'bench,fast' }).stderr).toContain("unknown stage 'fast'");
     expect(gpuCheck(['--frobnicate']).status).toBe(2);
-    expect(gpuCheck(['--list']).stdout.trim().split('\n')).toEqual(['gradcheck', 'torch', 'bench', 'kernels', 'cifar', 'profile', 'pattern']);
+    expect(gpuCheck(['--list']).stdout.trim().split('\n')).toEqual([
+      'gradcheck',
+      'torch',
+      'bench',
+      'kernels',
+      'cifar',
+      'profile',
+      'pattern',
+    ]);
     const d = run('bash', ['scripts/device-check.sh'], { OUT: join(tmp, 'dc-bad'), STAGES: 'torch,nope' });
     expect(d.status).toBe(2);
     expect(d.stderr).toContain("unknown stage 'nope'");
@@ -225,9 +295,20 @@ describe('gpu-check.sh and device-check.sh without a GPU', () => {
 
   it('a failed stage makes the exit status 1 and is named in the summary', () => {
     const out = join(tmp, 'gc-fail');
-    const r = gpuCheck(['--stages', 'torch,pattern', '--out', out, '--data', fakeData, '--resume', join(tmp, 'no-such-run')]);
+    const r = gpuCheck([
+      '--stages',
+      'torch,pattern',
+      '--out',
+      out,
+      '--data',
+      fakeData,
+      '--resume',
+      join(tmp, 'no-such-run'),
+    ]);
     expect(r.status).toBe(1);
-    expect(r.stdout).toMatch(/summary:\n {2}torch +skipped .*\n {2}pattern +failed +rc 1 after \d+ s \(see pattern\.txt\)/);
+    expect(r.stdout).toMatch(
+      /summary:\n {2}torch +skipped .*\n {2}pattern +failed +rc 1 after \d+ s \(see pattern\.txt\)/,
+    );
     expect(existsSync(join(out, 'pattern.txt'))).toBe(true);
   });
 
@@ -241,7 +322,13 @@ describe('gpu-check.sh and device-check.sh without a GPU', () => {
     expect(readFileSync(join(OUT, 'stages.txt'), 'utf8')).toMatch(/deadline 480 s[\s\S]*== torch: skipped: no PyTorch/);
 
     const OUT2 = join(tmp, 'dc-fail');
-    const f = run('bash', ['scripts/device-check.sh'], { ...noTorch, OUT: OUT2, STAGES: 'pattern', DEVICE_DATA_DIR: dirname(fakeData), PATTERN_RESUME: join(tmp, 'no-such-run') });
+    const f = run('bash', ['scripts/device-check.sh'], {
+      ...noTorch,
+      OUT: OUT2,
+      STAGES: 'pattern',
+      DEVICE_DATA_DIR: dirname(fakeData),
+      PATTERN_RESUME: join(tmp, 'no-such-run'),
+    });
     expect(f.status).toBe(1);
     expect(run('tar', ['-tzf', join(OUT2, 'device-check.tar.gz')]).stdout).toContain('./pattern.txt');
   });

@@ -33,17 +33,36 @@ describe('surface', () => {
   it('resumes from its partial files and ends like an uninterrupted run; the centre is the checkpoint', async () => {
     const ds = { train: loadFashionMnist(data, 'train'), test: loadFashionMnist(data, 't10k') };
     const a = readCheckpoint(join(dir, 'm.safetensors'), ds.train.shape);
-    const o: SurfaceOptions = { xs: [-1, -0.5, 0, 0.5, 1], ys: [-1, 0, 1], split: 'train', images: 0, norm: 'filter', ignoreBiasBn: true, dirType: 'weights', bnStats: 'batch', seed: 5, block: 4 };
+    const o: SurfaceOptions = {
+      xs: [-1, -0.5, 0, 0.5, 1],
+      ys: [-1, 0, 1],
+      split: 'train',
+      images: 0,
+      norm: 'filter',
+      ignoreBiasBn: true,
+      dirType: 'weights',
+      bnStats: 'batch',
+      seed: 5,
+      block: 4,
+    };
     const full = await runSurface(gpu, a, [null, null], ds, o, join(dir, 'full'));
     let blocks = 0;
-    await expect(runSurface(gpu, a, [null, null], ds, o, join(dir, 'part'), { shouldStop: () => ++blocks >= 2 })).rejects.toThrow(Interrupted);
+    await expect(
+      runSurface(gpu, a, [null, null], ds, o, join(dir, 'part'), { shouldStop: () => ++blocks >= 2 }),
+    ).rejects.toThrow(Interrupted);
     const partial = readNpy(join(dir, 'part', 'surface_loss.npy')).data;
     expect(partial.filter(Number.isNaN).length).toBe(15 - 8);
     const resumed = await runSurface(gpu, a, [null, null], ds, o, join(dir, 'part'));
     expect(Array.from(resumed.loss)).toEqual(Array.from(full.loss));
     expect(Array.from(resumed.acc)).toEqual(Array.from(full.acc));
     const m = new Sequential(gpu, spec.layers, 1, a.weights);
-    const own = await evaluateOnImages(gpu, m, Float32Array.of(1), ds.train, Array.from({ length: ds.train.n }, (_, i) => i));
+    const own = await evaluateOnImages(
+      gpu,
+      m,
+      Float32Array.of(1),
+      ds.train,
+      Array.from({ length: ds.train.n }, (_, i) => i),
+    );
     m.dispose();
     expect(Math.abs(full.loss[1 * 5 + 2] - own.loss[0])).toBeLessThan(1e-5);
     expect(existsSync(join(dir, 'full', 'surface_heatmap.png'))).toBe(true);
@@ -54,12 +73,34 @@ describe('surface directions', () => {
   it('a block point equals that point evaluated alone; --dir-file directions reproduce the surface; another architecture is named', async () => {
     const ds = { train: loadFashionMnist(data, 'train'), test: loadFashionMnist(data, 't10k') };
     const a = readCheckpoint(join(dir, 'm.safetensors'), ds.train.shape);
-    const o: SurfaceOptions = { xs: [-1, 0, 1], ys: [-1, 1], split: 'train', images: 0, norm: 'filter', ignoreBiasBn: true, dirType: 'weights', bnStats: 'batch', seed: 8, block: 6 };
+    const o: SurfaceOptions = {
+      xs: [-1, 0, 1],
+      ys: [-1, 1],
+      split: 'train',
+      images: 0,
+      norm: 'filter',
+      ignoreBiasBn: true,
+      dirType: 'weights',
+      bnStats: 'batch',
+      seed: 8,
+      block: 6,
+    };
     const first = await runSurface(gpu, a, [null, null], ds, o, join(dir, 'd1'));
     const [dx, dy] = readDirections(join(dir, 'd1', 'directions.safetensors'), spec.layers, ['x/', 'y/']);
     // the corner (x = 1, y = -1) alone, with materialized weights
-    const m = new Sequential(gpu, spec.layers, 1, a.weights.map((w, i) => w.map((v, j) => v + dx.weights[i][j] - dy.weights[i][j])));
-    const own = await evaluateOnImages(gpu, m, Float32Array.of(1), ds.train, Array.from({ length: ds.train.n }, (_, i) => i));
+    const m = new Sequential(
+      gpu,
+      spec.layers,
+      1,
+      a.weights.map((w, i) => w.map((v, j) => v + dx.weights[i][j] - dy.weights[i][j])),
+    );
+    const own = await evaluateOnImages(
+      gpu,
+      m,
+      Float32Array.of(1),
+      ds.train,
+      Array.from({ length: ds.train.n }, (_, i) => i),
+    );
     m.dispose();
     expect(Math.abs(first.loss[2] - own.loss[0])).toBeLessThan(1e-5);
     const again = await runSurface(gpu, a, [null, null], ds, { ...o, seed: 99, directions: [dx, dy] }, join(dir, 'd2'));
@@ -68,7 +109,9 @@ describe('surface directions', () => {
     // tiny's tensors under another model's name
     const t = readSafetensors(join(dir, 'm.safetensors')).tensors;
     writeFileSync(join(dir, 'other.safetensors'), safetensorsBytes(t, { model: 'small', bn: 'false', skip: 'false' }));
-    expect(() => readCheckpoint(join(dir, 'other.safetensors'), ds.train.shape)).toThrow(/other\.safetensors: tensor \S+ (of model small missing|has \d+ values)/);
+    expect(() => readCheckpoint(join(dir, 'other.safetensors'), ds.train.shape)).toThrow(
+      /other\.safetensors: tensor \S+ (of model small missing|has \d+ values)/,
+    );
   });
 });
 
@@ -78,13 +121,39 @@ describe('surface shards', () => {
     const { createRequire } = await import('node:module');
     const tsx = createRequire(import.meta.url).resolve('tsx/cli');
     const cli = join(import.meta.dirname, '..', 'src', 'cli.ts');
-    const args = (out: string, extra: string[] = []) => [tsx, cli, 'surface', '--model-file', join(dir, 'm.safetensors'), '--data', data, '--x', '-1:1:5', '--y', '-1:1:3', '--images', 'all', '--block', '4', '--out', out, ...extra];
-    const run = (a: string[]) => new Promise<number | null>((res) => spawn(process.execPath, a, { stdio: 'ignore' }).on('exit', (c) => res(c)));
-    const codes = await Promise.all([run(args(join(dir, 'one'))), run(args(join(dir, 's0'), ['--shard', '0/2'])), run(args(join(dir, 's1'), ['--shard', '1/2']))]);
+    const args = (out: string, extra: string[] = []) => [
+      tsx,
+      cli,
+      'surface',
+      '--model-file',
+      join(dir, 'm.safetensors'),
+      '--data',
+      data,
+      '--x',
+      '-1:1:5',
+      '--y',
+      '-1:1:3',
+      '--images',
+      'all',
+      '--block',
+      '4',
+      '--out',
+      out,
+      ...extra,
+    ];
+    const run = (a: string[]) =>
+      new Promise<number | null>((res) => spawn(process.execPath, a, { stdio: 'ignore' }).on('exit', (c) => res(c)));
+    const codes = await Promise.all([
+      run(args(join(dir, 'one'))),
+      run(args(join(dir, 's0'), ['--shard', '0/2'])),
+      run(args(join(dir, 's1'), ['--shard', '1/2'])),
+    ]);
     expect(codes).toEqual([0, 0, 0]);
     expect(existsSync(join(dir, 's0', 'surface_heatmap.png'))).toBe(false);
     const { mergeSurfaces } = await import('../src/landscape/surface.ts');
-    await expect(mergeSurfaces([join(dir, 's0')], join(dir, 'merged'))).rejects.toThrow(/7 of 15 points are in none of the shards/);
+    await expect(mergeSurfaces([join(dir, 's0')], join(dir, 'merged'))).rejects.toThrow(
+      /7 of 15 points are in none of the shards/,
+    );
     const merged = await mergeSurfaces([join(dir, 's0'), join(dir, 's1')], join(dir, 'merged'));
     expect(Array.from(merged.loss)).toEqual(Array.from(readNpy(join(dir, 'one', 'surface_loss.npy')).data));
     expect(existsSync(join(dir, 'merged', 'surface_heatmap.png'))).toBe(true);
@@ -94,11 +163,17 @@ describe('surface shards', () => {
 describe('contours', () => {
   it('marching squares puts the level set of r^2 on the circle', async () => {
     const { contourSegments } = await import('../src/viz/contour.ts');
-    const xs = Array.from({ length: 41 }, (_, i) => -1 + i / 20), ys = xs;
+    const xs = Array.from({ length: 41 }, (_, i) => -1 + i / 20),
+      ys = xs;
     const v = Float32Array.from({ length: 41 * 41 }, (_, k) => xs[k % 41] ** 2 + ys[Math.floor(k / 41)] ** 2);
     const segs = contourSegments(v, xs, ys, [0.25]);
     expect(segs.length).toBeGreaterThan(40);
-    for (const s of segs) for (const [x, y] of [[s.x1, s.y1], [s.x2, s.y2]]) expect(Math.abs(Math.hypot(x, y) - 0.5)).toBeLessThan(0.01);
+    for (const s of segs)
+      for (const [x, y] of [
+        [s.x1, s.y1],
+        [s.x2, s.y2],
+      ])
+        expect(Math.abs(Math.hypot(x, y) - 0.5)).toBeLessThan(0.01);
   });
 });
 

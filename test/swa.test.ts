@@ -42,7 +42,9 @@ describe('swa', () => {
 
   it('cyclic learning rate: from lr down to lr / 100 in every cycle', () => {
     const o = { schedule: 'cyclic' as const, every: 5 };
-    expect([0, 4, 5, 9].map((s) => swaLr(o, 0.1, s))).toEqual([0.1, 0.1 * 0.01, 0.1, 0.1 * 0.01].map((v) => expect.closeTo(v, 12) as unknown as number));
+    expect([0, 4, 5, 9].map((s) => swaLr(o, 0.1, s))).toEqual(
+      [0.1, 0.1 * 0.01, 0.1, 0.1 * 0.01].map((v) => expect.closeTo(v, 12) as unknown as number),
+    );
     expect(swaLr({ schedule: 'constant', every: 5 }, 0.1, 3)).toBe(0.1);
   });
 });

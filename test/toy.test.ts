@@ -11,12 +11,15 @@ import { orthonormal, projectOut } from '../src/numerics/linalg.ts';
 import { testGpu } from './helpers.ts';
 
 let gpu: Gpu;
-beforeAll(async () => { gpu = await testGpu(); });
+beforeAll(async () => {
+  gpu = await testGpu();
+});
 afterAll(() => gpu?.destroy());
 
 describe('toy landscape', () => {
   it('optimization on random hyperplanes reaches zero loss exactly from d = D - n on (three n, trained together)', async () => {
-    const D = 24, ns = [6, 12, 18];
+    const D = 24,
+      ns = [6, 12, 18];
     const ds = sweepDims(D, ns, 1, 0);
     expect(ds).toEqual([5, 6, 7, 11, 12, 13, 17, 18, 19]);
     const h = await hyperplaneSweep(gpu, { D, ns, ds, steps: 1500, lr: 0.02, seed: 3 });
@@ -26,7 +29,9 @@ describe('toy landscape', () => {
   }, 120_000);
 
   it('the wedge loss and its gradient at D = 10^6 (two points, n = 1,000 and 500,000) against the CPU reference', async () => {
-    const D = 1_000_000, ns = [1000, 500_000], r = rng(21);
+    const D = 1_000_000,
+      ns = [1000, 500_000],
+      r = rng(21);
     const pts = Float32Array.from({ length: 2 * D }, () => randn(r));
     const basis = new Param(gpu, 'P', [D], 2, pts);
     const { loss } = await toyLosses(gpu, basis, Float32Array.of(1, 0, 0, 1), ns, { basisGrad: true });
@@ -47,11 +52,17 @@ describe('toy landscape', () => {
   }, 120_000);
 
   it('rays and distances batched as manifold points equal single-point CPU evaluations', async () => {
-    const D = 50, R = 3, r = rng(4);
+    const D = 50,
+      R = 3,
+      r = rng(4);
     const init = Float32Array.from({ length: (1 + R) * D }, () => randn(r));
     const basis = new Param(gpu, 'P', [D], 1 + R, init);
     const as = [0, 0.5, 2];
-    const coefs = Float32Array.from(Array.from({ length: R }, (_, q) => as.map((a) => Array.from({ length: 1 + R }, (_, b) => (b === 0 ? 1 : b === 1 + q ? a : 0)))).flat(2));
+    const coefs = Float32Array.from(
+      Array.from({ length: R }, (_, q) =>
+        as.map((a) => Array.from({ length: 1 + R }, (_, b) => (b === 0 ? 1 : b === 1 + q ? a : 0))),
+      ).flat(2),
+    );
     const { loss } = await toyLosses(gpu, basis, coefs, new Array(R * as.length).fill(20));
     basis.dispose();
     for (let q = 0; q < R; q++)
@@ -62,7 +73,8 @@ describe('toy landscape', () => {
   });
 
   it('projected gradients are orthogonal to a segment and to a simplex to 1e-5', () => {
-    const D = 1000, r = rng(9);
+    const D = 1000,
+      r = rng(9);
     const vec = () => Float64Array.from({ length: D }, () => randn(r));
     const [A, B, C, E] = [vec(), vec(), vec(), vec()];
     for (const edges of [[B.map((v, i) => v - A[i])], [B, C, E].map((X) => X.map((v, i) => v - A[i]))]) {
@@ -72,8 +84,14 @@ describe('toy landscape', () => {
       projectOut(g, D, q);
       for (let k = 0; k < 3; k++)
         for (const e of edges) {
-          let dot = 0, ng = 0, ne = 0;
-          for (let i = 0; i < D; i++) { dot += g[k * D + i] * e[i]; ng += g[k * D + i] ** 2; ne += e[i] ** 2; }
+          let dot = 0,
+            ng = 0,
+            ne = 0;
+          for (let i = 0; i < D; i++) {
+            dot += g[k * D + i] * e[i];
+            ng += g[k * D + i] ** 2;
+            ne += e[i] ** 2;
+          }
           expect(Math.abs(dot) / Math.sqrt(ng * ne)).toBeLessThan(1e-5);
         }
     }

@@ -6,7 +6,11 @@ import { randArray, rng } from '../src/engine/random.ts';
 
 describe('trajectory PCA', () => {
   it('symmetricEigen recovers a known spectrum', () => {
-    const { values, vectors } = symmetricEigen([[2, 1, 0], [1, 2, 0], [0, 0, 5]]);
+    const { values, vectors } = symmetricEigen([
+      [2, 1, 0],
+      [1, 2, 0],
+      [0, 0, 5],
+    ]);
     expect(values.map((v) => +v.toFixed(10))).toEqual([5, 3, 1]);
     const v = vectors[1];
     expect(Math.abs(Math.abs(v[0]) - Math.SQRT1_2)).toBeLessThan(1e-9);
@@ -18,7 +22,9 @@ describe('trajectory PCA', () => {
     const final = [randArray(r, 30), randArray(r, 7)];
     const dir = [randArray(r, 30), randArray(r, 7)];
     const wobble = [randArray(r, 30, 1e-3), randArray(r, 7, 1e-3)];
-    const snaps = [4, 3, 2, 1, 0].map((t, e) => final.map((f, i) => Float32Array.from(f, (v, j) => v + t * dir[i][j] + (e % 2 ? wobble[i][j] : 0))));
+    const snaps = [4, 3, 2, 1, 0].map((t, e) =>
+      final.map((f, i) => Float32Array.from(f, (v, j) => v + t * dir[i][j] + (e % 2 ? wobble[i][j] : 0))),
+    );
     const p = trajectoryPca(snaps, final);
     expect(p.explained[0]).toBeGreaterThan(0.999);
     expect(p.explained[0] + p.explained[1]).toBeLessThanOrEqual(1 + 1e-9);

@@ -50,7 +50,12 @@ describe('tunnels', () => {
       dirs = d.map((x) => x.map((v) => v / n));
     }
     const a = t.a[2];
-    const m = new Sequential(gpu, spec.layers, 1, ck.weights.map((w, i) => w.map((v, j) => v + a * dirs[i][j])));
+    const m = new Sequential(
+      gpu,
+      spec.layers,
+      1,
+      ck.weights.map((w, i) => w.map((v, j) => v + a * dirs[i][j])),
+    );
     const all = Array.from({ length: ds.train.n }, (_, i) => i);
     const single = await evaluateOnImages(gpu, m, Float32Array.of(1), ds.train, all);
     m.dispose();
@@ -64,7 +69,8 @@ describe('tunnels', () => {
     const argv = ['--model-file', join(dir, 'm.safetensors'), '--rays', '2', '--points', '3', '--images', '10'];
     argv.push('--max', '2');
     const m = await tunnelsCommand(gpu, ds, data, parseCommand(TUNNELS, argv).options, out, () => {});
-    for (const f of ['config.json', 'metrics.json', 'tunnels.json', 'tunnels.png']) expect(existsSync(join(out, f)), f).toBe(true);
+    for (const f of ['config.json', 'metrics.json', 'tunnels.json', 'tunnels.png'])
+      expect(existsSync(join(out, f)), f).toBe(true);
     const cfg = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
     expect(cfg).toMatchObject({ kind: 'tunnels', sweep: false, rays: 2, points: 3, images: 10, maxFrac: 2 });
     expect(cfg.adapter).toBe(gpu.adapterInfo);

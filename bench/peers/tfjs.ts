@@ -31,9 +31,12 @@ function adaptiveMatrix(H: number, W: number, OH: number, OW: number): tf.Tensor
   const m = new Float32Array(H * W * OH * OW);
   for (let oh = 0; oh < OH; oh++)
     for (let ow = 0; ow < OW; ow++) {
-      const h0 = Math.floor((oh * H) / OH), h1 = Math.ceil(((oh + 1) * H) / OH);
-      const w0 = Math.floor((ow * W) / OW), w1 = Math.ceil(((ow + 1) * W) / OW);
-      for (let h = h0; h < h1; h++) for (let w = w0; w < w1; w++) m[(h * W + w) * OH * OW + oh * OW + ow] = 1 / ((h1 - h0) * (w1 - w0));
+      const h0 = Math.floor((oh * H) / OH),
+        h1 = Math.ceil(((oh + 1) * H) / OH);
+      const w0 = Math.floor((ow * W) / OW),
+        w1 = Math.ceil(((ow + 1) * W) / OW);
+      for (let h = h0; h < h1; h++)
+        for (let w = w0; w < w1; w++) m[(h * W + w) * OH * OW + oh * OW + ow] = 1 / ((h1 - h0) * (w1 - w0));
     }
   return tf.tensor2d(m, [H * W, OH * OW]);
 }
@@ -48,15 +51,47 @@ let customConv = false;
 function conv2dCustom(x: tf.Tensor4D, w: tf.Tensor4D, pad: number): tf.Tensor4D {
   const f = tf.customGrad(((xx: tf.Tensor, ww: tf.Tensor, save: tf.GradSaveFunc) => {
     save([xx, ww]);
-    const y = tf.conv2d(xx as tf.Tensor4D, ww as tf.Tensor4D, 1, pad ? [[0, 0], [pad, pad], [pad, pad], [0, 0]] : 'valid');
+    const y = tf.conv2d(
+      xx as tf.Tensor4D,
+      ww as tf.Tensor4D,
+      1,
+      pad
+        ? [
+            [0, 0],
+            [pad, pad],
+            [pad, pad],
+            [0, 0],
+          ]
+        : 'valid',
+    );
     return {
       value: y,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xs, ws] = saved as [tf.Tensor4D, tf.Tensor4D];
         const [KH, KW, Cin, Cout] = ws.shape;
         const [N, OH, OW] = dy.shape;
-        const dx = tf.conv2dTranspose(dy as tf.Tensor4D, ws, xs.shape, 1, pad ? [[0, 0], [pad, pad], [pad, pad], [0, 0]] as unknown as number : 'valid');
-        const xp = pad ? tf.pad(xs, [[0, 0], [pad, pad], [pad, pad], [0, 0]]) : xs;
+        const dx = tf.conv2dTranspose(
+          dy as tf.Tensor4D,
+          ws,
+          xs.shape,
+          1,
+          pad
+            ? ([
+                [0, 0],
+                [pad, pad],
+                [pad, pad],
+                [0, 0],
+              ] as unknown as number)
+            : 'valid',
+        );
+        const xp = pad
+          ? tf.pad(xs, [
+              [0, 0],
+              [pad, pad],
+              [pad, pad],
+              [0, 0],
+            ])
+          : xs;
         const dy2 = tf.reshape(dy, [N * OH * OW, Cout]);
         const taps: tf.Tensor[] = [];
         for (let kh = 0; kh < KH; kh++)
@@ -71,14 +106,25 @@ function conv2dCustom(x: tf.Tensor4D, w: tf.Tensor4D, pad: number): tf.Tensor4D 
   return f(x, w) as tf.Tensor4D;
 }
 
-const pads = (p: number | undefined) => (p ? ([[0, 0], [p, p], [p, p], [0, 0]] as unknown as number) : 'valid');
+const pads = (p: number | undefined) =>
+  p
+    ? ([
+        [0, 0],
+        [p, p],
+        [p, p],
+        [0, 0],
+      ] as unknown as number)
+    : 'valid';
 type TfOp<T extends OpType> = (l: Extract<NodeOp, { type: T }>, x: tf.Tensor[], p: tf.Tensor[]) => tf.Tensor;
 
 /** Each op of the layer table in tfjs, NHWC, with parameters in loss-atlas's layouts (conv [Cout, Cin, KH, KW], linear [O, F]). */
 const TF: { [T in OpType]: TfOp<T> } = {
   conv: (l, [h], [w0, b]) => {
     const w = tf.transpose(w0, [2, 3, 1, 0]) as tf.Tensor4D;
-    const y = customConv && (l.stride ?? 1) === 1 ? conv2dCustom(h as tf.Tensor4D, w, l.pad ?? 0) : tf.conv2d(h as tf.Tensor4D, w, l.stride ?? 1, pads(l.pad) as 'valid');
+    const y =
+      customConv && (l.stride ?? 1) === 1
+        ? conv2dCustom(h as tf.Tensor4D, w, l.pad ?? 0)
+        : tf.conv2d(h as tf.Tensor4D, w, l.stride ?? 1, pads(l.pad) as 'valid');
     return b ? tf.add(y, b) : y;
   },
   linear: (_l, [h], [w, b]) => {
@@ -93,7 +139,11 @@ const TF: { [T in OpType]: TfOp<T> } = {
   relu: (_l, [h]) => tf.relu(h),
   tanh: (_l, [h]) => tf.tanh(h),
   gelu: (l, [h]) => {
-    if ((l.form ?? 'erf') === 'tanh') return tf.mul(tf.mul(h, 0.5), tf.add(1, tf.tanh(tf.mul(Math.sqrt(2 / Math.PI), tf.add(h, tf.mul(0.044715, tf.pow(h, 3)))))));
+    if ((l.form ?? 'erf') === 'tanh')
+      return tf.mul(
+        tf.mul(h, 0.5),
+        tf.add(1, tf.tanh(tf.mul(Math.sqrt(2 / Math.PI), tf.add(h, tf.mul(0.044715, tf.pow(h, 3)))))),
+      );
     return tf.mul(tf.mul(h, 0.5), tf.add(1, tf.erf(tf.mul(h, Math.SQRT1_2))));
   },
   silu: (_l, [h]) => tf.mul(h, tf.sigmoid(h)),
@@ -101,7 +151,10 @@ const TF: { [T in OpType]: TfOp<T> } = {
   avgpool: (l, [h]) => tf.avgPool(h as tf.Tensor4D, l.k, l.stride ?? l.k, 'valid'),
   adaptive: (l, [h]) => {
     const [N, H, W, C] = h.shape;
-    const p = tf.matMul(tf.transpose(tf.reshape(h, [N, H * W, C]), [0, 2, 1]), adaptiveMatrix(H, W, l.size[0], l.size[1]));
+    const p = tf.matMul(
+      tf.transpose(tf.reshape(h, [N, H * W, C]), [0, 2, 1]),
+      adaptiveMatrix(H, W, l.size[0], l.size[1]),
+    );
     return tf.transpose(tf.reshape(p, [N, C, l.size[0], l.size[1]]), [0, 2, 3, 1]);
   },
   // loss-atlas's [C, H, W] order, so that the dense weights are shared as they are
@@ -121,7 +174,14 @@ export function forward(model: ModelDef, params: tf.Tensor[], x: tf.Tensor4D): t
   for (const n of g.nodes) {
     const np = rowOf(n.op).params?.(n.op as never, n.name).length ?? 0;
     const f = TF[n.op.type] as TfOp<OpType>;
-    vals.set(n.name, f(n.op as never, n.inputs.map((i) => vals.get(i)!), params.slice(pi, (pi += np))));
+    vals.set(
+      n.name,
+      f(
+        n.op as never,
+        n.inputs.map((i) => vals.get(i)!),
+        params.slice(pi, (pi += np)),
+      ),
+    );
   }
   return vals.get(g.output) as tf.Tensor2D;
 }
@@ -137,7 +197,10 @@ export interface TfPlane {
   scale: tf.Variable;
 }
 
-export function tfPlane(v: { origin: Float32Array[]; right: Float32Array[]; up: Float32Array[]; scale: number }, shapes: number[][]): TfPlane {
+export function tfPlane(
+  v: { origin: Float32Array[]; right: Float32Array[]; up: Float32Array[]; scale: number },
+  shapes: number[][],
+): TfPlane {
   const mk = (a: Float32Array[]) => a.map((d, i) => tf.variable(tf.tensor(d, shapes[i])));
   return { origin: mk(v.origin), right: mk(v.right), up: mk(v.up), scale: tf.variable(tf.scalar(v.scale)) };
 }
@@ -146,7 +209,8 @@ export function tfPlane(v: { origin: Float32Array[]; right: Float32Array[]; up: 
 function pointWeights(p: TfPlane, di: number, dj: number): tf.Tensor[] {
   const r = p.right.map((v, i) => tf.sub(v, p.origin[i]));
   // a chain of adds, not tf.addN: webgpu's AddN binds one buffer per input (over its 8-buffer limit)
-  const dot = (a: tf.Tensor[], b: tf.Tensor[]) => a.map((x, i) => tf.sum(tf.mul(x, b[i]))).reduce((s, t) => tf.add(s, t)) as tf.Scalar;
+  const dot = (a: tf.Tensor[], b: tf.Tensor[]) =>
+    a.map((x, i) => tf.sum(tf.mul(x, b[i]))).reduce((s, t) => tf.add(s, t)) as tf.Scalar;
   const rr = dot(r, r);
   const alpha = tf.div(dot(p.up, r), rr);
   const u1 = p.up.map((u, i) => tf.sub(u, tf.mul(alpha, r[i])));
@@ -155,10 +219,18 @@ function pointWeights(p: TfPlane, di: number, dj: number): tf.Tensor[] {
 }
 
 /** Per-cell mean CE at the plane's current weights (for checking against loss-atlas). Async: webgpu cannot read synchronously in Node. */
-export async function cellLosses(layers: ModelDef, p: TfPlane, offsets: [number, number][], xNCHW: tf.Tensor4D, labels: tf.Tensor1D): Promise<number[]> {
+export async function cellLosses(
+  layers: ModelDef,
+  p: TfPlane,
+  offsets: [number, number][],
+  xNCHW: tf.Tensor4D,
+  labels: tf.Tensor1D,
+): Promise<number[]> {
   const out: number[] = [];
   for (const [di, dj] of offsets) {
-    const l = tf.tidy(() => meanCE(forward(layers, pointWeights(p, di, dj), tf.transpose(xNCHW, [0, 2, 3, 1]) as tf.Tensor4D), labels));
+    const l = tf.tidy(() =>
+      meanCE(forward(layers, pointWeights(p, di, dj), tf.transpose(xNCHW, [0, 2, 3, 1]) as tf.Tensor4D), labels),
+    );
     out.push((await l.data())[0]);
     l.dispose();
   }
@@ -166,7 +238,16 @@ export async function cellLosses(layers: ModelDef, p: TfPlane, offsets: [number,
 }
 
 /** One reference-style MPO step: a forward and backward per cell, gradients summed, clipped, Adam. */
-export async function tfMpoStep(layers: ModelDef, p: TfPlane, opt: tf.Optimizer, offsets: [number, number][], nGood: number, xNCHW: tf.Tensor4D, labels: tf.Tensor1D, o: { negCoef: number; clamp: number; clipNorm: number }): Promise<void> {
+export async function tfMpoStep(
+  layers: ModelDef,
+  p: TfPlane,
+  opt: tf.Optimizer,
+  offsets: [number, number][],
+  nGood: number,
+  xNCHW: tf.Tensor4D,
+  labels: tf.Tensor1D,
+  o: { negCoef: number; clamp: number; clipNorm: number },
+): Promise<void> {
   const vars = [...p.origin, ...p.right, ...p.up, p.scale];
   const nBad = offsets.length - nGood;
   const x = tf.transpose(xNCHW, [0, 2, 3, 1]) as tf.Tensor4D;
@@ -187,7 +268,9 @@ export async function tfMpoStep(layers: ModelDef, p: TfPlane, opt: tf.Optimizer,
   });
   x.dispose();
   const gs = acc as unknown as tf.Tensor[];
-  const norm = Math.sqrt((await Promise.all(gs.map((g) => tf.tidy(() => tf.sum(tf.square(g))).data()))).reduce((a, d) => a + d[0], 0));
+  const norm = Math.sqrt(
+    (await Promise.all(gs.map((g) => tf.tidy(() => tf.sum(tf.square(g))).data()))).reduce((a, d) => a + d[0], 0),
+  );
   const c = o.clipNorm > 0 ? Math.min(1, o.clipNorm / (norm + 1e-6)) : 1;
   const named = vars.map((v, i) => ({ name: v.name, tensor: c < 1 ? tf.mul(gs[i], c) : gs[i] }));
   opt.applyGradients(named);
@@ -200,13 +283,31 @@ export async function tfMpoStep(layers: ModelDef, p: TfPlane, opt: tf.Optimizer,
  * The reference tool's surface loop: for each grid point, the weights theta + a d1 + b d2 are materialized and the
  * model evaluated on the images (mean CE per point), one point at a time.
  */
-export async function surfaceLosses(layers: ModelDef, basis: { theta: Float32Array[]; d1: Float32Array[]; d2: Float32Array[] }, shapes: number[][], points: [number, number][], xNCHW: tf.Tensor4D, labels: tf.Tensor1D): Promise<number[]> {
+export async function surfaceLosses(
+  layers: ModelDef,
+  basis: { theta: Float32Array[]; d1: Float32Array[]; d2: Float32Array[] },
+  shapes: number[][],
+  points: [number, number][],
+  xNCHW: tf.Tensor4D,
+  labels: tf.Tensor1D,
+): Promise<number[]> {
   const mk = (a: Float32Array[]) => a.map((d, i) => tf.tensor(d, shapes[i]));
-  const th = mk(basis.theta), u = mk(basis.d1), v = mk(basis.d2);
+  const th = mk(basis.theta),
+    u = mk(basis.d1),
+    v = mk(basis.d2);
   const x = tf.transpose(xNCHW, [0, 2, 3, 1]) as tf.Tensor4D;
   const out: number[] = [];
   for (const [a, b] of points) {
-    const l = tf.tidy(() => meanCE(forward(layers, th.map((t, i) => tf.add(t, tf.add(tf.mul(u[i], a), tf.mul(v[i], b)))), x), labels));
+    const l = tf.tidy(() =>
+      meanCE(
+        forward(
+          layers,
+          th.map((t, i) => tf.add(t, tf.add(tf.mul(u[i], a), tf.mul(v[i], b)))),
+          x,
+        ),
+        labels,
+      ),
+    );
     out.push((await l.data())[0]);
     l.dispose();
   }

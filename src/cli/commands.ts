@@ -7,11 +7,33 @@ import { STRUCTURE_COMMANDS } from './structure.ts';
 import { TOOL_COMMANDS } from './tools.ts';
 
 const all: Record<string, Command> = {
-  ...MPO_COMMANDS, ...LANDSCAPE_COMMANDS, ...GRID_COMMANDS, ...STRUCTURE_COMMANDS, ...TOOL_COMMANDS,
+  ...MPO_COMMANDS,
+  ...LANDSCAPE_COMMANDS,
+  ...GRID_COMMANDS,
+  ...STRUCTURE_COMMANDS,
+  ...TOOL_COMMANDS,
 };
 const ORDER = [
-  'mpo', 'train', 'interpolate', 'surface', 'trajectory', 'report', 'hessian', 'merge', 'connect', 'subspace',
-  'tunnels', 'swa', 'fort-figures', 'toy', 'li-figures', 'bn-compare', 'profile', 'data:cifar10', 'demo', 'gradcheck',
+  'mpo',
+  'train',
+  'interpolate',
+  'surface',
+  'trajectory',
+  'report',
+  'hessian',
+  'merge',
+  'connect',
+  'subspace',
+  'tunnels',
+  'swa',
+  'fort-figures',
+  'toy',
+  'li-figures',
+  'bn-compare',
+  'profile',
+  'data:cifar10',
+  'demo',
+  'gradcheck',
 ];
 
 export const COMMANDS: Record<string, Command> = Object.fromEntries(

@@ -19,7 +19,8 @@ export interface Command<O extends OptionTable = OptionTable> {
 
 /** A command of the registry (its table's types kept inside `run`). */
 export function command<O extends OptionTable>(
-  spec: CommandSpec<O>, run: (inv: Invocation<O>) => Promise<number>,
+  spec: CommandSpec<O>,
+  run: (inv: Invocation<O>) => Promise<number>,
 ): Command {
   return { spec, run } as unknown as Command;
 }
@@ -48,7 +49,6 @@ export async function withGpu<T>(g: Globals, fn: (gpu: Gpu) => Promise<T>, o: { 
     gpu.destroy();
   }
 }
-
 
 /** A checkpoint (--model-file) and the extra ones given, with the dataset its architecture was trained on. */
 export function checkpointsAndData(file: string, extra: (string | undefined)[], dataDir: string | undefined) {

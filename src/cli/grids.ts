@@ -14,8 +14,9 @@ import { defaultRunDir } from '../run/run-info.ts';
 
 export const SURFACE = defineCommand({
   name: 'surface',
-  summary: 'loss and accuracy on a 2-D grid around a checkpoint (filter-normalized or target directions), '
-    + 'resumable (--help)',
+  summary:
+    'loss and accuracy on a 2-D grid around a checkpoint (filter-normalized or target directions), ' +
+    'resumable (--help)',
   usage: 'loss-atlas surface --model-file A.safetensors [--model-file2 B] [--model-file3 C] [flags]',
   description: `\
 Loss and accuracy at theta + a * d1 + b * d2 for a, b on --x, --y (min:max:num, default -1:1:51 each); d1, d2 random
@@ -33,8 +34,9 @@ directions.safetensors into --out (default runs/surface-<time>).`,
     block: { type: 'integer', min: 1, default: 256, help: 'points per batched pass (and per saved block)' },
     shard: {
       type: 'shard',
-      help: 'compute only the points k with k % n == i (one process or machine per shard, each with its own --out); '
-        + 'then: loss-atlas merge DIR_0 ... DIR_n-1 --out DIR',
+      help:
+        'compute only the points k with k % n == i (one process or machine per shard, each with its own --out); ' +
+        'then: loss-atlas merge DIR_0 ... DIR_n-1 --out DIR',
     },
     zmax: { type: 'number', above: 0, help: 'surface.vtp (ParaView): clip the loss at X' },
     log: { type: 'boolean', help: 'surface.vtp: z = ln(loss + 0.1)' },
@@ -45,8 +47,9 @@ directions.safetensors into --out (default runs/surface-<time>).`,
 
 export const HESSIAN = defineCommand({
   name: 'hessian',
-  summary: 'largest/smallest Hessian eigenvalues and their ratio on a grid or path around a checkpoint (Lanczos), '
-    + 'resumable (--help)',
+  summary:
+    'largest/smallest Hessian eigenvalues and their ratio on a grid or path around a checkpoint (Lanczos), ' +
+    'resumable (--help)',
   usage: 'loss-atlas hessian --model-file A.safetensors [--model-file2 B] [--model-file3 C] [flags]',
   description: `\
 The largest and smallest eigenvalues of the loss Hessian (conv and linear weights, as the reference) at every point
@@ -68,7 +71,8 @@ hessian_max.png (or hessian_path.png for a path) into --out (default runs/hessia
     tol: { type: 'number', above: 0, default: 0.01, help: 'residual / spectral scale for convergence' },
     eps: { type: 'number', above: 0, default: 1e-3, help: 'central-difference step along the unit Lanczos vector' },
     shard: {
-      type: 'shard', help: 'compute only the points k with k % n == i; then: loss-atlas merge DIR_0 ... --out DIR',
+      type: 'shard',
+      help: 'compute only the points k with k % n == i; then: loss-atlas merge DIR_0 ... --out DIR',
     },
     data: { type: 'string', placeholder: 'DIR', help: "the model's dataset directory" },
     out: { type: 'string', placeholder: 'DIR', defaultText: 'runs/hessian-<time>', help: 'run directory' },
@@ -96,10 +100,15 @@ const shardDone = (shard: { i: number; n: number }, out: string) =>
   `shard ${shard.i}/${shard.n} done in ${out}; join the shards with: loss-atlas merge <shard dirs> --out DIR`;
 
 const surface = command(SURFACE, async ({ options: o, globals }) => {
-  const { a, others: [t2, t3], data } = checkpointsAndData(o.modelFile, [o.modelFile2, o.modelFile3], o.data);
+  const {
+    a,
+    others: [t2, t3],
+    data,
+  } = checkpointsAndData(o.modelFile, [o.modelFile2, o.modelFile3], o.data);
   const { norm, ignoreBiasBn, images, dirType, bnStats } = directionSettings(o);
   const { split, shard, block } = o;
-  const xs = o.x.values, ys = o.y.values;
+  const xs = o.x.values,
+    ys = o.y.values;
   const out = o.out ?? defaultRunDir('surface');
   return withGpu(globals, async (gpu) => {
     console.log(`adapter: ${gpu.adapterInfo}`);
@@ -108,8 +117,20 @@ const surface = command(SURFACE, async ({ options: o, globals }) => {
     return untilStopped('this block', async (shouldStop) => {
       const directions = dirFile(o.dirFile, a, data.train.shape, ['x/', 'y/']) as [WeightSet, WeightSet] | undefined;
       const opts = {
-        xs, ys, split, images, norm, ignoreBiasBn, dirType, bnStats, seed: o.seed, block, shard, directions,
-        zmax: o.zmax, log: o.log,
+        xs,
+        ys,
+        split,
+        images,
+        norm,
+        ignoreBiasBn,
+        dirType,
+        bnStats,
+        seed: o.seed,
+        block,
+        shard,
+        directions,
+        zmax: o.zmax,
+        log: o.log,
       };
       const hooks = { shouldStop, progress: progress('surface', { unit: 'point' }) };
       const r = await runSurface(gpu, a, [t2, t3], data, opts, out, hooks);
@@ -124,17 +145,34 @@ const surface = command(SURFACE, async ({ options: o, globals }) => {
 });
 
 const hessian = command(HESSIAN, async ({ options: o, globals }) => {
-  const { a, others: [t2, t3], data } = checkpointsAndData(o.modelFile, [o.modelFile2, o.modelFile3], o.data);
+  const {
+    a,
+    others: [t2, t3],
+    data,
+  } = checkpointsAndData(o.modelFile, [o.modelFile2, o.modelFile3], o.data);
   const { norm, ignoreBiasBn, images, dirType, bnStats } = directionSettings(o);
   const { split } = o;
   if (o.path && o.y !== undefined) throw new UsageError('--path and --y: a path has no y axis');
   const xs = o.x.values;
-  const ys = o.path ? null : o.y?.values ?? linspace('-1:1:11', 'y');
+  const ys = o.path ? null : (o.y?.values ?? linspace('-1:1:11', 'y'));
   const dirs = dirFile(o.dirFile, a, data.train.shape, ys ? ['x/', 'y/'] : ['x/']);
   const directions = dirs ? ([dirs[0], dirs[1] ?? dirs[0]] as [WeightSet, WeightSet]) : undefined;
   const opts = {
-    xs, ys, split, images, norm, ignoreBiasBn, dirType, bnStats, directions, seed: o.seed, block: o.block,
-    iters: o.iters, tol: o.tol, eps: o.eps, shard: o.shard,
+    xs,
+    ys,
+    split,
+    images,
+    norm,
+    ignoreBiasBn,
+    dirType,
+    bnStats,
+    directions,
+    seed: o.seed,
+    block: o.block,
+    iters: o.iters,
+    tol: o.tol,
+    eps: o.eps,
+    shard: o.shard,
   };
   const out = o.out ?? defaultRunDir('hessian');
   return withGpu(globals, async (gpu) => {

@@ -20,8 +20,9 @@ import { checkpointsAndData, command, withGpu, type Command } from './common.ts'
 
 export const INTERPOLATE = defineCommand({
   name: 'interpolate',
-  summary: 'loss and accuracy along a line: between two checkpoints, or along a random filter-normalized direction '
-    + '(--help)',
+  summary:
+    'loss and accuracy along a line: between two checkpoints, or along a random filter-normalized direction ' +
+    '(--help)',
   usage: 'loss-atlas interpolate --model-file A.safetensors [--model-file2 B.safetensors] [flags]',
   description: `\
 1-D loss and accuracy along theta1 + alpha * d: d = theta2 - theta1 with --model-file2 (default alphas -0.5:1.5:401),
@@ -30,7 +31,9 @@ Writes interpolate.json, interpolate.png (loss and accuracy on twin axes), direc
 and config.json into --out (default runs/interpolate-<time>).`,
   options: {
     'model-file': {
-      type: 'string', placeholder: 'FILE', required: true,
+      type: 'string',
+      placeholder: 'FILE',
+      required: true,
       help: 'the checkpoint (a model.safetensors of loss-atlas train)',
     },
     'model-file2': { type: 'string', placeholder: 'FILE', help: 'a second checkpoint: the direction is B - A' },
@@ -46,8 +49,9 @@ and config.json into --out (default runs/interpolate-<time>).`,
 
 export const TRAJECTORY = defineCommand({
   name: 'trajectory',
-  summary: "a training run's path on the loss surface of its two PCA directions: trajectory --run DIR "
-    + '(a train run with --snapshots)',
+  summary:
+    "a training run's path on the loss surface of its two PCA directions: trajectory --run DIR " +
+    '(a train run with --snapshots)',
   description: `\
 The weights of a training run's snapshots projected on their two principal directions (from the final weights), on
 the loss surface of those directions. Writes trajectory.png (contours and the path, explained variance on the axes),
@@ -64,8 +68,9 @@ trajectory.json and surface/ into --out (default DIR/trajectory).`,
 
 export const REPORT = defineCommand({
   name: 'report',
-  summary: 'HTML: index.html for a run directory (pictures, results, settings, data links), or a gallery of the runs '
-    + 'under a folder (default runs/)',
+  summary:
+    'HTML: index.html for a run directory (pictures, results, settings, data links), or a gallery of the runs ' +
+    'under a folder (default runs/)',
   description: `\
 Writes index.html into a run directory (its pictures, results, settings and data files), or, for a folder of runs,
 a gallery of them with a page per run.`,
@@ -100,7 +105,11 @@ const train = command(TRAIN, async ({ options: o, globals }) => {
 });
 
 const interpolate = command(INTERPOLATE, async ({ options: o, globals }) => {
-  const { a, others: [b], data } = checkpointsAndData(o.modelFile, [o.modelFile2], o.data);
+  const {
+    a,
+    others: [b],
+    data,
+  } = checkpointsAndData(o.modelFile, [o.modelFile2], o.data);
   const { norm, ignoreBiasBn, images, dirType, bnStats } = directionSettings(o);
   const alphas = o.x?.values ?? linspace(b ? '-0.5:1.5:401' : '-1:1:51', 'x');
   const out = o.out ?? defaultRunDir('interpolate');
@@ -113,7 +122,15 @@ const interpolate = command(INTERPOLATE, async ({ options: o, globals }) => {
     console.log(`${alphas.length} points of ${a.model}${what}, ${images || 'all'} images per split`);
     const saved = b ? undefined : dirFile(o.dirFile, a, data.train.shape, [''])?.[0];
     const opts = {
-      alphas, norm, ignoreBiasBn, dirType, bnStats, seed: o.seed, images, logScale: o.log, lossMax: o.lossMax,
+      alphas,
+      norm,
+      ignoreBiasBn,
+      dirType,
+      bnStats,
+      seed: o.seed,
+      images,
+      logScale: o.log,
+      lossMax: o.lossMax,
       direction: saved,
     };
     const r = await runInterpolate(gpu, a, b, data, opts, out);
@@ -146,14 +163,21 @@ const report = command(REPORT, async ({ positionals }) => {
   return 0;
 });
 
-const liFigures = command(LI_FIGURES, async ({ options: o, globals }) => withGpu(globals, async (gpu) => {
-  console.log(`adapter: ${gpu.adapterInfo}`);
-  await runLiFigures(gpu, o, (m) => console.log(m));
-  return 0;
-}));
+const liFigures = command(LI_FIGURES, async ({ options: o, globals }) =>
+  withGpu(globals, async (gpu) => {
+    console.log(`adapter: ${gpu.adapterInfo}`);
+    await runLiFigures(gpu, o, (m) => console.log(m));
+    return 0;
+  }),
+);
 
 const demo = command(DEMO, async ({ options: o, globals }) => withGpu(globals, (gpu) => runDemo(gpu, o)));
 
 export const LANDSCAPE_COMMANDS: Record<string, Command> = {
-  train, interpolate, trajectory, report, 'li-figures': liFigures, demo,
+  train,
+  interpolate,
+  trajectory,
+  report,
+  'li-figures': liFigures,
+  demo,
 };

@@ -7,7 +7,11 @@ function topHelp(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length)) + 2;
   const lines = Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(width)}${c.spec.summary}`);
   return [
-    'usage: loss-atlas <command> [flags]   (loss-atlas <command> --help: its flags)', '', 'commands:', ...lines, '',
+    'usage: loss-atlas <command> [flags]   (loss-atlas <command> --help: its flags)',
+    '',
+    'commands:',
+    ...lines,
+    '',
     'global flags: --verbose (print the GPU adapter and its limits), --profile [--trace PATH] (per-kernel GPU times)',
   ].join('\n');
 }

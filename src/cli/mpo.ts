@@ -8,5 +8,6 @@ export const MPO_COMMANDS: Record<string, Command> = {
   mpo: command(MPO, async ({ options, globals }) => withGpu(globals, (gpu) => mpoCommand(gpu, options))),
   'bn-compare': command(BN_COMPARE, async ({ options, globals }) => withGpu(globals, (gpu) => bnCompare(gpu, options))),
   profile: command(PROFILE, async ({ options, globals }) =>
-    withGpu(globals, (gpu) => profileCommand(gpu, options), { profile: true })),
+    withGpu(globals, (gpu) => profileCommand(gpu, options), { profile: true }),
+  ),
 };

@@ -18,8 +18,9 @@ import { defaultRunDir } from '../run/run-info.ts';
 
 export const CONNECT = defineCommand({
   name: 'connect',
-  summary: "low-loss connectors between checkpoints: Fort's hyperplane algorithm (also m-connectors for 3+), "
-    + 'Bezier / polychain curves (--help)',
+  summary:
+    "low-loss connectors between checkpoints: Fort's hyperplane algorithm (also m-connectors for 3+), " +
+    'Bezier / polychain curves (--help)',
   usage: 'loss-atlas connect A.safetensors B.safetensors [C.safetensors ...] [flags]',
   description: `\
 Low-loss connectors between trained networks (same architecture). Two checkpoints: Fort & Jastrzebski's connector
@@ -32,13 +33,17 @@ simplex. Writes connect.png (paths), deviations.png (cosine similarity of the de
 connect.json, connector.safetensors (the nodes), metrics.json (barrier = max loss on the path minus the mean of the
 endpoints; short directions) into --out (default runs/connect-<time>).`,
   positionals: {
-    placeholder: 'CHECKPOINT', min: 2, help: 'model.safetensors files of loss-atlas train (same architecture)',
+    placeholder: 'CHECKPOINT',
+    min: 2,
+    help: 'model.safetensors files of loss-atlas train (same architecture)',
     missing: 'give two or more checkpoint files (model.safetensors of loss-atlas train)',
   },
   options: {
     method: { type: 'enum', choices: ['fort', 'bezier', 'polychain'], default: 'fort', help: 'the connector' },
     points: {
-      type: 'integer', min: 1, defaultText: '9; lattice resolution 4 for three checkpoints',
+      type: 'integer',
+      min: 1,
+      defaultText: '9; lattice resolution 4 for three checkpoints',
       help: 'fort: points on the segment, or the lattice resolution',
     },
     steps: { type: 'integer', min: 1, default: 300, help: 'optimization steps' },
@@ -48,14 +53,17 @@ endpoints; short directions) into --out (default runs/connect-<time>).`,
     dense: { type: 'integer', min: 3, default: 41, help: 'points of the evaluation along the path' },
     't-per-step': { type: 'integer', min: 1, default: 4, help: 'bezier / polychain: random t per step' },
     probes: {
-      type: 'integer', min: 0, defaultText: '0; 8 with --m-sweep',
+      type: 'integer',
+      min: 0,
+      defaultText: '0; 8 with --m-sweep',
       help: 'Hutchinson probes for the number of short directions (tr(H)^2 / tr(H^2)) along the path',
     },
     'm-sweep': {
       type: 'boolean',
-      help: 'with three or more checkpoints: short directions at the optimized centre of the m-connector of the first '
-        + 'm + 1 checkpoints, for every m (and at the flat centre and optimum 1), plotted against m '
-        + '(short_directions.png, msweep.json; resumes)',
+      help:
+        'with three or more checkpoints: short directions at the optimized centre of the m-connector of the first ' +
+        'm + 1 checkpoints, for every m (and at the flat centre and optimum 1), plotted against m ' +
+        '(short_directions.png, msweep.json; resumes)',
     },
     seed: { type: 'integer', min: 0, default: 1, help: 'seed of the batches and probes' },
     data: { type: 'string', placeholder: 'DIR', help: "the checkpoints' dataset directory" },
@@ -69,8 +77,16 @@ const connect = command(CONNECT, async ({ options: f, positionals: files, global
   const data = loadSplits(cifar ? 'cifar10' : 'fashion-mnist', cifar ? cifar10Dir(f.data) : fashionMnistDir(f.data));
   const cks = files.map((a) => readCheckpoint(a, data.train.shape));
   const o: ConnectOptions = {
-    method: f.method, points: f.points ?? (files.length === 3 ? 4 : 9), steps: f.steps, lr: f.lr, batch: f.batch,
-    images: f.images, dense: f.dense, seed: f.seed, probes: f.probes ?? (f.mSweep ? 8 : 0), tPerStep: f.tPerStep,
+    method: f.method,
+    points: f.points ?? (files.length === 3 ? 4 : 9),
+    steps: f.steps,
+    lr: f.lr,
+    batch: f.batch,
+    images: f.images,
+    dense: f.dense,
+    seed: f.seed,
+    probes: f.probes ?? (f.mSweep ? 8 : 0),
+    tPerStep: f.tPerStep,
   };
   const out = f.out ?? defaultRunDir('connect');
   return withGpu(globals, async (gpu) => {
@@ -126,5 +142,10 @@ const toy = command(TOY, async ({ options: o, globals }) => {
 });
 
 export const STRUCTURE_COMMANDS: Record<string, Command> = {
-  connect, subspace, tunnels, swa, 'fort-figures': fortFigures, toy,
+  connect,
+  subspace,
+  tunnels,
+  swa,
+  'fort-figures': fortFigures,
+  toy,
 };

@@ -15,19 +15,30 @@ Downloads the CIFAR-10 binary archive (or uses the one already at --archive), ch
 the training and test batches.`,
   options: {
     dir: {
-      type: 'string', placeholder: 'DIR', defaultText: '$LOSS_ATLAS_CIFAR10 or data/cifar-10-batches-bin',
+      type: 'string',
+      placeholder: 'DIR',
+      defaultText: '$LOSS_ATLAS_CIFAR10 or data/cifar-10-batches-bin',
       help: 'where the batches go',
     },
     data: { type: 'string', placeholder: 'DIR', help: 'the same as --dir' },
     archive: {
-      type: 'string', placeholder: 'FILE', defaultText: 'cifar-10-binary.tar.gz next to DIR', help: 'the archive',
+      type: 'string',
+      placeholder: 'FILE',
+      defaultText: 'cifar-10-binary.tar.gz next to DIR',
+      help: 'the archive',
     },
     url: {
-      type: 'string', placeholder: 'URL', defaultText: "the dataset authors' address", help: 'where to download from',
+      type: 'string',
+      placeholder: 'URL',
+      defaultText: "the dataset authors' address",
+      help: 'where to download from',
     },
     bytes: { type: 'integer', min: 1, default: CIFAR10.bytes, help: 'expected archive size' },
     md5: {
-      type: 'string', placeholder: 'HEX', default: CIFAR10.md5, help: 'expected MD5 of the archive',
+      type: 'string',
+      placeholder: 'HEX',
+      default: CIFAR10.md5,
+      help: 'expected MD5 of the archive',
       check: (v) => (/^[0-9a-f]{32}$/.test(v) ? null : '32 lowercase hexadecimal digits'),
     },
   },
@@ -49,7 +60,9 @@ const dataCifar10 = command(DATA_CIFAR10, async ({ options: o }) => {
   const dir = cifar10Dir(o.dir ?? o.data);
   const archive = o.archive ?? join(dirname(dir), 'cifar-10-binary.tar.gz');
   const spec = {
-    url: o.url ?? CIFAR10.url, bytes: o.bytes, md5: o.md5,
+    url: o.url ?? CIFAR10.url,
+    bytes: o.bytes,
+    md5: o.md5,
     members: [...CIFAR10.train, ...CIFAR10.test, 'batches.meta.txt'].map((f) => `${CIFAR10.folder}/${f}`),
   };
   const files = await fetchArchive(spec, archive, dir);
@@ -57,20 +70,22 @@ const dataCifar10 = command(DATA_CIFAR10, async ({ options: o }) => {
   return 0;
 });
 
-const gradcheck = command(GRADCHECK, async ({ options: o, globals }) => withGpu(globals, async (gpu) => {
-  const filter = o.op ?? '';
-  console.log(`adapter: ${gpu.adapterInfo}`);
-  console.log('| op | case | forward err / tol | backward err / tol | result |\n|---|---|---|---|---|');
-  let failed = 0;
-  for (const c of [...opCases(), ...wedgeCases()].filter((c) => c.op.includes(filter))) {
-    const r = await checkOp(gpu, c);
-    if (!r.pass) failed++;
-    const result = r.pass ? 'ok' : `FAIL: ${r.detail}`;
-    console.log(`| ${r.op} | ${r.name} | ${r.fwdErr.toFixed(3)} | ${r.bwdErr.toFixed(3)} | ${result} |`);
-  }
-  const passed = 'all cases passed (errors are shown as a fraction of the tolerance)';
-  console.log(failed ? `${failed} case(s) failed` : passed);
-  return failed ? 1 : 0;
-}));
+const gradcheck = command(GRADCHECK, async ({ options: o, globals }) =>
+  withGpu(globals, async (gpu) => {
+    const filter = o.op ?? '';
+    console.log(`adapter: ${gpu.adapterInfo}`);
+    console.log('| op | case | forward err / tol | backward err / tol | result |\n|---|---|---|---|---|');
+    let failed = 0;
+    for (const c of [...opCases(), ...wedgeCases()].filter((c) => c.op.includes(filter))) {
+      const r = await checkOp(gpu, c);
+      if (!r.pass) failed++;
+      const result = r.pass ? 'ok' : `FAIL: ${r.detail}`;
+      console.log(`| ${r.op} | ${r.name} | ${r.fwdErr.toFixed(3)} | ${r.bwdErr.toFixed(3)} | ${result} |`);
+    }
+    const passed = 'all cases passed (errors are shown as a fraction of the tolerance)';
+    console.log(failed ? `${failed} case(s) failed` : passed);
+    return failed ? 1 : 0;
+  }),
+);
 
 export const TOOL_COMMANDS: Record<string, Command> = { 'data:cifar10': dataCifar10, gradcheck };

@@ -42,7 +42,9 @@ export function loadCifar10(dir: string, split: 'train' | 'test', limit?: number
     if (!existsSync(p)) throw missing(dir, f);
     const size = statSync(p).size;
     if (size === 0 || size % CIFAR10.recordBytes !== 0) {
-      throw new DataError(`${p}: ${size} bytes is not a whole number of ${CIFAR10.recordBytes}-byte records (the official files are ${CIFAR10.recordBytes * CIFAR10.recordsPerFile} bytes): truncated or not a CIFAR-10 binary batch`);
+      throw new DataError(
+        `${p}: ${size} bytes is not a whole number of ${CIFAR10.recordBytes}-byte records (the official files are ${CIFAR10.recordBytes * CIFAR10.recordsPerFile} bytes): truncated or not a CIFAR-10 binary batch`,
+      );
     }
     bufs.push(readFileSync(p));
   }
@@ -54,10 +56,12 @@ export function loadCifar10(dir: string, split: 'train' | 'test', limit?: number
   for (let i = 0; i < n; i++) {
     const o = i * CIFAR10.recordBytes;
     const lab = all[o];
-    if (lab > 9) throw new DataError(`${dir}: record ${i} of the ${split} split has label ${lab}, expected 0..9 (corrupt file?)`);
+    if (lab > 9)
+      throw new DataError(`${dir}: record ${i} of the ${split} split has label ${lab}, expected 0..9 (corrupt file?)`);
     labels[i] = lab;
     for (let c = 0; c < 3; c++)
-      for (let p = 0; p < 1024; p++) images[i * 3072 + c * 1024 + p] = (all[o + 1 + c * 1024 + p] / 255 - CIFAR_MEAN[c]) / CIFAR_STD[c];
+      for (let p = 0; p < 1024; p++)
+        images[i * 3072 + c * 1024 + p] = (all[o + 1 + c * 1024 + p] / 255 - CIFAR_MEAN[c]) / CIFAR_STD[c];
   }
   return { images, labels, n, shape: [3, 32, 32], classes: 10 };
 }

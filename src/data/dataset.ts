@@ -1,6 +1,5 @@
 // A labelled image data set in memory, and batches of it.
 
-
 export interface Dataset {
   /** [n, C, H, W] floats. */
   images: Float32Array;

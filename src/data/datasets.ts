@@ -1,6 +1,6 @@
 // The datasets by name: both splits, read from a directory.
 import { loadFashionMnist } from './fashion-mnist.ts';
-import { type Dataset } from './dataset.ts';
+import type { Dataset } from './dataset.ts';
 import { loadCifar10 } from './cifar10.ts';
 
 export type DatasetName = 'fashion-mnist' | 'cifar10';

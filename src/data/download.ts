@@ -15,7 +15,8 @@ export interface ArchiveSpec {
 }
 
 function bar(done: number, total: number): string {
-  const w = 30, f = Math.min(w, Math.round((done / total) * w));
+  const w = 30,
+    f = Math.min(w, Math.round((done / total) * w));
   return `[${'#'.repeat(f)}${'.'.repeat(w - f)}] ${(done / 2 ** 20).toFixed(1)} / ${(total / 2 ** 20).toFixed(1)} MiB`;
 }
 
@@ -31,19 +32,28 @@ export async function download(url: string, path: string, expectBytes: number, w
   try {
     res = await fetch(url);
   } catch (e) {
-    throw new DataError(`cannot download ${url} (${(e as Error).cause ?? (e as Error).message}). Without network access, download the archive elsewhere and put it at ${path}, or put the unpacked files into ${where}.`);
+    throw new DataError(
+      `cannot download ${url} (${(e as Error).cause ?? (e as Error).message}). Without network access, download the archive elsewhere and put it at ${path}, or put the unpacked files into ${where}.`,
+    );
   }
-  if (!res.ok || !res.body) throw new DataError(`cannot download ${url}: HTTP ${res.status}. Put the archive at ${path}, or the unpacked files into ${where}.`);
+  if (!res.ok || !res.body)
+    throw new DataError(
+      `cannot download ${url}: HTTP ${res.status}. Put the archive at ${path}, or the unpacked files into ${where}.`,
+    );
   mkdirSync(dirname(path), { recursive: true });
   const part = `${path}.part`;
   const out = createWriteStream(part);
-  let done = 0, last = 0;
+  let done = 0,
+    last = 0;
   const tty = process.stderr.isTTY;
   for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
     done += chunk.length;
     if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
     const now = Date.now();
-    if (now - last > 500) { last = now; process.stderr.write(tty ? `\r${bar(done, expectBytes)}` : `${bar(done, expectBytes)}\n`); }
+    if (now - last > 500) {
+      last = now;
+      process.stderr.write(tty ? `\r${bar(done, expectBytes)}` : `${bar(done, expectBytes)}\n`);
+    }
   }
   await new Promise<void>((r, j) => out.end((e?: Error | null) => (e ? j(e) : r())));
   process.stderr.write(`${tty ? '\r' : ''}${bar(done, expectBytes)}\n`);
@@ -53,9 +63,13 @@ export async function download(url: string, path: string, expectBytes: number, w
 /** Size and MD5 must match; the error names the file and what was found. */
 export async function verify(path: string, spec: ArchiveSpec): Promise<void> {
   const size = statSync(path).size;
-  if (size !== spec.bytes) throw new DataError(`${path}: ${size} bytes, expected ${spec.bytes} (truncated or a different file); delete it and download again`);
+  if (size !== spec.bytes)
+    throw new DataError(
+      `${path}: ${size} bytes, expected ${spec.bytes} (truncated or a different file); delete it and download again`,
+    );
   const md5 = await md5File(path);
-  if (md5 !== spec.md5) throw new DataError(`${path}: MD5 ${md5}, expected ${spec.md5} (corrupt download); delete it and download again`);
+  if (md5 !== spec.md5)
+    throw new DataError(`${path}: MD5 ${md5}, expected ${spec.md5} (corrupt download); delete it and download again`);
 }
 
 /** Streams a .tar.gz and writes only the listed members into dir (by base name). Returns the files written. */
@@ -64,7 +78,8 @@ export async function extractMembers(archive: string, members: string[], dir: st
   const want = new Set(members);
   const written: string[] = [];
   let buf = Buffer.alloc(0);
-  let current: { name: string; left: number; pad: number; out: ReturnType<typeof createWriteStream> | null } | null = null;
+  let current: { name: string; left: number; pad: number; out: ReturnType<typeof createWriteStream> | null } | null =
+    null;
   const gz = createReadStream(archive).pipe(createGunzip());
   for await (const chunk of gz) {
     buf = Buffer.concat([buf, chunk as Buffer]);
@@ -72,7 +87,8 @@ export async function extractMembers(archive: string, members: string[], dir: st
       if (current) {
         const take = Math.min(current.left, buf.length);
         if (take > 0) {
-          if (current.out && !current.out.write(buf.subarray(0, take))) await new Promise<void>((r) => current!.out!.once('drain', () => r()));
+          if (current.out && !current.out.write(buf.subarray(0, take)))
+            await new Promise<void>((r) => current!.out!.once('drain', () => r()));
           buf = buf.subarray(take);
           current.left -= take;
         }
@@ -98,7 +114,12 @@ export async function extractMembers(archive: string, members: string[], dir: st
       if (!Number.isFinite(size)) throw new DataError(`${archive}: corrupt tar header for ${name}`);
       const type = String.fromCharCode(h[156]);
       const keep = (type === '0' || type === '\0') && want.has(name);
-      current = { name, left: size, pad: (512 - (size % 512)) % 512, out: keep ? createWriteStream(`${join(dir, name.split('/').pop()!)}.part`) : null };
+      current = {
+        name,
+        left: size,
+        pad: (512 - (size % 512)) % 512,
+        out: keep ? createWriteStream(`${join(dir, name.split('/').pop()!)}.part`) : null,
+      };
     }
   }
   const miss = members.filter((m) => !written.includes(m));

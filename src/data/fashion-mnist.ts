@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { readIdx, DataError } from './idx.ts';
-import { Dataset } from './dataset.ts';
+import type { Dataset } from './dataset.ts';
 export const DEFAULT_FASHION_MNIST = '/usr/share/datasets/fashion-mnist';
 
 export function fashionMnistDir(flag?: string | boolean): string {
@@ -13,12 +13,14 @@ export function fashionMnistDir(flag?: string | boolean): string {
 
 /** DIR/NAME.gz, or DIR/NAME where only the unpacked file is there (errors then name the .gz). */
 function idxFile(dir: string, name: string): string {
-  const gz = join(dir, `${name}.gz`), raw = join(dir, name);
+  const gz = join(dir, `${name}.gz`),
+    raw = join(dir, name);
   return !existsSync(gz) && existsSync(raw) ? raw : gz;
 }
 
 export function loadFashionMnist(dir: string, split: 'train' | 't10k', limit?: number): Dataset {
-  const imgPath = idxFile(dir, `${split}-images-idx3-ubyte`), labPath = idxFile(dir, `${split}-labels-idx1-ubyte`);
+  const imgPath = idxFile(dir, `${split}-images-idx3-ubyte`),
+    labPath = idxFile(dir, `${split}-labels-idx1-ubyte`);
   const img = readIdx(imgPath, 3);
   const lab = readIdx(labPath, 1);
   const [n, h, w] = img.dims;
@@ -34,4 +36,3 @@ export function loadFashionMnist(dir: string, split: 'train' | 't10k', limit?: n
   }
   return { images, labels, n: m, shape: [1, 28, 28], classes: 10 };
 }
-

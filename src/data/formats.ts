@@ -7,10 +7,11 @@ export function npyBytes(data: Float32Array, shape: number[]): Buffer {
   if (n !== data.length) throw new Error(`npy: ${data.length} values for shape [${shape}]`);
   let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
   const total = 10 + header.length + 1;
-  header += ' '.repeat((64 - (total % 64)) % 64) + '\n';
+  header += `${' '.repeat((64 - (total % 64)) % 64)}\n`;
   const h = Buffer.alloc(10);
   h.write('\x93NUMPY', 0, 'latin1');
-  h[6] = 1; h[7] = 0;
+  h[6] = 1;
+  h[7] = 0;
   h.writeUInt16LE(header.length, 8);
   return Buffer.concat([h, Buffer.from(header, 'latin1'), Buffer.from(data.buffer, data.byteOffset, data.byteLength)]);
 }
@@ -21,7 +22,11 @@ export function readNpy(path: string): { shape: number[]; data: Float32Array } {
   const hl = b.readUInt16LE(8);
   const header = b.toString('latin1', 10, 10 + hl);
   if (!header.includes("'<f4'")) throw new Error(`${path}: float32 expected, header ${header.trim()}`);
-  const shape = (header.match(/'shape': \(([^)]*)\)/)?.[1] ?? '').split(',').map((s) => s.trim()).filter(Boolean).map(Number);
+  const shape = (header.match(/'shape': \(([^)]*)\)/)?.[1] ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map(Number);
   const data = new Float32Array(b.buffer.slice(b.byteOffset + 10 + hl, b.byteOffset + b.length));
   return { shape, data };
 }
@@ -45,15 +50,25 @@ export function safetensorsBytes(tensors: Record<string, NamedTensor>, metadata:
   json += ' '.repeat((8 - (json.length % 8)) % 8);
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
-  return Buffer.concat([len, Buffer.from(json), ...names.map((n) => Buffer.from(tensors[n].data.buffer, tensors[n].data.byteOffset, tensors[n].data.byteLength))]);
+  return Buffer.concat([
+    len,
+    Buffer.from(json),
+    ...names.map((n) => Buffer.from(tensors[n].data.buffer, tensors[n].data.byteOffset, tensors[n].data.byteLength)),
+  ]);
 }
 
-export function readSafetensors(path: string): { tensors: Record<string, NamedTensor>; metadata: Record<string, string> } {
+export function readSafetensors(path: string): {
+  tensors: Record<string, NamedTensor>;
+  metadata: Record<string, string>;
+} {
   const b = readFileSync(path);
   if (b.length < 8) throw new Error(`${path}: ${b.length} bytes, too short for a safetensors file`);
   const n = Number(b.readBigUInt64LE(0));
   if (8 + n > b.length) throw new Error(`${path}: header of ${n} bytes but the file has ${b.length} (truncated?)`);
-  let header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] } | Record<string, string>>;
+  let header: Record<
+    string,
+    { dtype: string; shape: number[]; data_offsets: [number, number] } | Record<string, string>
+  >;
   try {
     header = JSON.parse(b.toString('utf8', 8, 8 + n));
   } catch {
@@ -65,9 +80,13 @@ export function readSafetensors(path: string): { tensors: Record<string, NamedTe
     if (name === '__metadata__') continue;
     const t = v as { dtype: string; shape: number[]; data_offsets: [number, number] };
     if (t.dtype !== 'F32') throw new Error(`${path}: tensor ${name} is ${t.dtype}, F32 expected`);
-    if (base + t.data_offsets[1] > b.length) throw new Error(`${path}: tensor ${name} runs past the end of the file (truncated?)`);
+    if (base + t.data_offsets[1] > b.length)
+      throw new Error(`${path}: tensor ${name} runs past the end of the file (truncated?)`);
     const bytes = b.subarray(base + t.data_offsets[0], base + t.data_offsets[1]);
-    tensors[name] = { shape: t.shape, data: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length)) };
+    tensors[name] = {
+      shape: t.shape,
+      data: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length)),
+    };
   }
   return { tensors, metadata: (header.__metadata__ as Record<string, string>) ?? {} };
 }

@@ -17,19 +17,27 @@ export function readIdx(path: string, expectDims?: number): IdxArray {
     try {
       buf = gunzipSync(buf);
     } catch (e) {
-      throw new DataError(`${path}: corrupt or truncated gzip data (${statSync(path).size} bytes on disk): ${(e as Error).message}`);
+      throw new DataError(
+        `${path}: corrupt or truncated gzip data (${statSync(path).size} bytes on disk): ${(e as Error).message}`,
+      );
     }
   }
   if (buf.length < 4) throw new DataError(`${path}: ${buf.length} bytes, too short for an IDX header`);
   const magic = buf.readUInt32BE(0);
   const ndim = magic & 0xff;
   if (magic >>> 8 !== 0x08 || ndim < 1 || ndim > 4) {
-    throw new DataError(`${path}: IDX magic 0x0000080${expectDims ?? 'n'} (unsigned bytes) expected, found 0x${magic.toString(16).padStart(8, '0')}`);
+    throw new DataError(
+      `${path}: IDX magic 0x0000080${expectDims ?? 'n'} (unsigned bytes) expected, found 0x${magic.toString(16).padStart(8, '0')}`,
+    );
   }
-  if (expectDims !== undefined && ndim !== expectDims) throw new DataError(`${path}: ${expectDims}-dimensional IDX expected, found ${ndim} dimensions`);
+  if (expectDims !== undefined && ndim !== expectDims)
+    throw new DataError(`${path}: ${expectDims}-dimensional IDX expected, found ${ndim} dimensions`);
   const dims = Array.from({ length: ndim }, (_, i) => buf.readUInt32BE(4 + 4 * i));
   const header = 4 + 4 * ndim;
   const need = header + dims.reduce((a, b) => a * b, 1);
-  if (buf.length !== need) throw new DataError(`${path}: dims [${dims.join(', ')}] need ${need} bytes after decompression, found ${buf.length}${buf.length < need ? ' (truncated)' : ''}`);
+  if (buf.length !== need)
+    throw new DataError(
+      `${path}: dims [${dims.join(', ')}] need ${need} bytes after decompression, found ${buf.length}${buf.length < need ? ' (truncated)' : ''}`,
+    );
   return { dims, data: new Uint8Array(buf.buffer, buf.byteOffset + header, need - header) };
 }

@@ -25,7 +25,10 @@ export class BufferPool {
   allocatedBytes = 0;
 
   /** Buckets are capped at the binding limit so a tensor that fits a binding stays bindable. */
-  constructor(private device: GPUDevice, private maxBinding = Infinity) {}
+  constructor(
+    private device: GPUDevice,
+    private maxBinding = Infinity,
+  ) {}
 
   acquire(bytes: number, label: string): GPUBuffer {
     let size = bucketSize(bytes);
@@ -65,10 +68,11 @@ export class BufferPool {
 
   /** Frees the idle buffers (the live ones stay). */
   trim(): void {
-    for (const list of this.free.values()) for (const b of list) {
-      this.allocatedBytes -= b.size;
-      b.destroy();
-    }
+    for (const list of this.free.values())
+      for (const b of list) {
+        this.allocatedBytes -= b.size;
+        b.destroy();
+      }
     this.free.clear();
   }
 

@@ -2,7 +2,7 @@
 // one command encoder per step (many dispatches, one submit), pipeline and uniform caches, read-back.
 import { create, globals } from 'webgpu';
 import { BufferPool } from './buffers.ts';
-import { KernelSpec } from './kernel.ts';
+import type { KernelSpec } from './kernel.ts';
 export interface Dispatch {
   kernel: KernelSpec;
   buffers: Record<string, GPUBuffer>;
@@ -78,7 +78,8 @@ export class Gpu {
     readonly options: GpuOptions,
   ) {
     const info = adapter.info;
-    this.adapterInfo = [info.vendor, info.architecture, info.device, info.description].filter((s) => s).join(' / ') || 'unknown adapter';
+    this.adapterInfo =
+      [info.vendor, info.architecture, info.device, info.description].filter((s) => s).join(' / ') || 'unknown adapter';
     this.maxBinding = device.limits.maxStorageBufferBindingSize;
     this.maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
     this.hasTimestamps = device.features.has('timestamp-query');
@@ -89,7 +90,8 @@ export class Gpu {
     this.pool = new BufferPool(device, this.maxBinding);
     this.bindingLimit = this.maxBinding;
     device.lost.then((l) => {
-      if (!this.destroyed) this.asyncErrors.push(`GPU device lost (${l.reason}): ${l.message}; last kernel ${this.lastKernel}`);
+      if (!this.destroyed)
+        this.asyncErrors.push(`GPU device lost (${l.reason}): ${l.message}; last kernel ${this.lastKernel}`);
     });
     device.addEventListener('uncapturederror', (ev) => {
       const e = (ev as GPUUncapturedErrorEvent).error;
@@ -104,7 +106,9 @@ export class Gpu {
     const gpu = create(flags);
     const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
     if (!adapter) {
-      throw new GpuError('No WebGPU adapter found. On a machine without a GPU, install Mesa lavapipe 25 (run `npm run setup` as root, or see scripts/setup.sh).');
+      throw new GpuError(
+        'No WebGPU adapter found. On a machine without a GPU, install Mesa lavapipe 25 (run `npm run setup` as root, or see scripts/setup.sh).',
+      );
     }
     const l = adapter.limits;
     const requiredLimits: Record<string, number> = {
@@ -122,7 +126,9 @@ export class Gpu {
     const g = new Gpu(gpu, adapter, device, options);
     if (options.verbose) {
       console.error(`[gpu] adapter: ${g.adapterInfo}`);
-      console.error(`[gpu] maxStorageBufferBindingSize ${(g.maxBinding / 2 ** 20).toFixed(0)} MiB, workgroup storage ${l.maxComputeWorkgroupStorageSize} B, timestamps ${g.hasTimestamps}`);
+      console.error(
+        `[gpu] maxStorageBufferBindingSize ${(g.maxBinding / 2 ** 20).toFixed(0)} MiB, workgroup storage ${l.maxComputeWorkgroupStorageSize} B, timestamps ${g.hasTimestamps}`,
+      );
     }
     return g;
   }
@@ -154,7 +160,9 @@ export class Gpu {
     if (k.uniforms.length === 0) return null;
     const n = Math.max(4, Math.ceil(k.uniforms.length / 4) * 4);
     const data = new ArrayBuffer(n * 4);
-    const u32 = new Uint32Array(data), f32 = new Float32Array(data), i32 = new Int32Array(data);
+    const u32 = new Uint32Array(data),
+      f32 = new Float32Array(data),
+      i32 = new Int32Array(data);
     k.uniforms.forEach(([name, type], i) => {
       const v = values[name];
       if (v === undefined) throw new GpuError(`kernel ${k.name}: uniform ${name} missing`);
@@ -162,7 +170,8 @@ export class Gpu {
       if (type === 'f32') f32[i] = v;
       else if (type === 'i32') i32[i] = v;
       else {
-        if (v < 0 || v > 0xffffffff || !Number.isInteger(v)) throw new GpuError(`kernel ${k.name}: uniform ${name}=${v} is not a u32`);
+        if (v < 0 || v > 0xffffffff || !Number.isInteger(v))
+          throw new GpuError(`kernel ${k.name}: uniform ${name}=${v} is not a u32`);
         u32[i] = v;
       }
     });
@@ -171,7 +180,11 @@ export class Gpu {
     const key = `${k.name}|${k.key}|${Array.from(u32).join(',')}`;
     let b = this.uniformCache.get(key);
     if (!b) {
-      b = this.device.createBuffer({ size: data.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: `${k.name}.uniforms` });
+      b = this.device.createBuffer({
+        size: data.byteLength,
+        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+        label: `${k.name}.uniforms`,
+      });
       this.device.queue.writeBuffer(b, 0, data);
       this.uniformCache.set(key, b);
     }
@@ -183,7 +196,10 @@ export class Gpu {
     if (this.destroyed) throw new GpuError(`kernel ${d.kernel.name}: device already destroyed`);
     const [gx, gy = 1, gz = 1] = d.groups;
     for (const g of [gx, gy, gz]) {
-      if (g > this.maxGroups) throw new GpuError(`kernel ${d.kernel.name} (${d.what}): ${g} workgroups in one dimension exceeds the limit ${this.maxGroups}`);
+      if (g > this.maxGroups)
+        throw new GpuError(
+          `kernel ${d.kernel.name} (${d.what}): ${g} workgroups in one dimension exceeds the limit ${this.maxGroups}`,
+        );
     }
     if (gx === 0 || gy === 0 || gz === 0) return;
     const pipe = this.pipeline(d.kernel, d.what);
@@ -195,7 +211,9 @@ export class Gpu {
       if (!buf) throw new GpuError(`kernel ${d.kernel.name} (${d.what}): buffer ${b.name} not bound`);
       const size = this.pool.usedBytes(buf);
       if (size > this.bindingLimit) {
-        throw new GpuError(`kernel ${d.kernel.name} (${d.what}): binding ${b.name} is ${size} bytes, over the binding limit ${this.bindingLimit} (maxStorageBufferBindingSize ${this.maxBinding}); run fewer points per block (see pointsPerBlock)`);
+        throw new GpuError(
+          `kernel ${d.kernel.name} (${d.what}): binding ${b.name} is ${size} bytes, over the binding limit ${this.bindingLimit} (maxStorageBufferBindingSize ${this.maxBinding}); run fewer points per block (see pointsPerBlock)`,
+        );
       }
       entries.push({ binding: i + 1, resource: { buffer: buf, size } });
     });
@@ -252,7 +270,11 @@ export class Gpu {
 
   /** Copies a buffer's first `bytes` back to the host. */
   async read(buf: GPUBuffer, bytes: number, offsetBytes = 0): Promise<ArrayBuffer> {
-    const staging = this.device.createBuffer({ size: Math.max(4, Math.ceil(bytes / 4) * 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'readback' });
+    const staging = this.device.createBuffer({
+      size: Math.max(4, Math.ceil(bytes / 4) * 4),
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      label: 'readback',
+    });
     this.commandEncoder().copyBufferToBuffer(buf, offsetBytes, staging, 0, staging.size);
     this.submit();
     try {

@@ -5,7 +5,7 @@ import type { Gpu } from './device.ts';
 import { Manifold, Param } from './manifold.ts';
 import { Tape } from './tape.ts';
 import { Tensor, numel } from './tensor.ts';
-import * as ops from './ops/index.ts';
+import type * as ops from './ops/index.ts';
 import * as ref from './reference.ts';
 import { randArray, rng } from './random.ts';
 import type { OpCase } from './ops/case.ts';
@@ -47,7 +47,9 @@ export async function checkOp(gpu: Gpu, c: OpCase, seed = 1): Promise<CheckResul
   const xs = c.x.shared ? c.x.shape : [c.K, ...c.x.shape];
   const inputs: Inputs = {
     x: randArray(r, numel(xs), c.x.scale ?? 1),
-    params: (c.params ?? []).map((p) => (p.init ? p.init(r, c.B * numel(p.shape)) : randArray(r, c.B * numel(p.shape), p.scale ?? 0.5))),
+    params: (c.params ?? []).map((p) =>
+      p.init ? p.init(r, c.B * numel(p.shape)) : randArray(r, c.B * numel(p.shape), p.scale ?? 0.5),
+    ),
     coef: c.coef ? c.coef(r, c.K * c.B) : randArray(r, c.K * c.B, 0.7),
   };
   const manifold = new Manifold(gpu, c.K, c.B, inputs.coef);
@@ -55,13 +57,15 @@ export async function checkOp(gpu: Gpu, c: OpCase, seed = 1): Promise<CheckResul
   const tape = new Tape(gpu, manifold, true);
   const x = Tensor.fromArray(gpu, xs, inputs.x, 'x');
   const errs: string[] = [];
-  let fwdErr = 0, bwdErr = 0;
+  let fwdErr = 0,
+    bwdErr = 0;
   try {
     const ctx: ops.Ctx = { gpu, manifold, tape };
     const { y, backward } = c.gpu(ctx, x, params);
-    const yv = (await gpu.read(y.buffer, (c.outLen ?? y.size) * 4).then((b) => new Float32Array(b)));
+    const yv = await gpu.read(y.buffer, (c.outLen ?? y.size) * 4).then((b) => new Float32Array(b));
     const yr = c.ref(inputs.x, inputs.params, inputs.coef);
-    if (yr.length !== yv.length) throw new Error(`${c.op} ${c.name}: GPU output has ${yv.length} values, reference ${yr.length}`);
+    if (yr.length !== yv.length)
+      throw new Error(`${c.op} ${c.name}: GPU output has ${yv.length} values, reference ${yr.length}`);
     const atol = c.atol ?? FWD_ATOL;
     for (let i = 0; i < yr.length; i++) {
       const e = Math.abs(yv[i] - yr[i]);
@@ -85,22 +89,40 @@ export async function checkOp(gpu: Gpu, c: OpCase, seed = 1): Promise<CheckResul
         const d = Math.abs(got[i] - v) / (BWD_TOL * (1 + Math.abs(v)));
         const e = Number.isNaN(d) ? Infinity : d; // NaN never passes
         if (e > bwdErr) bwdErr = e;
-        if (e > 1 && errs.length < 6) errs.push(`d${what}[${i}] = ${got[i].toPrecision(6)}, finite difference ${v.toPrecision(6)}`);
+        if (e > 1 && errs.length < 6)
+          errs.push(`d${what}[${i}] = ${got[i].toPrecision(6)}, finite difference ${v.toPrecision(6)}`);
       }
     };
     if (!c.x.shared) {
       const g = tape.gradOf(x);
       const got = g ? await g.read() : new Float32Array(x.size);
-      compare('x', got, ref.finiteDiff((xv) => loss(xv, inputs.params, inputs.coef), inputs.x, sample(x.size, 48, r)));
+      compare(
+        'x',
+        got,
+        ref.finiteDiff((xv) => loss(xv, inputs.params, inputs.coef), inputs.x, sample(x.size, 48, r)),
+      );
     }
     for (let i = 0; i < params.length; i++) {
       const got = params[i].grad ? await params[i].grad!.read() : new Float32Array(params[i].basis.size);
-      const fd = ref.finiteDiff((pv) => loss(inputs.x, inputs.params.map((q, j) => (j === i ? pv : q)), inputs.coef), inputs.params[i], sample(params[i].basis.size, 48, r));
+      const fd = ref.finiteDiff(
+        (pv) =>
+          loss(
+            inputs.x,
+            inputs.params.map((q, j) => (j === i ? pv : q)),
+            inputs.coef,
+          ),
+        inputs.params[i],
+        sample(params[i].basis.size, 48, r),
+      );
       compare(params[i].name, got, fd);
     }
     if (params.length) {
       const got = manifold.dcoef ? await manifold.dcoef.read() : new Float32Array(c.K * c.B);
-      compare('coef', got, ref.finiteDiff((cv) => loss(inputs.x, inputs.params, cv), inputs.coef));
+      compare(
+        'coef',
+        got,
+        ref.finiteDiff((cv) => loss(inputs.x, inputs.params, cv), inputs.coef),
+      );
     }
   } catch (e) {
     errs.push((e as Error).message);

@@ -1,6 +1,5 @@
 // Helpers shared by the WGSL generators.
 
-
 export type Binding = KernelSpec['bindings'][number];
 
 /** A generator's kernel spec, built once per (generator, arguments) and reused. */
@@ -15,7 +14,10 @@ export function spec<A extends unknown[]>(make: (...a: A) => KernelSpec, ...args
 /** Storage binding declarations (binding 0 is the uniform block). */
 export function storageDecls(bindings: Binding[], types: Record<string, string> = {}): string {
   return bindings
-    .map((b, i) => `@group(0) @binding(${i + 1}) var<storage, ${b.write ? 'read_write' : 'read'}> ${b.name}: array<${types[b.name] ?? 'f32'}>;`)
+    .map(
+      (b, i) =>
+        `@group(0) @binding(${i + 1}) var<storage, ${b.write ? 'read_write' : 'read'}> ${b.name}: array<${types[b.name] ?? 'f32'}>;`,
+    )
     .join('\n');
 }
 
@@ -53,7 +55,8 @@ export function fold(groups: number, max = 65535): [number, number] {
  * or `continue` (it runs inside a loop only when per > 1).
  */
 export function perElement(wg: number, per: number, limit: string, body: string): string {
-  if (per === 1) return `
+  if (per === 1)
+    return `
   let idx = wg_lin * ${wg}u + lid;
   if (idx < ${limit}) {
     ${body}

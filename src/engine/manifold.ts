@@ -8,7 +8,12 @@ export class Manifold {
   /** dL/dC [K, B], accumulated by backward when the tape asks for coefficient gradients. */
   dcoef: Tensor | null = null;
 
-  constructor(readonly gpu: Gpu, readonly K: number, readonly B: number, coefs?: ArrayLike<number>) {
+  constructor(
+    readonly gpu: Gpu,
+    readonly K: number,
+    readonly B: number,
+    coefs?: ArrayLike<number>,
+  ) {
     const values = coefs ?? (K === 1 && B === 1 ? [1] : undefined);
     if (!values) throw new Error(`manifold: coefficients [${K},${B}] required`);
     this.coef = Tensor.fromArray(gpu, [K, B], values, 'manifold.coef');
@@ -25,14 +30,26 @@ export class Manifold {
   private _eye: Tensor | null = null;
   /** The B x B identity: coefficients of B "points" that are the basis vectors themselves. */
   eye(): Tensor {
-    if (!this._eye) this._eye = Tensor.fromArray(this.gpu, [this.B, this.B], Array.from({ length: this.B * this.B }, (_, i) => (i % (this.B + 1) === 0 ? 1 : 0)), 'manifold.eye');
+    if (!this._eye)
+      this._eye = Tensor.fromArray(
+        this.gpu,
+        [this.B, this.B],
+        Array.from({ length: this.B * this.B }, (_, i) => (i % (this.B + 1) === 0 ? 1 : 0)),
+        'manifold.eye',
+      );
     return this._eye;
   }
 
   private _ones: Tensor | null = null;
   /** max(K, B) ones: the coefficients of a pass whose points (or basis tensors) each have their own single "basis". */
   ones(): Tensor {
-    if (!this._ones) this._ones = Tensor.fromArray(this.gpu, [Math.max(this.K, this.B)], new Float32Array(Math.max(this.K, this.B)).fill(1), 'manifold.ones');
+    if (!this._ones)
+      this._ones = Tensor.fromArray(
+        this.gpu,
+        [Math.max(this.K, this.B)],
+        new Float32Array(Math.max(this.K, this.B)).fill(1),
+        'manifold.ones',
+      );
     return this._ones;
   }
 
@@ -59,10 +76,17 @@ export class Param {
   /** Optimizer state (momentum, Adam moments), allocated by the optimizer. */
   state: Tensor[] = [];
 
-  constructor(readonly gpu: Gpu, readonly name: string, readonly shape: readonly number[], readonly B: number, init?: ArrayLike<number>) {
+  constructor(
+    readonly gpu: Gpu,
+    readonly name: string,
+    readonly shape: readonly number[],
+    readonly B: number,
+    init?: ArrayLike<number>,
+  ) {
     this.basis = new Tensor(gpu, [B, ...shape], `param.${name}`);
     if (init) {
-      if (init.length !== B * numel(shape)) throw new Error(`param ${name}: ${init.length} values for basis [${B}]x${shapeStr(shape)}`);
+      if (init.length !== B * numel(shape))
+        throw new Error(`param ${name}: ${init.length} values for basis [${B}]x${shapeStr(shape)}`);
       this.basis.write(init);
     }
   }

@@ -1,8 +1,12 @@
 // float64 CPU references of the optimizer steps (PyTorch's SGD and Adam, gradient-norm clipping).
 
-
 /** PyTorch's SGD step (momentum buffer starts at 0, no dampening), in place. */
-export function sgdRef(p: Float64Array, g: ArrayLike<number>, buf: Float64Array, o: { lr: number; momentum: number; weightDecay: number; nesterov: boolean }): void {
+export function sgdRef(
+  p: Float64Array,
+  g: ArrayLike<number>,
+  buf: Float64Array,
+  o: { lr: number; momentum: number; weightDecay: number; nesterov: boolean },
+): void {
   for (let i = 0; i < p.length; i++) {
     const d = g[i] + o.weightDecay * p[i];
     buf[i] = o.momentum * buf[i] + d;
@@ -11,12 +15,20 @@ export function sgdRef(p: Float64Array, g: ArrayLike<number>, buf: Float64Array,
 }
 
 /** PyTorch's Adam step t (1-based), L2 weight decay added to the gradient, in place. */
-export function adamRef(p: Float64Array, g: ArrayLike<number>, m: Float64Array, v: Float64Array, t: number, o: { lr: number; b1: number; b2: number; eps: number; weightDecay: number }): void {
+export function adamRef(
+  p: Float64Array,
+  g: ArrayLike<number>,
+  m: Float64Array,
+  v: Float64Array,
+  t: number,
+  o: { lr: number; b1: number; b2: number; eps: number; weightDecay: number },
+): void {
   for (let i = 0; i < p.length; i++) {
     const d = g[i] + o.weightDecay * p[i];
     m[i] = o.b1 * m[i] + (1 - o.b1) * d;
     v[i] = o.b2 * v[i] + (1 - o.b2) * d * d;
-    const mh = m[i] / (1 - o.b1 ** t), vh = v[i] / (1 - o.b2 ** t);
+    const mh = m[i] / (1 - o.b1 ** t),
+      vh = v[i] / (1 - o.b2 ** t);
     p[i] -= (o.lr * mh) / (Math.sqrt(vh) + o.eps);
   }
 }

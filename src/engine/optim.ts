@@ -16,17 +16,29 @@ export interface ClipOptions {
 
 /** Writes [norm, scale] of the gradients of `params` into a 2-float tensor. */
 export function gradNorm(gpu: Gpu, params: Param[], maxNorm = 0): Tensor {
-  const counts = params.map((p) => Math.ceil(p.size * p.B / 1024));
+  const counts = params.map((p) => Math.ceil((p.size * p.B) / 1024));
   const total = counts.reduce((a, b) => a + b, 0);
   const part = new Tensor(gpu, [Math.max(1, total)], 'grad.sumsq');
   let off = 0;
   params.forEach((p, i) => {
     const g = p.ensureGrad();
-    gpu.dispatch({ kernel: spec(sumSquaresKernel, gpu.reduceThreads), buffers: { g: g.buffer, part: part.buffer }, uniforms: { n: g.size, off }, groups: fold(counts[i]), what: `grad norm of ${p.name}` });
+    gpu.dispatch({
+      kernel: spec(sumSquaresKernel, gpu.reduceThreads),
+      buffers: { g: g.buffer, part: part.buffer },
+      uniforms: { n: g.size, off },
+      groups: fold(counts[i]),
+      what: `grad norm of ${p.name}`,
+    });
     off += counts[i];
   });
   const norm = new Tensor(gpu, [2], 'grad.norm');
-  gpu.dispatch({ kernel: K_NORM, buffers: { part: part.buffer, norm: norm.buffer }, uniforms: { n: total, maxNorm }, groups: [1], what: 'grad norm' });
+  gpu.dispatch({
+    kernel: K_NORM,
+    buffers: { part: part.buffer, norm: norm.buffer },
+    uniforms: { n: total, maxNorm },
+    groups: [1],
+    what: 'grad norm',
+  });
   part.dispose();
   return norm;
 }
@@ -36,7 +48,11 @@ export abstract class Optimizer {
   protected t = 0;
   /** The last step's gradient norm [norm, clip scale] (before clipping); read it with lastNorm(). */
   private norm: Tensor | null = null;
-  constructor(readonly gpu: Gpu, readonly params: Param[], readonly clip: ClipOptions = {}) {}
+  constructor(
+    readonly gpu: Gpu,
+    readonly params: Param[],
+    readonly clip: ClipOptions = {},
+  ) {}
 
   /** Number of updates applied (Adam's bias-correction step); settable when restoring a checkpoint. */
   get steps(): number {
@@ -82,7 +98,11 @@ export interface SgdOptions extends ClipOptions {
 
 export class SGD extends Optimizer {
   readonly stateSize = 1;
-  constructor(gpu: Gpu, params: Param[], public o: SgdOptions) {
+  constructor(
+    gpu: Gpu,
+    params: Param[],
+    public o: SgdOptions,
+  ) {
     super(gpu, params, o);
   }
   protected update(p: Param, norm: Tensor): void {
@@ -91,7 +111,13 @@ export class SGD extends Optimizer {
     this.gpu.dispatch({
       kernel: spec(sgdKernel, this.gpu.elemsPerThread),
       buffers: { p: p.basis.buffer, g_: p.ensureGrad().buffer, m: m.buffer, norm: norm.buffer },
-      uniforms: { n, lr: this.o.lr, mu: this.o.momentum ?? 0, wd: this.o.weightDecay ?? 0, nesterov: this.o.nesterov ? 1 : 0 },
+      uniforms: {
+        n,
+        lr: this.o.lr,
+        mu: this.o.momentum ?? 0,
+        wd: this.o.weightDecay ?? 0,
+        nesterov: this.o.nesterov ? 1 : 0,
+      },
       groups: fold(Math.ceil(n / (256 * this.gpu.elemsPerThread))),
       what: `sgd ${p.name}`,
     });
@@ -108,17 +134,31 @@ export interface AdamOptions extends ClipOptions {
 
 export class Adam extends Optimizer {
   readonly stateSize = 2;
-  constructor(gpu: Gpu, params: Param[], public o: AdamOptions) {
+  constructor(
+    gpu: Gpu,
+    params: Param[],
+    public o: AdamOptions,
+  ) {
     super(gpu, params, o);
   }
   protected update(p: Param, norm: Tensor): void {
     const [m, v] = this.stateOf(p, 2);
-    const b1 = this.o.beta1 ?? 0.9, b2 = this.o.beta2 ?? 0.999;
+    const b1 = this.o.beta1 ?? 0.9,
+      b2 = this.o.beta2 ?? 0.999;
     const n = p.basis.size;
     this.gpu.dispatch({
       kernel: spec(adamKernel, this.gpu.elemsPerThread),
       buffers: { p: p.basis.buffer, g_: p.ensureGrad().buffer, m: m.buffer, v: v.buffer, norm: norm.buffer },
-      uniforms: { n, lr: this.o.lr, b1, b2, eps: this.o.eps ?? 1e-8, wd: this.o.weightDecay ?? 0, c1: 1 - b1 ** this.t, c2: 1 - b2 ** this.t },
+      uniforms: {
+        n,
+        lr: this.o.lr,
+        b1,
+        b2,
+        eps: this.o.eps ?? 1e-8,
+        wd: this.o.weightDecay ?? 0,
+        c1: 1 - b1 ** this.t,
+        c2: 1 - b2 ** this.t,
+      },
       groups: fold(Math.ceil(n / (256 * this.gpu.elemsPerThread))),
       what: `adam ${p.name}`,
     });

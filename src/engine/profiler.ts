@@ -38,7 +38,11 @@ export class Profiler {
       // so the resolve sees the old values), and read at the next collect(): no dispatch goes untimed
       if (this.pending.length >= CAPACITY) this.flush();
       const i = this.pending.length;
-      pass.timestampWrites = { querySet: this.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 };
+      pass.timestampWrites = {
+        querySet: this.querySet,
+        beginningOfPassWriteIndex: 2 * i,
+        endOfPassWriteIndex: 2 * i + 1,
+      };
       this.pending.push(disp);
     };
   }
@@ -52,7 +56,11 @@ export class Profiler {
   private flush(): void {
     const n = this.pending.length;
     if (n === 0) return;
-    const buf = this.gpu.device.createBuffer({ size: 16 * n, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC, label: 'profiler.resolved' });
+    const buf = this.gpu.device.createBuffer({
+      size: 16 * n,
+      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+      label: 'profiler.resolved',
+    });
     this.gpu.commandEncoder().resolveQuerySet(this.querySet, 0, 2 * n, buf, 0);
     this.resolved.push({ buf, dispatches: this.pending });
     this.pending = [];
@@ -70,8 +78,16 @@ export class Profiler {
 
   private take(raw: BigUint64Array, ds: Dispatch[]): void {
     ds.forEach((d, i) => {
-      const t0 = Number(raw[2 * i]), t1 = Number(raw[2 * i + 1]);
-      this.times.push({ name: d.kernel.name, what: d.what, startNs: t0, durNs: Math.max(0, t1 - t0), flops: d.flops ?? 0, bytes: d.bytes ?? 0 });
+      const t0 = Number(raw[2 * i]),
+        t1 = Number(raw[2 * i + 1]);
+      this.times.push({
+        name: d.kernel.name,
+        what: d.what,
+        startNs: t0,
+        durNs: Math.max(0, t1 - t0),
+        flops: d.flops ?? 0,
+        bytes: d.bytes ?? 0,
+      });
     });
   }
 
@@ -83,22 +99,36 @@ export class Profiler {
     const by = new Map<string, { calls: number; ns: number; flops: number; bytes: number }>();
     for (const t of this.times) {
       const r = by.get(t.name) ?? { calls: 0, ns: 0, flops: 0, bytes: 0 };
-      r.calls++; r.ns += t.durNs; r.flops += t.flops; r.bytes += t.bytes;
+      r.calls++;
+      r.ns += t.durNs;
+      r.flops += t.flops;
+      r.bytes += t.bytes;
       by.set(t.name, r);
     }
     const total = this.times.reduce((a, t) => a + t.durNs, 0) || 1;
     return [...by.entries()]
       .map(([name, r]) => ({
-        name, calls: r.calls, totalMs: r.ns / 1e6, meanMs: r.ns / 1e6 / r.calls,
-        gflops: r.flops && r.ns ? r.flops / r.ns : null, gbps: r.bytes && r.ns ? r.bytes / r.ns : null, share: r.ns / total,
+        name,
+        calls: r.calls,
+        totalMs: r.ns / 1e6,
+        meanMs: r.ns / 1e6 / r.calls,
+        gflops: r.flops && r.ns ? r.flops / r.ns : null,
+        gbps: r.bytes && r.ns ? r.bytes / r.ns : null,
+        share: r.ns / total,
       }))
       .sort((a, b) => b.totalMs - a.totalMs);
   }
 
   table(): string {
     const f = (v: number | null, d = 1) => (v === null ? '-' : v.toFixed(d));
-    const lines = ['| kernel | calls | total ms | mean ms | GFLOP/s | GB/s | share |', '|---|---:|---:|---:|---:|---:|---:|'];
-    for (const r of this.rows()) lines.push(`| ${r.name} | ${r.calls} | ${r.totalMs.toFixed(2)} | ${r.meanMs.toFixed(3)} | ${f(r.gflops)} | ${f(r.gbps)} | ${(r.share * 100).toFixed(1)}% |`);
+    const lines = [
+      '| kernel | calls | total ms | mean ms | GFLOP/s | GB/s | share |',
+      '|---|---:|---:|---:|---:|---:|---:|',
+    ];
+    for (const r of this.rows())
+      lines.push(
+        `| ${r.name} | ${r.calls} | ${r.totalMs.toFixed(2)} | ${r.meanMs.toFixed(3)} | ${f(r.gflops)} | ${f(r.gbps)} | ${(r.share * 100).toFixed(1)}% |`,
+      );
     return lines.join('\n');
   }
 
@@ -107,7 +137,16 @@ export class Profiler {
     let t0 = Infinity;
     for (const t of this.times) t0 = Math.min(t0, t.startNs);
     return {
-      traceEvents: this.times.map((t) => ({ name: t.name, cat: 'gpu', ph: 'X', ts: (t.startNs - t0) / 1000, dur: t.durNs / 1000, pid: 1, tid: 1, args: { what: t.what, gflop: t.flops / 1e9 } })),
+      traceEvents: this.times.map((t) => ({
+        name: t.name,
+        cat: 'gpu',
+        ph: 'X',
+        ts: (t.startNs - t0) / 1000,
+        dur: t.durNs / 1000,
+        pid: 1,
+        tid: 1,
+        args: { what: t.what, gflop: t.flops / 1e9 },
+      })),
       displayTimeUnit: 'ms',
     };
   }

@@ -10,7 +10,8 @@ export function rng(seed: number): () => number {
   };
 }
 export const randn = (r: () => number) => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
-export const randArray = (r: () => number, n: number, scale = 1): Float32Array => Float32Array.from({ length: n }, () => randn(r) * scale);
+export const randArray = (r: () => number, n: number, scale = 1): Float32Array =>
+  Float32Array.from({ length: n }, () => randn(r) * scale);
 
 /** A seeded Fisher-Yates permutation of 0..n-1. */
 /**
@@ -18,9 +19,13 @@ export const randArray = (r: () => number, n: number, scale = 1): Float32Array =
  * next slice would run past the end (the last partial slice is skipped).
  */
 export function batchStream(n: number, batch: number, r: () => number): () => Uint32Array {
-  let perm = permutation(n, r), at = 0;
+  let perm = permutation(n, r),
+    at = 0;
   return () => {
-    if (at + batch > n) { perm = permutation(n, r); at = 0; }
+    if (at + batch > n) {
+      perm = permutation(n, r);
+      at = 0;
+    }
     const idx = perm.subarray(at, at + batch);
     at += batch;
     return idx;

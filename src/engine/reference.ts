@@ -13,7 +13,12 @@ export * from './optim.ref.ts';
 export type Arr = Float64Array;
 
 /** Central finite differences of a scalar function f at x, for the listed indices (all when omitted). */
-export function finiteDiff(f: (x: Float64Array) => number, x: ArrayLike<number>, indices?: number[], h = 1e-4): Map<number, number> {
+export function finiteDiff(
+  f: (x: Float64Array) => number,
+  x: ArrayLike<number>,
+  indices?: number[],
+  h = 1e-4,
+): Map<number, number> {
   const xx = Float64Array.from(x);
   const out = new Map<number, number>();
   for (const i of indices ?? [...Array(xx.length).keys()]) {

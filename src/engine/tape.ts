@@ -39,8 +39,14 @@ export class Tape {
    * grad is left untouched): for callers that train only the coefficients (random-subspace training), where the
    * basis gradients would cost one weight-gradient pass per few basis tensors.
    */
-  constructor(readonly gpu: Gpu, readonly manifold: Manifold, readonly coefGrad = false, readonly basisGrad = true) {
-    if (!coefGrad && !basisGrad) throw new Error('Tape: neither coefficient nor basis gradients requested: nothing to compute');
+  constructor(
+    readonly gpu: Gpu,
+    readonly manifold: Manifold,
+    readonly coefGrad = false,
+    readonly basisGrad = true,
+  ) {
+    if (!coefGrad && !basisGrad)
+      throw new Error('Tape: neither coefficient nor basis gradients requested: nothing to compute');
   }
 
   record(name: string, run: () => void): void {
@@ -60,14 +66,21 @@ export class Tape {
   /** Adds g to t's gradient (takes ownership of g). */
   addGrad(t: AnyTensor, g: Tensor): void {
     const b = baseOf(t);
-    if (g.size !== b.size) throw new Error(`tape: gradient ${shapeStr(g.shape)} does not match ${b.label} ${shapeStr(b.shape)}`);
+    if (g.size !== b.size)
+      throw new Error(`tape: gradient ${shapeStr(g.shape)} does not match ${b.label} ${shapeStr(b.shape)}`);
     const prev = this.grads.get(b);
     if (!prev) {
       this.grads.set(b, g);
       return;
     }
     const [gx, gy] = fold(Math.ceil(g.size / 256));
-    this.gpu.dispatch({ kernel: K_ACCUMULATE, buffers: { a: g.buffer, y: prev.buffer }, uniforms: { n: g.size }, groups: [gx, gy], what: `grad of ${b.label} ${shapeStr(b.shape)}` });
+    this.gpu.dispatch({
+      kernel: K_ACCUMULATE,
+      buffers: { a: g.buffer, y: prev.buffer },
+      uniforms: { n: g.size },
+      groups: [gx, gy],
+      what: `grad of ${b.label} ${shapeStr(b.shape)}`,
+    });
     g.dispose();
   }
 

@@ -7,7 +7,8 @@ export type DType = 'f32' | 'u32';
 export const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 export const shapeStr = (shape: readonly number[]): string => `[${shape.join(',')}]`;
 /** Output side of a window (conv or pool kernel k) over an input side n: floor((n + 2 pad - k) / stride) + 1. */
-export const outSize = (n: number, k: number, stride: number, pad: number): number => Math.floor((n + 2 * pad - k) / stride) + 1;
+export const outSize = (n: number, k: number, stride: number, pad: number): number =>
+  Math.floor((n + 2 * pad - k) / stride) + 1;
 
 const scopes = new WeakMap<Gpu, Set<Tensor>[]>();
 
@@ -39,9 +40,16 @@ export class Tensor {
     return this._buffer === null;
   }
 
-  static fromArray(gpu: Gpu, shape: readonly number[], data: ArrayLike<number>, label = 'tensor', dtype: DType = 'f32'): Tensor {
+  static fromArray(
+    gpu: Gpu,
+    shape: readonly number[],
+    data: ArrayLike<number>,
+    label = 'tensor',
+    dtype: DType = 'f32',
+  ): Tensor {
     const t = new Tensor(gpu, shape, label, dtype);
-    if (data.length !== t.size) throw new Error(`tensor ${label}: ${data.length} values for shape ${shapeStr(shape)} (${t.size} expected)`);
+    if (data.length !== t.size)
+      throw new Error(`tensor ${label}: ${data.length} values for shape ${shapeStr(shape)} (${t.size} expected)`);
     gpu.write(t.buffer, dtype === 'f32' ? Float32Array.from(data) : Uint32Array.from(data));
     return t;
   }
@@ -54,7 +62,8 @@ export class Tensor {
 
   /** Same buffer seen with another shape of equal size (the view shares the storage; dispose only one). */
   reshape(shape: readonly number[]): TensorView {
-    if (numel(shape) !== this.size) throw new Error(`reshape ${this.label}: ${shapeStr(this.shape)} -> ${shapeStr(shape)} changes the size`);
+    if (numel(shape) !== this.size)
+      throw new Error(`reshape ${this.label}: ${shapeStr(this.shape)} -> ${shapeStr(shape)} changes the size`);
     return new TensorView(this, shape);
   }
 
@@ -68,7 +77,8 @@ export class Tensor {
   }
 
   write(data: ArrayLike<number>): void {
-    if (data.length !== this.size) throw new Error(`tensor ${this.label}: write of ${data.length} values into ${shapeStr(this.shape)}`);
+    if (data.length !== this.size)
+      throw new Error(`tensor ${this.label}: write of ${data.length} values into ${shapeStr(this.shape)}`);
     this.gpu.write(this.buffer, this.dtype === 'f32' ? Float32Array.from(data) : Uint32Array.from(data));
   }
 
@@ -81,7 +91,10 @@ export class Tensor {
 
 /** A reshaped alias of a tensor. Owns nothing. */
 export class TensorView {
-  constructor(readonly base: Tensor, readonly shape: readonly number[]) {}
+  constructor(
+    readonly base: Tensor,
+    readonly shape: readonly number[],
+  ) {}
   get buffer(): GPUBuffer {
     return this.base.buffer;
   }
@@ -104,7 +117,7 @@ export async function tidy<T>(gpu: Gpu, fn: () => T | Promise<T>): Promise<T> {
     const visit = (v: unknown): void => {
       if (v instanceof Tensor) keep.add(v);
       else if (Array.isArray(v)) v.forEach(visit);
-      else if (v && typeof v === 'object' && !(ArrayBuffer.isView(v))) Object.values(v).forEach(visit);
+      else if (v && typeof v === 'object' && !ArrayBuffer.isView(v)) Object.values(v).forEach(visit);
     };
     visit(out);
     for (const t of made) if (!keep.has(t)) t.dispose();

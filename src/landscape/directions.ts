@@ -6,7 +6,7 @@ import { rng, randn } from '../engine/random.ts';
 import type { WeightSet } from '../models/checkpoint.ts';
 import { readSafetensors, type NamedTensor } from '../data/formats.ts';
 import { paramShapes, stateShapes } from '../models/graph.ts';
-import { type Layer } from '../models/layers.ts';
+import type { Layer } from '../models/layers.ts';
 
 export type DirNorm = 'filter' | 'layer' | 'weight' | 'none';
 export const DIR_NORMS = ['filter', 'layer', 'weight', 'none'] as const satisfies readonly DirNorm[];
@@ -17,7 +17,11 @@ const norm2 = (a: ArrayLike<number>, from = 0, to = a.length) => {
   return Math.sqrt(s);
 };
 
-export function randomDirection(weights: Float32Array[], shapes: number[][], o: { seed: number; norm: DirNorm; ignoreBiasBn: boolean }): Float32Array[] {
+export function randomDirection(
+  weights: Float32Array[],
+  shapes: number[][],
+  o: { seed: number; norm: DirNorm; ignoreBiasBn: boolean },
+): Float32Array[] {
   const r = rng(o.seed);
   return weights.map((w, t) => {
     const d = Float32Array.from(w, () => randn(r));
@@ -52,23 +56,34 @@ export type DirType = 'weights' | 'states';
  * A random direction over a checkpoint's parameters and, in states mode, its running statistics (1-D tensors: zero
  * with ignoreBiasBn, else a copy of the statistics, as the reference treats every tensor of dim <= 1).
  */
-export function randomDirectionSet(a: WeightSet, shapes: number[][], o: { seed: number; norm: DirNorm; ignoreBiasBn: boolean; dirType: DirType }): WeightSet {
+export function randomDirectionSet(
+  a: WeightSet,
+  shapes: number[][],
+  o: { seed: number; norm: DirNorm; ignoreBiasBn: boolean; dirType: DirType },
+): WeightSet {
   return {
     weights: randomDirection(a.weights, shapes, o),
-    states: o.dirType === 'states' && a.states ? a.states.map((s) => (o.ignoreBiasBn ? new Float32Array(s.length) : Float32Array.from(s))) : null,
+    states:
+      o.dirType === 'states' && a.states
+        ? a.states.map((s) => (o.ignoreBiasBn ? new Float32Array(s.length) : Float32Array.from(s)))
+        : null,
   };
 }
 
 /** theta2 - theta1 over the parameters and, in states mode, the running statistics. */
 export function targetDirectionSet(a: WeightSet, b: WeightSet, dirType: DirType): WeightSet {
-  return { weights: targetDirection(a.weights, b.weights), states: dirType === 'states' && a.states && b.states ? targetDirection(a.states, b.states) : null };
+  return {
+    weights: targetDirection(a.weights, b.weights),
+    states: dirType === 'states' && a.states && b.states ? targetDirection(a.states, b.states) : null,
+  };
 }
 
 /** A direction as named tensors (parameter and running-statistic names, prefixed), for directions.safetensors. */
 export function directionTensors(prefix: string, layers: Layer[], d: WeightSet): Record<string, NamedTensor> {
   const t: Record<string, NamedTensor> = {};
   paramShapes(layers).forEach((s, i) => (t[`${prefix}${s.name}`] = { shape: s.shape, data: d.weights[i] }));
-  if (d.states) stateShapes(layers).forEach((s, i) => (t[`${prefix}${s.name}`] = { shape: s.shape, data: d.states![i] }));
+  if (d.states)
+    stateShapes(layers).forEach((s, i) => (t[`${prefix}${s.name}`] = { shape: s.shape, data: d.states![i] }));
   return t;
 }
 
@@ -82,12 +97,19 @@ export function readDirections(path: string, layers: Layer[], prefixes: string[]
     const weights = paramShapes(layers).map((s) => {
       const t = tensors[`${prefix}${s.name}`];
       const n = s.shape.reduce((a, b) => a * b, 1);
-      if (!t) throw new Error(`${path}: no tensor ${prefix}${s.name} (a direction file of another model, or not a direction file?)`);
-      if (t.data.length !== n) throw new Error(`${path}: tensor ${prefix}${s.name} has ${t.data.length} values, the model needs ${n}`);
+      if (!t)
+        throw new Error(
+          `${path}: no tensor ${prefix}${s.name} (a direction file of another model, or not a direction file?)`,
+        );
+      if (t.data.length !== n)
+        throw new Error(`${path}: tensor ${prefix}${s.name} has ${t.data.length} values, the model needs ${n}`);
       return t.data;
     });
     const st = stateShapes(layers);
-    const states = st.length && st.every((s) => tensors[`${prefix}${s.name}`]) ? st.map((s) => tensors[`${prefix}${s.name}`].data) : null;
+    const states =
+      st.length && st.every((s) => tensors[`${prefix}${s.name}`])
+        ? st.map((s) => tensors[`${prefix}${s.name}`].data)
+        : null;
     return { weights, states };
   });
 }

@@ -10,7 +10,14 @@ import type { Dataset } from '../data/dataset.ts';
 import { paramShapes } from '../models/graph.ts';
 import { evaluateOnImages } from '../models/run.ts';
 import { directionTensors, randomDirectionSet, targetDirectionSet, type DirNorm, type DirType } from './directions.ts';
-import { bnModeFor, checkpointSpec, manifoldModel, sameModel, type Checkpoint, type WeightSet } from '../models/checkpoint.ts';
+import {
+  bnModeFor,
+  checkpointSpec,
+  manifoldModel,
+  sameModel,
+  type Checkpoint,
+  type WeightSet,
+} from '../models/checkpoint.ts';
 import { vegaLitePng } from '../viz/vega.ts';
 import { writeRunConfig } from '../run/run-info.ts';
 
@@ -40,7 +47,14 @@ export interface InterpolateResult {
   test_acc: number[];
 }
 
-export async function runInterpolate(gpu: Gpu, a: Checkpoint, b: Checkpoint | null, data: { train: Dataset; test: Dataset }, o: InterpolateOptions, out: string): Promise<InterpolateResult> {
+export async function runInterpolate(
+  gpu: Gpu,
+  a: Checkpoint,
+  b: Checkpoint | null,
+  data: { train: Dataset; test: Dataset },
+  o: InterpolateOptions,
+  out: string,
+): Promise<InterpolateResult> {
   if (b) sameModel(a, b);
   const { direction, ...settings } = o;
   const files = { modelFile: a.path, modelFile2: b?.path ?? null };
@@ -48,9 +62,22 @@ export async function runInterpolate(gpu: Gpu, a: Checkpoint, b: Checkpoint | nu
   const spec = checkpointSpec(a, data.train.shape);
   const shapes = paramShapes(spec.layers).map((p) => p.shape);
   const bnMode = bnModeFor(a, o.bnStats, spec.layers);
-  if (b && bnMode === 'running' && o.dirType === 'states' && !b.states) throw new Error(`${b.path}: no running statistics to interpolate (use --dir-type weights or --bn-stats batch)`);
-  const d = b ? targetDirectionSet(a, b, o.dirType) : o.direction ?? randomDirectionSet(a, shapes, { seed: o.seed, norm: o.norm, ignoreBiasBn: o.ignoreBiasBn, dirType: o.dirType });
-  if (!b) writeFileSync(join(out, 'direction.safetensors'), safetensorsBytes(directionTensors('', spec.layers, d), { norm: o.norm, ignore: o.ignoreBiasBn ? 'biasbn' : '', seed: String(o.seed), dir_type: o.dirType }));
+  if (b && bnMode === 'running' && o.dirType === 'states' && !b.states)
+    throw new Error(`${b.path}: no running statistics to interpolate (use --dir-type weights or --bn-stats batch)`);
+  const d = b
+    ? targetDirectionSet(a, b, o.dirType)
+    : (o.direction ??
+      randomDirectionSet(a, shapes, { seed: o.seed, norm: o.norm, ignoreBiasBn: o.ignoreBiasBn, dirType: o.dirType }));
+  if (!b)
+    writeFileSync(
+      join(out, 'direction.safetensors'),
+      safetensorsBytes(directionTensors('', spec.layers, d), {
+        norm: o.norm,
+        ignore: o.ignoreBiasBn ? 'biasbn' : '',
+        seed: String(o.seed),
+        dir_type: o.dirType,
+      }),
+    );
   const model = manifoldModel(gpu, spec, [a, d], bnMode);
   const coefs = Float32Array.from(o.alphas.flatMap((al) => [1, al]));
   const res: InterpolateResult = { alpha: o.alphas, train_loss: [], train_acc: [], test_loss: [], test_acc: [] };
@@ -66,26 +93,64 @@ export async function runInterpolate(gpu: Gpu, a: Checkpoint, b: Checkpoint | nu
   } finally {
     model.dispose();
   }
-  writeFileSync(join(out, 'interpolate.json'), JSON.stringify(res) + '\n');
-  await plotInterpolation(res, join(out, 'interpolate.png'), { title: b ? 'linear interpolation between two checkpoints' : `random ${o.norm}-normalized direction`, logScale: o.logScale, lossMax: o.lossMax });
+  writeFileSync(join(out, 'interpolate.json'), `${JSON.stringify(res)}\n`);
+  await plotInterpolation(res, join(out, 'interpolate.png'), {
+    title: b ? 'linear interpolation between two checkpoints' : `random ${o.norm}-normalized direction`,
+    logScale: o.logScale,
+    lossMax: o.lossMax,
+  });
   return res;
 }
 
 /** Loss (left axis) and accuracy (right axis) against alpha, train solid and test dashed. */
-export async function plotInterpolation(r: InterpolateResult, path: string, o: { title: string; logScale: boolean; lossMax: number }): Promise<void> {
+export async function plotInterpolation(
+  r: InterpolateResult,
+  path: string,
+  o: { title: string; logScale: boolean; lossMax: number },
+): Promise<void> {
   const rows = r.alpha.flatMap((al, k) => [
     { alpha: al, split: 'train', loss: Math.min(r.train_loss[k], o.lossMax), acc: 100 * r.train_acc[k] },
     { alpha: al, split: 'test', loss: Math.min(r.test_loss[k], o.lossMax), acc: 100 * r.test_acc[k] },
   ]);
-  await vegaLitePng({
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: o.title, width: 480, height: 300, data: { values: rows },
-    encoding: { x: { field: 'alpha', type: 'quantitative', title: 'alpha' }, strokeDash: { field: 'split', type: 'nominal', title: 'split' } },
-    layer: [
-      { mark: { type: 'line', color: '#1f77b4' }, encoding: { y: { field: 'loss', type: 'quantitative', title: 'loss (blue)', scale: o.logScale ? { type: 'log' } : { zero: true }, axis: { titleColor: '#1f77b4' } } } },
-      { mark: { type: 'line', color: '#d62728' }, encoding: { y: { field: 'acc', type: 'quantitative', title: 'accuracy % (red)', scale: { domain: [0, 100] }, axis: { titleColor: '#d62728' } } } },
-    ],
-    resolve: { scale: { y: 'independent' } },
-  }, path);
+  await vegaLitePng(
+    {
+      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+      title: o.title,
+      width: 480,
+      height: 300,
+      data: { values: rows },
+      encoding: {
+        x: { field: 'alpha', type: 'quantitative', title: 'alpha' },
+        strokeDash: { field: 'split', type: 'nominal', title: 'split' },
+      },
+      layer: [
+        {
+          mark: { type: 'line', color: '#1f77b4' },
+          encoding: {
+            y: {
+              field: 'loss',
+              type: 'quantitative',
+              title: 'loss (blue)',
+              scale: o.logScale ? { type: 'log' } : { zero: true },
+              axis: { titleColor: '#1f77b4' },
+            },
+          },
+        },
+        {
+          mark: { type: 'line', color: '#d62728' },
+          encoding: {
+            y: {
+              field: 'acc',
+              type: 'quantitative',
+              title: 'accuracy % (red)',
+              scale: { domain: [0, 100] },
+              axis: { titleColor: '#d62728' },
+            },
+          },
+        },
+      ],
+      resolve: { scale: { y: 'independent' } },
+    },
+    path,
+  );
 }
-

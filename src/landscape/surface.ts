@@ -16,7 +16,6 @@ import { contourSegments } from '../viz/contour.ts';
 import { surfaceVtp } from '../viz/vtk.ts';
 import { heatmap, surface3d, writePng } from '../viz/figure.ts';
 
-
 export interface SurfaceOptions extends PlaneOptions {
   xs: number[];
   ys: number[];
@@ -40,18 +39,36 @@ export interface SurfaceResult {
 }
 
 const SURFACE: GridFiles<'loss' | 'acc'> = {
-  name: 'surface', arrays: ['loss', 'acc'], doneBy: 'loss', kind: 'surface', noun: 'surface',
+  name: 'surface',
+  arrays: ['loss', 'acc'],
+  doneBy: 'loss',
+  kind: 'surface',
+  noun: 'surface',
   decides: 'grid, images, directions, seed or model',
 };
 
 export async function runSurface(
-  gpu: Gpu, a: Checkpoint, targets: [Checkpoint | null, Checkpoint | null], data: { train: Dataset; test: Dataset },
-  o: SurfaceOptions, out: string, hooks: GridHooks = {},
+  gpu: Gpu,
+  a: Checkpoint,
+  targets: [Checkpoint | null, Checkpoint | null],
+  data: { train: Dataset; test: Dataset },
+  o: SurfaceOptions,
+  out: string,
+  hooks: GridHooks = {},
 ): Promise<SurfaceResult> {
   const { spec, d1, d2, bnMode } = planeOf(a, targets, data.train.shape, o);
   const meta = {
-    x: o.xs, y: o.ys, split: o.split, images: o.images, norm: o.norm, ignoreBiasBn: o.ignoreBiasBn, seed: o.seed,
-    model: a.model, explicitDirections: !!o.directions, dirType: o.dirType, bnStats: o.bnStats,
+    x: o.xs,
+    y: o.ys,
+    split: o.split,
+    images: o.images,
+    norm: o.norm,
+    ignoreBiasBn: o.ignoreBiasBn,
+    seed: o.seed,
+    model: a.model,
+    explicitDirections: !!o.directions,
+    dirType: o.dirType,
+    bnStats: o.bnStats,
   };
   const files = { modelFile: a.path, targets: targets.map((t) => t?.path ?? null) };
   const settings = { ...files, block: o.block, zmax: o.zmax, log: o.log };
@@ -66,7 +83,8 @@ export async function runSurface(
   const pick = Array.from(permutation(ds.n, rng(o.seed + 17))).slice(0, n);
   try {
     await job.run({
-      ...hooks, block: o.block,
+      ...hooks,
+      block: o.block,
       evaluate: async (ks) => {
         const coefs = Float32Array.from(ks.flatMap((k) => [1, ...gridPoint(o.xs, o.ys, k)]));
         return evaluateOnImages(gpu, model, coefs, ds, pick);
@@ -84,11 +102,13 @@ export async function runSurface(
 
 /** surface.json and the pictures (the .npy arrays are written by the grid job). */
 async function writeSurfaceOutputs(
-  result: SurfaceResult, out: string, o: { split: string; images: number; title: string; zmax?: number; log?: boolean },
+  result: SurfaceResult,
+  out: string,
+  o: { split: string; images: number; title: string; zmax?: number; log?: boolean },
 ): Promise<void> {
   const { xs, ys, loss, acc } = result;
   const json = { x: xs, y: ys, split: o.split, images: o.images, loss: Array.from(loss), acc: Array.from(acc) };
-  atomicWrite(join(out, 'surface.json'), JSON.stringify(json) + '\n');
+  atomicWrite(join(out, 'surface.json'), `${JSON.stringify(json)}\n`);
   await plotSurface(result, join(out, 'surface_heatmap.png'), o.title);
   await plotContours(result, join(out, 'surface_contour.png'), o.title);
   atomicWrite(join(out, 'surface.vtp'), surfaceVtp(xs, ys, loss, { zmax: o.zmax, log: o.log }));
@@ -97,23 +117,48 @@ async function writeSurfaceOutputs(
 }
 
 /** Contour lines at the reference's levels (0.1 to 10 in steps of 0.5), coloured by level. */
-export async function plotContours(r: SurfaceResult, path: string, title: string, levels = Array.from({ length: 20 }, (_, i) => 0.1 + 0.5 * i)): Promise<void> {
+export async function plotContours(
+  r: SurfaceResult,
+  path: string,
+  title: string,
+  levels = Array.from({ length: 20 }, (_, i) => 0.1 + 0.5 * i),
+): Promise<void> {
   const segs = contourSegments(r.loss, r.xs, r.ys, levels);
-  await vegaLitePng({
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title, width: 360, height: 360, data: { values: segs.length ? segs : [{ x1: r.xs[0], y1: r.ys[0], x2: r.xs[0], y2: r.ys[0], level: levels[0] }] },
-    mark: { type: 'rule', strokeWidth: 1.5 },
-    encoding: {
-      x: { field: 'x1', type: 'quantitative', title: 'x direction', scale: { domain: [Math.min(...r.xs), Math.max(...r.xs)] } }, x2: { field: 'x2' },
-      y: { field: 'y1', type: 'quantitative', title: 'y direction', scale: { domain: [Math.min(...r.ys), Math.max(...r.ys)] } }, y2: { field: 'y2' },
-      color: { field: 'level', type: 'quantitative', scale: { scheme: 'viridis' }, title: 'loss' },
+  await vegaLitePng(
+    {
+      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+      title,
+      width: 360,
+      height: 360,
+      data: { values: segs.length ? segs : [{ x1: r.xs[0], y1: r.ys[0], x2: r.xs[0], y2: r.ys[0], level: levels[0] }] },
+      mark: { type: 'rule', strokeWidth: 1.5 },
+      encoding: {
+        x: {
+          field: 'x1',
+          type: 'quantitative',
+          title: 'x direction',
+          scale: { domain: [Math.min(...r.xs), Math.max(...r.xs)] },
+        },
+        x2: { field: 'x2' },
+        y: {
+          field: 'y1',
+          type: 'quantitative',
+          title: 'y direction',
+          scale: { domain: [Math.min(...r.ys), Math.max(...r.ys)] },
+        },
+        y2: { field: 'y2' },
+        color: { field: 'level', type: 'quantitative', scale: { scheme: 'viridis' }, title: 'loss' },
+      },
     },
-  }, path);
+    path,
+  );
 }
 
 /** Joins the shard directories of one surface (same grid) into `out`; every point must be filled by one shard. */
 export async function mergeSurfaces(
-  dirs: string[], out: string, vtk: { zmax?: number; log?: boolean } = {},
+  dirs: string[],
+  out: string,
+  vtk: { zmax?: number; log?: boolean } = {},
 ): Promise<SurfaceResult> {
   const { meta, values } = mergeGrids(dirs, out, SURFACE);
   const result = { xs: meta.x, ys: meta.y!, loss: values.loss, acc: values.acc };

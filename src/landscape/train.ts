@@ -62,8 +62,6 @@ export interface TrainResult {
   seconds: number;
 }
 
-
-
 /** The learning rate of an epoch (0-based) under the step schedule. */
 export const lrAt = (c: TrainConfig, epoch: number) => c.lr * c.gamma ** c.milestones.filter((m) => epoch >= m).length;
 
@@ -80,56 +78,91 @@ export function loadModel(gpu: Gpu, layers: ReturnType<typeof modelSpec>['layers
   const init = initParams(layers, 1, 0);
   const model = new Sequential(gpu, layers, 1, init);
   const noStates = model.states.every((p) => !tensors[p.name]);
-  if (noStates && model.states.length) console.warn(`${path}: no batch-norm running statistics in the file (written before loss-atlas kept them): starting them at mean 0, variance 1`);
+  if (noStates && model.states.length)
+    console.warn(
+      `${path}: no batch-norm running statistics in the file (written before loss-atlas kept them): starting them at mean 0, variance 1`,
+    );
   for (const p of [...model.params, ...(noStates ? [] : model.states)]) {
     const t = tensors[p.name];
     if (!t) throw new Error(`${path}: no tensor ${p.name} (is it a checkpoint of another model?)`);
-    if (t.data.length !== p.size) throw new Error(`${path}: tensor ${p.name} has ${t.data.length} values, the model needs ${p.size}`);
+    if (t.data.length !== p.size)
+      throw new Error(`${path}: tensor ${p.name} has ${t.data.length} values, the model needs ${p.size}`);
     p.basis.write(t.data);
   }
   return model;
 }
 
-export async function runTrain(gpu: Gpu, cfg: TrainConfig, data: { train: Dataset; test: Dataset }, out: string, resume: boolean, hooks: { log?: (m: string) => void; shouldStop?: () => boolean } = {}): Promise<TrainResult> {
+export async function runTrain(
+  gpu: Gpu,
+  cfg: TrainConfig,
+  data: { train: Dataset; test: Dataset },
+  out: string,
+  resume: boolean,
+  hooks: { log?: (m: string) => void; shouldStop?: () => boolean } = {},
+): Promise<TrainResult> {
   const log = hooks.log ?? (() => {});
   mkdirSync(out, { recursive: true });
-  const spec = modelSpec(cfg.model, { bn: cfg.bn, skip: cfg.skip, input: data.train.shape, width: cfg.width, dropout: cfg.dropout });
-  const train: Dataset = cfg.trainImages > 0 && cfg.trainImages < data.train.n ? { ...data.train, n: cfg.trainImages } : data.train;
+  const spec = modelSpec(cfg.model, {
+    bn: cfg.bn,
+    skip: cfg.skip,
+    input: data.train.shape,
+    width: cfg.width,
+    dropout: cfg.dropout,
+  });
+  const train: Dataset =
+    cfg.trainImages > 0 && cfg.trainImages < data.train.n ? { ...data.train, n: cfg.trainImages } : data.train;
   const ckDir = join(out, 'checkpoint');
-  let epoch0 = 0, seconds0 = 0;
+  let epoch0 = 0,
+    seconds0 = 0;
   let model: Sequential;
   if (resume && existsSync(join(ckDir, 'state.json'))) {
     const st = JSON.parse(readFileSync(join(ckDir, 'state.json'), 'utf8')) as { epoch: number; seconds: number };
-    epoch0 = st.epoch; seconds0 = st.seconds;
+    epoch0 = st.epoch;
+    seconds0 = st.seconds;
     model = loadModel(gpu, spec.layers, join(ckDir, 'model.safetensors'));
   } else {
     if (!resume) {
       writeRunConfig(out, 'train', { ...cfg, parameters: parameterCount(spec.layers) }, gpu);
       writeFileSync(join(out, 'log.jsonl'), '');
     }
-    model = cfg.init ? loadModel(gpu, spec.layers, cfg.init) : new Sequential(gpu, spec.layers, 1, initParams(spec.layers, 1, cfg.seed));
+    model = cfg.init
+      ? loadModel(gpu, spec.layers, cfg.init)
+      : new Sequential(gpu, spec.layers, 1, initParams(spec.layers, 1, cfg.seed));
   }
-  const opt = new SGD(gpu, model.params, { lr: lrAt(cfg, epoch0), momentum: cfg.momentum, nesterov: cfg.nesterov, weightDecay: cfg.weightDecay });
+  const opt = new SGD(gpu, model.params, {
+    lr: lrAt(cfg, epoch0),
+    momentum: cfg.momentum,
+    nesterov: cfg.nesterov,
+    weightDecay: cfg.weightDecay,
+  });
   if (epoch0 > 0) {
     const { tensors } = readSafetensors(join(ckDir, 'momentum.safetensors'));
     for (const p of model.params) opt.stateOf(p)[0].write(tensors[p.name].data);
-    const lines = readFileSync(join(out, 'log.jsonl'), 'utf8').split('\n').filter((l) => l && JSON.parse(l).epoch <= epoch0);
-    writeFileSync(join(out, 'log.jsonl'), lines.map((l) => l + '\n').join(''));
+    const lines = readFileSync(join(out, 'log.jsonl'), 'utf8')
+      .split('\n')
+      .filter((l) => l && JSON.parse(l).epoch <= epoch0);
+    writeFileSync(join(out, 'log.jsonl'), lines.map((l) => `${l}\n`).join(''));
     log(`resuming ${out} after epoch ${epoch0}`);
   }
   const manifold = Manifold.single(gpu);
   let step = epoch0 * Math.ceil(train.n / cfg.batch);
-  const testPick = Array.from(permutation(data.test.n, rng(cfg.seed + 7))).slice(0, cfg.evalImages > 0 ? cfg.evalImages : data.test.n);
+  const testPick = Array.from(permutation(data.test.n, rng(cfg.seed + 7))).slice(
+    0,
+    cfg.evalImages > 0 ? cfg.evalImages : data.test.n,
+  );
   const evalTest = async () => {
     model.bnMode = 'running'; // PyTorch's eval(): batch norm with the running statistics, no dropout
     model.dropoutActive = false;
-    let loss = 0, acc = 0;
+    let loss = 0,
+      acc = 0;
     for (let i = 0; i < testPick.length; i += 500) {
       const idx = testPick.slice(i, i + 500);
       const { x, y } = batchOf(data.test, idx);
-      const xt = Tensor.fromArray(gpu, [idx.length, ...data.test.shape], x, 'test.x'), yt = Tensor.fromArray(gpu, [idx.length], y, 'test.y', 'u32');
+      const xt = Tensor.fromArray(gpu, [idx.length, ...data.test.shape], x, 'test.x'),
+        yt = Tensor.fromArray(gpu, [idx.length], y, 'test.y', 'u32');
       const r = await evaluatePoints(gpu, model, Float32Array.of(1), xt, yt);
-      xt.dispose(); yt.dispose();
+      xt.dispose();
+      yt.dispose();
       loss += (r.loss[0] * idx.length) / testPick.length;
       acc += (r.acc[0] * idx.length) / testPick.length;
     }
@@ -141,43 +174,86 @@ export async function runTrain(gpu: Gpu, cfg: TrainConfig, data: { train: Datase
     for (let epoch = epoch0; epoch < cfg.epochs; epoch++) {
       opt.o.lr = lrAt(cfg, epoch);
       const perm = permutation(train.n, rng(cfg.seed * 7919 + epoch));
-      let sl = 0, sa = 0, n = 0;
+      let sl = 0,
+        sa = 0,
+        n = 0;
       model.bnMode = 'update'; // batch statistics, running statistics updated (PyTorch's train())
       model.dropoutActive = true;
       for (let b = 0; b < train.n; b += cfg.batch) {
         const idx = perm.subarray(b, Math.min(train.n, b + cfg.batch));
         const { x, y } = batchOf(train, idx);
-        const xt = Tensor.fromArray(gpu, [idx.length, ...train.shape], x, 'x'), yt = Tensor.fromArray(gpu, [idx.length], y, 'y', 'u32');
+        const xt = Tensor.fromArray(gpu, [idx.length, ...train.shape], x, 'x'),
+          yt = Tensor.fromArray(gpu, [idx.length], y, 'y', 'u32');
         const tape = new Tape(gpu, manifold);
-        const o = crossEntropy({ gpu, manifold, tape }, model.forward({ gpu, manifold, tape }, xt, cfg.seed * 1_000_003 + epoch * 100_003 + b), yt);
+        const o = crossEntropy(
+          { gpu, manifold, tape },
+          model.forward({ gpu, manifold, tape }, xt, cfg.seed * 1_000_003 + epoch * 100_003 + b),
+          yt,
+        );
         tape.backward([1]);
         opt.step();
         const r = await o.read();
-        if (!Number.isFinite(r.loss[0])) throw new Error(`training diverged in epoch ${epoch + 1}: the loss is ${r.loss[0]} (try a lower --lr than ${cfg.lr})`);
-        sl += r.loss[0] * idx.length; sa += r.acc[0] * idx.length; n += idx.length;
+        if (!Number.isFinite(r.loss[0]))
+          throw new Error(
+            `training diverged in epoch ${epoch + 1}: the loss is ${r.loss[0]} (try a lower --lr than ${cfg.lr})`,
+          );
+        sl += r.loss[0] * idx.length;
+        sa += r.acc[0] * idx.length;
+        n += idx.length;
         step++;
         if (cfg.snapshotSteps > 0 && step % cfg.snapshotSteps === 0) {
           mkdirSync(join(out, 'snapshots'), { recursive: true });
-          atomicWrite(join(out, 'snapshots', `step-${step}.safetensors`), safetensorsBytes(await weightsOf(model), { step: String(step), model: cfg.model, bn: String(cfg.bn), skip: String(cfg.skip), width: String(cfg.width), dropout: String(cfg.dropout) }));
+          atomicWrite(
+            join(out, 'snapshots', `step-${step}.safetensors`),
+            safetensorsBytes(await weightsOf(model), {
+              step: String(step),
+              model: cfg.model,
+              bn: String(cfg.bn),
+              skip: String(cfg.skip),
+              width: String(cfg.width),
+              dropout: String(cfg.dropout),
+            }),
+          );
         }
-        tape.dispose(); xt.dispose(); yt.dispose();
+        tape.dispose();
+        xt.dispose();
+        yt.dispose();
       }
       const te = await evalTest();
       const seconds = (performance.now() - t0) / 1000;
-      last = { train_loss: sl / n, train_acc: sa / n, test_loss: te.loss, test_acc: te.acc, epochs: epoch + 1, seconds: +seconds.toFixed(2) };
-      appendFileSync(join(out, 'log.jsonl'), JSON.stringify({ epoch: epoch + 1, lr: opt.o.lr, ...last }) + '\n');
-      log(`epoch ${epoch + 1}/${cfg.epochs}  lr ${opt.o.lr.toPrecision(3)}  train loss ${last.train_loss.toFixed(4)} acc ${(last.train_acc * 100).toFixed(1)}%  test loss ${te.loss.toFixed(4)} acc ${(te.acc * 100).toFixed(1)}%  ${seconds.toFixed(0)} s`);
+      last = {
+        train_loss: sl / n,
+        train_acc: sa / n,
+        test_loss: te.loss,
+        test_acc: te.acc,
+        epochs: epoch + 1,
+        seconds: +seconds.toFixed(2),
+      };
+      appendFileSync(join(out, 'log.jsonl'), `${JSON.stringify({ epoch: epoch + 1, lr: opt.o.lr, ...last })}\n`);
+      log(
+        `epoch ${epoch + 1}/${cfg.epochs}  lr ${opt.o.lr.toPrecision(3)}  train loss ${last.train_loss.toFixed(4)} acc ${(last.train_acc * 100).toFixed(1)}%  test loss ${te.loss.toFixed(4)} acc ${(te.acc * 100).toFixed(1)}%  ${seconds.toFixed(0)} s`,
+      );
       const w = await weightsOf(model);
       if (cfg.snapshots) {
         mkdirSync(join(out, 'snapshots'), { recursive: true });
-        atomicWrite(join(out, 'snapshots', `epoch-${epoch + 1}.safetensors`), safetensorsBytes(w, { epoch: String(epoch + 1), model: cfg.model, bn: String(cfg.bn), skip: String(cfg.skip), width: String(cfg.width), dropout: String(cfg.dropout) }));
+        atomicWrite(
+          join(out, 'snapshots', `epoch-${epoch + 1}.safetensors`),
+          safetensorsBytes(w, {
+            epoch: String(epoch + 1),
+            model: cfg.model,
+            bn: String(cfg.bn),
+            skip: String(cfg.skip),
+            width: String(cfg.width),
+            dropout: String(cfg.dropout),
+          }),
+        );
       }
       const mom: Record<string, NamedTensor> = {};
       for (const p of model.params) mom[p.name] = { shape: [...p.shape], data: await opt.stateOf(p)[0].read() };
       mkdirSync(ckDir, { recursive: true });
       atomicWrite(join(ckDir, 'model.safetensors'), safetensorsBytes(w));
       atomicWrite(join(ckDir, 'momentum.safetensors'), safetensorsBytes(mom));
-      atomicWrite(join(ckDir, 'state.json'), JSON.stringify({ epoch: epoch + 1, seconds }) + '\n');
+      atomicWrite(join(ckDir, 'state.json'), `${JSON.stringify({ epoch: epoch + 1, seconds })}\n`);
       if (hooks.shouldStop?.() && epoch + 1 < cfg.epochs) {
         const msg = `interrupted after epoch ${epoch + 1}; checkpoint saved in ${ckDir}`;
         throw new Interrupted(msg, out, resumeWith('train', out));
@@ -187,10 +263,27 @@ export async function runTrain(gpu: Gpu, cfg: TrainConfig, data: { train: Datase
       const te = await evalTest();
       const lines = readFileSync(join(out, 'log.jsonl'), 'utf8').trim().split('\n');
       const prev = JSON.parse(lines[lines.length - 1]);
-      last = { train_loss: prev.train_loss, train_acc: prev.train_acc, test_loss: te.loss, test_acc: te.acc, epochs: cfg.epochs, seconds: prev.seconds };
+      last = {
+        train_loss: prev.train_loss,
+        train_acc: prev.train_acc,
+        test_loss: te.loss,
+        test_acc: te.acc,
+        epochs: cfg.epochs,
+        seconds: prev.seconds,
+      };
     }
-    atomicWrite(join(out, 'model.safetensors'), safetensorsBytes(await weightsOf(model), { model: cfg.model, bn: String(cfg.bn), skip: String(cfg.skip), width: String(cfg.width), dropout: String(cfg.dropout), epochs: String(cfg.epochs) }));
-    atomicWrite(join(out, 'metrics.json'), JSON.stringify(last, null, 2) + '\n');
+    atomicWrite(
+      join(out, 'model.safetensors'),
+      safetensorsBytes(await weightsOf(model), {
+        model: cfg.model,
+        bn: String(cfg.bn),
+        skip: String(cfg.skip),
+        width: String(cfg.width),
+        dropout: String(cfg.dropout),
+        epochs: String(cfg.epochs),
+      }),
+    );
+    atomicWrite(join(out, 'metrics.json'), `${JSON.stringify(last, null, 2)}\n`);
     return last;
   } finally {
     opt.dispose();
@@ -198,7 +291,6 @@ export async function runTrain(gpu: Gpu, cfg: TrainConfig, data: { train: Datase
     manifold.dispose();
   }
 }
-
 
 const modelCheck = (v: string): string | null => {
   try {
@@ -222,7 +314,9 @@ end, model.safetensors and metrics.json ({train_loss, train_acc, test_loss, test
     width: { type: 'number', min: 1 / 16, default: 1, help: 'ResNet channel multiplier (0.25 gives 4-8-16 channels)' },
     dropout: { type: 'number', min: 0, default: 0, placeholder: 'P', help: 'dropout probability (simplecnn)' },
     dataset: {
-      type: 'enum', choices: ['fashion-mnist', 'cifar10'], defaultText: "the model's",
+      type: 'enum',
+      choices: ['fashion-mnist', 'cifar10'],
+      defaultText: "the model's",
       help: 'the training data',
     },
     data: { type: 'string', placeholder: 'DIR', help: 'dataset directory' },
@@ -233,7 +327,11 @@ end, model.safetensors and metrics.json ({train_loss, train_acc, test_loss, test
     nesterov: { type: 'boolean', negatable: true, default: true, help: 'Nesterov momentum' },
     wd: { type: 'number', min: 0, default: 5e-4, help: 'weight decay' },
     milestones: {
-      type: 'list', of: 'integer', min: 1, placeholder: 'E1,E2,...', defaultText: 'none',
+      type: 'list',
+      of: 'integer',
+      min: 1,
+      placeholder: 'E1,E2,...',
+      defaultText: 'none',
       help: 'epochs after which the learning rate is multiplied by --gamma',
     },
     gamma: { type: 'number', min: 0, default: 0.1, help: 'learning-rate factor at each milestone' },
@@ -242,11 +340,14 @@ end, model.safetensors and metrics.json ({train_loss, train_acc, test_loss, test
     'train-images': { type: 'integer', min: 0, default: 0, help: 'training images used (0 = all)' },
     snapshots: { type: 'boolean', help: 'save the weights after every epoch as snapshots/epoch-<n>.safetensors' },
     'snapshot-steps': {
-      type: 'integer', min: 0, default: 0,
+      type: 'integer',
+      min: 0,
+      default: 0,
       help: 'also save snapshots/step-<n>.safetensors every N steps',
     },
     init: {
-      type: 'string', placeholder: 'FILE',
+      type: 'string',
+      placeholder: 'FILE',
       help: 'start from these weights (e.g. for SWA-style runs from a pretrained net)',
     },
     out: { type: 'string', placeholder: 'DIR', defaultText: 'runs/train-<model>-<time>', help: 'run directory' },
@@ -256,17 +357,34 @@ end, model.safetensors and metrics.json ({train_loss, train_acc, test_loss, test
 export type TrainOptions = OptionInput<typeof TRAIN.options>;
 
 export function trainConfig(
-  input: TrainOptions, dirFor: (dataset: TrainConfig['dataset'], dir?: string) => string,
+  input: TrainOptions,
+  dirFor: (dataset: TrainConfig['dataset'], dir?: string) => string,
 ): TrainConfig {
   const o = optionsOf(TRAIN.options, input);
   modelSpec(o.model, { width: o.width, dropout: o.dropout }); // validates the name, the width and the dropout
   if (o.init !== undefined && !existsSync(o.init)) throw new Error(`--init: ${o.init}: no such weights file`);
   const dataset = o.dataset ?? (o.model === 'cifar' ? 'cifar10' : 'fashion-mnist');
   return {
-    model: o.model, bn: o.bn, skip: o.skip, width: o.width, dropout: o.dropout, init: o.init ?? null,
-    snapshotSteps: o.snapshotSteps, dataset, data: dirFor(dataset, o.data),
-    epochs: o.epochs, batch: o.batch, lr: o.lr, momentum: o.momentum, nesterov: o.nesterov, weightDecay: o.wd,
-    milestones: o.milestones ?? [], gamma: o.gamma, seed: o.seed, evalImages: o.evalImages,
-    trainImages: o.trainImages, snapshots: o.snapshots,
+    model: o.model,
+    bn: o.bn,
+    skip: o.skip,
+    width: o.width,
+    dropout: o.dropout,
+    init: o.init ?? null,
+    snapshotSteps: o.snapshotSteps,
+    dataset,
+    data: dirFor(dataset, o.data),
+    epochs: o.epochs,
+    batch: o.batch,
+    lr: o.lr,
+    momentum: o.momentum,
+    nesterov: o.nesterov,
+    weightDecay: o.wd,
+    milestones: o.milestones ?? [],
+    gamma: o.gamma,
+    seed: o.seed,
+    evalImages: o.evalImages,
+    trainImages: o.trainImages,
+    snapshots: o.snapshots,
   };
 }

@@ -65,7 +65,8 @@ export function checkGraph(g: Graph): void {
   const seen = new Set([INPUT]);
   for (const n of g.nodes) {
     if (seen.has(n.name)) throw new Error(`model graph: node name "${n.name}" used twice`);
-    for (const i of n.inputs) if (!seen.has(i)) throw new Error(`model graph: node ${n.name} takes "${i}", which is not defined before it`);
+    for (const i of n.inputs)
+      if (!seen.has(i)) throw new Error(`model graph: node ${n.name} takes "${i}", which is not defined before it`);
     seen.add(n.name);
   }
   if (!g.nodes.some((n) => n.name === g.output)) throw new Error(`model graph: output "${g.output}" is not a node`);
@@ -119,7 +120,15 @@ export function initParams(m: ModelDef, B: number, seed: number): Float32Array[]
 /** Per-sample output shape of every node, by name (INPUT included). */
 export function nodeShapes(m: ModelDef, inShape: number[]): Map<string, number[]> {
   const s = new Map<string, number[]>([[INPUT, inShape]]);
-  for (const n of toGraph(m).nodes) s.set(n.name, rowOf(n.op).outShape(n.op as never, n.inputs.map((i) => s.get(i)!), n.name));
+  for (const n of toGraph(m).nodes)
+    s.set(
+      n.name,
+      rowOf(n.op).outShape(
+        n.op as never,
+        n.inputs.map((i) => s.get(i)!),
+        n.name,
+      ),
+    );
   return s;
 }
 
@@ -132,18 +141,36 @@ export function layerShapes(m: ModelDef, inShape: number[]): number[][] {
 /** FLOPs of one forward pass of one point on one sample (multiply-adds count 2). */
 export function forwardFlops(m: ModelDef, inShape: number[]): number {
   const s = nodeShapes(m, inShape);
-  return toGraph(m).nodes.reduce((f, n) => f + (rowOf(n.op).flops?.(n.op as never, n.inputs.map((i) => s.get(i)!), s.get(n.name)!) ?? 0), 0);
+  return toGraph(m).nodes.reduce(
+    (f, n) =>
+      f +
+      (rowOf(n.op).flops?.(
+        n.op as never,
+        n.inputs.map((i) => s.get(i)!),
+        s.get(n.name)!,
+      ) ?? 0),
+    0,
+  );
 }
 
 /**
  * CPU float64 forward of one point with materialized parameter values (one array per parameter, in paramShapes
  * order) and, for batch norm in evaluation mode, running statistics (stateShapes order). x: [N, ...inShape].
  */
-export function graphRef(m: ModelDef, values: ArrayLike<number>[], x: ArrayLike<number>, N: number, inShape: number[], dropoutSeed = 0, states?: ArrayLike<number>[]): { y: Float64Array; shape: number[] } {
+export function graphRef(
+  m: ModelDef,
+  values: ArrayLike<number>[],
+  x: ArrayLike<number>,
+  N: number,
+  inShape: number[],
+  dropoutSeed = 0,
+  states?: ArrayLike<number>[],
+): { y: Float64Array; shape: number[] } {
   const g = toGraph(m);
   const shapes = nodeShapes(g, inShape);
   const vals = new Map<string, Float64Array>([[INPUT, Float64Array.from(x)]]);
-  let pi = 0, si = 0;
+  let pi = 0,
+    si = 0;
   for (const n of g.nodes) {
     const row = rowOf(n.op);
     const np = row.params?.(n.op as never, n.name).length ?? 0;
@@ -152,7 +179,16 @@ export function graphRef(m: ModelDef, values: ArrayLike<number>[], x: ArrayLike<
     const st = states ? states.slice(si, si + ns) : undefined;
     si += ns;
     const env = { N, dropoutSeed: dropoutSeed + n.index, states: ns ? st : undefined };
-    vals.set(n.name, row.reference(n.op as never, n.inputs.map((i) => vals.get(i)!), n.inputs.map((i) => shapes.get(i)!), p, env));
+    vals.set(
+      n.name,
+      row.reference(
+        n.op as never,
+        n.inputs.map((i) => vals.get(i)!),
+        n.inputs.map((i) => shapes.get(i)!),
+        p,
+        env,
+      ),
+    );
   }
   return { y: vals.get(g.output)!, shape: shapes.get(g.output)! };
 }

@@ -117,24 +117,39 @@ export const LAYERS: Rows = {
     outShape: (l, [x], n) => {
       const [C, H, W] = image(l, x, n);
       if (C !== l.cin) fail(n, l, `input ${shapeStr(x)} has ${C} channels, the layer expects ${l.cin}`);
-      const st = l.stride ?? 1, p = l.pad ?? 0;
+      const st = l.stride ?? 1,
+        p = l.pad ?? 0;
       return [l.cout, side(l, n, H, l.k, st, p), side(l, n, W, l.k, st, p)];
     },
     flops: (l, _x, o) => 2 * numel(o) * l.cin * l.k * l.k,
     fusesRelu: true,
-    forward: (l, [x], [w, b], _s, e) => ops.conv2d(e.ctx, x, w, b ?? null, { stride: l.stride ?? 1, pad: l.pad ?? 0, relu: e.fuseRelu }),
+    forward: (l, [x], [w, b], _s, e) =>
+      ops.conv2d(e.ctx, x, w, b ?? null, { stride: l.stride ?? 1, pad: l.pad ?? 0, relu: e.fuseRelu }),
     reference: (l, [x], [s], [w, b], e) => {
-      const cs: ref.ConvRefShape = { N: e.N, Cin: s[0], H: s[1], W: s[2], Cout: l.cout, KH: l.k, KW: l.k, stride: l.stride ?? 1, pad: l.pad ?? 0 };
+      const cs: ref.ConvRefShape = {
+        N: e.N,
+        Cin: s[0],
+        H: s[1],
+        W: s[2],
+        Cout: l.cout,
+        KH: l.k,
+        KW: l.k,
+        stride: l.stride ?? 1,
+        pad: l.pad ?? 0,
+      };
       return ref.conv2dRef(x, w, b ?? null, cs);
     },
   },
   linear: {
     params: (l, n) => [
       { name: `${n}.linear.weight`, shape: [l.out, l.in], fanIn: l.in, init: 'uniform' },
-      ...(l.bias !== false ? [{ name: `${n}.linear.bias`, shape: [l.out], fanIn: l.in, init: 'uniform' as const }] : []),
+      ...(l.bias !== false
+        ? [{ name: `${n}.linear.bias`, shape: [l.out], fanIn: l.in, init: 'uniform' as const }]
+        : []),
     ],
     outShape: (l, [x], n) => {
-      if (x.length !== 1 || x[0] !== l.in) fail(n, l, `an input of ${l.in} features expected, got ${shapeStr(x)} (flatten first)`);
+      if (x.length !== 1 || x[0] !== l.in)
+        fail(n, l, `an input of ${l.in} features expected, got ${shapeStr(x)} (flatten first)`);
       return [l.out];
     },
     flops: (l) => 2 * l.in * l.out,
@@ -156,7 +171,10 @@ export const LAYERS: Rows = {
       return x;
     },
     forward: (l, [x], [g, b], [mean, v], e) => {
-      const running = e.bnMode === 'batch' ? undefined : { mean, var: v, mode: e.bnMode === 'running' ? ('use' as const) : ('update' as const) };
+      const running =
+        e.bnMode === 'batch'
+          ? undefined
+          : { mean, var: v, mode: e.bnMode === 'running' ? ('use' as const) : ('update' as const) };
       return ops.batchNorm2d(e.ctx, x, g, b, { reparam: l.reparam, running });
     },
     reference: (l, [x], [s], [g, b], e) => {
@@ -165,7 +183,11 @@ export const LAYERS: Rows = {
       return ref.batchNormRef(x, gg, b, e.N, s[0], s[1] * s[2], 1e-5, rs);
     },
   },
-  relu: { outShape: same, forward: (_l, [x], _p, _s, e) => (e.fuseRelu ? x : ops.relu(e.ctx, x)), reference: map((v) => Math.max(0, v)) },
+  relu: {
+    outShape: same,
+    forward: (_l, [x], _p, _s, e) => (e.fuseRelu ? x : ops.relu(e.ctx, x)),
+    reference: map((v) => Math.max(0, v)),
+  },
   tanh: { outShape: same, forward: (_l, [x], _p, _s, e) => ops.tanh(e.ctx, x), reference: map(Math.tanh) },
   gelu: {
     outShape: same,
@@ -187,7 +209,11 @@ export const LAYERS: Rows = {
     outShape: (l, [x], n) => [image(l, x, n)[0], ...l.size],
     forward: (l, [x], _p, _s, e) => ops.adaptiveAvgPool2d(e.ctx, x, l.size),
     reference: (l, [x], [[C, H, W]], _p, e) =>
-      ref.poolRef(x, { planes: e.N * C, H, W, OH: l.size[0], OW: l.size[1], k: 0, stride: 1, pad: 0, adaptive: true }, 'avg'),
+      ref.poolRef(
+        x,
+        { planes: e.N * C, H, W, OH: l.size[0], OW: l.size[1], k: 0, stride: 1, pad: 0, adaptive: true },
+        'avg',
+      ),
   },
   flatten: {
     outShape: (_l, [x]) => [numel(x)],
@@ -211,18 +237,31 @@ export const LAYERS: Rows = {
 
 type Pool = Extract<NodeOp, { type: 'maxpool' | 'avgpool' }>;
 function poolShape(l: Pool, [C, H, W]: number[], n: string): number[] {
-  const st = l.stride ?? l.k, p = l.pad ?? 0;
+  const st = l.stride ?? l.k,
+    p = l.pad ?? 0;
   return [C, side(l, n, H, l.k, st, p), side(l, n, W, l.k, st, p)];
 }
 function poolReference(l: Pool, x: Float64Array, [C, H, W]: number[], N: number, kind: 'max' | 'avg'): Float64Array {
-  const stride = l.stride ?? l.k, pad = l.pad ?? 0;
-  const p: ref.PoolRef = { planes: N * C, H, W, OH: outSize(H, l.k, stride, pad), OW: outSize(W, l.k, stride, pad), k: l.k, stride, pad, adaptive: false };
+  const stride = l.stride ?? l.k,
+    pad = l.pad ?? 0;
+  const p: ref.PoolRef = {
+    planes: N * C,
+    H,
+    W,
+    OH: outSize(H, l.k, stride, pad),
+    OW: outSize(W, l.k, stride, pad),
+    k: l.k,
+    stride,
+    pad,
+    adaptive: false,
+  };
   return ref.poolRef(x, p, kind);
 }
 
 /** The row of an op (typed loosely: callers hold a NodeOp of any type). */
 export function rowOf(l: NodeOp): LayerRow<NodeOp> {
   const row = (LAYERS as Record<string, LayerRow<NodeOp>>)[l.type];
-  if (!row) throw new Error(`layer type "${l.type}" is not in the layer table (known: ${Object.keys(LAYERS).join(', ')})`);
+  if (!row)
+    throw new Error(`layer type "${l.type}" is not in the layer table (known: ${Object.keys(LAYERS).join(', ')})`);
   return row;
 }

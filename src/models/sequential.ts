@@ -4,7 +4,17 @@ import type { Gpu } from '../engine/device.ts';
 import { Param } from '../engine/manifold.ts';
 import type { Ctx } from '../engine/ops/ctx.ts';
 import { Tensor, type AnyTensor } from '../engine/tensor.ts';
-import { type Graph, INPUT, type ModelDef, consumers, initParams, initStates, paramShapes, stateShapes, toGraph } from './graph.ts';
+import {
+  type Graph,
+  INPUT,
+  type ModelDef,
+  consumers,
+  initParams,
+  initStates,
+  paramShapes,
+  stateShapes,
+  toGraph,
+} from './graph.ts';
 import { type BnMode, rowOf } from './layers.ts';
 
 const baseOf = (t: AnyTensor): Tensor => (t instanceof Tensor ? t : t.base);
@@ -21,16 +31,25 @@ export class Sequential {
   private readonly slots: { params: Param[]; states: Param[] }[];
   private readonly users: Map<string, string[]>;
 
-  constructor(readonly gpu: Gpu, readonly layers: ModelDef, readonly B: number, init: Float32Array[], states?: Float32Array[]) {
+  constructor(
+    readonly gpu: Gpu,
+    readonly layers: ModelDef,
+    readonly B: number,
+    init: Float32Array[],
+    states?: Float32Array[],
+  ) {
     this.graph = toGraph(layers);
     const shapes = paramShapes(this.graph);
-    if (init.length !== shapes.length) throw new Error(`model: ${init.length} initial tensors for ${shapes.length} parameters`);
+    if (init.length !== shapes.length)
+      throw new Error(`model: ${init.length} initial tensors for ${shapes.length} parameters`);
     this.params = shapes.map((s, i) => new Param(gpu, s.name, s.shape, B, init[i]));
     const st = stateShapes(this.graph);
     const sInit = states ?? initStates(this.graph, B);
-    if (sInit.length !== st.length) throw new Error(`model: ${sInit.length} running-statistics tensors for ${st.length}`);
+    if (sInit.length !== st.length)
+      throw new Error(`model: ${sInit.length} running-statistics tensors for ${st.length}`);
     this.states = st.map((s, i) => new Param(gpu, s.name, s.shape, B, sInit[i]));
-    let pi = 0, si = 0;
+    let pi = 0,
+      si = 0;
     this.slots = this.graph.nodes.map((n) => {
       const row = rowOf(n.op);
       const np = row.params?.(n.op as never, n.name).length ?? 0;
@@ -65,11 +84,21 @@ export class Sequential {
     g.nodes.forEach((n, i) => {
       const row = rowOf(n.op);
       const users = this.users.get(n.name)!;
-      const fuse = !!row.fusesRelu && !ctx.pairedMasks && users.length === 1 && g.nodes.find((m) => m.name === users[0])?.op.type === 'relu';
+      const fuse =
+        !!row.fusesRelu &&
+        !ctx.pairedMasks &&
+        users.length === 1 &&
+        g.nodes.find((m) => m.name === users[0])?.op.type === 'relu';
       if (fuse) fused.add(users[0]);
       const inputs = n.inputs.map((v) => vals.get(v)!);
       const { params, states } = this.slots[i];
-      const env = { ctx, bnMode: this.bnMode, dropoutActive: this.dropoutActive, dropoutSeed: dropoutSeed + n.index, fuseRelu: fuse || fused.has(n.name) };
+      const env = {
+        ctx,
+        bnMode: this.bnMode,
+        dropoutActive: this.dropoutActive,
+        dropoutSeed: dropoutSeed + n.index,
+        fuseRelu: fuse || fused.has(n.name),
+      };
       const y = row.forward(n.op as never, inputs, params, states, env);
       vals.set(n.name, y);
       addUses(y, users.length + (n.name === g.output ? 1 : 0));

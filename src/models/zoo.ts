@@ -9,7 +9,19 @@ export interface ModelSpec {
   description: string;
 }
 
-export const MODEL_NAMES = ['tiny', 'small', 'icons', 'squares', 'squares-small', 'cifar', 'mlp', 'simplecnn', 'resnet20', 'resnet20-noshort', 'resnet8'] as const;
+export const MODEL_NAMES = [
+  'tiny',
+  'small',
+  'icons',
+  'squares',
+  'squares-small',
+  'cifar',
+  'mlp',
+  'simplecnn',
+  'resnet20',
+  'resnet20-noshort',
+  'resnet8',
+] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
 /** How the help texts list the models: the fixed names plus the ResNet family. */
 export const MODEL_HELP = `${MODEL_NAMES.filter((n) => !n.startsWith('resnet')).join(', ')}, resnet<D>[-noshort] (D = 6n+2: 8, 20, 32, 44, 56, 110, ...)`;
@@ -19,7 +31,8 @@ export function parseResNet(name: string): { n: number; depth: number; noShortcu
   const m = /^resnet(\d+)(-noshort)?$/.exec(name);
   if (!m) return null;
   const depth = Number(m[1]);
-  if (depth < 8 || (depth - 2) % 6 !== 0) throw new Error(`--model "${name}": a ResNet depth 6n+2 expected (8, 20, 32, 44, 56, 110, ...), got ${depth}`);
+  if (depth < 8 || (depth - 2) % 6 !== 0)
+    throw new Error(`--model "${name}": a ResNet depth 6n+2 expected (8, 20, 32, 44, 56, 110, ...), got ${depth}`);
   return { n: (depth - 2) / 6, depth, noShortcut: !!m[2] };
 }
 
@@ -27,11 +40,16 @@ export function parseResNet(name: string): { n: number; depth: number; noShortcu
  * bn: batch norm in every conv block (the reference's gamma = weight + 1 form); skip: residual blocks where
  * channels repeat; input: the data's [C, H, W] for the size-agnostic nets (tiny, small).
  */
-export function modelSpec(name: string, o: { bn?: boolean; skip?: boolean; input?: [number, number, number]; width?: number; dropout?: number } = {}): ModelSpec {
-  const bn = !!o.bn, reparam = true;
+export function modelSpec(
+  name: string,
+  o: { bn?: boolean; skip?: boolean; input?: [number, number, number]; width?: number; dropout?: number } = {},
+): ModelSpec {
+  const bn = !!o.bn,
+    reparam = true;
   const input = o.input ?? [1, 28, 28];
   const width = o.width ?? 1;
-  if (!(width > 0) || !Number.isInteger(16 * width)) throw new Error(`--width: a channel multiplier w with 16w a whole number expected (e.g. 0.25, 1, 2), got ${width}`);
+  if (!(width > 0) || !Number.isInteger(16 * width))
+    throw new Error(`--width: a channel multiplier w with 16w a whole number expected (e.g. 0.25, 1, 2), got ${width}`);
   const rn = parseResNet(name);
   if (rn) {
     return {
@@ -41,56 +59,139 @@ export function modelSpec(name: string, o: { bn?: boolean; skip?: boolean; input
     };
   }
   if (width !== 1) throw new Error(`--width ${width}: only the ResNets have a width factor (model "${name}")`);
-  if (o.dropout && name !== 'simplecnn') throw new Error(`--dropout: only simplecnn has a dropout layer (model "${name}")`);
-  if (o.dropout !== undefined && !(o.dropout >= 0 && o.dropout < 1)) throw new Error(`--dropout: a probability in [0, 1) expected, got ${o.dropout}`);
+  if (o.dropout && name !== 'simplecnn')
+    throw new Error(`--dropout: only simplecnn has a dropout layer (model "${name}")`);
+  if (o.dropout !== undefined && !(o.dropout >= 0 && o.dropout < 1))
+    throw new Error(`--dropout: a probability in [0, 1) expected, got ${o.dropout}`);
   switch (name) {
     case 'tiny':
-      return { layers: convNet({ channels: [input[0], 4], dense: [8], maxpool: true, bn, reparam, pool: [2, 2] }), input, description: `conv ${input[0]}-4 + max-pool, adaptive pool 2x2, dense 16-8-10 (for tests)` };
+      return {
+        layers: convNet({ channels: [input[0], 4], dense: [8], maxpool: true, bn, reparam, pool: [2, 2] }),
+        input,
+        description: `conv ${input[0]}-4 + max-pool, adaptive pool 2x2, dense 16-8-10 (for tests)`,
+      };
     case 'small':
-      return { layers: convNet({ channels: [input[0], 8, 16], dense: [32], maxpool: true, bn, reparam }), input, description: `conv ${input[0]}-8-16 + max-pool, adaptive pool 4x4, dense 256-32-10` };
+      return {
+        layers: convNet({ channels: [input[0], 8, 16], dense: [32], maxpool: true, bn, reparam }),
+        input,
+        description: `conv ${input[0]}-8-16 + max-pool, adaptive pool 4x4, dense 256-32-10`,
+      };
     case 'icons':
-      return { layers: convNet({ channels: [1, 8, 32, 64], dense: [128], maxpool: true, bn, reparam }), input: [1, 28, 28], description: 'the reference icon net: conv 1-8-32-64 + max-pool, adaptive pool 4x4, dense 1024-128-10' };
+      return {
+        layers: convNet({ channels: [1, 8, 32, 64], dense: [128], maxpool: true, bn, reparam }),
+        input: [1, 28, 28],
+        description: 'the reference icon net: conv 1-8-32-64 + max-pool, adaptive pool 4x4, dense 1024-128-10',
+      };
     case 'squares':
-      return { layers: convNet({ channels: [1, 8, 8, 32, 32, 64, 64], dense: [128], maxpool: false, bn, reparam, skip: o.skip }), input: [1, 28, 28], description: `the reference random-squares net: conv 1-8-8-32-32-64-64, no max-pool${o.skip ? ', residual blocks' : ''}, adaptive pool 4x4, dense 1024-128-10` };
+      return {
+        layers: convNet({
+          channels: [1, 8, 8, 32, 32, 64, 64],
+          dense: [128],
+          maxpool: false,
+          bn,
+          reparam,
+          skip: o.skip,
+        }),
+        input: [1, 28, 28],
+        description: `the reference random-squares net: conv 1-8-8-32-32-64-64, no max-pool${o.skip ? ', residual blocks' : ''}, adaptive pool 4x4, dense 1024-128-10`,
+      };
     case 'squares-small': {
       // a CPU-sized stand-in for the random-squares net with the same three variants
-      const block = (cin: number, cout: number): Layer[] => [{ type: 'conv', cin, cout, k: 3, pad: 1 }, ...(bn ? [{ type: 'bn', c: cout, reparam } as Layer] : []), { type: 'relu' }];
+      const block = (cin: number, cout: number): Layer[] => [
+        { type: 'conv', cin, cout, k: 3, pad: 1 },
+        ...(bn ? [{ type: 'bn', c: cout, reparam } as Layer] : []),
+        { type: 'relu' },
+      ];
       const rep = (c: number): Layer[] => (o.skip ? [{ type: 'residual', body: block(c, c) }] : block(c, c));
       const layers: Layer[] = [
-        ...block(input[0], 4), { type: 'maxpool', k: 2 }, ...rep(4),
-        ...block(4, 8), { type: 'maxpool', k: 2 }, ...rep(8),
-        { type: 'adaptive', size: [4, 4] }, { type: 'flatten' }, { type: 'linear', in: 128, out: 32 }, { type: 'relu' }, { type: 'linear', in: 32, out: 10 },
+        ...block(input[0], 4),
+        { type: 'maxpool', k: 2 },
+        ...rep(4),
+        ...block(4, 8),
+        { type: 'maxpool', k: 2 },
+        ...rep(8),
+        { type: 'adaptive', size: [4, 4] },
+        { type: 'flatten' },
+        { type: 'linear', in: 128, out: 32 },
+        { type: 'relu' },
+        { type: 'linear', in: 32, out: 10 },
       ];
-      return { layers, input, description: `conv 1-4-4-8-8 with max-pool after the first and third${o.skip ? ', residual repeats' : ''}, adaptive pool 4x4, dense 128-32-10 (CPU-sized random-squares net)` };
+      return {
+        layers,
+        input,
+        description: `conv 1-4-4-8-8 with max-pool after the first and third${o.skip ? ', residual repeats' : ''}, adaptive pool 4x4, dense 128-32-10 (CPU-sized random-squares net)`,
+      };
     }
     case 'simplecnn': {
       // Fort & Jastrzebski's SimpleCNN: 3x3 convs (pad 1) with 16, 32, 32 channels, tanh, 2x2 max-pool after each;
       // then a linear layer to the classes (with dropout before it when asked)
       const p = o.dropout ?? 0;
-      const conv = (cin: number, cout: number): Layer[] => [{ type: 'conv', cin, cout, k: 3, pad: 1 }, { type: 'tanh' }, { type: 'maxpool', k: 2 }];
+      const conv = (cin: number, cout: number): Layer[] => [
+        { type: 'conv', cin, cout, k: 3, pad: 1 },
+        { type: 'tanh' },
+        { type: 'maxpool', k: 2 },
+      ];
       const side = (s: number) => Math.floor(Math.floor(Math.floor(s / 2) / 2) / 2);
       const f = 32 * side(input[1]) * side(input[2]);
-      const layers: Layer[] = [...conv(input[0], 16), ...conv(16, 32), ...conv(32, 32), { type: 'flatten' }, ...(p > 0 ? [{ type: 'dropout', p } as Layer] : []), { type: 'linear', in: f, out: 10 }];
-      return { layers, input, description: `SimpleCNN (Fort & Jastrzebski): conv ${input[0]}-16-32-32, tanh, max-pool, linear ${f}-10${p > 0 ? `, dropout ${p}` : ''}` };
+      const layers: Layer[] = [
+        ...conv(input[0], 16),
+        ...conv(16, 32),
+        ...conv(32, 32),
+        { type: 'flatten' },
+        ...(p > 0 ? [{ type: 'dropout', p } as Layer] : []),
+        { type: 'linear', in: f, out: 10 },
+      ];
+      return {
+        layers,
+        input,
+        description: `SimpleCNN (Fort & Jastrzebski): conv ${input[0]}-16-32-32, tanh, max-pool, linear ${f}-10${p > 0 ? `, dropout ${p}` : ''}`,
+      };
     }
     case 'mlp': {
       // a small smooth (tanh) fully connected net: its Hessian is well defined everywhere (tests, toy runs)
       const f = input[0] * input[1] * input[2];
-      return { layers: [{ type: 'flatten' }, { type: 'linear', in: f, out: 16 }, { type: 'tanh' }, { type: 'linear', in: 16, out: 10 }], input, description: `fully connected ${f}-16-10 with tanh` };
+      return {
+        layers: [
+          { type: 'flatten' },
+          { type: 'linear', in: f, out: 16 },
+          { type: 'tanh' },
+          { type: 'linear', in: 16, out: 10 },
+        ],
+        input,
+        description: `fully connected ${f}-16-10 with tanh`,
+      };
     }
     case 'cifar':
-      return { layers: convNet({ channels: [3, 16, 32, 64], dense: [128], maxpool: false, bn, reparam }), input: [3, 32, 32], description: 'the reference CIFAR net: conv 3-16-32-64, no max-pool, adaptive pool 4x4, dense 1024-128-10' };
+      return {
+        layers: convNet({ channels: [3, 16, 32, 64], dense: [128], maxpool: false, bn, reparam }),
+        input: [3, 32, 32],
+        description: 'the reference CIFAR net: conv 3-16-32-64, no max-pool, adaptive pool 4x4, dense 1024-128-10',
+      };
     default:
       throw new Error(`--model "${name}": one of ${MODEL_NAMES.join(', ')} expected`);
   }
 }
 
 /** Conv blocks of the MPO reference: conv3x3 (pad 1) -> [BN] -> ReLU -> [max-pool 2], then adaptive pool, flatten, dense layers. */
-export function convNet(o: { channels: number[]; dense: number[]; classes?: number; bn?: boolean; reparam?: boolean; maxpool?: boolean; skip?: boolean; pool?: [number, number] }): Layer[] {
+export function convNet(o: {
+  channels: number[];
+  dense: number[];
+  classes?: number;
+  bn?: boolean;
+  reparam?: boolean;
+  maxpool?: boolean;
+  skip?: boolean;
+  pool?: [number, number];
+}): Layer[] {
   const ls: Layer[] = [];
   for (let i = 0; i + 1 < o.channels.length; i++) {
-    const cin = o.channels[i], cout = o.channels[i + 1];
-    const block: Layer[] = [{ type: 'conv', cin, cout, k: 3, pad: 1 }, ...(o.bn ? [{ type: 'bn', c: cout, reparam: o.reparam } as Layer] : []), { type: 'relu' }];
+    const cin = o.channels[i],
+      cout = o.channels[i + 1];
+    const block: Layer[] = [
+      { type: 'conv', cin, cout, k: 3, pad: 1 },
+      ...(o.bn ? [{ type: 'bn', c: cout, reparam: o.reparam } as Layer] : []),
+      { type: 'relu' },
+    ];
     if (o.skip && cin === cout) ls.push({ type: 'residual', body: block });
     else ls.push(...block);
     if (o.maxpool && !(o.skip && cin === cout)) ls.push({ type: 'maxpool', k: 2 });
@@ -112,9 +213,23 @@ export function convNet(o: { channels: number[]; dense: number[]; classes?: numb
  * 6n + 2 (n = 3: ResNet-20). Shortcuts are the identity, or a strided 1x1 conv + BN where the shape changes;
  * noShortcut gives the "noshort" twin (plain stacked blocks).
  */
-export function resNet(o: { n: number; width?: number; inChannels?: number; classes?: number; noShortcut?: boolean }): Layer[] {
+export function resNet(o: {
+  n: number;
+  width?: number;
+  inChannels?: number;
+  classes?: number;
+  noShortcut?: boolean;
+}): Layer[] {
   const w = o.width ?? 1;
-  const conv = (cin: number, cout: number, stride = 1, k = 3): Layer => ({ type: 'conv', cin, cout, k, stride, pad: k === 3 ? 1 : 0, bias: false });
+  const conv = (cin: number, cout: number, stride = 1, k = 3): Layer => ({
+    type: 'conv',
+    cin,
+    cout,
+    k,
+    stride,
+    pad: k === 3 ? 1 : 0,
+    bias: false,
+  });
   const bn = (c: number): Layer => ({ type: 'bn', c });
   const ls: Layer[] = [conv(o.inChannels ?? 3, 16 * w), bn(16 * w), { type: 'relu' }];
   let c = 16 * w;
@@ -123,7 +238,12 @@ export function resNet(o: { n: number; width?: number; inChannels?: number; clas
       const stride = stage > 0 && b === 0 ? 2 : 1;
       const body: Layer[] = [conv(c, cout, stride), bn(cout), { type: 'relu' }, conv(cout, cout), bn(cout)];
       if (o.noShortcut) ls.push(...body);
-      else ls.push({ type: 'residual', body, ...(stride !== 1 || c !== cout ? { shortcut: [conv(c, cout, stride, 1), bn(cout)] } : {}) });
+      else
+        ls.push({
+          type: 'residual',
+          body,
+          ...(stride !== 1 || c !== cout ? { shortcut: [conv(c, cout, stride, 1), bn(cout)] } : {}),
+        });
       ls.push({ type: 'relu' });
       c = cout;
     }

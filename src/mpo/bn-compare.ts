@@ -13,8 +13,9 @@ import { lineChart, writePng } from '../viz/figure.ts';
 export const BN_COMPARE = defineCommand({
   name: 'bn-compare',
   summary: 'MPO on random squares over fill probabilities and seeds: plain vs batch norm vs skip (--help)',
-  usage: 'loss-atlas bn-compare [--full] [--out DIR] [--fills 0.2,0.5,0.8] [--seeds 1,2] [--size N] [--steps N] '
-    + '[mpo flags]',
+  usage:
+    'loss-atlas bn-compare [--full] [--out DIR] [--fills 0.2,0.5,0.8] [--seeds 1,2] [--size N] [--steps N] ' +
+    '[mpo flags]',
   description: `\
 Trains MPO planes on random-square masks for each fill probability and seed, for the plain, batch-norm and skip
 variants, and writes acc_diff and loss_diff against fill probability (mean and standard deviation over seeds):
@@ -29,11 +30,18 @@ are the comparison's own).`,
   options: {
     full: { type: 'boolean', help: "the reference's sizes (for a GPU)" },
     fills: {
-      type: 'list', of: 'number', min: 0, max: 1, defaultText: '0.2,0.5,0.8; 0.1,0.2,...,0.9 with --full',
+      type: 'list',
+      of: 'number',
+      min: 0,
+      max: 1,
+      defaultText: '0.2,0.5,0.8; 0.1,0.2,...,0.9 with --full',
       help: 'fill probabilities of the random squares',
     },
     seeds: {
-      type: 'list', of: 'integer', min: 0, defaultText: '1,2; 1,2,3,4,5 with --full',
+      type: 'list',
+      of: 'integer',
+      min: 0,
+      defaultText: '1,2; 1,2,3,4,5 with --full',
       help: 'mask and training seeds',
     },
     size: { type: 'integer', min: 1, defaultText: '10; 30 with --full', help: 'mask side (cells)' },
@@ -42,7 +50,9 @@ are the comparison's own).`,
     model: { ...MPO_OPTIONS.model, defaultText: 'squares-small; squares with --full' },
     'eval-images': { ...MPO_OPTIONS['eval-images'], defaultText: '100' },
     out: {
-      type: 'string', placeholder: 'DIR', defaultText: 'runs/bn-compare-<time>',
+      type: 'string',
+      placeholder: 'DIR',
+      defaultText: 'runs/bn-compare-<time>',
       help: 'the comparison directory',
     },
   },
@@ -59,8 +69,16 @@ export async function bnCompare(gpu: Gpu, o: OptionInput<typeof BN_COMPARE.optio
   const fills = o.fills ?? (full ? [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9] : [0.2, 0.5, 0.8]);
   const seeds = o.seeds ?? (full ? [1, 2, 3, 4, 5] : [1, 2]);
   const cpuSized = {
-    model: 'squares-small', clamp: 5, lr: 3e-3, batch: 16, cellsPerStep: 8, steps: 200, evalImages: 100, pad: 0,
-    checkpointEvery: 50, logEvery: 10,
+    model: 'squares-small',
+    clamp: 5,
+    lr: 3e-3,
+    batch: 16,
+    cellsPerStep: 8,
+    steps: 200,
+    evalImages: 100,
+    pad: 0,
+    checkpointEvery: 50,
+    logEvery: 10,
   } as const;
   const base: MpoConfig = full
     ? { ...mpoConfig(o, 'fashion-pattern'), model: 'squares', clamp: 5, lr: 3e-4, evalImages: 100, pad: 0 }
@@ -72,7 +90,9 @@ export async function bnCompare(gpu: Gpu, o: OptionInput<typeof BN_COMPARE.optio
   const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
   const out = o.out ?? join('runs', `bn-compare-${stamp}`);
   mkdirSync(out, { recursive: true });
-  console.log(`adapter: ${gpu.adapterInfo}\nbn-compare into ${out}: ${VARIANTS.length} variants x ${fills.length} fills x ${seeds.length} seeds, model ${base.model}, ${size}x${size} masks, ${base.steps} steps each`);
+  console.log(
+    `adapter: ${gpu.adapterInfo}\nbn-compare into ${out}: ${VARIANTS.length} variants x ${fills.length} fills x ${seeds.length} seeds, model ${base.model}, ${size}x${size} masks, ${base.steps} steps each`,
+  );
   const data = loadData(base);
   const results: Record<string, Record<string, number[]>> = {};
   const lossResults: Record<string, Record<string, number[]>> = {};
@@ -87,7 +107,14 @@ export async function bnCompare(gpu: Gpu, o: OptionInput<typeof BN_COMPARE.optio
       lossResults[v.name][p] = [];
       for (const seed of seeds) {
         const dir = join(out, `${v.name.replace(' ', '-')}-p${p}-s${seed}`);
-        const cfg: MpoConfig = { ...base, experiment: 'bn-compare', bn: v.bn, skip: v.skip, mask: `random:${p}:${seed}:${size}`, seed };
+        const cfg: MpoConfig = {
+          ...base,
+          experiment: 'bn-compare',
+          bn: v.bn,
+          skip: v.skip,
+          mask: `random:${p}:${seed}:${size}`,
+          seed,
+        };
         let m: { test: { acc_diff: number; loss_diff: number } };
         if (existsSync(join(dir, 'metrics.json'))) m = JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8'));
         else m = (await runMpo(gpu, cfg, data, dir, existsSync(join(dir, 'checkpoint', 'state.json')))).metrics;
@@ -95,7 +122,9 @@ export async function bnCompare(gpu: Gpu, o: OptionInput<typeof BN_COMPARE.optio
         lossResults[v.name][p].push(m.test.loss_diff);
         done++;
         const el = (performance.now() - t0) / 1000;
-        console.error(`[${done}/${total}] ${v.name} fill ${p} seed ${seed}: test acc_diff ${m.test.acc_diff.toFixed(3)}, loss_diff ${m.test.loss_diff.toFixed(2)}  (${el.toFixed(0)} s, ETA ${((el / done) * (total - done)).toFixed(0)} s)`);
+        console.error(
+          `[${done}/${total}] ${v.name} fill ${p} seed ${seed}: test acc_diff ${m.test.acc_diff.toFixed(3)}, loss_diff ${m.test.loss_diff.toFixed(2)}  (${el.toFixed(0)} s, ETA ${((el / done) * (total - done)).toFixed(0)} s)`,
+        );
       }
     }
   }
@@ -107,22 +136,58 @@ export async function bnCompare(gpu: Gpu, o: OptionInput<typeof BN_COMPARE.optio
   // mean / sd / runs: acc_diff (the reference's plotted metric); lossDiff: the same for loss_diff
   const rows = VARIANTS.map((v) => ({
     variant: v.name,
-    byFill: fills.map((p) => ({ fill: p, ...stat(results[v.name][p]), runs: results[v.name][p], lossDiff: { ...stat(lossResults[v.name][p]), runs: lossResults[v.name][p] } })),
+    byFill: fills.map((p) => ({
+      fill: p,
+      ...stat(results[v.name][p]),
+      runs: results[v.name][p],
+      lossDiff: { ...stat(lossResults[v.name][p]), runs: lossResults[v.name][p] },
+    })),
   }));
-  writeFileSync(join(out, 'bn_compare.json'), JSON.stringify({ adapter: gpu.adapterInfo, model: base.model, maskSize: size, steps: base.steps, seeds, rows }, null, 2) + '\n');
-  const tableOf = (metric: string, get: (b: (typeof rows)[number]['byFill'][number]) => { mean: number; sd: number }, digits: number) => {
-    const md = [`| variant | ${fills.map((p) => `fill ${p}`).join(' | ')} |`, `|---|${fills.map(() => '---:').join('|')}|`];
-    for (const r of rows) md.push(`| ${r.variant} | ${r.byFill.map((b) => `${get(b).mean.toFixed(digits)} ± ${get(b).sd.toFixed(digits)}`).join(' | ')} |`);
+  writeFileSync(
+    join(out, 'bn_compare.json'),
+    `${JSON.stringify(
+      { adapter: gpu.adapterInfo, model: base.model, maskSize: size, steps: base.steps, seeds, rows },
+      null,
+      2,
+    )}\n`,
+  );
+  const tableOf = (
+    metric: string,
+    get: (b: (typeof rows)[number]['byFill'][number]) => { mean: number; sd: number },
+    digits: number,
+  ) => {
+    const md = [
+      `| variant | ${fills.map((p) => `fill ${p}`).join(' | ')} |`,
+      `|---|${fills.map(() => '---:').join('|')}|`,
+    ];
+    for (const r of rows)
+      md.push(
+        `| ${r.variant} | ${r.byFill.map((b) => `${get(b).mean.toFixed(digits)} ± ${get(b).sd.toFixed(digits)}`).join(' | ')} |`,
+      );
     return `test ${metric} (mean ± sd over seeds ${seeds.join(', ')}), ${base.model}, ${size}x${size} random squares, ${base.steps} steps\n\n${md.join('\n')}\n`;
   };
   const table = `${tableOf('acc_diff', (b) => b, 3)}\n${tableOf('loss_diff', (b) => b.lossDiff, 2)}`;
   writeFileSync(join(out, 'bn_compare.md'), table);
-  const plot = async (file: string, metric: string, get: (b: (typeof rows)[number]['byFill'][number]) => { mean: number; sd: number }) => writePng(
-    lineChart(VARIANTS.map((v, i) => ({ name: v.name, color: v.color, points: rows[i].byFill.map((b) => [b.fill, get(b).mean, get(b).sd] as [number, number, number]) })), {
-      title: `${metric} vs fill (${base.model}, ${base.steps} steps, ${seeds.length} seeds)`, xlabel: 'fill probability', ylabel: `test ${metric}`,
-    }),
-    join(out, file),
-  );
+  const plot = async (
+    file: string,
+    metric: string,
+    get: (b: (typeof rows)[number]['byFill'][number]) => { mean: number; sd: number },
+  ) =>
+    writePng(
+      lineChart(
+        VARIANTS.map((v, i) => ({
+          name: v.name,
+          color: v.color,
+          points: rows[i].byFill.map((b) => [b.fill, get(b).mean, get(b).sd] as [number, number, number]),
+        })),
+        {
+          title: `${metric} vs fill (${base.model}, ${base.steps} steps, ${seeds.length} seeds)`,
+          xlabel: 'fill probability',
+          ylabel: `test ${metric}`,
+        },
+      ),
+      join(out, file),
+    );
   await plot('bn_compare.png', 'acc_diff', (b) => b);
   await plot('bn_compare_loss.png', 'loss_diff', (b) => b.lossDiff);
   console.log(`\n${table}\nplots: ${join(out, 'bn_compare.png')}, ${join(out, 'bn_compare_loss.png')}`);

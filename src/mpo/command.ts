@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gpu } from '../engine/device.ts';
 import { fashionMnistDir } from '../data/fashion-mnist.ts';
-import { type Dataset } from '../data/dataset.ts';
+import type { Dataset } from '../data/dataset.ts';
 import { cifar10Dir } from '../data/cifar10.ts';
 import { loadSplits } from '../data/datasets.ts';
 import { runMpo, type MpoConfig } from './mpo.ts';
@@ -16,21 +16,72 @@ import { defineCommand, type OptionInput, type OptionTable } from '../options/in
 export const PRESETS: Record<string, Omit<MpoConfig, 'data' | 'experiment'>> = {
   /** Sized for a 2-core CPU with no GPU (lavapipe): a 12x12 heart on the 9.8k-parameter net, about 4 minutes there. */
   quick: {
-    dataset: 'fashion-mnist', model: 'small', bn: false, skip: false, mask: 'heart', grid: 12, steps: 700, batch: 16, lr: 1e-3,
-    cellsPerStep: 8, negCoef: 1, clamp: 2.5, clipNorm: 100, seed: 42, evalImages: 250, pad: 3, warmupEpochs: 0, trainImages: 0,
-    checkpointEvery: 50, logEvery: 10,
+    dataset: 'fashion-mnist',
+    model: 'small',
+    bn: false,
+    skip: false,
+    mask: 'heart',
+    grid: 12,
+    steps: 700,
+    batch: 16,
+    lr: 1e-3,
+    cellsPerStep: 8,
+    negCoef: 1,
+    clamp: 2.5,
+    clipNorm: 100,
+    seed: 42,
+    evalImages: 250,
+    pad: 3,
+    warmupEpochs: 0,
+    trainImages: 0,
+    checkpointEvery: 50,
+    logEvery: 10,
   },
   /** The reference's Fashion-MNIST icon settings (icons-mask-hpo.yml at HEAD). */
   'fashion-pattern': {
-    dataset: 'fashion-mnist', model: 'icons', bn: false, skip: false, mask: 'heart', grid: 50, steps: 11_800, batch: 512, lr: 2.5e-4,
-    cellsPerStep: 50, negCoef: 1, clamp: 2.5, clipNorm: 100, seed: 42, evalImages: 1000, pad: 5, warmupEpochs: 30, trainImages: 0,
-    checkpointEvery: 500, logEvery: 50,
+    dataset: 'fashion-mnist',
+    model: 'icons',
+    bn: false,
+    skip: false,
+    mask: 'heart',
+    grid: 50,
+    steps: 11_800,
+    batch: 512,
+    lr: 2.5e-4,
+    cellsPerStep: 50,
+    negCoef: 1,
+    clamp: 2.5,
+    clipNorm: 100,
+    seed: 42,
+    evalImages: 1000,
+    pad: 5,
+    warmupEpochs: 30,
+    trainImages: 0,
+    checkpointEvery: 500,
+    logEvery: 50,
   },
   /** The reference's CIFAR-10 settings: batch 256, 100 epochs, warm-up 50 epochs. */
   'cifar-pattern': {
-    dataset: 'cifar10', model: 'cifar', bn: false, skip: false, mask: 'heart', grid: 50, steps: 19_600, batch: 256, lr: 2.5e-4,
-    cellsPerStep: 50, negCoef: 1, clamp: 2.5, clipNorm: 100, seed: 42, evalImages: 1000, pad: 5, warmupEpochs: 50, trainImages: 0,
-    checkpointEvery: 500, logEvery: 50,
+    dataset: 'cifar10',
+    model: 'cifar',
+    bn: false,
+    skip: false,
+    mask: 'heart',
+    grid: 50,
+    steps: 19_600,
+    batch: 256,
+    lr: 2.5e-4,
+    cellsPerStep: 50,
+    negCoef: 1,
+    clamp: 2.5,
+    clipNorm: 100,
+    seed: 42,
+    evalImages: 1000,
+    pad: 5,
+    warmupEpochs: 50,
+    trainImages: 0,
+    checkpointEvery: 500,
+    logEvery: 50,
   },
 };
 
@@ -45,26 +96,39 @@ const fromPresets = (k: keyof Preset): string => {
 /** The flags of `loss-atlas mpo` (also taken by profile and bn-compare). */
 export const MPO_OPTIONS = {
   preset: {
-    type: 'enum', choices: ['quick', 'fashion-pattern', 'cifar-pattern'], placeholder: 'NAME',
+    type: 'enum',
+    choices: ['quick', 'fashion-pattern', 'cifar-pattern'],
+    placeholder: 'NAME',
     defaultText: 'fashion-pattern',
     help: 'starting settings',
   },
   quick: { type: 'boolean', help: 'the CPU-sized settings (= --preset quick)' },
   mask: {
-    type: 'string', placeholder: 'SPEC', defaultText: fromPresets('mask'),
-    help: `an icon (${Object.keys(ICONS).join(', ')}), an image path (PNG/JPEG), random:P[:SEED] (30x30 random `
-      + 'squares) or grid:N ((2N+1)^2 square grid)',
+    type: 'string',
+    placeholder: 'SPEC',
+    defaultText: fromPresets('mask'),
+    help:
+      `an icon (${Object.keys(ICONS).join(', ')}), an image path (PNG/JPEG), random:P[:SEED] (30x30 random ` +
+      'squares) or grid:N ((2N+1)^2 square grid)',
   },
   grid: {
-    type: 'integer', min: 3, max: 200, defaultText: fromPresets('grid'),
+    type: 'integer',
+    min: 3,
+    max: 200,
+    defaultText: fromPresets('grid'),
     help: 'icon / image grid size (cells per side)',
   },
   model: {
-    type: 'enum', choices: MODEL_NAMES, placeholder: 'NAME', defaultText: fromPresets('model'),
+    type: 'enum',
+    choices: MODEL_NAMES,
+    placeholder: 'NAME',
+    defaultText: fromPresets('model'),
     help: 'the network',
   },
   dataset: {
-    type: 'enum', choices: ['fashion-mnist', 'cifar10'], defaultText: "the model's; tiny and small take either",
+    type: 'enum',
+    choices: ['fashion-mnist', 'cifar10'],
+    defaultText: "the model's; tiny and small take either",
     help: 'the training data',
   },
   bn: { type: 'boolean', help: 'batch norm in every conv block' },
@@ -73,44 +137,62 @@ export const MPO_OPTIONS = {
   batch: { type: 'integer', min: 2, max: 8192, defaultText: fromPresets('batch'), help: 'images per step' },
   lr: { type: 'number', min: 1e-8, max: 1, defaultText: fromPresets('lr'), help: 'Adam learning rate' },
   'cells-per-step': {
-    type: 'integer', min: 1, max: 10_000, defaultText: fromPresets('cellsPerStep'),
+    type: 'integer',
+    min: 1,
+    max: 10_000,
+    defaultText: fromPresets('cellsPerStep'),
     help: 'good and bad cells sampled per step (each)',
   },
   'neg-coef': {
-    type: 'number', min: 0, defaultText: fromPresets('negCoef'),
+    type: 'number',
+    min: 0,
+    defaultText: fromPresets('negCoef'),
     help: 'c in J = mean good-cell loss - c * mean clamped bad-cell loss',
   },
   clamp: {
-    type: 'number', min: 0, defaultText: fromPresets('clamp'),
+    type: 'number',
+    min: 0,
+    defaultText: fromPresets('clamp'),
     help: 'bad cells above this loss get no gradient (tau)',
   },
   clip: { type: 'number', min: 0, defaultText: fromPresets('clipNorm'), help: 'gradient-norm clip' },
   seed: { type: 'integer', min: 0, max: 2 ** 31, defaultText: fromPresets('seed'), help: 'random seed' },
   'eval-images': {
-    type: 'count', min: 1, defaultText: fromPresets('evalImages'),
+    type: 'count',
+    min: 1,
+    defaultText: fromPresets('evalImages'),
     help: 'images per split evaluated at every cell of the maps',
   },
   pad: {
-    type: 'integer', min: 0, max: 100, defaultText: fromPresets('pad'),
+    type: 'integer',
+    min: 0,
+    max: 100,
+    defaultText: fromPresets('pad'),
     help: 'margin cells around the mask in the maps',
   },
   'train-images': { type: 'integer', min: 0, defaultText: '0 = all', help: 'use only the first N training images' },
   'warmup-epochs': {
-    type: 'integer', min: 0, defaultText: `${fromPresets('warmupEpochs')}; 0 = off`,
+    type: 'integer',
+    min: 0,
+    defaultText: `${fromPresets('warmupEpochs')}; 0 = off`,
     help: 'early stop after N epochs if good - bad accuracy < 0.01',
   },
   'checkpoint-every': {
-    type: 'integer', min: 1, defaultText: fromPresets('checkpointEvery'),
+    type: 'integer',
+    min: 1,
+    defaultText: fromPresets('checkpointEvery'),
     help: 'steps between checkpoints',
   },
   'log-every': { type: 'integer', min: 1, defaultText: fromPresets('logEvery'), help: 'steps between log.jsonl lines' },
   data: {
-    type: 'string', placeholder: 'DIR',
+    type: 'string',
+    placeholder: 'DIR',
     help: 'dataset directory (Fashion-MNIST IDX .gz, or CIFAR-10 binary batches)',
   },
   out: { type: 'string', placeholder: 'DIR', defaultText: 'runs/<preset>-<time>', help: 'run directory' },
   resume: {
-    type: 'string', placeholder: 'DIR',
+    type: 'string',
+    placeholder: 'DIR',
     help: 'continue the run in DIR from its last checkpoint (settings from DIR/config.json)',
   },
 } as const satisfies OptionTable;
@@ -131,7 +213,7 @@ The settings not given come from the preset (defaults below: a value per preset 
 
 /** The run's settings: the preset (--quick, --preset, else `defaultPreset`) with the given flags over it. */
 export function mpoConfig(o: MpoOptions, defaultPreset = 'fashion-pattern'): MpoConfig {
-  const presetName = o.quick ? 'quick' : o.preset ?? defaultPreset;
+  const presetName = o.quick ? 'quick' : (o.preset ?? defaultPreset);
   const preset = PRESETS[presetName];
   if (!preset) throw new Error(`--preset "${presetName}": one of ${Object.keys(PRESETS).join(', ')} expected`);
   const c: MpoConfig = { ...preset, experiment: presetName, data: '' };
@@ -177,11 +259,14 @@ export async function mpoCommand(gpu: Gpu, o: MpoOptions, defaultPreset = 'fashi
     cfg = mpoConfig(o, defaultPreset);
     const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
     out = o.out ?? join('runs', `${cfg.experiment}-${stamp}`);
-    if (existsSync(join(out, 'config.json'))) throw new Error(`--out ${out} already holds a run; use --resume ${out} to continue it, or another --out`);
+    if (existsSync(join(out, 'config.json')))
+      throw new Error(`--out ${out} already holds a run; use --resume ${out} to continue it, or another --out`);
   }
   const cpu = gpu.isCpu;
   if (cpu && cfg.experiment !== 'quick' && cfg.steps > 2000) {
-    console.error(`warning: ${gpu.adapterInfo.split(' / ').pop()} is a CPU adapter; the full ${cfg.experiment} settings (${cfg.steps} steps of ${cfg.batch} images) will take a very long time here. --quick runs a CPU-sized version.`);
+    console.error(
+      `warning: ${gpu.adapterInfo.split(' / ').pop()} is a CPU adapter; the full ${cfg.experiment} settings (${cfg.steps} steps of ${cfg.batch} images) will take a very long time here. --quick runs a CPU-sized version.`,
+    );
   }
   console.log(`adapter: ${gpu.adapterInfo}`);
   console.log(`run directory: ${out}`);
@@ -195,9 +280,15 @@ export async function mpoCommand(gpu: Gpu, o: MpoOptions, defaultPreset = 'fashi
     const r = await runMpo(gpu, cfg, data, out, !!resume, hooks);
     const m = r.metrics;
     console.log(`\nfinished ${m.steps} steps in ${fmtTime(m.seconds)}${r.stoppedEarly ? ' (early stop)' : ''}`);
-    console.log(`test:  acc_diff ${m.test.acc_diff.toFixed(3)}  loss_diff ${m.test.loss_diff.toFixed(3)}  agreement ${m.test.agreement.toFixed(3)}`);
-    console.log(`train: acc_diff ${m.train.acc_diff.toFixed(3)}  loss_diff ${m.train.loss_diff.toFixed(3)}  agreement ${m.train.agreement.toFixed(3)}`);
-    console.log(`pictures: ${join(out, 'summary.png')} (also mask.png, loss_test.png, acc_test.png, loss_train.png, acc_train.png)`);
+    console.log(
+      `test:  acc_diff ${m.test.acc_diff.toFixed(3)}  loss_diff ${m.test.loss_diff.toFixed(3)}  agreement ${m.test.agreement.toFixed(3)}`,
+    );
+    console.log(
+      `train: acc_diff ${m.train.acc_diff.toFixed(3)}  loss_diff ${m.train.loss_diff.toFixed(3)}  agreement ${m.train.agreement.toFixed(3)}`,
+    );
+    console.log(
+      `pictures: ${join(out, 'summary.png')} (also mask.png, loss_test.png, acc_test.png, loss_train.png, acc_train.png)`,
+    );
     return 0;
   });
 }

@@ -20,13 +20,15 @@ type Shape = (x: number, y: number) => boolean; // x right, y up, both in [-1, 1
 const inPoly = (pts: [number, number][], x: number, y: number): boolean => {
   let inside = false;
   for (let i = 0, j = pts.length - 1; i < pts.length; j = i++) {
-    const [xi, yi] = pts[i], [xj, yj] = pts[j];
+    const [xi, yi] = pts[i],
+      [xj, yj] = pts[j];
     if (yi > y !== yj > y && x < ((xj - xi) * (y - yi)) / (yj - yi) + xi) inside = !inside;
   }
   return inside;
 };
 const segDist = (x: number, y: number, ax: number, ay: number, bx: number, by: number): number => {
-  const dx = bx - ax, dy = by - ay;
+  const dx = bx - ax,
+    dy = by - ay;
   const t = Math.max(0, Math.min(1, ((x - ax) * dx + (y - ay) * dy) / (dx * dx + dy * dy)));
   return Math.hypot(x - ax - t * dx, y - ay - t * dy);
 };
@@ -39,12 +41,43 @@ const star = (n: number, r1: number, r2: number): [number, number][] =>
 
 /** The built-in icons, drawn from geometry by this project. */
 export const ICONS: Record<string, Shape> = {
-  heart: (x, y) => Math.hypot(x - 0.45, y - 0.35) < 0.47 || Math.hypot(x + 0.45, y - 0.35) < 0.47 || inPoly([[-0.9, 0.22], [0.9, 0.22], [0, -0.9]], x, y),
+  heart: (x, y) =>
+    Math.hypot(x - 0.45, y - 0.35) < 0.47 ||
+    Math.hypot(x + 0.45, y - 0.35) < 0.47 ||
+    inPoly(
+      [
+        [-0.9, 0.22],
+        [0.9, 0.22],
+        [0, -0.9],
+      ],
+      x,
+      y,
+    ),
   x: (x, y) => segDist(x, y, -0.8, -0.8, 0.8, 0.8) < 0.22 || segDist(x, y, -0.8, 0.8, 0.8, -0.8) < 0.22,
   star: (x, y) => inPoly(star(5, 0.95, 0.4), x, y + 0.05),
   ring: (x, y) => Math.hypot(x, y) < 0.85 && Math.hypot(x, y) > 0.45,
-  house: (x, y) => (Math.abs(x) < 0.6 && y > -0.85 && y < 0.1) || inPoly([[-0.85, 0.05], [0.85, 0.05], [0, 0.85]], x, y),
-  arrow: (x, y) => (x > -0.85 && x < 0.15 && Math.abs(y) < 0.22) || inPoly([[0.05, 0.65], [0.9, 0], [0.05, -0.65]], x, y),
+  house: (x, y) =>
+    (Math.abs(x) < 0.6 && y > -0.85 && y < 0.1) ||
+    inPoly(
+      [
+        [-0.85, 0.05],
+        [0.85, 0.05],
+        [0, 0.85],
+      ],
+      x,
+      y,
+    ),
+  arrow: (x, y) =>
+    (x > -0.85 && x < 0.15 && Math.abs(y) < 0.22) ||
+    inPoly(
+      [
+        [0.05, 0.65],
+        [0.9, 0],
+        [0.05, -0.65],
+      ],
+      x,
+      y,
+    ),
   moon: (x, y) => Math.hypot(x, y) < 0.85 && Math.hypot(x - 0.4, y - 0.25) > 0.65,
   plus: (x, y) => (Math.abs(x) < 0.25 && Math.abs(y) < 0.85) || (Math.abs(y) < 0.25 && Math.abs(x) < 0.85),
   diamond: (x, y) => Math.abs(x) + Math.abs(y) < 0.9,
@@ -88,15 +121,26 @@ export async function imageMask(path: string, H: number, W = H): Promise<Mask> {
     throw new MaskError(`mask image ${path}: not a readable image (${(e as Error).message})`);
   }
   if (!meta.width || !meta.height) throw new MaskError(`mask image ${path}: empty image`);
-  const { data, info } = await sharp(path).ensureAlpha().resize(W, H, { fit: 'fill', kernel: 'lanczos3' }).raw().toBuffer({ resolveWithObject: true });
+  const { data, info } = await sharp(path)
+    .ensureAlpha()
+    .resize(W, H, { fit: 'fill', kernel: 'lanczos3' })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
   const ch = info.channels;
   let useAlpha = false;
-  if (meta.hasAlpha) for (let i = 0; i < H * W; i++) if (data[i * ch + ch - 1] < 250) { useAlpha = true; break; }
+  if (meta.hasAlpha)
+    for (let i = 0; i < H * W; i++)
+      if (data[i * ch + ch - 1] < 250) {
+        useAlpha = true;
+        break;
+      }
   const out = new Uint8Array(H * W);
   for (let i = 0; i < H * W; i++) {
     const v = useAlpha
       ? data[i * ch + ch - 1] / 255
-      : ch >= 3 ? (0.2126 * data[i * ch] + 0.7152 * data[i * ch + 1] + 0.0722 * data[i * ch + 2]) / 255 : data[i * ch] / 255;
+      : ch >= 3
+        ? (0.2126 * data[i * ch] + 0.7152 * data[i * ch + 1] + 0.0722 * data[i * ch + 2]) / 255
+        : data[i * ch] / 255;
     out[i] = v > 0.5 ? 1 : 0;
   }
   return { H, W, data: out, name: path };
@@ -132,9 +176,13 @@ export function ternary(m: Mask): Int8Array {
   const out = new Int8Array(H * W);
   for (let i = 0; i < H; i++)
     for (let j = 0; j < W; j++) {
-      let ones = 0, cells = 0;
+      let ones = 0,
+        cells = 0;
       for (let a = Math.max(0, i - 1); a <= Math.min(H - 1, i + 1); a++)
-        for (let b = Math.max(0, j - 1); b <= Math.min(W - 1, j + 1); b++) { ones += data[a * W + b]; cells++; }
+        for (let b = Math.max(0, j - 1); b <= Math.min(W - 1, j + 1); b++) {
+          ones += data[a * W + b];
+          cells++;
+        }
       const v = data[i * W + j];
       if ((v === 0 && ones === 0) || (v === 1 && ones === cells)) out[i * W + j] = 0;
       else out[i * W + j] = v ? 1 : -1;
@@ -148,20 +196,28 @@ export async function loadMask(spec: string, grid: number, seed = 1): Promise<Ma
   if (spec.startsWith('random:')) {
     const [, p, s, size] = spec.split(':');
     const n = size === undefined ? 30 : Number(size);
-    if (!Number.isInteger(n) || n < 6 || n > 200) throw new MaskError(`--mask random:P:SEED:SIZE needs 6 <= SIZE <= 200, got "${size}"`);
+    if (!Number.isInteger(n) || n < 6 || n > 200)
+      throw new MaskError(`--mask random:P:SEED:SIZE needs 6 <= SIZE <= 200, got "${size}"`);
     m = randomSquaresMask(Number(p), s === undefined ? seed : Number(s), n);
   } else if (spec.startsWith('grid:')) {
     const n = Number(spec.slice(5));
-    if (!Number.isInteger(n) || n < 1 || n > 50) throw new MaskError(`--mask grid:N needs an integer 1 <= N <= 50, got "${spec.slice(5)}"`);
+    if (!Number.isInteger(n) || n < 1 || n > 50)
+      throw new MaskError(`--mask grid:N needs an integer 1 <= N <= 50, got "${spec.slice(5)}"`);
     m = squareGridMask(n);
   } else if (ICONS[spec]) m = iconMask(spec, grid);
   else if (/\.(png|jpe?g|webp|gif|svg|tiff?)$/i.test(spec) || spec.includes('/')) m = await imageMask(spec, grid);
-  else throw new MaskError(`--mask "${spec}": not a built-in icon (${Object.keys(ICONS).join(', ')}), random:P, grid:N, or an image file`);
+  else
+    throw new MaskError(
+      `--mask "${spec}": not a built-in icon (${Object.keys(ICONS).join(', ')}), random:P, grid:N, or an image file`,
+    );
   const t = ternary(m);
-  let good = 0, bad = 0;
+  let good = 0,
+    bad = 0;
   for (const v of t) v > 0 ? good++ : v < 0 ? bad++ : 0;
   if (good === 0 || bad === 0) {
-    throw new MaskError(`mask ${m.name} (${m.H}x${m.W}) has ${good} white and ${bad} black boundary cells: it needs both (is the picture empty or all one colour?)`);
+    throw new MaskError(
+      `mask ${m.name} (${m.H}x${m.W}) has ${good} white and ${bad} black boundary cells: it needs both (is the picture empty or all one colour?)`,
+    );
   }
   return m;
 }

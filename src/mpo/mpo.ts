@@ -66,7 +66,8 @@ export interface Datasets {
 const LN10 = Math.log(10);
 
 /** A deterministic stream for (seed, step, tag): sampling depends only on these, so resumed runs repeat it exactly. */
-const streamFor = (seed: number, step: number, tag: number) => rng((seed * 1_000_003 + step * 7919 + tag * 104_729) >>> 0);
+const streamFor = (seed: number, step: number, tag: number) =>
+  rng((seed * 1_000_003 + step * 7919 + tag * 104_729) >>> 0);
 
 function sampleWithout(n: number, k: number, r: () => number): number[] {
   const idx = Array.from({ length: n }, (_, i) => i);
@@ -76,7 +77,6 @@ function sampleWithout(n: number, k: number, r: () => number): number[] {
   }
   return idx.slice(0, Math.min(k, n));
 }
-
 
 export interface RunResult {
   out: string;
@@ -93,8 +93,6 @@ interface Checkpoint {
   epochAccs: number[];
   stoppedEarly: boolean;
 }
-
-
 
 class Diverged extends Error {}
 
@@ -121,10 +119,17 @@ const meanOf = (a: ArrayLike<number>, from: number, to: number) => {
  * then the plane's gradient, the scale's gradient from dL/dC, and one Adam update.
  */
 export async function mpoStep(
-  gpu: Gpu, plane: Plane, opt: Optimizer, offsets: [number, number][], nGood: number, x: Tensor, y: Tensor,
+  gpu: Gpu,
+  plane: Plane,
+  opt: Optimizer,
+  offsets: [number, number][],
+  nGood: number,
+  x: Tensor,
+  y: Tensor,
   o: { negCoef: number; clamp: number },
 ): Promise<StepResult> {
-  const K = offsets.length, nBad = K - nGood;
+  const K = offsets.length,
+    nBad = K - nGood;
   const s = (await plane.scale.basis.read())[0];
   const coefs = new Float32Array(K * 3);
   offsets.forEach(([di, dj], k) => coefs.set([1, s * dj, s * di], k * 3));
@@ -132,8 +137,10 @@ export async function mpoStep(
   const clampAbove = offsets.map((_, k) => (k < nGood ? Infinity : o.clamp));
   await plane.updateBasis();
   const res = await backwardPoints(gpu, plane.model, coefs, weights, x, y, { clampAbove, coefGrad: true });
-  const gl = meanOf(res.loss, 0, nGood), bl = meanOf(res.loss, nGood, K);
-  if (!Number.isFinite(gl) || !Number.isFinite(bl)) throw new Diverged(`the loss is not finite (good cells ${gl}, bad cells ${bl})`);
+  const gl = meanOf(res.loss, 0, nGood),
+    bl = meanOf(res.loss, nGood, K);
+  if (!Number.isFinite(gl) || !Number.isFinite(bl))
+    throw new Diverged(`the loss is not finite (good cells ${gl}, bad cells ${bl})`);
   // dL/dscale from the coefficient gradient
   let ds = 0;
   offsets.forEach(([di, dj], k) => (ds += res.dcoef![k * 3 + 1] * dj + res.dcoef![k * 3 + 2] * di));
@@ -145,7 +152,15 @@ export async function mpoStep(
   if (!Number.isFinite(ds)) throw new Diverged('the scale gradient is not finite');
   plane.scale.ensureGrad().write([ds]);
   opt.step();
-  return { loss: res.loss, acc: res.acc, goodLoss: gl, badLoss: bl, goodAcc: meanOf(res.acc, 0, nGood), badAcc: meanOf(res.acc, nGood, K), scale: s };
+  return {
+    loss: res.loss,
+    acc: res.acc,
+    goodLoss: gl,
+    badLoss: bl,
+    goodAcc: meanOf(res.acc, 0, nGood),
+    badAcc: meanOf(res.acc, nGood, K),
+    scale: s,
+  };
 }
 
 export interface MpoHooks {
@@ -157,26 +172,45 @@ export interface MpoHooks {
 }
 
 /** Trains (or resumes) an MPO run in `out`, evaluates it and writes every output. */
-export async function runMpo(gpu: Gpu, cfg: MpoConfig, data: Datasets, out: string, resume: boolean, hooks: MpoHooks = {}): Promise<RunResult> {
+export async function runMpo(
+  gpu: Gpu,
+  cfg: MpoConfig,
+  data: Datasets,
+  out: string,
+  resume: boolean,
+  hooks: MpoHooks = {},
+): Promise<RunResult> {
   const log = hooks.log ?? (() => {});
   mkdirSync(out, { recursive: true });
   const mask = await loadMask(cfg.mask, cfg.grid, cfg.seed);
   const tern = ternary(mask);
   const spec = modelSpec(cfg.model, { bn: cfg.bn, skip: cfg.skip, input: data.train.shape });
   const [C, Hi, Wi] = spec.input;
-  if (data.train.shape.join() !== spec.input.join()) throw new Error(`model ${cfg.model} expects images [${spec.input}], the data has [${data.train.shape}]`);
-  const train: Dataset = cfg.trainImages > 0 && cfg.trainImages < data.train.n ? { ...data.train, n: cfg.trainImages } : data.train;
+  if (data.train.shape.join() !== spec.input.join())
+    throw new Error(`model ${cfg.model} expects images [${spec.input}], the data has [${data.train.shape}]`);
+  const train: Dataset =
+    cfg.trainImages > 0 && cfg.trainImages < data.train.n ? { ...data.train, n: cfg.trainImages } : data.train;
 
   if (!resume) {
     writeRunConfig(out, 'mpo', { ...cfg, parameters: parameterCount(spec.layers) }, gpu);
     writeFileSync(join(out, 'log.jsonl'), '');
   }
   const signed = Int8Array.from(mask.data, (v) => (v ? 1 : -1));
-  await writePng(compose([[maskPanel(signed, mask.H, mask.W, `target: ${mask.name} (${mask.H}x${mask.W})`), maskPanel(tern, mask.H, mask.W, 'trained cells: white +1, black -1, grey ignored')]]), join(out, 'mask.png'));
+  await writePng(
+    compose([
+      [
+        maskPanel(signed, mask.H, mask.W, `target: ${mask.name} (${mask.H}x${mask.W})`),
+        maskPanel(tern, mask.H, mask.W, 'trained cells: white +1, black -1, grey ignored'),
+      ],
+    ]),
+    join(out, 'mask.png'),
+  );
 
-  const good: number[] = [], bad: number[] = [];
+  const good: number[] = [],
+    bad: number[] = [];
   tern.forEach((v, i) => (v > 0 ? good.push(i) : v < 0 ? bad.push(i) : 0));
-  const ch = Math.floor(mask.H / 2), cw = Math.floor(mask.W / 2);
+  const ch = Math.floor(mask.H / 2),
+    cw = Math.floor(mask.W / 2);
 
   // state: fresh or from the checkpoint
   let plane: Plane;
@@ -187,9 +221,17 @@ export async function runMpo(gpu: Gpu, cfg: MpoConfig, data: Datasets, out: stri
   if (resume && existsSync(join(ckDir, 'state.json'))) {
     ck = JSON.parse(readFileSync(join(ckDir, 'state.json'), 'utf8'));
     const st = readSafetensors(join(ckDir, 'checkpoint.safetensors')).tensors;
-    const names = (tag: string) => Object.keys(st).filter((k) => k.startsWith(`${tag}/`)).sort((a, b) => Number(a.split('/')[1]) - Number(b.split('/')[1]));
+    const names = (tag: string) =>
+      Object.keys(st)
+        .filter((k) => k.startsWith(`${tag}/`))
+        .sort((a, b) => Number(a.split('/')[1]) - Number(b.split('/')[1]));
     const vals = (tag: string) => names(tag).map((k) => st[k].data);
-    plane = new Plane(gpu, spec.layers, { origin: vals('origin'), right: vals('right_param'), up: vals('up_param'), scale: st['scale'].data[0] });
+    plane = new Plane(gpu, spec.layers, {
+      origin: vals('origin'),
+      right: vals('right_param'),
+      up: vals('up_param'),
+      scale: st.scale.data[0],
+    });
     opt = new Adam(gpu, plane.trainables(), opt0);
     opt.steps = ck.step;
     plane.trainables().forEach((p, i) => {
@@ -198,8 +240,10 @@ export async function runMpo(gpu: Gpu, cfg: MpoConfig, data: Datasets, out: stri
       v.write(st[`adam_v/${i}`].data);
     });
     // drop log lines written after the checkpoint
-    const lines = readFileSync(join(out, 'log.jsonl'), 'utf8').split('\n').filter((l) => l && JSON.parse(l).step <= ck.step);
-    writeFileSync(join(out, 'log.jsonl'), lines.map((l) => l + '\n').join(''));
+    const lines = readFileSync(join(out, 'log.jsonl'), 'utf8')
+      .split('\n')
+      .filter((l) => l && JSON.parse(l).step <= ck.step);
+    writeFileSync(join(out, 'log.jsonl'), lines.map((l) => `${l}\n`).join(''));
     log(`resuming ${out} from step ${ck.step}`);
   } else {
     plane = Plane.fresh(gpu, spec.layers, cfg.seed);
@@ -221,18 +265,23 @@ export async function runMpo(gpu: Gpu, cfg: MpoConfig, data: Datasets, out: stri
     }
     mkdirSync(ckDir, { recursive: true });
     atomicWrite(join(ckDir, 'checkpoint.safetensors'), safetensorsBytes(t, { step: String(ck.step) }));
-    atomicWrite(join(ckDir, 'state.json'), JSON.stringify(ck) + '\n');
+    atomicWrite(join(ckDir, 'state.json'), `${JSON.stringify(ck)}\n`);
   };
 
   const itersPerEpoch = Math.ceil(train.n / cfg.batch);
-  let perm: Uint32Array | null = null, permEpoch = -1;
+  let perm: Uint32Array | null = null,
+    permEpoch = -1;
   const t0 = performance.now() - ck.seconds * 1000;
   const stepsBefore = ck.step;
   try {
     while (ck.step < cfg.steps && !ck.stoppedEarly) {
       const step = ck.step; // 0-based index of the step being taken
-      const epoch = Math.floor(step / itersPerEpoch), bi = step % itersPerEpoch;
-      if (epoch !== permEpoch) { perm = permutation(train.n, streamFor(cfg.seed, epoch, 1)); permEpoch = epoch; }
+      const epoch = Math.floor(step / itersPerEpoch),
+        bi = step % itersPerEpoch;
+      if (epoch !== permEpoch) {
+        perm = permutation(train.n, streamFor(cfg.seed, epoch, 1));
+        permEpoch = epoch;
+      }
       const idx = perm!.subarray(bi * cfg.batch, Math.min(train.n, (bi + 1) * cfg.batch));
       const { x, y } = batchOf(train, idx);
       const cr = streamFor(cfg.seed, step, 2);
@@ -246,19 +295,36 @@ export async function runMpo(gpu: Gpu, cfg: MpoConfig, data: Datasets, out: stri
       try {
         res = await mpoStep(gpu, plane, opt, offsets, gs.length, xt, yt, cfg);
       } catch (e) {
-        if (e instanceof Diverged) throw new Error(`training diverged at step ${step + 1}: ${e.message} (try a lower --lr than ${cfg.lr}, or check the data)`);
+        if (e instanceof Diverged)
+          throw new Error(
+            `training diverged at step ${step + 1}: ${e.message} (try a lower --lr than ${cfg.lr}, or check the data)`,
+          );
         throw e;
       } finally {
-        xt.dispose(); yt.dispose();
+        xt.dispose();
+        yt.dispose();
       }
       const { goodLoss: gl, badLoss: bl, goodAcc: ga, badAcc: ba, scale: s } = res;
       ck.step = step + 1;
-      ck.epochDiff += ga - ba; ck.epochSteps++;
+      ck.epochDiff += ga - ba;
+      ck.epochSteps++;
       const secs = (performance.now() - t0) / 1000;
       ck.seconds = secs;
       if (ck.step % cfg.logEvery === 0 || ck.step === cfg.steps) {
         const norm = await opt.lastNorm();
-        appendFileSync(join(out, 'log.jsonl'), JSON.stringify({ step: ck.step, good_loss: gl, bad_loss: bl, good_acc: ga, bad_acc: ba, scale: s, grad_norm: norm, seconds: +secs.toFixed(3) }) + '\n');
+        appendFileSync(
+          join(out, 'log.jsonl'),
+          `${JSON.stringify({
+            step: ck.step,
+            good_loss: gl,
+            bad_loss: bl,
+            good_acc: ga,
+            bad_acc: ba,
+            scale: s,
+            grad_norm: norm,
+            seconds: +secs.toFixed(3),
+          })}\n`,
+        );
       }
       await hooks.onStep?.(ck.step, cfg.steps, gl, bl, secs);
       if (bi === itersPerEpoch - 1) {
@@ -268,7 +334,8 @@ export async function runMpo(gpu: Gpu, cfg: MpoConfig, data: Datasets, out: stri
           ck.stoppedEarly = true;
           log(`early stop after epoch ${epoch + 1}: good - bad accuracy ${diff.toFixed(4)} < 0.01`);
         }
-        ck.epochDiff = 0; ck.epochSteps = 0;
+        ck.epochDiff = 0;
+        ck.epochSteps = 0;
       }
       if (ck.step % cfg.checkpointEvery === 0 || ck.step === cfg.steps || ck.stoppedEarly) await saveCheckpoint();
       if (hooks.shouldStop?.() && ck.step < cfg.steps) {
@@ -284,9 +351,12 @@ export async function runMpo(gpu: Gpu, cfg: MpoConfig, data: Datasets, out: stri
     const metrics = { train: {} as SplitMetrics, test: {} as SplitMetrics, steps: ck.step, seconds: 0 };
     const effective = await plane.effective();
     const scale = (await plane.scale.basis.read())[0];
-    const GH = mask.H + 2 * cfg.pad, GW = mask.W + 2 * cfg.pad;
+    const GH = mask.H + 2 * cfg.pad,
+      GW = mask.W + 2 * cfg.pad;
     const coefs = new Float32Array(GH * GW * 3);
-    for (let gi = 0; gi < GH; gi++) for (let gj = 0; gj < GW; gj++) coefs.set([1, scale * (gj - cfg.pad - cw), scale * (gi - cfg.pad - ch)], (gi * GW + gj) * 3);
+    for (let gi = 0; gi < GH; gi++)
+      for (let gj = 0; gj < GW; gj++)
+        coefs.set([1, scale * (gj - cfg.pad - cw), scale * (gi - cfg.pad - ch)], (gi * GW + gj) * 3);
     const panels: Record<string, { loss: Float32Array; acc: Float32Array }> = {};
     for (const split of ['train', 'test'] as const) {
       const d = split === 'train' ? train : data.test;
@@ -296,10 +366,16 @@ export async function runMpo(gpu: Gpu, cfg: MpoConfig, data: Datasets, out: stri
       panels[split] = { loss, acc };
       metrics[split] = scoreGrid(loss, acc, mask, tern, cfg.pad);
       const grid = new Float32Array(GH * GW * 2);
-      for (let k = 0; k < GH * GW; k++) { grid[2 * k] = loss[k]; grid[2 * k + 1] = acc[k]; }
+      for (let k = 0; k < GH * GW; k++) {
+        grid[2 * k] = loss[k];
+        grid[2 * k + 1] = acc[k];
+      }
       atomicWrite(join(out, `grid_${split}.npy`), npyBytes(grid, [GH, GW, 2]));
       const outline = { data: mask.data, H: mask.H, W: mask.W, pad: cfg.pad };
-      await writePng(lossMap(loss, GH, GW, `${split} loss (cross-entropy, log scale)`, outline), join(out, `loss_${split}.png`));
+      await writePng(
+        lossMap(loss, GH, GW, `${split} loss (cross-entropy, log scale)`, outline),
+        join(out, `loss_${split}.png`),
+      );
       await writePng(accMap(acc, GH, GW, `${split} accuracy`, outline), join(out, `acc_${split}.png`));
     }
     metrics.seconds = +((performance.now() - t0) / 1000).toFixed(2);
@@ -311,15 +387,47 @@ export async function runMpo(gpu: Gpu, cfg: MpoConfig, data: Datasets, out: stri
       st[`up/${nm}`] = { shape: effective.shapes[i], data: effective.up[i] };
     });
     st.scale = { shape: [1], data: Float32Array.of(scale) };
-    atomicWrite(join(out, 'plane.safetensors'), safetensorsBytes(st, { model: cfg.model, bn: String(cfg.bn), mask: cfg.mask, grid: `${mask.H}x${mask.W}`, cell: 'origin + scale * ((j - W//2) * right + (i - H//2) * up)' }));
+    atomicWrite(
+      join(out, 'plane.safetensors'),
+      safetensorsBytes(st, {
+        model: cfg.model,
+        bn: String(cfg.bn),
+        mask: cfg.mask,
+        grid: `${mask.H}x${mask.W}`,
+        cell: 'origin + scale * ((j - W//2) * right + (i - H//2) * up)',
+      }),
+    );
     const fmt = (m: SplitMetrics) => `acc_diff ${m.acc_diff.toFixed(3)}  agreement ${m.agreement.toFixed(3)}`;
     const outline = { data: mask.data, H: mask.H, W: mask.W, pad: cfg.pad };
-    await writePng(compose([
-      [maskPanel(padded(signed, mask.H, mask.W, cfg.pad), GH, GW, 'target (grey: margin outside the mask)'), lossMap(panels.test.loss, GH, GW, 'test loss (log scale)', outline), accMap(panels.test.acc, GH, GW, 'test accuracy', outline)],
-      [textPanel([`${cfg.experiment}: ${cfg.model}${cfg.bn ? ' + BN' : ''}`, `mask ${mask.name}, ${ck.step} steps`, `test:  ${fmt(metrics.test)}`, `train: ${fmt(metrics.train)}`, `${gpu.adapterInfo.split(' / ').pop()!.slice(0, 44)}`], 380), lossMap(panels.train.loss, GH, GW, 'train loss (log scale)', outline), accMap(panels.train.acc, GH, GW, 'train accuracy', outline)],
-    ], `loss-atlas MPO: ${mask.name} drawn into the loss landscape`), join(out, 'summary.png'));
+    await writePng(
+      compose(
+        [
+          [
+            maskPanel(padded(signed, mask.H, mask.W, cfg.pad), GH, GW, 'target (grey: margin outside the mask)'),
+            lossMap(panels.test.loss, GH, GW, 'test loss (log scale)', outline),
+            accMap(panels.test.acc, GH, GW, 'test accuracy', outline),
+          ],
+          [
+            textPanel(
+              [
+                `${cfg.experiment}: ${cfg.model}${cfg.bn ? ' + BN' : ''}`,
+                `mask ${mask.name}, ${ck.step} steps`,
+                `test:  ${fmt(metrics.test)}`,
+                `train: ${fmt(metrics.train)}`,
+                `${gpu.adapterInfo.split(' / ').pop()!.slice(0, 44)}`,
+              ],
+              380,
+            ),
+            lossMap(panels.train.loss, GH, GW, 'train loss (log scale)', outline),
+            accMap(panels.train.acc, GH, GW, 'train accuracy', outline),
+          ],
+        ],
+        `loss-atlas MPO: ${mask.name} drawn into the loss landscape`,
+      ),
+      join(out, 'summary.png'),
+    );
     // written last: its presence marks the run complete
-    atomicWrite(join(out, 'metrics.json'), JSON.stringify(metrics, null, 2) + '\n');
+    atomicWrite(join(out, 'metrics.json'), `${JSON.stringify(metrics, null, 2)}\n`);
     return { out, metrics, stoppedEarly: ck.stoppedEarly };
   } finally {
     opt.dispose();
@@ -336,22 +444,56 @@ function padded(m: Int8Array, H: number, W: number, pad: number): Int8Array {
 }
 
 /** Mean CE and accuracy of every grid cell over the picked images (the plane's basis rebuilt first). */
-export async function evaluateGrid(gpu: Gpu, plane: Plane, coefs: Float32Array, d: Dataset, pick: number[]): Promise<{ loss: Float32Array; acc: Float32Array }> {
+export async function evaluateGrid(
+  gpu: Gpu,
+  plane: Plane,
+  coefs: Float32Array,
+  d: Dataset,
+  pick: number[],
+): Promise<{ loss: Float32Array; acc: Float32Array }> {
   await plane.updateBasis();
   return evaluateOnImages(gpu, plane.model, coefs, d, pick);
 }
 
 /** The reference's fit metrics over the ternary mask's +1 and -1 cells, plus agreement over all mask cells. */
-export function scoreGrid(loss: ArrayLike<number>, acc: ArrayLike<number>, mask: Mask, tern: Int8Array, pad: number): SplitMetrics {
+export function scoreGrid(
+  loss: ArrayLike<number>,
+  acc: ArrayLike<number>,
+  mask: Mask,
+  tern: Int8Array,
+  pad: number,
+): SplitMetrics {
   const GW = mask.W + 2 * pad;
-  let ga = 0, ba = 0, gl = 0, bl = 0, ng = 0, nb = 0, agree = 0;
+  let ga = 0,
+    ba = 0,
+    gl = 0,
+    bl = 0,
+    ng = 0,
+    nb = 0,
+    agree = 0;
   for (let i = 0; i < mask.H; i++)
     for (let j = 0; j < mask.W; j++) {
-      const c = i * mask.W + j, g = (i + pad) * GW + (j + pad);
-      if (tern[c] > 0) { ga += acc[g]; gl += loss[g]; ng++; }
-      if (tern[c] < 0) { ba += acc[g]; bl += loss[g]; nb++; }
-      if ((loss[g] < LN10) === (mask.data[c] === 1)) agree++;
+      const c = i * mask.W + j,
+        g = (i + pad) * GW + (j + pad);
+      if (tern[c] > 0) {
+        ga += acc[g];
+        gl += loss[g];
+        ng++;
+      }
+      if (tern[c] < 0) {
+        ba += acc[g];
+        bl += loss[g];
+        nb++;
+      }
+      if (loss[g] < LN10 === (mask.data[c] === 1)) agree++;
     }
-  const mg = ga / ng, mb = ba / nb;
-  return { acc_diff: mg - mb, loss_diff: bl / nb - gl / ng, mean_good_acc: mg, mean_bad_acc: mb, agreement: agree / (mask.H * mask.W) };
+  const mg = ga / ng,
+    mb = ba / nb;
+  return {
+    acc_diff: mg - mb,
+    loss_diff: bl / nb - gl / ng,
+    mean_good_acc: mg,
+    mean_bad_acc: mb,
+    agreement: agree / (mask.H * mask.W),
+  };
 }

@@ -10,9 +10,10 @@ import { fold, spec } from '../engine/kernel.ts';
 import { planeBasisKernel, planeDotsKernel, planeGradKernel } from './plane.wgsl.ts';
 import { Sequential } from '../models/sequential.ts';
 import { initParams } from '../models/graph.ts';
-import { type Layer } from '../models/layers.ts';
+import type { Layer } from '../models/layers.ts';
 
-const K_BASIS = planeBasisKernel(), K_GRAD = planeGradKernel();
+const K_BASIS = planeBasisKernel(),
+  K_GRAD = planeGradKernel();
 
 export interface PlaneValues {
   origin: Float32Array[];
@@ -32,10 +33,15 @@ export class Plane {
   private s = { a: 0, c: 1, uu: 1, alpha: 0, beta: 1 };
   private counts: number[];
 
-  constructor(readonly gpu: Gpu, readonly layers: Layer[], v: PlaneValues) {
+  constructor(
+    readonly gpu: Gpu,
+    readonly layers: Layer[],
+    v: PlaneValues,
+  ) {
     const base = new Sequential(gpu, layers, 3, initParams(layers, 3, 0));
     this.model = base;
-    const mk = (vals: Float32Array[], tag: string) => base.params.map((p, i) => new Param(gpu, `${tag}.${p.name}`, p.shape, 1, vals[i]));
+    const mk = (vals: Float32Array[], tag: string) =>
+      base.params.map((p, i) => new Param(gpu, `${tag}.${p.name}`, p.shape, 1, vals[i]));
     this.origin = mk(v.origin, 'origin');
     this.rightP = mk(v.right, 'right_param');
     this.upP = mk(v.up, 'up_param');
@@ -60,7 +66,13 @@ export class Plane {
     this.model.params.forEach((p, i) => {
       this.gpu.dispatch({
         kernel: spec(planeDotsKernel, this.gpu.reduceThreads),
-        buffers: { o: this.origin[i].basis.buffer, rp: this.rightP[i].basis.buffer, up: this.upP[i].basis.buffer, g: (p.grad ?? p.basis).buffer, part: part.buffer },
+        buffers: {
+          o: this.origin[i].basis.buffer,
+          rp: this.rightP[i].basis.buffer,
+          up: this.upP[i].basis.buffer,
+          g: (p.grad ?? p.basis).buffer,
+          part: part.buffer,
+        },
         uniforms: { n: p.size, off, mode },
         groups: fold(this.counts[i]),
         what: `plane dots ${p.name}`,
@@ -83,7 +95,12 @@ export class Plane {
     this.model.params.forEach((p, i) => {
       this.gpu.dispatch({
         kernel: K_BASIS,
-        buffers: { o: this.origin[i].basis.buffer, rp: this.rightP[i].basis.buffer, up: this.upP[i].basis.buffer, basis: p.basis.buffer },
+        buffers: {
+          o: this.origin[i].basis.buffer,
+          rp: this.rightP[i].basis.buffer,
+          up: this.upP[i].basis.buffer,
+          basis: p.basis.buffer,
+        },
         uniforms: { n: p.size, alpha: this.s.alpha, beta: this.s.beta },
         groups: fold(Math.ceil(p.size / 256)),
         what: `plane basis ${p.name}`,
@@ -94,22 +111,36 @@ export class Plane {
   /** Carries the model's accumulated basis gradient back to origin / right_param / up_param; zeroes it. */
   async backward(): Promise<void> {
     const [gu, gr] = await this.dots(1);
-    if (!Number.isFinite(gu) || !Number.isFinite(gr)) throw new Error(`the gradient is not finite (g.up = ${gu}, g.right = ${gr})`);
+    if (!Number.isFinite(gu) || !Number.isFinite(gr))
+      throw new Error(`the gradient is not finite (g.up = ${gu}, g.right = ${gr})`);
     const { a, c, uu } = this.s;
-    const p2 = uu - (a * a) / c, p = Math.sqrt(p2), q = Math.sqrt(c);
+    const p2 = uu - (a * a) / c,
+      p = Math.sqrt(p2),
+      q = Math.sqrt(c);
     const gup = gu - (a / c) * gr; // g . u_perp (unnormalized)
     const hr = (q / p) * gr;
-    const A1 = q / p, A2 = (-q * gup) / p ** 3, A3 = (q * gup * a) / (p ** 3 * c);
+    const A1 = q / p,
+      A2 = (-q * gup) / p ** 3,
+      A3 = (q * gup * a) / (p ** 3 * c);
     const coef = {
-      a1: A1, a2: A2, a3: A3 - hr / c,
-      e1: (-a / c) * A1, e2: -hr / c - (a / c) * A2, e3: gup / (p * q) + (2 * a * hr) / (c * c) - (a / c) * A3,
+      a1: A1,
+      a2: A2,
+      a3: A3 - hr / c,
+      e1: (-a / c) * A1,
+      e2: -hr / c - (a / c) * A2,
+      e3: gup / (p * q) + (2 * a * hr) / (c * c) - (a / c) * A3,
     };
     this.model.params.forEach((p, i) => {
       this.gpu.dispatch({
         kernel: K_GRAD,
         buffers: {
-          o: this.origin[i].basis.buffer, rp: this.rightP[i].basis.buffer, up: this.upP[i].basis.buffer, g: p.ensureGrad().buffer,
-          dorig: this.origin[i].ensureGrad().buffer, drp: this.rightP[i].ensureGrad().buffer, dup: this.upP[i].ensureGrad().buffer,
+          o: this.origin[i].basis.buffer,
+          rp: this.rightP[i].basis.buffer,
+          up: this.upP[i].basis.buffer,
+          g: p.ensureGrad().buffer,
+          dorig: this.origin[i].ensureGrad().buffer,
+          drp: this.rightP[i].ensureGrad().buffer,
+          dup: this.upP[i].ensureGrad().buffer,
         },
         uniforms: { n: p.size, ...coef },
         groups: fold(Math.ceil(p.size / 256)),
@@ -122,11 +153,22 @@ export class Plane {
   /** Trainable values (for checkpoints). */
   async values(): Promise<PlaneValues> {
     const rd = (ps: Param[]) => Promise.all(ps.map((p) => p.basis.read()));
-    return { origin: await rd(this.origin), right: await rd(this.rightP), up: await rd(this.upP), scale: (await this.scale.basis.read())[0] };
+    return {
+      origin: await rd(this.origin),
+      right: await rd(this.rightP),
+      up: await rd(this.upP),
+      scale: (await this.scale.basis.read())[0],
+    };
   }
 
   /** The effective plane: origin, right, up (orthogonalized, |up| = |right|) per parameter tensor. */
-  async effective(): Promise<{ names: string[]; shapes: number[][]; origin: Float32Array[]; right: Float32Array[]; up: Float32Array[] }> {
+  async effective(): Promise<{
+    names: string[];
+    shapes: number[][];
+    origin: Float32Array[];
+    right: Float32Array[];
+    up: Float32Array[];
+  }> {
     await this.updateBasis();
     const all = await Promise.all(this.model.params.map((p) => p.basis.read()));
     const n = this.model.params.map((p) => p.size);

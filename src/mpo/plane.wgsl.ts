@@ -11,7 +11,11 @@ import { kernel, r, w, MAIN_1D, FOLDED_ID } from '../engine/kernel.ts';
  * mode 0: (up.r, r.r, up.up); mode 1: (g.up, g.r, 0) with g the up-row of the model gradient (g[2n + i]).
  */
 export function planeDotsKernel(wg = 256): KernelSpec {
-  const U: KernelSpec['uniforms'] = [['n', 'u32'], ['off', 'u32'], ['mode', 'u32']];
+  const U: KernelSpec['uniforms'] = [
+    ['n', 'u32'],
+    ['off', 'u32'],
+    ['mode', 'u32'],
+  ];
   const body = `
 var<workgroup> red: array<vec3<f32>, ${wg}>;
 ${MAIN_1D(wg)} {
@@ -38,7 +42,11 @@ ${MAIN_1D(wg)} {
 
 /** basis [3, n] = [o, rp - o, beta * (up - alpha * (rp - o))]. */
 export function planeBasisKernel(): KernelSpec {
-  const U: KernelSpec['uniforms'] = [['n', 'u32'], ['alpha', 'f32'], ['beta', 'f32']];
+  const U: KernelSpec['uniforms'] = [
+    ['n', 'u32'],
+    ['alpha', 'f32'],
+    ['beta', 'f32'],
+  ];
   const body = `
 ${MAIN_1D(256)} {
   ${FOLDED_ID}
@@ -58,7 +66,15 @@ ${MAIN_1D(256)} {
  * d_rp = g_r + E;  d_o = g_o - g_r - E.
  */
 export function planeGradKernel(): KernelSpec {
-  const U: KernelSpec['uniforms'] = [['n', 'u32'], ['a1', 'f32'], ['a2', 'f32'], ['a3', 'f32'], ['e1', 'f32'], ['e2', 'f32'], ['e3', 'f32']];
+  const U: KernelSpec['uniforms'] = [
+    ['n', 'u32'],
+    ['a1', 'f32'],
+    ['a2', 'f32'],
+    ['a3', 'f32'],
+    ['e1', 'f32'],
+    ['e2', 'f32'],
+    ['e3', 'f32'],
+  ];
   const body = `
 ${MAIN_1D(256)} {
   ${FOLDED_ID}

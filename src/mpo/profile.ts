@@ -14,8 +14,9 @@ import { defineCommand, omitOptions, optionsOf, type OptionInput } from '../opti
 
 export const PROFILE = defineCommand({
   name: 'profile',
-  summary: 'a few MPO steps with per-kernel GPU times (timestamp queries) and a Chrome trace '
-    + '(takes the mpo flags, --profile-steps N, --trace PATH)',
+  summary:
+    'a few MPO steps with per-kernel GPU times (timestamp queries) and a Chrome trace ' +
+    '(takes the mpo flags, --profile-steps N, --trace PATH)',
   usage: 'loss-atlas profile [mpo flags] [--profile-steps N] [--trace PATH]',
   description: `Runs a few MPO steps with timestamp queries on every dispatch, prints the per-kernel table of the steps
 after the first (which compiles the pipelines) and writes a Chrome trace of the last step (open it in Perfetto or
@@ -35,10 +36,14 @@ export async function profileCommand(gpu: Gpu, o: OptionInput<typeof PROFILE.opt
   const prof = Profiler.attach(gpu);
   if (!prof) throw new Error(`adapter ${gpu.adapterInfo} has no timestamp-query: cannot profile`);
   console.log(`adapter: ${gpu.adapterInfo}`);
-  console.log(`profiling ${steps} MPO steps: model ${cfg.model}${cfg.bn ? ' + BN' : ''}, ${cfg.cellsPerStep}+${cfg.cellsPerStep} cells x ${cfg.batch} images`);
+  console.log(
+    `profiling ${steps} MPO steps: model ${cfg.model}${cfg.bn ? ' + BN' : ''}, ${cfg.cellsPerStep}+${cfg.cellsPerStep} cells x ${cfg.batch} images`,
+  );
   const walls: number[] = [];
-  let last = performance.now(), lastStepFrom = 0;
-  let table = '', chrome: object = {};
+  let last = performance.now(),
+    lastStepFrom = 0;
+  let table = '',
+    chrome: object = {};
   const out = mkdtempSync(join(tmpdir(), 'la-profile-'));
   await runMpo(gpu, cfg, loadData(cfg), out, false, {
     onStep: async (s) => {

@@ -1,11 +1,11 @@
 // Hessian-vector products of a model's loss by central differences of gradients, both signs batched as manifold points.
-import { type Gpu } from '../engine/device.ts';
+import type { Gpu } from '../engine/device.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { batchOf, type Dataset } from '../data/dataset.ts';
 import { paramShapes } from '../models/graph.ts';
-import { type BnMode } from '../models/layers.ts';
-import { type Sequential } from '../models/sequential.ts';
-import { type ModelSpec } from '../models/zoo.ts';
+import type { BnMode } from '../models/layers.ts';
+import type { Sequential } from '../models/sequential.ts';
+import type { ModelSpec } from '../models/zoo.ts';
 import { backwardPoints } from '../models/run.ts';
 import { manifoldModel, type WeightSet } from '../models/checkpoint.ts';
 
@@ -25,7 +25,16 @@ export class HvpEngine {
    * products are those of double backprop (the reference's); false: plain finite differences, which across ReLU
    * switches add kink terms of both signs.
    */
-  constructor(readonly gpu: Gpu, readonly spec: ModelSpec, readonly plane: WeightSet[], readonly bnMode: BnMode, images: { data: Dataset; pick: ArrayLike<number> }, readonly eps: number, readonly pairedMasks = true, chunk = 500) {
+  constructor(
+    readonly gpu: Gpu,
+    readonly spec: ModelSpec,
+    readonly plane: WeightSet[],
+    readonly bnMode: BnMode,
+    images: { data: Dataset; pick: ArrayLike<number> },
+    readonly eps: number,
+    readonly pairedMasks = true,
+    chunk = 500,
+  ) {
     this.layout = hessianLayout(spec);
     this.n = this.layout.reduce((a, l) => a + l.size, 0);
     this.sizes = paramShapes(spec.layers).map((s) => s.shape.reduce((a, b) => a * b, 1));
@@ -33,7 +42,11 @@ export class HvpEngine {
     for (let i0 = 0; i0 < pick.length; i0 += chunk) {
       const idx = Array.prototype.slice.call(pick, i0, i0 + chunk) as number[];
       const { x, y } = batchOf(data, idx);
-      this.batches.push({ x: Tensor.fromArray(gpu, [idx.length, ...data.shape], x, 'hvp.x'), y: Tensor.fromArray(gpu, [idx.length], y, 'hvp.y', 'u32'), weight: idx.length / pick.length });
+      this.batches.push({
+        x: Tensor.fromArray(gpu, [idx.length, ...data.shape], x, 'hvp.x'),
+        y: Tensor.fromArray(gpu, [idx.length], y, 'hvp.y', 'u32'),
+        weight: idx.length / pick.length,
+      });
     }
   }
 
@@ -45,12 +58,18 @@ export class HvpEngine {
   }
 
   async products(coefs: number[][], vs: ArrayLike<number>[]): Promise<{ hv: Float64Array[]; loss: number[] }> {
-    const P = vs.length, G = this.plane.length, B = G + P, eps = this.eps;
+    const P = vs.length,
+      G = this.plane.length,
+      B = G + P,
+      eps = this.eps;
     const bases: WeightSet[] = [...this.plane, ...vs.map((v) => ({ weights: this.unflatten(v), states: null }))];
     const model: Sequential = manifoldModel(this.gpu, this.spec, bases, this.bnMode);
     const C = new Float32Array(2 * P * B);
     for (let p = 0; p < P; p++)
-      for (const [s, sign] of [[0, 1], [1, -1]] as const) {
+      for (const [s, sign] of [
+        [0, 1],
+        [1, -1],
+      ] as const) {
         const row = (2 * p + s) * B;
         for (let g = 0; g < G; g++) C[row + g] = coefs[p][g];
         C[row + G + p] = sign * eps;
@@ -58,7 +77,9 @@ export class HvpEngine {
     const loss = new Array<number>(P).fill(0);
     try {
       for (const b of this.batches) {
-        const r = await backwardPoints(this.gpu, model, C, new Array(2 * P).fill(b.weight), b.x, b.y, { pairedMasks: this.pairedMasks });
+        const r = await backwardPoints(this.gpu, model, C, new Array(2 * P).fill(b.weight), b.x, b.y, {
+          pairedMasks: this.pairedMasks,
+        });
         for (let p = 0; p < P; p++) loss[p] += (b.weight * (r.loss[2 * p] + r.loss[2 * p + 1])) / 2;
       }
       const grads = await Promise.all(this.layout.map((l) => model.params[l.tensor].grad!.read()));
@@ -77,7 +98,10 @@ export class HvpEngine {
   }
 
   dispose(): void {
-    for (const b of this.batches) { b.x.dispose(); b.y.dispose(); }
+    for (const b of this.batches) {
+      b.x.dispose();
+      b.y.dispose();
+    }
     this.batches = [];
   }
 }

@@ -22,7 +22,10 @@ export class Lanczos {
   exhausted = false;
 
   /** n: vector length; the start vector is Gaussian from the seed (so a point's result does not depend on its block). */
-  constructor(readonly n: number, seed: number) {
+  constructor(
+    readonly n: number,
+    seed: number,
+  ) {
     const r = rng(seed);
     const v = Float64Array.from({ length: n }, () => randn(r));
     const s = Math.hypot(...chunkNorms(v));
@@ -40,7 +43,8 @@ export class Lanczos {
 
   /** Takes w = H q for the vector of next(). */
   step(hq: ArrayLike<number>): void {
-    const n = this.n, q = this.q;
+    const n = this.n,
+      q = this.q;
     const w = Float64Array.from(hq);
     let a = 0;
     for (let i = 0; i < n; i++) a += w[i] * q[i];
@@ -73,10 +77,19 @@ export class Lanczos {
   /** Extreme eigenvalues of the tridiagonal T_m and their residual norms. */
   extremes(): RitzExtremes {
     const m = this.alpha.length;
-    const T = Array.from({ length: m }, (_, i) => Array.from({ length: m }, (_, j) => (i === j ? this.alpha[i] : Math.abs(i - j) === 1 ? this.beta[Math.min(i, j)] : 0)));
+    const T = Array.from({ length: m }, (_, i) =>
+      Array.from({ length: m }, (_, j) =>
+        i === j ? this.alpha[i] : Math.abs(i - j) === 1 ? this.beta[Math.min(i, j)] : 0,
+      ),
+    );
     const { values, vectors } = symmetricEigen(T);
     const bm = this.exhausted ? 0 : this.beta[m - 1];
-    return { max: values[0], min: values[m - 1], resMax: Math.abs(bm * vectors[0][m - 1]), resMin: Math.abs(bm * vectors[m - 1][m - 1]) };
+    return {
+      max: values[0],
+      min: values[m - 1],
+      resMax: Math.abs(bm * vectors[0][m - 1]),
+      resMin: Math.abs(bm * vectors[m - 1][m - 1]),
+    };
   }
 
   /** Both extremes converged: residuals at most tol times the spectral scale max(|lambda_max|, |lambda_min|). */

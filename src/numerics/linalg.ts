@@ -1,6 +1,5 @@
 // Host-side linear algebra on flat vectors: orthonormal bases and projections.
 
-
 /**
  * Gram-Schmidt: an orthonormal basis of the span of the given directions (e.g. the edges B - A, C - A, ... of a simplex
  * of optima); directions already in the span of the earlier ones are dropped.
@@ -34,4 +33,8 @@ export function projectOut(g: Float64Array | Float32Array, D: number, q: Float64
     }
 }
 
-export const norm2 = (v: ArrayLike<number>) => { let s = 0; for (let i = 0; i < v.length; i++) s += v[i] * v[i]; return Math.sqrt(s); };
+export const norm2 = (v: ArrayLike<number>) => {
+  let s = 0;
+  for (let i = 0; i < v.length; i++) s += v[i] * v[i];
+  return Math.sqrt(s);
+};

@@ -18,8 +18,10 @@ function wrap(text: string, width: number, indent: number): string[] {
   const lead = /^ */.exec(text)![0];
   let line = lead;
   for (const w of text.slice(lead.length).split(' ')) {
-    if (line.trim() && line.length + 1 + w.length > width) { out.push(line); line = ' '.repeat(indent) + w; }
-    else line = line.trim() ? `${line} ${w}` : line + w;
+    if (line.trim() && line.length + 1 + w.length > width) {
+      out.push(line);
+      line = ' '.repeat(indent) + w;
+    } else line = line.trim() ? `${line} ${w}` : line + w;
   }
   if (line) out.push(line);
   return out;
@@ -45,7 +47,9 @@ function rows(table: OptionTable): string[] {
 }
 
 function defaultUsage(spec: CommandSpec): string {
-  const req = Object.entries(spec.options).filter(([, o]) => o.required).map(([n, o]) => ` --${n} ${placeholderOf(o)}`);
+  const req = Object.entries(spec.options)
+    .filter(([, o]) => o.required)
+    .map(([n, o]) => ` --${n} ${placeholderOf(o)}`);
   const p = spec.positionals;
   const some = (n: number) => Array(n).fill(p!.placeholder).join(' ');
   const pos = !p ? '' : !p.min ? ` [${p.placeholder}]` : ` ${some(p.min)}${p.max === p.min ? '' : ' ...'}`;

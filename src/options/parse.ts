@@ -2,15 +2,25 @@
 // validated once; a UsageError names the flag, what it expects and what it got (and the nearest flag to a slip).
 import { parseArgs } from 'node:util';
 import {
-  GLOBAL_OPTIONS, UsageError, acceptedFlags, camelCase, globalsOf, placeholderOf, type CommandSpec, type Globals,
-  type Invocation, type OptionTable, type OptionValues,
+  GLOBAL_OPTIONS,
+  UsageError,
+  acceptedFlags,
+  camelCase,
+  globalsOf,
+  placeholderOf,
+  type CommandSpec,
+  type Globals,
+  type Invocation,
+  type OptionTable,
+  type OptionValues,
 } from './table.ts';
 import { convert, defaultOf } from './values.ts';
 
 /** Optimal string alignment distance (Levenshtein with transpositions). */
 function editDistance(a: string, b: string): number {
   const d = Array.from({ length: a.length + 1 }, (_, i) =>
-    Array.from({ length: b.length + 1 }, (_, j) => (i ? (j ? 0 : i) : j)));
+    Array.from({ length: b.length + 1 }, (_, j) => (i ? (j ? 0 : i) : j)),
+  );
   for (let i = 1; i <= a.length; i++) {
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
@@ -25,10 +35,14 @@ function editDistance(a: string, b: string): number {
 
 /** The candidate nearest to `word`, if it is near enough to be a slip (or `word` starts only it). */
 export function nearest(word: string, candidates: readonly string[]): string | undefined {
-  let best: string | undefined, bestD = Infinity;
+  let best: string | undefined,
+    bestD = Infinity;
   for (const c of candidates) {
     const dist = editDistance(word.toLowerCase(), c.toLowerCase());
-    if (dist < bestD) { best = c; bestD = dist; }
+    if (dist < bestD) {
+      best = c;
+      bestD = dist;
+    }
   }
   if (best !== undefined && word.length > 2 && bestD <= Math.max(1, Math.floor(word.length / 3))) return best;
   const starts = word.length >= 3 ? candidates.filter((c) => c.startsWith(word)) : [];
@@ -94,8 +108,11 @@ export function parseCommand<O extends OptionTable>(spec: CommandSpec<O>, argv: 
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({
-      args: args.filter((a): a is string => a !== null), options: config, strict: true,
-      allowPositionals: !!spec.positionals, tokens: true,
+      args: args.filter((a): a is string => a !== null),
+      options: config,
+      strict: true,
+      allowPositionals: !!spec.positionals,
+      tokens: true,
     });
   } catch (e) {
     throw new UsageError((e as Error).message);
@@ -107,7 +124,7 @@ export function parseCommand<O extends OptionTable>(spec: CommandSpec<O>, argv: 
     const neg = t.name.startsWith('no-') && !table[t.name];
     const name = neg ? t.name.slice(3) : t.name;
     if (spec.repeated === 'first' && name in raw) continue;
-    raw[name] = neg ? false : t.value ?? true;
+    raw[name] = neg ? false : (t.value ?? true);
   }
   const values: Record<string, unknown> = {};
   for (const [name, o] of Object.entries(table)) {

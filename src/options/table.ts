@@ -4,9 +4,15 @@
 export class UsageError extends Error {}
 
 /** min:max:num, as numpy.linspace: the spec as given and its values. */
-export interface Range { spec: string; values: number[] }
+export interface Range {
+  spec: string;
+  values: number[];
+}
 /** --shard i/n: the points k with k % n == i. */
-export interface Shard { i: number; n: number }
+export interface Shard {
+  i: number;
+  n: number;
+}
 
 interface Common {
   /** One line for --help. */
@@ -38,13 +44,32 @@ export interface Bounds {
   /** exclusive upper bound */
   below?: number;
 }
-export interface IntegerOption extends Common, Bounds { type: 'integer'; default?: number }
-export interface NumberOption extends Common, Bounds { type: 'number'; default?: number }
+export interface IntegerOption extends Common, Bounds {
+  type: 'integer';
+  default?: number;
+}
+export interface NumberOption extends Common, Bounds {
+  type: 'number';
+  default?: number;
+}
 /** N|all: a whole number, or all (the value 0). */
-export interface CountOption extends Common { type: 'count'; default?: number; min?: number }
-export interface EnumOption extends Common { type: 'enum'; choices: readonly string[]; default?: string }
-export interface RangeOption extends Common { type: 'range'; default?: string }
-export interface ShardOption extends Common { type: 'shard' }
+export interface CountOption extends Common {
+  type: 'count';
+  default?: number;
+  min?: number;
+}
+export interface EnumOption extends Common {
+  type: 'enum';
+  choices: readonly string[];
+  default?: string;
+}
+export interface RangeOption extends Common {
+  type: 'range';
+  default?: string;
+}
+export interface ShardOption extends Common {
+  type: 'shard';
+}
 /** Comma-separated values: integers, numbers (with bounds) or strings (optionally from `choices`). */
 export interface ListOption extends Common, Bounds {
   type: 'list';
@@ -53,7 +78,14 @@ export interface ListOption extends Common, Bounds {
   choices?: readonly string[];
 }
 export type OptionSpec =
-  | BooleanOption | StringOption | IntegerOption | NumberOption | CountOption | EnumOption | RangeOption | ShardOption
+  | BooleanOption
+  | StringOption
+  | IntegerOption
+  | NumberOption
+  | CountOption
+  | EnumOption
+  | RangeOption
+  | ShardOption
   | ListOption;
 export type OptionTable = Record<string, OptionSpec>;
 
@@ -61,15 +93,23 @@ export type OptionTable = Record<string, OptionSpec>;
 export const GLOBAL_OPTIONS = {
   verbose: { type: 'boolean', help: 'print the GPU adapter and its limits' },
   profile: {
-    type: 'boolean', help: 'time every GPU dispatch of the command: per-kernel table and Chrome trace at the end',
+    type: 'boolean',
+    help: 'time every GPU dispatch of the command: per-kernel table and Chrome trace at the end',
   },
   trace: {
-    type: 'string', placeholder: 'PATH', default: 'profile-trace.json', help: 'with --profile: the Chrome trace file',
+    type: 'string',
+    placeholder: 'PATH',
+    default: 'profile-trace.json',
+    help: 'with --profile: the Chrome trace file',
   },
   help: { type: 'boolean', help: 'this help' },
 } as const satisfies OptionTable;
 export type GlobalName = keyof typeof GLOBAL_OPTIONS;
-export interface Globals { verbose: boolean; profile: boolean; trace: string }
+export interface Globals {
+  verbose: boolean;
+  profile: boolean;
+  trace: string;
+}
 
 export interface CommandSpec<O extends OptionTable = OptionTable> {
   /** The command's name (loss-atlas NAME). */
@@ -112,30 +152,44 @@ export function omitOptions<O extends OptionTable, K extends keyof O>(o: O, drop
 }
 
 type Camel<S extends string> = S extends `${infer H}-${infer T}` ? `${H}${Capitalize<Camel<T>>}` : S;
-type ValueOf<T> =
-  T extends { type: 'boolean' } ? boolean
-  : T extends { type: 'enum'; choices: readonly (infer C)[] } ? C
-  : T extends { type: 'integer' | 'number' | 'count' } ? number
-  : T extends { type: 'range' } ? Range
-  : T extends { type: 'shard' } ? Shard
-  : T extends { type: 'list'; of: 'string'; choices: readonly (infer C)[] } ? C[]
-  : T extends { type: 'list'; of: 'string' } ? string[]
-  : T extends { type: 'list' } ? number[]
-  : string;
-type Always<T> =
-  T extends { type: 'boolean' } ? true : T extends { default: {} } ? true : T extends { required: true } ? true : false;
-type Needed<T> = T extends { required: true } ? (T extends { default: {} } ? false : true) : false;
+type ValueOf<T> = T extends { type: 'boolean' }
+  ? boolean
+  : T extends { type: 'enum'; choices: readonly (infer C)[] }
+    ? C
+    : T extends { type: 'integer' | 'number' | 'count' }
+      ? number
+      : T extends { type: 'range' }
+        ? Range
+        : T extends { type: 'shard' }
+          ? Shard
+          : T extends { type: 'list'; of: 'string'; choices: readonly (infer C)[] }
+            ? C[]
+            : T extends { type: 'list'; of: 'string' }
+              ? string[]
+              : T extends { type: 'list' }
+                ? number[]
+                : string;
+type Always<T> = T extends { type: 'boolean' }
+  ? true
+  : T extends { default: NonNullable<unknown> }
+    ? true
+    : T extends { required: true }
+      ? true
+      : false;
+type Needed<T> = T extends { required: true } ? (T extends { default: NonNullable<unknown> } ? false : true) : false;
 type Simplify<T> = { [K in keyof T]: T[K] } & {};
 
 /** The parsed options of a table: keys in camelCase (--cells-per-step: cellsPerStep), defaults filled in. */
 export type OptionValues<O extends OptionTable> = Simplify<
-  { -readonly [K in keyof O as Always<O[K]> extends true ? Camel<K & string> : never]: ValueOf<O[K]> }
-  & { -readonly [K in keyof O as Always<O[K]> extends true ? never : Camel<K & string>]?: ValueOf<O[K]> }
+  { -readonly [K in keyof O as Always<O[K]> extends true ? Camel<K & string> : never]: ValueOf<O[K]> } & {
+    -readonly [K in keyof O as Always<O[K]> extends true ? never : Camel<K & string>]?: ValueOf<O[K]>;
+  }
 >;
 /** What a caller inside the program gives for a table: only the required options without a default are needed. */
 export type OptionInput<O extends OptionTable> = Simplify<
-  { -readonly [K in keyof O as Needed<O[K]> extends true ? Camel<K & string> : never]: ValueOf<O[K]> }
-  & { -readonly [K in keyof O as Needed<O[K]> extends true ? never : Camel<K & string>]?: ValueOf<O[K]> }
+  { -readonly [K in keyof O as Needed<O[K]> extends true ? Camel<K & string> : never]: ValueOf<O[K]> } & {
+    -readonly [K in keyof O as Needed<O[K]> extends true ? never : Camel<K & string>]?: ValueOf<O[K]>;
+  }
 >;
 
 export interface Invocation<O extends OptionTable> {
@@ -162,16 +216,24 @@ export function acceptedFlags(spec: CommandSpec): string[] {
 export const placeholderOf = (o: OptionSpec): string => {
   if (o.placeholder) return o.placeholder;
   switch (o.type) {
-    case 'boolean': return '';
-    case 'integer': return 'N';
-    case 'number': return 'X';
-    case 'count': return 'N|all';
-    case 'enum': return o.choices.join('|');
-    case 'range': return 'min:max:num';
-    case 'shard': return 'i/n';
+    case 'boolean':
+      return '';
+    case 'integer':
+      return 'N';
+    case 'number':
+      return 'X';
+    case 'count':
+      return 'N|all';
+    case 'enum':
+      return o.choices.join('|');
+    case 'range':
+      return 'min:max:num';
+    case 'shard':
+      return 'i/n';
     case 'list':
       if (o.of === 'string') return o.choices ? o.choices.join(',') : 'A,B,...';
       return o.of === 'integer' ? 'N,N,...' : 'X,X,...';
-    case 'string': return 'VALUE';
+    case 'string':
+      return 'VALUE';
   }
 };

@@ -1,7 +1,15 @@
 // Converting and validating one option's value once, and the defaults of the options not given.
 import {
-  UsageError, camelCase, placeholderOf, type Bounds, type OptionInput, type OptionSpec, type OptionTable,
-  type OptionValues, type Range, type Shard,
+  UsageError,
+  camelCase,
+  placeholderOf,
+  type Bounds,
+  type OptionInput,
+  type OptionSpec,
+  type OptionTable,
+  type OptionValues,
+  type Range,
+  type Shard,
 } from './table.ts';
 
 const boundsText = (o: Bounds): string => {
@@ -13,10 +21,12 @@ const boundsText = (o: Bounds): string => {
   return p.length ? ` ${p.join(' and ')}` : '';
 };
 const inBounds = (v: number, o: Bounds) =>
-  (o.min === undefined || v >= o.min) && (o.max === undefined || v <= o.max)
-  && (o.above === undefined || v > o.above) && (o.below === undefined || v < o.below);
+  (o.min === undefined || v >= o.min) &&
+  (o.max === undefined || v <= o.max) &&
+  (o.above === undefined || v > o.above) &&
+  (o.below === undefined || v < o.below);
 export const choicesText = (cs: readonly string[]) =>
-  (cs.length === 1 ? cs[0] : cs.length === 2 ? `${cs[0]} or ${cs[1]}` : `one of ${cs.join(', ')}`);
+  cs.length === 1 ? cs[0] : cs.length === 2 ? `${cs[0]} or ${cs[1]}` : `one of ${cs.join(', ')}`;
 
 /** A number as written on a command line ('' and '  ' are not 0, as Number() would have them). */
 const numberOf = (s: string) => (s.trim() === '' ? NaN : Number(s));
@@ -53,7 +63,8 @@ export function convert(name: string, o: OptionSpec, raw: string): unknown {
     }
     case 'count': {
       if (raw === 'all') return 0;
-      const v = numberOf(raw), min = o.min ?? 0;
+      const v = numberOf(raw),
+        min = o.min ?? 0;
       return Number.isInteger(v) && v >= min ? v : bad(`an integer >= ${min} or all`);
     }
     case 'enum':

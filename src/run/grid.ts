@@ -136,7 +136,7 @@ export function openGrid<A extends string>(spec: GridJobSpec<A>): GridJob<A> {
       values[a] = r.data;
     }
   }
-  atomicWrite(metaPath, JSON.stringify(meta) + '\n');
+  atomicWrite(metaPath, `${JSON.stringify(meta)}\n`);
   if (!resumed || !hasConfig(out, spec.kind)) {
     writeRunConfig(out, spec.kind, { ...meta, ...spec.settings }, spec.adapter);
   }
@@ -226,7 +226,7 @@ export function mergeGrids<A extends string>(dirs: string[], out: string, f: Gri
   mkdirSync(out, { recursive: true });
   const meta = { ...metas[0], shard: { i: 0, n: 1 } };
   for (const a of f.arrays) atomicWrite(arrayPath(out, f.name, a), npyBytes(merged[a], shape));
-  atomicWrite(join(out, `${f.name}_meta.json`), JSON.stringify(meta) + '\n');
+  atomicWrite(join(out, `${f.name}_meta.json`), `${JSON.stringify(meta)}\n`);
   let shardSettings: Record<string, unknown> = {};
   try {
     shardSettings = readRunConfig(dirs[0]).settings; // what the first shard recorded beyond its meta

@@ -53,7 +53,7 @@ export function progress(label: string, o: ProgressOptions = {}): Progress {
       const bucket = Math.floor(frac * 20);
       if (bucket !== lastBucket || done >= total) {
         lastBucket = bucket;
-        out.write(line + '\n');
+        out.write(`${line}\n`);
       }
     }
   };

@@ -81,7 +81,7 @@ export function writeRunConfig<S extends Record<string, unknown>>(
   const created = new Date().toISOString();
   mkdirSync(out, { recursive: true });
   const file = { kind, argv, ...settings, adapter, commit, created };
-  atomicWrite(join(out, 'config.json'), JSON.stringify(file, null, 2) + '\n');
+  atomicWrite(join(out, 'config.json'), `${JSON.stringify(file, null, 2)}\n`);
   return { kind, argv: [...argv], settings, adapter, commit, created };
 }
 

@@ -37,7 +37,10 @@ export function stopOnSignal(
  * block"): a job that stops so throws Interrupted, whose message and way to continue are printed; the exit status is
  * then 130 (as for SIGINT).
  */
-export async function untilStopped(after: string, run: (shouldStop: () => boolean) => Promise<number>): Promise<number> {
+export async function untilStopped(
+  after: string,
+  run: (shouldStop: () => boolean) => Promise<number>,
+): Promise<number> {
   const sig = stopOnSignal(`stopping after ${after} (Ctrl-C again to quit at once) ...`);
   try {
     return await run(sig.stopped);

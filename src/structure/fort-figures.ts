@@ -18,8 +18,9 @@ import { defineCommand, type OptionInput } from '../options/index.ts';
 
 export const FORT_FIGURES = defineCommand({
   name: 'fort-figures',
-  summary: "Fort & Jastrzebski's experiments at CPU size (toy, connectors, m-connectors, tunnels, subspaces, SWA); "
-    + '--full for a GPU (--help)',
+  summary:
+    "Fort & Jastrzebski's experiments at CPU size (toy, connectors, m-connectors, tunnels, subspaces, SWA); " +
+    '--full for a GPU (--help)',
   usage: 'npm run exp:fort-figures [-- --full] [--tunnel-sweep] [--out DIR] [--data DIR]',
   description: `\
 Fort & Jastrzebski 2019 at CPU size (about 70 minutes on the 2-core machine, summed from the step times of one run):
@@ -34,7 +35,9 @@ fort_summary.png into --out (default runs/fort-figures).`,
     full: { type: 'boolean', help: 'larger sizes throughout (for a GPU)' },
     'tunnel-sweep': { type: 'boolean', help: 'add the tunnel-width sweep (--full always has it)' },
     out: {
-      type: 'string', placeholder: 'DIR', defaultText: 'runs/fort-figures, runs/fort-figures-full with --full',
+      type: 'string',
+      placeholder: 'DIR',
+      defaultText: 'runs/fort-figures, runs/fort-figures-full with --full',
       help: 'output directory',
     },
     data: { type: 'string', placeholder: 'DIR', help: 'Fashion-MNIST directory' },
@@ -42,16 +45,29 @@ fort_summary.png into --out (default runs/fort-figures).`,
 });
 
 async function gridPng(files: string[], path: string, w = 520): Promise<void> {
-  const tiles = await Promise.all(files.filter(existsSync).map(async (f) => { const buf = await sharp(f).resize({ width: w }).png().toBuffer(); return { buf, h: (await sharp(buf).metadata()).height ?? w }; }));
-  const cols = 2, rowsN = Math.ceil(tiles.length / cols);
-  const rowH = Array.from({ length: rowsN }, (_, r) => Math.max(...tiles.slice(r * cols, r * cols + cols).map((t) => t.h)));
+  const tiles = await Promise.all(
+    files.filter(existsSync).map(async (f) => {
+      const buf = await sharp(f).resize({ width: w }).png().toBuffer();
+      return { buf, h: (await sharp(buf).metadata()).height ?? w };
+    }),
+  );
+  const cols = 2,
+    rowsN = Math.ceil(tiles.length / cols);
+  const rowH = Array.from({ length: rowsN }, (_, r) =>
+    Math.max(...tiles.slice(r * cols, r * cols + cols).map((t) => t.h)),
+  );
   const top = (r: number) => rowH.slice(0, r).reduce((a, b) => a + b + 10, 0);
   await sharp({ create: { width: cols * (w + 10), height: top(rowsN), channels: 3, background: '#ffffff' } })
-    .composite(tiles.map((t, i) => ({ input: t.buf, left: (i % cols) * (w + 10), top: top(Math.floor(i / cols)) }))).png().toFile(path);
+    .composite(tiles.map((t, i) => ({ input: t.buf, left: (i % cols) * (w + 10), top: top(Math.floor(i / cols)) })))
+    .png()
+    .toFile(path);
 }
 
 export async function runFortFigures(
-  gpu: Gpu, o: OptionInput<typeof FORT_FIGURES.options>, dataDir: string, data: { train: Dataset; test: Dataset },
+  gpu: Gpu,
+  o: OptionInput<typeof FORT_FIGURES.options>,
+  dataDir: string,
+  data: { train: Dataset; test: Dataset },
   log: (m: string) => void,
 ): Promise<string> {
   const full = !!o.full;
@@ -77,16 +93,41 @@ export async function runFortFigures(
     if (existsSync(optimum(i))) continue;
     log(`${stamp()} training SimpleCNN optimum ${i + 1}/${nOptima}`);
     const dir = join(out, 'optima', `seed${i + 1}`);
-    const cfg = trainConfig({
-      model: 'simplecnn', epochs: full ? 20 : 2, batch: 64, lr: 0.05, wd: 0, seed: i + 1, trainImages: full ? 0 : 4000,
-      evalImages: 2000, data: dataDir,
-    }, () => dataDir);
-    await runTrain(gpu, cfg, data, dir, existsSync(join(dir, 'checkpoint', 'state.json')), { log: (m) => log(`  ${m}`) });
+    const cfg = trainConfig(
+      {
+        model: 'simplecnn',
+        epochs: full ? 20 : 2,
+        batch: 64,
+        lr: 0.05,
+        wd: 0,
+        seed: i + 1,
+        trainImages: full ? 0 : 4000,
+        evalImages: 2000,
+        data: dataDir,
+      },
+      () => dataDir,
+    );
+    await runTrain(gpu, cfg, data, dir, existsSync(join(dir, 'checkpoint', 'state.json')), {
+      log: (m) => log(`  ${m}`),
+    });
   }
   const cks = Array.from({ length: nOptima }, (_, i) => readCheckpoint(optimum(i), data.train.shape));
-  summary.optima_test_acc = cks.map((_, i) => JSON.parse(readFileSync(join(out, 'optima', `seed${i + 1}`, 'metrics.json'), 'utf8')).test_acc);
+  summary.optima_test_acc = cks.map(
+    (_, i) => JSON.parse(readFileSync(join(out, 'optima', `seed${i + 1}`, 'metrics.json'), 'utf8')).test_acc,
+  );
 
-  const base: ConnectOptions = { method: 'fort', points: full ? 9 : 5, steps: full ? 1000 : 100, lr: 1e-3, batch: full ? 128 : 32, images: full ? 5000 : 500, dense: full ? 61 : 21, seed: 1, probes: full ? 16 : 4, tPerStep: full ? 4 : 2 };
+  const base: ConnectOptions = {
+    method: 'fort',
+    points: full ? 9 : 5,
+    steps: full ? 1000 : 100,
+    lr: 1e-3,
+    batch: full ? 128 : 32,
+    images: full ? 5000 : 500,
+    dense: full ? 61 : 21,
+    seed: 1,
+    probes: full ? 16 : 4,
+    tPerStep: full ? 4 : 2,
+  };
   const connects: [string, typeof cks, ConnectOptions][] = [
     ['connect-fort', cks.slice(0, 2), { ...base, points: full ? 9 : 7, steps: full ? 1000 : 200 }],
     ['connect-bezier', cks.slice(0, 2), { ...base, method: 'bezier', probes: 0, steps: full ? 1000 : 200 }],
@@ -102,7 +143,14 @@ export async function runFortFigures(
   }
   if (!done('connect-msweep')) {
     log(`${stamp()} short directions at the centre of m-connectors, m = 1..${nOptima - 1}`);
-    await runMSweep(gpu, cks, data, { ...base, probes: full ? 32 : 8, steps: full ? 1000 : 100 }, join(out, 'connect-msweep'), (m) => log(`  ${m}`));
+    await runMSweep(
+      gpu,
+      cks,
+      data,
+      { ...base, probes: full ? 32 : 8, steps: full ? 1000 : 100 },
+      join(out, 'connect-msweep'),
+      (m) => log(`  ${m}`),
+    );
   }
   summary['connect-msweep'] = read('connect-msweep');
   if (!done('tunnels')) {
@@ -114,8 +162,13 @@ export async function runFortFigures(
   if ((o.tunnelSweep || full) && !done('tunnels-sweep')) {
     log(`${stamp()} tunnel widths over learning rate, L2, dropout and batch size`);
     const t = {
-      sweep: true, rays: full ? 32 : 8, images: full ? 2000 : 300, points: full ? 21 : 16, max: 3,
-      sweepEpochs: full ? 10 : 2, sweepImages: full ? 60000 : 4000,
+      sweep: true,
+      rays: full ? 32 : 8,
+      images: full ? 2000 : 300,
+      points: full ? 21 : 16,
+      max: 3,
+      sweepEpochs: full ? 10 : 2,
+      sweepImages: full ? 60000 : 4000,
     };
     await tunnelsCommand(gpu, data, dataDir, t, join(out, 'tunnels-sweep'), (m) => log(`  ${m}`));
   }
@@ -134,8 +187,35 @@ export async function runFortFigures(
     await swaCommand(gpu, data, swa, join(out, 'swa'), (m) => log(`  ${m}`));
   }
   summary.swa = read('swa');
-  writeFileSync(join(out, 'summary.json'), JSON.stringify({ scale: full ? 'full' : 'cpu', adapter: gpu.adapterInfo, seconds_this_invocation: Math.round((performance.now() - t0) / 1000), ...summary }, null, 2) + '\n');
-  await gridPng([join(out, 'toy', 'hyperplanes.png'), join(out, 'toy', 'connector.png'), join(out, 'connect-fort', 'connect.png'), join(out, 'connect-fort', 'deviations.png'), join(out, 'connect-bezier', 'connect.png'), join(out, 'connect-triangle', 'triangle.png'), join(out, 'connect-msweep', 'short_directions.png'), join(out, 'tunnels', 'tunnels.png'), join(out, 'subspace', 'subspace.png'), join(out, 'swa', 'swa.png'), join(out, 'toy', 'radial.png')], join(out, 'fort_summary.png'));
+  writeFileSync(
+    join(out, 'summary.json'),
+    `${JSON.stringify(
+      {
+        scale: full ? 'full' : 'cpu',
+        adapter: gpu.adapterInfo,
+        seconds_this_invocation: Math.round((performance.now() - t0) / 1000),
+        ...summary,
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  await gridPng(
+    [
+      join(out, 'toy', 'hyperplanes.png'),
+      join(out, 'toy', 'connector.png'),
+      join(out, 'connect-fort', 'connect.png'),
+      join(out, 'connect-fort', 'deviations.png'),
+      join(out, 'connect-bezier', 'connect.png'),
+      join(out, 'connect-triangle', 'triangle.png'),
+      join(out, 'connect-msweep', 'short_directions.png'),
+      join(out, 'tunnels', 'tunnels.png'),
+      join(out, 'subspace', 'subspace.png'),
+      join(out, 'swa', 'swa.png'),
+      join(out, 'toy', 'radial.png'),
+    ],
+    join(out, 'fort_summary.png'),
+  );
   log(`${stamp()} done: ${join(out, 'fort_summary.png')}, summary.json`);
   return out;
 }

@@ -5,7 +5,11 @@
 import type { KernelSpec } from '../engine/kernel.ts';
 import { FOLDED_ID, MAIN_1D, kernel, r, w } from '../engine/kernel.ts';
 
-const U: KernelSpec['uniforms'] = [['K', 'u32'], ['S', 'u32'], ['dmax', 'u32']];
+const U: KernelSpec['uniforms'] = [
+  ['K', 'u32'],
+  ['S', 'u32'],
+  ['dmax', 'u32'],
+];
 
 /**
  * theta [K, S] = theta0 [S] + P z_k over the rows of one parameter tensor: rowPtr [S + 1] (local rows), col and val
@@ -25,7 +29,15 @@ ${MAIN_1D(256)} {
   }
   theta[idx] = s;
 }`;
-  return kernel('sparse.expand', '', U, [r('theta0'), r('rowPtr'), r('col'), r('val'), r('z'), r('dims'), w('theta')], body, 256, { rowPtr: 'u32', col: 'u32', dims: 'u32' });
+  return kernel(
+    'sparse.expand',
+    '',
+    U,
+    [r('theta0'), r('rowPtr'), r('col'), r('val'), r('z'), r('dims'), w('theta')],
+    body,
+    256,
+    { rowPtr: 'u32', col: 'u32', dims: 'u32' },
+  );
 }
 
 /**
@@ -46,5 +58,13 @@ ${MAIN_1D(256)} {
   if (u.accumulate != 0u) { s += dz[idx]; }
   dz[idx] = s;
 }`;
-  return kernel('sparse.project', '', [...U, ['accumulate', 'u32']], [r('colPtr'), r('row'), r('val'), r('g'), r('dims'), w('dz')], body, 256, { colPtr: 'u32', row: 'u32', dims: 'u32' });
+  return kernel(
+    'sparse.project',
+    '',
+    [...U, ['accumulate', 'u32']],
+    [r('colPtr'), r('row'), r('val'), r('g'), r('dims'), w('dz')],
+    body,
+    256,
+    { colPtr: 'u32', row: 'u32', dims: 'u32' },
+  );
 }

@@ -18,7 +18,7 @@ import { batchStream, permutation, randn, rng } from '../engine/random.ts';
 import { batchOf, type Dataset } from '../data/dataset.ts';
 import { Sequential } from '../models/sequential.ts';
 import { initParams, paramShapes, parameterCount } from '../models/graph.ts';
-import { type Layer } from '../models/layers.ts';
+import type { Layer } from '../models/layers.ts';
 import { fold } from '../engine/kernel.ts';
 import { sparseExpandKernel, sparseProjectKernel } from './sparse.wgsl.ts';
 import { modelSpec } from '../models/zoo.ts';
@@ -51,10 +51,16 @@ export interface SubspaceOptions {
  * The nonzeros of the seeded sparse projection, column by column: column j has round(sqrt(D)) entries of
  * +-1/sqrt(that) at random rows (a row drawn twice holds two entries, which add).
  */
-export function sparseEntries(D: number, d: number, seed: number): { row: Uint32Array; col: Uint32Array; val: Float32Array } {
+export function sparseEntries(
+  D: number,
+  d: number,
+  seed: number,
+): { row: Uint32Array; col: Uint32Array; val: Float32Array } {
   const r = rng(seed);
   const nz = Math.max(1, Math.round(Math.sqrt(D)));
-  const row = new Uint32Array(d * nz), col = new Uint32Array(d * nz), val = new Float32Array(d * nz);
+  const row = new Uint32Array(d * nz),
+    col = new Uint32Array(d * nz),
+    val = new Float32Array(d * nz);
   for (let j = 0, e = 0; j < d; j++) {
     for (let q = 0; q < nz; q++, e++) {
       row[e] = Math.floor(r() * D);
@@ -70,14 +76,25 @@ export function sparseEntries(D: number, d: number, seed: number): { row: Uint32
  * columns (CSC: colPtr [dmax + 1], row (local), val), from `byRow`, the entry indices sorted by row. Index and value
  * arrays hold at least one element (a binding cannot be empty).
  */
-export function sparseBlock(e: ReturnType<typeof sparseEntries>, byRow: ArrayLike<number>, lo: number, n: number, dMax: number) {
+export function sparseBlock(
+  e: ReturnType<typeof sparseEntries>,
+  byRow: ArrayLike<number>,
+  lo: number,
+  n: number,
+  dMax: number,
+) {
   let a = 0;
   while (a < byRow.length && e.row[byRow[a]] < lo) a++;
   let b = a;
   while (b < byRow.length && e.row[byRow[b]] < lo + n) b++;
-  const m = b - a, size = Math.max(1, m);
-  const rowPtr = new Uint32Array(n + 1), colPtr = new Uint32Array(dMax + 1);
-  const col = new Uint32Array(size), rval = new Float32Array(size), row = new Uint32Array(size), cval = new Float32Array(size);
+  const m = b - a,
+    size = Math.max(1, m);
+  const rowPtr = new Uint32Array(n + 1),
+    colPtr = new Uint32Array(dMax + 1);
+  const col = new Uint32Array(size),
+    rval = new Float32Array(size),
+    row = new Uint32Array(size),
+    cval = new Float32Array(size);
   for (let q = 0; q < m; q++) {
     const i = byRow[a + q];
     rowPtr[e.row[i] - lo + 1]++;
@@ -89,7 +106,8 @@ export function sparseBlock(e: ReturnType<typeof sparseEntries>, byRow: ArrayLik
   for (let j = 0; j < dMax; j++) colPtr[j + 1] += colPtr[j];
   const next = colPtr.slice(0, dMax); // counting sort by column, stable in row order
   for (let q = 0; q < m; q++) {
-    const i = byRow[a + q], at = next[e.col[i]]++;
+    const i = byRow[a + q],
+      at = next[e.col[i]]++;
     row[at] = e.row[i] - lo;
     cval[at] = e.val[i];
   }
@@ -109,7 +127,10 @@ function projection(D: number, d: number, kind: SubspaceOptions['projection'], s
     if (kind === 'identity') p[j] = 1;
     else {
       let s = 0;
-      for (let i = 0; i < D; i++) { p[i] = randn(r); s += p[i] * p[i]; }
+      for (let i = 0; i < D; i++) {
+        p[i] = randn(r);
+        s += p[i] * p[i];
+      }
       const n = Math.sqrt(s);
       for (let i = 0; i < D; i++) p[i] /= n;
     }
@@ -144,20 +165,40 @@ interface SubspaceTrainer {
  * P held as basis tensors: the basis is [theta0, p_1 .. p_dmax], point k has coefficients (1, z_k, 0 ...), and dL/dz is
  * the engine's coefficient gradient (a tape without basis gradients). Memory (1 + dmax) * D.
  */
-function basisTrainer(gpu: Gpu, layers: Layer[], theta0: Float32Array[], cols: Float32Array[], ds: number[], lr: number): SubspaceTrainer {
-  const B = 1 + cols.length, K = ds.length;
+function basisTrainer(
+  gpu: Gpu,
+  layers: Layer[],
+  theta0: Float32Array[],
+  cols: Float32Array[],
+  ds: number[],
+  lr: number,
+): SubspaceTrainer {
+  const B = 1 + cols.length,
+    K = ds.length;
   const big = theta0.findIndex((t) => B * t.length * 4 > gpu.bindingLimit);
-  if (big >= 0) throw new Error(`--projection dense: ${paramShapes(layers)[big].name} (${theta0[big].length} weights) with ${B} basis tensors needs ${B * theta0[big].length * 4} bytes in one binding, over the adapter's limit of ${gpu.bindingLimit} (all of P: ${(4 * B * theta0.reduce((a, t) => a + t.length, 0) / 2 ** 30).toFixed(2)} GiB); use --projection sparse (P never stored densely) or a smaller largest d`);
+  if (big >= 0)
+    throw new Error(
+      `--projection dense: ${paramShapes(layers)[big].name} (${theta0[big].length} weights) with ${B} basis tensors needs ${B * theta0[big].length * 4} bytes in one binding, over the adapter's limit of ${gpu.bindingLimit} (all of P: ${((4 * B * theta0.reduce((a, t) => a + t.length, 0)) / 2 ** 30).toFixed(2)} GiB); use --projection sparse (P never stored densely) or a smaller largest d`,
+    );
   let off = 0;
-  const model = new Sequential(gpu, layers, B, theta0.map((t) => {
-    const all = new Float32Array(B * t.length);
-    all.set(t);
-    cols.forEach((c, j) => all.set(c.subarray(off, off + t.length), (1 + j) * t.length));
-    off += t.length;
-    return all;
-  }));
-  const coefs = new Float32Array(K * B), mask = new Uint8Array(K * B);
-  ds.forEach((d, k) => { coefs[k * B] = 1; for (let j = 1; j <= d; j++) mask[k * B + j] = 1; });
+  const model = new Sequential(
+    gpu,
+    layers,
+    B,
+    theta0.map((t) => {
+      const all = new Float32Array(B * t.length);
+      all.set(t);
+      cols.forEach((c, j) => all.set(c.subarray(off, off + t.length), (1 + j) * t.length));
+      off += t.length;
+      return all;
+    }),
+  );
+  const coefs = new Float32Array(K * B),
+    mask = new Uint8Array(K * B);
+  ds.forEach((d, k) => {
+    coefs[k * B] = 1;
+    for (let j = 1; j <= d; j++) mask[k * B + j] = 1;
+  });
   const zopt = new HostAdam(K * B, lr, 0); // constant learning rate, as the direct baseline's Adam
   return {
     async step(x, y) {
@@ -170,7 +211,8 @@ function basisTrainer(gpu: Gpu, layers: Layer[], theta0: Float32Array[], cols: F
         zopt.step(coefs, dc, mask);
         return l.loss;
       } finally {
-        tape.dispose(); manifold.dispose();
+        tape.dispose();
+        manifold.dispose();
       }
     },
     evaluate: (d, pick) => evaluateOnImages(gpu, model, coefs, d, pick),
@@ -185,17 +227,34 @@ function basisTrainer(gpu: Gpu, layers: Layer[], theta0: Float32Array[], cols: F
  * identity coefficients, so the basis gradients are the per-point gradients), and takes dL/dz_k = P^T g_k with a
  * kernel over the nonzeros by columns. Memory: K * D for the weights and their gradients, 2 * nnz(P) for P.
  */
-function sparseTrainer(gpu: Gpu, layers: Layer[], theta0: Float32Array[], entries: ReturnType<typeof sparseEntries>, dMax: number, ds: number[], lr: number): SubspaceTrainer {
+function sparseTrainer(
+  gpu: Gpu,
+  layers: Layer[],
+  theta0: Float32Array[],
+  entries: ReturnType<typeof sparseEntries>,
+  dMax: number,
+  ds: number[],
+  lr: number,
+): SubspaceTrainer {
   const K = ds.length;
   const sizes = theta0.map((t) => t.length);
   const eye = new Float32Array(K * K);
   for (let k = 0; k < K; k++) eye[k * K + k] = 1;
-  const model = new Sequential(gpu, layers, K, sizes.map((n) => new Float32Array(K * n)));
-  const z = new Float32Array(K * dMax), mask = new Uint8Array(K * dMax);
+  const model = new Sequential(
+    gpu,
+    layers,
+    K,
+    sizes.map((n) => new Float32Array(K * n)),
+  );
+  const z = new Float32Array(K * dMax),
+    mask = new Uint8Array(K * dMax);
   ds.forEach((d, k) => mask.fill(1, k * dMax, k * dMax + d));
   const zopt = new HostAdam(K * dMax, lr, 0);
   const owned: Tensor[] = [];
-  const keep = (t: Tensor) => (owned.push(t), t);
+  const keep = (t: Tensor) => {
+    owned.push(t);
+    return t;
+  };
   const zT = keep(new Tensor(gpu, [K, dMax], 'sub.z'));
   const dzT = keep(new Tensor(gpu, [K, dMax], 'sub.dz'));
   const dimsT = keep(Tensor.fromArray(gpu, [K], ds, 'sub.dims', 'u32'));
@@ -203,24 +262,44 @@ function sparseTrainer(gpu: Gpu, layers: Layer[], theta0: Float32Array[], entrie
   const byRow = Uint32Array.from(entries.row.keys()).sort((a, b) => entries.row[a] - entries.row[b] || a - b);
   let off = 0;
   const parts = theta0.map((t, ti) => {
-    const n = t.length, blk = sparseBlock(entries, byRow, off, n, dMax);
+    const n = t.length,
+      blk = sparseBlock(entries, byRow, off, n, dMax);
     off += n;
     const label = `sub.P(${model.params[ti].name})`;
     const u32 = (a: Uint32Array, name: string) => keep(Tensor.fromArray(gpu, [a.length], a, `${label}.${name}`, 'u32'));
     const f32 = (a: Float32Array, name: string) => keep(Tensor.fromArray(gpu, [a.length], a, `${label}.${name}`));
     return {
-      n, theta0: keep(Tensor.fromArray(gpu, [n], t, 'sub.theta0')),
-      rowPtr: u32(blk.rowPtr, 'rowPtr'), col: u32(blk.col, 'col'), rval: f32(blk.rval, 'rval'),
-      colPtr: u32(blk.colPtr, 'colPtr'), row: u32(blk.row, 'row'), cval: f32(blk.cval, 'cval'),
+      n,
+      theta0: keep(Tensor.fromArray(gpu, [n], t, 'sub.theta0')),
+      rowPtr: u32(blk.rowPtr, 'rowPtr'),
+      col: u32(blk.col, 'col'),
+      rval: f32(blk.rval, 'rval'),
+      colPtr: u32(blk.colPtr, 'colPtr'),
+      row: u32(blk.row, 'row'),
+      cval: f32(blk.cval, 'cval'),
     };
   });
-  const expandK = sparseExpandKernel(), projectK = sparseProjectKernel();
+  const expandK = sparseExpandKernel(),
+    projectK = sparseProjectKernel();
   const expand = () => {
     gpu.write(zT.buffer, z);
-    parts.forEach((q, ti) => gpu.dispatch({
-      kernel: expandK, buffers: { theta0: q.theta0.buffer, rowPtr: q.rowPtr.buffer, col: q.col.buffer, val: q.rval.buffer, z: zT.buffer, dims: dimsT.buffer, theta: model.params[ti].basis.buffer },
-      uniforms: { K, S: q.n, dmax: dMax }, groups: fold(Math.ceil((K * q.n) / 256)), what: `theta0 + P z of ${model.params[ti].name} (K=${K})`,
-    }));
+    parts.forEach((q, ti) =>
+      gpu.dispatch({
+        kernel: expandK,
+        buffers: {
+          theta0: q.theta0.buffer,
+          rowPtr: q.rowPtr.buffer,
+          col: q.col.buffer,
+          val: q.rval.buffer,
+          z: zT.buffer,
+          dims: dimsT.buffer,
+          theta: model.params[ti].basis.buffer,
+        },
+        uniforms: { K, S: q.n, dmax: dMax },
+        groups: fold(Math.ceil((K * q.n) / 256)),
+        what: `theta0 + P z of ${model.params[ti].name} (K=${K})`,
+      }),
+    );
   };
   return {
     async step(x, y) {
@@ -230,16 +309,29 @@ function sparseTrainer(gpu: Gpu, layers: Layer[], theta0: Float32Array[], entrie
       try {
         const out = crossEntropy({ gpu, manifold, tape }, model.forward({ gpu, manifold, tape }, x), y);
         tape.backward(new Array(K).fill(1));
-        parts.forEach((q, ti) => gpu.dispatch({
-          kernel: projectK, buffers: { colPtr: q.colPtr.buffer, row: q.row.buffer, val: q.cval.buffer, g: model.params[ti].ensureGrad().buffer, dims: dimsT.buffer, dz: dzT.buffer },
-          uniforms: { K, S: q.n, dmax: dMax, accumulate: ti > 0 ? 1 : 0 }, groups: fold(Math.ceil((K * dMax) / 256)), what: `P^T dL/dtheta of ${model.params[ti].name} (K=${K})`,
-        }));
+        parts.forEach((q, ti) =>
+          gpu.dispatch({
+            kernel: projectK,
+            buffers: {
+              colPtr: q.colPtr.buffer,
+              row: q.row.buffer,
+              val: q.cval.buffer,
+              g: model.params[ti].ensureGrad().buffer,
+              dims: dimsT.buffer,
+              dz: dzT.buffer,
+            },
+            uniforms: { K, S: q.n, dmax: dMax, accumulate: ti > 0 ? 1 : 0 },
+            groups: fold(Math.ceil((K * dMax) / 256)),
+            what: `P^T dL/dtheta of ${model.params[ti].name} (K=${K})`,
+          }),
+        );
         const [dz, l] = await Promise.all([dzT.read(), out.read()]);
         zopt.step(z, dz, mask);
         return l.loss;
       } finally {
         for (const p of model.params) p.zeroGrad();
-        tape.dispose(); manifold.dispose();
+        tape.dispose();
+        manifold.dispose();
       }
     },
     evaluate(d, pick) {
@@ -248,34 +340,48 @@ function sparseTrainer(gpu: Gpu, layers: Layer[], theta0: Float32Array[], entrie
     },
     coefs() {
       const c = new Float32Array(K * (1 + dMax));
-      for (let k = 0; k < K; k++) { c[k * (1 + dMax)] = 1; c.set(z.subarray(k * dMax, (k + 1) * dMax), k * (1 + dMax) + 1); }
+      for (let k = 0; k < K; k++) {
+        c[k * (1 + dMax)] = 1;
+        c.set(z.subarray(k * dMax, (k + 1) * dMax), k * (1 + dMax) + 1);
+      }
       return c;
     },
-    dispose() { model.dispose(); for (const t of owned) t.dispose(); },
+    dispose() {
+      model.dispose();
+      for (const t of owned) t.dispose();
+    },
   };
 }
 
-export async function runSubspace(gpu: Gpu, data: { train: Dataset; test: Dataset }, o: SubspaceOptions, log: (m: string) => void): Promise<SubspaceResult> {
+export async function runSubspace(
+  gpu: Gpu,
+  data: { train: Dataset; test: Dataset },
+  o: SubspaceOptions,
+  log: (m: string) => void,
+): Promise<SubspaceResult> {
   const spec = modelSpec(o.model, { input: data.train.shape });
   const D = parameterCount(spec.layers);
   const dMax = Math.max(...o.ds);
   if (dMax > D) throw new Error(`--ds: ${dMax} exceeds the model's ${D} parameters`);
   const theta0 = initParams(spec.layers, 1, o.seed);
-  const sub = o.projection === 'sparse'
-    ? sparseTrainer(gpu, spec.layers, theta0, sparseEntries(D, dMax, o.seed + 1), dMax, o.ds, o.lr)
-    : basisTrainer(gpu, spec.layers, theta0, projection(D, dMax, o.projection, o.seed + 1), o.ds, o.lr);
+  const sub =
+    o.projection === 'sparse'
+      ? sparseTrainer(gpu, spec.layers, theta0, sparseEntries(D, dMax, o.seed + 1), dMax, o.ds, o.lr)
+      : basisTrainer(gpu, spec.layers, theta0, projection(D, dMax, o.projection, o.seed + 1), o.ds, o.lr);
   const full = new Sequential(gpu, spec.layers, 1, theta0);
   const K = o.ds.length;
   const fullOpt = new Adam(gpu, full.params, { lr: o.lrFull });
   const one = Manifold.single(gpu);
-  const train: Dataset = o.trainImages > 0 && o.trainImages < data.train.n ? { ...data.train, n: o.trainImages } : data.train;
+  const train: Dataset =
+    o.trainImages > 0 && o.trainImages < data.train.n ? { ...data.train, n: o.trainImages } : data.train;
   const r = rng(o.seed + 2);
   const nextBatch = batchStream(train.n, o.batch, r);
   try {
     for (let s = 0; s < o.steps; s++) {
       const idx = nextBatch();
       const { x, y } = batchOf(train, idx);
-      const xt = Tensor.fromArray(gpu, [idx.length, ...train.shape], x, 'sub.x'), yt = Tensor.fromArray(gpu, [idx.length], y, 'sub.y', 'u32');
+      const xt = Tensor.fromArray(gpu, [idx.length, ...train.shape], x, 'sub.x'),
+        yt = Tensor.fromArray(gpu, [idx.length], y, 'sub.y', 'u32');
       // the direct baseline (submitted first, read back with the subspace step's results)
       const t1 = new Tape(gpu, one);
       const o1 = crossEntropy({ gpu, manifold: one, tape: t1 }, full.forward({ gpu, manifold: one, tape: t1 }, xt), yt);
@@ -283,37 +389,77 @@ export async function runSubspace(gpu: Gpu, data: { train: Dataset; test: Datase
       fullOpt.step();
       const l = await sub.step(xt, yt);
       const l1 = await o1.read();
-      t1.dispose(); xt.dispose(); yt.dispose();
-      if ((s + 1) % Math.max(1, Math.floor(o.steps / 5)) === 0) log(`  step ${s + 1}/${o.steps}: batch loss d = ${o.ds[0]}: ${l[0].toFixed(3)} ... d = ${o.ds[K - 1]}: ${l[K - 1].toFixed(3)}; full space ${l1.loss[0].toFixed(3)}`);
+      t1.dispose();
+      xt.dispose();
+      yt.dispose();
+      if ((s + 1) % Math.max(1, Math.floor(o.steps / 5)) === 0)
+        log(
+          `  step ${s + 1}/${o.steps}: batch loss d = ${o.ds[0]}: ${l[0].toFixed(3)} ... d = ${o.ds[K - 1]}: ${l[K - 1].toFixed(3)}; full space ${l1.loss[0].toFixed(3)}`,
+        );
     }
-    const pick = Array.from(permutation(data.test.n, rng(o.seed + 3))).slice(0, o.evalImages > 0 ? Math.min(o.evalImages, data.test.n) : data.test.n);
+    const pick = Array.from(permutation(data.test.n, rng(o.seed + 3))).slice(
+      0,
+      o.evalImages > 0 ? Math.min(o.evalImages, data.test.n) : data.test.n,
+    );
     const ev = await sub.evaluate(data.test, pick);
     const ef = await evaluateOnImages(gpu, full, Float32Array.of(1), data.test, pick);
-    const acc = Array.from(ev.acc), loss = Array.from(ev.loss);
+    const acc = Array.from(ev.acc),
+      loss = Array.from(ev.loss);
     const j = acc.findIndex((a) => a >= 0.9 * ef.acc[0]);
-    return { D, ds: o.ds, acc, loss, fullAcc: ef.acc[0], fullLoss: ef.loss[0], dInt90: j < 0 ? null : o.ds[j], z: sub.coefs(), full: await Promise.all(full.params.map((p) => p.basis.read())) };
+    return {
+      D,
+      ds: o.ds,
+      acc,
+      loss,
+      fullAcc: ef.acc[0],
+      fullLoss: ef.loss[0],
+      dInt90: j < 0 ? null : o.ds[j],
+      z: sub.coefs(),
+      full: await Promise.all(full.params.map((p) => p.basis.read())),
+    };
   } finally {
-    sub.dispose(); full.dispose(); fullOpt.dispose(); one.dispose();
+    sub.dispose();
+    full.dispose();
+    fullOpt.dispose();
+    one.dispose();
   }
 }
 
 export async function plotSubspace(runs: { label: string; r: SubspaceResult }[], path: string): Promise<void> {
   const rows = runs.flatMap(({ label, r }) => r.ds.map((d, i) => ({ d, acc: 100 * r.acc[i], net: label })));
   const base = runs.map(({ label, r }) => ({ net: label, y: 90 * r.fullAcc, d90: r.dInt90 }));
-  await vegaLitePng({
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: 'test accuracy of training in a random d-dimensional subspace (dashed: 90% of direct training)', width: 480, height: 300,
-    layer: [
-      { data: { values: rows }, mark: { type: 'line', point: true }, encoding: { x: { field: 'd', type: 'quantitative', scale: { type: 'log' }, title: 'subspace dimension d' }, y: { field: 'acc', type: 'quantitative', title: 'test accuracy %' }, color: { field: 'net', type: 'nominal', legend: { labelLimit: 400 } } } },
-      { data: { values: base }, mark: { type: 'rule', strokeDash: [5, 4] }, encoding: { y: { field: 'y', type: 'quantitative' }, color: { field: 'net', type: 'nominal' } } },
-    ],
-  }, path);
+  await vegaLitePng(
+    {
+      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+      title: 'test accuracy of training in a random d-dimensional subspace (dashed: 90% of direct training)',
+      width: 480,
+      height: 300,
+      layer: [
+        {
+          data: { values: rows },
+          mark: { type: 'line', point: true },
+          encoding: {
+            x: { field: 'd', type: 'quantitative', scale: { type: 'log' }, title: 'subspace dimension d' },
+            y: { field: 'acc', type: 'quantitative', title: 'test accuracy %' },
+            color: { field: 'net', type: 'nominal', legend: { labelLimit: 400 } },
+          },
+        },
+        {
+          data: { values: base },
+          mark: { type: 'rule', strokeDash: [5, 4] },
+          encoding: { y: { field: 'y', type: 'quantitative' }, color: { field: 'net', type: 'nominal' } },
+        },
+      ],
+    },
+    path,
+  );
 }
 
 export const SUBSPACE = defineCommand({
   name: 'subspace',
-  summary: 'training in random subspaces theta0 + P z, all d batched with direct training; intrinsic dimension '
-    + 'd_int90 (--help)',
+  summary:
+    'training in random subspaces theta0 + P z, all d batched with direct training; intrinsic dimension ' +
+    'd_int90 (--help)',
   description: `\
 Training in random subspaces theta = theta0 + P z (only z trained), every d of the sweep batched as points of one
 manifold next to direct training; reports d_int90, the smallest d whose test accuracy reaches 90% of direct training.
@@ -322,9 +468,12 @@ Writes subspace.png, subspace.json and metrics.json into --out (default runs/sub
     models: { type: 'list', of: 'string', placeholder: 'NAME,...', default: ['mlp', 'small'], help: 'the networks' },
     ds: { type: 'list', of: 'integer', min: 1, default: [10, 30, 100, 300], help: 'subspace dimensions' },
     projection: {
-      type: 'enum', choices: ['dense', 'sparse'], default: 'dense',
-      help: 'dense: Gaussian P held as 1 + d basis tensors; sparse: sqrt(D) nonzeros per column, never stored densely '
-        + '(for large D: memory d * sqrt(D), not d * D)',
+      type: 'enum',
+      choices: ['dense', 'sparse'],
+      default: 'dense',
+      help:
+        'dense: Gaussian P held as 1 + d basis tensors; sparse: sqrt(D) nonzeros per column, never stored densely ' +
+        '(for large D: memory d * sqrt(D), not d * D)',
     },
     steps: { type: 'integer', min: 0, default: 400, help: 'training steps' },
     batch: { type: 'integer', min: 1, default: 128, help: 'images per step' },
@@ -339,15 +488,26 @@ Writes subspace.png, subspace.json and metrics.json into --out (default runs/sub
 });
 
 export async function subspaceCommand(
-  gpu: Gpu, data: { train: Dataset; test: Dataset }, input: OptionInput<typeof SUBSPACE.options>, out: string,
+  gpu: Gpu,
+  data: { train: Dataset; test: Dataset },
+  input: OptionInput<typeof SUBSPACE.options>,
+  out: string,
   log: (m: string) => void,
 ): Promise<Record<string, unknown>> {
   const o = optionsOf(SUBSPACE.options, input);
   const ds = [...o.ds].sort((a, b) => a - b);
   const { models, projection } = o;
   const settings = {
-    models, ds, projection, steps: o.steps, batch: o.batch, lr: o.lr, lrFull: o.lrFull, seed: o.seed,
-    evalImages: o.evalImages, trainImages: o.trainImages,
+    models,
+    ds,
+    projection,
+    steps: o.steps,
+    batch: o.batch,
+    lr: o.lr,
+    lrFull: o.lrFull,
+    seed: o.seed,
+    evalImages: o.evalImages,
+    trainImages: o.trainImages,
   };
   writeRunConfig(out, 'subspace', settings, gpu);
   const runs: { label: string; r: SubspaceResult }[] = [];
@@ -355,13 +515,33 @@ export async function subspaceCommand(
     log(`${model}: subspaces d = ${ds.join(', ')} and direct training, batched`);
     gpu.pool.resetPeak();
     const r = await runSubspace(gpu, data, { ...settings, model }, log);
-    log(`  peak GPU memory ${(gpu.pool.peakBytes / 2 ** 20).toFixed(1)} MiB (${projection} P, D = ${r.D}, d up to ${ds[ds.length - 1]}, direct training included)`);
-    log(`  D = ${r.D}: direct ${(100 * r.fullAcc).toFixed(1)}%; ${r.ds.map((d, i) => `d=${d}: ${(100 * r.acc[i]).toFixed(1)}%`).join(', ')}; d_int90 = ${r.dInt90 ?? `> ${ds[ds.length - 1]}`}`);
+    log(
+      `  peak GPU memory ${(gpu.pool.peakBytes / 2 ** 20).toFixed(1)} MiB (${projection} P, D = ${r.D}, d up to ${ds[ds.length - 1]}, direct training included)`,
+    );
+    log(
+      `  D = ${r.D}: direct ${(100 * r.fullAcc).toFixed(1)}%; ${r.ds.map((d, i) => `d=${d}: ${(100 * r.acc[i]).toFixed(1)}%`).join(', ')}; d_int90 = ${r.dInt90 ?? `> ${ds[ds.length - 1]}`}`,
+    );
     runs.push({ label: `${model} (D = ${r.D})`, r });
   }
   await plotSubspace(runs, join(out, 'subspace.png'));
-  const metrics = Object.fromEntries(runs.map(({ label, r }) => [label, { D: r.D, d_int90: r.dInt90, full_acc: r.fullAcc, acc: r.acc, ds: r.ds }]));
-  writeFileSync(join(out, 'subspace.json'), JSON.stringify(runs.map(({ label, r }) => ({ label, D: r.D, ds: r.ds, acc: r.acc, loss: r.loss, fullAcc: r.fullAcc, fullLoss: r.fullLoss, dInt90: r.dInt90 }))) + '\n');
-  writeFileSync(join(out, 'metrics.json'), JSON.stringify(metrics, null, 2) + '\n');
+  const metrics = Object.fromEntries(
+    runs.map(({ label, r }) => [label, { D: r.D, d_int90: r.dInt90, full_acc: r.fullAcc, acc: r.acc, ds: r.ds }]),
+  );
+  writeFileSync(
+    join(out, 'subspace.json'),
+    `${JSON.stringify(
+      runs.map(({ label, r }) => ({
+        label,
+        D: r.D,
+        ds: r.ds,
+        acc: r.acc,
+        loss: r.loss,
+        fullAcc: r.fullAcc,
+        fullLoss: r.fullLoss,
+        dInt90: r.dInt90,
+      })),
+    )}\n`,
+  );
+  writeFileSync(join(out, 'metrics.json'), `${JSON.stringify(metrics, null, 2)}\n`);
   return metrics;
 }

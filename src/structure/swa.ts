@@ -24,15 +24,46 @@ import { pointsPerBlock } from '../models/run.ts';
 import { vegaLitePng } from '../viz/vega.ts';
 import { defineCommand, optionsOf, type OptionInput } from '../options/index.ts';
 
-export interface SwaOptions { lrs: number[]; schedule: 'constant' | 'cyclic'; snapshots: number; every: number; batch: number; momentum: number; images: number; seed: number }
+export interface SwaOptions {
+  lrs: number[];
+  schedule: 'constant' | 'cyclic';
+  snapshots: number;
+  every: number;
+  batch: number;
+  momentum: number;
+  images: number;
+  seed: number;
+}
 
-export interface SwaRun { lr: number; individual: number[]; individualLoss: number[]; swa: number; swaLoss: number; ensemble: number; ensembleLoss: number }
+export interface SwaRun {
+  lr: number;
+  individual: number[];
+  individualLoss: number[];
+  swa: number;
+  swaLoss: number;
+  ensemble: number;
+  ensembleLoss: number;
+}
 
 /** Learning rate at step s (0-based) of a cycle of `every` steps: constant, or linear from lr down to lr / 100. */
-export const swaLr = (o: Pick<SwaOptions, 'schedule' | 'every'>, lr: number, s: number) => (o.schedule === 'constant' ? lr : lr * (1 - 0.99 * ((s % o.every) / Math.max(1, o.every - 1))));
+export const swaLr = (o: Pick<SwaOptions, 'schedule' | 'every'>, lr: number, s: number) =>
+  o.schedule === 'constant' ? lr : lr * (1 - 0.99 * ((s % o.every) / Math.max(1, o.every - 1)));
 
-async function snapshotsFrom(gpu: Gpu, ck: Checkpoint, spec: ReturnType<typeof checkpointSpec>, train: Dataset, lr: number, o: SwaOptions): Promise<Float32Array[][]> {
-  const model = new Sequential(gpu, spec.layers, 1, ck.weights.map((w) => Float32Array.from(w)), ck.states ?? undefined);
+async function snapshotsFrom(
+  gpu: Gpu,
+  ck: Checkpoint,
+  spec: ReturnType<typeof checkpointSpec>,
+  train: Dataset,
+  lr: number,
+  o: SwaOptions,
+): Promise<Float32Array[][]> {
+  const model = new Sequential(
+    gpu,
+    spec.layers,
+    1,
+    ck.weights.map((w) => Float32Array.from(w)),
+    ck.states ?? undefined,
+  );
   model.bnMode = ck.states ? 'update' : 'batch';
   model.dropoutActive = true;
   const opt = new SGD(gpu, model.params, { lr, momentum: o.momentum, nesterov: false, weightDecay: 0 });
@@ -44,34 +75,66 @@ async function snapshotsFrom(gpu: Gpu, ck: Checkpoint, spec: ReturnType<typeof c
     for (let s = 0; snaps.length < o.snapshots; s++) {
       const idx = nextBatch();
       const { x, y } = batchOf(train, idx);
-      const xt = Tensor.fromArray(gpu, [idx.length, ...train.shape], x, 'swa.x'), yt = Tensor.fromArray(gpu, [idx.length], y, 'swa.y', 'u32');
+      const xt = Tensor.fromArray(gpu, [idx.length, ...train.shape], x, 'swa.x'),
+        yt = Tensor.fromArray(gpu, [idx.length], y, 'swa.y', 'u32');
       opt.o.lr = swaLr(o, lr, s);
       const tape = new Tape(gpu, manifold);
-      const out = crossEntropy({ gpu, manifold, tape }, model.forward({ gpu, manifold, tape }, xt, o.seed * 7919 + s), yt);
+      const out = crossEntropy(
+        { gpu, manifold, tape },
+        model.forward({ gpu, manifold, tape }, xt, o.seed * 7919 + s),
+        yt,
+      );
       tape.backward([1]);
       opt.step();
       const l = await out.read();
-      tape.dispose(); xt.dispose(); yt.dispose();
-      if (!Number.isFinite(l.loss[0])) throw new Error(`swa: training at lr ${lr} diverged at step ${s + 1} (loss ${l.loss[0]}): use a lower --lrs value`);
+      tape.dispose();
+      xt.dispose();
+      yt.dispose();
+      if (!Number.isFinite(l.loss[0]))
+        throw new Error(
+          `swa: training at lr ${lr} diverged at step ${s + 1} (loss ${l.loss[0]}): use a lower --lrs value`,
+        );
       if ((s + 1) % o.every === 0) snaps.push(await Promise.all(model.params.map((p) => p.basis.read())));
     }
   } finally {
-    opt.dispose(); model.dispose(); manifold.dispose();
+    opt.dispose();
+    model.dispose();
+    manifold.dispose();
   }
   return snaps;
 }
 
 /** Individual, averaged and ensembled test accuracy and loss of snapshots, from batched passes. */
-export async function evaluateSnapshots(gpu: Gpu, spec: ReturnType<typeof checkpointSpec>, snaps: Float32Array[][], test: Dataset, pick: number[]): Promise<Omit<SwaRun, 'lr'>> {
+export async function evaluateSnapshots(
+  gpu: Gpu,
+  spec: ReturnType<typeof checkpointSpec>,
+  snaps: Float32Array[][],
+  test: Dataset,
+  pick: number[],
+): Promise<Omit<SwaRun, 'lr'>> {
   const N = snaps.length;
-  const model = new Sequential(gpu, spec.layers, N, snaps[0].map((_, t) => { const all = new Float32Array(N * snaps[0][t].length); snaps.forEach((s, j) => all.set(s[t], j * s[t].length)); return all; }));
+  const model = new Sequential(
+    gpu,
+    spec.layers,
+    N,
+    snaps[0].map((_, t) => {
+      const all = new Float32Array(N * snaps[0][t].length);
+      snaps.forEach((s, j) => all.set(s[t], j * s[t].length));
+      return all;
+    }),
+  );
   const K = N + 1; // the snapshots, then their average
   const coefs = new Float32Array(K * N);
-  for (let j = 0; j < N; j++) { coefs[j * N + j] = 1; coefs[N * N + j] = 1 / N; }
+  for (let j = 0; j < N; j++) {
+    coefs[j * N + j] = 1;
+    coefs[N * N + j] = 1 / N;
+  }
   const chunk = 250;
   const perBlock = pointsPerBlock(gpu, spec.layers, chunk, test.shape, K); // points per pass within the binding limit
-  const correct = new Float64Array(K), lossSum = new Float64Array(K);
-  let ensCorrect = 0, ensLoss = 0;
+  const correct = new Float64Array(K),
+    lossSum = new Float64Array(K);
+  let ensCorrect = 0,
+    ensLoss = 0;
   try {
     for (let i0 = 0; i0 < pick.length; i0 += chunk) {
       const idx = pick.slice(i0, i0 + chunk);
@@ -83,18 +146,28 @@ export async function evaluateSnapshots(gpu: Gpu, spec: ReturnType<typeof checkp
         const manifold = new Manifold(gpu, kb, N, coefs.subarray(k0 * N, (k0 + kb) * N));
         const logits = model.forward({ gpu, manifold, tape: null }, xt);
         parts.push(await logits.read());
-        logits.dispose(); manifold.dispose();
+        logits.dispose();
+        manifold.dispose();
       }
       xt.dispose();
       const lg = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
-      parts.reduce((o, p) => (lg.set(p, o), o + p.length), 0);
+      let o = 0;
+      for (const p of parts) {
+        lg.set(p, o);
+        o += p.length;
+      }
       const C = lg.length / (K * idx.length);
       for (let n = 0; n < idx.length; n++) {
         const ens = new Float64Array(C);
         for (let k = 0; k < K; k++) {
           const row = lg.subarray((k * idx.length + n) * C, (k * idx.length + n + 1) * C);
-          let mx = -Infinity, am = 0;
-          for (let c = 0; c < C; c++) if (row[c] > mx) { mx = row[c]; am = c; }
+          let mx = -Infinity,
+            am = 0;
+          for (let c = 0; c < C; c++)
+            if (row[c] > mx) {
+              mx = row[c];
+              am = c;
+            }
           let se = 0;
           for (let c = 0; c < C; c++) se += Math.exp(row[c] - mx);
           if (am === y[n]) correct[k]++;
@@ -112,15 +185,29 @@ export async function evaluateSnapshots(gpu: Gpu, spec: ReturnType<typeof checkp
   }
   const M = pick.length;
   return {
-    individual: Array.from(correct.subarray(0, N), (c) => c / M), individualLoss: Array.from(lossSum.subarray(0, N), (l) => l / M),
-    swa: correct[N] / M, swaLoss: lossSum[N] / M, ensemble: ensCorrect / M, ensembleLoss: ensLoss / M,
+    individual: Array.from(correct.subarray(0, N), (c) => c / M),
+    individualLoss: Array.from(lossSum.subarray(0, N), (l) => l / M),
+    swa: correct[N] / M,
+    swaLoss: lossSum[N] / M,
+    ensemble: ensCorrect / M,
+    ensembleLoss: ensLoss / M,
   };
 }
 
-export async function runSwa(gpu: Gpu, ck: Checkpoint, data: { train: Dataset; test: Dataset }, o: SwaOptions, out: string, log: (m: string) => void): Promise<SwaRun[]> {
+export async function runSwa(
+  gpu: Gpu,
+  ck: Checkpoint,
+  data: { train: Dataset; test: Dataset },
+  o: SwaOptions,
+  out: string,
+  log: (m: string) => void,
+): Promise<SwaRun[]> {
   writeRunConfig(out, 'swa', { modelFile: ck.path, ...o }, gpu);
   const spec = checkpointSpec(ck, data.train.shape);
-  if (spec.layers.some((l) => l.type === 'bn')) log('note: batch norm is evaluated with batch statistics here (an average of weights has no running statistics of its own)');
+  if (spec.layers.some((l) => l.type === 'bn'))
+    log(
+      'note: batch norm is evaluated with batch statistics here (an average of weights has no running statistics of its own)',
+    );
   const pick = Array.from(permutation(data.test.n, rng(o.seed + 1))).slice(0, Math.min(o.images, data.test.n));
   const runs: SwaRun[] = [];
   for (const lr of o.lrs) {
@@ -132,26 +219,54 @@ export async function runSwa(gpu: Gpu, ck: Checkpoint, data: { train: Dataset; t
     writeFileSync(join(out, `snapshots-lr${lr}.safetensors`), safetensorsBytes(t, { model: ck.model, lr: String(lr) }));
     const r = { lr, ...(await evaluateSnapshots(gpu, spec, snaps, data.test, pick)) };
     const mean = r.individual.reduce((a, b) => a + b, 0) / r.individual.length;
-    log(`  individual ${(100 * mean).toFixed(1)}% (mean), weight average ${(100 * r.swa).toFixed(1)}%, ensemble ${(100 * r.ensemble).toFixed(1)}%`);
+    log(
+      `  individual ${(100 * mean).toFixed(1)}% (mean), weight average ${(100 * r.swa).toFixed(1)}%, ensemble ${(100 * r.ensemble).toFixed(1)}%`,
+    );
     runs.push(r);
   }
   const rows = runs.flatMap((r) => [
-    { lr: String(r.lr), what: 'snapshots (mean)', acc: 100 * (r.individual.reduce((a, b) => a + b, 0) / r.individual.length) },
+    {
+      lr: String(r.lr),
+      what: 'snapshots (mean)',
+      acc: 100 * (r.individual.reduce((a, b) => a + b, 0) / r.individual.length),
+    },
     { lr: String(r.lr), what: 'weight average (SWA)', acc: 100 * r.swa },
     { lr: String(r.lr), what: 'prediction ensemble', acc: 100 * r.ensemble },
   ]);
-  await vegaLitePng({
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: `weight averaging vs ensembling of ${o.snapshots} snapshots (${o.schedule} learning rate)`, data: { values: rows },
-    facet: { column: { field: 'lr', type: 'nominal', title: 'learning rate' } },
-    spec: { width: 180, height: 240, mark: 'bar', encoding: { x: { field: 'what', type: 'nominal', title: null, axis: { labelAngle: -30 } }, y: { field: 'acc', type: 'quantitative', title: 'test accuracy %', scale: { zero: false } }, color: { field: 'what', type: 'nominal', legend: null } } },
-  }, join(out, 'swa.png'));
+  await vegaLitePng(
+    {
+      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+      title: `weight averaging vs ensembling of ${o.snapshots} snapshots (${o.schedule} learning rate)`,
+      data: { values: rows },
+      facet: { column: { field: 'lr', type: 'nominal', title: 'learning rate' } },
+      spec: {
+        width: 180,
+        height: 240,
+        mark: 'bar',
+        encoding: {
+          x: { field: 'what', type: 'nominal', title: null, axis: { labelAngle: -30 } },
+          y: { field: 'acc', type: 'quantitative', title: 'test accuracy %', scale: { zero: false } },
+          color: { field: 'what', type: 'nominal', legend: null },
+        },
+      },
+    },
+    join(out, 'swa.png'),
+  );
   const metrics = {
-    schedule: o.schedule, snapshots: o.snapshots, every: o.every,
-    runs: runs.map((r) => ({ lr: r.lr, mean_individual_acc: r.individual.reduce((a, b) => a + b, 0) / r.individual.length, swa_acc: r.swa, ensemble_acc: r.ensemble, swa_loss: r.swaLoss, ensemble_loss: r.ensembleLoss })),
+    schedule: o.schedule,
+    snapshots: o.snapshots,
+    every: o.every,
+    runs: runs.map((r) => ({
+      lr: r.lr,
+      mean_individual_acc: r.individual.reduce((a, b) => a + b, 0) / r.individual.length,
+      swa_acc: r.swa,
+      ensemble_acc: r.ensemble,
+      swa_loss: r.swaLoss,
+      ensemble_loss: r.ensembleLoss,
+    })),
   };
-  writeFileSync(join(out, 'metrics.json'), JSON.stringify(metrics, null, 2) + '\n');
-  writeFileSync(join(out, 'swa.json'), JSON.stringify(runs) + '\n');
+  writeFileSync(join(out, 'metrics.json'), `${JSON.stringify(metrics, null, 2)}\n`);
+  writeFileSync(join(out, 'swa.json'), `${JSON.stringify(runs)}\n`);
   return runs;
 }
 
@@ -166,12 +281,16 @@ of their weight average (SWA) and of their prediction ensemble. Writes swa.png, 
 snapshots into --out (default runs/swa-<time>).`,
   options: {
     'model-file': {
-      type: 'string', placeholder: 'FILE', required: true,
+      type: 'string',
+      placeholder: 'FILE',
+      required: true,
       help: 'a pretrained model.safetensors of loss-atlas train',
     },
     lrs: { type: 'list', of: 'number', above: 0, default: [0.01, 0.2], help: 'learning rates (low and high)' },
     schedule: {
-      type: 'enum', choices: ['constant', 'cyclic'], default: 'constant',
+      type: 'enum',
+      choices: ['constant', 'cyclic'],
+      default: 'constant',
       help: 'learning rate over each cycle',
     },
     snapshots: { type: 'integer', min: 1, default: 6, help: 'snapshots per learning rate' },
@@ -186,7 +305,10 @@ snapshots into --out (default runs/swa-<time>).`,
 });
 
 export async function swaCommand(
-  gpu: Gpu, data: { train: Dataset; test: Dataset }, input: OptionInput<typeof SWA.options>, out: string,
+  gpu: Gpu,
+  data: { train: Dataset; test: Dataset },
+  input: OptionInput<typeof SWA.options>,
+  out: string,
   log: (m: string) => void,
 ): Promise<SwaRun[]> {
   const o = optionsOf(SWA.options, input);

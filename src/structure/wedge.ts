@@ -8,21 +8,34 @@ import * as ops from '../engine/ops/index.ts';
 import * as ref from '../engine/reference.ts';
 import type { OpCase } from '../engine/ops/case.ts';
 
-
 /**
  * The n-wedge surrogate loss (Fort & Jastrzebski 2019) of each point x [K, D]: sqrt of the sum of squares of its D - n
  * smallest |x_i|, with n per point (keep, u32 [K]). The output has the cross-entropy's layout ([2K]: loss, then 0).
  */
 export function wedgeLoss(ctx: Ctx, x: AnyTensor, keep: Tensor): LossOutput {
   const op = 'wedge_loss';
-  check(x.shape.length === 2 && x.shape[0] === ctx.manifold.K, op, `x ${shapeStr(x.shape)} must be [K=${ctx.manifold.K}, D]`);
+  check(
+    x.shape.length === 2 && x.shape[0] === ctx.manifold.K,
+    op,
+    `x ${shapeStr(x.shape)} must be [K=${ctx.manifold.K}, D]`,
+  );
   const [K, D] = x.shape;
   check(keep.dtype === 'u32' && keep.size === K, op, `keep ${shapeStr(keep.shape)} must be u32 [${K}]`);
-  check(K <= ctx.gpu.maxGroups, op, `K = ${K} points exceed the adapter's ${ctx.gpu.maxGroups} workgroups per dimension`);
+  check(
+    K <= ctx.gpu.maxGroups,
+    op,
+    `K = ${K} points exceed the adapter's ${ctx.gpu.maxGroups} workgroups per dimension`,
+  );
   const { gpu } = ctx;
   const o = out(ctx, [2 * K], 'wedge.loss');
   const info = new Tensor(gpu, [K, 3], 'wedge.info', 'u32');
-  gpu.dispatch({ kernel: spec(wedgeForwardKernel), buffers: { x: x.buffer, keep: keep.buffer, out: o.buffer, info: info.buffer }, uniforms: { K, D }, groups: [K], what: `${op} x ${shapeStr(x.shape)}` });
+  gpu.dispatch({
+    kernel: spec(wedgeForwardKernel),
+    buffers: { x: x.buffer, keep: keep.buffer, out: o.buffer, info: info.buffer },
+    uniforms: { K, D },
+    groups: [K],
+    what: `${op} x ${shapeStr(x.shape)}`,
+  });
   const tape = ctx.tape;
   if (tape) {
     tape.own(info);
@@ -30,19 +43,36 @@ export function wedgeLoss(ctx: Ctx, x: AnyTensor, keep: Tensor): LossOutput {
       K,
       seed: (pw: Tensor) => {
         const dx = new Tensor(gpu, x.shape, 'dwedge');
-        gpu.dispatch({ kernel: spec(wedgeBackwardKernel), buffers: { x: x.buffer, keep: keep.buffer, out: o.buffer, info: info.buffer, pw: pw.buffer, dx: dx.buffer }, uniforms: { K, D }, groups: groups1d(K * D), what: `${op} backward` });
+        gpu.dispatch({
+          kernel: spec(wedgeBackwardKernel),
+          buffers: { x: x.buffer, keep: keep.buffer, out: o.buffer, info: info.buffer, pw: pw.buffer, dx: dx.buffer },
+          uniforms: { K, D },
+          groups: groups1d(K * D),
+          what: `${op} backward`,
+        });
         tape.addGrad(x, dx);
       },
     };
   } else info.dispose();
-  return { out: o, K, async read() { const v = await o.read(); return { loss: v.slice(0, K), acc: v.slice(K) }; } };
+  return {
+    out: o,
+    K,
+    async read() {
+      const v = await o.read();
+      return { loss: v.slice(0, K), acc: v.slice(K) };
+    },
+  };
 }
 
 /** The toy landscape's loss on the points of a manifold: x = pointValues(P) on a B-basis hyperplane, then the wedge loss. */
 export function wedgeCase(name: string, K: number, B: number, D: number, keep: number[]): OpCase {
-  const values = (p: ArrayLike<number>, coef: ArrayLike<number>) => [...Array(K).keys()].map((k) => ref.combine(p, coef, k, B, D));
+  const values = (p: ArrayLike<number>, coef: ArrayLike<number>) =>
+    [...Array(K).keys()].map((k) => ref.combine(p, coef, k, B, D));
   return {
-    op: 'wedge_loss', name, K, B,
+    op: 'wedge_loss',
+    name,
+    K,
+    B,
     x: { shape: [1], shared: true },
     params: [{ name: 'P', shape: [D], scale: 1 }],
     outLen: 2 * K,
@@ -51,7 +81,8 @@ export function wedgeCase(name: string, K: number, B: number, D: number, keep: n
       const l = wedgeLoss(ctx, ops.pointValues(ctx, p[0]), keepT);
       return { y: l.out, backward: (tape, seed) => tape.backward(seed.slice(0, K)) };
     },
-    ref: (_x, p, coef) => Float64Array.from([...values(p[0], coef).map((v, k) => wedgeRef(v, keep[k])), ...keep.map(() => 0)]),
+    ref: (_x, p, coef) =>
+      Float64Array.from([...values(p[0], coef).map((v, k) => wedgeRef(v, keep[k])), ...keep.map(() => 0)]),
     refLoss: (_x, p, coef, seed) => values(p[0], coef).reduce((s, v, k) => s + seed[k] * wedgeRef(v, keep[k]), 0),
   };
 }

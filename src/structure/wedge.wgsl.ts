@@ -65,7 +65,18 @@ var<workgroup> red: array<f32, ${WG}>;
     info[3u * k] = t; info[3u * k + 1u] = ngt; info[3u * k + 2u] = neq;
   }
 }`;
-  return kernel('wedge.fwd', '', [['K', 'u32'], ['D', 'u32']], [r('x'), r('keep'), w('out'), w('info')], body, WG, { keep: 'u32', info: 'u32' });
+  return kernel(
+    'wedge.fwd',
+    '',
+    [
+      ['K', 'u32'],
+      ['D', 'u32'],
+    ],
+    [r('x'), r('keep'), w('out'), w('info')],
+    body,
+    WG,
+    { keep: 'u32', info: 'u32' },
+  );
 }
 
 /** Backward: dx[k, i] = pw[k] * x_i / L_k on the counted coordinates (ties share the counted fraction), else 0. */
@@ -83,5 +94,16 @@ export function wedgeBackwardKernel(): KernelSpec {
   if (b == t && neq > 0u) { f = f32(neq - min(neq, n - min(n, ngt))) / f32(neq); }
   dx[idx] = select(0.0, pw[k] * f * x[idx] / L, L > 0.0);
 }`;
-  return kernel('wedge.bwd', '', [['K', 'u32'], ['D', 'u32']], [r('x'), r('keep'), r('out'), r('info'), r('pw'), w('dx')], body, WG, { keep: 'u32', info: 'u32' });
+  return kernel(
+    'wedge.bwd',
+    '',
+    [
+      ['K', 'u32'],
+      ['D', 'u32'],
+    ],
+    [r('x'), r('keep'), r('out'), r('info'), r('pw'), w('dx')],
+    body,
+    WG,
+    { keep: 'u32', info: 'u32' },
+  );
 }

@@ -7,7 +7,28 @@ import { readRunConfig, type RunKind } from '../run/run-info.ts';
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 /** Pictures shown first, in this order (the most telling per kind); any other PNG follows. */
-const PREFERRED = ['summary.png', 'trajectory.png', 'interpolate.png', 'surface_contour.png', 'surface_heatmap.png', 'surface_3d.png', 'hessian_ratio.png', 'hessian_path.png', 'bn_compare.png', 'mask.png', 'fort_summary.png', 'li_depth.png', 'li_batch.png', 'hyperplanes.png', 'connect.png', 'triangle.png', 'tunnels.png', 'sweep.png', 'subspace.png', 'swa.png'];
+const PREFERRED = [
+  'summary.png',
+  'trajectory.png',
+  'interpolate.png',
+  'surface_contour.png',
+  'surface_heatmap.png',
+  'surface_3d.png',
+  'hessian_ratio.png',
+  'hessian_path.png',
+  'bn_compare.png',
+  'mask.png',
+  'fort_summary.png',
+  'li_depth.png',
+  'li_batch.png',
+  'hyperplanes.png',
+  'connect.png',
+  'triangle.png',
+  'tunnels.png',
+  'sweep.png',
+  'subspace.png',
+  'swa.png',
+];
 const RESULTS = ['metrics.json', 'trajectory.json', 'summary.json'];
 const DATA = /\.(npy|json|jsonl|safetensors|vtp|csv)$/;
 /** Files that mark a directory as a run. */
@@ -27,10 +48,22 @@ interface Run {
 
 /** How the report names each kind of run. */
 const KIND_NAMES: Record<RunKind, string> = {
-  mpo: 'MPO pattern', 'bn-compare': 'bn-compare', train: 'training', interpolate: '1-D interpolation',
-  surface: '2-D surface', hessian: 'Hessian eigenvalues', trajectory: 'trajectory', 'li-figures': 'figure set',
-  connect: 'connector', msweep: 'm-connectors', tunnels: 'radial tunnels', subspace: 'random subspaces',
-  swa: 'SWA vs ensembles', toy: 'toy landscape', 'fort-figures': 'figure set', demo: 'demo',
+  mpo: 'MPO pattern',
+  'bn-compare': 'bn-compare',
+  train: 'training',
+  interpolate: '1-D interpolation',
+  surface: '2-D surface',
+  hessian: 'Hessian eigenvalues',
+  trajectory: 'trajectory',
+  'li-figures': 'figure set',
+  connect: 'connector',
+  msweep: 'm-connectors',
+  tunnels: 'radial tunnels',
+  subspace: 'random subspaces',
+  swa: 'SWA vs ensembles',
+  toy: 'toy landscape',
+  'fort-figures': 'figure set',
+  demo: 'demo',
 };
 
 /** The kind from config.json; for run directories written before it named the kind, a guess from the file names. */
@@ -62,11 +95,15 @@ function guessKind(files: string[]): string {
 }
 
 function readRun(dir: string): Run {
-  const files = readdirSync(dir).filter((f) => statSync(join(dir, f)).isFile()).sort();
+  const files = readdirSync(dir)
+    .filter((f) => statSync(join(dir, f)).isFile())
+    .sort();
   const pngs = files.filter((f) => f.endsWith('.png'));
   const r = RESULTS.find((f) => files.includes(f));
   return {
-    dir, ...kindOf(dir, files), mtime: statSync(dir).mtimeMs,
+    dir,
+    ...kindOf(dir, files),
+    mtime: statSync(dir).mtimeMs,
     images: [...PREFERRED.filter((f) => pngs.includes(f)), ...pngs.filter((f) => !PREFERRED.includes(f))],
     data: files.filter((f) => DATA.test(f)),
     results: r ? readFileSync(join(dir, r), 'utf8').slice(0, 6000) : null,
@@ -81,7 +118,8 @@ function collect(root: string, depth = 0, out: Run[] = []): Run[] {
   if (depth > 0 && isRun(root)) out.push(readRun(root));
   for (const f of readdirSync(root)) {
     const p = join(root, f);
-    if (statSync(p).isDirectory() && f !== 'checkpoint' && f !== 'snapshots' && f !== 'node_modules') collect(p, depth + 1, out);
+    if (statSync(p).isDirectory() && f !== 'checkpoint' && f !== 'snapshots' && f !== 'node_modules')
+      collect(p, depth + 1, out);
   }
   return out;
 }
@@ -107,7 +145,9 @@ const when = (ms: number) => `${new Date(ms).toISOString().replace('T', ' ').sli
 /** The page of one run: every picture, results, settings, data files. */
 function runPage(r: Run, back: string | null): string {
   const href = (f: string) => esc(encodeURI(f));
-  return page(`${r.kind}: ${basename(r.dir)}`, `
+  return page(
+    `${r.kind}: ${basename(r.dir)}`,
+    `
 ${back ? `<p><a href="${esc(back)}">&larr; all runs</a></p>` : ''}
 <h1>${esc(r.kind)}: <code>${esc(basename(r.dir))}</code></h1>
 <p class="when">${when(r.mtime)}</p>
@@ -115,7 +155,8 @@ ${r.images.map((i) => `<a href="${href(i)}"><img src="${href(i)}" alt="${esc(i)}
 ${r.results ? `<h2>Results</h2><pre>${esc(r.results)}</pre>` : ''}
 ${r.problem ? `<p class="problem">${esc(r.problem)}</p>` : ''}
 ${r.config ? `<details><summary>Settings</summary><pre>${esc(r.config)}</pre></details>` : ''}
-${r.data.length ? `<h2>Data files</h2><ul class="data">${r.data.map((f) => `<li><a href="${href(f)}">${esc(f)}</a></li>`).join('')}</ul>` : ''}`);
+${r.data.length ? `<h2>Data files</h2><ul class="data">${r.data.map((f) => `<li><a href="${href(f)}">${esc(f)}</a></li>`).join('')}</ul>` : ''}`,
+  );
 }
 
 /**
@@ -138,22 +179,42 @@ export function writeReport(root: string): { runs: number; pages: string[] } {
     pages.push(join(r.dir, 'index.html'));
   }
   const rel = (p: string) => esc(encodeURI(relative(root, p)));
-  const sections = runs.map((r) => `
+  const sections = runs
+    .map(
+      (r) => `
 <section>
   <h2>${esc(r.kind)}: <a href="${rel(join(r.dir, 'index.html'))}"><code>${esc(relative(root, r.dir))}</code></a></h2>
   <p class="when">${when(r.mtime)} &middot; ${r.images.length} picture${r.images.length === 1 ? '' : 's'}, ${r.data.length} data file${r.data.length === 1 ? '' : 's'}</p>
-  ${r.images.slice(0, 2).map((i) => `<a href="${rel(join(r.dir, 'index.html'))}"><img class="thumb" src="${rel(join(r.dir, i))}" alt="${esc(i)}"></a>`).join('\n  ')}
+  ${r.images
+    .slice(0, 2)
+    .map(
+      (i) =>
+        `<a href="${rel(join(r.dir, 'index.html'))}"><img class="thumb" src="${rel(join(r.dir, i))}" alt="${esc(i)}"></a>`,
+    )
+    .join('\n  ')}
   ${r.results ? `<details><summary>results</summary><pre>${esc(r.results)}</pre></details>` : ''}
-</section>`).join('\n');
-  writeFileSync(join(root, 'index.html'), page('loss-atlas report', `
+</section>`,
+    )
+    .join('\n');
+  writeFileSync(
+    join(root, 'index.html'),
+    page(
+      'loss-atlas report',
+      `
 <h1>loss-atlas report</h1>
 <p>${runs.length} run${runs.length === 1 ? '' : 's'} under <code>${esc(root)}</code>, newest first. Generated ${when(Date.now())}.</p>
-${own ? `<section>
+${
+  own
+    ? `<section>
   <h2>${esc(own.kind)}: this directory</h2>
   ${own.images.map((i) => `<a href="${rel(join(root, i))}"><img class="thumb" src="${rel(join(root, i))}" alt="${esc(i)}"></a>`).join('\n  ')}
   ${own.results ? `<details><summary>results</summary><pre>${esc(own.results)}</pre></details>` : ''}
-</section>` : ''}
-${sections || '<p>No runs found.</p>'}`));
+</section>`
+    : ''
+}
+${sections || '<p>No runs found.</p>'}`,
+    ),
+  );
   pages.push(join(root, 'index.html'));
   return { runs: runs.length, pages };
 }

@@ -15,14 +15,17 @@ async function vegaLiteSvg(spec: vl.TopLevelSpec, scale = 1): Promise<string> {
 }
 
 export async function vegaLitePng(spec: vl.TopLevelSpec, path: string, scale = 2): Promise<void> {
-  await sharp(Buffer.from(await vegaLiteSvg(spec, scale))).png().toFile(path);
+  await sharp(Buffer.from(await vegaLiteSvg(spec, scale)))
+    .png()
+    .toFile(path);
 }
 
 /** A Vega-Lite chart as a panel for figure.ts's compose and writePng. */
 export async function vegaLitePanel(spec: vl.TopLevelSpec): Promise<Panel> {
   const svg = await vegaLiteSvg(spec);
   const size = (k: string) => Number(svg.match(new RegExp(`<svg[^>]*\\s${k}="([\\d.]+)"`))?.[1] ?? NaN);
-  const width = size('width'), height = size('height');
+  const width = size('width'),
+    height = size('height');
   if (!Number.isFinite(width) || !Number.isFinite(height)) throw new Error('vegaLitePanel: the chart has no size');
   return { svg, width, height };
 }

@@ -1,7 +1,13 @@
 // VTK PolyData (.vtp, ASCII XML) of a surface grid for ParaView: points (x, y, z = loss, clipped at zmax, or
 // ln(loss + 0.1) with log, as the reference's h52vtp), quads as two triangles each, loss and z as point data.
-export function surfaceVtp(xs: number[], ys: number[], loss: ArrayLike<number>, o: { zmax?: number; log?: boolean } = {}): string {
-  const nx = xs.length, ny = ys.length;
+export function surfaceVtp(
+  xs: number[],
+  ys: number[],
+  loss: ArrayLike<number>,
+  o: { zmax?: number; log?: boolean } = {},
+): string {
+  const nx = xs.length,
+    ny = ys.length;
   const z = Array.from({ length: nx * ny }, (_, k) => {
     let v = loss[k];
     if (o.zmax !== undefined && o.zmax > 0) v = Math.min(v, o.zmax);
@@ -10,10 +16,14 @@ export function surfaceVtp(xs: number[], ys: number[], loss: ArrayLike<number>, 
   });
   const pts: string[] = [];
   for (let j = 0; j < ny; j++) for (let i = 0; i < nx; i++) pts.push(`${xs[i]} ${ys[j]} ${z[j * nx + i]}`);
-  const conn: number[] = [], offs: number[] = [];
+  const conn: number[] = [],
+    offs: number[] = [];
   for (let j = 0; j + 1 < ny; j++)
     for (let i = 0; i + 1 < nx; i++) {
-      const a = j * nx + i, b = a + 1, c = a + nx + 1, d = a + nx;
+      const a = j * nx + i,
+        b = a + 1,
+        c = a + nx + 1,
+        d = a + nx;
       conn.push(a, b, c, a, c, d);
       offs.push(conn.length - 3, conn.length);
     }

@@ -2,11 +2,21 @@
 
 /** One point, training mode: x [N, C, HW], gamma/beta [C]. Biased variance, as PyTorch normalizes. */
 /** Batch norm of one point: batch statistics, or the given running statistics (evaluation mode). */
-export function batchNormRef(x: ArrayLike<number>, gamma: ArrayLike<number>, beta: ArrayLike<number>, N: number, C: number, HW: number, eps: number, running?: { mean: ArrayLike<number>; var: ArrayLike<number> }): Float64Array {
+export function batchNormRef(
+  x: ArrayLike<number>,
+  gamma: ArrayLike<number>,
+  beta: ArrayLike<number>,
+  N: number,
+  C: number,
+  HW: number,
+  eps: number,
+  running?: { mean: ArrayLike<number>; var: ArrayLike<number> },
+): Float64Array {
   const y = new Float64Array(N * C * HW);
   const M = N * HW;
   for (let c = 0; c < C; c++) {
-    let mean = 0, v = 0;
+    let mean = 0,
+      v = 0;
     if (running) {
       mean = running.mean[c];
       v = Math.max(running.var[c], 0) * M;

@@ -4,7 +4,16 @@ import { type KernelSpec, kernel, r, w, MAIN_1D, FOLDED_ID } from '../kernel.ts'
 // ---------------------------------------------------------------- batch norm
 // x is [K, N, C, HW]; one workgroup per (k, c) reduces over (n, hw).
 // fixedStats = 1: evaluation mode, the statistics are constants (running statistics), so dx = gamma * istd * dy.
-export const BN_UNIFORMS: KernelSpec['uniforms'] = [['K', 'u32'], ['N', 'u32'], ['C', 'u32'], ['HW', 'u32'], ['B', 'u32'], ['eps', 'f32'], ['gammaOffset', 'f32'], ['fixedStats', 'u32']];
+export const BN_UNIFORMS: KernelSpec['uniforms'] = [
+  ['K', 'u32'],
+  ['N', 'u32'],
+  ['C', 'u32'],
+  ['HW', 'u32'],
+  ['B', 'u32'],
+  ['eps', 'f32'],
+  ['gammaOffset', 'f32'],
+  ['fixedStats', 'u32'],
+];
 
 export const BN_RED = `
 var<workgroup> red: array<f32, 256>;
@@ -51,7 +60,14 @@ ${MAIN_1D(256)} {
   let ab = affine(k, c);
   y[idx] = ab.x * (x[idx] - stats[st]) * stats[st + 1u] + ab.y;
 }`;
-  return kernel('batchnorm2d.apply', '', BN_UNIFORMS, [r('x'), r('stats'), r('coef'), r('gamma'), r('beta'), w('y')], body, 256);
+  return kernel(
+    'batchnorm2d.apply',
+    '',
+    BN_UNIFORMS,
+    [r('x'), r('stats'), r('coef'), r('gamma'), r('beta'), w('y')],
+    body,
+    256,
+  );
 }
 
 /**
@@ -90,7 +106,14 @@ ${BN_AFFINE}
     }
   }
 }`;
-  return kernel('batchnorm2d.bwd', '', BN_UNIFORMS, [r('dy'), r('x'), r('stats'), r('coef'), r('gamma'), r('beta'), w('dx'), w('pg')], body, 256);
+  return kernel(
+    'batchnorm2d.bwd',
+    '',
+    BN_UNIFORMS,
+    [r('dy'), r('x'), r('stats'), r('coef'), r('gamma'), r('beta'), w('dx'), w('pg')],
+    body,
+    256,
+  );
 }
 
 /**
@@ -112,7 +135,19 @@ ${MAIN_1D(64)} {
   stats[2u * idx] = m;
   stats[2u * idx + 1u] = inverseSqrt(max(v, 0.0) + u.eps);
 }`;
-  return kernel('batchnorm2d.running_stats', '', [['K', 'u32'], ['C', 'u32'], ['B', 'u32'], ['eps', 'f32']], [r('coef'), r('rmean'), r('rvar'), w('stats')], body, 64);
+  return kernel(
+    'batchnorm2d.running_stats',
+    '',
+    [
+      ['K', 'u32'],
+      ['C', 'u32'],
+      ['B', 'u32'],
+      ['eps', 'f32'],
+    ],
+    [r('coef'), r('rmean'), r('rvar'), w('stats')],
+    body,
+    64,
+  );
 }
 
 /**
@@ -130,7 +165,19 @@ ${MAIN_1D(64)} {
   rmean[c] = mix(rmean[c], stats[2u * c], u.momentum);
   rvar[c] = mix(rvar[c], biased * u.M / (u.M - 1.0), u.momentum);
 }`;
-  return kernel('batchnorm2d.running_update', '', [['C', 'u32'], ['eps', 'f32'], ['momentum', 'f32'], ['M', 'f32']], [r('stats'), w('rmean'), w('rvar')], body, 64);
+  return kernel(
+    'batchnorm2d.running_update',
+    '',
+    [
+      ['C', 'u32'],
+      ['eps', 'f32'],
+      ['momentum', 'f32'],
+      ['M', 'f32'],
+    ],
+    [r('stats'), w('rmean'), w('rvar')],
+    body,
+    64,
+  );
 }
 
 export const BN_AFFINE = `

@@ -37,11 +37,15 @@ export function chooseLanes(laneDim: number, uniDim: number): Lanes {
 }
 
 /** Workgroups along x (lane blocks) and y (uniform blocks). */
-export const lanesGrid = (l: Lanes, laneDim: number, uniDim: number): [number, number] => [Math.ceil(laneDim / (l.WG * l.TN)), Math.ceil(uniDim / l.RC)];
+export const lanesGrid = (l: Lanes, laneDim: number, uniDim: number): [number, number] => [
+  Math.ceil(laneDim / (l.WG * l.TN)),
+  Math.ceil(uniDim / l.RC),
+];
 
 export const lkey = (l: Lanes) => `lanes${l.WG}x${l.TN}x${l.RC}`;
 
-export const MAIN_L = (l: Lanes) => `@compute @workgroup_size(${l.WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32)`;
+export const MAIN_L = (l: Lanes) =>
+  `@compute @workgroup_size(${l.WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32)`;
 
 /** Unrolled-by-the-compiler loops over the lane outputs j and the uniform rows c. */
 export const forJ = (l: Lanes, body: string) => `for (var j = 0u; j < ${l.TN}u; j++) { ${body} }`;
@@ -56,9 +60,13 @@ fn wt(k: u32, co: u32, ci: u32, kh: u32, kw: u32) -> f32 {
   if (ci >= u.Cin) { return 0.0; }
   let idx = co * u.R0 + (ci * u.KH + kh) * u.KW + kw;
   let step = u.Cout * u.R0;
-  ${direct ? 'return weight[k * step + idx];' : `var s = 0.0;
+  ${
+    direct
+      ? 'return weight[k * step + idx];'
+      : `var s = 0.0;
   for (var b = 0u; b < u.B; b++) { s = fma(coef[k * u.B + b], weight[b * step + idx], s); }
-  return s;`}
+  return s;`
+  }
 }`;
 
 /**
@@ -81,7 +89,8 @@ export function stagedChunks(l: Lanes, over: string, KW: string, fill: string): 
 
 export const FWD_FILL = 'Ws[i] = wk(k, co0 + i / CH, cs * khw + i % CH);';
 
-export const dgradFill = (KW: string) => `let q = i % CH; let t = q % khw; Ws[i] = wt(k, cs + q / khw, ci0 + i / CH, t / ${KW}, t % ${KW});`;
+export const dgradFill = (KW: string) =>
+  `let q = i % CH; let t = q % khw; Ws[i] = wt(k, cs + q / khw, ci0 + i / CH, t / ${KW}, t % ${KW});`;
 
 export function convForwardLanesKernel(l: Lanes, hasBias: boolean, act: 'none' | 'relu', direct = false): KernelSpec {
   const bindings = [r('x'), r('weight'), ...(hasBias ? [r('bias')] : []), ...(direct ? [] : [r('coef')]), w('y')];
@@ -94,10 +103,13 @@ ${MAIN_L(l)} {
   let co0 = wid.y * ${l.RC}u;
   // per lane output: the image's offset in x and the top-left input pixel (rows far out of range when m >= M)
   var xb: array<i32, ${l.TN}>; var ihb: array<i32, ${l.TN}>; var iwb: array<i32, ${l.TN}>;
-  ${forJ(l, `let m = ${laneM(l)}; let p = m % P;
+  ${forJ(
+    l,
+    `let m = ${laneM(l)}; let p = m % P;
     xb[j] = i32(k * u.xKStride + min(m / P, u.N - 1u) * u.Cin * HW);
     ihb[j] = select(-1073741824, i32((p / u.OW) * u.stride) - i32(u.pad), m < M);
-    iwb[j] = i32((p % u.OW) * u.stride) - i32(u.pad);`)}
+    iwb[j] = i32((p % u.OW) * u.stride) - i32(u.pad);`,
+  )}
   var acc: array<f32, ${l.RC * l.TN}>;
   ${stagedChunks(l, 'u.Cin', 'u.KW', FWD_FILL)}
     for (var ci = cs; ci < ce; ci++) {
@@ -107,36 +119,53 @@ ${MAIN_L(l)} {
         for (var kw = 0u; kw < u.KW; kw++) {
           var wv: array<f32, ${l.RC}>;
           ${forC(l, 'wv[c] = Ws[c * CH + rl];')}
-          ${forJ(l, `let iw = iwb[j] + i32(kw);
+          ${forJ(
+            l,
+            `let iw = iwb[j] + i32(kw);
             var xv = 0.0;
             if (row[j] >= 0 && iw >= 0 && iw < i32(u.W)) { xv = x[row[j] + iw]; }
-            ${forC(l, `acc[c * ${l.TN}u + j] = fma(wv[c], xv, acc[c * ${l.TN}u + j]);`)}`)}
+            ${forC(l, `acc[c * ${l.TN}u + j] = fma(wv[c], xv, acc[c * ${l.TN}u + j]);`)}`,
+          )}
           rl++;
         }
       }
     }
   }
   ${hasBias ? `${forC(l, `let bv = wk(k, co0 + c, u.R0); ${forJ(l, `acc[c * ${l.TN}u + j] += bv;`)}`)}` : ''}
-  ${forJ(l, `let m = ${laneM(l)};
+  ${forJ(
+    l,
+    `let m = ${laneM(l)};
     if (m < M) {
       let n = m / P; let p = m % P;
-      ${forC(l, `let co = co0 + c;
+      ${forC(
+        l,
+        `let co = co0 + c;
         if (co < u.Cout) {
           var v = acc[c * ${l.TN}u + j];
           ${act === 'relu' ? 'v = max(v, 0.0);' : ''}
           y[((k * u.N + n) * u.Cout + co) * P + p] = v;
-        }`)}
-    }`)}
+        }`,
+      )}
+    }`,
+  )}
 }`;
-  return kernel('conv2d.fwd', `${lkey(l)}_b${+hasBias}_${act}${direct ? '_direct' : ''}`, CONV_UNIFORMS, bindings, body, l.WG);
+  return kernel(
+    'conv2d.fwd',
+    `${lkey(l)}_b${+hasBias}_${act}${direct ? '_direct' : ''}`,
+    CONV_UNIFORMS,
+    bindings,
+    body,
+    l.WG,
+  );
 }
 
 export function convInputGradLanesKernel(l: Lanes, unitStride: boolean, direct = false): KernelSpec {
   const bindings = [r('dy'), r('weight'), ...(direct ? [] : [r('coef')]), w('dx')];
   // lanes: input positions m = (n, ih, iw); uniform rows: input channels ci; reduction (co, kh, kw)
-  const ohOf = (t: string, o: string, lim: string) => unitStride
-    ? `let ${o} = ${t}; let ok_${o} = ${t} >= 0 && ${t} < i32(${lim});`
-    : `let ${o} = ${t} / i32(u.stride); let ok_${o} = ${t} >= 0 && ${t} % i32(u.stride) == 0 && ${o} < i32(${lim});`;
+  const ohOf = (t: string, o: string, lim: string) =>
+    unitStride
+      ? `let ${o} = ${t}; let ok_${o} = ${t} >= 0 && ${t} < i32(${lim});`
+      : `let ${o} = ${t} / i32(u.stride); let ok_${o} = ${t} >= 0 && ${t} % i32(u.stride) == 0 && ${o} < i32(${lim});`;
   const body = `
 var<workgroup> Ws: array<f32, ${LANES_WS}>;
 ${dgradWeight(direct)}
@@ -145,37 +174,59 @@ ${MAIN_L(l)} {
   let HW = u.H * u.W; let M = u.N * HW; let P = u.OH * u.OW;
   let ci0 = wid.y * ${l.RC}u;
   var db: array<i32, ${l.TN}>; var thb: array<i32, ${l.TN}>; var twb: array<i32, ${l.TN}>;
-  ${forJ(l, `let m = ${laneM(l)}; let p = m % HW;
+  ${forJ(
+    l,
+    `let m = ${laneM(l)}; let p = m % HW;
     db[j] = i32((k * u.N + min(m / HW, u.N - 1u)) * u.Cout * P);
     thb[j] = select(-1073741824, i32(p / u.W + u.pad), m < M);
-    twb[j] = i32(p % u.W + u.pad);`)}
+    twb[j] = i32(p % u.W + u.pad);`,
+  )}
   var acc: array<f32, ${l.RC * l.TN}>;
   ${stagedChunks(l, 'u.Cout', 'u.KW', dgradFill('u.KW'))}
     for (var co = cs; co < ce; co++) {
       for (var kh = 0u; kh < u.KH; kh++) {
         var row: array<i32, ${l.TN}>;
-        ${forJ(l, `let th = thb[j] - i32(kh); ${ohOf('th', 'oh', 'u.OH')}
-          row[j] = select(-1, db[j] + i32(co * P) + oh * i32(u.OW), ok_oh);`)}
+        ${forJ(
+          l,
+          `let th = thb[j] - i32(kh); ${ohOf('th', 'oh', 'u.OH')}
+          row[j] = select(-1, db[j] + i32(co * P) + oh * i32(u.OW), ok_oh);`,
+        )}
         for (var kw = 0u; kw < u.KW; kw++) {
           var wv: array<f32, ${l.RC}>;
           ${forC(l, 'wv[c] = Ws[c * CH + rl];')}
-          ${forJ(l, `let tw = twb[j] - i32(kw); ${ohOf('tw', 'ow', 'u.OW')}
+          ${forJ(
+            l,
+            `let tw = twb[j] - i32(kw); ${ohOf('tw', 'ow', 'u.OW')}
             var g = 0.0;
             if (row[j] >= 0 && ok_ow) { g = dy[row[j] + ow]; }
-            ${forC(l, `acc[c * ${l.TN}u + j] = fma(wv[c], g, acc[c * ${l.TN}u + j]);`)}`)}
+            ${forC(l, `acc[c * ${l.TN}u + j] = fma(wv[c], g, acc[c * ${l.TN}u + j]);`)}`,
+          )}
           rl++;
         }
       }
     }
   }
-  ${forJ(l, `let m = ${laneM(l)};
+  ${forJ(
+    l,
+    `let m = ${laneM(l)};
     if (m < M) {
       let n = m / HW; let p = m % HW;
-      ${forC(l, `let ci = ci0 + c;
-        if (ci < u.Cin) { dx[((k * u.N + n) * u.Cin + ci) * HW + p] = acc[c * ${l.TN}u + j]; }`)}
-    }`)}
+      ${forC(
+        l,
+        `let ci = ci0 + c;
+        if (ci < u.Cin) { dx[((k * u.N + n) * u.Cin + ci) * HW + p] = acc[c * ${l.TN}u + j]; }`,
+      )}
+    }`,
+  )}
 }`;
-  return kernel('conv2d.dgrad', `${lkey(l)}_s${unitStride ? 1 : 'n'}${direct ? '_direct' : ''}`, CONV_UNIFORMS, bindings, body, l.WG);
+  return kernel(
+    'conv2d.dgrad',
+    `${lkey(l)}_s${unitStride ? 1 : 'n'}${direct ? '_direct' : ''}`,
+    CONV_UNIFORMS,
+    bindings,
+    body,
+    l.WG,
+  );
 }
 
 // Row variants: each lane computes TN consecutive outputs of one image row, so that the input values one kernel row
@@ -190,7 +241,13 @@ export interface RowLanes extends Lanes {
 }
 
 /** Row shape for outputs of width `rowW` in `rows` rows (all images), `uniDim` uniform channels; null: use plain lanes. */
-export function chooseRowLanes(rowW: number, rows: number, uniDim: number, KW: number, stride: number): RowLanes | null {
+export function chooseRowLanes(
+  rowW: number,
+  rows: number,
+  uniDim: number,
+  KW: number,
+  stride: number,
+): RowLanes | null {
   if (rowW < 4 || KW > 7 || stride > 2) return null;
   // a divisor of the row width in 5..8 wastes no lanes; else 8 (a partial last segment)
   const TN = [8, 7, 6, 5].find((t) => rowW % t === 0) ?? Math.min(8, rowW);
@@ -200,8 +257,10 @@ export function chooseRowLanes(rowW: number, rows: number, uniDim: number, KW: n
 }
 
 /** Workgroups along x (segments) and y (uniform blocks). */
-export const rowGrid = (l: RowLanes, rowW: number, rows: number, uniDim: number): [number, number] =>
-  [Math.ceil((rows * Math.ceil(rowW / l.TN)) / l.WG), Math.ceil(uniDim / l.RC)];
+export const rowGrid = (l: RowLanes, rowW: number, rows: number, uniDim: number): [number, number] => [
+  Math.ceil((rows * Math.ceil(rowW / l.TN)) / l.WG),
+  Math.ceil(uniDim / l.RC),
+];
 
 export const rkey = (l: RowLanes) => `row${l.WG}x${l.TN}x${l.RC}_kw${l.KW}s${l.stride}`;
 
@@ -247,18 +306,31 @@ ${MAIN_L(l)} {
   }
   ${hasBias ? `${forC(l, `let bv = wk(k, co0 + c, u.R0); ${forJ(l, `acc[c * ${l.TN}u + j] += bv;`)}`)}` : ''}
   if (valid) {
-    ${forJ(l, `let ow = ow0 + j;
+    ${forJ(
+      l,
+      `let ow = ow0 + j;
       if (ow < u.OW) {
-        ${forC(l, `let co = co0 + c;
+        ${forC(
+          l,
+          `let co = co0 + c;
           if (co < u.Cout) {
             var v = acc[c * ${l.TN}u + j];
             ${act === 'relu' ? 'v = max(v, 0.0);' : ''}
             y[((k * u.N + n) * u.Cout + co) * P + oh * u.OW + ow] = v;
-          }`)}
-      }`)}
+          }`,
+        )}
+      }`,
+    )}
   }
 }`;
-  return kernel('conv2d.fwd', `${rkey(l)}_b${+hasBias}_${act}${direct ? '_direct' : ''}`, CONV_UNIFORMS, bindings, body, l.WG);
+  return kernel(
+    'conv2d.fwd',
+    `${rkey(l)}_b${+hasBias}_${act}${direct ? '_direct' : ''}`,
+    CONV_UNIFORMS,
+    bindings,
+    body,
+    l.WG,
+  );
 }
 
 /** Input gradient for stride 1 with row segments: dx[ih, iw0 + j] reads dy[ih + pad - kh, iw0 + j + pad - kw]. */
@@ -304,11 +376,17 @@ ${MAIN_L(l)} {
     }
   }
   if (valid) {
-    ${forJ(l, `let iw = iw0 + j;
+    ${forJ(
+      l,
+      `let iw = iw0 + j;
       if (iw < u.W) {
-        ${forC(l, `let ci = ci0 + c;
-          if (ci < u.Cin) { dx[((k * u.N + n) * u.Cin + ci) * HW + ih * u.W + iw] = acc[c * ${l.TN}u + j]; }`)}
-      }`)}
+        ${forC(
+          l,
+          `let ci = ci0 + c;
+          if (ci < u.Cin) { dx[((k * u.N + n) * u.Cin + ci) * HW + ih * u.W + iw] = acc[c * ${l.TN}u + j]; }`,
+        )}
+      }`,
+    )}
   }
 }`;
   return kernel('conv2d.dgrad', `${rkey(l)}${direct ? '_direct' : ''}`, CONV_UNIFORMS, bindings, body, l.WG);
@@ -320,8 +398,22 @@ ${MAIN_L(l)} {
  * the reduction runs over the positions (n, oh, ow) of the z layer's chunk, walked incrementally.
  */
 export function convWeightGradLanesKernel(l: Lanes, nb: number, hasBias: boolean, dcoef: boolean): KernelSpec {
-  const uniforms: KernelSpec['uniforms'] = [...CONV_UNIFORMS, ['KG', 'u32'], ['S', 'u32'], ['PS', 'u32'], ['bOff', 'u32'], ['tilesM', 'u32'], ['tilesN', 'u32']];
-  const bindings = [r('x'), r('dy'), r('coef'), w('part'), ...(dcoef ? [r('weight'), ...(hasBias ? [r('bias')] : []), w('dcpart')] : [])];
+  const uniforms: KernelSpec['uniforms'] = [
+    ...CONV_UNIFORMS,
+    ['KG', 'u32'],
+    ['S', 'u32'],
+    ['PS', 'u32'],
+    ['bOff', 'u32'],
+    ['tilesM', 'u32'],
+    ['tilesN', 'u32'],
+  ];
+  const bindings = [
+    r('x'),
+    r('dy'),
+    r('coef'),
+    w('part'),
+    ...(dcoef ? [r('weight'), ...(hasBias ? [r('bias')] : []), w('dcpart')] : []),
+  ];
   const T = l.RC * l.TN;
   const body = `
 ${dcoef ? basisAt(hasBias) : ''}
@@ -335,9 +427,12 @@ ${MAIN_L(l)} {
   let khw = u.KH * u.KW;
   // per lane column: x offset of its input channel, its kernel offsets, kind (1 pixel, 2 bias column, 0 none)
   var cb: array<i32, ${l.TN}>; var ckh: array<i32, ${l.TN}>; var ckw: array<i32, ${l.TN}>; var kind: array<u32, ${l.TN}>;
-  ${forJ(l, `let rr = ${laneM(l)}; let q = rr % khw;
+  ${forJ(
+    l,
+    `let rr = ${laneM(l)}; let q = rr % khw;
     cb[j] = i32((rr / khw) * HW); ckh[j] = i32(q / u.KW); ckw[j] = i32(q % u.KW);
-    kind[j] = select(select(0u, 1u, rr < u.R0), 2u, ${hasBias ? 'rr == u.R0' : 'false'});`)}
+    kind[j] = select(select(0u, 1u, rr < u.R0), 2u, ${hasBias ? 'rr == u.R0' : 'false'});`,
+  )}
   var tot: array<f32, ${nb * T}>;
   for (var k = kBegin; k < kEnd; k++) {
     var acc = array<f32, ${T}>(); // zeroed explicitly (see convWeightGradKernel)
@@ -349,10 +444,13 @@ ${MAIN_L(l)} {
       ${forC(l, 'if (co0 + c < u.Cout) { g[c] = dy[gb + (co0 + c) * P]; }')}
       let ih0 = i32(oh * u.stride) - i32(u.pad); let iw0 = i32(ow * u.stride) - i32(u.pad);
       let xb = i32(xk + n * u.Cin * HW);
-      ${forJ(l, `let ih = ih0 + ckh[j]; let iw = iw0 + ckw[j];
+      ${forJ(
+        l,
+        `let ih = ih0 + ckh[j]; let iw = iw0 + ckw[j];
         var xv = select(0.0, 1.0, kind[j] == 2u);
         if (kind[j] == 1u && ih >= 0 && iw >= 0 && ih < i32(u.H) && iw < i32(u.W)) { xv = x[xb + cb[j] + ih * i32(u.W) + iw]; }
-        ${forC(l, `acc[c * ${l.TN}u + j] = fma(g[c], xv, acc[c * ${l.TN}u + j]);`)}`)}
+        ${forC(l, `acc[c * ${l.TN}u + j] = fma(g[c], xv, acc[c * ${l.TN}u + j]);`)}`,
+      )}
       ow++;
       if (ow == u.OW) { ow = 0u; oh++; if (oh == u.OH) { oh = 0u; n++; } }
     }
@@ -361,22 +459,32 @@ ${MAIN_L(l)} {
       let cf = coef[k * u.B + u.bOff + b];
       for (var i = 0u; i < ${T}u; i++) { tot[b * ${T}u + i] = fma(cf, acc[i], tot[b * ${T}u + i]); }
     }
-    ${dcoef ? `
+    ${
+      dcoef
+        ? `
     let wgl = (z * u.tilesM + wid.x) * u.tilesN + wid.y;
     for (var b = 0u; b < ${nb}u; b++) {
       let bb = min(u.bOff + b, u.B - 1u);
       var d = 0.0;
       ${forJ(l, `let rr = ${laneM(l)}; ${forC(l, `d = fma(acc[c * ${l.TN}u + j], basis(bb, rr, co0 + c), d);`)}`)}
       if (u.bOff + b < u.B) { dcpart[((wgl * ${l.WG}u + lid) * u.K + k) * u.B + u.bOff + b] = d; }
-    }` : ''}
+    }`
+        : ''
+    }
   }
   for (var b = 0u; b < ${nb}u; b++) {
     if (u.bOff + b >= u.B) { break; }
-    ${forJ(l, `let rr = ${laneM(l)};
+    ${forJ(
+      l,
+      `let rr = ${laneM(l)};
       if (rr < u.R) {
-        ${forC(l, `let co = co0 + c;
-          if (co < u.Cout) { part[((z * u.B + u.bOff + b) * u.Cout + co) * u.R + rr] = tot[b * ${T}u + c * ${l.TN}u + j]; }`)}
-      }`)}
+        ${forC(
+          l,
+          `let co = co0 + c;
+          if (co < u.Cout) { part[((z * u.B + u.bOff + b) * u.Cout + co) * u.R + rr] = tot[b * ${T}u + c * ${l.TN}u + j]; }`,
+        )}
+      }`,
+    )}
   }
 }`;
   return kernel('conv2d.wgrad', `${lkey(l)}_nb${nb}_b${+hasBias}_dc${+dcoef}`, uniforms, bindings, body, l.WG);

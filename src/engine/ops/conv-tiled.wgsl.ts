@@ -29,7 +29,7 @@ export function chooseTiles(cols: number, rows = 1 << 20): Tiles {
   // rows not rounded to a power of two: a 73-row weight gradient gets a 76-row tile, not 128
   const TY = clampI(Math.ceil(rows / TM), Math.max(1, 32 / TX), 256 / TX);
   const BM = TY * TM;
-  const BK = (16 * (BM + BN) * 4 <= 16384) ? 16 : 8;
+  const BK = 16 * (BM + BN) * 4 <= 16384 ? 16 : 8;
   return { BM, BN, BK, TM, TN };
 }
 
@@ -44,7 +44,10 @@ export const threads = (t: Tiles) => (t.BM / t.TM) * (t.BN / t.TN);
  *   loadA: expression in a (row info, vec4<i32>), ri (reduction info, vec4<i32>), m, rr
  *   loadB: expression in ri, n, rr
  */
-export function gemm(t: Tiles, o: { rBegin: string; rEnd: string; loadA: string; loadB: string }): { decl: string; setup: string; loop: string } {
+export function gemm(
+  t: Tiles,
+  o: { rBegin: string; rEnd: string; loadA: string; loadB: string },
+): { decl: string; setup: string; loop: string } {
   const T = threads(t);
   const RA = Math.max(1, t.BM / T);
   const LA = (t.BK * t.BM) / T;
@@ -91,14 +94,19 @@ var<workgroup> Ri: array<vec4<i32>, ${2 * t.BK}>;`,
   };
 }
 
-export const MAIN = (t: Tiles) => `@compute @workgroup_size(${threads(t)}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32)`;
+export const MAIN = (t: Tiles) =>
+  `@compute @workgroup_size(${threads(t)}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32)`;
 
 /**
  * The entry point of the forward and input-gradient kernels: point k = wid.z, the GEMM over this workgroup's tile,
  * then its TM x TN outputs written to out[((k * N + n) * cols + c) * P + p] for the rows m = (n, p) of the N * P
  * positions and the columns c < cols (through a ReLU when asked).
  */
-function gemmMain(t: Tiles, g: ReturnType<typeof gemm>, o: { P: string; cols: string; out: string; relu?: boolean }): string {
+function gemmMain(
+  t: Tiles,
+  g: ReturnType<typeof gemm>,
+  o: { P: string; cols: string; out: string; relu?: boolean },
+): string {
   return `${MAIN(t)} {
   let k = wid.z;
   let m0 = wid.x * ${t.BM}u; let n0 = wid.y * ${t.BN}u;
@@ -133,7 +141,14 @@ ${weightLoad(hasBias, direct)}
 fn rowInfo(m: u32) -> vec4<i32> { return decodePos(m, u.N * u.OH * u.OW); }
 fn decode(rr: u32) -> vec4<i32> { return decodeCol(rr); }
 ${gemmMain(t, g, { P: 'u.OH * u.OW', cols: 'u.Cout', out: 'y', relu: act === 'relu' })}`;
-  return kernel('conv2d.fwd', `${tkey(t)}_b${+hasBias}_${act}${direct ? '_direct' : ''}`, CONV_UNIFORMS, bindings, body, threads(t));
+  return kernel(
+    'conv2d.fwd',
+    `${tkey(t)}_b${+hasBias}_${act}${direct ? '_direct' : ''}`,
+    CONV_UNIFORMS,
+    bindings,
+    body,
+    threads(t),
+  );
 }
 
 export function convInputGradKernel(t: Tiles, unitStride: boolean, direct = false): KernelSpec {
@@ -156,9 +171,13 @@ fn dyAt(k: u32, a: vec4<i32>, ri: vec4<i32>) -> f32 {
   if (a.w == 0 || ri.w == 0) { return 0.0; }
   let th = a.y - ri.y; let tw = a.z - ri.z;
   if (th < 0 || tw < 0) { return 0.0; }
-  ${unitStride ? 'let oh = u32(th); let ow = u32(tw);' : `let s = i32(u.stride);
+  ${
+    unitStride
+      ? 'let oh = u32(th); let ow = u32(tw);'
+      : `let s = i32(u.stride);
   if (th % s != 0 || tw % s != 0) { return 0.0; }
-  let oh = u32(th / s); let ow = u32(tw / s);`}
+  let oh = u32(th / s); let ow = u32(tw / s);`
+  }
   if (oh >= u.OH || ow >= u.OW) { return 0.0; }
   return dy[((k * u.N + u32(a.x)) * u.Cout + u32(ri.x)) * u.OH * u.OW + oh * u.OW + ow];
 }
@@ -166,12 +185,23 @@ fn wt(k: u32, ri: vec4<i32>, ci: u32) -> f32 {
   if (ci >= u.Cin || ri.w == 0) { return 0.0; }
   let idx = u32(ri.x) * u.R0 + ci * u.KH * u.KW + u32(ri.y) * u.KW + u32(ri.z);
   let step = u.Cout * u.R0;
-  ${direct ? 'return weight[k * step + idx];' : `var s = 0.0;
+  ${
+    direct
+      ? 'return weight[k * step + idx];'
+      : `var s = 0.0;
   for (var b = 0u; b < u.B; b++) { s = fma(coef[k * u.B + b], weight[b * step + idx], s); }
-  return s;`}
+  return s;`
+  }
 }
 ${gemmMain(t, g, { P: 'u.H * u.W', cols: 'u.Cin', out: 'dx' })}`;
-  return kernel('conv2d.dgrad', `${tkey(t)}_s${unitStride ? 1 : 'n'}${direct ? '_direct' : ''}`, CONV_UNIFORMS, bindings, body, threads(t));
+  return kernel(
+    'conv2d.dgrad',
+    `${tkey(t)}_s${unitStride ? 1 : 'n'}${direct ? '_direct' : ''}`,
+    CONV_UNIFORMS,
+    bindings,
+    body,
+    threads(t),
+  );
 }
 
 /**
@@ -183,8 +213,22 @@ ${gemmMain(t, g, { P: 'u.H * u.W', cols: 'u.Cin', out: 'dx' })}`;
  */
 export function convWeightGradKernel(t: Tiles, nb: number, hasBias: boolean, dcoef: boolean): KernelSpec {
   const T = threads(t);
-  const uniforms: KernelSpec['uniforms'] = [...CONV_UNIFORMS, ['KG', 'u32'], ['S', 'u32'], ['PS', 'u32'], ['bOff', 'u32'], ['tilesM', 'u32'], ['tilesN', 'u32']];
-  const bindings = [r('x'), r('dy'), r('coef'), w('part'), ...(dcoef ? [r('weight'), ...(hasBias ? [r('bias')] : []), w('dcpart')] : [])];
+  const uniforms: KernelSpec['uniforms'] = [
+    ...CONV_UNIFORMS,
+    ['KG', 'u32'],
+    ['S', 'u32'],
+    ['PS', 'u32'],
+    ['bOff', 'u32'],
+    ['tilesM', 'u32'],
+    ['tilesN', 'u32'],
+  ];
+  const bindings = [
+    r('x'),
+    r('dy'),
+    r('coef'),
+    w('part'),
+    ...(dcoef ? [r('weight'), ...(hasBias ? [r('bias')] : []), w('dcpart')] : []),
+  ];
   const g = gemm(t, { rBegin: 'pBegin', rEnd: 'pEnd', loadA: 'xAt(k, ri, a)', loadB: 'dyv(k, ri, n)' });
   const body = `${g.decl}
 ${dcoef ? `var<workgroup> red: array<f32, ${T}>;` : ''}
@@ -218,7 +262,9 @@ ${MAIN(t)} {
       let c = coef[k * u.B + u.bOff + b];
       for (var i = 0u; i < ${t.TM * t.TN}u; i++) { tot[b][i] = fma(c, acc[i], tot[b][i]); }
     }
-    ${dcoef ? `
+    ${
+      dcoef
+        ? `
     let wgl = (z * u.tilesM + wid.x) * u.tilesN + wid.y;
     for (var b = 0u; b < ${nb}u; b++) {
       let bb = min(u.bOff + b, u.B - 1u);
@@ -236,7 +282,9 @@ ${MAIN(t)} {
       }
       if (lid == 0u && u.bOff + b < u.B) { dcpart[(wgl * u.K + k) * u.B + u.bOff + b] = red[0]; }
       workgroupBarrier();
-    }` : ''}
+    }`
+        : ''
+    }
   }
   for (var b = 0u; b < ${nb}u; b++) {
     if (u.bOff + b >= u.B) { break; }

@@ -2,7 +2,15 @@
 import { outSize } from '../tensor.ts';
 
 export interface ConvRefShape {
-  N: number; Cin: number; H: number; W: number; Cout: number; KH: number; KW: number; stride: number; pad: number;
+  N: number;
+  Cin: number;
+  H: number;
+  W: number;
+  Cout: number;
+  KH: number;
+  KW: number;
+  stride: number;
+  pad: number;
 }
 
 export function convOut(s: ConvRefShape): [number, number] {
@@ -10,7 +18,12 @@ export function convOut(s: ConvRefShape): [number, number] {
 }
 
 /** One point: x [N, Cin, H, W], w [Cout, Cin, KH, KW], b [Cout] or null -> [N, Cout, OH, OW]. */
-export function conv2dRef(x: ArrayLike<number>, w: ArrayLike<number>, b: ArrayLike<number> | null, s: ConvRefShape): Float64Array {
+export function conv2dRef(
+  x: ArrayLike<number>,
+  w: ArrayLike<number>,
+  b: ArrayLike<number> | null,
+  s: ConvRefShape,
+): Float64Array {
   const [OH, OW] = convOut(s);
   const y = new Float64Array(s.N * s.Cout * OH * OW);
   for (let n = 0; n < s.N; n++)
@@ -34,7 +47,14 @@ export function conv2dRef(x: ArrayLike<number>, w: ArrayLike<number>, b: ArrayLi
 }
 
 /** One point: x [N, F], w [O, F], b [O] -> [N, O]. */
-export function linearRef(x: ArrayLike<number>, w: ArrayLike<number>, b: ArrayLike<number> | null, N: number, F: number, O: number): Float64Array {
+export function linearRef(
+  x: ArrayLike<number>,
+  w: ArrayLike<number>,
+  b: ArrayLike<number> | null,
+  N: number,
+  F: number,
+  O: number,
+): Float64Array {
   const y = new Float64Array(N * O);
   for (let n = 0; n < N; n++)
     for (let o = 0; o < O; o++) {

@@ -17,9 +17,22 @@ import type { KernelSpec } from '../kernel.ts';
 import { kernel, r, w } from '../kernel.ts';
 
 export const CONV_UNIFORMS: KernelSpec['uniforms'] = [
-  ['K', 'u32'], ['N', 'u32'], ['Cin', 'u32'], ['H', 'u32'], ['W', 'u32'], ['Cout', 'u32'],
-  ['OH', 'u32'], ['OW', 'u32'], ['KH', 'u32'], ['KW', 'u32'], ['stride', 'u32'], ['pad', 'u32'],
-  ['B', 'u32'], ['xKStride', 'u32'], ['R0', 'u32'], ['R', 'u32'],
+  ['K', 'u32'],
+  ['N', 'u32'],
+  ['Cin', 'u32'],
+  ['H', 'u32'],
+  ['W', 'u32'],
+  ['Cout', 'u32'],
+  ['OH', 'u32'],
+  ['OW', 'u32'],
+  ['KH', 'u32'],
+  ['KW', 'u32'],
+  ['stride', 'u32'],
+  ['pad', 'u32'],
+  ['B', 'u32'],
+  ['xKStride', 'u32'],
+  ['R0', 'u32'],
+  ['R', 'u32'],
 ];
 
 /**
@@ -27,7 +40,8 @@ export const CONV_UNIFORMS: KernelSpec['uniforms'] = [
  * buffers hold every point's own weights ([K, Cout, R0], [K, Cout], materialized by the caller when B > K).
  */
 export function weightLoad(hasBias: boolean, direct: boolean): string {
-  if (direct) return `
+  if (direct)
+    return `
 fn wk(k: u32, co: u32, rr: u32) -> f32 {
   if (co >= u.Cout || rr >= u.R) { return 0.0; }
   ${hasBias ? 'if (rr == u.R0) { return bias[k * u.Cout + co]; }' : ''}
@@ -37,10 +51,14 @@ fn wk(k: u32, co: u32, rr: u32) -> f32 {
 fn wk(k: u32, co: u32, rr: u32) -> f32 {
   if (co >= u.Cout || rr >= u.R) { return 0.0; }
   var s = 0.0;
-  ${hasBias ? `if (rr == u.R0) {
+  ${
+    hasBias
+      ? `if (rr == u.R0) {
     for (var b = 0u; b < u.B; b++) { s = fma(coef[k * u.B + b], bias[b * u.Cout + co], s); }
     return s;
-  }` : ''}
+  }`
+      : ''
+  }
   for (var b = 0u; b < u.B; b++) { s = fma(coef[k * u.B + b], weight[(b * u.Cout + co) * u.R0 + rr], s); }
   return s;
 }`;
@@ -89,7 +107,15 @@ export const WGRAD_BMAX = 4;
  * for per-point gradients).
  */
 export function convWgradReduceKernel(hasBias: boolean): KernelSpec {
-  const uniforms: KernelSpec['uniforms'] = [['Z', 'u32'], ['B', 'u32'], ['Cout', 'u32'], ['R0', 'u32'], ['R', 'u32'], ['accumulate', 'u32'], ['zPer', 'u32']];
+  const uniforms: KernelSpec['uniforms'] = [
+    ['Z', 'u32'],
+    ['B', 'u32'],
+    ['Cout', 'u32'],
+    ['R0', 'u32'],
+    ['R', 'u32'],
+    ['accumulate', 'u32'],
+    ['zPer', 'u32'],
+  ];
   const bindings = [r('part'), w('gw'), ...(hasBias ? [w('gb')] : [])];
   const body = `
 @compute @workgroup_size(256) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -104,17 +130,24 @@ export function convWgradReduceKernel(hasBias: boolean): KernelSpec {
     let o = bc * u.R0 + rr;
     if (u.accumulate != 0u) { s += gw[o]; }
     gw[o] = s;
-  }${hasBias ? ` else {
+  }${
+    hasBias
+      ? ` else {
     if (u.accumulate != 0u) { s += gb[bc]; }
     gb[bc] = s;
-  }` : ''}
+  }`
+      : ''
+  }
 }`;
   return kernel('conv2d.wgrad_reduce', `b${+hasBias}`, uniforms, bindings, body, 256);
 }
 
 /** dcoef[k, b] (+)= sum over workgroups of the per-workgroup partial dots [G, K, B]. */
 export function coefReduceKernel(): KernelSpec {
-  const uniforms: KernelSpec['uniforms'] = [['G', 'u32'], ['KB', 'u32']];
+  const uniforms: KernelSpec['uniforms'] = [
+    ['G', 'u32'],
+    ['KB', 'u32'],
+  ];
   const body = `
 @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.x;
@@ -137,4 +170,3 @@ export function coefReduceKernel(): KernelSpec {
 // dgrad, reduction columns r in wgrad), whose im2col values are the gathered operand: per reduction step RC broadcast
 // and TN gathered loads feed RC x TN fused multiply-adds. No workgroup memory, no barriers (but the dcoef reduction).
 // Same bindings, uniforms and outputs as the tiled kernels; only the dispatch grid differs (see lanesGrid).
-

@@ -1,7 +1,7 @@
 // What every op takes (the context: device, manifold, tape and options) and the shape checks and outputs they share.
-import { type ConvKernels, type Gpu } from '../device.ts';
-import { type Manifold } from '../manifold.ts';
-import { type Tape } from '../tape.ts';
+import type { ConvKernels, Gpu } from '../device.ts';
+import type { Manifold } from '../manifold.ts';
+import type { Tape } from '../tape.ts';
 import { Tensor, type AnyTensor, shapeStr } from '../tensor.ts';
 import { fold } from '../kernel.ts';
 
@@ -44,24 +44,41 @@ export function out(ctx: Ctx, shape: number[], label: string): Tensor {
 export const groups1d = (n: number, per = 256): [number, number] => fold(Math.ceil(n / per));
 
 /** Splits x's shape into (K, rest) given whether it carries the K dimension. */
-export function pointsOf(ctx: Ctx, x: AnyTensor, rank: number, op: string): { K: number; shared: boolean; dims: number[] } {
+export function pointsOf(
+  ctx: Ctx,
+  x: AnyTensor,
+  rank: number,
+  op: string,
+): { K: number; shared: boolean; dims: number[] } {
   const K = ctx.manifold.K;
   if (x.shape.length === rank) {
     check(x.shape[0] === K, op, `input ${shapeStr(x.shape)} has ${x.shape[0]} points but the manifold has K=${K}`);
     return { K, shared: false, dims: x.shape.slice(1) };
   }
-  check(x.shape.length === rank - 1, op, `input ${shapeStr(x.shape)} must have rank ${rank} ([K, ...]) or ${rank - 1} (shared by all points)`);
+  check(
+    x.shape.length === rank - 1,
+    op,
+    `input ${shapeStr(x.shape)} must have rank ${rank} ([K, ...]) or ${rank - 1} (shared by all points)`,
+  );
   return { K, shared: true, dims: [...x.shape] };
 }
 
 // ---------------------------------------------------------------- conv2d / linear
 
 export function kLeading(ctx: Ctx, x: AnyTensor, op: string): void {
-  check(x.shape.length >= 2 && x.shape[0] === ctx.manifold.K, op, `input ${shapeStr(x.shape)} must be [K=${ctx.manifold.K}, N, ...]`);
+  check(
+    x.shape.length >= 2 && x.shape[0] === ctx.manifold.K,
+    op,
+    `input ${shapeStr(x.shape)} must be [K=${ctx.manifold.K}, N, ...]`,
+  );
 }
 
 export function imageInput(ctx: Ctx, x: AnyTensor, op: string): number[] {
-  check(x.shape.length === 5 && x.shape[0] === ctx.manifold.K, op, `input ${shapeStr(x.shape)} must be [K=${ctx.manifold.K}, N, C, H, W]`);
+  check(
+    x.shape.length === 5 && x.shape[0] === ctx.manifold.K,
+    op,
+    `input ${shapeStr(x.shape)} must be [K=${ctx.manifold.K}, N, C, H, W]`,
+  );
   return [...x.shape];
 }
 
@@ -69,7 +86,13 @@ export function imageInput(ctx: Ctx, x: AnyTensor, op: string): number[] {
  * Records an op's backward (when the context has a tape): `run` gets the gradient of the op's output y, and is
  * skipped when nothing downstream produced one. own: y was not made by out() and the tape must keep it alive.
  */
-export function onBackward(ctx: Ctx, op: string, y: AnyTensor, run: (dy: Tensor, tape: Tape) => void, own = false): void {
+export function onBackward(
+  ctx: Ctx,
+  op: string,
+  y: AnyTensor,
+  run: (dy: Tensor, tape: Tape) => void,
+  own = false,
+): void {
   const tape = ctx.tape;
   if (!tape) return;
   if (own && y instanceof Tensor) tape.own(y);
@@ -81,6 +104,6 @@ export function onBackward(ctx: Ctx, op: string, y: AnyTensor, run: (dy: Tensor,
 
 /** Tensors the backward reads: kept by the tape when there is one (true), else disposed now (false). */
 export function keepForBackward(ctx: Ctx, ...ts: (Tensor | null | undefined)[]): boolean {
-  for (const t of ts) if (t) (ctx.tape ? ctx.tape.own(t) : t.dispose());
+  for (const t of ts) if (t) ctx.tape ? ctx.tape.own(t) : t.dispose();
   return !!ctx.tape;
 }

@@ -21,7 +21,8 @@ export function dropoutRef(x: ArrayLike<number>, p: number, seed: number): Float
 export function erf(x: number): number {
   const z = Math.abs(x);
   if (z < 3) {
-    let term = z, sum = z;
+    let term = z,
+      sum = z;
     for (let n = 1; n < 100 && Math.abs(term) > 1e-17 * Math.abs(sum); n++) {
       term *= (-z * z) / n;
       sum += term / (2 * n + 1);

@@ -4,14 +4,30 @@ import { type KernelSpec, spec } from '../kernel.ts';
 import { Tensor, type AnyTensor, shapeStr } from '../tensor.ts';
 import { ACTIVATIONS, type Activation, HASH, elementwiseKernel, reluPairedKernel } from './elementwise.wgsl.ts';
 import { type Ctx, check, groups1d, kLeading, onBackward } from './ctx.ts';
-export function elementwise(ctx: Ctx, name: string, inputs: Record<string, AnyTensor>, expr: string, shape: readonly number[], label: string, extra: Record<string, number> = {}, extraU: KernelSpec['uniforms'] = [], prelude = ''): Tensor {
+export function elementwise(
+  ctx: Ctx,
+  name: string,
+  inputs: Record<string, AnyTensor>,
+  expr: string,
+  shape: readonly number[],
+  label: string,
+  extra: Record<string, number> = {},
+  extraU: KernelSpec['uniforms'] = [],
+  prelude = '',
+): Tensor {
   const names = Object.keys(inputs);
   const y = new Tensor(ctx.gpu, shape, label);
   const per = ctx.gpu.elemsPerThread;
   const k = spec(elementwiseKernel, name, names, expr, extraU, prelude, per);
   const buffers: Record<string, GPUBuffer> = { y: y.buffer };
   for (const n of names) buffers[`${n}_`] = inputs[n].buffer;
-  ctx.gpu.dispatch({ kernel: k, buffers, uniforms: { n: y.size, ...extra }, groups: groups1d(y.size, 256 * per), what: `${name} ${shapeStr(shape)}` });
+  ctx.gpu.dispatch({
+    kernel: k,
+    buffers,
+    uniforms: { n: y.size, ...extra },
+    groups: groups1d(y.size, 256 * per),
+    what: `${name} ${shapeStr(shape)}`,
+  });
   return y;
 }
 
@@ -34,7 +50,13 @@ export function pairedRelu(ctx: Ctx, x: AnyTensor): Tensor {
   const S = x.size / K;
   const run = (g: AnyTensor, mode: number, label: string) => {
     const y = new Tensor(ctx.gpu, x.shape, label);
-    ctx.gpu.dispatch({ kernel: spec(reluPairedKernel), buffers: { a: x.buffer, g: g.buffer, y: y.buffer }, uniforms: { n: x.size, S, mode }, groups: groups1d(x.size), what: `relu (paired masks) ${shapeStr(x.shape)}` });
+    ctx.gpu.dispatch({
+      kernel: spec(reluPairedKernel),
+      buffers: { a: x.buffer, g: g.buffer, y: y.buffer },
+      uniforms: { n: x.size, S, mode },
+      groups: groups1d(x.size),
+      what: `relu (paired masks) ${shapeStr(x.shape)}`,
+    });
     return y;
   };
   const y = run(x, 0, 'relu');
@@ -47,14 +69,25 @@ export function activation(ctx: Ctx, x: AnyTensor, name: keyof typeof ACTIVATION
   kLeading(ctx, x, name);
   const f: Activation = ACTIVATIONS[name];
   const y = elementwise(ctx, `${name}.fwd`, { a: x }, f.fwd, x.shape, name, {}, [], f.prelude);
-  onBackward(ctx, name, y, (dy, tape) => tape.addGrad(x, elementwise(ctx, `${name}.bwd`, { g: dy, a: x, o: y }, f.bwd, x.shape, `${name}.dx`, {}, [], f.prelude)), true);
+  onBackward(
+    ctx,
+    name,
+    y,
+    (dy, tape) =>
+      tape.addGrad(
+        x,
+        elementwise(ctx, `${name}.bwd`, { g: dy, a: x, o: y }, f.bwd, x.shape, `${name}.dx`, {}, [], f.prelude),
+      ),
+    true,
+  );
   return y;
 }
 
 export const tanh = (ctx: Ctx, x: AnyTensor): Tensor => activation(ctx, x, 'tanh');
 
 /** GELU, exact (erf) or PyTorch's tanh approximation. */
-export const gelu = (ctx: Ctx, x: AnyTensor, form: 'erf' | 'tanh' = 'erf'): Tensor => activation(ctx, x, form === 'erf' ? 'gelu_erf' : 'gelu_tanh');
+export const gelu = (ctx: Ctx, x: AnyTensor, form: 'erf' | 'tanh' = 'erf'): Tensor =>
+  activation(ctx, x, form === 'erf' ? 'gelu_erf' : 'gelu_tanh');
 
 /** SiLU (swish): x * sigmoid(x). */
 export const silu = (ctx: Ctx, x: AnyTensor): Tensor => activation(ctx, x, 'silu');
@@ -64,10 +97,16 @@ export function add(ctx: Ctx, a: AnyTensor, b: AnyTensor): Tensor {
   check(shapeStr(a.shape) === shapeStr(b.shape), 'add', `shapes ${shapeStr(a.shape)} and ${shapeStr(b.shape)} differ`);
   kLeading(ctx, a, 'add');
   const y = elementwise(ctx, 'add.fwd', { a, b }, 'a + b', a.shape, 'add');
-  onBackward(ctx, 'add', y, (dy, tape) => {
-    tape.addGrad(a, elementwise(ctx, 'copy', { a: dy }, 'a', a.shape, 'add.da'));
-    tape.addGrad(b, elementwise(ctx, 'copy', { a: dy }, 'a', b.shape, 'add.db'));
-  }, true);
+  onBackward(
+    ctx,
+    'add',
+    y,
+    (dy, tape) => {
+      tape.addGrad(a, elementwise(ctx, 'copy', { a: dy }, 'a', a.shape, 'add.da'));
+      tape.addGrad(b, elementwise(ctx, 'copy', { a: dy }, 'a', b.shape, 'add.db'));
+    },
+    true,
+  );
   return y;
 }
 
@@ -85,10 +124,19 @@ export function dropout(ctx: Ctx, x: AnyTensor, p: number, seed: number): AnyTen
   kLeading(ctx, x, 'dropout');
   if (p === 0) return x;
   const expr = 'select(0.0, a * u.scale, uniform01(u.seed, i) >= u.p)';
-  const U: KernelSpec['uniforms'] = [['p', 'f32'], ['scale', 'f32'], ['seed', 'u32']];
+  const U: KernelSpec['uniforms'] = [
+    ['p', 'f32'],
+    ['scale', 'f32'],
+    ['seed', 'u32'],
+  ];
   const vals = { p, scale: 1 / (1 - p), seed: seed >>> 0 };
   const y = elementwise(ctx, 'dropout', { a: x }, expr, x.shape, 'dropout', vals, U, HASH);
-  onBackward(ctx, 'dropout', y, (dy, tape) => tape.addGrad(x, elementwise(ctx, 'dropout', { a: dy }, expr, x.shape, 'dropout.dx', vals, U, HASH)), true);
+  onBackward(
+    ctx,
+    'dropout',
+    y,
+    (dy, tape) => tape.addGrad(x, elementwise(ctx, 'dropout', { a: dy }, expr, x.shape, 'dropout.dx', vals, U, HASH)),
+    true,
+  );
   return y;
 }
-

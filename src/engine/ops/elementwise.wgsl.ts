@@ -4,14 +4,26 @@ import type { KernelSpec } from '../kernel.ts';
 import { kernel, r, w, MAIN_1D, FOLDED_ID, perElement } from '../kernel.ts';
 // ---------------------------------------------------------------- elementwise
 /** y[i] = expr over named inputs a, b, ... (f32 arrays of the same length); `i` and `s` (a f32 uniform) are in scope. */
-export function elementwiseKernel(name: string, inputs: string[], expr: string, extraUniforms: KernelSpec['uniforms'] = [], prelude = '', per = 1): KernelSpec {
+export function elementwiseKernel(
+  name: string,
+  inputs: string[],
+  expr: string,
+  extraUniforms: KernelSpec['uniforms'] = [],
+  prelude = '',
+  per = 1,
+): KernelSpec {
   const U: KernelSpec['uniforms'] = [['n', 'u32'], ...extraUniforms];
   const body = `${prelude}
 ${MAIN_1D(256)} {
   ${FOLDED_ID}
-  ${perElement(256, per, 'u.n', `let i = idx;
+  ${perElement(
+    256,
+    per,
+    'u.n',
+    `let i = idx;
     ${inputs.map((a) => `let ${a} = ${a}_[i];`).join(' ')}
-    y[i] = ${expr};`)}
+    y[i] = ${expr};`,
+  )}
 }`;
   return kernel(name, per === 1 ? '' : `per${per}`, U, [...inputs.map((a) => r(`${a}_`)), w('y')], body, 256);
 }
@@ -31,7 +43,18 @@ ${MAIN_1D(256)} {
   let on = a[i] + a[j] > 0.0;
   if (u.mode == 0u) { y[i] = select(0.0, a[i], on); } else { y[i] = select(0.0, g[i], on); }
 }`;
-  return kernel('relu.paired', '', [['n', 'u32'], ['S', 'u32'], ['mode', 'u32']], [r('a'), r('g'), w('y')], body, 256);
+  return kernel(
+    'relu.paired',
+    '',
+    [
+      ['n', 'u32'],
+      ['S', 'u32'],
+      ['mode', 'u32'],
+    ],
+    [r('a'), r('g'), w('y')],
+    body,
+    256,
+  );
 }
 
 /** Counter-based hash (PCG-style) giving a uniform float in [0, 1) for (seed, index). */
@@ -67,7 +90,15 @@ export const SIGMOID = `fn sigmoid_(a: f32) -> f32 { return 1.0 / (1.0 + exp(-a)
 /** The activations computed by one elementwise kernel each way (erf: Abramowitz & Stegun 7.1.26, |error| < 1.5e-7). */
 export const ACTIVATIONS = {
   tanh: { fwd: 'tanh(clamp(a, -20.0, 20.0))', bwd: 'g * (1.0 - o * o)' },
-  gelu_erf: { prelude: ERF, fwd: '0.5 * a * (1.0 + erf_(a * 0.70710678))', bwd: 'g * (0.5 * (1.0 + erf_(a * 0.70710678)) + a * 0.39894228 * exp(-0.5 * a * a))' },
-  gelu_tanh: { prelude: GELU_T, fwd: '0.5 * a * (1.0 + gelu_t(a))', bwd: 'g * (0.5 * (1.0 + gelu_t(a)) + 0.5 * a * (1.0 - gelu_t(a) * gelu_t(a)) * 0.7978845608 * (1.0 + 0.134145 * a * a))' },
+  gelu_erf: {
+    prelude: ERF,
+    fwd: '0.5 * a * (1.0 + erf_(a * 0.70710678))',
+    bwd: 'g * (0.5 * (1.0 + erf_(a * 0.70710678)) + a * 0.39894228 * exp(-0.5 * a * a))',
+  },
+  gelu_tanh: {
+    prelude: GELU_T,
+    fwd: '0.5 * a * (1.0 + gelu_t(a))',
+    bwd: 'g * (0.5 * (1.0 + gelu_t(a)) + 0.5 * a * (1.0 - gelu_t(a) * gelu_t(a)) * 0.7978845608 * (1.0 + 0.134145 * a * a))',
+  },
   silu: { prelude: SIGMOID, fwd: 'a * sigmoid_(a)', bwd: 'g * sigmoid_(a) * (1.0 + a * (1.0 - sigmoid_(a)))' },
 } satisfies Record<string, Activation>;

@@ -1,6 +1,6 @@
 // Manifold folds: point values of a parameter from its basis tensors, and per-point gradients folded into basis and
 // coefficient gradients (dL/dC).
-import { type Param } from '../manifold.ts';
+import type { Param } from '../manifold.ts';
 import { Tensor } from '../tensor.ts';
 import { spec } from '../kernel.ts';
 import { FOLD_NB, combineKernel, foldBasisKernel, foldCoefKernel } from './fold.wgsl.ts';
@@ -12,24 +12,54 @@ export function combineBasis(ctx: Ctx, basis: Tensor, what: string): Tensor {
   const S = basis.size / B;
   const y = new Tensor(ctx.gpu, [K, S], 'conv.point_weights');
   const per = ctx.gpu.elemsPerThread;
-  ctx.gpu.dispatch({ kernel: spec(combineKernel, false, per), buffers: { coef: coef.buffer, z: basis.buffer, y: y.buffer }, uniforms: { K, B, S }, groups: groups1d(K * S, 256 * per), what });
+  ctx.gpu.dispatch({
+    kernel: spec(combineKernel, false, per),
+    buffers: { coef: coef.buffer, z: basis.buffer, y: y.buffer },
+    uniforms: { K, B, S },
+    groups: groups1d(K * S, 256 * per),
+    what,
+  });
   return y;
 }
 
 /** dp[b, s] (+)= sum_k C[k,b] g[k, gOff + s] (g rows of length gStride), in passes of FOLD_NB basis tensors. */
-export function foldBasis(ctx: Ctx, g: Tensor, dp: Tensor, u: { S: number; accumulate: number; gOff: number; gStride: number }, what: string): void {
+export function foldBasis(
+  ctx: Ctx,
+  g: Tensor,
+  dp: Tensor,
+  u: { S: number; accumulate: number; gOff: number; gStride: number },
+  what: string,
+): void {
   const { K, B, coef } = ctx.manifold;
   for (let bOff = 0; bOff < B; bOff += FOLD_NB) {
-    ctx.gpu.dispatch({ kernel: spec(foldBasisKernel), buffers: { coef: coef.buffer, g: g.buffer, dp: dp.buffer }, uniforms: { K, B, ...u, bOff }, groups: groups1d(u.S), what });
+    ctx.gpu.dispatch({
+      kernel: spec(foldBasisKernel),
+      buffers: { coef: coef.buffer, g: g.buffer, dp: dp.buffer },
+      uniforms: { K, B, ...u, bOff },
+      groups: groups1d(u.S),
+      what,
+    });
   }
 }
 
 /** dcoef[k, b] += sum_s p[b, s] g[k, gOff + s], in passes of FOLD_NB basis tensors. */
-export function foldCoef(ctx: Ctx, p: Tensor, g: Tensor, u: { S: number; gOff: number; gStride: number }, what: string): void {
+export function foldCoef(
+  ctx: Ctx,
+  p: Tensor,
+  g: Tensor,
+  u: { S: number; gOff: number; gStride: number },
+  what: string,
+): void {
   const { K, B } = ctx.manifold;
   const dcoef = ctx.manifold.ensureCoefGrad();
   for (let bOff = 0; bOff < B; bOff += FOLD_NB) {
-    ctx.gpu.dispatch({ kernel: spec(foldCoefKernel), buffers: { p: p.buffer, g: g.buffer, dcoef: dcoef.buffer }, uniforms: { K, B, ...u, bOff }, groups: [K], what });
+    ctx.gpu.dispatch({
+      kernel: spec(foldCoefKernel),
+      buffers: { p: p.buffer, g: g.buffer, dcoef: dcoef.buffer },
+      uniforms: { K, B, ...u, bOff },
+      groups: [K],
+      what,
+    });
   }
 }
 
@@ -38,8 +68,16 @@ export function foldPointGrads(ctx: Ctx, g: Tensor, params: Param[], what: strin
   const stride = params.reduce((a, p) => a + p.size, 0);
   let off = 0;
   for (const p of params) {
-    if (ctx.tape?.basisGrad !== false) foldBasis(ctx, g, p.ensureGrad(), { S: p.size, accumulate: 1, gOff: off, gStride: stride }, `${what} (${p.name} basis gradient)`);
-    if (ctx.tape?.coefGrad) foldCoef(ctx, p.basis, g, { S: p.size, gOff: off, gStride: stride }, `${what} (${p.name} coefficient gradient)`);
+    if (ctx.tape?.basisGrad !== false)
+      foldBasis(
+        ctx,
+        g,
+        p.ensureGrad(),
+        { S: p.size, accumulate: 1, gOff: off, gStride: stride },
+        `${what} (${p.name} basis gradient)`,
+      );
+    if (ctx.tape?.coefGrad)
+      foldCoef(ctx, p.basis, g, { S: p.size, gOff: off, gStride: stride }, `${what} (${p.name} coefficient gradient)`);
     off += p.size;
   }
 }
@@ -57,9 +95,16 @@ export function pointValues(ctx: Ctx, p: Param, o: { basisGrad?: boolean } = {})
   const S = p.size;
   const y = out(ctx, [K, ...p.shape], `points(${p.name})`);
   const per = gpu.elemsPerThread;
-  gpu.dispatch({ kernel: spec(combineKernel, false, per), buffers: { coef: manifold.coef.buffer, z: p.basis.buffer, y: y.buffer }, uniforms: { K, B, S }, groups: groups1d(K * S, 256 * per), what: `points(${p.name}) [${K}x${S}]` });
+  gpu.dispatch({
+    kernel: spec(combineKernel, false, per),
+    buffers: { coef: manifold.coef.buffer, z: p.basis.buffer, y: y.buffer },
+    uniforms: { K, B, S },
+    groups: groups1d(K * S, 256 * per),
+    what: `points(${p.name}) [${K}x${S}]`,
+  });
   onBackward(ctx, `points(${p.name})`, y, (g, tape) => {
-    if (o.basisGrad !== false && tape.basisGrad) foldBasis(ctx, g, p.ensureGrad(), { S, accumulate: 1, gOff: 0, gStride: S }, `points(${p.name}) basis gradient`);
+    if (o.basisGrad !== false && tape.basisGrad)
+      foldBasis(ctx, g, p.ensureGrad(), { S, accumulate: 1, gOff: 0, gStride: S }, `points(${p.name}) basis gradient`);
     if (tape.coefGrad) foldCoef(ctx, p.basis, g, { S, gOff: 0, gStride: S }, `points(${p.name}) coefficient gradient`);
   });
   return y;

@@ -9,7 +9,15 @@ export const FOLD_NB = 4;
  * b in [bOff, bOff + 4): each thread reads its g[., s] column once for all of them.
  */
 export function foldBasisKernel(): KernelSpec {
-  const U: KernelSpec['uniforms'] = [['K', 'u32'], ['B', 'u32'], ['S', 'u32'], ['accumulate', 'u32'], ['gOff', 'u32'], ['gStride', 'u32'], ['bOff', 'u32']];
+  const U: KernelSpec['uniforms'] = [
+    ['K', 'u32'],
+    ['B', 'u32'],
+    ['S', 'u32'],
+    ['accumulate', 'u32'],
+    ['gOff', 'u32'],
+    ['gStride', 'u32'],
+    ['bOff', 'u32'],
+  ];
   const body = `
 ${MAIN_1D(256)} {
   ${FOLDED_ID}
@@ -33,7 +41,14 @@ ${MAIN_1D(256)} {
 
 /** dcoef[k, b] += sum_s p[b, s] * g[k, s] for b in [bOff, bOff + 4): one workgroup per point k reads g[k] once. */
 export function foldCoefKernel(): KernelSpec {
-  const U: KernelSpec['uniforms'] = [['K', 'u32'], ['B', 'u32'], ['S', 'u32'], ['gOff', 'u32'], ['gStride', 'u32'], ['bOff', 'u32']];
+  const U: KernelSpec['uniforms'] = [
+    ['K', 'u32'],
+    ['B', 'u32'],
+    ['S', 'u32'],
+    ['gOff', 'u32'],
+    ['gStride', 'u32'],
+    ['bOff', 'u32'],
+  ];
   const body = `
 var<workgroup> red: array<vec4<f32>, 64>;
 @compute @workgroup_size(64) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -69,14 +84,30 @@ ${MAIN_1D(256)} {
 
 /** y[k, s] = act(sum_b coef[k, b] * z[b, s]): point outputs from per-basis outputs (a layer whose input is shared). */
 export function combineKernel(relu: boolean, per = 1): KernelSpec {
-  const U: KernelSpec['uniforms'] = [['K', 'u32'], ['B', 'u32'], ['S', 'u32']];
+  const U: KernelSpec['uniforms'] = [
+    ['K', 'u32'],
+    ['B', 'u32'],
+    ['S', 'u32'],
+  ];
   const body = `
 ${MAIN_1D(256)} {
   ${FOLDED_ID}
-  ${perElement(256, per, 'u.K * u.S', `let k = idx / u.S; let s = idx % u.S;
+  ${perElement(
+    256,
+    per,
+    'u.K * u.S',
+    `let k = idx / u.S; let s = idx % u.S;
     var v = 0.0;
     for (var b = 0u; b < u.B; b++) { v = fma(coef[k * u.B + b], z[b * u.S + s], v); }
-    y[idx] = ${relu ? 'max(v, 0.0)' : 'v'};`)}
+    y[idx] = ${relu ? 'max(v, 0.0)' : 'v'};`,
+  )}
 }`;
-  return kernel('manifold.combine', `${relu ? 'relu' : ''}${per === 1 ? '' : `per${per}`}`, U, [r('coef'), r('z'), w('y')], body, 256);
+  return kernel(
+    'manifold.combine',
+    `${relu ? 'relu' : ''}${per === 1 ? '' : `per${per}`}`,
+    U,
+    [r('coef'), r('z'), w('y')],
+    body,
+    256,
+  );
 }

@@ -30,14 +30,28 @@ export const LINEAR_ACC_MAX = 32;
  * values, or the point's own weight when direct) once per reduction step and applies it to RC images, whose inputs
  * every lane reads at the same address (broadcast loads).
  */
-export function linearLanesKernel(l: Lanes, mode: 'fwd' | 'dgrad', hasBias: boolean, act: 'none' | 'relu', direct = false): KernelSpec {
+export function linearLanesKernel(
+  l: Lanes,
+  mode: 'fwd' | 'dgrad',
+  hasBias: boolean,
+  act: 'none' | 'relu',
+  direct = false,
+): KernelSpec {
   const fwd = mode === 'fwd';
   const [inp, out] = fwd ? ['x', 'y'] : ['dy', 'dx'];
-  const bindings = [r(inp), r('weight'), ...(fwd && hasBias ? [r('bias')] : []), ...(direct ? [] : [r('coef')]), w(out)];
+  const bindings = [
+    r(inp),
+    r('weight'),
+    ...(fwd && hasBias ? [r('bias')] : []),
+    ...(direct ? [] : [r('coef')]),
+    w(out),
+  ];
   // lane dimension L (output features) and reduction RED; the weight of lane feature f at reduction index t
-  const L = fwd ? 'u.Cout' : 'u.Cin', RED = fwd ? 'u.Cin' : 'u.Cout';
+  const L = fwd ? 'u.Cout' : 'u.Cin',
+    RED = fwd ? 'u.Cin' : 'u.Cout';
   const wIdx = (f: string, t: string) => (fwd ? `${f} * u.R0 + ${t}` : `${t} * u.R0 + ${f}`);
-  const inAt = (n: string, t: string) => (fwd ? `k * u.xKStride + ${n} * u.Cin + ${t}` : `(k * u.N + ${n}) * u.Cout + ${t}`);
+  const inAt = (n: string, t: string) =>
+    fwd ? `k * u.xKStride + ${n} * u.Cin + ${t}` : `(k * u.N + ${n}) * u.Cout + ${t}`;
   const body = `
 ${fwd ? weightLoad(hasBias, direct) : ''}
 ${MAIN_L(l)} {
@@ -51,21 +65,39 @@ ${MAIN_L(l)} {
   var acc: array<f32, ${l.RC * l.TN}>;
   for (var t = 0u; t < ${RED}; t++) {
     var wv: array<f32, ${l.TN}>;
-    ${forJ(l, direct ? `wv[j] = weight[k * step + ${wIdx('fl[j]', 't')}];` : `var s = 0.0;
+    ${forJ(
+      l,
+      direct
+        ? `wv[j] = weight[k * step + ${wIdx('fl[j]', 't')}];`
+        : `var s = 0.0;
       for (var b = 0u; b < u.B; b++) { s = fma(coef[k * u.B + b], weight[b * step + ${wIdx('fl[j]', 't')}], s); }
-      wv[j] = s;`)}
+      wv[j] = s;`,
+    )}
     ${forC(l, `let xv = ${inp}[${inAt('nr[c]', 't')}]; ${forJ(l, `acc[c * ${l.TN}u + j] = fma(xv, wv[j], acc[c * ${l.TN}u + j]);`)}`)}
   }
-  ${forJ(l, `let f = ${laneM(l)};
+  ${forJ(
+    l,
+    `let f = ${laneM(l)};
     if (f < ${L}) {
       ${fwd && hasBias ? 'let bv = wk(k, f, u.R0);' : ''}
-      ${forC(l, `let n = n0 + c;
+      ${forC(
+        l,
+        `let n = n0 + c;
         if (n < u.N) {
           var v = acc[c * ${l.TN}u + j]${fwd && hasBias ? ' + bv' : ''};
           ${fwd && act === 'relu' ? 'v = max(v, 0.0);' : ''}
           ${out}[(k * u.N + n) * ${L} + f] = v;
-        }`)}
-    }`)}
+        }`,
+      )}
+    }`,
+  )}
 }`;
-  return kernel(fwd ? 'conv2d.fwd' : 'conv2d.dgrad', `linear_${lkey(l)}_b${+hasBias}_${act}${direct ? '_direct' : ''}`, CONV_UNIFORMS, bindings, body, l.WG);
+  return kernel(
+    fwd ? 'conv2d.fwd' : 'conv2d.dgrad',
+    `linear_${lkey(l)}_b${+hasBias}_${act}${direct ? '_direct' : ''}`,
+    CONV_UNIFORMS,
+    bindings,
+    body,
+    l.WG,
+  );
 }

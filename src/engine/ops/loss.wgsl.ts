@@ -4,7 +4,11 @@ import { type KernelSpec, kernel, r, w, MAIN_1D, FOLDED_ID } from '../kernel.ts'
 // ---------------------------------------------------------------- loss
 /** Per-point softmax cross-entropy and accuracy: logits [K, N, C], labels [N] (u32). One workgroup per point. */
 export function crossEntropyForwardKernel(): KernelSpec {
-  const U: KernelSpec['uniforms'] = [['K', 'u32'], ['N', 'u32'], ['C', 'u32']];
+  const U: KernelSpec['uniforms'] = [
+    ['K', 'u32'],
+    ['N', 'u32'],
+    ['C', 'u32'],
+  ];
   const body = `
 var<workgroup> rl: array<f32, 256>;
 var<workgroup> ra: array<f32, 256>;
@@ -37,7 +41,11 @@ var<workgroup> ra: array<f32, 256>;
  * its clamp threshold pw[K + k] (then 0: a clamped point contributes no gradient).
  */
 export function crossEntropyBackwardKernel(): KernelSpec {
-  const U: KernelSpec['uniforms'] = [['K', 'u32'], ['N', 'u32'], ['C', 'u32']];
+  const U: KernelSpec['uniforms'] = [
+    ['K', 'u32'],
+    ['N', 'u32'],
+    ['C', 'u32'],
+  ];
   const body = `
 ${MAIN_1D(256)} {
   ${FOLDED_ID}
@@ -58,5 +66,7 @@ ${MAIN_1D(256)} {
     dl[base + c] = f * (p - select(0.0, 1.0, c == lab));
   }
 }`;
-  return kernel('cross_entropy.bwd', '', U, [r('logits'), r('labels'), r('out'), r('pw'), w('dl')], body, 256, { labels: 'u32' });
+  return kernel('cross_entropy.bwd', '', U, [r('logits'), r('labels'), r('out'), r('pw'), w('dl')], body, 256, {
+    labels: 'u32',
+  });
 }

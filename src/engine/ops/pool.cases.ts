@@ -2,16 +2,36 @@
 import { outSize } from '../tensor.ts';
 import * as ops from './index.ts';
 import * as ref from '../reference.ts';
-import { OpCase, perPoint } from './case.ts';
+import { type OpCase, perPoint } from './case.ts';
 
-export function poolCase(name: string, kind: 'max' | 'avg', K: number, N: number, C: number, H: number, W: number, o: { k?: number; stride?: number; pad?: number; adaptive?: [number, number] }): OpCase {
-  const k = o.k ?? 2, stride = o.stride ?? k, pad = o.pad ?? 0;
+export function poolCase(
+  name: string,
+  kind: 'max' | 'avg',
+  K: number,
+  N: number,
+  C: number,
+  H: number,
+  W: number,
+  o: { k?: number; stride?: number; pad?: number; adaptive?: [number, number] },
+): OpCase {
+  const k = o.k ?? 2,
+    stride = o.stride ?? k,
+    pad = o.pad ?? 0;
   const [OH, OW] = o.adaptive ?? [outSize(H, k, stride, pad), outSize(W, k, stride, pad)];
   const p: ref.PoolRef = { planes: N * C, H, W, OH, OW, k, stride, pad, adaptive: !!o.adaptive };
   return {
-    op: o.adaptive ? 'adaptive_avgpool2d' : `${kind}pool2d`, name, K, B: 1,
+    op: o.adaptive ? 'adaptive_avgpool2d' : `${kind}pool2d`,
+    name,
+    K,
+    B: 1,
     x: { shape: [N, C, H, W] },
-    gpu: (ctx, x) => ({ y: o.adaptive ? ops.adaptiveAvgPool2d(ctx, x, o.adaptive) : kind === 'max' ? ops.maxPool2d(ctx, x, { kernel: k, stride, pad }) : ops.avgPool2d(ctx, x, { kernel: k, stride, pad }) }),
+    gpu: (ctx, x) => ({
+      y: o.adaptive
+        ? ops.adaptiveAvgPool2d(ctx, x, o.adaptive)
+        : kind === 'max'
+          ? ops.maxPool2d(ctx, x, { kernel: k, stride, pad })
+          : ops.avgPool2d(ctx, x, { kernel: k, stride, pad }),
+    }),
     ref: perPoint(K, N * C * H * W, (xk) => ref.poolRef(xk, p, kind)),
   };
 }

@@ -1,7 +1,15 @@
 // float64 CPU reference of the pools for one point.
 
 export interface PoolRef {
-  planes: number; H: number; W: number; OH: number; OW: number; k: number; stride: number; pad: number; adaptive: boolean;
+  planes: number;
+  H: number;
+  W: number;
+  OH: number;
+  OW: number;
+  k: number;
+  stride: number;
+  pad: number;
+  adaptive: boolean;
 }
 
 export function window(i: number, size: number, osize: number, p: PoolRef): [number, number] {
@@ -15,7 +23,8 @@ export function poolRef(x: ArrayLike<number>, p: PoolRef, kind: 'max' | 'avg'): 
   for (let pl = 0; pl < p.planes; pl++)
     for (let oh = 0; oh < p.OH; oh++)
       for (let ow = 0; ow < p.OW; ow++) {
-        const [h0, h1] = window(oh, p.H, p.OH, p), [w0, w1] = window(ow, p.W, p.OW, p);
+        const [h0, h1] = window(oh, p.H, p.OH, p),
+          [w0, w1] = window(ow, p.W, p.OW, p);
         let acc = kind === 'max' ? -Infinity : 0;
         for (let ih = Math.max(h0, 0); ih < Math.min(h1, p.H); ih++)
           for (let iw = Math.max(w0, 0); iw < Math.min(w1, p.W); iw++) {

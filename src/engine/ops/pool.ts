@@ -1,13 +1,26 @@
 // Pooling: max and average pools with a fixed window, and PyTorch's adaptive average pool.
 import { Tensor, type AnyTensor, outSize, shapeStr } from '../tensor.ts';
 import { spec } from '../kernel.ts';
-import { avgPoolBackwardKernel, avgPoolForwardKernel, maxPoolBackwardKernel, maxPoolForwardKernel, maxPoolScatterKernel } from './pool.wgsl.ts';
+import {
+  avgPoolBackwardKernel,
+  avgPoolForwardKernel,
+  maxPoolBackwardKernel,
+  maxPoolForwardKernel,
+  maxPoolScatterKernel,
+} from './pool.wgsl.ts';
 import { type Ctx, check, out, groups1d, imageInput, keepForBackward, onBackward } from './ctx.ts';
 
-export function poolOp(ctx: Ctx, x: AnyTensor, kind: 'max' | 'avg', u: { OH: number; OW: number; KH: number; KW: number; stride: number; pad: number; adaptive: number }, op: string): Tensor {
+export function poolOp(
+  ctx: Ctx,
+  x: AnyTensor,
+  kind: 'max' | 'avg',
+  u: { OH: number; OW: number; KH: number; KW: number; stride: number; pad: number; adaptive: number },
+  op: string,
+): Tensor {
   const [K, N, C, H, W] = imageInput(ctx, x, op);
   const planes = K * N * C;
-  if (ctx.pairedMasks && kind === 'max') check(K % 2 === 0, op, `paired masks need an even number of points, got K = ${K}`);
+  if (ctx.pairedMasks && kind === 'max')
+    check(K % 2 === 0, op, `paired masks need an even number of points, got K = ${K}`);
   const U = { planes, H, W, ...u, paired: ctx.pairedMasks && kind === 'max' ? 1 : 0, pp: N * C };
   const y = out(ctx, [K, N, C, u.OH, u.OW], op);
   const what = `${op} x ${shapeStr(x.shape)}`;
@@ -15,18 +28,50 @@ export function poolOp(ctx: Ctx, x: AnyTensor, kind: 'max' | 'avg', u: { OH: num
   let argmax: Tensor | null = null;
   if (kind === 'max') {
     argmax = new Tensor(gpu, y.shape, 'maxpool.argmax', 'u32');
-    gpu.dispatch({ kernel: spec(maxPoolForwardKernel, gpu.elemsPerThread), buffers: { x: x.buffer, y: y.buffer, argmax: argmax.buffer }, uniforms: U, groups: groups1d(y.size, 256 * gpu.elemsPerThread), what });
+    gpu.dispatch({
+      kernel: spec(maxPoolForwardKernel, gpu.elemsPerThread),
+      buffers: { x: x.buffer, y: y.buffer, argmax: argmax.buffer },
+      uniforms: U,
+      groups: groups1d(y.size, 256 * gpu.elemsPerThread),
+      what,
+    });
   } else {
-    gpu.dispatch({ kernel: spec(avgPoolForwardKernel), buffers: { x: x.buffer, y: y.buffer }, uniforms: U, groups: groups1d(y.size), what });
+    gpu.dispatch({
+      kernel: spec(avgPoolForwardKernel),
+      buffers: { x: x.buffer, y: y.buffer },
+      uniforms: U,
+      groups: groups1d(y.size),
+      what,
+    });
   }
   if (!keepForBackward(ctx, argmax)) return y;
   onBackward(ctx, op, y, (dy, tape) => {
     const dx = new Tensor(gpu, x.shape, `d${op}`);
     if (kind === 'max' && !u.adaptive && u.stride >= u.KH && u.stride >= u.KW) {
       gpu.commandEncoder().clearBuffer(dx.buffer, 0, dx.size * 4);
-      gpu.dispatch({ kernel: spec(maxPoolScatterKernel), buffers: { dy: dy.buffer, argmax: argmax!.buffer, dx: dx.buffer }, uniforms: U, groups: groups1d(dy.size), what: `${what} (backward, non-overlapping windows)` });
-    } else if (kind === 'max') gpu.dispatch({ kernel: spec(maxPoolBackwardKernel), buffers: { dy: dy.buffer, argmax: argmax!.buffer, dx: dx.buffer }, uniforms: U, groups: groups1d(dx.size), what: `${what} (backward)` });
-    else gpu.dispatch({ kernel: spec(avgPoolBackwardKernel), buffers: { dy: dy.buffer, dx: dx.buffer }, uniforms: U, groups: groups1d(dx.size), what: `${what} (backward)` });
+      gpu.dispatch({
+        kernel: spec(maxPoolScatterKernel),
+        buffers: { dy: dy.buffer, argmax: argmax!.buffer, dx: dx.buffer },
+        uniforms: U,
+        groups: groups1d(dy.size),
+        what: `${what} (backward, non-overlapping windows)`,
+      });
+    } else if (kind === 'max')
+      gpu.dispatch({
+        kernel: spec(maxPoolBackwardKernel),
+        buffers: { dy: dy.buffer, argmax: argmax!.buffer, dx: dx.buffer },
+        uniforms: U,
+        groups: groups1d(dx.size),
+        what: `${what} (backward)`,
+      });
+    else
+      gpu.dispatch({
+        kernel: spec(avgPoolBackwardKernel),
+        buffers: { dy: dy.buffer, dx: dx.buffer },
+        uniforms: U,
+        groups: groups1d(dx.size),
+        what: `${what} (backward)`,
+      });
     tape.addGrad(x, dx);
   });
   return y;
@@ -41,9 +86,12 @@ export interface PoolOptions {
 export function fixedPool(ctx: Ctx, x: AnyTensor, o: PoolOptions, kind: 'max' | 'avg'): Tensor {
   const op = `${kind}pool2d`;
   const [, , , H, W] = imageInput(ctx, x, op);
-  const k = o.kernel, stride = o.stride ?? k, pad = o.pad ?? 0;
+  const k = o.kernel,
+    stride = o.stride ?? k,
+    pad = o.pad ?? 0;
   check(pad * 2 <= k, op, `padding ${pad} must be at most half the kernel ${k}`);
-  const OH = outSize(H, k, stride, pad), OW = outSize(W, k, stride, pad);
+  const OH = outSize(H, k, stride, pad),
+    OW = outSize(W, k, stride, pad);
   check(OH > 0 && OW > 0, op, `kernel ${k} does not fit input ${H}x${W}`);
   return poolOp(ctx, x, kind, { OH, OW, KH: k, KW: k, stride, pad, adaptive: 0 }, op);
 }
@@ -56,7 +104,13 @@ export const avgPool2d = (ctx: Ctx, x: AnyTensor, o: PoolOptions): Tensor => fix
 export function adaptiveAvgPool2d(ctx: Ctx, x: AnyTensor, size: [number, number]): Tensor {
   imageInput(ctx, x, 'adaptive_avgpool2d');
   check(size[0] > 0 && size[1] > 0, 'adaptive_avgpool2d', `output size ${size} must be positive`);
-  return poolOp(ctx, x, 'avg', { OH: size[0], OW: size[1], KH: 0, KW: 0, stride: 1, pad: 0, adaptive: 1 }, 'adaptive_avgpool2d');
+  return poolOp(
+    ctx,
+    x,
+    'avg',
+    { OH: size[0], OW: size[1], KH: 0, KW: 0, stride: 1, pad: 0, adaptive: 1 },
+    'adaptive_avgpool2d',
+  );
 }
 
 // ---------------------------------------------------------------- batch norm

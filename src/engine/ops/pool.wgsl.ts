@@ -5,10 +5,19 @@ import type { KernelSpec } from '../kernel.ts';
 import { kernel, r, w, MAIN_1D, FOLDED_ID, perElement } from '../kernel.ts';
 
 const POOL_UNIFORMS: KernelSpec['uniforms'] = [
-  ['planes', 'u32'], ['H', 'u32'], ['W', 'u32'], ['OH', 'u32'], ['OW', 'u32'],
-  ['KH', 'u32'], ['KW', 'u32'], ['stride', 'u32'], ['pad', 'u32'], ['adaptive', 'u32'],
+  ['planes', 'u32'],
+  ['H', 'u32'],
+  ['W', 'u32'],
+  ['OH', 'u32'],
+  ['OW', 'u32'],
+  ['KH', 'u32'],
+  ['KW', 'u32'],
+  ['stride', 'u32'],
+  ['pad', 'u32'],
+  ['adaptive', 'u32'],
   // paired = 1: points 2j and 2j+1 pick the argmax of their mean window (pp planes per point), see ops.Ctx.pairedMasks
-  ['paired', 'u32'], ['pp', 'u32'],
+  ['paired', 'u32'],
+  ['pp', 'u32'],
 ];
 
 /** Window rows [start, end) of output row i along one axis. */
@@ -25,7 +34,11 @@ export function maxPoolForwardKernel(per = 1): KernelSpec {
   const body = `${WINDOW}
 ${MAIN_1D(256)} {
   ${FOLDED_ID}
-  ${perElement(256, per, 'u.planes * u.OH * u.OW', `
+  ${perElement(
+    256,
+    per,
+    'u.planes * u.OH * u.OW',
+    `
   let pl = idx / (u.OH * u.OW); let q = idx % (u.OH * u.OW);
   let hw = win(q / u.OW, u.H, u.OH, u.KH); let ww = win(q % u.OW, u.W, u.OW, u.KW);
   var best = -3.4e38; var arg = 0u;
@@ -40,9 +53,18 @@ ${MAIN_1D(256)} {
     }
   }
   y[idx] = x[pl * u.H * u.W + arg];
-  argmax[idx] = arg;`)}
+  argmax[idx] = arg;`,
+  )}
 }`;
-  return kernel('maxpool2d.fwd', per === 1 ? '' : `per${per}`, POOL_UNIFORMS, [r('x'), w('y'), w('argmax')], body, 256, { argmax: 'u32' });
+  return kernel(
+    'maxpool2d.fwd',
+    per === 1 ? '' : `per${per}`,
+    POOL_UNIFORMS,
+    [r('x'), w('y'), w('argmax')],
+    body,
+    256,
+    { argmax: 'u32' },
+  );
 }
 
 /** Output rows whose window may contain input row i (a superset for adaptive pools; checked by the caller). */
@@ -134,5 +156,7 @@ ${MAIN_1D(256)} {
   let pl = idx / (u.OH * u.OW);
   dx[pl * u.H * u.W + argmax[idx]] = dy[idx];
 }`;
-  return kernel('maxpool2d.bwd_scatter', '', POOL_UNIFORMS, [r('dy'), r('argmax'), w('dx')], body, 256, { argmax: 'u32' });
+  return kernel('maxpool2d.bwd_scatter', '', POOL_UNIFORMS, [r('dy'), r('argmax'), w('dx')], body, 256, {
+    argmax: 'u32',
+  });
 }
