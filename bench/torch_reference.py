@@ -56,7 +56,7 @@ def conv_net(channels, dense, maxpool, bn):
         layers += [nn.Linear(f, d), nn.ReLU()]
         f = d
     layers.append(nn.Linear(f, 10))
-    return nn.Sequential(*layers)
+    return nn.Model(*layers)
 
 
 WORKLOADS = {

@@ -10,7 +10,9 @@ import { readSafetensors } from '../src/data/formats.ts';
 import { paramShapes } from '../src/models/graph.ts';
 import { modelSpec } from '../src/models/zoo.ts';
 import { readCheckpoint } from '../src/models/checkpoint.ts';
-import { curveCoefs, runConnect, runMSweep, simplexLattice, type ConnectOptions } from '../src/structure/connect.ts';
+import { runConnect, simplexLattice } from '../src/structure/connect.ts';
+import { curveCoefs, type ConnectOptions } from '../src/structure/connectors.ts';
+import { runMSweep } from '../src/structure/msweep.ts';
 import { testGpu, writeIdx, writeInitCheckpoint } from './helpers.ts';
 
 let gpu: Gpu;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Gpu } from '../src/engine/device.ts';
 import { loadFashionMnist } from '../src/data/fashion-mnist.ts';
 import { safetensorsBytes } from '../src/data/formats.ts';
-import { Sequential } from '../src/models/sequential.ts';
+import { Model } from '../src/models/model.ts';
 import { initParams, paramShapes, stateShapes } from '../src/models/graph.ts';
 import { rng } from '../src/engine/random.ts';
 import { manifoldModel } from '../src/models/checkpoint.ts';
@@ -110,7 +110,7 @@ describe('interpolate', () => {
       [wa, 0],
       [wb, 2],
     ] as const) {
-      const m = new Sequential(gpu, spec.layers, 1, w as Float32Array[]);
+      const m = new Model(gpu, spec.layers, 1, w as Float32Array[]);
       const own = await evaluateOnImages(
         gpu,
         m,

@@ -8,7 +8,7 @@ import { Tensor } from '../src/engine/tensor.ts';
 import { Adam } from '../src/engine/optim.ts';
 import * as ref from '../src/engine/reference.ts';
 import { randArray, rng } from '../src/engine/gradcheck.ts';
-import { Sequential } from '../src/models/sequential.ts';
+import { Model } from '../src/models/model.ts';
 import { convNet } from '../src/models/zoo.ts';
 import {
   type Graph,
@@ -46,7 +46,7 @@ interface Run {
 
 /** One forward + backward of a model over a manifold, reading back everything. */
 async function runOnce(
-  model: Sequential,
+  model: Model,
   K: number,
   B: number,
   coef: ArrayLike<number>,
@@ -104,7 +104,7 @@ async function expectGradientsMatchFD(
   const { K, B, weights } = o;
   const init = initParams(layers, B, o.initSeed);
   const coef = randArray(rng(o.coefSeed), K * B, 0.8);
-  const model = new Sequential(gpu, layers, B, init);
+  const model = new Model(gpu, layers, B, init);
   const got = await runOnce(model, K, B, coef, weights, true);
   model.dispose();
   const total = (params: ArrayLike<number>[], c: ArrayLike<number>) => {
@@ -145,7 +145,7 @@ describe.each([false, true])('conv net (batch norm %s)', (bn) => {
     const init = initParams(layers, B, 5);
     const coef = randArray(rng(3), K * B, 0.8);
     const weights = Array.from({ length: K }, (_, k) => (k % 2 ? -0.5 : 1) / K);
-    const model = new Sequential(gpu, layers, B, init);
+    const model = new Model(gpu, layers, B, init);
     const batched = await runOnce(model, K, B, coef, weights, true);
     model.dispose();
     const shapes = paramShapes(layers);
@@ -153,7 +153,7 @@ describe.each([false, true])('conv net (batch norm %s)', (bn) => {
     const dcoef = new Float64Array(K * B);
     for (let k = 0; k < K; k++) {
       const wk = init.map((p) => Float32Array.from(ref.combine(p, coef, k, B, p.length / B)));
-      const single = new Sequential(gpu, layers, 1, wk);
+      const single = new Model(gpu, layers, 1, wk);
       const one = await runOnce(single, 1, 1, [1], [weights[k]], false);
       single.dispose();
       expect(Math.abs(one.loss[0] - batched.loss[k])).toBeLessThan(1e-5 + 1e-4 * one.loss[0]);
@@ -190,7 +190,7 @@ describe.each([false, true])('conv net (batch norm %s)', (bn) => {
 
   it('training for 20 steps on a fixed batch lowers the loss and leaves no GPU memory behind', async () => {
     const start = gpu.pool.liveBytes;
-    const model = Sequential.create(gpu, net(bn), 1, 21);
+    const model = Model.create(gpu, net(bn), 1, 21);
     const opt = new Adam(gpu, model.params, { lr: 0.01, maxNorm: 100 });
     const manifold = Manifold.single(gpu);
     const x = Tensor.fromArray(gpu, [N, ...IN], xData, 'x');
@@ -217,7 +217,7 @@ describe.each([false, true])('conv net (batch norm %s)', (bn) => {
 
 describe('errors name the op and the shapes', () => {
   it('a shape mismatch', async () => {
-    const model = Sequential.create(gpu, net(false), 1, 1);
+    const model = Model.create(gpu, net(false), 1, 1);
     const manifold = Manifold.single(gpu);
     const x = Tensor.fromArray(gpu, [N, 3, 10, 10], new Float32Array(N * 300), 'x');
     expect(() => model.forward({ gpu, manifold, tape: null }, x)).toThrow(
@@ -251,7 +251,7 @@ describe('points split into blocks', () => {
     const K = 7,
       B = 2;
     const layers = net(true);
-    const model = new Sequential(gpu, layers, B, initParams(layers, B, 2));
+    const model = new Model(gpu, layers, B, initParams(layers, B, 2));
     const coefs = randArray(rng(6), K * B, 0.8);
     const weights = Array.from({ length: K }, (_, k) => 1 / (k + 1));
     const x = Tensor.fromArray(gpu, [N, ...IN], xData, 'x');
@@ -299,10 +299,10 @@ describe('a tape without basis gradients (coefficient training)', () => {
     const weights = Array.from({ length: K }, (_, k) => (k % 2 ? -0.4 : 1) / K);
     const x = Tensor.fromArray(gpu, [N, ...IN], xData, 'x');
     const y = Tensor.fromArray(gpu, [N], labels, 'labels', 'u32');
-    const full = new Sequential(gpu, layers, B, init);
+    const full = new Model(gpu, layers, B, init);
     const want = await backwardPoints(gpu, full, coefs, weights, x, y, { coefGrad: true });
     full.dispose();
-    const only = new Sequential(gpu, layers, B, init);
+    const only = new Model(gpu, layers, B, init);
     const got = await backwardPoints(gpu, only, coefs, weights, x, y, { coefGrad: true, basisGrad: false });
     expect(only.params.every((p) => p.grad === null)).toBe(true);
     only.dispose();
@@ -404,7 +404,7 @@ describe('model graphs', () => {
       B = 2;
     const init = initParams(g, B, 3);
     const coef = randArray(rng(8), K * B, 0.8);
-    const model = new Sequential(gpu, g, B, init);
+    const model = new Model(gpu, g, B, init);
     const manifold = new Manifold(gpu, K, B, coef);
     const x = Tensor.fromArray(gpu, [N, ...IN], xData, 'x');
     const start = gpu.pool.liveBytes;
@@ -439,7 +439,7 @@ describe('BN running statistics', () => {
       W = 4;
     const layers: Layer[] = [{ type: 'bn', c: C }, { type: 'flatten' }, { type: 'linear', in: C * H * W, out: 3 }];
     const r = rng(5);
-    const model = new Sequential(
+    const model = new Model(
       gpu,
       layers,
       1,
@@ -478,7 +478,7 @@ describe('BN running statistics', () => {
       o.set(d, a.length);
       return o;
     };
-    const m2 = new Sequential(
+    const m2 = new Model(
       gpu,
       layers,
       2,

@@ -15,7 +15,7 @@ import { exportCheck, predictMs } from '../bench/torch-check.ts';
 import { modelSpec } from '../src/models/zoo.ts';
 import { evaluatePoints } from '../src/models/run.ts';
 import { Plane } from '../src/mpo/plane.ts';
-import { mpoStep } from '../src/mpo/mpo.ts';
+import { mpoStep } from '../src/mpo/step.ts';
 import { cellLosses, tfMpoStep, tfPlane, useBackend } from '../bench/peers/tfjs.ts';
 import { pointWeights, testGpu } from './helpers.ts';
 import * as ref from '../src/engine/reference.ts';

@@ -8,7 +8,7 @@ import type { Gpu } from '../src/engine/device.ts';
 import { loadFashionMnist } from '../src/data/fashion-mnist.ts';
 import { readNpy, readSafetensors, safetensorsBytes } from '../src/data/formats.ts';
 import { readDirections } from '../src/landscape/directions.ts';
-import { Sequential } from '../src/models/sequential.ts';
+import { Model } from '../src/models/model.ts';
 import { modelSpec } from '../src/models/zoo.ts';
 import { evaluateOnImages } from '../src/models/run.ts';
 import { readCheckpoint } from '../src/landscape/interpolate.ts';
@@ -55,7 +55,7 @@ describe('surface', () => {
     const resumed = await runSurface(gpu, a, [null, null], ds, o, join(dir, 'part'));
     expect(Array.from(resumed.loss)).toEqual(Array.from(full.loss));
     expect(Array.from(resumed.acc)).toEqual(Array.from(full.acc));
-    const m = new Sequential(gpu, spec.layers, 1, a.weights);
+    const m = new Model(gpu, spec.layers, 1, a.weights);
     const own = await evaluateOnImages(
       gpu,
       m,
@@ -88,7 +88,7 @@ describe('surface directions', () => {
     const first = await runSurface(gpu, a, [null, null], ds, o, join(dir, 'd1'));
     const [dx, dy] = readDirections(join(dir, 'd1', 'directions.safetensors'), spec.layers, ['x/', 'y/']);
     // the corner (x = 1, y = -1) alone, with materialized weights
-    const m = new Sequential(
+    const m = new Model(
       gpu,
       spec.layers,
       1,

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Gpu } from '../src/engine/device.ts';
 import { loadFashionMnist } from '../src/data/fashion-mnist.ts';
-import { Sequential } from '../src/models/sequential.ts';
+import { Model } from '../src/models/model.ts';
 import { initParams } from '../src/models/graph.ts';
 import { modelSpec } from '../src/models/zoo.ts';
 import { evaluateOnImages } from '../src/models/run.ts';
@@ -30,7 +30,7 @@ describe('swa', () => {
     const pick = Array.from({ length: test.n }, (_, i) => i);
     const r = await evaluateSnapshots(gpu, spec, snaps, test, pick);
     const avg = snaps[0].map((t, i) => t.map((_, j) => (snaps[0][i][j] + snaps[1][i][j] + snaps[2][i][j]) / 3));
-    const m = new Sequential(gpu, spec.layers, 1, avg);
+    const m = new Model(gpu, spec.layers, 1, avg);
     const own = await evaluateOnImages(gpu, m, Float32Array.of(1), test, pick);
     m.dispose();
     expect(Math.abs(r.swaLoss - own.loss[0])).toBeLessThan(1e-4);

@@ -5,8 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../src/engine/device.ts';
 import { Param } from '../src/engine/manifold.ts';
 import { randn, rng } from '../src/engine/random.ts';
-import { wedgeRef } from '../src/structure/wedge.ts';
-import { hyperplaneSweep, sweepDims, toyLosses } from '../src/structure/toy.ts';
+import { wedgeRef, toyLosses } from '../src/structure/wedge.ts';
+import { hyperplaneSweep, sweepDims } from '../src/structure/toy-hyperplanes.ts';
 import { orthonormal, projectOut } from '../src/numerics/linalg.ts';
 import { testGpu } from './helpers.ts';
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Gpu } from '../src/engine/device.ts';
 import { randn, rng } from '../src/engine/random.ts';
 import { loadFashionMnist } from '../src/data/fashion-mnist.ts';
-import { Sequential } from '../src/models/sequential.ts';
+import { Model } from '../src/models/model.ts';
 import { modelSpec } from '../src/models/zoo.ts';
 import { evaluateOnImages } from '../src/models/run.ts';
 import { readCheckpoint } from '../src/models/checkpoint.ts';
@@ -50,7 +50,7 @@ describe('tunnels', () => {
       dirs = d.map((x) => x.map((v) => v / n));
     }
     const a = t.a[2];
-    const m = new Sequential(
+    const m = new Model(
       gpu,
       spec.layers,
       1,

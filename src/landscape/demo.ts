@@ -11,7 +11,7 @@ import { rng } from '../engine/random.ts';
 import { randomDirection } from './directions.ts';
 import { fashionMnistDir, loadFashionMnist } from '../data/fashion-mnist.ts';
 import { batchOf } from '../data/dataset.ts';
-import { Sequential } from '../models/sequential.ts';
+import { Model } from '../models/model.ts';
 import { convNet } from '../models/zoo.ts';
 import { paramShapes } from '../models/graph.ts';
 import { evaluatePoints } from '../models/run.ts';
@@ -40,7 +40,7 @@ export async function runDemo(gpu: Gpu, input: OptionInput<typeof DEMO.options>)
   console.log(`adapter: ${gpu.adapterInfo}`);
   console.log(`Fashion-MNIST from ${dir}: ${train.n} training and ${test.n} test images`);
   const layers = convNet({ channels: [1, 8, 16], dense: [32], maxpool: true });
-  const model = Sequential.create(gpu, layers, 1, 1);
+  const model = Model.create(gpu, layers, 1, 1);
   console.log(`model: conv 1-8-16 + max-pool, adaptive pool 4x4, dense 256-32-10 (${model.pointSize} parameters)`);
   const opt = new Adam(gpu, model.params, { lr: 2e-3 });
   const manifold = Manifold.single(gpu);
@@ -81,7 +81,7 @@ export async function runDemo(gpu: Gpu, input: OptionInput<typeof DEMO.options>)
     both.set(d[i], w.length);
     return both;
   });
-  const line = new Sequential(gpu, layers, 2, init);
+  const line = new Model(gpu, layers, 2, init);
   const K = 21;
   const alphas = Array.from({ length: K }, (_, k) => -1 + (2 * k) / (K - 1));
   const coefs = Float32Array.from(alphas.flatMap((a) => [1, a]));

@@ -14,8 +14,8 @@ import { gridPoint, mergeGrids, openGrid, type GridFiles, type GridHooks, type S
 import { vegaLitePng } from '../viz/vega.ts';
 import { contourSegments } from '../viz/contour.ts';
 import { surfaceVtp } from '../viz/vtk.ts';
-import { heatmap, surface3d, writePng } from '../viz/figure.ts';
-
+import { heatmap, writePng } from '../viz/figure.ts';
+import { surface3d } from '../viz/charts.ts';
 export interface SurfaceOptions extends PlaneOptions {
   xs: number[];
   ys: number[];

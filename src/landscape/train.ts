@@ -13,7 +13,7 @@ import { Tensor } from '../engine/tensor.ts';
 import { permutation, rng } from '../engine/random.ts';
 import { batchOf, type Dataset } from '../data/dataset.ts';
 import { atomicWrite, readSafetensors, safetensorsBytes, type NamedTensor } from '../data/formats.ts';
-import { Sequential } from '../models/sequential.ts';
+import { Model } from '../models/model.ts';
 import { initParams, parameterCount } from '../models/graph.ts';
 import { MODEL_HELP, MODEL_NAMES, modelSpec, parseResNet } from '../models/zoo.ts';
 import { defineCommand, optionsOf, type OptionInput } from '../options/index.ts';
@@ -66,17 +66,17 @@ export interface TrainResult {
 export const lrAt = (c: TrainConfig, epoch: number) => c.lr * c.gamma ** c.milestones.filter((m) => epoch >= m).length;
 
 /** Parameters and BN running statistics (PyTorch's state_dict names), one tensor each. */
-async function weightsOf(model: Sequential): Promise<Record<string, NamedTensor>> {
+async function weightsOf(model: Model): Promise<Record<string, NamedTensor>> {
   const t: Record<string, NamedTensor> = {};
   for (const p of [...model.params, ...model.states]) t[p.name] = { shape: [...p.shape], data: await p.basis.read() };
   return t;
 }
 
 /** Loads model.safetensors-style weights (one tensor per parameter / running statistic) into a fresh B = 1 model. */
-export function loadModel(gpu: Gpu, layers: ReturnType<typeof modelSpec>['layers'], path: string): Sequential {
+export function loadModel(gpu: Gpu, layers: ReturnType<typeof modelSpec>['layers'], path: string): Model {
   const { tensors } = readSafetensors(path);
   const init = initParams(layers, 1, 0);
-  const model = new Sequential(gpu, layers, 1, init);
+  const model = new Model(gpu, layers, 1, init);
   const noStates = model.states.every((p) => !tensors[p.name]);
   if (noStates && model.states.length)
     console.warn(
@@ -114,7 +114,7 @@ export async function runTrain(
   const ckDir = join(out, 'checkpoint');
   let epoch0 = 0,
     seconds0 = 0;
-  let model: Sequential;
+  let model: Model;
   if (resume && existsSync(join(ckDir, 'state.json'))) {
     const st = JSON.parse(readFileSync(join(ckDir, 'state.json'), 'utf8')) as { epoch: number; seconds: number };
     epoch0 = st.epoch;
@@ -127,7 +127,7 @@ export async function runTrain(
     }
     model = cfg.init
       ? loadModel(gpu, spec.layers, cfg.init)
-      : new Sequential(gpu, spec.layers, 1, initParams(spec.layers, 1, cfg.seed));
+      : new Model(gpu, spec.layers, 1, initParams(spec.layers, 1, cfg.seed));
   }
   const opt = new SGD(gpu, model.params, {
     lr: lrAt(cfg, epoch0),

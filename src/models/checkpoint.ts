@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import type { Gpu } from '../engine/device.ts';
 import { readSafetensors } from '../data/formats.ts';
-import { Sequential } from './sequential.ts';
+import { Model } from './model.ts';
 import { paramShapes, stateShapes } from './graph.ts';
 import type { BnMode } from './layers.ts';
 import { modelSpec, type ModelSpec } from './zoo.ts';
@@ -80,7 +80,7 @@ export function bnModeFor(
 }
 
 /** A B = bases.length model whose basis b holds bases[b] (weights, and running statistics where given). */
-export function manifoldModel(gpu: Gpu, spec: ModelSpec, bases: WeightSet[], bnMode: BnMode): Sequential {
+export function manifoldModel(gpu: Gpu, spec: ModelSpec, bases: WeightSet[], bnMode: BnMode): Model {
   const B = bases.length;
   const stack = (get: (w: WeightSet) => Float32Array[] | null, sizes: number[]) =>
     sizes.map((n, t) => {
@@ -94,7 +94,7 @@ export function manifoldModel(gpu: Gpu, spec: ModelSpec, bases: WeightSet[], bnM
   const wSizes = paramShapes(spec.layers).map((s) => s.shape.reduce((a, b) => a * b, 1));
   const sSizes = stateShapes(spec.layers).map((s) => s.shape.reduce((a, b) => a * b, 1));
   const states = bases[0].states ? stack((w) => w.states, sSizes) : undefined;
-  const model = new Sequential(
+  const model = new Model(
     gpu,
     spec.layers,
     B,

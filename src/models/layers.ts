@@ -1,6 +1,6 @@
 // The layer table: one row per layer type, holding everything the rest of the code needs to know about it: its
 // parameters and states (with PyTorch's names), its output shape, its FLOPs, its engine forward over a weight
-// manifold, and its float64 CPU reference for one point. The model graph (graph.ts), the GPU model (sequential.ts),
+// manifold, and its float64 CPU reference for one point. The model graph (graph.ts), the GPU model (model.ts),
 // the CPU reference model, the block sizing of runs and the benchmark's peers are loops over these rows.
 import * as ops from '../engine/ops/index.ts';
 import * as ref from '../engine/reference.ts';

@@ -6,7 +6,7 @@ import { crossEntropy } from '../engine/ops/loss.ts';
 import { Tape } from '../engine/tape.ts';
 import { Tensor, numel } from '../engine/tensor.ts';
 import { type ModelDef, layerShapes } from './graph.ts';
-import type { Sequential } from './sequential.ts';
+import type { Model } from './model.ts';
 import { batchOf, type Dataset } from '../data/dataset.ts';
 /** Largest number of points per block for a batch of N samples (at most K). */
 export function pointsPerBlock(gpu: Gpu, layers: ModelDef, N: number, inShape: number[], K: number): number {
@@ -25,7 +25,7 @@ export function pointsPerBlock(gpu: Gpu, layers: ModelDef, N: number, inShape: n
  */
 export async function evaluatePoints(
   gpu: Gpu,
-  model: Sequential,
+  model: Model,
   coefs: Float32Array,
   x: Tensor,
   labels: Tensor,
@@ -59,7 +59,7 @@ export async function evaluatePoints(
  */
 export async function backwardPoints(
   gpu: Gpu,
-  model: Sequential,
+  model: Model,
   coefs: Float32Array,
   weights: ArrayLike<number>,
   x: Tensor,
@@ -110,7 +110,7 @@ export async function backwardPoints(
  */
 export async function evaluateOnImages(
   gpu: Gpu,
-  model: Sequential,
+  model: Model,
   coefs: Float32Array,
   d: Dataset,
   pick: ArrayLike<number>,

@@ -8,8 +8,8 @@ import type { Gpu } from '../engine/device.ts';
 import { runMpo, type MpoConfig } from './mpo.ts';
 import { MPO_OPTIONS, loadData, mpoConfig } from './command.ts';
 import { defineCommand, omitOptions, type OptionInput } from '../options/index.ts';
-import { lineChart, writePng } from '../viz/figure.ts';
-
+import { writePng } from '../viz/figure.ts';
+import { lineChart } from '../viz/charts.ts';
 export const BN_COMPARE = defineCommand({
   name: 'bn-compare',
   summary: 'MPO on random squares over fill probabilities and seeds: plain vs batch norm vs skip (--help)',

@@ -4,20 +4,20 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gpu } from '../engine/device.ts';
-import { Adam, type Optimizer } from '../engine/optim.ts';
+import { Adam } from '../engine/optim.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { permutation, rng } from '../engine/random.ts';
-import { backwardPoints, evaluateOnImages } from '../models/run.ts';
 import { modelSpec } from '../models/zoo.ts';
 import { parameterCount } from '../models/graph.ts';
 import { batchOf, type Dataset } from '../data/dataset.ts';
 import { atomicWrite, npyBytes, readSafetensors, safetensorsBytes, type NamedTensor } from '../data/formats.ts';
 import { writeRunConfig } from '../run/run-info.ts';
 import { Interrupted, resumeWith } from '../run/interrupted.ts';
-import { loadMask, ternary, type Mask } from './masks.ts';
+import { loadMask, ternary } from './masks.ts';
 import { Plane } from './plane.ts';
 import { accMap, compose, lossMap, maskPanel, textPanel, writePng } from '../viz/figure.ts';
-
+import { padded, evaluateGrid, scoreGrid, type SplitMetrics } from './evaluate.ts';
+import { type StepResult, mpoStep, Diverged } from './step.ts';
 export interface MpoConfig {
   experiment: string;
   dataset: 'fashion-mnist' | 'cifar10';
@@ -50,20 +50,10 @@ export interface MpoConfig {
   logEvery: number;
 }
 
-export interface SplitMetrics {
-  acc_diff: number;
-  loss_diff: number;
-  mean_good_acc: number;
-  mean_bad_acc: number;
-  agreement: number;
-}
-
 export interface Datasets {
   train: Dataset;
   test: Dataset;
 }
-
-const LN10 = Math.log(10);
 
 /** A deterministic stream for (seed, step, tag): sampling depends only on these, so resumed runs repeat it exactly. */
 const streamFor = (seed: number, step: number, tag: number) =>
@@ -92,75 +82,6 @@ interface Checkpoint {
   epochSteps: number;
   epochAccs: number[];
   stoppedEarly: boolean;
-}
-
-class Diverged extends Error {}
-
-export interface StepResult {
-  loss: Float32Array;
-  acc: Float32Array;
-  goodLoss: number;
-  badLoss: number;
-  goodAcc: number;
-  badAcc: number;
-  /** the scale the step's cells were placed with */
-  scale: number;
-}
-
-const meanOf = (a: ArrayLike<number>, from: number, to: number) => {
-  let t = 0;
-  for (let i = from; i < to; i++) t += a[i];
-  return to > from ? t / (to - from) : 0;
-};
-
-/**
- * One MPO step: cells at (row, column) offsets from the grid centre, the first `nGood` of them white (minimize
- * their mean CE) and the rest black (maximize c * their mean CE, clamped at tau), all in one batched pass per op;
- * then the plane's gradient, the scale's gradient from dL/dC, and one Adam update.
- */
-export async function mpoStep(
-  gpu: Gpu,
-  plane: Plane,
-  opt: Optimizer,
-  offsets: [number, number][],
-  nGood: number,
-  x: Tensor,
-  y: Tensor,
-  o: { negCoef: number; clamp: number },
-): Promise<StepResult> {
-  const K = offsets.length,
-    nBad = K - nGood;
-  const s = (await plane.scale.basis.read())[0];
-  const coefs = new Float32Array(K * 3);
-  offsets.forEach(([di, dj], k) => coefs.set([1, s * dj, s * di], k * 3));
-  const weights = offsets.map((_, k) => (k < nGood ? 1 / nGood : -o.negCoef / nBad));
-  const clampAbove = offsets.map((_, k) => (k < nGood ? Infinity : o.clamp));
-  await plane.updateBasis();
-  const res = await backwardPoints(gpu, plane.model, coefs, weights, x, y, { clampAbove, coefGrad: true });
-  const gl = meanOf(res.loss, 0, nGood),
-    bl = meanOf(res.loss, nGood, K);
-  if (!Number.isFinite(gl) || !Number.isFinite(bl))
-    throw new Diverged(`the loss is not finite (good cells ${gl}, bad cells ${bl})`);
-  // dL/dscale from the coefficient gradient
-  let ds = 0;
-  offsets.forEach(([di, dj], k) => (ds += res.dcoef![k * 3 + 1] * dj + res.dcoef![k * 3 + 2] * di));
-  try {
-    await plane.backward();
-  } catch (e) {
-    throw new Diverged((e as Error).message);
-  }
-  if (!Number.isFinite(ds)) throw new Diverged('the scale gradient is not finite');
-  plane.scale.ensureGrad().write([ds]);
-  opt.step();
-  return {
-    loss: res.loss,
-    acc: res.acc,
-    goodLoss: gl,
-    badLoss: bl,
-    goodAcc: meanOf(res.acc, 0, nGood),
-    badAcc: meanOf(res.acc, nGood, K),
-    scale: s,
-  };
 }
 
 export interface MpoHooks {
@@ -433,67 +354,4 @@ export async function runMpo(
     opt.dispose();
     plane.dispose();
   }
-}
-
-/** A mask [H, W] placed in a grid with `pad` cells of margin (0) around it. */
-function padded(m: Int8Array, H: number, W: number, pad: number): Int8Array {
-  const GW = W + 2 * pad;
-  const out = new Int8Array((H + 2 * pad) * GW);
-  for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) out[(i + pad) * GW + j + pad] = m[i * W + j];
-  return out;
-}
-
-/** Mean CE and accuracy of every grid cell over the picked images (the plane's basis rebuilt first). */
-export async function evaluateGrid(
-  gpu: Gpu,
-  plane: Plane,
-  coefs: Float32Array,
-  d: Dataset,
-  pick: number[],
-): Promise<{ loss: Float32Array; acc: Float32Array }> {
-  await plane.updateBasis();
-  return evaluateOnImages(gpu, plane.model, coefs, d, pick);
-}
-
-/** The reference's fit metrics over the ternary mask's +1 and -1 cells, plus agreement over all mask cells. */
-export function scoreGrid(
-  loss: ArrayLike<number>,
-  acc: ArrayLike<number>,
-  mask: Mask,
-  tern: Int8Array,
-  pad: number,
-): SplitMetrics {
-  const GW = mask.W + 2 * pad;
-  let ga = 0,
-    ba = 0,
-    gl = 0,
-    bl = 0,
-    ng = 0,
-    nb = 0,
-    agree = 0;
-  for (let i = 0; i < mask.H; i++)
-    for (let j = 0; j < mask.W; j++) {
-      const c = i * mask.W + j,
-        g = (i + pad) * GW + (j + pad);
-      if (tern[c] > 0) {
-        ga += acc[g];
-        gl += loss[g];
-        ng++;
-      }
-      if (tern[c] < 0) {
-        ba += acc[g];
-        bl += loss[g];
-        nb++;
-      }
-      if (loss[g] < LN10 === (mask.data[c] === 1)) agree++;
-    }
-  const mg = ga / ng,
-    mb = ba / nb;
-  return {
-    acc_diff: mg - mb,
-    loss_diff: bl / nb - gl / ng,
-    mean_good_acc: mg,
-    mean_bad_acc: mb,
-    agreement: agree / (mask.H * mask.W),
-  };
 }

@@ -8,7 +8,7 @@ import { Param } from '../engine/manifold.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { fold, spec } from '../engine/kernel.ts';
 import { planeBasisKernel, planeDotsKernel, planeGradKernel } from './plane.wgsl.ts';
-import { Sequential } from '../models/sequential.ts';
+import { Model } from '../models/model.ts';
 import { initParams } from '../models/graph.ts';
 import type { Layer } from '../models/layers.ts';
 
@@ -28,7 +28,7 @@ export class Plane {
   readonly upP: Param[];
   readonly scale: Param;
   /** The model over the B = 3 manifold [origin, right, up]. */
-  readonly model: Sequential;
+  readonly model: Model;
   /** alpha, beta and the dot products of the current basis (float64). */
   private s = { a: 0, c: 1, uu: 1, alpha: 0, beta: 1 };
   private counts: number[];
@@ -38,7 +38,7 @@ export class Plane {
     readonly layers: Layer[],
     v: PlaneValues,
   ) {
-    const base = new Sequential(gpu, layers, 3, initParams(layers, 3, 0));
+    const base = new Model(gpu, layers, 3, initParams(layers, 3, 0));
     this.model = base;
     const mk = (vals: Float32Array[], tag: string) =>
       base.params.map((p, i) => new Param(gpu, `${tag}.${p.name}`, p.shape, 1, vals[i]));

@@ -2,8 +2,7 @@
 // model parameter) the model's basis is [o, r, u_perp] with r = rp - o and u_perp = beta * (up - alpha * r),
 // where alpha = (up.r)/(r.r) and beta = |r| / |up - alpha r| over the whole parameter vector.
 // Dot products are reduced per workgroup here and summed in float64 on the host.
-import type { KernelSpec } from '../engine/kernel.ts';
-import { kernel, r, w, MAIN_1D, FOLDED_ID } from '../engine/kernel.ts';
+import { type KernelSpec, kernel, r, w, MAIN_1D, FOLDED_ID } from '../engine/kernel.ts';
 
 /**
  * Partial dot products per workgroup of 1024 elements (by `wg` threads: 256 on a GPU, 8 on a CPU adapter), 3 per

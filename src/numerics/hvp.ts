@@ -4,7 +4,7 @@ import { Tensor } from '../engine/tensor.ts';
 import { batchOf, type Dataset } from '../data/dataset.ts';
 import { paramShapes } from '../models/graph.ts';
 import type { BnMode } from '../models/layers.ts';
-import type { Sequential } from '../models/sequential.ts';
+import type { Model } from '../models/model.ts';
 import type { ModelSpec } from '../models/zoo.ts';
 import { backwardPoints } from '../models/run.ts';
 import { manifoldModel, type WeightSet } from '../models/checkpoint.ts';
@@ -63,7 +63,7 @@ export class HvpEngine {
       B = G + P,
       eps = this.eps;
     const bases: WeightSet[] = [...this.plane, ...vs.map((v) => ({ weights: this.unflatten(v), states: null }))];
-    const model: Sequential = manifoldModel(this.gpu, this.spec, bases, this.bnMode);
+    const model: Model = manifoldModel(this.gpu, this.spec, bases, this.bnMode);
     const C = new Float32Array(2 * P * B);
     for (let p = 0; p < P; p++)
       for (const [s, sign] of [

@@ -10,51 +10,20 @@
 //   coefficients, so the bend's gradient is the engine's basis gradient.
 // The number of short directions at a point is estimated by the participation ratio tr(H)^2 / tr(H^2) of the Hessian
 // (Hutchinson probes with the batched HVPs of `hessian`).
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gpu } from '../engine/device.ts';
-import { batchStream, permutation, rng } from '../engine/random.ts';
-import { Tensor } from '../engine/tensor.ts';
-import { batchOf, type Dataset } from '../data/dataset.ts';
+import { permutation, rng } from '../engine/random.ts';
+import type { Dataset } from '../data/dataset.ts';
 import { safetensorsBytes, type NamedTensor } from '../data/formats.ts';
-import { Sequential } from '../models/sequential.ts';
+import { Model } from '../models/model.ts';
 import { paramShapes } from '../models/graph.ts';
-import { backwardPoints, evaluateOnImages } from '../models/run.ts';
+import { evaluateOnImages } from '../models/run.ts';
 import { checkpointSpec, sameModel, type Checkpoint } from '../models/checkpoint.ts';
-import { orthonormal, projectOut } from '../numerics/linalg.ts';
-import { HostAdam } from '../numerics/adam.ts';
 import { HvpEngine } from '../numerics/hvp.ts';
 import { writeRunConfig } from '../run/run-info.ts';
-import { vegaLitePng } from '../viz/vega.ts';
-import { cosineMap, writePng } from '../viz/figure.ts';
-
-const flatOf = (ws: Float32Array[]) => {
-  const n = ws.reduce((a, w) => a + w.length, 0);
-  const f = new Float32Array(n);
-  let o = 0;
-  for (const w of ws) {
-    f.set(w, o);
-    o += w.length;
-  }
-  return f;
-};
-const unflat = (f: Float32Array, sizes: number[]) => {
-  let o = 0;
-  return sizes.map((s) => f.slice(o, (o += s)));
-};
-
-/** Bezier (binom(k-1, j) t^j (1-t)^(k-1-j)) and polygonal-chain (max(0, 1 - |t (k-1) - j|)) coefficients of k nodes. */
-export function curveCoefs(kind: 'bezier' | 'polychain', t: number, k = 3): number[] {
-  const binom = (n: number, j: number) => {
-    let r = 1;
-    for (let i = 1; i <= j; i++) r = (r * (n - j + i)) / i;
-    return r;
-  };
-  return Array.from({ length: k }, (_, j) =>
-    kind === 'bezier' ? binom(k - 1, j) * t ** j * (1 - t) ** (k - 1 - j) : Math.max(0, 1 - Math.abs(t * (k - 1) - j)),
-  );
-}
-
+import { plotPaths, plotCosines, plotTriangle } from './connect-plots.ts';
+import { flatOf, unflat, writeBasis, fortNodes, garipovBend, curveCoefs, type ConnectOptions } from './connectors.ts';
 /** Barycentric lattice of the m-simplex with resolution r: all (i_0..i_m) / r with sum r. */
 export function simplexLattice(m: number, r: number): number[][] {
   const out: number[][] = [];
@@ -69,187 +38,8 @@ export function simplexLattice(m: number, r: number): number[][] {
   return out;
 }
 
-export interface ConnectOptions {
-  method: 'fort' | 'bezier' | 'polychain';
-  /** fort: interior points on the segment (2 optima) or the lattice resolution (3 optima) */
-  points: number;
-  steps: number;
-  lr: number;
-  batch: number;
-  /** images per split for the dense evaluation */
-  images: number;
-  /** points of the dense evaluation along a path */
-  dense: number;
-  seed: number;
-  /** Hutchinson probes for the short-direction counts (0: skip) */
-  probes: number;
-  /** Garipov: random t per step */
-  tPerStep: number;
-}
-
-interface Trainer {
-  model: Sequential;
-  sizes: number[];
-}
-
-async function pointGrads(
-  gpu: Gpu,
-  t: Trainer,
-  coefs: Float32Array,
-  weights: number[],
-  data: Dataset,
-  idx: ArrayLike<number>,
-): Promise<{ grads: Float32Array[]; loss: Float32Array }> {
-  const { x, y } = batchOf(data, idx);
-  const xt = Tensor.fromArray(gpu, [idx.length, ...data.shape], x, 'connect.x'),
-    yt = Tensor.fromArray(gpu, [idx.length], y, 'connect.y', 'u32');
-  for (const p of t.model.params) p.zeroGrad();
-  const r = await backwardPoints(gpu, t.model, coefs, weights, xt, yt);
-  xt.dispose();
-  yt.dispose();
-  const grads = await Promise.all(t.model.params.map((p) => p.grad!.read()));
-  return { grads, loss: r.loss };
-}
-
-/** Rows of the basis gradient [B, ...] of every parameter, reassembled per basis vector (flat). */
-function gradRows(grads: Float32Array[], sizes: number[], B: number): Float64Array[] {
-  const P = sizes.reduce((a, s) => a + s, 0);
-  return Array.from({ length: B }, (_, b) => {
-    const out = new Float64Array(P);
-    let o = 0;
-    grads.forEach((g, t) => {
-      const s = sizes[t];
-      for (let i = 0; i < s; i++) out[o + i] = g[b * s + i];
-      o += s;
-    });
-    return out;
-  });
-}
-
-function writeBasis(model: Sequential, rows: Float32Array[], sizes: number[]): void {
-  const B = rows.length;
-  let o = 0;
-  model.params.forEach((p, t) => {
-    const s = sizes[t];
-    const all = new Float32Array(B * s);
-    rows.forEach((r, b) => all.set(r.subarray(o, o + s), b * s));
-    p.basis.write(all);
-    o += s;
-  });
-}
-
-/** Fort's connector nodes: points of the simplex, each optimized within the hyperplane normal to it. */
-async function fortNodes(
-  gpu: Gpu,
-  spec: ReturnType<typeof checkpointSpec>,
-  optima: Float32Array[],
-  lambdas: number[][],
-  data: Dataset,
-  o: ConnectOptions,
-  log: (m: string) => void,
-): Promise<Float32Array[]> {
-  const shapes = paramShapes(spec.layers).map((s) => s.shape.reduce((a, b) => a * b, 1));
-  const J = lambdas.length,
-    P = optima[0].length;
-  const starts = lambdas.map((l) => {
-    const x = new Float32Array(P);
-    l.forEach((c, i) => {
-      for (let q = 0; q < P; q++) x[q] += c * optima[i][q];
-    });
-    return x;
-  });
-  const q = orthonormal(optima.slice(1).map((t) => Float64Array.from(t, (v, i) => v - optima[0][i])));
-  const model = new Sequential(
-    gpu,
-    spec.layers,
-    J,
-    shapes.map((s) => new Float32Array(J * s)),
-  );
-  const eye = new Float32Array(J * J);
-  for (let j = 0; j < J; j++) eye[j * J + j] = 1;
-  const x = new Float32Array(J * P);
-  starts.forEach((s, j) => x.set(s, j * P));
-  const opt = new HostAdam(J * P, o.lr, o.steps);
-  const r = rng(o.seed);
-  const nextBatch = batchStream(data.n, o.batch, r);
-  try {
-    for (let s = 0; s < o.steps; s++) {
-      const idx = nextBatch();
-      writeBasis(
-        model,
-        starts.map((_, j) => x.subarray(j * P, (j + 1) * P)),
-        shapes,
-      );
-      const { grads, loss } = await pointGrads(gpu, { model, sizes: shapes }, eye, new Array(J).fill(1), data, idx);
-      const g = new Float64Array(J * P);
-      gradRows(grads, shapes, J).forEach((row, j) => g.set(row, j * P));
-      projectOut(g, P, q);
-      opt.step(x, g);
-      const dev = Float64Array.from(x, (v, i) => v - starts[Math.floor(i / P)][i % P]);
-      projectOut(dev, P, q);
-      for (let i = 0; i < x.length; i++) x[i] = starts[Math.floor(i / P)][i % P] + dev[i];
-      if ((s + 1) % Math.max(1, Math.floor(o.steps / 5)) === 0)
-        log(
-          `  step ${s + 1}/${o.steps}: mean batch loss of the ${J} points ${(loss.reduce((a, b) => a + b, 0) / J).toFixed(4)}`,
-        );
-    }
-  } finally {
-    model.dispose();
-  }
-  return starts.map((_, j) => x.slice(j * P, (j + 1) * P));
-}
-
-/** Garipov et al.'s curve: trains the bend of a 3-node Bezier curve or polygonal chain between A and B. */
-async function garipovBend(
-  gpu: Gpu,
-  spec: ReturnType<typeof checkpointSpec>,
-  A: Float32Array,
-  Bw: Float32Array,
-  kind: 'bezier' | 'polychain',
-  data: Dataset,
-  o: ConnectOptions,
-  log: (m: string) => void,
-): Promise<Float32Array> {
-  const shapes = paramShapes(spec.layers).map((s) => s.shape.reduce((a, b) => a * b, 1));
-  const P = A.length;
-  const bend = A.map((v, i) => 0.5 * (v + Bw[i])); // init_linear
-  const model = new Sequential(
-    gpu,
-    spec.layers,
-    3,
-    shapes.map((s) => new Float32Array(3 * s)),
-  );
-  const opt = new HostAdam(P, o.lr, o.steps);
-  const r = rng(o.seed + 1);
-  const nextBatch = batchStream(data.n, o.batch, r);
-  try {
-    for (let s = 0; s < o.steps; s++) {
-      const idx = nextBatch();
-      writeBasis(model, [A, bend, Bw], shapes);
-      const ts = Array.from({ length: o.tPerStep }, () => r());
-      const coefs = Float32Array.from(ts.flatMap((t) => curveCoefs(kind, t)));
-      const { grads, loss } = await pointGrads(
-        gpu,
-        { model, sizes: shapes },
-        coefs,
-        new Array(ts.length).fill(1 / ts.length),
-        data,
-        idx,
-      );
-      opt.step(bend, gradRows(grads, shapes, 3)[1]);
-      if ((s + 1) % Math.max(1, Math.floor(o.steps / 5)) === 0)
-        log(
-          `  step ${s + 1}/${o.steps}: mean loss at the sampled t ${(loss.reduce((a, b) => a + b, 0) / ts.length).toFixed(4)}`,
-        );
-    }
-  } finally {
-    model.dispose();
-  }
-  return bend;
-}
-
 /** Losses and accuracies of points given as coefficient rows over node vectors, on train and test images. */
-async function evalCombos(
+export async function evalCombos(
   gpu: Gpu,
   spec: ReturnType<typeof checkpointSpec>,
   nodes: Float32Array[],
@@ -260,7 +50,7 @@ async function evalCombos(
 ) {
   const shapes = paramShapes(spec.layers).map((s) => s.shape.reduce((a, b) => a * b, 1));
   const B = nodes.length;
-  const model = new Sequential(
+  const model = new Model(
     gpu,
     spec.layers,
     B,
@@ -288,7 +78,7 @@ async function evalCombos(
 }
 
 /** Participation ratio tr(H)^2 / tr(H^2) at each point (Hutchinson with Rademacher probes, batched HVPs). */
-async function shortDirections(
+export async function shortDirections(
   gpu: Gpu,
   spec: ReturnType<typeof checkpointSpec>,
   points: Float32Array[],
@@ -522,208 +312,4 @@ export async function runConnect(
   }
   writeFileSync(join(out, 'metrics.json'), `${JSON.stringify(metrics, null, 2)}\n`);
   return { metrics };
-}
-
-/**
- * The number of short directions in the middle of m-connectors against m (the paper's Fig. 4 claim that it grows with
- * m): for m = 1 .. M the centre of the first m + 1 optima's simplex is optimized within the (D - m)-dimensional
- * hyperplane normal to the simplex, and the participation ratio of the Hessian is estimated there, at the flat centre
- * and at the first optimum (m = 0). Resumes from msweep.json (one entry per finished m). Writes msweep.json,
- * short_directions.png and metrics.json into out.
- */
-export async function runMSweep(
-  gpu: Gpu,
-  cks: Checkpoint[],
-  data: { train: Dataset; test: Dataset },
-  o: ConnectOptions,
-  out: string,
-  log: (m: string) => void,
-): Promise<Record<string, unknown>> {
-  if (cks.length < 3) throw new Error('connect --m-sweep: give at least three checkpoints (m = 1 .. count - 1)');
-  if (cks.length > 11) throw new Error(`connect --m-sweep: at most 11 checkpoints (m = 10), got ${cks.length}`);
-  if (o.probes < 1)
-    throw new Error('connect --m-sweep: --probes must be at least 1 (Hutchinson probes for the short-direction count)');
-  for (const c of cks.slice(1)) sameModel(cks[0], c);
-  writeRunConfig(out, 'msweep', { checkpoints: cks.map((c) => c.path), ...o }, gpu);
-  const spec = checkpointSpec(cks[0], data.train.shape);
-  const optima = cks.map((c) => flatOf(c.weights));
-  const file = join(out, 'msweep.json');
-  type Row = {
-    m: number;
-    flat_centre_short: number;
-    centre_short: number;
-    flat_centre_train_loss: number;
-    centre_train_loss: number;
-    centre_test_acc: number;
-  };
-  const prev = existsSync(file)
-    ? (JSON.parse(readFileSync(file, 'utf8')) as {
-        probes: number;
-        checkpoints: string[];
-        optimum_short: number;
-        rows: Row[];
-      })
-    : null;
-  const same = prev && prev.probes === o.probes && prev.checkpoints.join() === cks.map((c) => c.path).join();
-  const state = same
-    ? prev
-    : { probes: o.probes, checkpoints: cks.map((c) => c.path), optimum_short: NaN, rows: [] as Row[] };
-  if (prev && !same) log(`note: ${file} is of other checkpoints or probes: starting over`);
-  const save = () => writeFileSync(file, `${JSON.stringify(state, null, 1)}\n`);
-  if (!Number.isFinite(state.optimum_short)) {
-    log(`short directions at optimum 1 (${o.probes} probes)`);
-    state.optimum_short = (await shortDirections(gpu, spec, [optima[0]], data.train, o))[0];
-    save();
-  }
-  for (let m = 1; m < cks.length; m++) {
-    if (state.rows.some((r) => r.m === m)) continue;
-    const set = optima.slice(0, m + 1);
-    const centre = Array(m + 1).fill(1 / (m + 1));
-    log(
-      `m = ${m}: optimizing the centre of ${m + 1} optima within the (D - ${m})-dimensional hyperplane normal to their simplex`,
-    );
-    const [opt] = await fortNodes(gpu, spec, set, [centre], data.train, o, log);
-    const flat = Float32Array.from(opt, (_, i) => set.reduce((a, w) => a + w[i], 0) / (m + 1));
-    const ev = await evalCombos(
-      gpu,
-      spec,
-      [flat, opt],
-      [
-        [1, 0],
-        [0, 1],
-      ],
-      data,
-      o.images,
-      o.seed,
-    );
-    const [flatShort, optShort] = await shortDirections(gpu, spec, [flat, opt], data.train, o);
-    state.rows.push({
-      m,
-      flat_centre_short: flatShort,
-      centre_short: optShort,
-      flat_centre_train_loss: ev.train_loss[0],
-      centre_train_loss: ev.train_loss[1],
-      centre_test_acc: ev.test_acc[1],
-    });
-    log(
-      `  m = ${m}: centre train loss ${ev.train_loss[0].toFixed(3)} -> ${ev.train_loss[1].toFixed(3)}; short directions ${optShort.toFixed(1)} (flat centre ${flatShort.toFixed(1)}, optimum ${state.optimum_short.toFixed(1)})`,
-    );
-    save();
-  }
-  state.rows.sort((a, b) => a.m - b.m);
-  const rows = state.rows;
-  // least-squares slope of the optimized centre's count against m: the paper predicts it grows
-  const mm = rows.map((r) => r.m),
-    ys = rows.map((r) => r.centre_short);
-  const mbar = mm.reduce((a, b) => a + b, 0) / mm.length,
-    ybar = ys.reduce((a, b) => a + b, 0) / ys.length;
-  const slope =
-    mm.reduce((a, m, i) => a + (m - mbar) * (ys[i] - ybar), 0) / mm.reduce((a, m) => a + (m - mbar) ** 2, 0);
-  const metrics = {
-    probes: o.probes,
-    optimum_short_directions: state.optimum_short,
-    m: mm,
-    centre_short_directions: ys,
-    flat_centre_short_directions: rows.map((r) => r.flat_centre_short),
-    centre_train_loss: rows.map((r) => r.centre_train_loss),
-    flat_centre_train_loss: rows.map((r) => r.flat_centre_train_loss),
-    slope_per_m: slope,
-  };
-  writeFileSync(join(out, 'metrics.json'), `${JSON.stringify(metrics, null, 2)}\n`);
-  await vegaLitePng(
-    {
-      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-      title: {
-        text: 'short directions at the centre of m-connectors',
-        subtitle: `participation ratio tr(H)^2 / tr(H^2) of the Hessian, ${o.probes} Hutchinson probes`,
-      },
-      width: 420,
-      height: 280,
-      data: {
-        values: [
-          { m: 0, n: state.optimum_short, at: 'optimum 1' },
-          ...rows.flatMap((r) => [
-            { m: r.m, n: r.centre_short, at: 'optimized centre' },
-            { m: r.m, n: r.flat_centre_short, at: 'flat centre' },
-          ]),
-        ],
-      },
-      mark: { type: 'line', point: true },
-      encoding: {
-        x: { field: 'm', type: 'quantitative', title: 'm (m + 1 optima)', axis: { tickMinStep: 1 } },
-        y: { field: 'n', type: 'quantitative', title: 'short directions' },
-        color: { field: 'at', type: 'nominal', title: null },
-      },
-    },
-    join(out, 'short_directions.png'),
-  );
-  return metrics;
-}
-
-async function plotPaths(
-  t: number[],
-  line: Record<string, number[]>,
-  path: Record<string, number[]>,
-  method: string,
-  file: string,
-): Promise<void> {
-  const rows = t.flatMap((x, i) => [
-    { t: x, path: 'straight line', split: 'train', loss: line.train_loss[i] },
-    { t: x, path: 'straight line', split: 'test', loss: line.test_loss[i] },
-    { t: x, path: `${method} connector`, split: 'train', loss: path.train_loss[i] },
-    { t: x, path: `${method} connector`, split: 'test', loss: path.test_loss[i] },
-  ]);
-  await vegaLitePng(
-    {
-      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-      title: `loss between two optima: straight line vs ${method} connector`,
-      width: 480,
-      height: 300,
-      data: { values: rows },
-      mark: 'line',
-      encoding: {
-        x: { field: 't', type: 'quantitative', title: 'position along the path' },
-        y: { field: 'loss', type: 'quantitative', title: 'cross-entropy' },
-        color: { field: 'path', type: 'nominal' },
-        strokeDash: { field: 'split', type: 'nominal' },
-      },
-    },
-    file,
-  );
-}
-
-async function plotCosines(c: number[][], file: string): Promise<void> {
-  await writePng(cosineMap(c, 'cosine similarity of the deviations from the straight line'), file, 2);
-}
-
-/** The 2-simplex in the plane: vertex i at angle 90 + 120 i degrees; one dot per lattice point, coloured by loss. */
-async function plotTriangle(lat: number[][], conn: number[], flat: number[], file: string): Promise<void> {
-  const V = [0, 1, 2].map((i) => [
-    Math.cos(((90 + 120 * i) * Math.PI) / 180),
-    Math.sin(((90 + 120 * i) * Math.PI) / 180),
-  ]);
-  const xy = (l: number[]) => [l.reduce((a, c, i) => a + c * V[i][0], 0), l.reduce((a, c, i) => a + c * V[i][1], 0)];
-  const rows = lat.flatMap((l, k) => [
-    { x: xy(l)[0], y: xy(l)[1], loss: Math.max(conn[k], 1e-4), which: 'm-connector (optimized)' },
-    { x: xy(l)[0], y: xy(l)[1], loss: Math.max(flat[k], 1e-4), which: 'flat simplex of the optima' },
-  ]);
-  await vegaLitePng(
-    {
-      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-      title: 'train loss over the simplex of three optima',
-      data: { values: rows },
-      facet: { column: { field: 'which', type: 'nominal', title: null } },
-      spec: {
-        width: 260,
-        height: 240,
-        mark: { type: 'circle', size: 260 },
-        encoding: {
-          x: { field: 'x', type: 'quantitative', axis: null },
-          y: { field: 'y', type: 'quantitative', axis: null },
-          color: { field: 'loss', type: 'quantitative', scale: { type: 'log', scheme: 'viridis' } },
-        },
-      },
-    },
-    file,
-  );
 }

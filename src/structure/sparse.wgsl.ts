@@ -2,8 +2,7 @@
 // only its nonzeros, once by rows (CSR, for theta = theta0 + P z) and once by columns (CSC, for dL/dz = P^T dL/dtheta).
 // Every point k has its own z_k and its own dimension d_k (columns j >= d_k are left out), so that a sweep over d
 // trains as the K points of one batched pass. Both kernels are exact sums in a fixed order (no atomics).
-import type { KernelSpec } from '../engine/kernel.ts';
-import { FOLDED_ID, MAIN_1D, kernel, r, w } from '../engine/kernel.ts';
+import { type KernelSpec, FOLDED_ID, MAIN_1D, kernel, r, w } from '../engine/kernel.ts';
 
 const U: KernelSpec['uniforms'] = [
   ['K', 'u32'],

@@ -16,7 +16,7 @@ import { Tensor } from '../engine/tensor.ts';
 import { batchStream, permutation, rng } from '../engine/random.ts';
 import { batchOf, type Dataset } from '../data/dataset.ts';
 import { safetensorsBytes, type NamedTensor } from '../data/formats.ts';
-import { Sequential } from '../models/sequential.ts';
+import { Model } from '../models/model.ts';
 import { paramShapes } from '../models/graph.ts';
 import { checkpointSpec, readCheckpoint, type Checkpoint } from '../models/checkpoint.ts';
 import { writeRunConfig } from '../run/run-info.ts';
@@ -57,7 +57,7 @@ async function snapshotsFrom(
   lr: number,
   o: SwaOptions,
 ): Promise<Float32Array[][]> {
-  const model = new Sequential(
+  const model = new Model(
     gpu,
     spec.layers,
     1,
@@ -113,7 +113,7 @@ export async function evaluateSnapshots(
   pick: number[],
 ): Promise<Omit<SwaRun, 'lr'>> {
   const N = snaps.length;
-  const model = new Sequential(
+  const model = new Model(
     gpu,
     spec.layers,
     N,

@@ -1,4 +1,5 @@
-// The n-wedge toy loss of Fort & Jastrzebski 2019 as an op over a manifold (see structure/toy.ts).
+// The n-wedge toy loss of Fort & Jastrzebski 2019: the op over a manifold, its CPU reference and gradcheck cases, and
+// toyLosses, the loss of given points of the toy landscape (see structure/toy.ts).
 import { Tensor, type AnyTensor, shapeStr } from '../engine/tensor.ts';
 import { spec } from '../engine/kernel.ts';
 import { wedgeBackwardKernel, wedgeForwardKernel } from './wedge.wgsl.ts';
@@ -7,6 +8,9 @@ import type { LossOutput } from '../engine/ops/loss.ts';
 import * as ops from '../engine/ops/index.ts';
 import * as ref from '../engine/reference.ts';
 import type { OpCase } from '../engine/ops/case.ts';
+import type { Gpu } from '../engine/device.ts';
+import { Manifold, type Param } from '../engine/manifold.ts';
+import { Tape } from '../engine/tape.ts';
 
 /**
  * The n-wedge surrogate loss (Fort & Jastrzebski 2019) of each point x [K, D]: sqrt of the sum of squares of its D - n
@@ -101,4 +105,34 @@ export function wedgeRef(x: ArrayLike<number>, n: number): number {
   let s = 0;
   for (let i = 0; i < Math.max(0, a.length - n); i++) s += a[i] * a[i];
   return Math.sqrt(s);
+}
+
+/** Losses (and optionally dL/dC) of K points P_k = sum_b C[k,b] basis[b] of the toy landscape, keep[k] = n of point k. */
+export async function toyLosses(
+  gpu: Gpu,
+  basis: Param,
+  coefs: Float32Array,
+  keep: number[],
+  o: { coefGrad?: boolean; basisGrad?: boolean } = {},
+): Promise<{ loss: Float32Array; dcoef: Float32Array | null }> {
+  const K = keep.length;
+  const manifold = new Manifold(gpu, K, basis.B, coefs);
+  const tape = o.coefGrad || o.basisGrad ? new Tape(gpu, manifold, !!o.coefGrad) : null;
+  const ctx: ops.Ctx = { gpu, manifold, tape };
+  const keepT = Tensor.fromArray(gpu, [K], keep, 'toy.keep', 'u32');
+  const x = ops.pointValues(ctx, basis, { basisGrad: !!o.basisGrad });
+  const l = wedgeLoss(ctx, x, keepT);
+  try {
+    if (tape) tape.backward(new Array(K).fill(1));
+    const [r, dc] = await Promise.all([l.read(), o.coefGrad ? manifold.dcoef!.read() : null]);
+    return { loss: r.loss, dcoef: dc };
+  } finally {
+    if (tape) tape.dispose();
+    else {
+      x.dispose();
+      l.out.dispose();
+    }
+    keepT.dispose();
+    manifold.dispose();
+  }
 }

@@ -2,8 +2,7 @@
 // distance to the nearest axis-aligned n-wedge, sqrt(sum of squares of the D - n smallest |P_i|). One workgroup per
 // point finds the n-th largest |P_i| by a binary search over the IEEE bit patterns of |P_i| (monotone for
 // non-negative floats): 31 counting passes, no sort and no extra memory, so D can be millions.
-import type { KernelSpec } from '../engine/kernel.ts';
-import { kernel, r, w } from '../engine/kernel.ts';
+import { type KernelSpec, kernel, r, w } from '../engine/kernel.ts';
 
 const WG = 256;
 

@@ -13,8 +13,7 @@
 //
 // Each workgroup computes a BM x BN tile of the GEMM with TM x TN outputs per thread (register blocking),
 // staging BK-deep slices of both operands in workgroup memory.
-import type { KernelSpec } from '../kernel.ts';
-import { kernel, r, w } from '../kernel.ts';
+import { type KernelSpec, kernel, r, w } from '../kernel.ts';
 
 export const CONV_UNIFORMS: KernelSpec['uniforms'] = [
   ['K', 'u32'],

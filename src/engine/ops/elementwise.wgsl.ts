@@ -1,7 +1,6 @@
 // Elementwise kernels: one generated kernel per expression over named inputs (the activations of ACTIVATIONS, their
 // backward expressions, dropout, copies), ReLU with masks shared by point pairs, and the dropout hash.
-import type { KernelSpec } from '../kernel.ts';
-import { kernel, r, w, MAIN_1D, FOLDED_ID, perElement } from '../kernel.ts';
+import { type KernelSpec, kernel, r, w, MAIN_1D, FOLDED_ID, perElement } from '../kernel.ts';
 // ---------------------------------------------------------------- elementwise
 /** y[i] = expr over named inputs a, b, ... (f32 arrays of the same length); `i` and `s` (a f32 uniform) are in scope. */
 export function elementwiseKernel(

@@ -1,8 +1,7 @@
 // Pooling over [K*N*C, H, W] planes: max pool (with argmax for the backward), average pool
 // (count_include_pad as PyTorch's default) and PyTorch-exact adaptive average pool, whose bins
 // [floor(i*H/OH), ceil((i+1)*H/OH)) may overlap.
-import type { KernelSpec } from '../kernel.ts';
-import { kernel, r, w, MAIN_1D, FOLDED_ID, perElement } from '../kernel.ts';
+import { type KernelSpec, kernel, r, w, MAIN_1D, FOLDED_ID, perElement } from '../kernel.ts';
 
 const POOL_UNIFORMS: KernelSpec['uniforms'] = [
   ['planes', 'u32'],

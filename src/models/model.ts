@@ -19,7 +19,7 @@ import { type BnMode, rowOf } from './layers.ts';
 
 const baseOf = (t: AnyTensor): Tensor => (t instanceof Tensor ? t : t.base);
 
-export class Sequential {
+export class Model {
   readonly graph: Graph;
   readonly params: Param[];
   /** BN running statistics, B basis tensors each like the parameters (not trained by gradients). */
@@ -59,8 +59,8 @@ export class Sequential {
     this.users = consumers(this.graph);
   }
 
-  static create(gpu: Gpu, layers: ModelDef, B = 1, seed = 0): Sequential {
-    return new Sequential(gpu, layers, B, initParams(layers, B, seed));
+  static create(gpu: Gpu, layers: ModelDef, B = 1, seed = 0): Model {
+    return new Model(gpu, layers, B, initParams(layers, B, seed));
   }
 
   /** Parameters of one point (the size of one weight vector). */

@@ -1,0 +1,79 @@
+// Evaluating an MPO plane: the loss and accuracy of every cell of the grid, and the scores against the mask.
+import type { Gpu } from '../engine/device.ts';
+import { evaluateOnImages } from '../models/run.ts';
+import type { Dataset } from '../data/dataset.ts';
+import type { Mask } from './masks.ts';
+import type { Plane } from './plane.ts';
+
+/** A mask [H, W] placed in a grid with `pad` cells of margin (0) around it. */
+export function padded(m: Int8Array, H: number, W: number, pad: number): Int8Array {
+  const GW = W + 2 * pad;
+  const out = new Int8Array((H + 2 * pad) * GW);
+  for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) out[(i + pad) * GW + j + pad] = m[i * W + j];
+  return out;
+}
+
+/** Mean CE and accuracy of every grid cell over the picked images (the plane's basis rebuilt first). */
+export async function evaluateGrid(
+  gpu: Gpu,
+  plane: Plane,
+  coefs: Float32Array,
+  d: Dataset,
+  pick: number[],
+): Promise<{ loss: Float32Array; acc: Float32Array }> {
+  await plane.updateBasis();
+  return evaluateOnImages(gpu, plane.model, coefs, d, pick);
+}
+
+/** The reference's fit metrics over the ternary mask's +1 and -1 cells, plus agreement over all mask cells. */
+export function scoreGrid(
+  loss: ArrayLike<number>,
+  acc: ArrayLike<number>,
+  mask: Mask,
+  tern: Int8Array,
+  pad: number,
+): SplitMetrics {
+  const GW = mask.W + 2 * pad;
+  let ga = 0,
+    ba = 0,
+    gl = 0,
+    bl = 0,
+    ng = 0,
+    nb = 0,
+    agree = 0;
+  for (let i = 0; i < mask.H; i++)
+    for (let j = 0; j < mask.W; j++) {
+      const c = i * mask.W + j,
+        g = (i + pad) * GW + (j + pad);
+      if (tern[c] > 0) {
+        ga += acc[g];
+        gl += loss[g];
+        ng++;
+      }
+      if (tern[c] < 0) {
+        ba += acc[g];
+        bl += loss[g];
+        nb++;
+      }
+      if (loss[g] < LN10 === (mask.data[c] === 1)) agree++;
+    }
+  const mg = ga / ng,
+    mb = ba / nb;
+  return {
+    acc_diff: mg - mb,
+    loss_diff: bl / nb - gl / ng,
+    mean_good_acc: mg,
+    mean_bad_acc: mb,
+    agreement: agree / (mask.H * mask.W),
+  };
+}
+
+export interface SplitMetrics {
+  acc_diff: number;
+  loss_diff: number;
+  mean_good_acc: number;
+  mean_bad_acc: number;
+  agreement: number;
+}
+
+export const LN10 = Math.log(10);
