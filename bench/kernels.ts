@@ -89,7 +89,8 @@ async function main(): Promise<void> {
       const gf = fl ? fl / (ms * 1e6) : null;
       rows.push({ layer: s.name, K, N, kernel: name, ms, gflops: gf, share: gf ? gf / peakGflops : null });
       console.log(
-        `| ${s.name} | ${K} | ${N} | ${name} | ${ms.toFixed(3)} | ${gf ? gf.toFixed(1) : '-'} | ${gf ? `${((gf / peakGflops) * 100).toFixed(0)}%` : '-'} |`,
+        `| ${s.name} | ${K} | ${N} | ${name} | ${ms.toFixed(3)} ` +
+          `| ${gf ? gf.toFixed(1) : '-'} | ${gf ? `${((gf / peakGflops) * 100).toFixed(0)}%` : '-'} |`,
       );
     }
     prof.clear();

@@ -48,7 +48,11 @@ ${MAIN_L(l)} {
   for (var kk = 0u; kk < u.Kd; kk++) {
     var bv: array<f32, ${l.TN}>;
     ${forJ(l, `let n = ${laneM(l)}; bv[j] = select(0.0, b[kk * u.N + min(n, u.N - 1u)], n < u.N);`)}
-    ${forC(l, `let av = select(0.0, a[min(m0 + c, u.M - 1u) * u.Kd + kk], m0 + c < u.M); ${forJ(l, `acc[c * ${l.TN}u + j] = fma(av, bv[j], acc[c * ${l.TN}u + j]);`)}`)}
+    ${forC(
+      l,
+      `let av = select(0.0, a[min(m0 + c, u.M - 1u) * u.Kd + kk], m0 + c < u.M);
+      ${forJ(l, `acc[c * ${l.TN}u + j] = fma(av, bv[j], acc[c * ${l.TN}u + j]);`)}`,
+    )}
   }
   for (var i = 0u; i < ${l.RC}u; i++) {
     let m = m0 + i;

@@ -1,5 +1,6 @@
-// npm run bench [-- --quick] [--json PATH] [--steps N] [--workloads mpo-fashion,mpo-cifar,surface-icons] [--cells 1,16,100,400]
-//                [--batch 64,512] [--peers tfjs-webgpu,tfjs-cpu|none] [--peer-steps N] [--torch bench/results/torch-*.json]
+// npm run bench [-- --quick] [--json PATH] [--steps N] [--workloads mpo-fashion,mpo-cifar,surface-icons]
+//                [--cells 1,16,100,400] [--batch 64,512] [--peers tfjs-webgpu,tfjs-cpu|none] [--peer-steps N]
+//                [--torch bench/results/torch-*.json]
 //                [--surface-side 51] [--surface-images 1000] [--peer-points 50] [--peer-budget-s 60]
 //                [--check-dir DIR [--check-only]]
 // Times the MPO training step (the exact code `loss-atlas mpo` runs: plane rebuild, one batched forward and
@@ -79,7 +80,8 @@ async function timePeer(
   const maxDiff = Math.max(...theirs.map((l, k) => Math.abs(l - ours.loss[k])));
   if (!(maxDiff < 1e-3))
     throw new Error(
-      `${peer}: per-cell losses differ from loss-atlas's by ${maxDiff} on the same weights: the two formulations disagree`,
+      `${peer}: per-cell losses differ from loss-atlas's by ${maxDiff}` +
+        ` on the same weights: the two formulations disagree`,
     );
   const opt = tf.train.adam(2.5e-4, 0.9, 0.999, 1e-8);
   const walls: number[] = [];
@@ -171,7 +173,10 @@ async function main(o: OptionValues<typeof BENCH.options>, g: Globals): Promise<
       quick,
       complete,
       roofline: roof,
-      note: 'peak_bytes: live GPU bytes of the engine pool during the step; materialized_bytes: MPO rows, K weight copies plus their activations; surface rows, K weight copies (the reference loop holds one copy at a time and runs the points one after another)',
+      note:
+        'peak_bytes: live GPU bytes of the engine pool during the step; materialized_bytes: MPO rows, K weight' +
+        ' copies plus their activations; surface rows, K weight copies (the reference loop holds one copy at a time' +
+        ' and runs the points one after another)',
       torch: torchInfo,
       rows,
       skipped,
@@ -183,7 +188,9 @@ async function main(o: OptionValues<typeof BENCH.options>, g: Globals): Promise<
     if (complete) rmSync(partial, { force: true });
   };
   console.log(
-    '| impl | workload | BN | cells | batch | ms/step (wall) | GPU ms/step | cell-images/s | GFLOP/s | peak MiB | materialized MiB |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| impl | workload | BN | cells | batch | ms/step (wall) |' +
+      ' GPU ms/step | cell-images/s | GFLOP/s | peak MiB | materialized MiB |' +
+      '\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
   );
   for (const workload of workloads) {
     if (workload === 'surface-icons') {
@@ -253,13 +260,19 @@ async function main(o: OptionValues<typeof BENCH.options>, g: Globals): Promise<
           rows.push(row);
           save(false);
           console.log(
-            `| loss-atlas | ${workload} | ${bn ? 'on' : 'off'} | ${cells} | ${batch} | ${row.ms_per_step.toFixed(1)} (${row.ms_spread[0].toFixed(0)}-${row.ms_spread[1].toFixed(0)}) | ${row.gpu_ms_per_step?.toFixed(1) ?? '-'} | ${row.cell_images_per_s.toFixed(0)} | ${row.gflops.toFixed(2)}${roof ? ` (${((100 * row.gflops) / roof.gflops).toFixed(0)}%)` : ''} | ${(row.peak_bytes! / 2 ** 20).toFixed(1)} | ${(row.materialized_bytes / 2 ** 20).toFixed(1)} |`,
+            `| loss-atlas | ${workload} | ${bn ? 'on' : 'off'} | ${cells} | ${batch} |` +
+              ` ${row.ms_per_step.toFixed(1)} (${row.ms_spread[0].toFixed(0)}-${row.ms_spread[1].toFixed(0)}) |` +
+              ` ${row.gpu_ms_per_step?.toFixed(1) ?? '-'} | ${row.cell_images_per_s.toFixed(0)} |` +
+              ` ${row.gflops.toFixed(2)}${roof ? ` (${((100 * row.gflops) / roof.gflops).toFixed(0)}%)` : ''} |` +
+              ` ${(row.peak_bytes! / 2 ** 20).toFixed(1)} | ${(row.materialized_bytes / 2 ** 20).toFixed(1)} |`,
           );
           for (const peer of peers) {
             const predicted = predictMs(rows, peer, workload, bn, 3 * fl * cells * batch);
             const peerSteps = peerStepsOf(peer);
             if (predicted !== null && (predicted * (peerSteps + 1)) / 1000 > budgetS) {
-              const why = `predicted ${(predicted / 1000).toFixed(1)} s per step x ${peerSteps + 1} steps > --peer-budget-s ${budgetS}`;
+              const why =
+                `predicted ${(predicted / 1000).toFixed(1)} s per step x ${peerSteps + 1} steps` +
+                ` > --peer-budget-s ${budgetS}`;
               skipped.push({ impl: peer, workload, bn, cells, batch, why });
               save(false);
               console.log(`| ${peer} | ${workload} | ${bn ? 'on' : 'off'} | ${cells} | ${batch} | skipped: ${why} |`);
@@ -284,7 +297,11 @@ async function main(o: OptionValues<typeof BENCH.options>, g: Globals): Promise<
             rows.push(prow);
             save(false);
             console.log(
-              `| ${peer} | ${workload} | ${bn ? 'on' : 'off'} | ${cells} | ${batch} | ${prow.ms_per_step.toFixed(1)} (${pr.spread[0].toFixed(0)}-${pr.spread[1].toFixed(0)}) | - | ${prow.cell_images_per_s.toFixed(1)} | ${prow.gflops.toFixed(3)} | - | - | (losses vs loss-atlas: max diff ${pr.maxDiff.toExponential(1)}; ${(pr.ms / row.ms_per_step).toFixed(1)}x loss-atlas's time)`,
+              `| ${peer} | ${workload} | ${bn ? 'on' : 'off'} | ${cells} | ${batch} |` +
+                ` ${prow.ms_per_step.toFixed(1)} (${pr.spread[0].toFixed(0)}-${pr.spread[1].toFixed(0)}) | - |` +
+                ` ${prow.cell_images_per_s.toFixed(1)} | ${prow.gflops.toFixed(3)} | - | - |` +
+                ` (losses vs loss-atlas: max diff ${pr.maxDiff.toExponential(1)};` +
+                ` ${(pr.ms / row.ms_per_step).toFixed(1)}x loss-atlas's time)`,
             );
           }
           x.dispose();
@@ -308,7 +325,8 @@ async function main(o: OptionValues<typeof BENCH.options>, g: Globals): Promise<
     console.log(`\nPyTorch rows from ${torchPath} (${t.adapter}):`);
     for (const c of t.checks ?? [])
       console.log(
-        `  PyTorch losses vs loss-atlas's (${c.workload}, BN ${c.bn ? 'on' : 'off'}): max diff ${c.max_loss_diff.toExponential(1)}`,
+        `  PyTorch losses vs loss-atlas's (${c.workload}, BN ${c.bn ? 'on' : 'off'})` +
+          `: max diff ${c.max_loss_diff.toExponential(1)}`,
       );
     if (!t.checks?.length) console.log('  (no loss check in that file: run bench/torch_reference.py with --check-dir)');
     for (const r of t.rows) {
@@ -328,7 +346,11 @@ async function main(o: OptionValues<typeof BENCH.options>, g: Globals): Promise<
           q.batch === r.batch,
       );
       console.log(
-        `| ${r.impl} | ${r.workload} | ${r.bn ? 'on' : 'off'} | ${r.cells} | ${r.batch} | ${r.ms_per_step.toFixed(1)} | - | ${r.cell_images_per_s.toFixed(0)} | ${r.gflops != null ? r.gflops.toFixed(2) : '-'} | ${r.peak_bytes ? (r.peak_bytes / 2 ** 20).toFixed(1) : '-'} | - |${ours ? ` (${(r.ms_per_step / ours.ms_per_step).toFixed(1)}x loss-atlas's time)` : ''}`,
+        `| ${r.impl} | ${r.workload} | ${r.bn ? 'on' : 'off'} | ${r.cells} | ${r.batch} |` +
+          ` ${r.ms_per_step.toFixed(1)} | - | ${r.cell_images_per_s.toFixed(0)} |` +
+          ` ${r.gflops != null ? r.gflops.toFixed(2) : '-'} |` +
+          ` ${r.peak_bytes ? (r.peak_bytes / 2 ** 20).toFixed(1) : '-'} | - |` +
+          `${ours ? ` (${(r.ms_per_step / ours.ms_per_step).toFixed(1)}x loss-atlas's time)` : ''}`,
       );
     }
   }

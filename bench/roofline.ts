@@ -87,4 +87,5 @@ export async function roofline(gpu: Gpu, prof: Profiler, mm: number, copyN: numb
 }
 
 export const describeRoofline = (r: Roofline) =>
-  `roofline: f32 matmul ${r.matmulN}^3 (${r.family} kernels) ${r.gflops.toFixed(1)} GFLOP/s; copy ${(r.copyBytes / 2 ** 20).toFixed(0)} MiB ${r.gbps.toFixed(1)} GB/s`;
+  `roofline: f32 matmul ${r.matmulN}^3 (${r.family} kernels) ${r.gflops.toFixed(1)} GFLOP/s;` +
+  ` copy ${(r.copyBytes / 2 ** 20).toFixed(0)} MiB ${r.gbps.toFixed(1)} GB/s`;

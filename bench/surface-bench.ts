@@ -84,7 +84,10 @@ export async function surfaceBench(
   row.share_of_matmul = o.roof ? +(row.gflops / o.roof.gflops).toFixed(3) : null;
   const rows = [row];
   console.log(
-    `| loss-atlas | surface-icons (${o.side}x${o.side}) | off | ${K} points | ${o.images} images | ${ms.toFixed(1)} per grid | ${row.gpu_ms_per_step?.toFixed(1) ?? '-'} | ${row.points_per_s} points/s | ${row.gflops.toFixed(2)} | ${(row.peak_bytes! / 2 ** 20).toFixed(1)} | ${(row.materialized_bytes / 2 ** 20).toFixed(1)} |`,
+    `| loss-atlas | surface-icons (${o.side}x${o.side}) | off | ${K} points | ${o.images} images |` +
+      ` ${ms.toFixed(1)} per grid | ${row.gpu_ms_per_step?.toFixed(1) ?? '-'} | ${row.points_per_s} points/s |` +
+      ` ${row.gflops.toFixed(2)} | ${(row.peak_bytes! / 2 ** 20).toFixed(1)} |` +
+      ` ${(row.materialized_bytes / 2 ** 20).toFixed(1)} |`,
   );
   for (const peer of o.peers) {
     const tfp = await import('./peers/tfjs.ts');
@@ -93,7 +96,8 @@ export async function surfaceBench(
     const xt = tf.tensor4d(xv, [o.images, 1, 28, 28]),
       yt = tf.tensor1d(Int32Array.from(yv), 'int32');
     const sub = points.slice(0, Math.min(K, o.peerPoints));
-    const check = await tfp.surfaceLosses(spec.layers, { theta, d1, d2 }, shapes, sub.slice(0, 2), xt, yt); // also the warm-up
+    // also the warm-up
+    const check = await tfp.surfaceLosses(spec.layers, { theta, d1, d2 }, shapes, sub.slice(0, 2), xt, yt);
     const maxDiff = Math.max(...check.map((l, k) => Math.abs(l - ours[k])));
     if (!(maxDiff < 1e-3)) throw new Error(`${peer}: surface losses differ from loss-atlas's by ${maxDiff}`);
     const t = performance.now();
@@ -120,7 +124,11 @@ export async function surfaceBench(
     };
     rows.push(prow);
     console.log(
-      `| ${peer} | surface-icons (${o.side}x${o.side}) | off | ${K} points | ${o.images} images | ${prow.ms_per_step.toFixed(0)} per grid (from ${sub.length} points) | - | ${prow.points_per_s} points/s | ${prow.gflops.toFixed(3)} | - | - | (losses vs loss-atlas: max diff ${maxDiff.toExponential(1)}; ${(prow.ms_per_step / row.ms_per_step).toFixed(1)}x loss-atlas's time)`,
+      `| ${peer} | surface-icons (${o.side}x${o.side}) | off | ${K} points | ${o.images} images |` +
+        ` ${prow.ms_per_step.toFixed(0)} per grid (from ${sub.length} points) | - |` +
+        ` ${prow.points_per_s} points/s | ${prow.gflops.toFixed(3)} | - | - |` +
+        ` (losses vs loss-atlas: max diff ${maxDiff.toExponential(1)};` +
+        ` ${(prow.ms_per_step / row.ms_per_step).toFixed(1)}x loss-atlas's time)`,
     );
   }
   x.dispose();

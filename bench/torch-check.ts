@@ -74,7 +74,9 @@ export async function exportCheck(
       workload,
       bn: String(bn),
       adapter: gpu.adapterInfo,
-      cell: 'origin + scale * (dj * right + di * up), right = right_param - origin, up = up_param made orthogonal to right with |up| = |right|',
+      cell:
+        'origin + scale * (dj * right + di * up), right = right_param - origin,' +
+        ' up = up_param made orthogonal to right with |up| = |right|',
     }),
   );
   x.dispose();

@@ -64,4 +64,15 @@ describe('architecture', () => {
       .filter(({ text }) => text.split('\n').length > 400 && !/^\/\/[^\n]*(\n\/\/[^\n]*)*one piece/.test(text));
     expect(long.map((l) => l.f)).toEqual([]);
   });
+
+  it('no line of a .ts file in src/, test/ or bench/ is over 120 characters (the width biome.json sets)', () => {
+    const over = ['src', 'test', 'bench']
+      .flatMap((d) => files(join(root, d)))
+      .flatMap((f) =>
+        readFileSync(f, 'utf8')
+          .split('\n')
+          .flatMap((l, i) => (l.length > 120 ? [`${relative(root, f)}:${i + 1} (${l.length})`] : [])),
+      );
+    expect(over).toEqual([]);
+  });
 });

@@ -140,7 +140,8 @@ describe('connectors', () => {
     // the centre was moved by its 3 steps of Adam (untrained nets: the loss need not fall on the evaluation images)
     (m.centre_train_loss as number[]).forEach((l, i) => expect(l).not.toBe((m.flat_centre_train_loss as number[])[i]));
     expect(existsSync(join(out, 'short_directions.png'))).toBe(true);
-    // resume: the stored m = 1 row is reused as it is (marked here), m = 2 (removed) is computed again, to the same value
+    // resume: the stored m = 1 row is reused as it is (marked here), m = 2 (removed) is computed again, to the
+    // same value
     const saved = JSON.parse(readFileSync(join(out, 'msweep.json'), 'utf8'));
     const m2 = saved.rows.find((r: { m: number }) => r.m === 2).centre_short;
     saved.rows = saved.rows.filter((r: { m: number }) => r.m === 1);

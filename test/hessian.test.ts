@@ -111,7 +111,8 @@ describe('Hessian-vector products', () => {
         const want = gp.map((x, i) => (x - gm[i]) / (2 * h));
         const err = Math.hypot(...want.map((x, i) => x - got.hv[q][i])) / Math.hypot(...want);
         expect(err).toBeLessThan(1e-2);
-        expect(Math.abs(got.loss[q] - loss(new Float64Array(n), base))).toBeLessThan(1e-5 + eps * eps); // the mean of the +-eps losses: O(eps^2)
+        // the mean of the +-eps losses: O(eps^2)
+        expect(Math.abs(got.loss[q] - loss(new Float64Array(n), base))).toBeLessThan(1e-5 + eps * eps);
       });
     },
   );

@@ -126,7 +126,9 @@ describe('interpolate', () => {
     expect(existsSync(join(out, 'interpolate.json'))).toBe(true);
   });
 
-  it("states mode: with running statistics, alpha = 1 is checkpoint B in eval mode; weights mode keeps A's statistics", async () => {
+  const statesMode =
+    "states mode: with running statistics, alpha = 1 is checkpoint B in eval mode; weights mode keeps A's statistics";
+  it(statesMode, async () => {
     writeCheckpoint(join(dir, 'sa.safetensors'), 3, true);
     writeCheckpoint(join(dir, 'sb.safetensors'), 4, true);
     const ds = { train: loadFashionMnist(data, 'train'), test: loadFashionMnist(data, 't10k') };

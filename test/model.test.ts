@@ -138,7 +138,9 @@ async function expectGradientsMatchFD(
 }
 
 describe.each([false, true])('conv net (batch norm %s)', (bn) => {
-  it('K=7 points of a B=3 manifold in one batched run equal 7 separate K=1 runs with materialized weights', async () => {
+  const batchedEqualsSeparate =
+    'K=7 points of a B=3 manifold in one batched run equal 7 separate K=1 runs with materialized weights';
+  it(batchedEqualsSeparate, async () => {
     const K = 7,
       B = 3;
     const layers = net(bn);
@@ -352,7 +354,9 @@ describe('model graphs', () => {
     { type: 'linear', in: 16, out: 10 },
   ];
 
-  it('a residual block becomes body, shortcut and an add node; names, shapes and FLOPs come from the layer table', () => {
+  const residualBlock =
+    'a residual block becomes body, shortcut and an add node; names, shapes and FLOPs come from the layer table';
+  it(residualBlock, () => {
     const g = toGraph(dag);
     expect(g.nodes.map((n) => `${n.name}:${n.op.type}<${n.inputs.join(',')}`)).toEqual([
       '0:conv<input',
@@ -388,7 +392,9 @@ describe('model graphs', () => {
       perParam: 4,
     }));
 
-  it('a graph built by hand (two branches of the input, added) runs, and inference frees every intermediate', async () => {
+  const handBuiltGraph =
+    'a graph built by hand (two branches of the input, added) runs, and inference frees every intermediate';
+  it(handBuiltGraph, async () => {
     const g: Graph = {
       nodes: [
         { name: 'a', op: { type: 'conv', cin: 1, cout: 2, k: 3, pad: 1 }, inputs: [INPUT], index: 0 },
@@ -432,7 +438,9 @@ describe('model graphs', () => {
 });
 
 describe('BN running statistics', () => {
-  it('training passes update them as PyTorch does, and eval mode (K = 4, B = 2) matches the CPU model with them', async () => {
+  const trainingAndEval =
+    'training passes update them as PyTorch does, and eval mode (K = 4, B = 2) matches the CPU model with them';
+  it(trainingAndEval, async () => {
     const C = 2,
       N = 5,
       H = 3,

@@ -119,13 +119,16 @@ describe('data readers', () => {
 });
 
 describe('masks', () => {
-  it('built-in icons are binary pictures with boundary cells, and the ternary conversion follows the reference', async () => {
+  const iconsAndTernary =
+    'built-in icons are binary pictures with boundary cells, and the ternary conversion follows the reference';
+  it(iconsAndTernary, async () => {
     const m = iconMask('heart', 12);
     const white = m.data.reduce((a, v) => a + v, 0);
     expect(white).toBeGreaterThan(20);
     expect(white).toBeLessThan(120);
     const t = ternary({ H: 3, W: 3, data: Uint8Array.from([1, 1, 1, 1, 1, 1, 0, 0, 0]), name: 't' });
-    // row 0 is white with all (edge-clipped) neighbours white: ignored; row 1 borders black: +1; row 2 black next to white: -1
+    // row 0 is white with all (edge-clipped) neighbours white: ignored; row 1 borders black: +1; row 2 black
+    // next to white: -1
     expect(Array.from(t)).toEqual([0, 0, 0, 1, 1, 1, -1, -1, -1]);
     await expect(loadMask('grid:0', 10)).rejects.toThrow(/grid:N needs an integer 1 <= N <= 50/);
     await expect(loadMask('no-such-icon', 10)).rejects.toThrow(/not a built-in icon/);
@@ -145,7 +148,8 @@ describe('masks', () => {
     const sharp = (await import('sharp')).default;
     // a transparent PNG with an opaque black disc: alpha decides (the disc is white in the mask)
     const disc = Buffer.from(
-      '<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40"><circle cx="20" cy="20" r="12" fill="black"/></svg>',
+      '<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40">' +
+        '<circle cx="20" cy="20" r="12" fill="black"/></svg>',
     );
     await sharp(disc).png().toFile(join(dir, 'disc.png'));
     const a = await loadMask(join(dir, 'disc.png'), 10);
@@ -165,7 +169,9 @@ describe('masks', () => {
 });
 
 describe('MPO pipeline', () => {
-  it('trains, evaluates, writes every output; an interrupted and resumed run ends like an uninterrupted one', async () => {
+  const trainsAndResumes =
+    'trains, evaluates, writes every output; an interrupted and resumed run ends like an uninterrupted one';
+  it(trainsAndResumes, async () => {
     const cfg = tinyConfig();
     const data = loadData(cfg);
     const a = join(dir, 'run-a'),

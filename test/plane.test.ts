@@ -18,7 +18,9 @@ beforeAll(async () => {
 afterAll(() => gpu?.destroy());
 
 describe('MPO plane', () => {
-  it('gradients of the clamped objective w.r.t. origin, right_param, up_param and scale match finite differences', async () => {
+  const gradientsMatch =
+    'gradients of the clamped objective w.r.t. origin, right_param, up_param and scale match finite differences';
+  it(gradientsMatch, async () => {
     const spec = modelSpec('tiny', { input: [1, 8, 8] });
     const layers = spec.layers;
     const [o0, r0, u0] = [0, 1, 2].map((k) => initParams(layers, 1, 10 + k));

@@ -21,7 +21,8 @@ describe('profiler', () => {
       '',
       [['n', 'u32']],
       [w('y')],
-      '@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) g: vec3<u32>) { if (g.x < u.n) { y[g.x] = f32(g.x); } }',
+      '@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) g: vec3<u32>) {' +
+        ' if (g.x < u.n) { y[g.x] = f32(g.x); } }',
       64,
     );
     const y = new Tensor(gpu, [100], 'y');

@@ -22,7 +22,8 @@ function scriptCommand(name: string): string[] | null {
 
 const spec = (cmd: string): CommandSpec | undefined => (cmd === 'bench' ? BENCH : COMMANDS[cmd]?.spec);
 
-/** Command lines in code spans and code blocks: `npx loss-atlas CMD ...`, `loss-atlas CMD ...`, `npm run SCRIPT -- ...`. */
+/** Command lines in code spans and code blocks: `npx loss-atlas CMD ...`, `loss-atlas CMD ...`,
+ * `npm run SCRIPT -- ...`. */
 function commandLines(): { line: string; cmd: string; words: string[] }[] {
   const out: { line: string; cmd: string; words: string[] }[] = [];
   const texts = [...readme.matchAll(/`([^`\n]+)`/g)].map((m) => m[1]).concat(readme.split('\n'));

@@ -40,14 +40,17 @@ const SECURITY = 'http://security.invalid/debian-security';
 const OTHER = 'https://other.invalid/repo';
 
 describe('apt-mirror.sh', () => {
-  it('one-line format: takes the bookworm main source, skipping options, deb-src, comments, security and other repos', () => {
+  const oneLineFormat =
+    'one-line format: takes the bookworm main source, skipping options, deb-src, comments, security and other repos';
+  it(oneLineFormat, () => {
     const dir = aptTree({
       'sources.list': [
         '# deb http://commented.invalid/debian bookworm main',
         `deb [arch=amd64 signed-by=/usr/share/keyrings/other.gpg] ${OTHER} bookworm stable`,
         `deb ${SECURITY} bookworm-security main`,
         `deb-src ${DEBIAN}-src bookworm main`,
-        `deb [ arch=amd64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg ] ${DEBIAN}/ bookworm main contrib  # trailing comment`,
+        `deb [ arch=amd64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg ]` +
+          ` ${DEBIAN}/ bookworm main contrib  # trailing comment`,
         `deb ${DEBIAN}-later bookworm main`,
         '',
       ].join('\n'),
@@ -61,7 +64,9 @@ describe('apt-mirror.sh', () => {
     );
   });
 
-  it('deb822 format: several stanzas, a security one first, a disabled one, comments inside a stanza, several URIs', () => {
+  const deb822Format =
+    'deb822 format: several stanzas, a security one first, a disabled one, comments inside a stanza, several URIs';
+  it(deb822Format, () => {
     const dir = aptTree({
       'sources.list.d/debian.sources': [
         'Types: deb',
@@ -107,10 +112,14 @@ describe('apt-mirror.sh', () => {
     ]);
   });
 
-  it('both formats: reads sources.list, then sources.list.d/*.list and *.sources in name order, ignoring other files', () => {
+  const bothFormats =
+    'both formats: reads sources.list, then sources.list.d/*.list and *.sources in name order, ignoring other files';
+  it(bothFormats, () => {
     const files = {
       'sources.list': `deb ${SECURITY} bookworm-security main\n`,
-      'sources.list.d/b-debian.sources': `Types: deb\nURIs: ${DEBIAN}\nSuites: bookworm\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n`,
+      'sources.list.d/b-debian.sources':
+        `Types: deb\nURIs: ${DEBIAN}\nSuites: bookworm\nComponents: main\n` +
+        `Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n`,
       'sources.list.d/a-other.list': `deb ${OTHER} nodistro main\n`,
       'sources.list.d/c-later.list': `deb http://later.invalid/debian bookworm main\n`,
       'sources.list.d/0-old.list.disabled': `deb http://old.invalid/debian bookworm main\n`,
@@ -151,7 +160,12 @@ describe('apt-mirror.sh', () => {
       aptMirror(
         aptTree({
           ...base,
-          'sources.list.d/bp.sources': `Types: deb\nURIs: ${DEBIAN}\nSuites: bookworm-backports\nComponents: main\nEnabled: no\n`,
+          'sources.list.d/bp.sources':
+            `Types: deb\n` +
+            `URIs: ${DEBIAN}\n` +
+            `Suites: bookworm-backports\n` +
+            `Components: main\n` +
+            `Enabled: no\n`,
         }),
         '--has',
         'bookworm-backports',
@@ -175,7 +189,10 @@ describe('apt-mirror.sh', () => {
 
   it('no usable source: a clear message naming the files it read, exit 1', () => {
     const dir = aptTree({
-      'sources.list.d/debian.sources': `Types: deb\nURIs: ${SECURITY}\nSuites: bookworm-security\nComponents: main\n\nTypes: deb\nURIs: ${DEBIAN}\nSuites: trixie\nComponents: main\n\nTypes: deb-src\nURIs: ${DEBIAN}\nSuites: bookworm\nComponents: main\n`,
+      'sources.list.d/debian.sources':
+        `Types: deb\nURIs: ${SECURITY}\nSuites: bookworm-security\nComponents: main\n\n` +
+        `Types: deb\nURIs: ${DEBIAN}\nSuites: trixie\nComponents: main\n\n` +
+        `Types: deb-src\nURIs: ${DEBIAN}\nSuites: bookworm\nComponents: main\n`,
       'sources.list.d/other.list': `deb ${OTHER} bookworm stable\n`,
       'sources.list.d/off.list.disabled': `deb ${DEBIAN} bookworm main\n`,
     });
@@ -217,7 +234,9 @@ describe.skipIf(stale || adapterAnyway)(
 
     it('the bookworm-backports source takes the mirror of the bookworm source', () => {
       const dir = aptTree({
-        'sources.list.d/debian.sources': `Types: deb\nURIs: ${SECURITY}\nSuites: bookworm-security\nComponents: main\n\nTypes: deb\nURIs: ${DEBIAN}\nSuites: bookworm bookworm-updates\nComponents: main\n`,
+        'sources.list.d/debian.sources':
+          `Types: deb\nURIs: ${SECURITY}\nSuites: bookworm-security\nComponents: main\n\n` +
+          `Types: deb\nURIs: ${DEBIAN}\nSuites: bookworm bookworm-updates\nComponents: main\n`,
       });
       const r = setup(dir);
       expect(r.status).toBe(1);
@@ -312,7 +331,9 @@ describe('gpu-check.sh and device-check.sh without a GPU', () => {
     expect(existsSync(join(out, 'pattern.txt'))).toBe(true);
   });
 
-  it('device-check.sh packs the results after every stage into $OUT/device-check.tar.gz and exits 1 on a failure', () => {
+  const deviceCheckPacks =
+    'device-check.sh packs the results after every stage into $OUT/device-check.tar.gz and exits 1 on a failure';
+  it(deviceCheckPacks, () => {
     const OUT = join(tmp, 'dc');
     const r = run('bash', ['scripts/device-check.sh'], { ...noTorch, OUT, STAGES: 'torch,profile' });
     expect(r.status).toBe(0);

@@ -184,7 +184,9 @@ describe('subspace training', () => {
     Object.values(ts).forEach((t) => t.dispose());
   });
 
-  it('the sparse projection trained without storing P takes the same steps as the same P stored as basis tensors', async () => {
+  const sparseEqualsDense =
+    'the sparse projection trained without storing P takes the same steps as the same P stored as basis tensors';
+  it(sparseEqualsDense, async () => {
     const data = { train: toyData(64, 1), test: toyData(64, 2) };
     const o = {
       model: 'mlp',
@@ -206,7 +208,9 @@ describe('subspace training', () => {
     light.loss.forEach((l, k) => expect(Math.abs(l - stored.loss[k])).toBeLessThan(1e-3));
   }, 60_000);
 
-  it('a dense P too large for one binding is refused up front, naming the tensor and the sparse alternative', async () => {
+  const denseTooLarge =
+    'a dense P too large for one binding is refused up front, naming the tensor and the sparse alternative';
+  it(denseTooLarge, async () => {
     const data = { train: toyData(16, 1), test: toyData(16, 2) };
     const saved = gpu.bindingLimit;
     gpu.bindingLimit = 4 * 144 * 41 - 4; // the 144-weight first layer with 41 basis tensors does not fit

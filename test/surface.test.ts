@@ -70,7 +70,10 @@ describe('surface', () => {
 });
 
 describe('surface directions', () => {
-  it('a block point equals that point evaluated alone; --dir-file directions reproduce the surface; another architecture is named', async () => {
+  const blockPoint =
+    'a block point equals that point evaluated alone; --dir-file directions reproduce the surface; another ' +
+    'architecture is named';
+  it(blockPoint, async () => {
     const ds = { train: loadFashionMnist(data, 'train'), test: loadFashionMnist(data, 't10k') };
     const a = readCheckpoint(join(dir, 'm.safetensors'), ds.train.shape);
     const o: SurfaceOptions = {

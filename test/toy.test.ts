@@ -1,6 +1,7 @@
 // The toy landscape (Fort & Jastrzebski): the hyperplane threshold d_lim = D - n found by batched training, batched ray
 // evaluations equal to single-point CPU evaluations, and the projection that keeps connector steps in the hyperplanes
-// normal to a segment or simplex. (The wedge loss kernel itself is in the op cases: CPU reference and finite differences.)
+// normal to a segment or simplex. (The wedge loss kernel itself is in the op cases: CPU reference and
+// finite differences.)
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../src/engine/device.ts';
 import { Param } from '../src/engine/manifold.ts';
@@ -17,7 +18,9 @@ beforeAll(async () => {
 afterAll(() => gpu?.destroy());
 
 describe('toy landscape', () => {
-  it('optimization on random hyperplanes reaches zero loss exactly from d = D - n on (three n, trained together)', async () => {
+  const hyperplanesReachZero =
+    'optimization on random hyperplanes reaches zero loss exactly from d = D - n on (three n, trained together)';
+  it(hyperplanesReachZero, async () => {
     const D = 24,
       ns = [6, 12, 18];
     const ds = sweepDims(D, ns, 1, 0);
@@ -28,7 +31,9 @@ describe('toy landscape', () => {
     ns.forEach((n, i) => expect(h.rel[i][ds.indexOf(D - n - 1)]).toBeGreaterThan(100 * h.success));
   }, 120_000);
 
-  it('the wedge loss and its gradient at D = 10^6 (two points, n = 1,000 and 500,000) against the CPU reference', async () => {
+  const wedgeAtMillion =
+    'the wedge loss and its gradient at D = 10^6 (two points, n = 1,000 and 500,000) against the CPU reference';
+  it(wedgeAtMillion, async () => {
     const D = 1_000_000,
       ns = [1000, 500_000],
       r = rng(21);

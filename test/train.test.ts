@@ -69,7 +69,9 @@ describe('train', () => {
     for (const k of Object.keys(wa)) expect(Array.from(wb[k].data)).toEqual(Array.from(wa[k].data));
   });
 
-  it('a BN net saves its running statistics (updated in training, used for evaluation), resumed identically', async () => {
+  const bnStatistics =
+    'a BN net saves its running statistics (updated in training, used for evaluation), resumed identically';
+  it(bnStatistics, async () => {
     const c = trainConfig({ model: 'tiny', bn: true, epochs: 2, batch: 40, lr: 0.05, evalImages: 0, data }, () => data);
     const a = join(dir, 'bn-a'),
       b = join(dir, 'bn-b');

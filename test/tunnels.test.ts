@@ -34,7 +34,9 @@ describe('tunnels', () => {
     expect(crossing([0, 1], [1, 1.1], 2)).toBeNull();
   });
 
-  it('rays x distances in one batch equal single-point evaluations (SimpleCNN with dropout off in evaluation)', async () => {
+  const raysInOneBatch =
+    'rays x distances in one batch equal single-point evaluations (SimpleCNN with dropout off in evaluation)';
+  it(raysInOneBatch, async () => {
     const ds = { train: loadFashionMnist(data, 'train'), test: loadFashionMnist(data, 't10k') };
     const ck = readCheckpoint(join(dir, 'm.safetensors'), ds.train.shape);
     expect(ck.dropout).toBe(0.25);
@@ -63,7 +65,10 @@ describe('tunnels', () => {
     expect(t.loss.every((ray) => Math.abs(ray[0] - t.L0) < 1e-6)).toBe(true);
   }, 60_000);
 
-  it('the command writes config.json (settings, adapter, commit), metrics.json, tunnels.json and the plot; bad flags are named', async () => {
+  const commandOutputs =
+    'the command writes config.json (settings, adapter, commit), metrics.json, tunnels.json and the plot; bad flags ' +
+    'are named';
+  it(commandOutputs, async () => {
     const ds = { train: loadFashionMnist(data, 'train'), test: loadFashionMnist(data, 't10k') };
     const out = join(dir, 'cmd');
     const argv = ['--model-file', join(dir, 'm.safetensors'), '--rays', '2', '--points', '3', '--images', '10'];

@@ -14,13 +14,17 @@ describe('model zoo', () => {
 });
 
 describe('ResNet', () => {
-  it("ResNet-20 has the parameter count of He et al.'s CIFAR net (0.27M), its noshort twin fewer (no projections)", () => {
+  const resnet20Count =
+    "ResNet-20 has the parameter count of He et al.'s CIFAR net (0.27M), its noshort twin fewer (no projections)";
+  it(resnet20Count, () => {
     const r20 = parameterCount(modelSpec('resnet20', { input: [3, 32, 32] }).layers);
     expect(r20).toBe(272_474);
     expect(parameterCount(modelSpec('resnet20-noshort', { input: [3, 32, 32] }).layers)).toBeLessThan(r20);
   });
 
-  it("deeper and wider: ResNet-56 / 110 with He et al.'s 0.85M / 1.7M parameters, width 2 about 4x, bad depths named", () => {
+  const deeperAndWider =
+    "deeper and wider: ResNet-56 / 110 with He et al.'s 0.85M / 1.7M parameters, width 2 about 4x, bad depths named";
+  it(deeperAndWider, () => {
     const count = (n: string, width = 1) => parameterCount(modelSpec(n, { input: [3, 32, 32], width }).layers);
     expect(count('resnet56')).toBe(855_770);
     expect(count('resnet110')).toBe(1_730_714);

@@ -2,7 +2,8 @@
 // with its own materialized weights W = origin + scale * (dj * right + di * up_orth), its own forward and
 // backward (tf.variableGrads), gradients accumulated, then Adam with global-norm clipping.
 // Backends: 'cpu', 'wasm' (single-threaded in Node; convolutions get a user-level filter gradient, which the
-// shipped wasm backend lacks), 'webgpu' (on the same Dawn adapter as loss-atlas). Used by bench/mpo.ts, which first checks that the losses equal loss-atlas's.
+// shipped wasm backend lacks), 'webgpu' (on the same Dawn adapter as loss-atlas). Used by bench/mpo.ts, which first
+// checks that the losses equal loss-atlas's.
 import * as tf from '@tensorflow/tfjs';
 import { INPUT, type ModelDef, toGraph } from '../../src/models/graph.ts';
 import { type NodeOp, type OpType, rowOf } from '../../src/models/layers.ts';
@@ -117,7 +118,8 @@ const pads = (p: number | undefined) =>
     : 'valid';
 type TfOp<T extends OpType> = (l: Extract<NodeOp, { type: T }>, x: tf.Tensor[], p: tf.Tensor[]) => tf.Tensor;
 
-/** Each op of the layer table in tfjs, NHWC, with parameters in loss-atlas's layouts (conv [Cout, Cin, KH, KW], linear [O, F]). */
+/** Each op of the layer table in tfjs, NHWC, with parameters in loss-atlas's layouts (conv [Cout, Cin, KH, KW],
+ * linear [O, F]). */
 const TF: { [T in OpType]: TfOp<T> } = {
   conv: (l, [h], [w0, b]) => {
     const w = tf.transpose(w0, [2, 3, 1, 0]) as tf.Tensor4D;
@@ -218,7 +220,8 @@ function pointWeights(p: TfPlane, di: number, dj: number): tf.Tensor[] {
   return p.origin.map((o, i) => tf.add(o, tf.mul(p.scale, tf.add(tf.mul(dj, r[i]), tf.mul(tf.mul(di, f), u1[i])))));
 }
 
-/** Per-cell mean CE at the plane's current weights (for checking against loss-atlas). Async: webgpu cannot read synchronously in Node. */
+/** Per-cell mean CE at the plane's current weights (for checking against loss-atlas). Async: webgpu cannot
+ * read synchronously in Node. */
 export async function cellLosses(
   layers: ModelDef,
   p: TfPlane,

@@ -28,8 +28,10 @@ export function cifar10Dir(flag?: string | boolean): string {
 
 function missing(dir: string, file: string): DataError {
   return new DataError(
-    `${join(dir, file)}: file not found. Run \`npm run data:cifar10\` to download CIFAR-10 (binary version, ${CIFAR10.bytes} bytes, MD5 ${CIFAR10.md5}), ` +
-      `or put ${[...CIFAR10.train, ...CIFAR10.test].join(', ')} from ${CIFAR10.url} into ${dir} (or point --data / LOSS_ATLAS_CIFAR10 at them).`,
+    `${join(dir, file)}: file not found. Run \`npm run data:cifar10\`` +
+      ` to download CIFAR-10 (binary version, ${CIFAR10.bytes} bytes, MD5 ${CIFAR10.md5}), ` +
+      `or put ${[...CIFAR10.train, ...CIFAR10.test].join(', ')} from ${CIFAR10.url}` +
+      ` into ${dir} (or point --data / LOSS_ATLAS_CIFAR10 at them).`,
   );
 }
 
@@ -43,7 +45,9 @@ export function loadCifar10(dir: string, split: 'train' | 'test', limit?: number
     const size = statSync(p).size;
     if (size === 0 || size % CIFAR10.recordBytes !== 0) {
       throw new DataError(
-        `${p}: ${size} bytes is not a whole number of ${CIFAR10.recordBytes}-byte records (the official files are ${CIFAR10.recordBytes * CIFAR10.recordsPerFile} bytes): truncated or not a CIFAR-10 binary batch`,
+        `${p}: ${size} bytes is not a whole number of ${CIFAR10.recordBytes}-byte records` +
+          ` (the official files are ${CIFAR10.recordBytes * CIFAR10.recordsPerFile} bytes)` +
+          `: truncated or not a CIFAR-10 binary batch`,
       );
     }
     bufs.push(readFileSync(p));

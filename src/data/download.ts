@@ -33,7 +33,9 @@ export async function download(url: string, path: string, expectBytes: number, w
     res = await fetch(url);
   } catch (e) {
     throw new DataError(
-      `cannot download ${url} (${(e as Error).cause ?? (e as Error).message}). Without network access, download the archive elsewhere and put it at ${path}, or put the unpacked files into ${where}.`,
+      `cannot download ${url} (${(e as Error).cause ?? (e as Error).message}).` +
+        ` Without network access, download the archive elsewhere and put it at ${path},` +
+        ` or put the unpacked files into ${where}.`,
     );
   }
   if (!res.ok || !res.body)

@@ -5,7 +5,10 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 export function npyBytes(data: Float32Array, shape: number[]): Buffer {
   const n = shape.reduce((a, b) => a * b, 1);
   if (n !== data.length) throw new Error(`npy: ${data.length} values for shape [${shape}]`);
-  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
+  let header =
+    `{'descr': '<f4',` +
+    ` 'fortran_order': False,` +
+    ` 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
   const total = 10 + header.length + 1;
   header += `${' '.repeat((64 - (total % 64)) % 64)}\n`;
   const h = Buffer.alloc(10);

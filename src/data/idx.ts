@@ -1,4 +1,5 @@
-// IDX files (the MNIST family's format), gzip-compressed or not. Errors name the file, what was expected and what was found.
+// IDX files (the MNIST family's format), gzip-compressed or not. Errors name the file, what was expected and what was
+// found.
 import { readFileSync, existsSync, statSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 
@@ -27,7 +28,8 @@ export function readIdx(path: string, expectDims?: number): IdxArray {
   const ndim = magic & 0xff;
   if (magic >>> 8 !== 0x08 || ndim < 1 || ndim > 4) {
     throw new DataError(
-      `${path}: IDX magic 0x0000080${expectDims ?? 'n'} (unsigned bytes) expected, found 0x${magic.toString(16).padStart(8, '0')}`,
+      `${path}: IDX magic 0x0000080${expectDims ?? 'n'} (unsigned bytes)` +
+        ` expected, found 0x${magic.toString(16).padStart(8, '0')}`,
     );
   }
   if (expectDims !== undefined && ndim !== expectDims)
@@ -37,7 +39,8 @@ export function readIdx(path: string, expectDims?: number): IdxArray {
   const need = header + dims.reduce((a, b) => a * b, 1);
   if (buf.length !== need)
     throw new DataError(
-      `${path}: dims [${dims.join(', ')}] need ${need} bytes after decompression, found ${buf.length}${buf.length < need ? ' (truncated)' : ''}`,
+      `${path}: dims [${dims.join(', ')}] need ${need} bytes after decompression,` +
+        ` found ${buf.length}${buf.length < need ? ' (truncated)' : ''}`,
     );
   return { dims, data: new Uint8Array(buf.buffer, buf.byteOffset + header, need - header) };
 }

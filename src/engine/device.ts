@@ -56,9 +56,11 @@ export class Gpu {
    * whose invocations are SIMD lanes of one CPU thread). Default by adapter; LOSS_ATLAS_CONV=tiled|lanes overrides.
    */
   convKernels: ConvKernels;
-  /** Elements per invocation of the 1-D kernels that take a count (elementwise, combine, max-pool, optimizers): 16 on a CPU adapter. */
+  /** Elements per invocation of the 1-D kernels that take a count (elementwise, combine, max-pool, optimizers): 16 on a
+   * CPU adapter. */
   elemsPerThread: number;
-  /** Threads per partial sum of the reductions (gradient norm, plane dot products): a 256-thread tree on a GPU, 8 on a CPU adapter. */
+  /** Threads per partial sum of the reductions (gradient norm, plane dot products): a 256-thread tree on a GPU, 8 on a
+   * CPU adapter. */
   readonly reduceThreads: number;
   private encoder: GPUCommandEncoder | null = null;
   private pipelines = new Map<string, GPUComputePipeline>();
@@ -107,7 +109,8 @@ export class Gpu {
     const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
     if (!adapter) {
       throw new GpuError(
-        'No WebGPU adapter found. On a machine without a GPU, install Mesa lavapipe 25 (run `npm run setup` as root, or see scripts/setup.sh).',
+        'No WebGPU adapter found. On a machine without a GPU, install Mesa lavapipe 25' +
+          ' (run `npm run setup` as root, or see scripts/setup.sh).',
       );
     }
     const l = adapter.limits;
@@ -127,7 +130,8 @@ export class Gpu {
     if (options.verbose) {
       console.error(`[gpu] adapter: ${g.adapterInfo}`);
       console.error(
-        `[gpu] maxStorageBufferBindingSize ${(g.maxBinding / 2 ** 20).toFixed(0)} MiB, workgroup storage ${l.maxComputeWorkgroupStorageSize} B, timestamps ${g.hasTimestamps}`,
+        `[gpu] maxStorageBufferBindingSize ${(g.maxBinding / 2 ** 20).toFixed(0)} MiB,` +
+          ` workgroup storage ${l.maxComputeWorkgroupStorageSize} B, timestamps ${g.hasTimestamps}`,
       );
     }
     return g;
@@ -212,7 +216,9 @@ export class Gpu {
       const size = this.pool.usedBytes(buf);
       if (size > this.bindingLimit) {
         throw new GpuError(
-          `kernel ${d.kernel.name} (${d.what}): binding ${b.name} is ${size} bytes, over the binding limit ${this.bindingLimit} (maxStorageBufferBindingSize ${this.maxBinding}); run fewer points per block (see pointsPerBlock)`,
+          `kernel ${d.kernel.name} (${d.what}): binding ${b.name} is ${size} bytes,` +
+            ` over the binding limit ${this.bindingLimit} (maxStorageBufferBindingSize ${this.maxBinding});` +
+            ` run fewer points per block (see pointsPerBlock)`,
         );
       }
       entries.push({ binding: i + 1, resource: { buffer: buf, size } });

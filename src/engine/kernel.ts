@@ -16,7 +16,8 @@ export function storageDecls(bindings: Binding[], types: Record<string, string> 
   return bindings
     .map(
       (b, i) =>
-        `@group(0) @binding(${i + 1}) var<storage, ${b.write ? 'read_write' : 'read'}> ${b.name}: array<${types[b.name] ?? 'f32'}>;`,
+        `@group(0) @binding(${i + 1}) var<storage, ${b.write ? 'read_write' : 'read'}>` +
+        ` ${b.name}: array<${types[b.name] ?? 'f32'}>;`,
     )
     .join('\n');
 }
@@ -40,7 +41,9 @@ export const w = (name: string): Binding => ({ name, write: true });
 /** Linear workgroup index for 1-D work folded into x and y (x <= 65535). */
 export const FOLDED_ID = `let wg_lin = wid.y * nwg.x + wid.x;`;
 export const MAIN_1D = (wg: number) =>
-  `@compute @workgroup_size(${wg}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32)`;
+  `@compute @workgroup_size(${wg}) fn main(@builtin(workgroup_id) wid: vec3<u32>,` +
+  ` @builtin(num_workgroups) nwg: vec3<u32>,` +
+  ` @builtin(local_invocation_index) lid: u32)`;
 
 /** Splits a 1-D workgroup count into (x, y) with x <= max. */
 export function fold(groups: number, max = 65535): [number, number] {
@@ -86,5 +89,8 @@ export interface KernelSpec {
 
 /** WGSL uniform struct declaration for a field list. */
 export function uniformStruct(fields: KernelSpec['uniforms']): string {
-  return `struct Params {\n${fields.map(([n, t]) => `  ${n}: ${t},`).join('\n')}\n}\n@group(0) @binding(0) var<uniform> u: Params;\n`;
+  return (
+    `struct Params {\n${fields.map(([n, t]) => `  ${n}: ${t},`).join('\n')}\n}\n` +
+    `@group(0) @binding(0) var<uniform> u: Params;\n`
+  );
 }

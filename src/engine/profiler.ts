@@ -127,7 +127,8 @@ export class Profiler {
     ];
     for (const r of this.rows())
       lines.push(
-        `| ${r.name} | ${r.calls} | ${r.totalMs.toFixed(2)} | ${r.meanMs.toFixed(3)} | ${f(r.gflops)} | ${f(r.gbps)} | ${(r.share * 100).toFixed(1)}% |`,
+        `| ${r.name} | ${r.calls} | ${r.totalMs.toFixed(2)} | ${r.meanMs.toFixed(3)} |` +
+          ` ${f(r.gflops)} | ${f(r.gbps)} | ${(r.share * 100).toFixed(1)}% |`,
       );
     return lines.join('\n');
   }

@@ -105,7 +105,8 @@ export class TensorView {
 
 export type AnyTensor = Tensor | TensorView;
 
-/** Runs fn; disposes every tensor created inside that is not in the returned value (a tensor, array or object of tensors). */
+/** Runs fn; disposes every tensor created inside that is not in the returned value (a tensor, array or object of
+ * tensors). */
 export async function tidy<T>(gpu: Gpu, fn: () => T | Promise<T>): Promise<T> {
   let stack = scopes.get(gpu);
   if (!stack) scopes.set(gpu, (stack = []));

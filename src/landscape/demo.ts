@@ -61,7 +61,8 @@ export async function runDemo(gpu: Gpu, input: OptionInput<typeof DEMO.options>)
       run = run ? 0.7 * run + 0.3 * loss[0] : loss[0];
       const s = (performance.now() - t0) / 1000;
       console.log(
-        `step ${String(step).padStart(4)}/${steps}  loss ${loss[0].toFixed(3)} (smoothed ${run.toFixed(3)})  batch acc ${(acc[0] * 100).toFixed(0)}%  ${((step * batch) / s).toFixed(0)} images/s`,
+        `step ${String(step).padStart(4)}/${steps}  loss ${loss[0].toFixed(3)} (smoothed ${run.toFixed(3)})` +
+          `  batch acc ${(acc[0] * 100).toFixed(0)}%  ${((step * batch) / s).toFixed(0)} images/s`,
       );
     }
     tape.dispose();
@@ -90,13 +91,15 @@ export async function runDemo(gpu: Gpu, input: OptionInput<typeof DEMO.options>)
   const te = performance.now();
   const { loss, acc } = await evaluatePoints(gpu, line, coefs, xt, yt);
   console.log(
-    `\n${K} points on a filter-normalized random line through the trained weights, ${test.n} test images each, one batched pass (${((performance.now() - te) / 1000).toFixed(1)} s):`,
+    `\n${K} points on a filter-normalized random line through the trained weights,` +
+      ` ${test.n} test images each, one batched pass (${((performance.now() - te) / 1000).toFixed(1)} s):`,
   );
   const maxL = Math.max(...loss);
   alphas.forEach((a, k) => {
     const bar = '#'.repeat(Math.round((loss[k] / maxL) * 40));
     console.log(
-      `  alpha ${a >= 0 ? ' ' : ''}${a.toFixed(1)}  loss ${loss[k].toFixed(3).padStart(7)}  acc ${(acc[k] * 100).toFixed(1).padStart(5)}%  ${bar}`,
+      `  alpha ${a >= 0 ? ' ' : ''}${a.toFixed(1)}  loss ${loss[k].toFixed(3).padStart(7)}` +
+        `  acc ${(acc[k] * 100).toFixed(1).padStart(5)}%  ${bar}`,
     );
   });
   xt.dispose();

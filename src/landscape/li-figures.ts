@@ -110,7 +110,8 @@ function scale(kind: 'cpu' | 'full' | 'smoke'): Scale {
   };
 }
 
-/** Small vs large batch (the large one 256 at CPU size, where 4,000 images give a 1,024 batch only 4 steps an epoch). */
+/** Small vs large batch (the large one 256 at CPU size, where 4,000 images give a 1,024 batch only 4 steps an
+ * epoch). */
 function batchNets(o: { epochs: number; milestones: number[]; model: string; large: number }): Net[] {
   // wd as written in the run directories' names
   const runs: [number, string][] = [

@@ -80,7 +80,8 @@ export function loadModel(gpu: Gpu, layers: ReturnType<typeof modelSpec>['layers
   const noStates = model.states.every((p) => !tensors[p.name]);
   if (noStates && model.states.length)
     console.warn(
-      `${path}: no batch-norm running statistics in the file (written before loss-atlas kept them): starting them at mean 0, variance 1`,
+      `${path}: no batch-norm running statistics in the file (written before loss-atlas kept them)` +
+        `: starting them at mean 0, variance 1`,
     );
   for (const p of [...model.params, ...(noStates ? [] : model.states)]) {
     const t = tensors[p.name];
@@ -231,7 +232,9 @@ export async function runTrain(
       };
       appendFileSync(join(out, 'log.jsonl'), `${JSON.stringify({ epoch: epoch + 1, lr: opt.o.lr, ...last })}\n`);
       log(
-        `epoch ${epoch + 1}/${cfg.epochs}  lr ${opt.o.lr.toPrecision(3)}  train loss ${last.train_loss.toFixed(4)} acc ${(last.train_acc * 100).toFixed(1)}%  test loss ${te.loss.toFixed(4)} acc ${(te.acc * 100).toFixed(1)}%  ${seconds.toFixed(0)} s`,
+        `epoch ${epoch + 1}/${cfg.epochs}  lr ${opt.o.lr.toPrecision(3)}` +
+          `  train loss ${last.train_loss.toFixed(4)} acc ${(last.train_acc * 100).toFixed(1)}%` +
+          `  test loss ${te.loss.toFixed(4)} acc ${(te.acc * 100).toFixed(1)}%  ${seconds.toFixed(0)} s`,
       );
       const w = await weightsOf(model);
       if (cfg.snapshots) {

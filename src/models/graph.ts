@@ -105,7 +105,8 @@ export function initStates(m: ModelDef, B: number): Float32Array[] {
   });
 }
 
-/** PyTorch's default init (U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for conv and linear weights and biases), B independent draws. */
+/** PyTorch's default init (U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for conv and linear weights and biases), B independent
+ * draws. */
 export function initParams(m: ModelDef, B: number, seed: number): Float32Array[] {
   const r = rng(seed);
   return paramShapes(m).map((p) => {

@@ -10,7 +10,8 @@ import { type AnyTensor, numel, outSize, shapeStr, type Tensor } from '../engine
 /** The GELU forms: erf (exact, PyTorch's default) and tanh (the approximation, approximate='tanh'). */
 export type GeluForm = 'erf' | 'tanh';
 
-/** A layer of a model description: the leaf layers of the table, plus `residual` (a shortcut block, sugar for an `add` node). */
+/** A layer of a model description: the leaf layers of the table, plus `residual` (a shortcut block, sugar for an `add`
+ * node). */
 export type Layer =
   | { type: 'conv'; cin: number; cout: number; k: number; stride?: number; pad?: number; bias?: boolean }
   | { type: 'linear'; in: number; out: number; bias?: boolean }

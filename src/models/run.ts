@@ -14,7 +14,8 @@ export function pointsPerBlock(gpu: Gpu, layers: ModelDef, N: number, inShape: n
   const byBinding = Math.floor(gpu.bindingLimit / maxAct);
   if (byBinding < 1)
     throw new Error(
-      `one point's activations (${maxAct} bytes for a batch of ${N}) exceed the binding limit ${gpu.bindingLimit}: use a smaller batch`,
+      `one point's activations (${maxAct} bytes for a batch of ${N})` +
+        ` exceed the binding limit ${gpu.bindingLimit}: use a smaller batch`,
     );
   return Math.max(1, Math.min(K, byBinding, gpu.maxGroups));
 }

@@ -24,7 +24,9 @@ export const MODEL_NAMES = [
 ] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
 /** How the help texts list the models: the fixed names plus the ResNet family. */
-export const MODEL_HELP = `${MODEL_NAMES.filter((n) => !n.startsWith('resnet')).join(', ')}, resnet<D>[-noshort] (D = 6n+2: 8, 20, 32, 44, 56, 110, ...)`;
+export const MODEL_HELP =
+  `${MODEL_NAMES.filter((n) => !n.startsWith('resnet')).join(', ')}` +
+  `, resnet<D>[-noshort] (D = 6n+2: 8, 20, 32, 44, 56, 110, ...)`;
 
 /** resnet<D> or resnet<D>-noshort with D = 6n + 2 -> n and the shortcut flag, else null. */
 export function parseResNet(name: string): { n: number; depth: number; noShortcut: boolean } | null {
@@ -55,7 +57,9 @@ export function modelSpec(
     return {
       layers: resNet({ n: rn.n, width, inChannels: input[0], noShortcut: rn.noShortcut }),
       input,
-      description: `ResNet-${rn.depth}${width > 1 ? ` x${width} wide` : ''}${rn.noShortcut ? ' without shortcuts' : ''} (CIFAR-style, as Li et al. 2018)`,
+      description:
+        `ResNet-${rn.depth}${width > 1 ? ` x${width} wide` : ''}${rn.noShortcut ? ' without shortcuts' : ''}` +
+        ` (CIFAR-style, as Li et al. 2018)`,
     };
   }
   if (width !== 1) throw new Error(`--width ${width}: only the ResNets have a width factor (model "${name}")`);
@@ -93,7 +97,9 @@ export function modelSpec(
           skip: o.skip,
         }),
         input: [1, 28, 28],
-        description: `the reference random-squares net: conv 1-8-8-32-32-64-64, no max-pool${o.skip ? ', residual blocks' : ''}, adaptive pool 4x4, dense 1024-128-10`,
+        description:
+          `the reference random-squares net: conv 1-8-8-32-32-64-64, no max-pool${o.skip ? ', residual blocks' : ''}` +
+          `, adaptive pool 4x4, dense 1024-128-10`,
       };
     case 'squares-small': {
       // a CPU-sized stand-in for the random-squares net with the same three variants
@@ -119,7 +125,9 @@ export function modelSpec(
       return {
         layers,
         input,
-        description: `conv 1-4-4-8-8 with max-pool after the first and third${o.skip ? ', residual repeats' : ''}, adaptive pool 4x4, dense 128-32-10 (CPU-sized random-squares net)`,
+        description:
+          `conv 1-4-4-8-8 with max-pool after the first and third${o.skip ? ', residual repeats' : ''}` +
+          `, adaptive pool 4x4, dense 128-32-10 (CPU-sized random-squares net)`,
       };
     }
     case 'simplecnn': {
@@ -144,7 +152,9 @@ export function modelSpec(
       return {
         layers,
         input,
-        description: `SimpleCNN (Fort & Jastrzebski): conv ${input[0]}-16-32-32, tanh, max-pool, linear ${f}-10${p > 0 ? `, dropout ${p}` : ''}`,
+        description:
+          `SimpleCNN (Fort & Jastrzebski): conv ${input[0]}-16-32-32, tanh, max-pool` +
+          `, linear ${f}-10${p > 0 ? `, dropout ${p}` : ''}`,
       };
     }
     case 'mlp': {
@@ -172,7 +182,8 @@ export function modelSpec(
   }
 }
 
-/** Conv blocks of the MPO reference: conv3x3 (pad 1) -> [BN] -> ReLU -> [max-pool 2], then adaptive pool, flatten, dense layers. */
+/** Conv blocks of the MPO reference: conv3x3 (pad 1) -> [BN] -> ReLU -> [max-pool 2], then adaptive pool, flatten,
+ * dense layers. */
 export function convNet(o: {
   channels: number[];
   dense: number[];

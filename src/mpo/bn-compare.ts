@@ -91,7 +91,9 @@ export async function bnCompare(gpu: Gpu, o: OptionInput<typeof BN_COMPARE.optio
   const out = o.out ?? join('runs', `bn-compare-${stamp}`);
   mkdirSync(out, { recursive: true });
   console.log(
-    `adapter: ${gpu.adapterInfo}\nbn-compare into ${out}: ${VARIANTS.length} variants x ${fills.length} fills x ${seeds.length} seeds, model ${base.model}, ${size}x${size} masks, ${base.steps} steps each`,
+    `adapter: ${gpu.adapterInfo}\n` +
+      `bn-compare into ${out}: ${VARIANTS.length} variants x ${fills.length} fills x ${seeds.length} seeds,` +
+      ` model ${base.model}, ${size}x${size} masks, ${base.steps} steps each`,
   );
   const data = loadData(base);
   const results: Record<string, Record<string, number[]>> = {};
@@ -123,7 +125,9 @@ export async function bnCompare(gpu: Gpu, o: OptionInput<typeof BN_COMPARE.optio
         done++;
         const el = (performance.now() - t0) / 1000;
         console.error(
-          `[${done}/${total}] ${v.name} fill ${p} seed ${seed}: test acc_diff ${m.test.acc_diff.toFixed(3)}, loss_diff ${m.test.loss_diff.toFixed(2)}  (${el.toFixed(0)} s, ETA ${((el / done) * (total - done)).toFixed(0)} s)`,
+          `[${done}/${total}] ${v.name} fill ${p} seed ${seed}:` +
+            ` test acc_diff ${m.test.acc_diff.toFixed(3)}, loss_diff ${m.test.loss_diff.toFixed(2)}` +
+            `  (${el.toFixed(0)} s, ETA ${((el / done) * (total - done)).toFixed(0)} s)`,
         );
       }
     }
@@ -162,9 +166,13 @@ export async function bnCompare(gpu: Gpu, o: OptionInput<typeof BN_COMPARE.optio
     ];
     for (const r of rows)
       md.push(
-        `| ${r.variant} | ${r.byFill.map((b) => `${get(b).mean.toFixed(digits)} ± ${get(b).sd.toFixed(digits)}`).join(' | ')} |`,
+        `| ${r.variant} | ` +
+          `${r.byFill.map((b) => `${get(b).mean.toFixed(digits)} ± ${get(b).sd.toFixed(digits)}`).join(' | ')} |`,
       );
-    return `test ${metric} (mean ± sd over seeds ${seeds.join(', ')}), ${base.model}, ${size}x${size} random squares, ${base.steps} steps\n\n${md.join('\n')}\n`;
+    return (
+      `test ${metric} (mean ± sd over seeds ${seeds.join(', ')}),` +
+      ` ${base.model}, ${size}x${size} random squares, ${base.steps} steps\n\n${md.join('\n')}\n`
+    );
   };
   const table = `${tableOf('acc_diff', (b) => b, 3)}\n${tableOf('loss_diff', (b) => b.lossDiff, 2)}`;
   writeFileSync(join(out, 'bn_compare.md'), table);

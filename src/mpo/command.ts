@@ -265,7 +265,9 @@ export async function mpoCommand(gpu: Gpu, o: MpoOptions, defaultPreset = 'fashi
   const cpu = gpu.isCpu;
   if (cpu && cfg.experiment !== 'quick' && cfg.steps > 2000) {
     console.error(
-      `warning: ${gpu.adapterInfo.split(' / ').pop()} is a CPU adapter; the full ${cfg.experiment} settings (${cfg.steps} steps of ${cfg.batch} images) will take a very long time here. --quick runs a CPU-sized version.`,
+      `warning: ${gpu.adapterInfo.split(' / ').pop()} is a CPU adapter;` +
+        ` the full ${cfg.experiment} settings (${cfg.steps} steps of ${cfg.batch} images)` +
+        ` will take a very long time here. --quick runs a CPU-sized version.`,
     );
   }
   console.log(`adapter: ${gpu.adapterInfo}`);
@@ -281,13 +283,16 @@ export async function mpoCommand(gpu: Gpu, o: MpoOptions, defaultPreset = 'fashi
     const m = r.metrics;
     console.log(`\nfinished ${m.steps} steps in ${fmtTime(m.seconds)}${r.stoppedEarly ? ' (early stop)' : ''}`);
     console.log(
-      `test:  acc_diff ${m.test.acc_diff.toFixed(3)}  loss_diff ${m.test.loss_diff.toFixed(3)}  agreement ${m.test.agreement.toFixed(3)}`,
+      `test:  acc_diff ${m.test.acc_diff.toFixed(3)}  loss_diff ${m.test.loss_diff.toFixed(3)}` +
+        `  agreement ${m.test.agreement.toFixed(3)}`,
     );
     console.log(
-      `train: acc_diff ${m.train.acc_diff.toFixed(3)}  loss_diff ${m.train.loss_diff.toFixed(3)}  agreement ${m.train.agreement.toFixed(3)}`,
+      `train: acc_diff ${m.train.acc_diff.toFixed(3)}  loss_diff ${m.train.loss_diff.toFixed(3)}` +
+        `  agreement ${m.train.agreement.toFixed(3)}`,
     );
     console.log(
-      `pictures: ${join(out, 'summary.png')} (also mask.png, loss_test.png, acc_test.png, loss_train.png, acc_train.png)`,
+      `pictures: ${join(out, 'summary.png')}` +
+        ` (also mask.png, loss_test.png, acc_test.png, loss_train.png, acc_train.png)`,
     );
     return 0;
   });

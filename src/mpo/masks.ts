@@ -110,7 +110,8 @@ export function iconMask(name: string, H: number, W = H): Mask {
   return { H, W, data, name };
 }
 
-/** Any image sharp reads: alpha channel when the image has a non-trivial one, else luminance; resized to the grid, thresholded at 0.5. */
+/** Any image sharp reads: alpha channel when the image has a non-trivial one, else luminance; resized to the grid,
+ * thresholded at 0.5. */
 export async function imageMask(path: string, H: number, W = H): Promise<Mask> {
   if (!existsSync(path)) throw new MaskError(`mask image ${path}: file not found`);
   let img: sharp.Sharp, meta: sharp.Metadata;
@@ -146,7 +147,8 @@ export async function imageMask(path: string, H: number, W = H): Promise<Mask> {
   return { H, W, data: out, name: path };
 }
 
-/** The reference's randomly_filled_square: 30 x 30, a ring at rows/columns 1 and 28, interior [2, 28) filled with probability p. */
+/** The reference's randomly_filled_square: 30 x 30, a ring at rows/columns 1 and 28, interior [2, 28) filled with
+ * probability p. */
 export function randomSquaresMask(p: number, seed: number, size = 30): Mask {
   if (!(p >= 0 && p <= 1)) throw new MaskError(`random:P needs 0 <= P <= 1, got ${p}`);
   const r = rng(seed);
@@ -216,7 +218,8 @@ export async function loadMask(spec: string, grid: number, seed = 1): Promise<Ma
   for (const v of t) v > 0 ? good++ : v < 0 ? bad++ : 0;
   if (good === 0 || bad === 0) {
     throw new MaskError(
-      `mask ${m.name} (${m.H}x${m.W}) has ${good} white and ${bad} black boundary cells: it needs both (is the picture empty or all one colour?)`,
+      `mask ${m.name} (${m.H}x${m.W}) has ${good} white and ${bad} black boundary cells` +
+        `: it needs both (is the picture empty or all one colour?)`,
     );
   }
   return m;

@@ -34,7 +34,9 @@ ${MAIN_1D(wg)} {
     if (lid < st) { red[lid] += red[lid + st]; }
     workgroupBarrier();
   }
-  if (lid == 0u) { let b = (u.off + wg_lin) * 3u; part[b] = red[0].x; part[b + 1u] = red[0].y; part[b + 2u] = red[0].z; }
+  if (lid == 0u) {
+    let b = (u.off + wg_lin) * 3u; part[b] = red[0].x; part[b + 1u] = red[0].y; part[b + 2u] = red[0].z;
+  }
 }`;
   return kernel('plane.dots', `wg${wg}`, U, [r('o'), r('rp'), r('up'), r('g'), w('part')], body, wg);
 }

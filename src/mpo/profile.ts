@@ -37,7 +37,8 @@ export async function profileCommand(gpu: Gpu, o: OptionInput<typeof PROFILE.opt
   if (!prof) throw new Error(`adapter ${gpu.adapterInfo} has no timestamp-query: cannot profile`);
   console.log(`adapter: ${gpu.adapterInfo}`);
   console.log(
-    `profiling ${steps} MPO steps: model ${cfg.model}${cfg.bn ? ' + BN' : ''}, ${cfg.cellsPerStep}+${cfg.cellsPerStep} cells x ${cfg.batch} images`,
+    `profiling ${steps} MPO steps: model ${cfg.model}${cfg.bn ? ' + BN' : ''},` +
+      ` ${cfg.cellsPerStep}+${cfg.cellsPerStep} cells x ${cfg.batch} images`,
   );
   const walls: number[] = [];
   let last = performance.now(),

@@ -1,6 +1,7 @@
 // Adam on the host over a flat vector (for the few coefficients of low-dimensional training).
 
-/** Adam over a flat vector, with a mask of trainable entries and a cosine learning-rate decay (host side: d is small). */
+/** Adam over a flat vector, with a mask of trainable entries and a cosine learning-rate decay (host side: d is
+ * small). */
 export class HostAdam {
   private m: Float64Array;
   private v: Float64Array;

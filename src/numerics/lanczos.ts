@@ -21,7 +21,8 @@ export class Lanczos {
   /** The Krylov space is exhausted (beta = 0): the Ritz values are exact eigenvalues of the operator. */
   exhausted = false;
 
-  /** n: vector length; the start vector is Gaussian from the seed (so a point's result does not depend on its block). */
+  /** n: vector length; the start vector is Gaussian from the seed (so a point's result does not depend on its
+   * block). */
   constructor(
     readonly n: number,
     seed: number,

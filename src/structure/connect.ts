@@ -144,7 +144,8 @@ export async function runConnect(
   const spec = checkpointSpec(cks[0], data.train.shape);
   if (spec.layers.some((l) => l.type === 'bn'))
     log(
-      "note: batch norm is evaluated with each point's batch statistics along the paths (running statistics of a connector point do not exist)",
+      "note: batch norm is evaluated with each point's batch statistics along the paths" +
+        ' (running statistics of a connector point do not exist)',
     );
   const optima = cks.map((c) => flatOf(c.weights));
   const m = cks.length - 1;
@@ -179,7 +180,8 @@ export async function runConnect(
     if (o.method === 'fort') {
       const ts = Array.from({ length: o.points }, (_, j) => (j + 1) / (o.points + 1));
       log(
-        `optimizing ${o.points} points on the segment within the hyperplanes normal to it (${o.steps} steps, all points batched)`,
+        `optimizing ${o.points} points on the segment within the hyperplanes normal to it` +
+          ` (${o.steps} steps, all points batched)`,
       );
       const inner = await fortNodes(
         gpu,
@@ -256,7 +258,8 @@ export async function runConnect(
     const lat = m === 2 ? simplexLattice(2, r) : [Array(m + 1).fill(1 / (m + 1))];
     const interior = lat.filter((l) => l.filter((v) => v > 0).length > 1 || m > 2);
     log(
-      `optimizing ${interior.length} point(s) of the ${m}-simplex within the (D - ${m})-dimensional hyperplanes normal to it`,
+      `optimizing ${interior.length} point(s) of the ${m}-simplex` +
+        ` within the (D - ${m})-dimensional hyperplanes normal to it`,
     );
     const opt = await fortNodes(gpu, spec, optima, interior, data.train, o, log);
     const centre = Array(m + 1).fill(1 / (m + 1));

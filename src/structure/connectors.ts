@@ -130,7 +130,8 @@ export async function fortNodes(
       for (let i = 0; i < x.length; i++) x[i] = starts[Math.floor(i / P)][i % P] + dev[i];
       if ((s + 1) % Math.max(1, Math.floor(o.steps / 5)) === 0)
         log(
-          `  step ${s + 1}/${o.steps}: mean batch loss of the ${J} points ${(loss.reduce((a, b) => a + b, 0) / J).toFixed(4)}`,
+          `  step ${s + 1}/${o.steps}: mean batch loss of the ${J} points` +
+            ` ${(loss.reduce((a, b) => a + b, 0) / J).toFixed(4)}`,
         );
     }
   } finally {
@@ -179,7 +180,8 @@ export async function garipovBend(
       opt.step(bend, gradRows(grads, shapes, 3)[1]);
       if ((s + 1) % Math.max(1, Math.floor(o.steps / 5)) === 0)
         log(
-          `  step ${s + 1}/${o.steps}: mean loss at the sampled t ${(loss.reduce((a, b) => a + b, 0) / ts.length).toFixed(4)}`,
+          `  step ${s + 1}/${o.steps}: mean loss at the sampled t` +
+            ` ${(loss.reduce((a, b) => a + b, 0) / ts.length).toFixed(4)}`,
         );
     }
   } finally {

@@ -65,7 +65,8 @@ export async function runMSweep(
     const set = optima.slice(0, m + 1);
     const centre = Array(m + 1).fill(1 / (m + 1));
     log(
-      `m = ${m}: optimizing the centre of ${m + 1} optima within the (D - ${m})-dimensional hyperplane normal to their simplex`,
+      `m = ${m}: optimizing the centre of ${m + 1} optima` +
+        ` within the (D - ${m})-dimensional hyperplane normal to their simplex`,
     );
     const [opt] = await fortNodes(gpu, spec, set, [centre], data.train, o, log);
     const flat = Float32Array.from(opt, (_, i) => set.reduce((a, w) => a + w[i], 0) / (m + 1));
@@ -91,7 +92,9 @@ export async function runMSweep(
       centre_test_acc: ev.test_acc[1],
     });
     log(
-      `  m = ${m}: centre train loss ${ev.train_loss[0].toFixed(3)} -> ${ev.train_loss[1].toFixed(3)}; short directions ${optShort.toFixed(1)} (flat centre ${flatShort.toFixed(1)}, optimum ${state.optimum_short.toFixed(1)})`,
+      `  m = ${m}: centre train loss ${ev.train_loss[0].toFixed(3)} -> ${ev.train_loss[1].toFixed(3)};` +
+        ` short directions ${optShort.toFixed(1)} (flat centre ${flatShort.toFixed(1)}` +
+        `, optimum ${state.optimum_short.toFixed(1)})`,
     );
     save();
   }

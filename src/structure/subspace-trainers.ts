@@ -1,5 +1,5 @@
-// The two ways to train theta = theta0 + P z for many d at once: P stored as basis tensors (dense), or only its nonzeros
-// (sparse, WGSL kernels expanding theta0 + P z and projecting P^T g).
+// The two ways to train theta = theta0 + P z for many d at once: P stored as basis tensors (dense), or only its
+// nonzeros (sparse, WGSL kernels expanding theta0 + P z and projecting P^T g).
 import type { Gpu } from '../engine/device.ts';
 import { Manifold } from '../engine/manifold.ts';
 import { crossEntropy } from '../engine/ops/loss.ts';
@@ -107,7 +107,8 @@ export function projection(D: number, d: number, kind: SubspaceOptions['projecti
   return cols;
 }
 
-/** One way of training the K points z_k (k = one d of the sweep): a step on a batch, evaluation, the final coefficients. */
+/** One way of training the K points z_k (k = one d of the sweep): a step on a batch, evaluation, the final
+ * coefficients. */
 export interface SubspaceTrainer {
   /** Forward + backward of the K points on the batch and one Adam step on z; returns the batch losses. */
   step(x: Tensor, y: Tensor): Promise<Float32Array>;
@@ -134,7 +135,11 @@ export function basisTrainer(
   const big = theta0.findIndex((t) => B * t.length * 4 > gpu.bindingLimit);
   if (big >= 0)
     throw new Error(
-      `--projection dense: ${paramShapes(layers)[big].name} (${theta0[big].length} weights) with ${B} basis tensors needs ${B * theta0[big].length * 4} bytes in one binding, over the adapter's limit of ${gpu.bindingLimit} (all of P: ${((4 * B * theta0.reduce((a, t) => a + t.length, 0)) / 2 ** 30).toFixed(2)} GiB); use --projection sparse (P never stored densely) or a smaller largest d`,
+      `--projection dense: ${paramShapes(layers)[big].name} (${theta0[big].length} weights)` +
+        ` with ${B} basis tensors needs ${B * theta0[big].length * 4} bytes in one binding,` +
+        ` over the adapter's limit of ${gpu.bindingLimit}` +
+        ` (all of P: ${((4 * B * theta0.reduce((a, t) => a + t.length, 0)) / 2 ** 30).toFixed(2)} GiB);` +
+        ` use --projection sparse (P never stored densely) or a smaller largest d`,
     );
   let off = 0;
   const model = new Model(

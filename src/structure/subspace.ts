@@ -99,7 +99,8 @@ export async function runSubspace(
       yt.dispose();
       if ((s + 1) % Math.max(1, Math.floor(o.steps / 5)) === 0)
         log(
-          `  step ${s + 1}/${o.steps}: batch loss d = ${o.ds[0]}: ${l[0].toFixed(3)} ... d = ${o.ds[K - 1]}: ${l[K - 1].toFixed(3)}; full space ${l1.loss[0].toFixed(3)}`,
+          `  step ${s + 1}/${o.steps}: batch loss d = ${o.ds[0]}: ${l[0].toFixed(3)}` +
+            ` ... d = ${o.ds[K - 1]}: ${l[K - 1].toFixed(3)}; full space ${l1.loss[0].toFixed(3)}`,
         );
     }
     const pick = Array.from(permutation(data.test.n, rng(o.seed + 3))).slice(
@@ -221,10 +222,13 @@ export async function subspaceCommand(
     gpu.pool.resetPeak();
     const r = await runSubspace(gpu, data, { ...settings, model }, log);
     log(
-      `  peak GPU memory ${(gpu.pool.peakBytes / 2 ** 20).toFixed(1)} MiB (${projection} P, D = ${r.D}, d up to ${ds[ds.length - 1]}, direct training included)`,
+      `  peak GPU memory ${(gpu.pool.peakBytes / 2 ** 20).toFixed(1)} MiB` +
+        ` (${projection} P, D = ${r.D}, d up to ${ds[ds.length - 1]}, direct training included)`,
     );
     log(
-      `  D = ${r.D}: direct ${(100 * r.fullAcc).toFixed(1)}%; ${r.ds.map((d, i) => `d=${d}: ${(100 * r.acc[i]).toFixed(1)}%`).join(', ')}; d_int90 = ${r.dInt90 ?? `> ${ds[ds.length - 1]}`}`,
+      `  D = ${r.D}: direct ${(100 * r.fullAcc).toFixed(1)}%;` +
+        ` ${r.ds.map((d, i) => `d=${d}: ${(100 * r.acc[i]).toFixed(1)}%`).join(', ')}` +
+        `; d_int90 = ${r.dInt90 ?? `> ${ds[ds.length - 1]}`}`,
     );
     runs.push({ label: `${model} (D = ${r.D})`, r });
   }

@@ -206,7 +206,8 @@ export async function runSwa(
   const spec = checkpointSpec(ck, data.train.shape);
   if (spec.layers.some((l) => l.type === 'bn'))
     log(
-      'note: batch norm is evaluated with batch statistics here (an average of weights has no running statistics of its own)',
+      'note: batch norm is evaluated with batch statistics here' +
+        ' (an average of weights has no running statistics of its own)',
     );
   const pick = Array.from(permutation(data.test.n, rng(o.seed + 1))).slice(0, Math.min(o.images, data.test.n));
   const runs: SwaRun[] = [];
@@ -220,7 +221,8 @@ export async function runSwa(
     const r = { lr, ...(await evaluateSnapshots(gpu, spec, snaps, data.test, pick)) };
     const mean = r.individual.reduce((a, b) => a + b, 0) / r.individual.length;
     log(
-      `  individual ${(100 * mean).toFixed(1)}% (mean), weight average ${(100 * r.swa).toFixed(1)}%, ensemble ${(100 * r.ensemble).toFixed(1)}%`,
+      `  individual ${(100 * mean).toFixed(1)}% (mean), weight average ${(100 * r.swa).toFixed(1)}%` +
+        `, ensemble ${(100 * r.ensemble).toFixed(1)}%`,
     );
     runs.push(r);
   }

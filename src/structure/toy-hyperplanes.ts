@@ -74,7 +74,8 @@ export async function hyperplaneSweep(
   }
 }
 
-/** Full-space optimization of K points from random starts (B = K, identity coefficients: basis gradients are per point). */
+/** Full-space optimization of K points from random starts (B = K, identity coefficients: basis gradients are
+ * per point). */
 export async function optimizePoints(
   gpu: Gpu,
   starts: Float32Array[],

@@ -232,7 +232,8 @@ export async function runToy(
   writeRunConfig(out, 'toy', { D, ns, steps, lr, success, seed, n }, gpu);
   const ds = sweepDims(D, ns, o.span);
   log(
-    `(a) ${ns.length} wedge dimensions x ${ds.length} hyperplane dimensions = ${ns.length * ds.length} points trained together, ${steps} steps`,
+    `(a) ${ns.length} wedge dimensions x ${ds.length} hyperplane dimensions = ${ns.length * ds.length}` +
+      ` points trained together, ${steps} steps`,
   );
   const h = await hyperplaneSweep(gpu, { D, ns, ds, steps, lr, seed, success }, (s, best) =>
     log(`  step ${s}: best final/initial ${best.toExponential(2)}`),
@@ -242,7 +243,8 @@ export async function runToy(
   log(`(b) two optima (n = ${n}) and a connector of ${o.points} points`);
   const c = await toyConnector(gpu, { D, n, J: o.points, steps, lr, seed, dense: 101 });
   log(
-    `  barrier: straight line ${c.barrierLine.toFixed(3)}, connector ${c.barrierConnector.toFixed(4)}; different wedges: ${c.differentWedges}`,
+    `  barrier: straight line ${c.barrierLine.toFixed(3)}, connector ${c.barrierConnector.toFixed(4)}` +
+      `; different wedges: ${c.differentWedges}`,
   );
   await plotConnector(
     c,

@@ -1,8 +1,8 @@
 // `loss-atlas tunnels`: radial low-loss tunnels around an optimum (Fort & Jastrzebski 2019, Fig. 2 and 5): the loss
-// along R random unit directions v_r at distances a (theta + a v_r), all rays and distances one batch of manifold points
-// (basis [theta, v_1 .. v_R], coefficients (1, a e_r)); the tunnel width of a ray is the distance at which the loss
-// first exceeds L(theta) + delta. `--sweep` trains SimpleCNN optima over learning rate, L2, dropout and batch size and
-// plots the mean width against each.
+// along R random unit directions v_r at distances a (theta + a v_r), all rays and distances one batch of manifold
+// points (basis [theta, v_1 .. v_R], coefficients (1, a e_r)); the tunnel width of a ray is the distance at which the
+// loss first exceeds L(theta) + delta. `--sweep` trains SimpleCNN optima over learning rate, L2, dropout and batch size
+// and plots the mean width against each.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gpu } from '../engine/device.ts';
@@ -129,7 +129,8 @@ export const TUNNELS = defineCommand({
 The loss along --rays random unit directions from a checkpoint at --points distances up to --max x ||theta|| (all in
 one batch), and the tunnel width of each ray: the distance where the loss first exceeds L(theta) + --delta.
 --sweep trains SimpleCNN optima on Fashion-MNIST (base: lr 0.05, batch 128, no L2, no dropout) varying one factor at a
-time: learning rate 0.01 / 0.03 / 0.05 / 0.1, L2 0 / 5e-4 / 5e-3, dropout 0 / 0.25 / 0.5, batch 32 / 128 / 512, and plots
+time: learning rate 0.01 / 0.03 / 0.05 / 0.1, L2 0 / 5e-4 / 5e-3, dropout 0 / 0.25 / 0.5, \
+batch 32 / 128 / 512, and plots
 the mean width against each (optima that did not train, test accuracy under twice chance, are left out and named).
 Optima and their widths are kept under --out/optima, so a rerun only redraws. Writes tunnels.png (or sweep.png),
 tunnels.json and metrics.json into --out.`,
@@ -193,7 +194,10 @@ export async function tunnelsCommand(
     log(
       m.width.mean === null
         ? `L(theta) = ${t.L0.toFixed(4)}; no ray reached L + ${o.delta} within ${o.maxFrac} x ||theta||: raise --max`
-        : `L(theta) = ${t.L0.toFixed(4)}; tunnel width ${m.width.mean.toFixed(3)} +- ${m.width.sd!.toFixed(3)} (${((m.width.mean / t.thetaNorm) * 100).toFixed(1)}% of ||theta||) over ${o.rays} rays${m.width.rays_without_crossing ? `, ${m.width.rays_without_crossing} never crossing` : ''}`,
+        : `L(theta) = ${t.L0.toFixed(4)};` +
+            ` tunnel width ${m.width.mean.toFixed(3)} +- ${m.width.sd!.toFixed(3)}` +
+            ` (${((m.width.mean / t.thetaNorm) * 100).toFixed(1)}% of ||theta||) over ${o.rays} rays` +
+            `${m.width.rays_without_crossing ? `, ${m.width.rays_without_crossing} never crossing` : ''}`,
     );
     await plotTunnels(
       t,
@@ -261,7 +265,8 @@ export async function tunnelsCommand(
       const diverged = acc < 2 / data.train.classes;
       rows.push({ factor: label, value: Number(v), width: s.mean ?? NaN, sd: s.sd ?? NaN, test_acc: acc, diverged });
       log(
-        `  ${id}: width ${s.mean?.toFixed(3) ?? 'none (no crossing)'} +- ${s.sd?.toFixed(3) ?? '-'}, test accuracy ${(100 * acc).toFixed(1)}%${diverged ? ': training diverged, left out of the plot' : ''}`,
+        `  ${id}: width ${s.mean?.toFixed(3) ?? 'none (no crossing)'} +- ${s.sd?.toFixed(3) ?? '-'}` +
+          `, test accuracy ${(100 * acc).toFixed(1)}%${diverged ? ': training diverged, left out of the plot' : ''}`,
       );
     }
   }

@@ -68,7 +68,8 @@ export function wedgeLoss(ctx: Ctx, x: AnyTensor, keep: Tensor): LossOutput {
   };
 }
 
-/** The toy landscape's loss on the points of a manifold: x = pointValues(P) on a B-basis hyperplane, then the wedge loss. */
+/** The toy landscape's loss on the points of a manifold: x = pointValues(P) on a B-basis hyperplane, then the wedge
+ * loss. */
 export function wedgeCase(name: string, K: number, B: number, D: number, keep: number[]): OpCase {
   const values = (p: ArrayLike<number>, coef: ArrayLike<number>) =>
     [...Array(K).keys()].map((k) => ref.combine(p, coef, k, B, D));
@@ -107,7 +108,8 @@ export function wedgeRef(x: ArrayLike<number>, n: number): number {
   return Math.sqrt(s);
 }
 
-/** Losses (and optionally dL/dC) of K points P_k = sum_b C[k,b] basis[b] of the toy landscape, keep[k] = n of point k. */
+/** Losses (and optionally dL/dC) of K points P_k = sum_b C[k,b] basis[b] of the toy landscape, keep[k] = n of
+ * point k. */
 export async function toyLosses(
   gpu: Gpu,
   basis: Param,

@@ -14,7 +14,8 @@ export function wedgeForwardKernel(): KernelSpec {
   const body = `
 var<workgroup> cnt: array<atomic<u32>, 2>;
 var<workgroup> red: array<f32, ${WG}>;
-@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32) {
   let k = wid.x;
   let base = k * u.D;
   let n = keep[k];
@@ -81,7 +82,8 @@ var<workgroup> red: array<f32, ${WG}>;
 /** Backward: dx[k, i] = pw[k] * x_i / L_k on the counted coordinates (ties share the counted fraction), else 0. */
 export function wedgeBackwardKernel(): KernelSpec {
   const body = `
-@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+@compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32) {
   let idx = (wid.y * nwg.x + wid.x) * ${WG}u + lid;
   if (idx >= u.K * u.D) { return; }
   let k = idx / u.D;

@@ -42,31 +42,38 @@ export function lineChart(
   for (let i = 0; i <= 5; i++) {
     const v = y0 + ((y1 - y0) * i) / 5;
     parts.push(
-      `<line x1="${L - 4}" x2="${L}" y1="${Y(v)}" y2="${Y(v)}" stroke="#444"/><text x="${L - 6}" y="${Y(v) + 4}" ${f} font-size="10" text-anchor="end">${v.toFixed(digits)}</text>`,
+      `<line x1="${L - 4}" x2="${L}" y1="${Y(v)}" y2="${Y(v)}" stroke="#444"/>` +
+        `<text x="${L - 6}" y="${Y(v) + 4}" ${f} font-size="10" text-anchor="end">${v.toFixed(digits)}</text>`,
     );
   }
   for (const v of [...new Set(xs)].sort((a, b) => a - b))
     parts.push(
-      `<line x1="${X(v)}" x2="${X(v)}" y1="${T + ph}" y2="${T + ph + 4}" stroke="#444"/><text x="${X(v)}" y="${T + ph + 16}" ${f} font-size="10" text-anchor="middle">${v}</text>`,
+      `<line x1="${X(v)}" x2="${X(v)}" y1="${T + ph}" y2="${T + ph + 4}" stroke="#444"/>` +
+        `<text x="${X(v)}" y="${T + ph + 16}" ${f} font-size="10" text-anchor="middle">${v}</text>`,
     );
   if (y0 < 0 && y1 > 0)
     parts.push(`<line x1="${L}" x2="${L + pw}" y1="${Y(0)}" y2="${Y(0)}" stroke="#bbb" stroke-dasharray="4 3"/>`);
   parts.push(`<text x="${L + pw / 2}" y="${H - 8}" ${f} font-size="12" text-anchor="middle">${esc(o.xlabel)}</text>`);
   parts.push(
-    `<text transform="translate(14,${T + ph / 2}) rotate(-90)" ${f} font-size="12" text-anchor="middle">${esc(o.ylabel)}</text>`,
+    `<text transform="translate(14,${T + ph / 2}) rotate(-90)" ${f}` +
+      ` font-size="12" text-anchor="middle">${esc(o.ylabel)}</text>`,
   );
   series.forEach((s, si) => {
     const pts = [...s.points].sort((a, b) => a[0] - b[0]);
     parts.push(
-      `<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${pts.map((p) => `${X(p[0])},${Y(p[1])}`).join(' ')}"/>`,
+      `<polyline fill="none" stroke="${s.color}" stroke-width="2"` +
+        ` points="${pts.map((p) => `${X(p[0])},${Y(p[1])}`).join(' ')}"/>`,
     );
     for (const [x, m, sd] of pts) {
       parts.push(
-        `<line x1="${X(x)}" x2="${X(x)}" y1="${Y(m - sd)}" y2="${Y(m + sd)}" stroke="${s.color}"/><circle cx="${X(x)}" cy="${Y(m)}" r="3" fill="${s.color}"/>`,
+        `<line x1="${X(x)}" x2="${X(x)}" y1="${Y(m - sd)}" y2="${Y(m + sd)}" stroke="${s.color}"/>` +
+          `<circle cx="${X(x)}" cy="${Y(m)}" r="3" fill="${s.color}"/>`,
       );
     }
     parts.push(
-      `<line x1="${L + pw + 12}" x2="${L + pw + 32}" y1="${T + 12 + si * 18}" y2="${T + 12 + si * 18}" stroke="${s.color}" stroke-width="2"/><text x="${L + pw + 38}" y="${T + 16 + si * 18}" ${f} font-size="12">${esc(s.name)}</text>`,
+      `<line x1="${L + pw + 12}" x2="${L + pw + 32}" y1="${T + 12 + si * 18}" y2="${T + 12 + si * 18}"` +
+        ` stroke="${s.color}" stroke-width="2"/>` +
+        `<text x="${L + pw + 38}" y="${T + 16 + si * 18}" ${f} font-size="12">${esc(s.name)}</text>`,
     );
   });
   return { svg: parts.join(''), width: W, height: H };
@@ -120,7 +127,9 @@ export function surface3d(
   for (const q of quads)
     parts.push(`<polygon points="${q.pts}" fill="${colorAt('viridis', q.c)}" stroke="#333" stroke-width="0.3"/>`);
   parts.push(
-    `<text x="10" y="${H - 10}" font-family="DejaVu Sans, sans-serif" font-size="11" fill="#555">height: loss from ${zmin.toPrecision(3)} to ${zmax.toPrecision(3)}${o.zmax !== undefined ? ' (clipped)' : ''}</text>`,
+    `<text x="10" y="${H - 10}" font-family="DejaVu Sans, sans-serif" font-size="11" fill="#555">` +
+      `height: loss from ${zmin.toPrecision(3)} to ${zmax.toPrecision(3)}` +
+      `${o.zmax !== undefined ? ' (clipped)' : ''}</text>`,
   );
   return { svg: parts.join(''), width: W, height: H };
 }

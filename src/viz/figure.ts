@@ -226,7 +226,8 @@ export function compose(rows: Panel[][], title?: string): Panel {
     width = 0;
   const parts: string[] = title
     ? [
-        `<text x="10" y="22" font-family="DejaVu Sans, sans-serif" font-size="16" font-weight="bold">${esc(title)}</text>`,
+        `<text x="10" y="22" font-family="DejaVu Sans, sans-serif"` +
+          ` font-size="16" font-weight="bold">${esc(title)}</text>`,
       ]
     : [];
   for (const row of rows) {
@@ -253,7 +254,8 @@ export async function writePng(p: Panel, path: string, scale = 1): Promise<void>
   await sharp(Buffer.from(svg)).png().toFile(path);
 }
 
-/** The loss map of the reference's figures: log scale, RdBu_r, ticks like 0.4 / 1 / 4 / >256, plus ln 10 (a uniform guess). */
+/** The loss map of the reference's figures: log scale, RdBu_r, ticks like 0.4 / 1 / 4 / >256, plus ln 10 (a uniform
+ * guess). */
 export function lossMap(
   values: ArrayLike<number>,
   H: number,

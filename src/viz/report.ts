@@ -155,7 +155,12 @@ ${r.images.map((i) => `<a href="${href(i)}"><img src="${href(i)}" alt="${esc(i)}
 ${r.results ? `<h2>Results</h2><pre>${esc(r.results)}</pre>` : ''}
 ${r.problem ? `<p class="problem">${esc(r.problem)}</p>` : ''}
 ${r.config ? `<details><summary>Settings</summary><pre>${esc(r.config)}</pre></details>` : ''}
-${r.data.length ? `<h2>Data files</h2><ul class="data">${r.data.map((f) => `<li><a href="${href(f)}">${esc(f)}</a></li>`).join('')}</ul>` : ''}`,
+${
+  r.data.length
+    ? `<h2>Data files</h2><ul class="data">` +
+      `${r.data.map((f) => `<li><a href="${href(f)}">${esc(f)}</a></li>`).join('')}</ul>`
+    : ''
+}`,
   );
 }
 
@@ -184,12 +189,14 @@ export function writeReport(root: string): { runs: number; pages: string[] } {
       (r) => `
 <section>
   <h2>${esc(r.kind)}: <a href="${rel(join(r.dir, 'index.html'))}"><code>${esc(relative(root, r.dir))}</code></a></h2>
-  <p class="when">${when(r.mtime)} &middot; ${r.images.length} picture${r.images.length === 1 ? '' : 's'}, ${r.data.length} data file${r.data.length === 1 ? '' : 's'}</p>
+  <p class="when">${when(r.mtime)} &middot; ${r.images.length} picture${r.images.length === 1 ? '' : 's'}, \
+${r.data.length} data file${r.data.length === 1 ? '' : 's'}</p>
   ${r.images
     .slice(0, 2)
     .map(
       (i) =>
-        `<a href="${rel(join(r.dir, 'index.html'))}"><img class="thumb" src="${rel(join(r.dir, i))}" alt="${esc(i)}"></a>`,
+        `<a href="${rel(join(r.dir, 'index.html'))}">` +
+        `<img class="thumb" src="${rel(join(r.dir, i))}" alt="${esc(i)}"></a>`,
     )
     .join('\n  ')}
   ${r.results ? `<details><summary>results</summary><pre>${esc(r.results)}</pre></details>` : ''}
@@ -202,12 +209,15 @@ export function writeReport(root: string): { runs: number; pages: string[] } {
       'loss-atlas report',
       `
 <h1>loss-atlas report</h1>
-<p>${runs.length} run${runs.length === 1 ? '' : 's'} under <code>${esc(root)}</code>, newest first. Generated ${when(Date.now())}.</p>
+<p>${runs.length} run${runs.length === 1 ? '' : 's'} under <code>${esc(root)}</code>, newest first. \
+Generated ${when(Date.now())}.</p>
 ${
   own
     ? `<section>
   <h2>${esc(own.kind)}: this directory</h2>
-  ${own.images.map((i) => `<a href="${rel(join(root, i))}"><img class="thumb" src="${rel(join(root, i))}" alt="${esc(i)}"></a>`).join('\n  ')}
+  ${own.images
+    .map((i) => `<a href="${rel(join(root, i))}"><img class="thumb" src="${rel(join(root, i))}" alt="${esc(i)}"></a>`)
+    .join('\n  ')}
   ${own.results ? `<details><summary>results</summary><pre>${esc(own.results)}</pre></details>` : ''}
 </section>`
     : ''

@@ -30,12 +30,15 @@ export function surfaceVtp(
   return `<?xml version="1.0"?>
 <VTKFile type="PolyData" version="0.1" byte_order="LittleEndian">
   <PolyData>
-    <Piece NumberOfPoints="${nx * ny}" NumberOfVerts="0" NumberOfLines="0" NumberOfStrips="0" NumberOfPolys="${offs.length}">
+    <Piece NumberOfPoints="${nx * ny}" NumberOfVerts="0" NumberOfLines="0" NumberOfStrips="0" \
+NumberOfPolys="${offs.length}">
       <Points>
         <DataArray type="Float32" NumberOfComponents="3" format="ascii">${pts.join(' ')}</DataArray>
       </Points>
       <PointData Scalars="loss">
-        <DataArray type="Float32" Name="loss" format="ascii">${Array.from(loss, (v) => (Number.isFinite(v) ? v : 0)).join(' ')}</DataArray>
+        <DataArray type="Float32" Name="loss" format="ascii">${Array.from(loss, (v) =>
+          Number.isFinite(v) ? v : 0,
+        ).join(' ')}</DataArray>
         <DataArray type="Float32" Name="z" format="ascii">${z.join(' ')}</DataArray>
       </PointData>
       <Polys>

@@ -68,7 +68,8 @@ export function bnEvalCase(name: string, K: number, B: number, N: number, C: num
   };
 }
 
-/** Batch norm in training mode (B up to 5, two fold passes) and evaluation mode (running statistics on the manifold). */
+/** Batch norm in training mode (B up to 5, two fold passes) and evaluation mode (running statistics on the
+ * manifold). */
 export function batchnormCases(): OpCase[] {
   return [
     bnCase('K7 B3', 7, 3, 3, 4, 5, 3, false),

@@ -35,7 +35,8 @@ fn at(k: u32, c: u32, i: u32) -> u32 {
 
 export function bnStatsKernel(): KernelSpec {
   const body = `${BN_RED}
-@compute @workgroup_size(256) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+@compute @workgroup_size(256) fn main(@builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32) {
   let k = wid.y; let c = wid.x;
   let M = u.N * u.HW;
   var s = 0.0;
@@ -71,13 +72,14 @@ ${MAIN_1D(256)} {
 }
 
 /**
- * dx, and per-point dgamma, dbeta (into pg [K, 2, C]: row 0 dgamma, row 1 dbeta; in evaluation mode pg is [K, 4, C] with
- * rows 2, 3 the gradients of the running mean and variance). One workgroup per (k, c).
+ * dx, and per-point dgamma, dbeta (into pg [K, 2, C]: row 0 dgamma, row 1 dbeta; in evaluation mode pg is [K, 4, C]
+ * with rows 2, 3 the gradients of the running mean and variance). One workgroup per (k, c).
  */
 export function bnBackwardKernel(): KernelSpec {
   const body = `${BN_RED}
 ${BN_AFFINE}
-@compute @workgroup_size(256) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+@compute @workgroup_size(256) fn main(@builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32) {
   let k = wid.y; let c = wid.x;
   let M = u.N * u.HW;
   let st = 2u * (k * u.C + c);

@@ -44,7 +44,8 @@ export const lanesGrid = (l: Lanes, laneDim: number, uniDim: number): [number, n
 export const lkey = (l: Lanes) => `lanes${l.WG}x${l.TN}x${l.RC}`;
 
 export const MAIN_L = (l: Lanes) =>
-  `@compute @workgroup_size(${l.WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32)`;
+  `@compute @workgroup_size(${l.WG}) fn main(@builtin(workgroup_id) wid: vec3<u32>,` +
+  ` @builtin(local_invocation_index) lid: u32)`;
 
 /** Unrolled-by-the-compiler loops over the lane outputs j and the uniform rows c. */
 export const forJ = (l: Lanes, body: string) => `for (var j = 0u; j < ${l.TN}u; j++) { ${body} }`;
@@ -114,7 +115,11 @@ ${MAIN_L(l)} {
     for (var ci = cs; ci < ce; ci++) {
       for (var kh = 0u; kh < u.KH; kh++) {
         var row: array<i32, ${l.TN}>;
-        ${forJ(l, `let ih = ihb[j] + i32(kh); row[j] = select(-1, xb[j] + i32(ci * HW) + ih * i32(u.W), ih >= 0 && ih < i32(u.H));`)}
+        ${forJ(
+          l,
+          `let ih = ihb[j] + i32(kh);
+          row[j] = select(-1, xb[j] + i32(ci * HW) + ih * i32(u.W), ih >= 0 && ih < i32(u.H));`,
+        )}
         for (var kw = 0u; kw < u.KW; kw++) {
           var wv: array<f32, ${l.RC}>;
           ${forC(l, 'wv[c] = Ws[c * CH + rl];')}
@@ -235,8 +240,9 @@ ${MAIN_L(l)} {
 
 /**
  * The weight gradient of convWeightGradKernel (same split over z, same partial layout, same basis folding; dcoef
- * partials per lane, [G * WG, K, B], since a workgroup reduction costs a barrier per step on a CPU) with lanes over reduction columns r = (ci, kh, kw) (+ the bias column) and uniform rows co;
- * the reduction runs over the positions (n, oh, ow) of the z layer's chunk, walked incrementally.
+ * partials per lane, [G * WG, K, B], since a workgroup reduction costs a barrier per step on a CPU) with lanes over
+ * reduction columns r = (ci, kh, kw) (+ the bias column) and uniform rows co; the reduction runs over the positions
+ * (n, oh, ow) of the z layer's chunk, walked incrementally.
  */
 export function convWeightGradLanesKernel(l: Lanes, nb: number, hasBias: boolean, dcoef: boolean): KernelSpec {
   const uniforms: KernelSpec['uniforms'] = [
@@ -267,7 +273,8 @@ ${MAIN_L(l)} {
   let co0 = wid.y * ${l.RC}u;
   let khw = u.KH * u.KW;
   // per lane column: x offset of its input channel, its kernel offsets, kind (1 pixel, 2 bias column, 0 none)
-  var cb: array<i32, ${l.TN}>; var ckh: array<i32, ${l.TN}>; var ckw: array<i32, ${l.TN}>; var kind: array<u32, ${l.TN}>;
+  var cb: array<i32, ${l.TN}>; var ckh: array<i32, ${l.TN}>; var ckw: array<i32, ${l.TN}>;
+  var kind: array<u32, ${l.TN}>;
   ${forJ(
     l,
     `let rr = ${laneM(l)}; let q = rr % khw;
@@ -289,7 +296,9 @@ ${MAIN_L(l)} {
         l,
         `let ih = ih0 + ckh[j]; let iw = iw0 + ckw[j];
         var xv = select(0.0, 1.0, kind[j] == 2u);
-        if (kind[j] == 1u && ih >= 0 && iw >= 0 && ih < i32(u.H) && iw < i32(u.W)) { xv = x[xb + cb[j] + ih * i32(u.W) + iw]; }
+        if (kind[j] == 1u && ih >= 0 && iw >= 0 && ih < i32(u.H) && iw < i32(u.W)) {
+          xv = x[xb + cb[j] + ih * i32(u.W) + iw];
+        }
         ${forC(l, `acc[c * ${l.TN}u + j] = fma(g[c], xv, acc[c * ${l.TN}u + j]);`)}`,
       )}
       ow++;
@@ -322,7 +331,9 @@ ${MAIN_L(l)} {
         ${forC(
           l,
           `let co = co0 + c;
-          if (co < u.Cout) { part[((z * u.B + u.bOff + b) * u.Cout + co) * u.R + rr] = tot[b * ${T}u + c * ${l.TN}u + j]; }`,
+          if (co < u.Cout) {
+            part[((z * u.B + u.bOff + b) * u.Cout + co) * u.R + rr] = tot[b * ${T}u + c * ${l.TN}u + j];
+          }`,
         )}
       }`,
     )}

@@ -22,7 +22,8 @@ export interface RowLanes extends Lanes {
   stride: number;
 }
 
-/** Row shape for outputs of width `rowW` in `rows` rows (all images), `uniDim` uniform channels; null: use plain lanes. */
+/** Row shape for outputs of width `rowW` in `rows` rows (all images), `uniDim` uniform channels; null: use plain
+ * lanes. */
 export function chooseRowLanes(
   rowW: number,
   rows: number,
@@ -80,7 +81,11 @@ ${MAIN_L(l)} {
         for (var kw = 0u; kw < ${l.KW}u; kw++) {
           var wv: array<f32, ${l.RC}>;
           ${forC(l, 'wv[c] = Ws[c * CH + rl + kw];')}
-          ${forJ(l, `let xv = xs[j * ${l.stride}u + kw]; ${forC(l, `acc[c * ${l.TN}u + j] = fma(wv[c], xv, acc[c * ${l.TN}u + j]);`)}`)}
+          ${forJ(
+            l,
+            `let xv = xs[j * ${l.stride}u + kw];
+            ${forC(l, `acc[c * ${l.TN}u + j] = fma(wv[c], xv, acc[c * ${l.TN}u + j]);`)}`,
+          )}
         }
         rl += ${l.KW}u;
       }
@@ -151,7 +156,11 @@ ${MAIN_L(l)} {
         for (var kw = 0u; kw < ${l.KW}u; kw++) {
           var wv: array<f32, ${l.RC}>;
           ${forC(l, 'wv[c] = Ws[c * CH + rl + kw];')}
-          ${forJ(l, `let g2 = ys[j + ${l.KW - 1}u - kw]; ${forC(l, `acc[c * ${l.TN}u + j] = fma(wv[c], g2, acc[c * ${l.TN}u + j]);`)}`)}
+          ${forJ(
+            l,
+            `let g2 = ys[j + ${l.KW - 1}u - kw];
+            ${forC(l, `acc[c * ${l.TN}u + j] = fma(wv[c], g2, acc[c * ${l.TN}u + j]);`)}`,
+          )}
         }
         rl += ${l.KW}u;
       }

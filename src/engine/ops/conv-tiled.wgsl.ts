@@ -85,7 +85,9 @@ var<workgroup> Ri: array<vec4<i32>, ${2 * t.BK}>;`,
         for (var i = 0u; i < ${t.TM}u; i++) { av[i] = As[kk * ${t.BM}u + ty * ${t.TM}u + i]; }
         for (var jj = 0u; jj < ${t.TN}u; jj++) { bv[jj] = Bs[kk * ${t.BN}u + tx * ${t.TN}u + jj]; }
         for (var i = 0u; i < ${t.TM}u; i++) {
-          for (var jj = 0u; jj < ${t.TN}u; jj++) { acc[i * ${t.TN}u + jj] = fma(av[i], bv[jj], acc[i * ${t.TN}u + jj]); }
+          for (var jj = 0u; jj < ${t.TN}u; jj++) {
+            acc[i * ${t.TN}u + jj] = fma(av[i], bv[jj], acc[i * ${t.TN}u + jj]);
+          }
         }
       }
       workgroupBarrier();
@@ -95,7 +97,8 @@ var<workgroup> Ri: array<vec4<i32>, ${2 * t.BK}>;`,
 }
 
 export const MAIN = (t: Tiles) =>
-  `@compute @workgroup_size(${threads(t)}) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32)`;
+  `@compute @workgroup_size(${threads(t)}) fn main(@builtin(workgroup_id) wid: vec3<u32>,` +
+  ` @builtin(local_invocation_index) lid: u32)`;
 
 /**
  * The entry point of the forward and input-gradient kernels: point k = wid.z, the GEMM over this workgroup's tile,
@@ -255,7 +258,8 @@ ${MAIN(t)} {
   ${g.setup}
   var tot: array<array<f32, ${t.TM * t.TN}>, ${nb}>;
   for (var k = kBegin; k < kEnd; k++) {
-    var acc = array<f32, ${t.TM * t.TN}>(); // zeroed explicitly: a bare declaration in a loop was not re-zeroed per point (Dawn/Tint on Vulkan)
+    // zeroed explicitly: a bare declaration in a loop was not re-zeroed per point (Dawn/Tint on Vulkan)
+    var acc = array<f32, ${t.TM * t.TN}>();
     ${g.loop}
     for (var b = 0u; b < ${nb}u; b++) {
       if (u.bOff + b >= u.B) { break; }

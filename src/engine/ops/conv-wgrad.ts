@@ -34,9 +34,9 @@ export interface ConvShape {
 }
 
 /**
- * Basis gradients of a conv over s.K points with coefficients `coef` [s.K, B] (accumulated into weight.grad / bias.grad),
- * and dL/dC when dcoef: the GEMM over positions runs once per WGRAD_BMAX basis tensors, each point's tile folded into
- * them in the kernel (the cheaper way while B <= K).
+ * Basis gradients of a conv over s.K points with coefficients `coef` [s.K, B] (accumulated into weight.grad /
+ * bias.grad), and dL/dC when dcoef: the GEMM over positions runs once per WGRAD_BMAX basis tensors, each point's tile
+ * folded into them in the kernel (the cheaper way while B <= K).
  */
 export function convWeightGrad(
   ctx: Ctx,
@@ -190,7 +190,8 @@ export function pointWeightGrads(
   check(
     pointPartBytes(s, U, Z) <= gpu.bindingLimit,
     what,
-    `per-point weight gradients of ${K} points (${pointPartBytes(s, U, Z)} bytes) exceed the binding limit ${gpu.bindingLimit}: evaluate fewer points per block`,
+    `per-point weight gradients of ${K} points (${pointPartBytes(s, U, Z)} bytes)` +
+      ` exceed the binding limit ${gpu.bindingLimit}: evaluate fewer points per block`,
   );
   const ones = ctx.manifold.ones(); // K <= max(manifold K, B): points, or basis tensors on the perBasis path
   const part = new Tensor(gpu, [Z, 1, s.Cout, U.R], 'conv.wgrad.part');

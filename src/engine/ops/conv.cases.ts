@@ -87,7 +87,8 @@ export function linearCase(
   };
 }
 
-/** conv2d, linear and flatten-then-linear cases once per conv kernel family (tiled, lanes): both are checked on any adapter. */
+/** conv2d, linear and flatten-then-linear cases once per conv kernel family (tiled, lanes): both are checked on any
+ * adapter. */
 export function bothConvFamilies(cases: OpCase[]): OpCase[] {
   return cases.flatMap((c) =>
     c.op !== 'conv2d' && c.op !== 'linear' && c.op !== 'flatten'
@@ -102,8 +103,8 @@ export function bothConvFamilies(cases: OpCase[]): OpCase[] {
   );
 }
 
-/** conv2d and linear at shapes that do not divide the tiles, stride 1 and 2, padding 0 and 1, Cin = 1, N = 1, K = 1 and 7,
- * B = 1 to 11, every kernel-family path; each case once per conv kernel family. */
+/** conv2d and linear at shapes that do not divide the tiles, stride 1 and 2, padding 0 and 1, Cin = 1, N = 1, K = 1 and
+ * 7, B = 1 to 11, every kernel-family path; each case once per conv kernel family. */
 export function convCases(): OpCase[] {
   const cs = (
     N: number,

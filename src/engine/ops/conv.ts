@@ -172,7 +172,9 @@ function convUniforms(ctx: Ctx, op: string, x: AnyTensor, weight: Param, bias: P
   const B = ctx.manifold.B;
   const R0 = s.Cin * s.KH * s.KW;
   const R = R0 + (bias ? 1 : 0);
-  const what = `${op}: x ${shapeStr(x.shape)}, w ${shapeStr(weight.shape)}, K=${s.K}, B=${B}, stride ${s.stride}, pad ${s.pad}`;
+  const what =
+    `${op}: x ${shapeStr(x.shape)}, w ${shapeStr(weight.shape)},` +
+    ` K=${s.K}, B=${B}, stride ${s.stride}, pad ${s.pad}`;
   const U: Record<string, number> = {
     K: s.K,
     N: s.N,

@@ -1,6 +1,6 @@
-// conv2d (and linear, as a 1x1 conv on a 1x1 image) as implicit-GEMM kernels over a weight manifold: what the two kernel
-// families share (uniforms, the weight load, im2col decoding, the weight-gradient reductions). The families themselves:
-// conv-tiled.wgsl.ts (GPUs), conv-lanes.wgsl.ts and linear-lanes.wgsl.ts (CPU adapters).
+// conv2d (and linear, as a 1x1 conv on a 1x1 image) as implicit-GEMM kernels over a weight manifold: what the two
+// kernel families share (uniforms, the weight load, im2col decoding, the weight-gradient reductions). The families
+// themselves: conv-tiled.wgsl.ts (GPUs), conv-lanes.wgsl.ts and linear-lanes.wgsl.ts (CPU adapters).
 //
 // Activations are [K, N, C, H, W]; the input of the first layer may be shared by all K points (kStride 0).
 // Point k's weights are built in the weight-tile load: W_k = sum_b coef[k, b] * basis[b]; no K x |W|
@@ -117,7 +117,8 @@ export function convWgradReduceKernel(hasBias: boolean): KernelSpec {
   ];
   const bindings = [r('part'), w('gw'), ...(hasBias ? [w('gb')] : [])];
   const body = `
-@compute @workgroup_size(256) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+@compute @workgroup_size(256) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32) {
   let idx = (wid.y * nwg.x + wid.x) * 256u + lid;
   let per = u.B * u.Cout * u.R;
   if (idx >= (u.Z / u.zPer) * per) { return; }

@@ -2,7 +2,8 @@
 // backward expressions, dropout, copies), ReLU with masks shared by point pairs, and the dropout hash.
 import { type KernelSpec, kernel, r, w, MAIN_1D, FOLDED_ID, perElement } from '../kernel.ts';
 // ---------------------------------------------------------------- elementwise
-/** y[i] = expr over named inputs a, b, ... (f32 arrays of the same length); `i` and `s` (a f32 uniform) are in scope. */
+/** y[i] = expr over named inputs a, b, ... (f32 arrays of the same length); `i` and `s` (a f32 uniform) are in
+ * scope. */
 export function elementwiseKernel(
   name: string,
   inputs: string[],
@@ -78,11 +79,14 @@ export interface Activation {
 export const ERF = `fn erf_(x: f32) -> f32 {
   let z = abs(x);
   let t = 1.0 / (1.0 + 0.3275911 * z);
-  let y = 1.0 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-z * z);
+  let y = 1.0 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592)
+      * t * exp(-z * z);
   return select(-y, y, x >= 0.0);
 }`;
 
-export const GELU_T = `fn gelu_t(a: f32) -> f32 { return tanh(clamp(0.7978845608 * (a + 0.044715 * a * a * a), -20.0, 20.0)); }`;
+export const GELU_T = `fn gelu_t(a: f32) -> f32 {
+  return tanh(clamp(0.7978845608 * (a + 0.044715 * a * a * a), -20.0, 20.0));
+}`;
 
 export const SIGMOID = `fn sigmoid_(a: f32) -> f32 { return 1.0 / (1.0 + exp(-a)); }`;
 
@@ -97,7 +101,9 @@ export const ACTIVATIONS = {
   gelu_tanh: {
     prelude: GELU_T,
     fwd: '0.5 * a * (1.0 + gelu_t(a))',
-    bwd: 'g * (0.5 * (1.0 + gelu_t(a)) + 0.5 * a * (1.0 - gelu_t(a) * gelu_t(a)) * 0.7978845608 * (1.0 + 0.134145 * a * a))',
+    bwd:
+      'g * (0.5 * (1.0 + gelu_t(a)) + 0.5 * a * (1.0 - gelu_t(a) * gelu_t(a))' +
+      ' * 0.7978845608 * (1.0 + 0.134145 * a * a))',
   },
   silu: { prelude: SIGMOID, fwd: 'a * sigmoid_(a)', bwd: 'g * sigmoid_(a) * (1.0 + a * (1.0 - sigmoid_(a)))' },
 } satisfies Record<string, Activation>;

@@ -1,4 +1,5 @@
-// Manifold folds: point values from basis tensors (combine), per-point gradients folded into basis and coefficient gradients, in-place accumulation.
+// Manifold folds: point values from basis tensors (combine), per-point gradients folded into basis and coefficient
+// gradients, in-place accumulation.
 import { type KernelSpec, kernel, r, w, MAIN_1D, FOLDED_ID, perElement } from '../kernel.ts';
 
 /** Basis tensors handled per pass by the fold kernels (more are done in several passes with bOff). */

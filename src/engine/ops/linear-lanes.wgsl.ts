@@ -5,7 +5,8 @@ import { CONV_UNIFORMS, weightLoad } from './conv.wgsl.ts';
 import { pow2, clampI } from './conv-tiled.wgsl.ts';
 import { type Lanes, lkey, MAIN_L, forJ, forC, laneM } from './conv-lanes.wgsl.ts';
 
-/** A conv that is a linear layer: 1x1 kernel on a 1x1 input without padding, any stride (linear() and flatten-linear). */
+/** A conv that is a linear layer: 1x1 kernel on a 1x1 input without padding, any stride (linear() and
+ * flatten-linear). */
 export const isLinearShape = (s: { H: number; W: number; KH: number; KW: number; pad: number }) =>
   s.H === 1 && s.W === 1 && s.KH === 1 && s.KW === 1 && s.pad === 0;
 
@@ -73,7 +74,11 @@ ${MAIN_L(l)} {
       for (var b = 0u; b < u.B; b++) { s = fma(coef[k * u.B + b], weight[b * step + ${wIdx('fl[j]', 't')}], s); }
       wv[j] = s;`,
     )}
-    ${forC(l, `let xv = ${inp}[${inAt('nr[c]', 't')}]; ${forJ(l, `acc[c * ${l.TN}u + j] = fma(xv, wv[j], acc[c * ${l.TN}u + j]);`)}`)}
+    ${forC(
+      l,
+      `let xv = ${inp}[${inAt('nr[c]', 't')}];
+      ${forJ(l, `acc[c * ${l.TN}u + j] = fma(xv, wv[j], acc[c * ${l.TN}u + j]);`)}`,
+    )}
   }
   ${forJ(
     l,

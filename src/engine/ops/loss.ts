@@ -1,4 +1,5 @@
-// The loss: per-point softmax cross-entropy and accuracy; its backward seeds the tape with per-point weights and clamps.
+// The loss: per-point softmax cross-entropy and accuracy; its backward seeds the tape with per-point weights and
+// clamps.
 import { Tensor, type AnyTensor, shapeStr } from '../tensor.ts';
 import { spec } from '../kernel.ts';
 import { crossEntropyBackwardKernel, crossEntropyForwardKernel } from './loss.wgsl.ts';

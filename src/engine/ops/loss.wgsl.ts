@@ -12,7 +12,8 @@ export function crossEntropyForwardKernel(): KernelSpec {
   const body = `
 var<workgroup> rl: array<f32, 256>;
 var<workgroup> ra: array<f32, 256>;
-@compute @workgroup_size(256) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+@compute @workgroup_size(256) fn main(@builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32) {
   let k = wid.x;
   var sl = 0.0; var sa = 0.0;
   for (var n = lid; n < u.N; n += 256u) {

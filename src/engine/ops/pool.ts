@@ -100,7 +100,8 @@ export const maxPool2d = (ctx: Ctx, x: AnyTensor, o: PoolOptions): Tensor => fix
 
 export const avgPool2d = (ctx: Ctx, x: AnyTensor, o: PoolOptions): Tensor => fixedPool(ctx, x, o, 'avg');
 
-/** PyTorch's AdaptiveAvgPool2d: bin i spans [floor(i*H/OH), ceil((i+1)*H/OH)), overlapping when H is not a multiple of OH. */
+/** PyTorch's AdaptiveAvgPool2d: bin i spans [floor(i*H/OH), ceil((i+1)*H/OH)), overlapping when H is not a multiple of
+ * OH. */
 export function adaptiveAvgPool2d(ctx: Ctx, x: AnyTensor, size: [number, number]): Tensor {
   imageInput(ctx, x, 'adaptive_avgpool2d');
   check(size[0] > 0 && size[1] > 0, 'adaptive_avgpool2d', `output size ${size} must be positive`);

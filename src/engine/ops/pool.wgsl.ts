@@ -145,7 +145,8 @@ ${MAIN_1D(256)} {
   return kernel('avgpool2d.bwd', '', POOL_UNIFORMS, [r('dy'), w('dx')], body, 256);
 }
 
-/** Max-pool backward when windows do not overlap (stride >= kernel): each output sends dy to its argmax; dx is cleared first. */
+/** Max-pool backward when windows do not overlap (stride >= kernel): each output sends dy to its argmax; dx is cleared
+ * first. */
 export function maxPoolScatterKernel(): KernelSpec {
   const body = `
 ${MAIN_1D(256)} {
