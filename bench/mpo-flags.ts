@@ -1,4 +1,4 @@
-// The flags of `npm run bench` (bench/mpo.ts), a table of src/cli/options.ts: parsed, validated and rendered as
+// The flags of `npm run bench` (bench/mpo.ts), a table of src/options/: parsed, validated and rendered as
 // --help from here.
 import { defineCommand } from '../src/options/index.ts';
 

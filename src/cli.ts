@@ -1,5 +1,5 @@
 // loss-atlas command line: the entry point (package.json scripts and bin/loss-atlas.js run this file). The commands
-// live in src/cli/, one file per group, each declared by its option table (src/cli/options.ts); `loss-atlas help`
+// live in src/cli/, one file per group, each declared by its option table (src/options/); `loss-atlas help`
 // lists them.
 import { main } from './cli/main.ts';
 

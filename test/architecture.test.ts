@@ -57,9 +57,21 @@ describe('architecture', () => {
     expect([...(g.get('engine')?.keys() ?? [])]).toEqual([]);
   });
 
-  it('no source file is over 400 lines unless its first comment says why it is one piece', () => {
-    const long = files(src)
-      .concat(files(join(root, 'bench')))
+  it('no exported name is declared in two files of src/ (one declaration, imported where needed)', () => {
+    const where = new Map<string, string[]>();
+    for (const f of files(src)) {
+      const text = readFileSync(f, 'utf8');
+      for (const m of text.matchAll(
+        /^export (?:declare )?(?:async )?(?:type|interface|const|function|class|enum) (\w+)/gm,
+      ))
+        where.set(m[1], [...(where.get(m[1]) ?? []), relative(root, f)]);
+    }
+    expect([...where].filter(([, fs]) => fs.length > 1).map(([n, fs]) => `${n}: ${fs.join(', ')}`)).toEqual([]);
+  });
+
+  it('no source or test file is over 400 lines unless its first comment says why it is one piece', () => {
+    const long = ['src', 'test', 'bench']
+      .flatMap((d) => files(join(root, d)))
       .map((f) => ({ f: relative(root, f), text: readFileSync(f, 'utf8') }))
       .filter(({ text }) => text.split('\n').length > 400 && !/^\/\/[^\n]*(\n\/\/[^\n]*)*one piece/.test(text));
     expect(long.map((l) => l.f)).toEqual([]);

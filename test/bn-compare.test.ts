@@ -5,8 +5,9 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Gpu } from '../src/engine/device.ts';
-import { BN_COMPARE, bnCompare } from '../src/mpo/bn-compare.ts';
-import { parseCommand } from '../src/options/index.ts';
+import { BN_COMPARE, bnCompare, bnCompareConfig } from '../src/mpo/bn-compare.ts';
+import { UsageError, parseCommand, renderHelp } from '../src/options/index.ts';
+import { readRunConfig } from '../src/run/run-info.ts';
 import { testGpu, writeIdx } from './helpers.ts';
 
 let gpu: Gpu;
@@ -24,8 +25,34 @@ describe('bn-compare', () => {
     const out = join(dir, 'cmp');
     const argv = ['--out', out, '--model', 'tiny', '--data', join(dir, 'data'), '--fills', '0.3,0.7', '--seeds', '1,2'];
     argv.push('--size', '8', '--steps', '2', '--eval-images', '4');
+    // mpo flags given on the command line win over the CPU-sized defaults
+    argv.push('--lr', '0.01', '--batch', '8', '--clamp', '3', '--cells-per-step', '2', '--pad', '1');
+    argv.push('--checkpoint-every', '1', '--log-every', '2', '--neg-coef', '0.5', '--clip', '50');
     const flags = parseCommand(BN_COMPARE, argv).options;
     expect(await bnCompare(gpu, flags)).toBe(0);
+    expect(readRunConfig(join(out, 'skip-p0.7-s2'), { kind: 'mpo' }).settings).toMatchObject({
+      model: 'tiny',
+      lr: 0.01,
+      batch: 8,
+      clamp: 3,
+      cellsPerStep: 2,
+      pad: 1,
+      checkpointEvery: 1,
+      logEvery: 2,
+      negCoef: 0.5,
+      clipNorm: 50,
+      steps: 2,
+      evalImages: 4,
+      skip: true,
+      mask: 'random:0.7:2:8',
+    });
+    // the comparison's own config.json
+    expect(readRunConfig(out, { kind: 'bn-compare' }).settings).toMatchObject({
+      fills: [0.3, 0.7],
+      seeds: [1, 2],
+      size: 8,
+      lr: 0.01,
+    });
     for (const f of [
       'bn_compare.png',
       'bn_compare_loss.png',
@@ -49,5 +76,35 @@ describe('bn-compare', () => {
     const t = statSync(join(out, 'plain-p0.3-s1', 'metrics.json')).mtimeMs;
     expect(await bnCompare(gpu, flags)).toBe(0);
     expect(statSync(join(out, 'plain-p0.3-s1', 'metrics.json')).mtimeMs).toBe(t);
+  });
+});
+
+describe('bn-compare flags', () => {
+  const parse = (...argv: string[]) => bnCompareConfig(parseCommand(BN_COMPARE, [...argv, '--data', 'd']).options);
+
+  it('the CPU-sized and --full defaults, and every mpo flag given over them', () => {
+    expect(parse()).toMatchObject({ model: 'squares-small', lr: 3e-3, batch: 16, cellsPerStep: 8, clamp: 5, pad: 0 });
+    expect(parse('--full')).toMatchObject({ model: 'squares', lr: 3e-4, batch: 512, cellsPerStep: 50, steps: 11_800 });
+    const given = ['--lr', '1e-3', '--clamp', '2', '--pad', '2', '--batch', '64', '--train-images', '100'];
+    for (const full of [[], ['--full']]) {
+      expect(parse(...full, ...given, '--warmup-epochs', '3', '--dataset', 'fashion-mnist')).toMatchObject({
+        lr: 1e-3,
+        clamp: 2,
+        pad: 2,
+        batch: 64,
+        trainImages: 100,
+        warmupEpochs: 3,
+        dataset: 'fashion-mnist',
+        data: 'd',
+      });
+    }
+  });
+
+  it('takes no flag it would ignore: --preset, --quick and --grid are refused, and --help does not list them', () => {
+    for (const argv of [['--preset', 'quick'], ['--quick'], ['--grid', '12']]) {
+      expect(() => parseCommand(BN_COMPARE, argv)).toThrow(UsageError);
+    }
+    const help = renderHelp(BN_COMPARE);
+    for (const f of ['--preset', '--quick', '--grid ']) expect(help).not.toContain(f);
   });
 });

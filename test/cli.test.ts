@@ -3,6 +3,8 @@
 // message naming the flag. Two end-to-end runs check the exit codes (2 for a usage error, 1 for a command's error).
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { COMMANDS } from '../src/cli/commands.ts';
 import {
@@ -17,13 +19,14 @@ import {
   type CommandSpec,
   type OptionSpec,
 } from '../src/options/index.ts';
-import { MPO, mpoConfig } from '../src/mpo/command.ts';
+import { MPO, mpoConfig, mpoRunDir } from '../src/mpo/command.ts';
 import { CONNECT } from '../src/cli/structure.ts';
 import { TOY } from '../src/structure/toy.ts';
 import { SWA } from '../src/structure/swa.ts';
-import { HESSIAN, SURFACE } from '../src/cli/grids.ts';
+import { HESSIAN, MERGE, SURFACE } from '../src/cli/grids.ts';
 import { TRAIN } from '../src/landscape/train.ts';
 import { BENCH } from '../bench/mpo-flags.ts';
+import { writeRunConfig } from '../src/run/run-info.ts';
 
 const specs: [string, CommandSpec][] = [
   ...Object.entries(COMMANDS).map(([n, c]) => [n, c.spec] as [string, CommandSpec]),
@@ -225,6 +228,12 @@ describe('refused command lines name the flag', () => {
     expect(globals).toEqual({ verbose: true, profile: true, trace: 't.json' });
   });
 
+  it('--zmax 0 (no clip) parses for surface and merge; a negative value does not', () => {
+    expect(parseCommand(SURFACE, ['--model-file', 'a', '--zmax', '0']).options.zmax).toBe(0);
+    expect(parseCommand(MERGE, ['s0', 's1', '--out', 'm', '--zmax', '0']).options.zmax).toBe(0);
+    expect(refused(SURFACE, ['--model-file', 'a', '--zmax', '-1'])).toBe('--zmax: a number >= 0 expected, got "-1"');
+  });
+
   it('values that start with a dash are values', () => {
     const o = parseCommand(SURFACE, ['--model-file', 'a', '--x', '-1:1:5', '--y=-0.5:0.5:3']).options;
     expect(o.x.values).toEqual([-1, -0.5, 0, 0.5, 1]);
@@ -237,6 +246,37 @@ describe('refused command lines name the flag', () => {
   it('options for a caller inside the program: the defaults filled in, the required ones checked', () => {
     expect(optionsOf(TOY.options, { D: 10 })).toMatchObject({ D: 10, steps: 4000, span: 2, lr: 0.02, ns: undefined });
     expect(() => optionsOf(SWA.options, {} as never)).toThrow(/--model-file FILE is required/);
+  });
+});
+
+describe('a run directory of another kind', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'la-cli-kind-'));
+  const mpoRun = join(dir, 'mpo-run'),
+    trainRun = join(dir, 'train-run');
+  writeRunConfig(mpoRun, 'mpo', { model: 'tiny', steps: 6, dataset: 'fashion-mnist', data: join(dir, 'none') }, 'a');
+  writeRunConfig(trainRun, 'train', { model: 'tiny', epochs: 1, dataset: 'fashion-mnist', data: join(dir, 'x') }, 'a');
+  const refusal = (cmd: string, argv: string[]) => COMMANDS[cmd].run(parseCommand(COMMANDS[cmd].spec, argv));
+
+  it('train --resume and trajectory --run refuse an mpo run, mpo --resume a train run, naming the file', async () => {
+    const mpoFile = join(mpoRun, 'config.json'),
+      trainFile = join(trainRun, 'config.json');
+    const before = readFileSync(mpoFile, 'utf8');
+    await expect(refusal('train', ['--resume', mpoRun])).rejects.toThrow(
+      `${mpoFile}: kind "mpo" where "train" is expected (not a train run directory?)`,
+    );
+    await expect(refusal('trajectory', ['--run', mpoRun])).rejects.toThrow(
+      `${mpoFile}: kind "mpo" where "train" is expected`,
+    );
+    await expect(refusal('mpo', ['--resume', trainRun])).rejects.toThrow(
+      `${trainFile}: kind "train" where "mpo" is expected (not a mpo run directory?)`,
+    );
+    expect(readFileSync(mpoFile, 'utf8')).toBe(before);
+  });
+
+  it("mpo --resume reads the run's settings without the header fields of config.json", () => {
+    const { cfg, out, resume } = mpoRunDir({ resume: mpoRun });
+    expect([out, resume]).toEqual([mpoRun, true]);
+    expect(cfg).toEqual({ model: 'tiny', steps: 6, dataset: 'fashion-mnist', data: join(dir, 'none') });
   });
 });
 

@@ -1,7 +1,7 @@
 // The resumable, sharded grid job on a fake evaluator (no GPU): shard filter, blocks, stop and resume, the
 // settings check, the merge of shard directories, and the geometry helpers.
 import { describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readNpy } from '../src/data/formats.ts';
@@ -16,7 +16,7 @@ import {
   type Shard,
 } from '../src/run/grid.ts';
 import { Interrupted } from '../src/run/interrupted.ts';
-import { readRunConfig } from '../src/run/run-info.ts';
+import { readRunConfig, writeRunConfig } from '../src/run/run-info.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'la-grid-'));
 const xs = [-1, 0, 1, 2],
@@ -114,16 +114,13 @@ describe('grid job', () => {
     const j2 = job(out, { shard: { i: 1, n: 2 } });
     expect(j2.todo).toEqual([9, 11]);
     const reports: [number, number][] = [];
-    const blocks: [number, number][] = [];
     const v = await j2.run({
       block: 2,
       evaluate: evaluator(2, ys, seen),
       shouldStop: () => true,
-      onBlock: (d, t) => blocks.push([d, t]),
       progress: (d, t) => reports.push([d, t]),
     });
     expect(seen.slice(2)).toEqual([[9, 11]]);
-    expect(blocks).toEqual([[6, 6]]);
     expect(reports).toEqual([
       [4, 6],
       [6, 6],
@@ -184,6 +181,26 @@ describe('grid job', () => {
     expect(() => mergeGrids([one, s3], join(dir, 'm3'), FILES)).toThrow(
       `merge: point 0 has two different values (8 and 99 in ${s3})`,
     );
+  });
+
+  it('an --out that holds a run of another kind is refused and left as it was', async () => {
+    const out = join(dir, 'train-run');
+    writeRunConfig(out, 'train', { model: 'tiny', epochs: 2 }, 'gpu');
+    const before = readFileSync(join(out, 'config.json'), 'utf8');
+    expect(() => job(out)).toThrow(
+      `${out} holds a train run (config.json), not a surface: use another --out for the fake map`,
+    );
+    expect(readFileSync(join(out, 'config.json'), 'utf8')).toBe(before);
+    expect(existsSync(join(out, 'fake_meta.json'))).toBe(false);
+    // an unreadable config.json is not overwritten either
+    const odd = join(dir, 'odd');
+    mkdirSync(odd);
+    writeFileSync(join(odd, 'config.json'), '{"mask": "heart"}');
+    expect(() => job(odd)).toThrow(`${odd}/config.json: no "kind"`);
+    // a directory with a config.json of its own kind (say, a run stopped before its first block) is taken
+    const own = join(dir, 'own');
+    writeRunConfig(own, 'surface', {}, 'fake');
+    expect(job(own).todo.length).toBe(12);
   });
 
   it('a 1-D path: shape [nx], coordinates [x]', async () => {

@@ -13,8 +13,10 @@ import { rng } from '../src/engine/random.ts';
 import { manifoldModel } from '../src/models/checkpoint.ts';
 import { modelSpec } from '../src/models/zoo.ts';
 import { evaluateOnImages } from '../src/models/run.ts';
-import { linspace, randomDirection } from '../src/landscape/directions.ts';
+import { randomDirection } from '../src/landscape/directions.ts';
+import { linspace } from '../src/options/index.ts';
 import { readCheckpoint, runInterpolate } from '../src/landscape/interpolate.ts';
+import { readRunConfig } from '../src/run/run-info.ts';
 import { testGpu, writeIdx } from './helpers.ts';
 
 let gpu: Gpu;
@@ -94,7 +96,7 @@ describe('interpolate', () => {
       b,
       ds,
       {
-        alphas: [0, 0.5, 1],
+        x: '0:1:3',
         norm: 'filter',
         ignoreBiasBn: false,
         dirType: 'weights',
@@ -124,6 +126,11 @@ describe('interpolate', () => {
     }
     expect(existsSync(join(out, 'interpolate.png'))).toBe(true);
     expect(existsSync(join(out, 'interpolate.json'))).toBe(true);
+    expect(r.alpha).toEqual([0, 0.5, 1]);
+    // config.json records the --x spec, not the list of alphas it makes
+    const { settings } = readRunConfig(out, { kind: 'interpolate' });
+    expect(settings).toMatchObject({ x: '0:1:3', modelFile: a.path, modelFile2: b.path });
+    expect(settings).not.toHaveProperty('alphas');
   });
 
   const statesMode =
@@ -143,7 +150,7 @@ describe('interpolate', () => {
       return r.loss[0];
     };
     const opts = {
-      alphas: [0, 1],
+      x: '0:1:2',
       norm: 'filter' as const,
       ignoreBiasBn: false,
       bnStats: 'running' as const,

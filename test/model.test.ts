@@ -9,133 +9,15 @@ import { Adam } from '../src/engine/optim.ts';
 import * as ref from '../src/engine/reference.ts';
 import { randArray, rng } from '../src/engine/gradcheck.ts';
 import { Model } from '../src/models/model.ts';
-import { convNet } from '../src/models/zoo.ts';
-import {
-  type Graph,
-  INPUT,
-  forwardFlops,
-  graphRef,
-  initParams,
-  layerShapes,
-  nodeShapes,
-  paramShapes,
-  toGraph,
-} from '../src/models/graph.ts';
-import type { Layer } from '../src/models/layers.ts';
+import { initParams, paramShapes } from '../src/models/graph.ts';
 import { testGpu } from './helpers.ts';
+import { IN, N, expectClose, expectGradientsMatchFD, labels, net, runOnce, xData } from './model-check.ts';
 
 let gpu: Gpu;
 beforeAll(async () => {
   gpu = await testGpu();
 });
 afterAll(() => gpu?.destroy());
-
-const N = 4,
-  IN: [number, number, number] = [1, 10, 10];
-const net = (bn: boolean): Layer[] => convNet({ channels: [1, 4, 6, 8], dense: [16], bn, maxpool: true, pool: [2, 2] });
-const r = rng(99);
-const xData = randArray(r, N * 100);
-const labels = [3, 1, 7, 1];
-
-interface Run {
-  loss: Float32Array;
-  acc: Float32Array;
-  grads: Float32Array[];
-  dcoef: Float32Array | null;
-}
-
-/** One forward + backward of a model over a manifold, reading back everything. */
-async function runOnce(
-  model: Model,
-  K: number,
-  B: number,
-  coef: ArrayLike<number>,
-  weights: number[],
-  coefGrad: boolean,
-): Promise<Run> {
-  const manifold = new Manifold(gpu, K, B, coef);
-  const tape = new Tape(gpu, manifold, coefGrad);
-  const x = Tensor.fromArray(gpu, [N, ...IN], xData, 'x');
-  const y = Tensor.fromArray(gpu, [N], labels, 'labels', 'u32');
-  const logits = model.forward({ gpu, manifold, tape }, x);
-  const out = (await import('../src/engine/ops/index.ts')).crossEntropy({ gpu, manifold, tape }, logits, y);
-  tape.backward(weights);
-  const { loss, acc } = await out.read();
-  const grads = await Promise.all(model.params.map((p) => p.grad!.read()));
-  const dcoef = manifold.dcoef ? await manifold.dcoef.read() : null;
-  for (const p of model.params) p.zeroGrad();
-  tape.dispose();
-  x.dispose();
-  y.dispose();
-  manifold.dispose();
-  return { loss, acc, grads, dcoef };
-}
-
-function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, rtol: number, atol: number, what: string) {
-  expect(got.length).toBe(want.length);
-  let worst = 0,
-    at = -1;
-  for (let i = 0; i < got.length; i++) {
-    const e = Math.abs(got[i] - want[i]) / (atol + rtol * Math.abs(want[i]));
-    if (e > worst) {
-      worst = e;
-      at = i;
-    }
-  }
-  expect(worst, `${what}: worst at ${at}: ${got[at]} vs ${want[at]}`).toBeLessThanOrEqual(1);
-}
-
-/**
- * Basis and coefficient gradients of sum_k weights[k] * CE_k from one GPU run against central finite differences
- * of the float64 CPU model, at `perParam` random entries of every parameter and at every coefficient.
- */
-async function expectGradientsMatchFD(
-  layers: Layer[],
-  o: {
-    K: number;
-    B: number;
-    initSeed: number;
-    coefSeed: number;
-    weights: number[];
-    sampleSeed: number;
-    perParam: number;
-  },
-) {
-  const { K, B, weights } = o;
-  const init = initParams(layers, B, o.initSeed);
-  const coef = randArray(rng(o.coefSeed), K * B, 0.8);
-  const model = new Model(gpu, layers, B, init);
-  const got = await runOnce(model, K, B, coef, weights, true);
-  model.dispose();
-  const total = (params: ArrayLike<number>[], c: ArrayLike<number>) => {
-    let s = 0;
-    for (let k = 0; k < K; k++) {
-      const vals = params.map((p) => ref.combine(p, c, k, B, p.length / B));
-      s += weights[k] * ref.crossEntropyRef(graphRef(layers, vals, xData, N, IN).y, labels, N, 10).loss;
-    }
-    return s;
-  };
-  const names = paramShapes(layers).map((p) => p.name);
-  const pr = rng(o.sampleSeed);
-  for (let i = 0; i < init.length; i++) {
-    const idx = Array.from({ length: Math.min(o.perParam, init[i].length) }, () => Math.floor(pr() * init[i].length));
-    const fd = ref.finiteDiff(
-      (pv) =>
-        total(
-          init.map((q, j) => (j === i ? pv : q)),
-          coef,
-        ),
-      init[i],
-      idx,
-      1e-5,
-    );
-    for (const [j, v] of fd)
-      expect(Math.abs(got.grads[i][j] - v), `${names[i]} [${j}]`).toBeLessThanOrEqual(1e-3 * (1 + Math.abs(v)));
-  }
-  const fdc = ref.finiteDiff((cv) => total(init, cv), coef, undefined, 1e-5);
-  for (const [j, v] of fdc)
-    expect(Math.abs(got.dcoef![j] - v), `coef [${j}]`).toBeLessThanOrEqual(1e-3 * (1 + Math.abs(v)));
-}
 
 describe.each([false, true])('conv net (batch norm %s)', (bn) => {
   const batchedEqualsSeparate =
@@ -148,7 +30,7 @@ describe.each([false, true])('conv net (batch norm %s)', (bn) => {
     const coef = randArray(rng(3), K * B, 0.8);
     const weights = Array.from({ length: K }, (_, k) => (k % 2 ? -0.5 : 1) / K);
     const model = new Model(gpu, layers, B, init);
-    const batched = await runOnce(model, K, B, coef, weights, true);
+    const batched = await runOnce(gpu, model, K, B, coef, weights, true);
     model.dispose();
     const shapes = paramShapes(layers);
     const sumGrads = shapes.map((s) => new Float64Array(B * s.shape.reduce((a, b) => a * b, 1)));
@@ -156,7 +38,7 @@ describe.each([false, true])('conv net (batch norm %s)', (bn) => {
     for (let k = 0; k < K; k++) {
       const wk = init.map((p) => Float32Array.from(ref.combine(p, coef, k, B, p.length / B)));
       const single = new Model(gpu, layers, 1, wk);
-      const one = await runOnce(single, 1, 1, [1], [weights[k]], false);
+      const one = await runOnce(gpu, single, 1, 1, [1], [weights[k]], false);
       single.dispose();
       expect(Math.abs(one.loss[0] - batched.loss[k])).toBeLessThan(1e-5 + 1e-4 * one.loss[0]);
       expect(one.acc[0]).toBe(batched.acc[k]);
@@ -180,7 +62,7 @@ describe.each([false, true])('conv net (batch norm %s)', (bn) => {
   });
 
   it('basis and coefficient gradients of the whole model match finite differences of the CPU model', () =>
-    expectGradientsMatchFD(net(bn), {
+    expectGradientsMatchFD(gpu, net(bn), {
       K: 3,
       B: 2,
       initSeed: 11,
@@ -326,7 +208,7 @@ describe('ResNet blocks (identity and projection shortcuts)', () => {
     const { resNet } = await import('../src/models/zoo.ts');
     const layers = resNet({ n: 1, inChannels: 1, width: 0.25 }); // 4-8-16 channels: the CPU reference stays quick
     expect(paramShapes(layers).some((p) => p.name.includes('shortcut'))).toBe(true);
-    await expectGradientsMatchFD(layers, {
+    await expectGradientsMatchFD(gpu, layers, {
       K: 2,
       B: 2,
       initSeed: 13,
@@ -335,197 +217,5 @@ describe('ResNet blocks (identity and projection shortcuts)', () => {
       sampleSeed: 21,
       perParam: 2,
     });
-  });
-});
-
-describe('model graphs', () => {
-  // GELU in both forms, SiLU, and a residual block whose shortcut is a strided 1x1 conv: a DAG of 9 nodes
-  const dag: Layer[] = [
-    { type: 'conv', cin: 1, cout: 3, k: 3, pad: 1 },
-    { type: 'gelu' },
-    {
-      type: 'residual',
-      body: [{ type: 'conv', cin: 3, cout: 4, k: 3, stride: 2, pad: 1 }, { type: 'silu' }],
-      shortcut: [{ type: 'conv', cin: 3, cout: 4, k: 1, stride: 2 }],
-    },
-    { type: 'gelu', form: 'tanh' },
-    { type: 'adaptive', size: [2, 2] },
-    { type: 'flatten' },
-    { type: 'linear', in: 16, out: 10 },
-  ];
-
-  const residualBlock =
-    'a residual block becomes body, shortcut and an add node; names, shapes and FLOPs come from the layer table';
-  it(residualBlock, () => {
-    const g = toGraph(dag);
-    expect(g.nodes.map((n) => `${n.name}:${n.op.type}<${n.inputs.join(',')}`)).toEqual([
-      '0:conv<input',
-      '1:gelu<0',
-      '2.0:conv<1',
-      '2.1:silu<2.0',
-      '2.shortcut.0:conv<1',
-      '2:add<2.shortcut.0,2.1',
-      '3:gelu<2',
-      '4:adaptive<3',
-      '5:flatten<4',
-      '6:linear<5',
-    ]);
-    expect(paramShapes(dag).map((p) => p.name)).toContain('2.shortcut.0.conv.weight');
-    expect(nodeShapes(dag, IN).get('2')).toEqual([4, 5, 5]);
-    expect(forwardFlops(dag, IN)).toBe(2 * (3 * 100 * 9 + 4 * 25 * 3 * 9 + 4 * 25 * 3 + 16 * 10));
-    expect(() => layerShapes([{ type: 'linear', in: 5, out: 2 }], IN)).toThrow(
-      /node 0 \(linear\): an input of 5 features expected, got \[1,10,10\]/,
-    );
-    expect(() =>
-      toGraph({ nodes: [{ name: 'a', op: { type: 'relu' }, inputs: ['b'], index: 0 }], output: 'a' }),
-    ).toThrow(/node a takes "b"/);
-  });
-
-  it('gradients through GELU, SiLU and a projection shortcut match finite differences of the CPU graph', () =>
-    expectGradientsMatchFD(dag, {
-      K: 3,
-      B: 2,
-      initSeed: 17,
-      coefSeed: 6,
-      weights: [0.6, -0.2, 0.3],
-      sampleSeed: 5,
-      perParam: 4,
-    }));
-
-  const handBuiltGraph =
-    'a graph built by hand (two branches of the input, added) runs, and inference frees every intermediate';
-  it(handBuiltGraph, async () => {
-    const g: Graph = {
-      nodes: [
-        { name: 'a', op: { type: 'conv', cin: 1, cout: 2, k: 3, pad: 1 }, inputs: [INPUT], index: 0 },
-        { name: 'b', op: { type: 'conv', cin: 1, cout: 2, k: 1 }, inputs: [INPUT], index: 1 },
-        { name: 'r', op: { type: 'relu' }, inputs: ['a'], index: 2 },
-        { name: 's', op: { type: 'add' }, inputs: ['r', 'b'], index: 3 },
-        { name: 'f', op: { type: 'flatten' }, inputs: ['s'], index: 4 },
-        { name: 'l', op: { type: 'linear', in: 200, out: 10 }, inputs: ['f'], index: 5 },
-      ],
-      output: 'l',
-    };
-    const K = 2,
-      B = 2;
-    const init = initParams(g, B, 3);
-    const coef = randArray(rng(8), K * B, 0.8);
-    const model = new Model(gpu, g, B, init);
-    const manifold = new Manifold(gpu, K, B, coef);
-    const x = Tensor.fromArray(gpu, [N, ...IN], xData, 'x');
-    const start = gpu.pool.liveBytes;
-    const y = model.forward({ gpu, manifold, tape: null }, x);
-    const got = await y.read();
-    const held = gpu.pool.liveBytes - start;
-    y.dispose();
-    expect(gpu.pool.liveBytes).toBe(start); // only the output was left
-    expect(held).toBeGreaterThan(0);
-    for (let k = 0; k < K; k++) {
-      const want = graphRef(
-        g,
-        init.map((p) => ref.combine(p, coef, k, B, p.length / B)),
-        xData,
-        N,
-        IN,
-      ).y;
-      for (let i = 0; i < want.length; i++)
-        expect(Math.abs(got[k * want.length + i] - want[i])).toBeLessThan(1e-4 * (1 + Math.abs(want[i])));
-    }
-    x.dispose();
-    manifold.dispose();
-    model.dispose();
-  });
-});
-
-describe('BN running statistics', () => {
-  const trainingAndEval =
-    'training passes update them as PyTorch does, and eval mode (K = 4, B = 2) matches the CPU model with them';
-  it(trainingAndEval, async () => {
-    const C = 2,
-      N = 5,
-      H = 3,
-      W = 4;
-    const layers: Layer[] = [{ type: 'bn', c: C }, { type: 'flatten' }, { type: 'linear', in: C * H * W, out: 3 }];
-    const r = rng(5);
-    const model = new Model(
-      gpu,
-      layers,
-      1,
-      initParams(layers, 1, 2).map((p) => p.map(() => r() - 0.5)),
-    );
-    model.bnMode = 'update';
-    const manifold = Manifold.single(gpu);
-    const expMean = [0, 0],
-      expVar = [1, 1];
-    for (let step = 0; step < 2; step++) {
-      const xv = Float32Array.from({ length: N * C * H * W }, () => 3 * r() + step);
-      const x = Tensor.fromArray(gpu, [1, N, C, H, W], xv, 'x'); // BN takes per-point inputs [K, N, ...]
-      model.forward({ gpu, manifold, tape: null }, x).dispose();
-      x.dispose();
-      for (let c = 0; c < C; c++) {
-        const vals: number[] = [];
-        for (let n = 0; n < N; n++) for (let q = 0; q < H * W; q++) vals.push(xv[(n * C + c) * H * W + q]);
-        const m = vals.reduce((a, b) => a + b, 0) / vals.length;
-        const unbiased = vals.reduce((a, b) => a + (b - m) ** 2, 0) / (vals.length - 1);
-        expMean[c] = 0.9 * expMean[c] + 0.1 * m;
-        expVar[c] = 0.9 * expVar[c] + 0.1 * unbiased;
-      }
-    }
-    const [rm, rv] = await Promise.all(model.states.map((s) => s.basis.read()));
-    for (let c = 0; c < C; c++) {
-      expect(rm[c]).toBeCloseTo(expMean[c], 5);
-      expect(rv[c]).toBeCloseTo(expVar[c], 4);
-    }
-    // eval mode on a B = 2 manifold: basis 1 of the statistics is a direction (states mode)
-    const params = await Promise.all(model.params.map((p) => p.basis.read()));
-    const dirs = params.map((p) => p.map(() => 0.3 * (r() - 0.5)));
-    const sdirs = [rm.map(() => 0.2 * (r() - 0.5)), rv.map(() => 0.2 * r())];
-    const two = (a: Float32Array, d: Float32Array) => {
-      const o = new Float32Array(2 * a.length);
-      o.set(a);
-      o.set(d, a.length);
-      return o;
-    };
-    const m2 = new Model(
-      gpu,
-      layers,
-      2,
-      params.map((p, i) => two(p, dirs[i])),
-      [two(rm, sdirs[0]), two(rv, sdirs[1])],
-    );
-    m2.bnMode = 'running';
-    const K = 4,
-      coefs = Array.from({ length: K }, (_, k) => [1, k * 0.7 - 1]).flat();
-    const man = new Manifold(gpu, K, 2, coefs);
-    const xv = Float32Array.from({ length: N * C * H * W }, () => 2 * r());
-    const x = Tensor.fromArray(
-      gpu,
-      [K, N, C, H, W],
-      Float32Array.from({ length: K * xv.length }, (_, i) => xv[i % xv.length]),
-      'x',
-    );
-    const y = m2.forward({ gpu, manifold: man, tape: null }, x);
-    const got = await y.read();
-    for (let k = 0; k < K; k++) {
-      const a = k * 0.7 - 1;
-      const comb = (p: ArrayLike<number>, d: ArrayLike<number>) => Array.from(p, (v, i) => v + a * d[i]);
-      const want = graphRef(
-        layers,
-        params.map((p, i) => comb(p, dirs[i])),
-        xv,
-        N,
-        [C, H, W],
-        0,
-        [comb(rm, sdirs[0]), comb(rv, sdirs[1])],
-      ).y;
-      for (let i = 0; i < want.length; i++)
-        expect(Math.abs(got[k * want.length + i] - want[i])).toBeLessThan(1e-4 * (1 + Math.abs(want[i])));
-    }
-    y.dispose();
-    x.dispose();
-    man.dispose();
-    m2.dispose();
-    model.dispose();
-    manifold.dispose();
   });
 });

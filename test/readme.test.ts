@@ -47,6 +47,24 @@ describe('README', () => {
     expect(cmds.size).toBeGreaterThanOrEqual(15);
   });
 
+  it('says which commands take which global flag (--verbose, --profile)', () => {
+    const para = /\*\*Global flags:\*\*([\s\S]*?)\n\n/.exec(readme)?.[1] ?? '';
+    const rest = /Every command takes both except: ([\s\S]*)$/.exec(para)?.[1];
+    expect(rest, 'the README names the commands that do not take both').toBeDefined();
+    const all: [string, CommandSpec][] = Object.entries(COMMANDS).map(([n, c]) => [n, c.spec]);
+    all.push(['bench', BENCH]);
+    const takes = (s: CommandSpec) => ['verbose', 'profile'].filter((f) => acceptedFlags(s).includes(f)).join(',');
+    const told = new Map<string, string>();
+    for (const clause of rest!.split(';')) {
+      const what = /take(?:s)? neither/.test(clause) ? '' : /takes? `--verbose` only/.test(clause) ? 'verbose' : null;
+      expect(what, clause).not.toBeNull();
+      const names = [...clause.matchAll(/`([a-z][\w:-]*)`/g)].map((m) => m[1]).filter((n) => spec(n));
+      for (const n of names) told.set(n, what!);
+    }
+    const actual = new Map(all.filter(([, s]) => takes(s) !== 'verbose,profile').map(([n, s]) => [n, takes(s)]));
+    expect(Object.fromEntries(told)).toEqual(Object.fromEntries(actual));
+  });
+
   it('names only flags that its commands accept', () => {
     const bad: string[] = [];
     for (const { line, cmd, words } of lines) {

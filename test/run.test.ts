@@ -1,10 +1,10 @@
 // Run infrastructure without a GPU: config.json written and read one way (errors name the file), the one
 // Interrupted, and the progress line.
 import { describe, expect, it } from 'vitest';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { defaultRunDir, readRunConfig, writeRunConfig } from '../src/run/run-info.ts';
+import { RUN_KINDS, defaultRunDir, readRunConfig, writeRunConfig } from '../src/run/run-info.ts';
 import { Interrupted, RUN_AGAIN, resumeWith } from '../src/run/interrupted.ts';
 import { formatDuration, progress } from '../src/run/progress.ts';
 
@@ -78,6 +78,36 @@ describe('config.json', () => {
     writeFileSync(join(old, 'config.json'), JSON.stringify({ mask: 'heart', steps: 6, adapter: 'a' }));
     expect(() => readRunConfig(old)).toThrow(/config\.json: no "kind"/);
     expect(readRunConfig(old, { legacy: 'mpo' })).toMatchObject({ kind: 'mpo', settings: { mask: 'heart', steps: 6 } });
+  });
+
+  it('every declared kind is one that some command writes', () => {
+    const files = (d: string): string[] =>
+      readdirSync(d, { withFileTypes: true }).flatMap((e) =>
+        e.isDirectory() ? files(join(d, e.name)) : e.name.endsWith('.ts') ? [join(d, e.name)] : [],
+      );
+    const written = new Set<string>();
+    for (const f of files(join(import.meta.dirname, '..', 'src'))) {
+      const text = readFileSync(f, 'utf8');
+      for (const m of text.matchAll(/writeRunConfig\(\s*[^,]+,\s*'([\w-]+)'/g)) written.add(m[1]);
+      // the grid jobs: the kind of their GridFiles
+      for (const m of text.matchAll(/GridFiles<[^=]*=\s*\{[^}]*?\bkind: '([\w-]+)'/g)) written.add(m[1]);
+    }
+    expect([...RUN_KINDS].filter((k) => !written.has(k))).toEqual([]);
+    expect([...written].filter((k) => !(RUN_KINDS as readonly string[]).includes(k))).toEqual([]);
+  });
+
+  it('a kind other than the one expected is refused, naming the file and both kinds', () => {
+    const out = join(dir, 'kinds');
+    writeRunConfig(out, 'mpo', { steps: 6 }, 'gpu');
+    expect(readRunConfig(out, { kind: 'mpo' }).settings).toEqual({ steps: 6 });
+    expect(() => readRunConfig(out, { kind: 'train', legacy: 'train' })).toThrow(
+      `${join(out, 'config.json')}: kind "mpo" where "train" is expected (not a train run directory?)`,
+    );
+    // an old file without a kind: the kind assumed is checked too
+    writeFileSync(join(out, 'config.json'), JSON.stringify({ command: 'connect', points: 4 }));
+    expect(() => readRunConfig(out, { kind: 'train', legacy: 'train' })).toThrow(/kind "connect" where "train"/);
+    writeFileSync(join(out, 'config.json'), JSON.stringify({ epochs: 4 }));
+    expect(readRunConfig(out, { kind: 'train', legacy: 'train' }).kind).toBe('train');
   });
 
   it('the default run directory is runs/<name>-<UTC time>', () => {

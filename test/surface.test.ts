@@ -1,7 +1,7 @@
 // 2-D surfaces: the centre equals the checkpoint's own loss, and an interrupted run resumed from its partial
 // files ends with the same grid as an uninterrupted one.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Gpu } from '../src/engine/device.ts';
@@ -66,6 +66,36 @@ describe('surface', () => {
     m.dispose();
     expect(Math.abs(full.loss[1 * 5 + 2] - own.loss[0])).toBeLessThan(1e-5);
     expect(existsSync(join(dir, 'full', 'surface_heatmap.png'))).toBe(true);
+  });
+});
+
+describe('surface resume', () => {
+  it('into the same --out with another checkpoint of the architecture, or other targets, is refused', async () => {
+    const ds = { train: loadFashionMnist(data, 'train'), test: loadFashionMnist(data, 't10k') };
+    writeInitCheckpoint(join(dir, 'm2.safetensors'), 'tiny', 9);
+    const a = readCheckpoint(join(dir, 'm.safetensors'), ds.train.shape),
+      b = readCheckpoint(join(dir, 'm2.safetensors'), ds.train.shape);
+    const o: SurfaceOptions = {
+      xs: [-1, 1],
+      ys: [0, 1],
+      split: 'train',
+      images: 8,
+      norm: 'filter',
+      ignoreBiasBn: true,
+      dirType: 'weights',
+      bnStats: 'batch',
+      seed: 3,
+      block: 4,
+    };
+    const out = join(dir, 'checkpoints');
+    await runSurface(gpu, a, [null, null], ds, o, out);
+    const other = /holds a surface with other settings \(grid, images, directions, seed, model or checkpoint\)/;
+    await expect(runSurface(gpu, b, [null, null], ds, o, out)).rejects.toThrow(other);
+    await expect(runSurface(gpu, a, [b, null], ds, o, out)).rejects.toThrow(other);
+    const meta = JSON.parse(readFileSync(join(out, 'surface_meta.json'), 'utf8'));
+    expect(meta).toMatchObject({ modelFile: a.path, targets: [null, null] });
+    // the same checkpoint again resumes (nothing left to do)
+    await runSurface(gpu, a, [null, null], ds, o, out);
   });
 });
 

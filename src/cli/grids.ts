@@ -1,13 +1,14 @@
 // The grid maps around a checkpoint: surface and hessian (resumable, sharded), and merge (joins the shards).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { WeightSet } from '../models/checkpoint.ts';
+import type { Gpu } from '../engine/device.ts';
+import type { Checkpoint, WeightSet } from '../models/checkpoint.ts';
 import { untilStopped } from '../run/stop.ts';
 import { progress } from '../run/progress.ts';
-import { linspace } from '../landscape/directions.ts';
+import type { GridHooks } from '../run/grid.ts';
 import { mergeSurfaces, runSurface } from '../landscape/surface.ts';
 import { mergeHessians, ratios, runHessian } from '../landscape/hessian.ts';
-import { UsageError, defineCommand } from '../options/index.ts';
+import { UsageError, defineCommand, linspace, type Globals, type OptionValues, type Shard } from '../options/index.ts';
 import { checkpointOptions, dirFile, directionOptions, directionSettings } from './checkpoint-flags.ts';
 import { checkpointsAndData, command, withGpu, type Command } from './common.ts';
 import { defaultRunDir } from '../run/run-info.ts';
@@ -38,7 +39,7 @@ directions.safetensors into --out (default runs/surface-<time>).`,
         'compute only the points k with k % n == i (one process or machine per shard, each with its own --out); ' +
         'then: loss-atlas merge DIR_0 ... DIR_n-1 --out DIR',
     },
-    zmax: { type: 'number', above: 0, help: 'surface.vtp (ParaView): clip the loss at X' },
+    zmax: { type: 'number', min: 0, help: 'surface.vtp (ParaView): clip the loss at X (0: no clip)' },
     log: { type: 'boolean', help: 'surface.vtp: z = ln(loss + 0.1)' },
     data: { type: 'string', placeholder: 'DIR', help: "the model's dataset directory" },
     out: { type: 'string', placeholder: 'DIR', defaultText: 'runs/surface-<time>', help: 'run directory' },
@@ -89,112 +90,110 @@ its points) into one run directory with the map's pictures.`,
   positionals: { placeholder: 'DIR', min: 1, help: 'the shard directories' },
   options: {
     out: { type: 'string', placeholder: 'DIR', required: true, help: 'the merged run directory' },
-    zmax: { type: 'number', above: 0, help: 'surfaces, surface.vtp (ParaView): clip the loss at X' },
+    zmax: { type: 'number', min: 0, help: 'surfaces, surface.vtp (ParaView): clip the loss at X (0: no clip)' },
     log: { type: 'boolean', help: 'surfaces, surface.vtp: z = ln(loss + 0.1)' },
   },
   globals: ['help'],
 });
 
-/** The progress line of a block-wise grid job, on stderr. */
+/** The closing line of one shard of a grid job: where it is and how to join the shards. */
 const shardDone = (shard: { i: number; n: number }, out: string) =>
   `shard ${shard.i}/${shard.n} done in ${out}; join the shards with: loss-atlas merge <shard dirs> --out DIR`;
 
-const surface = command(SURFACE, async ({ options: o, globals }) => {
+type GridFlags = OptionValues<typeof checkpointOptions> &
+  OptionValues<ReturnType<typeof directionOptions>> & { split: string; shard?: Shard; data?: string; out?: string };
+
+interface GridFrame {
+  gpu: Gpu;
+  a: Checkpoint;
+  targets: [Checkpoint | null, Checkpoint | null];
+  data: ReturnType<typeof checkpointsAndData>['data'];
+  /** From --dir-file (for a path, its one direction twice). */
+  directions?: [WeightSet, WeightSet];
+  /** The direction settings (--norm, --ignore, --images, --dir-type, --bn-stats). */
+  dirOpts: ReturnType<typeof directionSettings>;
+  out: string;
+  hooks: GridHooks;
+}
+
+/**
+ * What surface and hessian share: the checkpoints with their dataset, the directions (--dir-file), the run directory,
+ * the GPU with its adapter printed and the line saying what is computed, a stop between blocks with the progress line,
+ * and the closing line (the shard's, or `closing` of the result).
+ */
+function gridCommand<R>(
+  name: 'surface' | 'hessian',
+  o: GridFlags,
+  globals: Globals,
+  frame: {
+    axes: string[];
+    what: (a: Checkpoint, images: string) => string;
+    run: (f: GridFrame) => Promise<R>;
+    closing: (r: R, out: string) => string;
+  },
+): Promise<number> {
   const {
     a,
     others: [t2, t3],
     data,
   } = checkpointsAndData(o.modelFile, [o.modelFile2, o.modelFile3], o.data);
-  const { norm, ignoreBiasBn, images, dirType, bnStats } = directionSettings(o);
-  const { split, shard, block } = o;
-  const xs = o.x.values,
-    ys = o.y.values;
-  const out = o.out ?? defaultRunDir('surface');
+  const dirOpts = directionSettings(o);
+  const saved = dirFile(o.dirFile, a, data.train.shape, frame.axes);
+  const directions = saved ? ([saved[0], saved[1] ?? saved[0]] as [WeightSet, WeightSet]) : undefined;
+  const out = o.out ?? defaultRunDir(name);
   return withGpu(globals, async (gpu) => {
     console.log(`adapter: ${gpu.adapterInfo}`);
-    const each = `${images || 'all'} ${split} images each`;
-    console.log(`${xs.length} x ${ys.length} points around ${a.model}, ${each}, into ${out}`);
+    console.log(`${frame.what(a, `${dirOpts.images || 'all'} ${o.split}`)}, into ${out}`);
     return untilStopped('this block', async (shouldStop) => {
-      const directions = dirFile(o.dirFile, a, data.train.shape, ['x/', 'y/']) as [WeightSet, WeightSet] | undefined;
-      const opts = {
-        xs,
-        ys,
-        split,
-        images,
-        norm,
-        ignoreBiasBn,
-        dirType,
-        bnStats,
-        seed: o.seed,
-        block,
-        shard,
-        directions,
-        zmax: o.zmax,
-        log: o.log,
-      };
-      const hooks = { shouldStop, progress: progress('surface', { unit: 'point' }) };
-      const r = await runSurface(gpu, a, [t2, t3], data, opts, out, hooks);
-      if (shard && shard.n > 1) console.log(shardDone(shard, out));
-      else {
-        const range = `min loss ${Math.min(...r.loss).toFixed(4)}, max ${Math.max(...r.loss).toFixed(4)}`;
-        console.log(`${range}; wrote ${join(out, 'surface_heatmap.png')}, surface.json, surface_{loss,acc}.npy`);
-      }
+      const hooks = { shouldStop, progress: progress(name, { unit: 'point' }) };
+      const r = await frame.run({ gpu, a, targets: [t2, t3], data, directions, dirOpts, out, hooks });
+      console.log(o.shard && o.shard.n > 1 ? shardDone(o.shard, out) : frame.closing(r, out));
       return 0;
     });
+  });
+}
+
+const surface = command(SURFACE, async ({ options: o, globals }) => {
+  const xs = o.x.values,
+    ys = o.y.values;
+  return gridCommand('surface', o, globals, {
+    axes: ['x/', 'y/'],
+    what: (a, images) => `${xs.length} x ${ys.length} points around ${a.model}, ${images} images each`,
+    run: ({ gpu, a, targets, data, directions, dirOpts, out, hooks }) => {
+      const { split, shard, block, seed, zmax, log } = o;
+      const opts = { xs, ys, split, ...dirOpts, seed, block, shard, directions, zmax, log };
+      return runSurface(gpu, a, targets, data, opts, out, hooks);
+    },
+    closing: (r, out) => {
+      const range = `min loss ${Math.min(...r.loss).toFixed(4)}, max ${Math.max(...r.loss).toFixed(4)}`;
+      return `${range}; wrote ${join(out, 'surface_heatmap.png')}, surface.json, surface_{loss,acc}.npy`;
+    },
   });
 });
 
 const hessian = command(HESSIAN, async ({ options: o, globals }) => {
-  const {
-    a,
-    others: [t2, t3],
-    data,
-  } = checkpointsAndData(o.modelFile, [o.modelFile2, o.modelFile3], o.data);
-  const { norm, ignoreBiasBn, images, dirType, bnStats } = directionSettings(o);
-  const { split } = o;
   if (o.path && o.y !== undefined) throw new UsageError('--path and --y: a path has no y axis');
   const xs = o.x.values;
   const ys = o.path ? null : (o.y?.values ?? linspace('-1:1:11', 'y'));
-  const dirs = dirFile(o.dirFile, a, data.train.shape, ys ? ['x/', 'y/'] : ['x/']);
-  const directions = dirs ? ([dirs[0], dirs[1] ?? dirs[0]] as [WeightSet, WeightSet]) : undefined;
-  const opts = {
-    xs,
-    ys,
-    split,
-    images,
-    norm,
-    ignoreBiasBn,
-    dirType,
-    bnStats,
-    directions,
-    seed: o.seed,
-    block: o.block,
-    iters: o.iters,
-    tol: o.tol,
-    eps: o.eps,
-    shard: o.shard,
-  };
-  const out = o.out ?? defaultRunDir('hessian');
-  return withGpu(globals, async (gpu) => {
-    const what = ys ? `${xs.length} x ${ys.length} grid` : `${xs.length}-point path`;
-    console.log(`adapter: ${gpu.adapterInfo}`);
-    const each = `${images || 'all'} ${split} images, up to ${opts.iters} Lanczos iterations`;
-    console.log(`${what} around ${a.model}, ${each}, into ${out}`);
-    return untilStopped('this block', async (shouldStop) => {
-      const hooks = { shouldStop, progress: progress('hessian', { unit: 'point' }) };
-      const r = await runHessian(gpu, a, [t2, t3], data, opts, out, hooks);
-      if (opts.shard && opts.shard.n > 1) {
-        console.log(shardDone(opts.shard, out));
-        return 0;
-      }
+  const { split, seed, block, iters, tol, eps, shard } = o;
+  return gridCommand('hessian', o, globals, {
+    axes: ys ? ['x/', 'y/'] : ['x/'],
+    what: (a, images) => {
+      const grid = ys ? `${xs.length} x ${ys.length} grid` : `${xs.length}-point path`;
+      return `${grid} around ${a.model}, ${images} images, up to ${iters} Lanczos iterations`;
+    },
+    run: ({ gpu, a, targets, data, directions, dirOpts, out, hooks }) => {
+      const opts = { xs, ys, split, ...dirOpts, directions, seed, block, iters, tol, eps, shard };
+      return runHessian(gpu, a, targets, data, opts, out, hooks);
+    },
+    closing: (r, out) => {
       const ratio = ratios(r).abs;
       const c = Math.floor(r.max.length / 2);
       const centre = `lambda_max ${r.max[c].toPrecision(4)}, lambda_min ${r.min[c].toPrecision(4)}`;
       const range = `${Math.min(...ratio).toFixed(3)} .. ${Math.max(...ratio).toFixed(3)}`;
       const png = join(out, ys ? 'hessian_ratio.png' : 'hessian_path.png');
-      console.log(`centre: ${centre}; |min/max| over the map ${range}; wrote ${png}`);
-      return 0;
-    });
+      return `centre: ${centre}; |min/max| over the map ${range}; wrote ${png}`;
+    },
   });
 });
 

@@ -8,13 +8,13 @@ import { fashionMnistDir } from '../data/fashion-mnist.ts';
 import { cifar10Dir } from '../data/cifar10.ts';
 import { untilStopped } from '../run/stop.ts';
 import { writeReport } from '../viz/report.ts';
-import { DIR_NORMS, linspace } from '../landscape/directions.ts';
+import { DIR_NORMS } from '../landscape/directions.ts';
 import { TRAIN, runTrain, trainConfig, type TrainConfig } from '../landscape/train.ts';
 import { runInterpolate } from '../landscape/interpolate.ts';
 import { runTrajectory } from '../landscape/trajectory.ts';
 import { LI_FIGURES, runLiFigures } from '../landscape/li-figures.ts';
 import { DEMO, runDemo } from '../landscape/demo.ts';
-import { UsageError, defineCommand } from '../options/index.ts';
+import { UsageError, defineCommand, linspace } from '../options/index.ts';
 import { dirFile, directionOptions, directionSettings } from './checkpoint-flags.ts';
 import { checkpointsAndData, command, withGpu, type Command } from './common.ts';
 
@@ -83,7 +83,7 @@ const train = command(TRAIN, async ({ options: o, globals }) => {
   let cfg: TrainConfig, out: string;
   const resume = o.resume ?? null;
   if (resume) {
-    cfg = readRunConfig(resume, { legacy: 'train' }).settings as unknown as TrainConfig;
+    cfg = readRunConfig(resume, { kind: 'train', legacy: 'train' }).settings as unknown as TrainConfig;
     out = resume;
   } else {
     cfg = trainConfig(o, (ds, f) => (ds === 'cifar10' ? cifar10Dir(f) : fashionMnistDir(f)));
@@ -111,7 +111,7 @@ const interpolate = command(INTERPOLATE, async ({ options: o, globals }) => {
     data,
   } = checkpointsAndData(o.modelFile, [o.modelFile2], o.data);
   const { norm, ignoreBiasBn, images, dirType, bnStats } = directionSettings(o);
-  const alphas = o.x?.values ?? linspace(b ? '-0.5:1.5:401' : '-1:1:51', 'x');
+  const x = o.x?.spec ?? (b ? '-0.5:1.5:401' : '-1:1:51');
   const out = o.out ?? defaultRunDir('interpolate');
   if (b && o.dirFile !== undefined) {
     throw new UsageError('--dir-file and --model-file2: the direction is either B - A or the saved one');
@@ -119,10 +119,10 @@ const interpolate = command(INTERPOLATE, async ({ options: o, globals }) => {
   return withGpu(globals, async (gpu) => {
     const what = b ? ' between two checkpoints' : ` along a random ${norm}-normalized direction`;
     console.log(`adapter: ${gpu.adapterInfo}`);
-    console.log(`${alphas.length} points of ${a.model}${what}, ${images || 'all'} images per split`);
+    console.log(`${linspace(x, 'x').length} points of ${a.model}${what}, ${images || 'all'} images per split`);
     const saved = b ? undefined : dirFile(o.dirFile, a, data.train.shape, [''])?.[0];
     const opts = {
-      alphas,
+      x,
       norm,
       ignoreBiasBn,
       dirType,
@@ -143,7 +143,7 @@ const interpolate = command(INTERPOLATE, async ({ options: o, globals }) => {
 });
 
 const trajectory = command(TRAJECTORY, async ({ options: o, globals }) => {
-  const tc = readRunConfig(o.run, { legacy: 'train' }).settings as unknown as TrainConfig;
+  const tc = readRunConfig(o.run, { kind: 'train', legacy: 'train' }).settings as unknown as TrainConfig;
   const data = loadSplits(tc.dataset, o.data ?? tc.data);
   const { grid, images, margin } = o;
   const out = o.out ?? join(o.run, 'trajectory');

@@ -1,11 +1,14 @@
 // The multi-point optimization commands: mpo, bn-compare and profile.
-import { MPO, mpoCommand } from '../mpo/command.ts';
+import { MPO, mpoCommand, mpoRunDir } from '../mpo/command.ts';
 import { BN_COMPARE, bnCompare } from '../mpo/bn-compare.ts';
 import { PROFILE, profileCommand } from '../mpo/profile.ts';
 import { command, withGpu, type Command } from './common.ts';
 
 export const MPO_COMMANDS: Record<string, Command> = {
-  mpo: command(MPO, async ({ options, globals }) => withGpu(globals, (gpu) => mpoCommand(gpu, options))),
+  mpo: command(MPO, async ({ options, globals }) => {
+    const run = mpoRunDir(options); // a bad --resume or --out is refused before the GPU starts
+    return withGpu(globals, (gpu) => mpoCommand(gpu, run));
+  }),
   'bn-compare': command(BN_COMPARE, async ({ options, globals }) => withGpu(globals, (gpu) => bnCompare(gpu, options))),
   profile: command(PROFILE, async ({ options, globals }) =>
     withGpu(globals, (gpu) => profileCommand(gpu, options), { profile: true }),

@@ -10,8 +10,6 @@ export * from './ops/elementwise.ref.ts';
 export * from './ops/fold.ref.ts';
 export * from './optim.ref.ts';
 
-export type Arr = Float64Array;
-
 /** Central finite differences of a scalar function f at x, for the listed indices (all when omitted). */
 export function finiteDiff(
   f: (x: Float64Array) => number,

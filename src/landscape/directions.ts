@@ -46,9 +46,6 @@ export function targetDirection(from: Float32Array[], to: Float32Array[]): Float
   return from.map((a, t) => Float32Array.from(a, (v, i) => to[t][i] - v));
 }
 
-/** Parses min:max:num as numpy.linspace (the command line's range values). */
-export { linspace } from '../options/index.ts';
-
 /** 'weights': directions over the parameters only; 'states': also over the BN running statistics (the reference's
  * dir_type). */
 export type DirType = 'weights' | 'states';

@@ -20,11 +20,13 @@ import {
 } from '../models/checkpoint.ts';
 import { vegaLitePng } from '../viz/vega.ts';
 import { writeRunConfig } from '../run/run-info.ts';
+import { linspace } from '../options/index.ts';
 
 export { readCheckpoint, type Checkpoint } from '../models/checkpoint.ts';
 
 export interface InterpolateOptions {
-  alphas: number[];
+  /** The alphas, min:max:num (as --x; config.json records this spec). */
+  x: string;
   norm: DirNorm;
   ignoreBiasBn: boolean;
   /** Whether the direction also moves the BN running statistics. */
@@ -56,6 +58,7 @@ export async function runInterpolate(
   out: string,
 ): Promise<InterpolateResult> {
   if (b) sameModel(a, b);
+  const alphas = linspace(o.x, 'x');
   const { direction, ...settings } = o;
   const files = { modelFile: a.path, modelFile2: b?.path ?? null };
   writeRunConfig(out, 'interpolate', { ...files, ...settings, explicitDirection: !!direction }, gpu);
@@ -79,8 +82,8 @@ export async function runInterpolate(
       }),
     );
   const model = manifoldModel(gpu, spec, [a, d], bnMode);
-  const coefs = Float32Array.from(o.alphas.flatMap((al) => [1, al]));
-  const res: InterpolateResult = { alpha: o.alphas, train_loss: [], train_acc: [], test_loss: [], test_acc: [] };
+  const coefs = Float32Array.from(alphas.flatMap((al) => [1, al]));
+  const res: InterpolateResult = { alpha: alphas, train_loss: [], train_acc: [], test_loss: [], test_acc: [] };
   try {
     for (const split of ['train', 'test'] as const) {
       const ds = data[split];

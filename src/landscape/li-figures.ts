@@ -7,7 +7,7 @@
 // large-batch solutions. Every step is skipped when its outputs exist, so the script resumes after an interruption.
 // Writes into --out (default runs/li-figures): one directory per net and step, panels li_*.png putting the nets side
 // by side, and summary.json (test accuracy, surface and eigen-ratio statistics per net).
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import type { Gpu } from '../engine/device.ts';
@@ -16,12 +16,12 @@ import type { Dataset } from '../data/dataset.ts';
 import { fashionMnistDir } from '../data/fashion-mnist.ts';
 import { cifar10Dir } from '../data/cifar10.ts';
 import { runTrain, trainConfig, type TrainOptions } from './train.ts';
-import { defineCommand, type OptionInput } from '../options/index.ts';
+import { defineCommand, linspace, type OptionInput } from '../options/index.ts';
 import { readCheckpoint } from '../models/checkpoint.ts';
 import { runInterpolate } from './interpolate.ts';
 import { runSurface } from './surface.ts';
 import { ratios, runHessian } from './hessian.ts';
-import { linspace } from './directions.ts';
+import { checkRunDir, writeRunConfig } from '../run/run-info.ts';
 
 interface Net {
   id: string;
@@ -169,9 +169,11 @@ export async function runLiFigures(
   const kind = o.full ? 'full' : o.smoke ? 'smoke' : 'cpu';
   const s = scale(kind);
   const out = o.out ?? join('runs', kind === 'full' ? 'li-figures-full' : 'li-figures');
-  mkdirSync(out, { recursive: true });
+  checkRunDir(out, 'li-figures', 'the figure set');
   const dataDir = s.dataset === 'cifar10' ? cifar10Dir(o.data) : fashionMnistDir(o.data);
   const data: { train: Dataset; test: Dataset } = loadSplits(s.dataset, dataDir);
+  // the set's own config.json (its sizes); each step writes its own in its directory
+  writeRunConfig(out, 'li-figures', { scale: kind, ...s, data: dataDir }, gpu);
   const t0 = performance.now();
   const stamp = () => `${((performance.now() - t0) / 1000).toFixed(0)} s`;
   const summary: Record<string, unknown> = {};
@@ -201,7 +203,7 @@ export async function runLiFigures(
         ck,
         null,
         data,
-        { ...dirOpts, alphas: linspace(s.line, 'x'), images: s.lineImages, logScale: false, lossMax: 5 },
+        { ...dirOpts, x: s.line, images: s.lineImages, logScale: false, lossMax: 5 },
         join(dir, 'line'),
       );
     }
@@ -289,7 +291,7 @@ export async function runLiFigures(
         dirType: 'states',
         bnStats: 'running',
         seed: 1,
-        alphas: linspace(kind === 'smoke' ? '-0.5:1.5:5' : '-0.5:1.5:41', 'x'),
+        x: kind === 'smoke' ? '-0.5:1.5:5' : '-0.5:1.5:41',
         images: s.lineImages,
         logScale: false,
         lossMax: 5,

@@ -39,12 +39,14 @@ export interface SurfaceResult {
 }
 
 const SURFACE: GridFiles<'loss' | 'acc'> = {
+  // shards may run on machines with other paths to the same checkpoint
   name: 'surface',
   arrays: ['loss', 'acc'],
   doneBy: 'loss',
+  local: ['modelFile', 'targets'],
   kind: 'surface',
   noun: 'surface',
-  decides: 'grid, images, directions, seed or model',
+  decides: 'grid, images, directions, seed, model or checkpoint',
 };
 
 export async function runSurface(
@@ -57,6 +59,7 @@ export async function runSurface(
   hooks: GridHooks = {},
 ): Promise<SurfaceResult> {
   const { spec, d1, d2, bnMode } = planeOf(a, targets, data.train.shape, o);
+  // everything that decides a point's value: a resumed run must match it (only the shard may differ)
   const meta = {
     x: o.xs,
     y: o.ys,
@@ -66,12 +69,13 @@ export async function runSurface(
     ignoreBiasBn: o.ignoreBiasBn,
     seed: o.seed,
     model: a.model,
+    modelFile: a.path,
+    targets: targets.map((t) => t?.path ?? null),
     explicitDirections: !!o.directions,
     dirType: o.dirType,
     bnStats: o.bnStats,
   };
-  const files = { modelFile: a.path, targets: targets.map((t) => t?.path ?? null) };
-  const settings = { ...files, block: o.block, zmax: o.zmax, log: o.log };
+  const settings = { block: o.block, zmax: o.zmax, log: o.log };
   const { shard } = o;
   const job = openGrid({ ...SURFACE, out, xs: o.xs, ys: o.ys, meta, settings, shard, adapter: gpu.adapterInfo });
   const dirMeta = { norm: o.norm, ignore: o.ignoreBiasBn ? 'biasbn' : '', seed: String(o.seed), dir_type: o.dirType };

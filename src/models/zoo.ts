@@ -22,7 +22,6 @@ export const MODEL_NAMES = [
   'resnet20-noshort',
   'resnet8',
 ] as const;
-export type ModelName = (typeof MODEL_NAMES)[number];
 /** How the help texts list the models: the fixed names plus the ResNet family. */
 export const MODEL_HELP =
   `${MODEL_NAMES.filter((n) => !n.startsWith('resnet')).join(', ')}` +

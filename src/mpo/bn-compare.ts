@@ -2,14 +2,50 @@
 // masks over fill probabilities and seeds, for the plain, batch-norm and skip variants of the random-squares net
 // (the MPO reference's section 1.7 experiment). Every run is an ordinary MPO run directory under the
 // comparison's directory; finished runs are skipped, so an interrupted comparison continues where it stopped.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gpu } from '../engine/device.ts';
 import { runMpo, type MpoConfig } from './mpo.ts';
-import { MPO_OPTIONS, loadData, mpoConfig } from './command.ts';
+import { MPO_OPTIONS, PRESETS, loadData, withMpoFlags } from './command.ts';
 import { defineCommand, omitOptions, type OptionInput } from '../options/index.ts';
+import { checkRunDir, writeRunConfig } from '../run/run-info.ts';
 import { writePng } from '../viz/figure.ts';
 import { lineChart } from '../viz/charts.ts';
+
+/** The settings every run of a comparison shares before the flags: CPU-sized by default, the reference's with --full.
+ * The mask, variant and seed of each run are the comparison's own. */
+const CPU_SIZED: MpoConfig = {
+  ...PRESETS.quick,
+  experiment: 'bn-compare',
+  data: '',
+  model: 'squares-small',
+  clamp: 5,
+  lr: 3e-3,
+  batch: 16,
+  cellsPerStep: 8,
+  steps: 200,
+  evalImages: 100,
+  pad: 0,
+  checkpointEvery: 50,
+  logEvery: 10,
+};
+const FULL: MpoConfig = {
+  ...PRESETS['fashion-pattern'],
+  experiment: 'bn-compare',
+  data: '',
+  model: 'squares',
+  clamp: 5,
+  lr: 3e-4,
+  evalImages: 100,
+  pad: 0,
+};
+/** What --help shows as a flag's default: the CPU-sized value, and the --full one where it differs. */
+const both = (k: keyof MpoConfig) =>
+  CPU_SIZED[k] === FULL[k] ? String(CPU_SIZED[k]) : `${CPU_SIZED[k]}; ${FULL[k]} with --full`;
+/** mpo's flags that a comparison sets itself (each run's variant, mask and seed) or has no use for (its defaults are
+ * its own, and a random-squares mask has its side in --size). */
+const NOT_TAKEN = ['preset', 'quick', 'grid', 'bn', 'skip', 'mask', 'seed', 'resume', 'out'] as const;
+
 export const BN_COMPARE = defineCommand({
   name: 'bn-compare',
   summary: 'MPO on random squares over fill probabilities and seeds: plain vs batch norm vs skip (--help)',
@@ -25,8 +61,9 @@ Default: CPU-sized (squares-small net, 10x10 masks, fills 0.2/0.5/0.8, seeds 1-2
 lr 3e-3, 100 evaluation images; about 12 minutes on lavapipe). At that length the patterns are only starting to form:
 loss_diff separates the variants earlier than acc_diff does.
 --full: the reference's sizes (squares net, 30x30 masks, fills 0.1..0.9, seeds 1-5, batch 512, 50+50 cells,
-11,800 steps, lr 3e-4, tau 5). The other flags are those of loss-atlas mpo (the variant, mask and seed of each run
-are the comparison's own).`,
+11,800 steps, lr 3e-4, tau 5). The other flags are loss-atlas mpo's, and each one given overrides these defaults
+(with --full too); mpo's preset, quick, grid, mask, bn, skip, seed and resume are not taken (the variant, mask and
+seed of each run are the comparison's own).`,
   options: {
     full: { type: 'boolean', help: "the reference's sizes (for a GPU)" },
     fills: {
@@ -45,10 +82,20 @@ are the comparison's own).`,
       help: 'mask and training seeds',
     },
     size: { type: 'integer', min: 1, defaultText: '10; 30 with --full', help: 'mask side (cells)' },
-    ...omitOptions(MPO_OPTIONS, ['bn', 'skip', 'mask', 'seed', 'resume', 'out']),
-    steps: { ...MPO_OPTIONS.steps, defaultText: '200; 11800 with --full' },
-    model: { ...MPO_OPTIONS.model, defaultText: 'squares-small; squares with --full' },
-    'eval-images': { ...MPO_OPTIONS['eval-images'], defaultText: '100' },
+    ...omitOptions(MPO_OPTIONS, NOT_TAKEN),
+    model: { ...MPO_OPTIONS.model, defaultText: both('model') },
+    steps: { ...MPO_OPTIONS.steps, defaultText: both('steps') },
+    batch: { ...MPO_OPTIONS.batch, defaultText: both('batch') },
+    lr: { ...MPO_OPTIONS.lr, defaultText: both('lr') },
+    'cells-per-step': { ...MPO_OPTIONS['cells-per-step'], defaultText: both('cellsPerStep') },
+    'neg-coef': { ...MPO_OPTIONS['neg-coef'], defaultText: both('negCoef') },
+    clamp: { ...MPO_OPTIONS.clamp, defaultText: both('clamp') },
+    clip: { ...MPO_OPTIONS.clip, defaultText: both('clipNorm') },
+    'eval-images': { ...MPO_OPTIONS['eval-images'], defaultText: both('evalImages') },
+    pad: { ...MPO_OPTIONS.pad, defaultText: both('pad') },
+    'warmup-epochs': { ...MPO_OPTIONS['warmup-epochs'], defaultText: `${both('warmupEpochs')}; 0 = off` },
+    'checkpoint-every': { ...MPO_OPTIONS['checkpoint-every'], defaultText: both('checkpointEvery') },
+    'log-every': { ...MPO_OPTIONS['log-every'], defaultText: both('logEvery') },
     out: {
       type: 'string',
       placeholder: 'DIR',
@@ -64,32 +111,26 @@ const VARIANTS = [
   { name: 'skip', bn: false, skip: true, color: '#2ca02c' },
 ];
 
-export async function bnCompare(gpu: Gpu, o: OptionInput<typeof BN_COMPARE.options>): Promise<number> {
+type BnCompareOptions = OptionInput<typeof BN_COMPARE.options>;
+
+/** The settings the runs of a comparison share: the CPU-sized or --full defaults with the mpo flags given over them. */
+export function bnCompareConfig(o: BnCompareOptions): MpoConfig {
+  return withMpoFlags(o.full ? FULL : CPU_SIZED, o);
+}
+
+export async function bnCompare(gpu: Gpu, o: BnCompareOptions): Promise<number> {
   const full = !!o.full;
   const fills = o.fills ?? (full ? [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9] : [0.2, 0.5, 0.8]);
   const seeds = o.seeds ?? (full ? [1, 2, 3, 4, 5] : [1, 2]);
-  const cpuSized = {
-    model: 'squares-small',
-    clamp: 5,
-    lr: 3e-3,
-    batch: 16,
-    cellsPerStep: 8,
-    steps: 200,
-    evalImages: 100,
-    pad: 0,
-    checkpointEvery: 50,
-    logEvery: 10,
-  } as const;
-  const base: MpoConfig = full
-    ? { ...mpoConfig(o, 'fashion-pattern'), model: 'squares', clamp: 5, lr: 3e-4, evalImages: 100, pad: 0 }
-    : { ...mpoConfig({ ...o, quick: true }), ...cpuSized };
-  if (o.steps !== undefined) base.steps = o.steps;
-  if (o.evalImages !== undefined) base.evalImages = o.evalImages;
-  if (o.model !== undefined) base.model = o.model;
+  const base = bnCompareConfig(o);
   const size = o.size ?? (full ? 30 : 10);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
   const out = o.out ?? join('runs', `bn-compare-${stamp}`);
-  mkdirSync(out, { recursive: true });
+  checkRunDir(out, 'bn-compare', 'the comparison');
+  // the comparison's own config.json: what its runs share (each run's config.json has its variant, mask and seed)
+  const { experiment: _e, bn: _b, skip: _s, mask: _m, seed: _d, grid: _g, ...shared } = base;
+  const variants = VARIANTS.map((v) => v.name);
+  writeRunConfig(out, 'bn-compare', { full, fills, seeds, size, variants, ...shared }, gpu);
   console.log(
     `adapter: ${gpu.adapterInfo}\n` +
       `bn-compare into ${out}: ${VARIANTS.length} variants x ${fills.length} fills x ${seeds.length} seeds,` +

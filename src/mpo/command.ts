@@ -1,5 +1,5 @@
 // `loss-atlas mpo`: presets, the flag table, Ctrl-C -> checkpoint, resume.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gpu } from '../engine/device.ts';
 import { fashionMnistDir } from '../data/fashion-mnist.ts';
@@ -8,6 +8,7 @@ import { cifar10Dir } from '../data/cifar10.ts';
 import { loadSplits } from '../data/datasets.ts';
 import { runMpo, type MpoConfig } from './mpo.ts';
 import { untilStopped } from '../run/stop.ts';
+import { readRunConfig } from '../run/run-info.ts';
 import { formatDuration as fmtTime, progress } from '../run/progress.ts';
 import { ICONS } from './masks.ts';
 import { MODEL_NAMES } from '../models/zoo.ts';
@@ -214,9 +215,15 @@ The settings not given come from the preset (defaults below: a value per preset 
 /** The run's settings: the preset (--quick, --preset, else `defaultPreset`) with the given flags over it. */
 export function mpoConfig(o: MpoOptions, defaultPreset = 'fashion-pattern'): MpoConfig {
   const presetName = o.quick ? 'quick' : (o.preset ?? defaultPreset);
-  const preset = PRESETS[presetName];
-  if (!preset) throw new Error(`--preset "${presetName}": one of ${Object.keys(PRESETS).join(', ')} expected`);
-  const c: MpoConfig = { ...preset, experiment: presetName, data: '' };
+  return withMpoFlags({ ...PRESETS[presetName], experiment: presetName, data: '' }, o);
+}
+
+/**
+ * `base` with the mpo flags given in `o` over it (a flag not given keeps base's value); the dataset follows
+ * the model unless --dataset is given, and --data (or the dataset's default folder) is its directory.
+ */
+export function withMpoFlags(base: MpoConfig, o: Omit<MpoOptions, 'preset' | 'quick' | 'resume' | 'out'>): MpoConfig {
+  const c: MpoConfig = { ...base };
   c.mask = o.mask ?? c.mask;
   c.model = o.model ?? c.model;
   if (o.bn) c.bn = true;
@@ -247,21 +254,33 @@ export function loadData(c: MpoConfig): { train: Dataset; test: Dataset } {
   return loadSplits(c.dataset, c.data);
 }
 
-export async function mpoCommand(gpu: Gpu, o: MpoOptions, defaultPreset = 'fashion-pattern'): Promise<number> {
-  let cfg: MpoConfig, out: string;
-  const resume = o.resume ?? null;
-  if (resume) {
-    const cf = join(resume, 'config.json');
-    if (!existsSync(cf)) throw new Error(`--resume ${resume}: no config.json there (not a run directory?)`);
-    cfg = JSON.parse(readFileSync(cf, 'utf8')) as MpoConfig;
-    out = resume;
-  } else {
-    cfg = mpoConfig(o, defaultPreset);
-    const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
-    out = o.out ?? join('runs', `${cfg.experiment}-${stamp}`);
-    if (existsSync(join(out, 'config.json')))
-      throw new Error(`--out ${out} already holds a run; use --resume ${out} to continue it, or another --out`);
+/** An mpo run to start or continue: its settings (from --resume DIR's config.json, else the flags) and directory. */
+export interface MpoRun {
+  cfg: MpoConfig;
+  out: string;
+  resume: boolean;
+}
+
+/** The run `loss-atlas mpo` makes of its flags, before any GPU work (a config.json of another kind is refused). */
+export function mpoRunDir(o: MpoOptions, defaultPreset = 'fashion-pattern'): MpoRun {
+  if (o.resume !== undefined) {
+    if (!existsSync(join(o.resume, 'config.json'))) {
+      throw new Error(`--resume ${o.resume}: no config.json there (not a run directory?)`);
+    }
+    // the settings as written, without the header fields and the derived parameter count
+    const { parameters: _, ...cfg } = readRunConfig(o.resume, { kind: 'mpo', legacy: 'mpo' }).settings;
+    return { cfg: cfg as unknown as MpoConfig, out: o.resume, resume: true };
   }
+  const cfg = mpoConfig(o, defaultPreset);
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
+  const out = o.out ?? join('runs', `${cfg.experiment}-${stamp}`);
+  if (existsSync(join(out, 'config.json')))
+    throw new Error(`--out ${out} already holds a run; use --resume ${out} to continue it, or another --out`);
+  return { cfg, out, resume: false };
+}
+
+export async function mpoCommand(gpu: Gpu, run: MpoRun): Promise<number> {
+  const { cfg, out, resume } = run;
   const cpu = gpu.isCpu;
   if (cpu && cfg.experiment !== 'quick' && cfg.steps > 2000) {
     console.error(
@@ -279,7 +298,7 @@ export async function mpoCommand(gpu: Gpu, o: MpoOptions, defaultPreset = 'fashi
     const onStep = (step: number, total: number, good: number, bad: number, secs: number) =>
       bar(step, total, { 'good loss': good.toFixed(3), 'bad loss': bad.toFixed(3) }, secs);
     const hooks = { onStep, shouldStop, log: (m: string) => console.error(m) };
-    const r = await runMpo(gpu, cfg, data, out, !!resume, hooks);
+    const r = await runMpo(gpu, cfg, data, out, resume, hooks);
     const m = r.metrics;
     console.log(`\nfinished ${m.steps} steps in ${fmtTime(m.seconds)}${r.stoppedEarly ? ' (early stop)' : ''}`);
     console.log(

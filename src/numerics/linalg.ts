@@ -38,3 +38,16 @@ export const norm2 = (v: ArrayLike<number>) => {
   for (let i = 0; i < v.length; i++) s += v[i] * v[i];
   return Math.sqrt(s);
 };
+
+/** The cosine of the angle between two vectors (0 for a zero vector). */
+export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let d = 0,
+    na = 0,
+    nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    d += a[i] * b[i];
+    na += a[i] * a[i];
+    nb += b[i] * b[i];
+  }
+  return d / Math.sqrt(na * nb + 1e-30);
+}

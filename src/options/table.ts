@@ -1,6 +1,8 @@
 // The option tables: the types of an option (boolean, string, integer, number, N|all, enum, min:max:num range, i/n
 // shard, comma-separated list), a command's table, the global flags, and the TypeScript types a table gives its
 // parsed values (camelCase keys, defaults filled in).
+import type { Shard } from '../run/grid.ts';
+
 export class UsageError extends Error {}
 
 /** min:max:num, as numpy.linspace: the spec as given and its values. */
@@ -8,11 +10,8 @@ export interface Range {
   spec: string;
   values: number[];
 }
-/** --shard i/n: the points k with k % n == i. */
-export interface Shard {
-  i: number;
-  n: number;
-}
+/** --shard i/n: the points k with k % n == i (the grid job's shard). */
+export type { Shard };
 
 interface Common {
   /** One line for --help. */

@@ -1,14 +1,14 @@
 // A resumable, sharded job over the points of a grid (or a 1-D path): per-point values in <name>_<array>.npy, NaN
 // where a point is not done yet, and <name>_meta.json with everything that decides a point's value. Points are
 // evaluated in blocks; after each block the arrays are saved and a stop request is honoured, so running the same job
-// again resumes where it stopped, and a resume with other settings is refused. --shard i/n takes the points k with
-// k % n == i, each shard in its own directory; mergeGrids joins them.
+// again resumes where it stopped, and a resume with other settings (or into a run directory of another kind) is
+// refused. --shard i/n takes the points k with k % n == i, each shard in its own directory; mergeGrids joins them.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { atomicWrite, npyBytes, readNpy } from '../data/formats.ts';
 import { Interrupted, RUN_AGAIN } from './interrupted.ts';
 import type { Progress } from './progress.ts';
-import { readRunConfig, writeRunConfig, type RunKind } from './run-info.ts';
+import { checkRunDir, readRunConfig, writeRunConfig, type RunKind } from './run-info.ts';
 
 export interface Shard {
   i: number;
@@ -82,14 +82,12 @@ export interface GridBlocks<A extends string> {
   evaluate: (ks: number[]) => Promise<Record<A, ArrayLike<number>>>;
   /** Polled after each block: when true and points remain, the job stops with Interrupted. */
   shouldStop?: () => boolean;
-  /** After each block: points of this shard done, and their number. */
-  onBlock?: (done: number, total: number) => void;
   /** Reported before the first block and after each one. */
   progress?: Progress;
 }
 
 /** Stop requests and progress reports of a grid run, as its callers pass them on. */
-export type GridHooks = Pick<GridBlocks<string>, 'shouldStop' | 'onBlock' | 'progress'>;
+export type GridHooks = Pick<GridBlocks<string>, 'shouldStop' | 'progress'>;
 
 export interface GridJob<A extends string> {
   readonly spec: GridJobSpec<A>;
@@ -109,11 +107,13 @@ const metaKey = (m: Record<string, unknown>, drop: string[] = []) =>
 const arrayPath = (dir: string, name: string, a: string) => join(dir, `${name}_${a}.npy`);
 
 /**
- * Opens (or resumes) the grid job in spec.out: checks the stored meta against this job's (refusing other settings),
- * loads the partial arrays, writes the meta and, for a fresh job, config.json.
+ * Opens (or resumes) the grid job in spec.out: refuses a directory that holds a run of another kind, checks the stored
+ * meta against this job's (refusing other settings), loads the partial arrays, writes the meta and, for a fresh job,
+ * config.json.
  */
 export function openGrid<A extends string>(spec: GridJobSpec<A>): GridJob<A> {
   const { out, name, xs, ys, arrays } = spec;
+  checkRunDir(out, spec.kind, `the ${spec.noun}`);
   const shard = spec.shard ?? { i: 0, n: 1 };
   const shape = gridShape(xs, ys);
   const K = shape.reduce((a, b) => a * b, 1);
@@ -137,7 +137,7 @@ export function openGrid<A extends string>(spec: GridJobSpec<A>): GridJob<A> {
     }
   }
   atomicWrite(metaPath, `${JSON.stringify(meta)}\n`);
-  if (!resumed || !hasConfig(out, spec.kind)) {
+  if (!resumed || !existsSync(join(out, 'config.json'))) {
     writeRunConfig(out, spec.kind, { ...meta, ...spec.settings }, spec.adapter);
   }
   const own = shardPoints(K, shard);
@@ -160,7 +160,6 @@ export function openGrid<A extends string>(spec: GridJobSpec<A>): GridJob<A> {
         for (const a of arrays) for (let q = 0; q < ks.length; q++) values[a][ks[q]] = res[a][q];
         save();
         const done = before + b0 + ks.length;
-        b.onBlock?.(done, own.length);
         b.progress?.(done, own.length);
         if (b.shouldStop?.() && b0 + b.block < todo.length) {
           const saved = spec.partial ?? `the partial ${spec.noun} is saved`;
@@ -171,14 +170,6 @@ export function openGrid<A extends string>(spec: GridJobSpec<A>): GridJob<A> {
       return values;
     },
   };
-}
-
-function hasConfig(dir: string, kind: RunKind): boolean {
-  try {
-    return readRunConfig(dir).kind === kind;
-  } catch {
-    return false;
-  }
 }
 
 export interface MergedGrid<A extends string> {
@@ -203,6 +194,7 @@ export function mergeGrids<A extends string>(dirs: string[], out: string, f: Gri
       throw new Error(`merge: ${dirs[i]} is a different ${f.noun} (${f.decides}) from ${dirs[0]}`);
     }
   });
+  checkRunDir(out, f.kind, `the merged ${f.noun}`);
   const shape = gridShape(metas[0].x, metas[0].y);
   const K = shape.reduce((a, b) => a * b, 1);
   const merged = Object.fromEntries(f.arrays.map((a) => [a, new Float32Array(K).fill(NaN)])) as Record<A, Float32Array>;

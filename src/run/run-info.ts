@@ -24,7 +24,6 @@ export const RUN_KINDS = [
   'swa',
   'toy',
   'fort-figures',
-  'demo',
 ] as const;
 export type RunKind = (typeof RUN_KINDS)[number];
 
@@ -97,9 +96,10 @@ const LEGACY_COMMANDS: Record<string, RunKind> = {
 
 /**
  * Reads and checks dir/config.json; every error names the file. A file without `kind` (written by an older version)
- * is refused unless `legacy` gives the kind to assume; its `command` field, if any, names the kind instead.
+ * is refused unless `legacy` gives the kind to assume; its `command` field, if any, names the kind instead. With
+ * `kind`, a run of another kind is refused (naming the kind found and the one expected).
  */
-export function readRunConfig(dir: string, o: { legacy?: RunKind } = {}): RunConfig {
+export function readRunConfig(dir: string, o: { kind?: RunKind; legacy?: RunKind } = {}): RunConfig {
   const file = join(dir, 'config.json');
   if (!existsSync(file)) throw new Error(`${file}: no such file (not a run directory?)`);
   const text = readFileSync(file, 'utf8');
@@ -124,6 +124,9 @@ export function readRunConfig(dir: string, o: { legacy?: RunKind } = {}): RunCon
   } else {
     throw bad('kind', `one of ${RUN_KINDS.join(', ')}`, kind);
   }
+  if (o.kind && k !== o.kind) {
+    throw new Error(`${file}: kind "${k}" where "${o.kind}" is expected (not a ${o.kind} run directory?)`);
+  }
   const old = kind === undefined; // older files: argv, commit and created may be missing
   if (!(argv === undefined && old) && !(Array.isArray(argv) && argv.every((a) => typeof a === 'string'))) {
     throw bad('argv', 'a list of strings', argv);
@@ -143,4 +146,21 @@ export function readRunConfig(dir: string, o: { legacy?: RunKind } = {}): RunCon
     commit: (commit as string | undefined) ?? 'unknown',
     created: (created as string | undefined) ?? '',
   };
+}
+
+/**
+ * Refuses to write a `kind` run into a directory whose config.json is of another kind (or unreadable), which it would
+ * overwrite; `what` names what was to be written there, for the advice to use another --out.
+ */
+export function checkRunDir(dir: string, kind: RunKind, what = `the ${kind} run`): void {
+  if (!existsSync(join(dir, 'config.json'))) return;
+  let found: RunKind;
+  try {
+    found = readRunConfig(dir).kind;
+  } catch (e) {
+    throw new Error(`${(e as Error).message}; use another --out for ${what}`);
+  }
+  if (found !== kind) {
+    throw new Error(`${dir} holds a ${found} run (config.json), not a ${kind}: use another --out for ${what}`);
+  }
 }

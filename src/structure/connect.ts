@@ -10,6 +10,7 @@
 //   coefficients, so the bend's gradient is the engine's basis gradient.
 // The number of short directions at a point is estimated by the participation ratio tr(H)^2 / tr(H^2) of the Hessian
 // (Hutchinson probes with the batched HVPs of `hessian`).
+import { cosine } from '../numerics/linalg.ts';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gpu } from '../engine/device.ts';
@@ -209,18 +210,7 @@ export async function runConnect(
         o.seed,
       );
       const dev = inner.map((p, j) => p.map((v, i) => v - ((1 - ts[j]) * A[i] + ts[j] * B[i])));
-      const cos = (a: Float32Array, b: Float32Array) => {
-        let d = 0,
-          na = 0,
-          nb = 0;
-        for (let i = 0; i < a.length; i++) {
-          d += a[i] * b[i];
-          na += a[i] * a[i];
-          nb += b[i] * b[i];
-        }
-        return d / Math.sqrt(na * nb + 1e-30);
-      };
-      extra = { cosines: dev.map((a) => dev.map((b) => cos(a, b))) };
+      extra = { cosines: dev.map((a) => dev.map((b) => cosine(a, b))) };
       if (o.probes > 0) {
         log(`short directions (participation ratio of the Hessian, ${o.probes} probes) along the connector`);
         extra.short_directions = { t: [0, ...ts, 1], value: await shortDirections(gpu, spec, nodes, data.train, o) };

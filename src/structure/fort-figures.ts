@@ -2,7 +2,7 @@
 // (Fashion-MNIST, the paper's 16-32-32 tanh SimpleCNN), or with --full at larger sizes for a GPU. Every step writes its
 // own run directory and is skipped when its metrics.json exists, so the script resumes after an interruption. Ends with
 // summary.json (each step's metrics) and fort_summary.png (the main pictures side by side).
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import type { Gpu } from '../engine/device.ts';
@@ -17,6 +17,7 @@ import { tunnelsCommand } from './tunnels.ts';
 import { subspaceCommand } from './subspace.ts';
 import { swaCommand } from './swa.ts';
 import { defineCommand, type OptionInput } from '../options/index.ts';
+import { checkRunDir, writeRunConfig } from '../run/run-info.ts';
 
 export const FORT_FIGURES = defineCommand({
   name: 'fort-figures',
@@ -74,7 +75,14 @@ export async function runFortFigures(
 ): Promise<string> {
   const full = !!o.full;
   const out = o.out ?? join('runs', full ? 'fort-figures-full' : 'fort-figures');
-  mkdirSync(out, { recursive: true });
+  checkRunDir(out, 'fort-figures', 'the figure set');
+  // the set's own config.json; each step writes its own in its directory
+  writeRunConfig(
+    out,
+    'fort-figures',
+    { scale: full ? 'full' : 'cpu', tunnelSweep: !!o.tunnelSweep, data: dataDir },
+    gpu,
+  );
   const t0 = performance.now();
   const stamp = () => `[${((performance.now() - t0) / 1000).toFixed(0)} s]`;
   const done = (d: string) => existsSync(join(out, d, 'metrics.json'));

@@ -16,7 +16,7 @@ import { Param } from '../engine/manifold.ts';
 import { randn, rng } from '../engine/random.ts';
 import { writeRunConfig } from '../run/run-info.ts';
 import { UsageError, defineCommand, optionsOf, type OptionInput } from '../options/index.ts';
-import { orthonormal, norm2 } from '../numerics/linalg.ts';
+import { cosine, orthonormal, norm2 } from '../numerics/linalg.ts';
 import { plotHyperplane, plotConnector, plotRadial } from './toy-plots.ts';
 import { sweepDims, hyperplaneSweep, optimizePoints } from './toy-hyperplanes.ts';
 import { toyLosses } from './wedge.ts';
@@ -91,24 +91,13 @@ export async function toyConnector(
   const conn = await lossesAt(gpu, tDense.map(polyAt), o.n);
   const ends = (line[0] + line[line.length - 1]) / 2;
   const dev = opt.map((p, j) => p.map((v, i) => v - onLine[j][i]));
-  const cos = (a: Float32Array, b: Float32Array) => {
-    let d = 0,
-      na = 0,
-      nb = 0;
-    for (let i = 0; i < a.length; i++) {
-      d += a[i] * b[i];
-      na += a[i] * a[i];
-      nb += b[i] * b[i];
-    }
-    return d / Math.sqrt(na * nb + 1e-30);
-  };
   return {
     t: tDense,
     line: Array.from(line),
     connector: Array.from(conn),
     barrierLine: Math.max(...line) - ends,
     barrierConnector: Math.max(...conn) - ends,
-    cosines: dev.map((a) => dev.map((b) => cos(a, b))),
+    cosines: dev.map((a) => dev.map((b) => cosine(a, b))),
     differentWedges,
   };
 }

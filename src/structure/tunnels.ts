@@ -18,7 +18,8 @@ import { UsageError, defineCommand, optionsOf, type OptionInput } from '../optio
 
 export interface TunnelOptions {
   rays: number;
-  points: number /** largest distance as a fraction of ||theta|| */;
+  points: number;
+  /** largest distance as a fraction of ||theta|| */
   maxFrac: number;
   delta: number;
   images: number;

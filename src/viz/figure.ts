@@ -1,5 +1,6 @@
 // Pictures as SVG, rasterized to PNG with sharp: heatmaps with a colorbar (log, linear or diverging scale; cells of
-// a mask, or a grid over coordinates with axes), binary masks, line charts, 3-D surfaces and panels side by side.
+// a mask, or a grid over coordinates with axes), binary masks, text and panels side by side (line charts and 3-D
+// surfaces: charts.ts).
 import sharp from 'sharp';
 import { interpolateRdBu, interpolateViridis } from 'd3-scale-chromatic';
 import { gridCells } from '../run/grid.ts';

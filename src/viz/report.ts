@@ -63,7 +63,6 @@ const KIND_NAMES: Record<RunKind, string> = {
   swa: 'SWA vs ensembles',
   toy: 'toy landscape',
   'fort-figures': 'figure set',
-  demo: 'demo',
 };
 
 /** The kind from config.json; for run directories written before it named the kind, a guess from the file names. */

@@ -1,7 +1,19 @@
-// The lanes conv family for CPU adapters (llvmpipe runs a workgroup's invocations as SIMD lanes of one thread): one
-// operand broadcast across the workgroup, the other per lane; row-segment variants for narrow strides.
+// The lanes conv family for CPU adapters: one operand broadcast across the workgroup, the other per lane (row-segment
+// variants in conv-rows.wgsl.ts, linear layers in linear-lanes.wgsl.ts).
+//
+// llvmpipe runs a workgroup's invocations as the SIMD lanes of one CPU thread. A load whose address is the same for
+// every invocation (it depends only on the workgroup id and loop counters) becomes one scalar load and a broadcast;
+// any other load is a gather, one element per lane. The tiled kernels (conv-tiled.wgsl.ts) stage both operands
+// through workgroup memory with barriers, which on a CPU is only more loads. These kernels give each workgroup a block
+// of RC "uniform" rows (output channels in fwd and wgrad, input channels in dgrad), whose weights or output gradients
+// are the broadcast operand, and spread the other GEMM dimension over WG lanes x TN outputs per lane (positions in fwd
+// and dgrad, reduction columns r in wgrad), whose im2col values are the gathered operand: per reduction step RC
+// broadcast and TN gathered loads feed RC x TN fused multiply-adds. The only workgroup memory holds point k's weights
+// for the RC rows (fwd and dgrad, staged once per reduction chunk, see LANES_WS); the only barriers are around those
+// chunks and in the dcoef reduction. Same bindings, uniforms and outputs as the tiled kernels; only the dispatch grid
+// differs (see lanesGrid).
 import { type KernelSpec, kernel, r, w } from '../kernel.ts';
-import { CONV_UNIFORMS, weightLoad, basisAt } from './conv.wgsl.ts';
+import { CONV_UNIFORMS, weightLoad, basisAt, wgradInterface } from './conv.wgsl.ts';
 import { pow2, clampI } from './conv-tiled.wgsl.ts';
 /**
  * Floats of workgroup memory (16 KiB, WebGPU's guaranteed minimum) holding point k's weights for the workgroup's RC
@@ -92,6 +104,21 @@ export const FWD_FILL = 'Ws[i] = wk(k, co0 + i / CH, cs * khw + i % CH);';
 export const dgradFill = (KW: string) =>
   `let q = i % CH; let t = q % khw; Ws[i] = wt(k, cs + q / khw, ci0 + i / CH, t / ${KW}, t % ${KW});`;
 
+/**
+ * The forward kernels' write of lane output j for the workgroup's RC output channels co = co0 + c: acc[c, j] to
+ * y[at] (a WGSL index expression of co and the position), through a ReLU when asked.
+ */
+export const writeChannels = (l: Lanes, act: 'none' | 'relu', at: string) =>
+  forC(
+    l,
+    `let co = co0 + c;
+    if (co < u.Cout) {
+      var v = acc[c * ${l.TN}u + j];
+      ${act === 'relu' ? 'v = max(v, 0.0);' : ''}
+      y[${at}] = v;
+    }`,
+  );
+
 export function convForwardLanesKernel(l: Lanes, hasBias: boolean, act: 'none' | 'relu', direct = false): KernelSpec {
   const bindings = [r('x'), r('weight'), ...(hasBias ? [r('bias')] : []), ...(direct ? [] : [r('coef')]), w('y')];
   const body = `
@@ -141,15 +168,7 @@ ${MAIN_L(l)} {
     `let m = ${laneM(l)};
     if (m < M) {
       let n = m / P; let p = m % P;
-      ${forC(
-        l,
-        `let co = co0 + c;
-        if (co < u.Cout) {
-          var v = acc[c * ${l.TN}u + j];
-          ${act === 'relu' ? 'v = max(v, 0.0);' : ''}
-          y[((k * u.N + n) * u.Cout + co) * P + p] = v;
-        }`,
-      )}
+      ${writeChannels(l, act, '((k * u.N + n) * u.Cout + co) * P + p')}
     }`,
   )}
 }`;
@@ -245,22 +264,7 @@ ${MAIN_L(l)} {
  * (n, oh, ow) of the z layer's chunk, walked incrementally.
  */
 export function convWeightGradLanesKernel(l: Lanes, nb: number, hasBias: boolean, dcoef: boolean): KernelSpec {
-  const uniforms: KernelSpec['uniforms'] = [
-    ...CONV_UNIFORMS,
-    ['KG', 'u32'],
-    ['S', 'u32'],
-    ['PS', 'u32'],
-    ['bOff', 'u32'],
-    ['tilesM', 'u32'],
-    ['tilesN', 'u32'],
-  ];
-  const bindings = [
-    r('x'),
-    r('dy'),
-    r('coef'),
-    w('part'),
-    ...(dcoef ? [r('weight'), ...(hasBias ? [r('bias')] : []), w('dcpart')] : []),
-  ];
+  const { uniforms, bindings } = wgradInterface(hasBias, dcoef);
   const T = l.RC * l.TN;
   const body = `
 ${dcoef ? basisAt(hasBias) : ''}

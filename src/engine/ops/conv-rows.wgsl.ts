@@ -14,6 +14,7 @@ import {
   stagedChunks,
   FWD_FILL,
   dgradFill,
+  writeChannels,
 } from './conv-lanes.wgsl.ts';
 
 /** Lanes with WG lanes of one row segment each, TN consecutive outputs per segment; KW and the stride compile-time. */
@@ -97,15 +98,7 @@ ${MAIN_L(l)} {
       l,
       `let ow = ow0 + j;
       if (ow < u.OW) {
-        ${forC(
-          l,
-          `let co = co0 + c;
-          if (co < u.Cout) {
-            var v = acc[c * ${l.TN}u + j];
-            ${act === 'relu' ? 'v = max(v, 0.0);' : ''}
-            y[((k * u.N + n) * u.Cout + co) * P + oh * u.OW + ow] = v;
-          }`,
-        )}
+        ${writeChannels(l, act, '((k * u.N + n) * u.Cout + co) * P + oh * u.OW + ow')}
       }`,
     )}
   }

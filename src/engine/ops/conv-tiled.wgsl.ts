@@ -1,7 +1,8 @@
 // The tiled conv family for GPUs: implicit-GEMM kernels with workgroup-memory tiles (forward, input gradient, weight
-// gradient folded over basis tensors).
+// gradient folded over basis tensors). Each workgroup computes a BM x BN tile of the GEMM with TM x TN outputs per
+// thread (register blocking), staging BK-deep slices of both operands in workgroup memory.
 import { type KernelSpec, kernel, r, w } from '../kernel.ts';
-import { CONV_UNIFORMS, weightLoad, basisAt, DECODE_COL, DECODE_POS, X_AT } from './conv.wgsl.ts';
+import { CONV_UNIFORMS, weightLoad, basisAt, DECODE_COL, DECODE_POS, X_AT, wgradInterface } from './conv.wgsl.ts';
 
 export interface Tiles {
   BM: number;
@@ -216,22 +217,7 @@ ${gemmMain(t, g, { P: 'u.H * u.W', cols: 'u.Cin', out: 'dx' })}`;
  */
 export function convWeightGradKernel(t: Tiles, nb: number, hasBias: boolean, dcoef: boolean): KernelSpec {
   const T = threads(t);
-  const uniforms: KernelSpec['uniforms'] = [
-    ...CONV_UNIFORMS,
-    ['KG', 'u32'],
-    ['S', 'u32'],
-    ['PS', 'u32'],
-    ['bOff', 'u32'],
-    ['tilesM', 'u32'],
-    ['tilesN', 'u32'],
-  ];
-  const bindings = [
-    r('x'),
-    r('dy'),
-    r('coef'),
-    w('part'),
-    ...(dcoef ? [r('weight'), ...(hasBias ? [r('bias')] : []), w('dcpart')] : []),
-  ];
+  const { uniforms, bindings } = wgradInterface(hasBias, dcoef);
   const g = gemm(t, { rBegin: 'pBegin', rEnd: 'pEnd', loadA: 'xAt(k, ri, a)', loadB: 'dyv(k, ri, n)' });
   const body = `${g.decl}
 ${dcoef ? `var<workgroup> red: array<f32, ${T}>;` : ''}

@@ -10,9 +10,6 @@
 //  dgrad: dx[k, (n,ih,iw), ci] = sum_r' dy_k gathered[(n,ih,iw), (co,kh,kw)] * W_k[co, ci, kh, kw]
 //  wgrad: part[z, b, co, r]    = sum_{k in z} coef[k, b] * sum_{(n,oh,ow) in z} im2col(x_k)[., r] * dy_k[., co]
 //         then a reduce over z; optionally dcoef partials: sum_{co,r} basis[b][co, r] * dW_k[co, r]
-//
-// Each workgroup computes a BM x BN tile of the GEMM with TM x TN outputs per thread (register blocking),
-// staging BK-deep slices of both operands in workgroup memory.
 import { type KernelSpec, kernel, r, w } from '../kernel.ts';
 
 export const CONV_UNIFORMS: KernelSpec['uniforms'] = [
@@ -159,14 +156,27 @@ export function coefReduceKernel(): KernelSpec {
   return kernel('coef.reduce', '', uniforms, [r('part'), w('dcoef')], body, 64);
 }
 
-// ---------------------------------------------------------------- the lanes family (CPU adapters)
-//
-// llvmpipe runs a workgroup's invocations as the SIMD lanes of one CPU thread. A load whose address is the same for
-// every invocation (it depends only on the workgroup id and loop counters) becomes one scalar load and a broadcast;
-// any other load is a gather, one element per lane. The tiled kernels above stage both operands through workgroup
-// memory with barriers, which on a CPU is only more loads. These kernels give each workgroup a block of RC "uniform"
-// rows (output channels in fwd and wgrad, input channels in dgrad), whose weights or output gradients are the
-// broadcast operand, and spread the other GEMM dimension over WG lanes x TN outputs per lane (positions in fwd and
-// dgrad, reduction columns r in wgrad), whose im2col values are the gathered operand: per reduction step RC broadcast
-// and TN gathered loads feed RC x TN fused multiply-adds. No workgroup memory, no barriers (but the dcoef reduction).
-// Same bindings, uniforms and outputs as the tiled kernels; only the dispatch grid differs (see lanesGrid).
+/**
+ * The uniforms and bindings both weight-gradient kernel families take (conv-tiled.wgsl.ts, conv-lanes.wgsl.ts): the
+ * split of the reduction into z layers (KG points per layer, S position chunks of PS), the basis tensors of this
+ * pass (bOff), and, with dcoef, the basis tensors the dcoef partials dot the point tiles with.
+ */
+export function wgradInterface(hasBias: boolean, dcoef: boolean) {
+  const uniforms: KernelSpec['uniforms'] = [
+    ...CONV_UNIFORMS,
+    ['KG', 'u32'],
+    ['S', 'u32'],
+    ['PS', 'u32'],
+    ['bOff', 'u32'],
+    ['tilesM', 'u32'],
+    ['tilesN', 'u32'],
+  ];
+  const bindings = [
+    r('x'),
+    r('dy'),
+    r('coef'),
+    w('part'),
+    ...(dcoef ? [r('weight'), ...(hasBias ? [r('bias')] : []), w('dcpart')] : []),
+  ];
+  return { uniforms, bindings };
+}
