@@ -3,7 +3,7 @@
 // message naming the flag. Two end-to-end runs check the exit codes (2 for a usage error, 1 for a command's error).
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { COMMANDS } from '../src/cli/commands.ts';
@@ -274,6 +274,11 @@ describe('a run directory of another kind', () => {
   });
 
   it("mpo --resume reads the run's settings without the header fields of config.json", () => {
+    expect(() => mpoRunDir({ resume: mpoRun })).toThrow(
+      /no checkpoint there .*start it over with loss-atlas mpo --out/,
+    );
+    mkdirSync(join(mpoRun, 'checkpoint'));
+    writeFileSync(join(mpoRun, 'checkpoint', 'state.json'), '{}');
     const { cfg, out, resume } = mpoRunDir({ resume: mpoRun });
     expect([out, resume]).toEqual([mpoRun, true]);
     expect(cfg).toEqual({ model: 'tiny', steps: 6, dataset: 'fashion-mnist', data: join(dir, 'none') });

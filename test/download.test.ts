@@ -16,6 +16,9 @@ let server: Server,
   archive: Buffer;
 const members = [...CIFAR10.train, ...CIFAR10.test].map((f) => `${CIFAR10.folder}/${f}`);
 
+// The archive's batches hold 3 records each (a real batch holds 10,000).
+process.env.LOSS_ATLAS_CIFAR10_RECORDS = 'any';
+
 beforeAll(async () => {
   const src = join(dir, 'src', CIFAR10.folder);
   mkdirSync(src, { recursive: true });

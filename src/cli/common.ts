@@ -62,7 +62,7 @@ type Splits = ReturnType<typeof loadSplits>;
 
 /**
  * A Fashion-MNIST experiment command: the dataset (--data), the run directory (--out, default runs/<name>-<time>),
- * the GPU with its adapter printed; the body returns the closing line.
+ * the GPU (--verbose prints its adapter); the body returns the closing line.
  */
 export function fashionExperiment<O extends OptionTable & { data: unknown; out: unknown }>(
   spec: CommandSpec<O>,
@@ -74,7 +74,6 @@ export function fashionExperiment<O extends OptionTable & { data: unknown; out: 
     const data = loadSplits('fashion-mnist', dataDir);
     const out = o.out ?? defaultRunDir(spec.name);
     return withGpu(inv.globals, async (gpu) => {
-      console.log(`adapter: ${gpu.adapterInfo}`);
       console.log(await body(gpu, { data, dataDir, out }, inv));
       return 0;
     });

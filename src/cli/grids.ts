@@ -13,6 +13,20 @@ import { checkpointOptions, dirFile, directionOptions, directionSettings } from 
 import { checkpointsAndData, command, withGpu, type Command } from './common.ts';
 import { defaultRunDir } from '../run/run-info.ts';
 
+/** Grids of more points than this take --yes: a typo in --x / --y (100000 for 100) should not start a week's run. */
+export const MAX_POINTS = 1e6;
+
+/** Refuses a grid of more than MAX_POINTS points without --yes (a usage error naming the flags and the count). */
+export function checkGridSize(xs: number[], ys: number[] | null, yes: boolean | undefined): void {
+  const K = xs.length * (ys?.length ?? 1);
+  if (K <= MAX_POINTS || yes) return;
+  const flags = ys ? '--x/--y' : '--x';
+  const dims = ys ? `${xs.length} x ${ys.length} = ` : '';
+  throw new UsageError(
+    `${flags}: ${dims}${K} points, more than 1e6; check the point counts (min:max:num) or add --yes to run it`,
+  );
+}
+
 export const SURFACE = defineCommand({
   name: 'surface',
   summary:
@@ -39,6 +53,7 @@ directions.safetensors into --out (default runs/surface-<time>).`,
         'compute only the points k with k % n == i (one process or machine per shard, each with its own --out); ' +
         'then: loss-atlas merge DIR_0 ... DIR_n-1 --out DIR',
     },
+    yes: { type: 'boolean', help: `run a grid of more than 1e6 points` },
     zmax: { type: 'number', min: 0, help: 'surface.vtp (ParaView): clip the loss at X (0: no clip)' },
     log: { type: 'boolean', help: 'surface.vtp: z = ln(loss + 0.1)' },
     data: { type: 'string', placeholder: 'DIR', help: "the model's dataset directory" },
@@ -75,6 +90,7 @@ hessian_max.png (or hessian_path.png for a path) into --out (default runs/hessia
       type: 'shard',
       help: 'compute only the points k with k % n == i; then: loss-atlas merge DIR_0 ... --out DIR',
     },
+    yes: { type: 'boolean', help: `run a grid of more than 1e6 points` },
     data: { type: 'string', placeholder: 'DIR', help: "the model's dataset directory" },
     out: { type: 'string', placeholder: 'DIR', defaultText: 'runs/hessian-<time>', help: 'run directory' },
   },
@@ -101,7 +117,13 @@ const shardDone = (shard: { i: number; n: number }, out: string) =>
   `shard ${shard.i}/${shard.n} done in ${out}; join the shards with: loss-atlas merge <shard dirs> --out DIR`;
 
 type GridFlags = OptionValues<typeof checkpointOptions> &
-  OptionValues<ReturnType<typeof directionOptions>> & { split: string; shard?: Shard; data?: string; out?: string };
+  OptionValues<ReturnType<typeof directionOptions>> & {
+    split: string;
+    shard?: Shard;
+    data?: string;
+    out?: string;
+    yes?: boolean;
+  };
 
 interface GridFrame {
   gpu: Gpu;
@@ -142,10 +164,16 @@ function gridCommand<R>(
   const directions = saved ? ([saved[0], saved[1] ?? saved[0]] as [WeightSet, WeightSet]) : undefined;
   const out = o.out ?? defaultRunDir(name);
   return withGpu(globals, async (gpu) => {
-    console.log(`adapter: ${gpu.adapterInfo}`);
     console.log(`${frame.what(a, `${dirOpts.images || 'all'} ${o.split}`)}, into ${out}`);
     return untilStopped('this block', async (shouldStop) => {
-      const hooks = { shouldStop, progress: progress(name, { unit: 'point' }) };
+      const perPoint = `${dirOpts.images || 'all'} ${o.split} images per point`;
+      const announce = (line: string) => console.log(line);
+      const hooks = {
+        shouldStop,
+        progress: progress(name, { unit: 'point', firstEstimate: true }),
+        announce,
+        perPoint,
+      };
       const r = await frame.run({ gpu, a, targets: [t2, t3], data, directions, dirOpts, out, hooks });
       console.log(o.shard && o.shard.n > 1 ? shardDone(o.shard, out) : frame.closing(r, out));
       return 0;
@@ -156,6 +184,7 @@ function gridCommand<R>(
 const surface = command(SURFACE, async ({ options: o, globals }) => {
   const xs = o.x.values,
     ys = o.y.values;
+  checkGridSize(xs, ys, o.yes);
   return gridCommand('surface', o, globals, {
     axes: ['x/', 'y/'],
     what: (a, images) => `${xs.length} x ${ys.length} points around ${a.model}, ${images} images each`,
@@ -175,6 +204,7 @@ const hessian = command(HESSIAN, async ({ options: o, globals }) => {
   if (o.path && o.y !== undefined) throw new UsageError('--path and --y: a path has no y axis');
   const xs = o.x.values;
   const ys = o.path ? null : (o.y?.values ?? linspace('-1:1:11', 'y'));
+  checkGridSize(xs, ys, o.yes);
   const { split, seed, block, iters, tol, eps, shard } = o;
   return gridCommand('hessian', o, globals, {
     axes: ys ? ['x/', 'y/'] : ['x/'],

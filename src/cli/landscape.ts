@@ -1,7 +1,6 @@
 // The loss-surface commands (Li et al. 2018) besides the grid maps: train, interpolate, trajectory, report,
 // li-figures and demo.
-import { existsSync } from 'node:fs';
-import { readRunConfig, defaultRunDir } from '../run/run-info.ts';
+import { checkResumable, defaultRunDir, freshRunDir, readRunConfig, resumeWithLr } from '../run/run-info.ts';
 import { join } from 'node:path';
 import { loadSplits } from '../data/datasets.ts';
 import { fashionMnistDir } from '../data/fashion-mnist.ts';
@@ -14,7 +13,7 @@ import { runInterpolate } from '../landscape/interpolate.ts';
 import { runTrajectory } from '../landscape/trajectory.ts';
 import { LI_FIGURES, runLiFigures } from '../landscape/li-figures.ts';
 import { DEMO, runDemo } from '../landscape/demo.ts';
-import { UsageError, defineCommand, linspace } from '../options/index.ts';
+import { UsageError, checkResumeFlags, defineCommand, linspace } from '../options/index.ts';
 import { dirFile, directionOptions, directionSettings } from './checkpoint-flags.ts';
 import { checkpointsAndData, command, withGpu, type Command } from './common.ts';
 
@@ -79,22 +78,24 @@ a gallery of them with a page per run.`,
   globals: ['help'],
 });
 
-const train = command(TRAIN, async ({ options: o, globals }) => {
+const train = command(TRAIN, async ({ options: o, globals, given }) => {
   let cfg: TrainConfig, out: string;
   const resume = o.resume ?? null;
   if (resume) {
+    checkResumeFlags(given, resume, ['lr']);
     cfg = readRunConfig(resume, { kind: 'train', legacy: 'train' }).settings as unknown as TrainConfig;
     out = resume;
+    checkResumable(resume, 'train');
+    if (given?.includes('lr') && o.lr !== cfg.lr) cfg.lr = resumeWithLr(resume, o.lr, cfg.lr);
   } else {
     cfg = trainConfig(o, (ds, f) => (ds === 'cifar10' ? cifar10Dir(f) : fashionMnistDir(f)));
     out = o.out ?? defaultRunDir(`train-${cfg.model}`);
-    if (existsSync(join(out, 'config.json'))) {
-      throw new Error(`--out ${out} already holds a run; use --resume ${out} to continue it`);
-    }
+    const note = freshRunDir(out, 'train', 'train');
+    if (note) console.error(note);
   }
   const data = loadSplits(cfg.dataset, cfg.data);
   return withGpu(globals, async (gpu) => {
-    console.log(`adapter: ${gpu.adapterInfo}\nrun directory: ${out}`);
+    console.log(`run directory: ${out}`);
     return untilStopped('this epoch', async (shouldStop) => {
       const m = await runTrain(gpu, cfg, data, out, !!resume, { log: (l) => console.log(l), shouldStop });
       const weights = join(out, 'model.safetensors');
@@ -118,7 +119,6 @@ const interpolate = command(INTERPOLATE, async ({ options: o, globals }) => {
   }
   return withGpu(globals, async (gpu) => {
     const what = b ? ' between two checkpoints' : ` along a random ${norm}-normalized direction`;
-    console.log(`adapter: ${gpu.adapterInfo}`);
     console.log(`${linspace(x, 'x').length} points of ${a.model}${what}, ${images || 'all'} images per split`);
     const saved = b ? undefined : dirFile(o.dirFile, a, data.train.shape, [''])?.[0];
     const opts = {
@@ -165,7 +165,6 @@ const report = command(REPORT, async ({ positionals }) => {
 
 const liFigures = command(LI_FIGURES, async ({ options: o, globals }) =>
   withGpu(globals, async (gpu) => {
-    console.log(`adapter: ${gpu.adapterInfo}`);
     await runLiFigures(gpu, o, (m) => console.log(m));
     return 0;
   }),

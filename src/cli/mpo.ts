@@ -5,8 +5,8 @@ import { PROFILE, profileCommand } from '../mpo/profile.ts';
 import { command, withGpu, type Command } from './common.ts';
 
 export const MPO_COMMANDS: Record<string, Command> = {
-  mpo: command(MPO, async ({ options, globals }) => {
-    const run = mpoRunDir(options); // a bad --resume or --out is refused before the GPU starts
+  mpo: command(MPO, async ({ options, globals, given }) => {
+    const run = mpoRunDir(options, undefined, given); // a bad --resume or --out is refused before the GPU starts
     return withGpu(globals, (gpu) => mpoCommand(gpu, run));
   }),
   'bn-compare': command(BN_COMPARE, async ({ options, globals }) => withGpu(globals, (gpu) => bnCompare(gpu, options))),

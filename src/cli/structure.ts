@@ -92,7 +92,6 @@ const connect = command(CONNECT, async ({ options: f, positionals: files, global
   };
   const out = f.out ?? defaultRunDir('connect');
   return withGpu(globals, async (gpu) => {
-    console.log(`adapter: ${gpu.adapterInfo}`);
     if (f.mSweep) {
       const ms = await runMSweep(gpu, cks, data, o, out, (m) => console.log(m));
       const short = (ms.centre_short_directions as number[]).map((v) => v.toFixed(1)).join(', ');
@@ -127,7 +126,6 @@ const fortFigures = command(FORT_FIGURES, async ({ options: o, globals }) => {
   const dataDir = fashionMnistDir(o.data);
   const data = loadSplits('fashion-mnist', dataDir);
   return withGpu(globals, async (gpu) => {
-    console.log(`adapter: ${gpu.adapterInfo}`);
     await runFortFigures(gpu, o, dataDir, data, (m) => console.log(m));
     return 0;
   });
@@ -136,7 +134,6 @@ const fortFigures = command(FORT_FIGURES, async ({ options: o, globals }) => {
 const toy = command(TOY, async ({ options: o, globals }) => {
   const out = o.out ?? defaultRunDir('toy');
   return withGpu(globals, async (gpu) => {
-    console.log(`adapter: ${gpu.adapterInfo}`);
     await runToy(gpu, o, out, (m) => console.log(m));
     console.log(`wrote ${join(out, 'hyperplanes.png')}, connector.png, radial.png, metrics.json`);
     return 0;

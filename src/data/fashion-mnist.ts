@@ -25,6 +25,7 @@ export function loadFashionMnist(dir: string, split: 'train' | 't10k', limit?: n
   const lab = readIdx(labPath, 1);
   const [n, h, w] = img.dims;
   if (h !== 28 || w !== 28) throw new DataError(`${imgPath}: 28x28 images expected, found ${h}x${w}`);
+  if (n === 0) throw new DataError(`${imgPath}: no images (dims [0, 28, 28]); at least one image expected`);
   if (lab.dims[0] !== n) throw new DataError(`${labPath}: ${n} labels expected (one per image), found ${lab.dims[0]}`);
   const m = Math.min(n, limit ?? n);
   const images = new Float32Array(m * 784);

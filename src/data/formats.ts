@@ -1,5 +1,8 @@
 // Small writers and readers for the files runs leave behind: .npy (numpy) and .safetensors.
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
+import { DataError, readBytes } from './read.ts';
+
+const NPY_MAGIC = '\x93NUMPY';
 
 /** A little-endian float32 .npy file of the given shape (C order). */
 export function npyBytes(data: Float32Array, shape: number[]): Buffer {
@@ -12,25 +15,51 @@ export function npyBytes(data: Float32Array, shape: number[]): Buffer {
   const total = 10 + header.length + 1;
   header += `${' '.repeat((64 - (total % 64)) % 64)}\n`;
   const h = Buffer.alloc(10);
-  h.write('\x93NUMPY', 0, 'latin1');
+  h.write(NPY_MAGIC, 0, 'latin1');
   h[6] = 1;
   h[7] = 0;
   h.writeUInt16LE(header.length, 8);
   return Buffer.concat([h, Buffer.from(header, 'latin1'), Buffer.from(data.buffer, data.byteOffset, data.byteLength)]);
 }
 
-export function readNpy(path: string): { shape: number[]; data: Float32Array } {
-  const b = readFileSync(path);
-  if (b.toString('latin1', 0, 6) !== '\x93NUMPY') throw new Error(`${path}: not a .npy file`);
-  const hl = b.readUInt16LE(8);
-  const header = b.toString('latin1', 10, 10 + hl);
-  if (!header.includes("'<f4'")) throw new Error(`${path}: float32 expected, header ${header.trim()}`);
-  const shape = (header.match(/'shape': \(([^)]*)\)/)?.[1] ?? '')
+/** Reads a little-endian float32 .npy file (format 1.0 to 3.0, C order); every error names the file. */
+export function readNpy(path: string, what = 'a float32 .npy file'): { shape: number[]; data: Float32Array } {
+  const b = readBytes(path, what);
+  const bad = (why: string) => new DataError(`${path}: ${why} (${what} expected)`);
+  const magic = b.toString('latin1', 0, 6);
+  if (magic !== NPY_MAGIC) {
+    if (b.length < 6 && NPY_MAGIC.startsWith(magic))
+      throw bad(`${b.length} bytes, too short for a .npy header (truncated)`);
+    throw bad(`not a .npy file (magic \\x93NUMPY expected, found ${JSON.stringify(magic)})`);
+  }
+  const major = b[6],
+    start = major === 1 ? 10 : 12;
+  if (b.length < start) throw bad(`${b.length} bytes, too short for a .npy header (truncated)`);
+  if (major < 1 || major > 3) throw bad(`.npy format version ${major}.${b[7]} (1.0 to 3.0 supported)`);
+  const hl = major === 1 ? b.readUInt16LE(8) : b.readUInt32LE(8);
+  if (start + hl > b.length) throw bad(`a header of ${hl} bytes but the file has ${b.length} (truncated)`);
+  const header = b.toString('latin1', start, start + hl).trim();
+  const descr = /'descr'\s*:\s*'([^']*)'/.exec(header)?.[1];
+  const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
+  const dims = /'shape'\s*:\s*\(([^)]*)\)/
+    .exec(header)?.[1]
     .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean)
-    .map(Number);
-  const data = new Float32Array(b.buffer.slice(b.byteOffset + 10 + hl, b.byteOffset + b.length));
+    .map((d) => d.trim());
+  if (!header.startsWith('{') || !header.endsWith('}') || descr === undefined || !fortran || !dims)
+    throw bad(`corrupt .npy header ${JSON.stringify(header.slice(0, 200))} (descr, fortran_order and shape expected)`);
+  if (descr !== '<f4') throw bad(`dtype '${descr}' not supported: little-endian float32 ('<f4')`);
+  if (dims.at(-1) === '') dims.pop();
+  if (!dims.every((d) => /^\d+$/.test(d))) throw bad(`shape (${dims}) is not a tuple of sizes`);
+  const shape = dims.map(Number);
+  if (fortran === 'True' && shape.length > 1) throw bad('Fortran-order array: C order expected');
+  const need = 4 * shape.reduce((x, y) => x * y, 1),
+    has = b.length - start - hl;
+  if (has !== need)
+    throw bad(
+      `shape [${shape}] needs ${need} bytes of data, the file has ${has}` +
+        (has < need ? ' (truncated)' : ` (${has - need} bytes too many)`),
+    );
+  const data = new Float32Array(b.buffer.slice(b.byteOffset + start + hl, b.byteOffset + b.length));
   return { shape, data };
 }
 
@@ -60,38 +89,96 @@ export function safetensorsBytes(tensors: Record<string, NamedTensor>, metadata:
   ]);
 }
 
-export function readSafetensors(path: string): {
-  tensors: Record<string, NamedTensor>;
-  metadata: Record<string, string>;
-} {
-  const b = readFileSync(path);
-  if (b.length < 8) throw new Error(`${path}: ${b.length} bytes, too short for a safetensors file`);
-  const n = Number(b.readBigUInt64LE(0));
-  if (8 + n > b.length) throw new Error(`${path}: header of ${n} bytes but the file has ${b.length} (truncated?)`);
-  let header: Record<
-    string,
-    { dtype: string; shape: number[]; data_offsets: [number, number] } | Record<string, string>
-  >;
+/** Bytes per element of the safetensors dtypes (only F32 is read). */
+const DTYPE_BYTES: Record<string, number> = {
+  BOOL: 1,
+  U8: 1,
+  I8: 1,
+  F8_E4M3: 1,
+  F8_E5M2: 1,
+  U16: 2,
+  I16: 2,
+  F16: 2,
+  BF16: 2,
+  U32: 4,
+  I32: 4,
+  F32: 4,
+  U64: 8,
+  I64: 8,
+  F64: 8,
+};
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isSize = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+
+/**
+ * Reads a .safetensors file of F32 tensors. The header must be a JSON object; each tensor's shape times its dtype's
+ * size must be its byte range, and the ranges must tile the data section exactly (no gap, no overlap, nothing after).
+ */
+export function readSafetensors(
+  path: string,
+  what = 'a .safetensors file',
+): { tensors: Record<string, NamedTensor>; metadata: Record<string, string> } {
+  const b = readBytes(path, what);
+  const bad = (why: string) => new DataError(`${path}: ${why}`);
+  if (b.length < 8) throw bad(`${b.length} bytes, too short for a safetensors file (${what} expected; truncated?)`);
+  const n64 = b.readBigUInt64LE(0);
+  if (n64 > BigInt(b.length - 8))
+    throw bad(`header of ${n64} bytes but the file has ${b.length} (truncated, or not ${what}?)`);
+  const n = Number(n64),
+    base = 8 + n,
+    size = b.length - base;
+  let header: unknown;
   try {
-    header = JSON.parse(b.toString('utf8', 8, 8 + n));
-  } catch {
-    throw new Error(`${path}: corrupt safetensors header`);
+    header = JSON.parse(b.toString('utf8', 8, base));
+  } catch (e) {
+    throw bad(`corrupt safetensors header: not valid JSON (${(e as Error).message}; ${what} expected)`);
   }
+  if (!isObject(header)) throw bad(`corrupt safetensors header: a JSON object expected (${what})`);
+  const meta = header.__metadata__ ?? {};
+  if (!isObject(meta) || !Object.values(meta).every((v) => typeof v === 'string'))
+    throw bad('corrupt safetensors header: __metadata__ should map names to strings');
+  const ranges: { name: string; begin: number; end: number }[] = [];
   const tensors: Record<string, NamedTensor> = {};
-  const base = 8 + n;
-  for (const [name, v] of Object.entries(header)) {
+  for (const [name, t] of Object.entries(header)) {
     if (name === '__metadata__') continue;
-    const t = v as { dtype: string; shape: number[]; data_offsets: [number, number] };
-    if (t.dtype !== 'F32') throw new Error(`${path}: tensor ${name} is ${t.dtype}, F32 expected`);
-    if (base + t.data_offsets[1] > b.length)
-      throw new Error(`${path}: tensor ${name} runs past the end of the file (truncated?)`);
-    const bytes = b.subarray(base + t.data_offsets[0], base + t.data_offsets[1]);
+    if (!isObject(t)) throw bad(`tensor ${name}: {dtype, shape, data_offsets} expected, found ${JSON.stringify(t)}`);
+    const { dtype, shape, data_offsets: off } = t;
+    if (typeof dtype !== 'string' || !(dtype in DTYPE_BYTES))
+      throw bad(
+        `tensor ${name}: unknown dtype ${JSON.stringify(dtype)} (one of ${Object.keys(DTYPE_BYTES).join(', ')})`,
+      );
+    if (dtype !== 'F32') throw bad(`tensor ${name} is ${dtype}, F32 expected`);
+    if (!Array.isArray(shape) || !shape.every(isSize))
+      throw bad(`tensor ${name}: shape should be a list of sizes, found ${JSON.stringify(shape)}`);
+    if (!Array.isArray(off) || off.length !== 2 || !off.every(isSize) || off[0] > off[1])
+      throw bad(`tensor ${name}: data_offsets should be [begin, end], found ${JSON.stringify(off)}`);
+    const [begin, end] = off as [number, number];
+    if (end > size)
+      throw bad(`tensor ${name} runs past the end of the file (data_offsets [${off}], ${size} data bytes; truncated?)`);
+    const count = shape.reduce((x: number, y: number) => x * y, 1);
+    if (count * 4 !== end - begin)
+      throw bad(
+        `tensor ${name}: shape [${shape}] of F32 is ${count * 4} bytes, its data_offsets [${off}] hold ${end - begin}`,
+      );
+    ranges.push({ name, begin, end });
+    const bytes = b.subarray(base + begin, base + end);
     tensors[name] = {
-      shape: t.shape,
+      shape,
       data: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length)),
     };
   }
-  return { tensors, metadata: (header.__metadata__ as Record<string, string>) ?? {} };
+  ranges.sort((x, y) => x.begin - y.begin || x.end - y.end);
+  let at = 0,
+    prev = 'the header';
+  for (const r of ranges) {
+    if (r.begin < at) throw bad(`the data of tensors ${prev} and ${r.name} overlap`);
+    if (r.begin > at) throw bad(`${r.begin - at} bytes between ${prev} and tensor ${r.name} belong to no tensor`);
+    at = r.end;
+    prev = r.name;
+  }
+  if (at !== size) throw bad(`${size - at} bytes after the last tensor's data (${prev}) belong to no tensor`);
+  return { tensors, metadata: meta as Record<string, string> };
 }
 
 /** Writes a file so that readers see the old or the new content, never a partial one (write, then rename). */

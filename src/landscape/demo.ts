@@ -37,7 +37,6 @@ export async function runDemo(gpu: Gpu, input: OptionInput<typeof DEMO.options>)
   const dir = fashionMnistDir(data);
   const train = loadFashionMnist(dir, 'train', 6000);
   const test = loadFashionMnist(dir, 't10k', 500);
-  console.log(`adapter: ${gpu.adapterInfo}`);
   console.log(`Fashion-MNIST from ${dir}: ${train.n} training and ${test.n} test images`);
   const layers = convNet({ channels: [1, 8, 16], dense: [32], maxpool: true });
   const model = Model.create(gpu, layers, 1, 1);

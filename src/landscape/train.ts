@@ -18,7 +18,7 @@ import { initParams, parameterCount } from '../models/graph.ts';
 import { MODEL_HELP, MODEL_NAMES, modelSpec, parseResNet } from '../models/zoo.ts';
 import { defineCommand, optionsOf, type OptionInput } from '../options/index.ts';
 import { evaluatePoints } from '../models/run.ts';
-import { writeRunConfig } from '../run/run-info.ts';
+import { writeRunConfig, makeRunDir } from '../run/run-info.ts';
 import { Interrupted, resumeWith } from '../run/interrupted.ts';
 
 export interface TrainConfig {
@@ -102,7 +102,7 @@ export async function runTrain(
   hooks: { log?: (m: string) => void; shouldStop?: () => boolean } = {},
 ): Promise<TrainResult> {
   const log = hooks.log ?? (() => {});
-  mkdirSync(out, { recursive: true });
+  makeRunDir(out);
   const spec = modelSpec(cfg.model, {
     bn: cfg.bn,
     skip: cfg.skip,
@@ -196,7 +196,12 @@ export async function runTrain(
         const r = await o.read();
         if (!Number.isFinite(r.loss[0]))
           throw new Error(
-            `training diverged in epoch ${epoch + 1}: the loss is ${r.loss[0]} (try a lower --lr than ${cfg.lr})`,
+            `training diverged at step ${step + 1} (epoch ${epoch + 1}): the loss is ${r.loss[0]}; try a lower --lr` +
+              ` than ${cfg.lr}` +
+              (epoch > 0
+                ? `; the checkpoint of epoch ${epoch} in ${ckDir} is kept: continue with loss-atlas train` +
+                  ` --resume ${out} --lr LOWER`
+                : '; no checkpoint was saved'),
           );
         sl += r.loss[0] * idx.length;
         sa += r.acc[0] * idx.length;

@@ -132,8 +132,7 @@ export async function bnCompare(gpu: Gpu, o: BnCompareOptions): Promise<number> 
   const variants = VARIANTS.map((v) => v.name);
   writeRunConfig(out, 'bn-compare', { full, fills, seeds, size, variants, ...shared }, gpu);
   console.log(
-    `adapter: ${gpu.adapterInfo}\n` +
-      `bn-compare into ${out}: ${VARIANTS.length} variants x ${fills.length} fills x ${seeds.length} seeds,` +
+    `bn-compare into ${out}: ${VARIANTS.length} variants x ${fills.length} fills x ${seeds.length} seeds,` +
       ` model ${base.model}, ${size}x${size} masks, ${base.steps} steps each`,
   );
   const data = loadData(base);

@@ -8,11 +8,11 @@ import { cifar10Dir } from '../data/cifar10.ts';
 import { loadSplits } from '../data/datasets.ts';
 import { runMpo, type MpoConfig } from './mpo.ts';
 import { untilStopped } from '../run/stop.ts';
-import { readRunConfig } from '../run/run-info.ts';
+import { checkResumable, freshRunDir, readRunConfig, resumeWithLr } from '../run/run-info.ts';
 import { formatDuration as fmtTime, progress } from '../run/progress.ts';
 import { ICONS } from './masks.ts';
 import { MODEL_NAMES } from '../models/zoo.ts';
-import { defineCommand, type OptionInput, type OptionTable } from '../options/index.ts';
+import { checkResumeFlags, defineCommand, type OptionInput, type OptionTable } from '../options/index.ts';
 
 export const PRESETS: Record<string, Omit<MpoConfig, 'data' | 'experiment'>> = {
   /** Sized for a 2-core CPU with no GPU (lavapipe): a 12x12 heart on the 9.8k-parameter net, about 4 minutes there. */
@@ -262,20 +262,23 @@ export interface MpoRun {
 }
 
 /** The run `loss-atlas mpo` makes of its flags, before any GPU work (a config.json of another kind is refused). */
-export function mpoRunDir(o: MpoOptions, defaultPreset = 'fashion-pattern'): MpoRun {
+export function mpoRunDir(o: MpoOptions, defaultPreset = 'fashion-pattern', given?: string[]): MpoRun {
   if (o.resume !== undefined) {
+    checkResumeFlags(given, o.resume, ['lr']);
     if (!existsSync(join(o.resume, 'config.json'))) {
       throw new Error(`--resume ${o.resume}: no config.json there (not a run directory?)`);
     }
     // the settings as written, without the header fields and the derived parameter count
     const { parameters: _, ...cfg } = readRunConfig(o.resume, { kind: 'mpo', legacy: 'mpo' }).settings;
+    checkResumable(o.resume, 'mpo');
+    if (o.lr !== undefined && o.lr !== cfg.lr) cfg.lr = resumeWithLr(o.resume, o.lr, cfg.lr as number);
     return { cfg: cfg as unknown as MpoConfig, out: o.resume, resume: true };
   }
   const cfg = mpoConfig(o, defaultPreset);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
   const out = o.out ?? join('runs', `${cfg.experiment}-${stamp}`);
-  if (existsSync(join(out, 'config.json')))
-    throw new Error(`--out ${out} already holds a run; use --resume ${out} to continue it, or another --out`);
+  const note = freshRunDir(out, 'mpo', 'mpo');
+  if (note) console.error(note);
   return { cfg, out, resume: false };
 }
 
@@ -289,7 +292,6 @@ export async function mpoCommand(gpu: Gpu, run: MpoRun): Promise<number> {
         ` will take a very long time here. --quick runs a CPU-sized version.`,
     );
   }
-  console.log(`adapter: ${gpu.adapterInfo}`);
   console.log(`run directory: ${out}`);
   console.log(`loading ${cfg.dataset} from ${cfg.data} ...`);
   const data = loadData(cfg);

@@ -114,19 +114,23 @@ export function iconMask(name: string, H: number, W = H): Mask {
  * thresholded at 0.5. */
 export async function imageMask(path: string, H: number, W = H): Promise<Mask> {
   if (!existsSync(path)) throw new MaskError(`mask image ${path}: file not found`);
-  let img: sharp.Sharp, meta: sharp.Metadata;
+  let meta: sharp.Metadata, decoded: { data: Buffer; info: sharp.OutputInfo };
   try {
-    img = sharp(path);
-    meta = await img.metadata();
+    meta = await sharp(path).metadata();
+    if (!meta.width || !meta.height) throw new MaskError(`mask image ${path}: empty image`);
+    decoded = await sharp(path)
+      .ensureAlpha()
+      .resize(W, H, { fit: 'fill', kernel: 'lanczos3' })
+      .raw()
+      .toBuffer({ resolveWithObject: true });
   } catch (e) {
-    throw new MaskError(`mask image ${path}: not a readable image (${(e as Error).message})`);
+    if (e instanceof MaskError) throw e;
+    throw new MaskError(
+      `mask image ${path}: not a readable image (${(e as Error).message}` +
+        '; a PNG, JPEG, WebP, GIF, SVG or TIFF expected)',
+    );
   }
-  if (!meta.width || !meta.height) throw new MaskError(`mask image ${path}: empty image`);
-  const { data, info } = await sharp(path)
-    .ensureAlpha()
-    .resize(W, H, { fit: 'fill', kernel: 'lanczos3' })
-    .raw()
-    .toBuffer({ resolveWithObject: true });
+  const { data, info } = decoded;
   const ch = info.channels;
   let useAlpha = false;
   if (meta.hasAlpha)
@@ -196,16 +200,21 @@ export function ternary(m: Mask): Int8Array {
 export async function loadMask(spec: string, grid: number, seed = 1): Promise<Mask> {
   let m: Mask;
   if (spec.startsWith('random:')) {
-    const [, p, s, size] = spec.split(':');
-    const n = size === undefined ? 30 : Number(size);
-    if (!Number.isInteger(n) || n < 6 || n > 200)
-      throw new MaskError(`--mask random:P:SEED:SIZE needs 6 <= SIZE <= 200, got "${size}"`);
-    m = randomSquaresMask(Number(p), s === undefined ? seed : Number(s), n);
+    const [p, s, size, ...rest] = spec.slice(7).split(':');
+    const bad = (part: string, want: string, got: string) =>
+      new MaskError(`--mask ${spec}: ${part} should be ${want}, got "${got}" (random:P[:SEED[:SIZE]] expected)`);
+    if (rest.length) throw new MaskError(`--mask ${spec}: too many parts (random:P[:SEED[:SIZE]] expected)`);
+    if (!/^(\d+\.?\d*|\.\d+)(e-?\d+)?$/i.test(p) || !(Number(p) <= 1)) throw bad('P', 'a probability in [0, 1]', p);
+    if (s !== undefined && !(/^\d+$/.test(s) && Number(s) < 2 ** 32))
+      throw bad('SEED', 'an integer 0 <= SEED < 2^32', s);
+    if (size !== undefined && !(/^\d+$/.test(size) && Number(size) >= 6 && Number(size) <= 200))
+      throw bad('SIZE', 'an integer 6 <= SIZE <= 200', size);
+    m = randomSquaresMask(Number(p), s === undefined ? seed : Number(s), size === undefined ? 30 : Number(size));
   } else if (spec.startsWith('grid:')) {
-    const n = Number(spec.slice(5));
-    if (!Number.isInteger(n) || n < 1 || n > 50)
-      throw new MaskError(`--mask grid:N needs an integer 1 <= N <= 50, got "${spec.slice(5)}"`);
-    m = squareGridMask(n);
+    const n = spec.slice(5);
+    if (!/^\d+$/.test(n) || Number(n) < 1 || Number(n) > 50)
+      throw new MaskError(`--mask grid:N needs an integer 1 <= N <= 50, got "${n}" (grid:N expected)`);
+    m = squareGridMask(Number(n));
   } else if (ICONS[spec]) m = iconMask(spec, grid);
   else if (/\.(png|jpe?g|webp|gif|svg|tiff?)$/i.test(spec) || spec.includes('/')) m = await imageMask(spec, grid);
   else

@@ -8,16 +8,20 @@ import { Adam } from '../engine/optim.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { permutation, rng } from '../engine/random.ts';
 import { modelSpec } from '../models/zoo.ts';
-import { parameterCount } from '../models/graph.ts';
+import { parameterCount, paramShapes } from '../models/graph.ts';
+import { checkParamSizes, checkTensorSizes, modelName } from '../models/checkpoint.ts';
+import type { Layer } from '../models/layers.ts';
 import { batchOf, type Dataset } from '../data/dataset.ts';
 import { atomicWrite, npyBytes, readSafetensors, safetensorsBytes, type NamedTensor } from '../data/formats.ts';
+import { checkFields, FIELD, readJsonObject } from '../data/read.ts';
 import { writeRunConfig } from '../run/run-info.ts';
 import { Interrupted, resumeWith } from '../run/interrupted.ts';
 import { loadMask, ternary } from './masks.ts';
 import { Plane } from './plane.ts';
 import { accMap, compose, lossMap, maskPanel, textPanel, writePng } from '../viz/figure.ts';
 import { padded, evaluateGrid, scoreGrid, type SplitMetrics } from './evaluate.ts';
-import { type StepResult, mpoStep, Diverged } from './step.ts';
+import { type StepResult, mpoStep } from './step.ts';
+import { Diverged } from '../run/diverged.ts';
 export interface MpoConfig {
   experiment: string;
   dataset: 'fashion-mnist' | 'cifar10';
@@ -84,6 +88,34 @@ interface Checkpoint {
   stoppedEarly: boolean;
 }
 
+/** Reads checkpoint/state.json and its weights for a run of the model of `layers` (`expects` names it). */
+export function readMpoCheckpoint(ckDir: string, layers: Layer[], expects: string) {
+  const file = join(ckDir, 'state.json'),
+    wfile = join(ckDir, 'checkpoint.safetensors');
+  const state = readJsonObject(file, 'the state of an MPO checkpoint');
+  const F = FIELD;
+  checkFields(file, state, { step: F.count, seconds: F.seconds, epochDiff: F.number, epochSteps: F.count });
+  checkFields(file, state, { epochAccs: F.numbers, stoppedEarly: F.boolean });
+  const { tensors: st, metadata } = readSafetensors(wfile, 'the weights of an MPO checkpoint');
+  if (metadata.step !== String(state.step))
+    throw new Error(
+      `${wfile}: saved at step ${metadata.step}, ${file} at step ${state.step}` +
+        ' (a save cut short between the two files: the run cannot resume from them)',
+    );
+  checkParamSizes(wfile, st, 'origin/', layers, expects);
+  const sizes = paramShapes(layers).map((p) => p.shape.reduce((a, b) => a * b, 1)),
+    all = [...sizes, ...sizes, ...sizes, 1];
+  const named = (tag: string, ns: number[]) => ns.map((n, i) => [`${tag}/${i}`, n] as [string, number]);
+  const [o, r, u] = ['origin', 'right_param', 'up_param'].map((tag) => named(tag, sizes));
+  checkTensorSizes(wfile, st, [...o, ...r, ...u, ['scale', 1], ...named('adam_m', all), ...named('adam_v', all)]);
+  const vals = (tag: string) => sizes.map((_, i) => st[`${tag}/${i}`].data);
+  return {
+    state: state as unknown as Checkpoint,
+    plane: { origin: vals('origin'), right: vals('right_param'), up: vals('up_param'), scale: st.scale.data[0] },
+    adam: all.map((_, i) => ({ m: st[`adam_m/${i}`].data, v: st[`adam_v/${i}`].data })),
+  };
+}
+
 export interface MpoHooks {
   /** Progress after each step. */
   onStep?: (step: number, total: number, good: number, bad: number, secs: number) => void | Promise<void>;
@@ -140,25 +172,15 @@ export async function runMpo(
   const ckDir = join(out, 'checkpoint');
   let opt: Adam;
   if (resume && existsSync(join(ckDir, 'state.json'))) {
-    ck = JSON.parse(readFileSync(join(ckDir, 'state.json'), 'utf8'));
-    const st = readSafetensors(join(ckDir, 'checkpoint.safetensors')).tensors;
-    const names = (tag: string) =>
-      Object.keys(st)
-        .filter((k) => k.startsWith(`${tag}/`))
-        .sort((a, b) => Number(a.split('/')[1]) - Number(b.split('/')[1]));
-    const vals = (tag: string) => names(tag).map((k) => st[k].data);
-    plane = new Plane(gpu, spec.layers, {
-      origin: vals('origin'),
-      right: vals('right_param'),
-      up: vals('up_param'),
-      scale: st.scale.data[0],
-    });
+    const saved = readMpoCheckpoint(ckDir, spec.layers, modelName(cfg.model, { ...cfg, input: spec.input }));
+    ck = saved.state;
+    plane = new Plane(gpu, spec.layers, saved.plane);
     opt = new Adam(gpu, plane.trainables(), opt0);
     opt.steps = ck.step;
     plane.trainables().forEach((p, i) => {
       const [m, v] = opt.stateOf(p);
-      m.write(st[`adam_m/${i}`].data);
-      v.write(st[`adam_v/${i}`].data);
+      m.write(saved.adam[i].m);
+      v.write(saved.adam[i].v);
     });
     // drop log lines written after the checkpoint
     const lines = readFileSync(join(out, 'log.jsonl'), 'utf8')
@@ -194,6 +216,13 @@ export async function runMpo(
     permEpoch = -1;
   const t0 = performance.now() - ck.seconds * 1000;
   const stepsBefore = ck.step;
+  const diverged = (at: number, why: string) =>
+    new Error(
+      `training diverged at step ${at}: ${why} (try a lower --lr than ${cfg.lr}, a --clip, or a lower --clamp); ` +
+        (existsSync(join(ckDir, 'state.json'))
+          ? `the last good checkpoint in ${ckDir} is kept: continue with --resume ${out} --lr LOWER`
+          : 'no checkpoint was saved'),
+    );
   try {
     while (ck.step < cfg.steps && !ck.stoppedEarly) {
       const step = ck.step; // 0-based index of the step being taken
@@ -216,10 +245,7 @@ export async function runMpo(
       try {
         res = await mpoStep(gpu, plane, opt, offsets, gs.length, xt, yt, cfg);
       } catch (e) {
-        if (e instanceof Diverged)
-          throw new Error(
-            `training diverged at step ${step + 1}: ${e.message} (try a lower --lr than ${cfg.lr}, or check the data)`,
-          );
+        if (e instanceof Diverged) throw diverged(step + 1, e.message);
         throw e;
       } finally {
         xt.dispose();
@@ -231,8 +257,12 @@ export async function runMpo(
       ck.epochSteps++;
       const secs = (performance.now() - t0) / 1000;
       ck.seconds = secs;
-      if (ck.step % cfg.logEvery === 0 || ck.step === cfg.steps) {
-        const norm = await opt.lastNorm();
+      const logging = ck.step % cfg.logEvery === 0 || ck.step === cfg.steps;
+      const saving = ck.step % cfg.checkpointEvery === 0 || ck.step === cfg.steps;
+      // the gradient norm is read at log lines and before each save, so that no checkpoint holds a diverged plane
+      const norm = logging || saving || hooks.shouldStop?.() ? await opt.lastNorm() : null;
+      if (norm !== null && !Number.isFinite(norm)) throw diverged(ck.step, `the gradient norm is ${norm}`);
+      if (logging) {
         appendFileSync(
           join(out, 'log.jsonl'),
           `${JSON.stringify({
@@ -258,7 +288,7 @@ export async function runMpo(
         ck.epochDiff = 0;
         ck.epochSteps = 0;
       }
-      if (ck.step % cfg.checkpointEvery === 0 || ck.step === cfg.steps || ck.stoppedEarly) await saveCheckpoint();
+      if (saving || ck.stoppedEarly) await saveCheckpoint();
       if (hooks.shouldStop?.() && ck.step < cfg.steps) {
         await saveCheckpoint();
         const msg = `interrupted at step ${ck.step} of ${cfg.steps}; checkpoint saved in ${ckDir}`;

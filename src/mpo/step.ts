@@ -4,6 +4,7 @@ import type { Optimizer } from '../engine/optim.ts';
 import type { Tensor } from '../engine/tensor.ts';
 import { backwardPoints } from '../models/run.ts';
 import type { Plane } from './plane.ts';
+import { Diverged } from '../run/diverged.ts';
 
 export interface StepResult {
   loss: Float32Array;
@@ -71,5 +72,3 @@ export async function mpoStep(
     scale: s,
   };
 }
-
-export class Diverged extends Error {}

@@ -155,7 +155,7 @@ export function parseCommand<O extends OptionTable>(spec: CommandSpec<O>, argv: 
   }
   const options: Record<string, unknown> = {};
   for (const name of Object.keys(spec.options)) options[camelCase(name)] = values[name];
-  return { options: options as OptionValues<O>, positionals, globals: g };
+  return { options: options as OptionValues<O>, positionals, globals: g, given: Object.keys(raw) };
 }
 
 /** The message for a value given to a flag that takes none (--bn false, --bn=maybe). */

@@ -195,6 +195,8 @@ export interface Invocation<O extends OptionTable> {
   options: OptionValues<O>;
   positionals: string[];
   globals: Globals;
+  /** The flags on the command line (their table names, globals included), defaults left out. */
+  given?: string[];
 }
 
 export const camelCase = (flag: string) => flag.replace(/-([a-zA-Z0-9])/g, (_, c: string) => c.toUpperCase());

@@ -1,5 +1,6 @@
 // Converting and validating one option's value once, and the defaults of the options not given.
 import {
+  GLOBAL_OPTIONS,
   UsageError,
   camelCase,
   placeholderOf,
@@ -107,4 +108,19 @@ export function optionsOf<O extends OptionTable>(table: O, input: OptionInput<O>
     if (r[key] === undefined && o.required) throw new Error(`--${name} ${placeholderOf(o)} is required (${o.help})`);
   }
   return r as OptionValues<O>;
+}
+
+/**
+ * --resume DIR continues a run with the settings in DIR/config.json: a flag given beside it that would change them
+ * (any but `allowed` and the global ones) is a usage error, not silently ignored.
+ */
+export function checkResumeFlags(given: string[] | undefined, dir: string, allowed: string[] = []): void {
+  const keep = new Set(['resume', ...allowed, ...Object.keys(GLOBAL_OPTIONS)]);
+  const extra = (given ?? []).filter((n) => !keep.has(n));
+  if (!extra.length) return;
+  const can = allowed.length ? `; only ${allowed.map((a) => `--${a}`).join(', ')} can change on --resume` : '';
+  throw new UsageError(
+    `${extra.map((e) => `--${e}`).join(', ')}: --resume ${dir} continues with the settings in its config.json` +
+      `${can} (for other settings start a new run with another --out)`,
+  );
 }

@@ -84,10 +84,23 @@ export interface GridBlocks<A extends string> {
   shouldStop?: () => boolean;
   /** Reported before the first block and after each one. */
   progress?: Progress;
+  /** Gets the line saying the grid's size (points, blocks, what one point costs) before the first block. */
+  announce?: (line: string) => void;
+  /** What one point evaluates, for that line: '1000 train images per point'. */
+  perPoint?: string;
 }
 
 /** Stop requests and progress reports of a grid run, as its callers pass them on. */
-export type GridHooks = Pick<GridBlocks<string>, 'shouldStop' | 'progress'>;
+export type GridHooks = Pick<GridBlocks<string>, 'shouldStop' | 'progress' | 'announce' | 'perPoint'>;
+
+/** The size line of a grid run: its points, those left, the blocks they take and what one point costs. */
+export function gridSizeLine(noun: string, own: number, todo: number, block: number, perPoint?: string): string {
+  if (todo === 0) return `${noun}: ${own} points, all done`;
+  const blocks = Math.ceil(todo / block);
+  const left = todo < own ? ` (${todo} left)` : '';
+  const cost = perPoint ? `, ${perPoint}` : '';
+  return `${noun}: ${own} points${left}, ${blocks} block${blocks === 1 ? '' : 's'} of up to ${block} points${cost}`;
+}
 
 export interface GridJob<A extends string> {
   readonly spec: GridJobSpec<A>;
@@ -153,6 +166,7 @@ export function openGrid<A extends string>(spec: GridJobSpec<A>): GridJob<A> {
     todo,
     async run(b) {
       const before = own.length - todo.length;
+      b.announce?.(gridSizeLine(spec.noun, own.length, todo.length, b.block, b.perPoint));
       b.progress?.(before, own.length);
       for (let b0 = 0; b0 < todo.length; b0 += b.block) {
         const ks = todo.slice(b0, b0 + b.block);

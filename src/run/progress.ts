@@ -1,5 +1,6 @@
 // A progress line for long loops: label, a bar, done/total, extra fields, the rate and the time left. On a terminal
-// it redraws one line; otherwise (a log file, a pipe) it writes a line about every 5% and at the end.
+// it redraws one line; otherwise (a log file, a pipe) it writes a line about every 5% and at the end (and, with
+// firstEstimate, the first time a rate is known: the time left after the first unit of work).
 
 /** A duration for people: 42s, 3m07s, 2h05m; '?' when unknown. */
 export function formatDuration(s: number): string {
@@ -17,6 +18,11 @@ export interface ProgressOptions {
   stream?: { isTTY?: boolean; write(s: string): unknown };
   /** Seconds since some fixed origin, for the rate (default: the process clock). */
   now?: () => number;
+  /**
+   * Off a terminal, also write the first report with a rate (for a loop whose 5% takes long: a grid says what it
+   * will cost after its first block).
+   */
+  firstEstimate?: boolean;
   /** Width of the bar in characters. */
   width?: number;
 }
@@ -35,6 +41,7 @@ export function progress(label: string, o: ProgressOptions = {}): Progress {
   const now = o.now ?? (() => performance.now() / 1000);
   let first: { done: number; secs: number } | null = null;
   let lastBucket = -1;
+  let rateShown = false;
   return (done, total, fields = {}, secs = now()) => {
     if (!first) first = { done, secs };
     const rate = done > first.done ? (secs - first.secs) / (done - first.done) : NaN;
@@ -51,8 +58,10 @@ export function progress(label: string, o: ProgressOptions = {}): Progress {
       out.write(`\r${line}\x1b[K${done >= total ? '\n' : ''}`);
     } else {
       const bucket = Math.floor(frac * 20);
-      if (bucket !== lastBucket || done >= total) {
+      const firstRate = !!o.firstEstimate && !rateShown && Number.isFinite(rate);
+      if (bucket !== lastBucket || done >= total || firstRate) {
         lastBucket = bucket;
+        rateShown ||= Number.isFinite(rate);
         out.write(`${line}\n`);
       }
     }

@@ -2,8 +2,8 @@
 // setting, the adapter, the git commit of the code and the time. The settings sit at the top level of the file
 // (next to kind, argv, adapter, commit and created), so a resumed run reads its settings back as they were written.
 import { execSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import type { Gpu } from '../engine/device.ts';
 import { atomicWrite } from '../data/formats.ts';
 
@@ -78,7 +78,7 @@ export function writeRunConfig<S extends Record<string, unknown>>(
   const adapter = gpu === null ? null : typeof gpu === 'string' ? gpu : gpu.adapterInfo;
   const commit = gitCommit();
   const created = new Date().toISOString();
-  mkdirSync(out, { recursive: true });
+  makeRunDir(out);
   const file = { kind, argv, ...settings, adapter, commit, created };
   atomicWrite(join(out, 'config.json'), `${JSON.stringify(file, null, 2)}\n`);
   return { kind, argv: [...argv], settings, adapter, commit, created };
@@ -163,4 +163,95 @@ export function checkRunDir(dir: string, kind: RunKind, what = `the ${kind} run`
   if (found !== kind) {
     throw new Error(`${dir} holds a ${found} run (config.json), not a ${kind}: use another --out for ${what}`);
   }
+}
+
+/** Pseudo file systems, where a run directory can never be made (mkdirSync may even loop there). */
+const PSEUDO = /^\/(proc|sys|dev)(\/|$)/;
+
+/**
+ * Creates the run directory `dir` (and its parents), refusing with a message naming `flag` what mkdirSync would fail
+ * at obscurely or hang on: the nearest existing ancestor must be a writable directory outside /proc, /sys and /dev
+ * (/dev/shm aside).
+ */
+export function makeRunDir(dir: string, flag = '--out'): void {
+  const abs = resolve(dir);
+  let near = abs;
+  while (!existsSync(near) && dirname(near) !== near) near = dirname(near);
+  const refuse = (why: string) => new Error(`${flag} ${dir}: ${why}; choose another ${flag}`);
+  let real = near;
+  try {
+    real = realpathSync(near);
+  } catch {}
+  if (PSEUDO.test(real) && !/^\/dev\/shm(\/|$)/.test(real)) {
+    throw refuse(`${near} is on a system file system (/proc, /sys, /dev), not a place for a run directory`);
+  }
+  const st = statSync(near);
+  if (!st.isDirectory()) {
+    throw refuse(near === abs ? 'exists and is not a directory' : `${near} exists and is not a directory`);
+  }
+  try {
+    accessSync(near, constants.W_OK | constants.X_OK);
+  } catch {
+    throw refuse(`no permission to write in ${near}`);
+  }
+  try {
+    mkdirSync(abs, { recursive: true });
+  } catch (e) {
+    throw refuse(`cannot be created (${(e as Error).message})`);
+  }
+}
+
+/**
+ * Readies `dir` for a new `kind` run of `command` (before any GPU work): a directory whose run saved something to
+ * resume from (`saved`, relative to it) is refused with the advice to --resume; one holding only the config.json of a
+ * run that stopped before its first save is reused, and the returned note says so. Creates the directory.
+ */
+export function freshRunDir(
+  dir: string,
+  kind: RunKind,
+  command: string,
+  saved: string[] = ['checkpoint', 'metrics.json'],
+): string | null {
+  checkRunDir(dir, kind);
+  let note: string | null = null;
+  if (existsSync(join(dir, 'config.json'))) {
+    const found = saved.filter((f) => existsSync(join(dir, f)));
+    if (found.length) {
+      throw new Error(
+        `--out ${dir} already holds a run (${found.join(', ')}); use loss-atlas ${command} --resume ${dir} ` +
+          'to continue it, or another --out',
+      );
+    }
+    note = `${dir} holds a run that stopped before its first checkpoint: starting it over there`;
+  }
+  makeRunDir(dir);
+  return note;
+}
+
+/**
+ * Checks that --resume `dir` has a checkpoint to resume from (`checkpoint`, relative to it); without one, the message
+ * says whether metrics.json marks the run complete or how to start it over.
+ */
+export function checkResumable(dir: string, command: string, checkpoint = join('checkpoint', 'state.json')): void {
+  if (existsSync(join(dir, checkpoint))) return;
+  const done = existsSync(join(dir, 'metrics.json'));
+  throw new Error(
+    `--resume ${dir}: no checkpoint there (${join(dir, checkpoint)} is missing); ` +
+      (done
+        ? 'its metrics.json says the run is already complete'
+        : `the run stopped before its first checkpoint: start it over with loss-atlas ${command} --out ${dir} ` +
+          'and the same flags'),
+  );
+}
+
+/**
+ * --resume DIR --lr X: continues with learning rate X (a lower rate after a divergence); config.json records it, so
+ * that a later --resume keeps it. Returns X.
+ */
+export function resumeWithLr(dir: string, lr: number, was: number): number {
+  const file = join(dir, 'config.json');
+  const raw = JSON.parse(readFileSync(file, 'utf8'));
+  console.error(`--lr ${lr}: resuming with learning rate ${lr} instead of ${was} (recorded in ${file})`);
+  atomicWrite(file, `${JSON.stringify({ ...raw, lr }, null, 2)}\n`);
+  return lr;
 }

@@ -10,6 +10,7 @@ import { backwardPoints } from '../models/run.ts';
 import type { checkpointSpec } from '../models/checkpoint.ts';
 import { orthonormal, projectOut } from '../numerics/linalg.ts';
 import { HostAdam } from '../numerics/adam.ts';
+import { checkFinite } from '../run/diverged.ts';
 
 export const flatOf = (ws: Float32Array[]) => {
   const n = ws.reduce((a, w) => a + w.length, 0);
@@ -121,6 +122,12 @@ export async function fortNodes(
         shapes,
       );
       const { grads, loss } = await pointGrads(gpu, { model, sizes: shapes }, eye, new Array(J).fill(1), data, idx);
+      checkFinite(loss, {
+        what: 'connect (the hyperplane points)',
+        step: s + 1,
+        advice: `a lower --lr than ${o.lr}`,
+        label: (j) => `point ${j + 1}`,
+      });
       const g = new Float64Array(J * P);
       gradRows(grads, shapes, J).forEach((row, j) => g.set(row, j * P));
       projectOut(g, P, q);
@@ -177,6 +184,12 @@ export async function garipovBend(
         data,
         idx,
       );
+      checkFinite(loss, {
+        what: `connect (the bend of the ${kind} curve)`,
+        step: s + 1,
+        advice: `a lower --lr than ${o.lr}`,
+        label: (i) => `t = ${ts[i].toFixed(3)}`,
+      });
       opt.step(bend, gradRows(grads, shapes, 3)[1]);
       if ((s + 1) % Math.max(1, Math.floor(o.steps / 5)) === 0)
         log(

@@ -26,6 +26,7 @@ import { writeRunConfig } from '../run/run-info.ts';
 import { vegaLitePng } from '../viz/vega.ts';
 import { defineCommand, optionsOf, type OptionInput } from '../options/index.ts';
 import { sparseEntries, projection, basisTrainer, sparseTrainer } from './subspace-trainers.ts';
+import { checkFinite } from '../run/diverged.ts';
 export interface SubspaceOptions {
   model: string;
   ds: number[];
@@ -94,6 +95,13 @@ export async function runSubspace(
       fullOpt.step();
       const l = await sub.step(xt, yt);
       const l1 = await o1.read();
+      const at = { step: s + 1 };
+      checkFinite(l, { ...at, what: 'subspace', advice: `a lower --lr than ${o.lr}`, label: (k) => `d = ${o.ds[k]}` });
+      checkFinite(l1.loss, {
+        ...at,
+        what: 'subspace (the full-space baseline)',
+        advice: `a lower --lr-full than ${o.lrFull}`,
+      });
       t1.dispose();
       xt.dispose();
       yt.dispose();

@@ -23,6 +23,7 @@ import { writeRunConfig } from '../run/run-info.ts';
 import { pointsPerBlock } from '../models/run.ts';
 import { vegaLitePng } from '../viz/vega.ts';
 import { defineCommand, optionsOf, type OptionInput } from '../options/index.ts';
+import { checkFinite } from '../run/diverged.ts';
 
 export interface SwaOptions {
   lrs: number[];
@@ -90,10 +91,7 @@ async function snapshotsFrom(
       tape.dispose();
       xt.dispose();
       yt.dispose();
-      if (!Number.isFinite(l.loss[0]))
-        throw new Error(
-          `swa: training at lr ${lr} diverged at step ${s + 1} (loss ${l.loss[0]}): use a lower --lrs value`,
-        );
+      checkFinite(l.loss, { what: `swa (lr ${lr})`, step: s + 1, advice: 'a lower --lrs value' });
       if ((s + 1) % o.every === 0) snaps.push(await Promise.all(model.params.map((p) => p.basis.read())));
     }
   } finally {

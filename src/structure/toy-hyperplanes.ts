@@ -5,6 +5,7 @@ import { randn, rng } from '../engine/random.ts';
 import { HostAdam } from '../numerics/adam.ts';
 import { projectOut } from '../numerics/linalg.ts';
 import { toyLosses } from './wedge.ts';
+import { checkFinite } from '../run/diverged.ts';
 export interface HyperplaneResult {
   D: number;
   ns: number[];
@@ -57,6 +58,7 @@ export async function hyperplaneSweep(
     let last = first.loss;
     for (let s = 0; s < o.steps; s++) {
       const { loss, dcoef } = await toyLosses(gpu, basis, coefs, keep, { coefGrad: true });
+      checkFinite(loss, { what: 'toy (the hyperplane sweep)', step: s + 1, advice: `a lower --lr than ${o.lr}` });
       opt.step(coefs, dcoef!, mask);
       last = loss;
       if (progress && (s + 1) % 500 === 0) progress(s + 1, Math.min(...Array.from(loss, (l, k) => l / first.loss[k])));
@@ -94,7 +96,8 @@ export async function optimizePoints(
     for (let s = 0; s < o.steps; s++) {
       basis.basis.write(x);
       basis.zeroGrad();
-      await toyLosses(gpu, basis, eye, new Array(K).fill(n), { basisGrad: true });
+      const { loss } = await toyLosses(gpu, basis, eye, new Array(K).fill(n), { basisGrad: true });
+      checkFinite(loss, { what: 'toy (the connector points)', step: s + 1, advice: `a lower --lr than ${o.lr}` });
       const g = Float64Array.from(await basis.grad!.read());
       if (o.project) projectOut(g, D, o.project);
       opt.step(x, g);

@@ -8,7 +8,7 @@
 //       similarities of the deviations from the line (which should cluster in two halves);
 //   (c) the radial well: the loss along many random unit directions from a point near a wedge, all rays and distances
 //       in one batched evaluation.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gpu } from '../engine/device.ts';
 import { Param } from '../engine/manifold.ts';
@@ -217,7 +217,6 @@ export async function runToy(
     const why = 'with n >= D the loss is zero everywhere';
     throw new UsageError(`--n ${n}: the wedge dimension must be below D = ${D} (${why})`);
   }
-  mkdirSync(out, { recursive: true });
   writeRunConfig(out, 'toy', { D, ns, steps, lr, success, seed, n }, gpu);
   const ds = sweepDims(D, ns, o.span);
   log(
