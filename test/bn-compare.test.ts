@@ -108,3 +108,33 @@ describe('bn-compare flags', () => {
     for (const f of ['--preset', '--quick', '--grid ']) expect(help).not.toContain(f);
   });
 });
+
+describe('bn-compare as a job array', () => {
+  it('--task i/n runs every n-th run in one --out; --gather names missing runs, equals one process', async () => {
+    const base = ['--model', 'tiny', '--data', join(dir, 'data'), '--fills', '0.4', '--seeds', '1,2', '--size', '6'];
+    base.push('--steps', '2', '--eval-images', '4', '--batch', '8', '--cells-per-step', '2', '--pad', '1');
+    const one = join(dir, 'one'),
+      arr = join(dir, 'array');
+    const opts = (...extra: string[]) => parseCommand(BN_COMPARE, [...base, ...extra]).options;
+    expect(await bnCompare(gpu, opts('--out', one))).toBe(0);
+    // 3 variants x 1 fill x 2 seeds = 6 runs; task 1/4 takes runs 1 and 5
+    expect(await bnCompare(gpu, opts('--out', arr, '--task', '1/4'))).toBe(0);
+    const made = (d: string) =>
+      ['plain-p0.4-s1', 'plain-p0.4-s2', 'batch-norm-p0.4-s1', 'batch-norm-p0.4-s2', 'skip-p0.4-s1', 'skip-p0.4-s2']
+        .filter((r) => existsSync(join(d, r, 'metrics.json')))
+        .join(' ');
+    expect(made(arr)).toBe('plain-p0.4-s2 skip-p0.4-s2');
+    expect(existsSync(join(arr, 'bn_compare.json'))).toBe(false);
+    await expect(bnCompare(null, opts('--out', arr, '--gather'))).rejects.toThrow(
+      /--gather: 4 of 6 runs in .* are not finished \(no metrics\.json\): .*plain-p0\.4-s1, .*batch-norm-p0\.4-s1/,
+    );
+    for (const t of ['0/4', '2/4', '3/4']) expect(await bnCompare(gpu, opts('--out', arr, '--task', t))).toBe(0);
+    expect(await bnCompare(null, opts('--out', arr, '--gather'))).toBe(0);
+    const rows = (d: string) => JSON.parse(readFileSync(join(d, 'bn_compare.json'), 'utf8')).rows;
+    expect(rows(arr)).toEqual(rows(one));
+    const md = (d: string) => readFileSync(join(d, 'bn_compare.md'), 'utf8');
+    expect(md(arr)).toBe(md(one));
+    await expect(bnCompare(null, opts('--gather'))).rejects.toThrow(UsageError);
+    await expect(bnCompare(gpu, opts('--task', '0/2'))).rejects.toThrow(/--task needs --out DIR/);
+  });
+});

@@ -9,7 +9,9 @@ export const MPO_COMMANDS: Record<string, Command> = {
     const run = mpoRunDir(options, undefined, given); // a bad --resume or --out is refused before the GPU starts
     return withGpu(globals, (gpu) => mpoCommand(gpu, run));
   }),
-  'bn-compare': command(BN_COMPARE, async ({ options, globals }) => withGpu(globals, (gpu) => bnCompare(gpu, options))),
+  'bn-compare': command(BN_COMPARE, async ({ options, globals }) =>
+    options.gather ? bnCompare(null, options) : withGpu(globals, (gpu) => bnCompare(gpu, options)),
+  ),
   profile: command(PROFILE, async ({ options, globals }) =>
     withGpu(globals, (gpu) => profileCommand(gpu, options), { profile: true }),
   ),

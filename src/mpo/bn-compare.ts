@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import type { Gpu } from '../engine/device.ts';
 import { runMpo, type MpoConfig } from './mpo.ts';
 import { MPO_OPTIONS, PRESETS, loadData, withMpoFlags } from './command.ts';
-import { defineCommand, omitOptions, type OptionInput } from '../options/index.ts';
-import { checkRunDir, writeRunConfig } from '../run/run-info.ts';
+import { UsageError, defineCommand, omitOptions, type OptionInput } from '../options/index.ts';
+import { checkRunDir, readRunConfig, writeRunConfig } from '../run/run-info.ts';
 import { writePng } from '../viz/figure.ts';
 import { lineChart } from '../viz/charts.ts';
 
@@ -102,6 +102,16 @@ seed of each run are the comparison's own).`,
       defaultText: 'runs/bn-compare-<time>',
       help: 'the comparison directory',
     },
+    task: {
+      type: 'shard',
+      help:
+        'run only the runs r with r % n == i (one task of a job array: all tasks share --out), then stop; ' +
+        '--gather builds the tables when every task is done',
+    },
+    gather: {
+      type: 'boolean',
+      help: 'build the tables and plots from the finished runs in --out (after --task runs); names any missing run',
+    },
   },
 });
 
@@ -118,7 +128,13 @@ export function bnCompareConfig(o: BnCompareOptions): MpoConfig {
   return withMpoFlags(o.full ? FULL : CPU_SIZED, o);
 }
 
-export async function bnCompare(gpu: Gpu, o: BnCompareOptions): Promise<number> {
+/** Runs a comparison, one task of it (--task i/n) or its gathering (--gather: no GPU work, `gpu` may be null). */
+export async function bnCompare(gpu: Gpu | null, o: BnCompareOptions): Promise<number> {
+  if ((o.task || o.gather) && o.out === undefined) {
+    throw new UsageError(`${o.task ? '--task' : '--gather'} needs --out DIR (the directory every task shares)`);
+  }
+  if (o.task && o.gather) throw new UsageError('--task and --gather are separate steps: give one of them');
+  if (!o.gather && !gpu) throw new Error('bn-compare: a GPU is needed to train the runs');
   const full = !!o.full;
   const fills = o.fills ?? (full ? [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9] : [0.2, 0.5, 0.8]);
   const seeds = o.seeds ?? (full ? [1, 2, 3, 4, 5] : [1, 2]);
@@ -130,15 +146,21 @@ export async function bnCompare(gpu: Gpu, o: BnCompareOptions): Promise<number> 
   // the comparison's own config.json: what its runs share (each run's config.json has its variant, mask and seed)
   const { experiment: _e, bn: _b, skip: _s, mask: _m, seed: _d, grid: _g, ...shared } = base;
   const variants = VARIANTS.map((v) => v.name);
-  writeRunConfig(out, 'bn-compare', { full, fills, seeds, size, variants, ...shared }, gpu);
+  if (!o.gather) writeRunConfig(out, 'bn-compare', { full, fills, seeds, size, variants, ...shared }, gpu);
+  const what = o.task ? `task ${o.task.i}/${o.task.n} of ` : o.gather ? 'gathering ' : '';
   console.log(
-    `bn-compare into ${out}: ${VARIANTS.length} variants x ${fills.length} fills x ${seeds.length} seeds,` +
+    `bn-compare: ${what}${out}: ${VARIANTS.length} variants x ${fills.length} fills x ${seeds.length} seeds,` +
       ` model ${base.model}, ${size}x${size} masks, ${base.steps} steps each`,
   );
-  const data = loadData(base);
+  const data = o.gather ? null : loadData(base);
+  const missing: string[] = [];
+  let r = -1,
+    adapter = gpu?.adapterInfo ?? null;
   const results: Record<string, Record<string, number[]>> = {};
   const lossResults: Record<string, Record<string, number[]>> = {};
   const total = VARIANTS.length * fills.length * seeds.length;
+  // the runs this invocation handles: every r % n == i one for a task
+  const mine = o.task ? Math.max(0, Math.floor((total - 1 - o.task.i) / o.task.n) + 1) : total;
   let done = 0;
   const t0 = performance.now();
   for (const v of VARIANTS) {
@@ -157,20 +179,44 @@ export async function bnCompare(gpu: Gpu, o: BnCompareOptions): Promise<number> 
           mask: `random:${p}:${seed}:${size}`,
           seed,
         };
+        r++;
+        if (o.task && r % o.task.n !== o.task.i) {
+          if (!existsSync(join(dir, 'metrics.json'))) missing.push(dir); // another task's
+          continue;
+        }
         let m: { test: { acc_diff: number; loss_diff: number } };
-        if (existsSync(join(dir, 'metrics.json'))) m = JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8'));
-        else m = (await runMpo(gpu, cfg, data, dir, existsSync(join(dir, 'checkpoint', 'state.json')))).metrics;
+        if (existsSync(join(dir, 'metrics.json'))) {
+          m = JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8'));
+          adapter ??= readRunConfig(dir, { kind: 'mpo' }).adapter;
+        } else if (!gpu || !data) {
+          missing.push(dir);
+          continue;
+        } else m = (await runMpo(gpu, cfg, data, dir, existsSync(join(dir, 'checkpoint', 'state.json')))).metrics;
         results[v.name][p].push(m.test.acc_diff);
         lossResults[v.name][p].push(m.test.loss_diff);
         done++;
         const el = (performance.now() - t0) / 1000;
         console.error(
-          `[${done}/${total}] ${v.name} fill ${p} seed ${seed}:` +
+          `[${done}/${mine}] ${v.name} fill ${p} seed ${seed}:` +
             ` test acc_diff ${m.test.acc_diff.toFixed(3)}, loss_diff ${m.test.loss_diff.toFixed(2)}` +
-            `  (${el.toFixed(0)} s, ETA ${((el / done) * (total - done)).toFixed(0)} s)`,
+            `  (${el.toFixed(0)} s, ETA ${((el / done) * (mine - done)).toFixed(0)} s)`,
         );
       }
     }
+  }
+  if (missing.length) {
+    if (o.gather) {
+      throw new Error(
+        `bn-compare --gather: ${missing.length} of ${total} runs in ${out} are not finished (no metrics.json): ` +
+          `${missing.join(', ')}; run their --task (or bn-compare --out ${out} with the same flags) first`,
+      );
+    }
+    if (!o.task) throw new Error(`bn-compare: ${missing.length} runs were not made`); // cannot happen: a GPU trains
+    console.log(
+      `task ${o.task.i}/${o.task.n} done; ${total - missing.length} of ${total} runs finished. When every task is` +
+        ` done: loss-atlas bn-compare --gather --out ${out} (with the same flags)`,
+    );
+    return 0;
   }
   const stat = (xs: number[]) => {
     const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -189,11 +235,7 @@ export async function bnCompare(gpu: Gpu, o: BnCompareOptions): Promise<number> 
   }));
   writeFileSync(
     join(out, 'bn_compare.json'),
-    `${JSON.stringify(
-      { adapter: gpu.adapterInfo, model: base.model, maskSize: size, steps: base.steps, seeds, rows },
-      null,
-      2,
-    )}\n`,
+    `${JSON.stringify({ adapter, model: base.model, maskSize: size, steps: base.steps, seeds, rows }, null, 2)}\n`,
   );
   const tableOf = (
     metric: string,
