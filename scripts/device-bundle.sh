@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Packs .device/ for the GPU machine with as much of Fashion-MNIST as fits the device tool's 64 MiB (working tree
-# and carried paths together). ../shared/device/prepare.sh --data with the whole data set makes 76 MiB: its .gz
+# Packs .device/ for a bare remote GPU machine with as much of Fashion-MNIST as fits a transfer limit of 64 MiB
+# (working tree and packed bundle together; --budget-mib sets the budget, default 63 for a margin).
+# ../shared/device/prepare.sh --data with the whole data set makes 76 MiB: its .gz
 # files do not compress further, node alone is 22 MiB. So this script runs prepare.sh without data, drops what the
 # GPU runs never load (playwright-core, @types, the biome linter: 20 MiB packed), adds the data as unpacked IDX files
 # (xz packs them about 15% smaller than gzip; the loader reads files without .gz), the first 2,000 test images (the
@@ -64,4 +65,4 @@ if [ "$size" -gt "$limit" ]; then
   exit 1
 fi
 mv "$work/final.xz" .device/bundle.tar.xz
-echo "wrote .device/bundle.tar.xz: $((size / 1048576)) MiB with $want training and 2,000 test images of Fashion-MNIST (working tree $((tree / 1048576)) MiB; the device tool carries 64 MiB in all)"
+echo "wrote .device/bundle.tar.xz: $((size / 1048576)) MiB with $want training and 2,000 test images of Fashion-MNIST (working tree $((tree / 1048576)) MiB; the budget is $budget_mib MiB in all)"
