@@ -1,4 +1,7 @@
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { Gpu } from '../src/engine/device.ts';
 import { rng } from '../src/engine/gradcheck.ts';
@@ -63,3 +66,23 @@ export function pointWeights(
   const f = Math.sqrt(c) / Math.sqrt(dot(u1, u1));
   return o.map((v, i) => v.map((w, j) => w + s * (y * r[i][j] + x * f * u1[i][j])));
 }
+
+/** A temporary folder holding a small Fashion-MNIST in IDX files (200 training, 40 test images) under fmnist/. */
+export function fashionFixture(prefix: string): { dir: string; data: string } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const data = join(dir, 'fmnist');
+  mkdirSync(data);
+  writeIdx(join(data, 'train'), 200, 1);
+  writeIdx(join(data, 't10k'), 40, 2);
+  return { dir, data };
+}
+
+/**
+ * node's arguments that run the command line in the spawned process itself (node --import tsx src/cli.ts; tsx's own
+ * cli would put a process of its own in between, which a SIGKILL would leave running).
+ */
+export const CLI_ARGS = [
+  '--import',
+  createRequire(import.meta.url).resolve('tsx'),
+  join(import.meta.dirname, '..', 'src', 'cli.ts'),
+];

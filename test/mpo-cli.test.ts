@@ -4,20 +4,11 @@
 // doing the work is in resume.test.ts).
 import { describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeIdx } from './helpers.ts';
+import { CLI_ARGS, fashionFixture } from './helpers.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'la-cli-'));
-const data = join(dir, 'fmnist');
-mkdirSync(data);
-writeIdx(join(data, 'train'), 200, 1);
-writeIdx(join(data, 't10k'), 40, 2);
-// node --import tsx: the process is the command line's own (tsx's cli would put a process of its own in between)
-const tsx = ['--import', createRequire(import.meta.url).resolve('tsx')];
-const cli = join(import.meta.dirname, '..', 'src', 'cli.ts');
+const { dir, data } = fashionFixture('la-cli-');
 const flags = [
   'mpo',
   '--quick',
@@ -45,7 +36,7 @@ const flags = [
   '1',
 ];
 const run = (args: string[]) =>
-  spawnSync(process.execPath, [...tsx, cli, ...args], {
+  spawnSync(process.execPath, [...CLI_ARGS, ...args], {
     encoding: 'utf8',
     env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' },
   });
@@ -76,7 +67,7 @@ async function interrupt(
   signal: NodeJS.Signals,
   after: number,
 ): Promise<{ code: number | null; signal: string | null }> {
-  const p = spawn(process.execPath, [...tsx, cli, ...flags, '--out', out], { stdio: 'ignore' });
+  const p = spawn(process.execPath, [...CLI_ARGS, ...flags, '--out', out], { stdio: 'ignore' });
   const exited = new Promise<{ code: number | null; signal: string | null }>((r) =>
     p.on('exit', (code, sig) => r({ code, signal: sig })),
   );

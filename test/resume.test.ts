@@ -3,29 +3,20 @@
 // Timing fields (seconds, wall times) are left out of the comparison of metrics.json.
 import { describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { readNpy } from '../src/data/formats.ts';
-import { writeIdx, writeInitCheckpoint } from './helpers.ts';
+import { CLI_ARGS, fashionFixture, writeInitCheckpoint } from './helpers.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'la-resume-'));
-const data = join(dir, 'fmnist');
-mkdirSync(data);
-writeIdx(join(data, 'train'), 200, 1);
-writeIdx(join(data, 't10k'), 40, 2);
-// node --import tsx: one process (tsx's cli runs the program in a child, which a SIGKILL of the parent leaves running)
-const tsx = ['--import', createRequire(import.meta.url).resolve('tsx')];
-const cli = join(import.meta.dirname, '..', 'src', 'cli.ts');
+const { dir, data } = fashionFixture('la-resume-');
 // one process: the SIGKILL ends the run itself (without LOSS_ATLAS_ONE_PROCESS it would reach the filtering parent)
 const env = { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp', LOSS_ATLAS_ONE_PROCESS: '1' };
 
-const run = (args: string[]) => spawnSync(process.execPath, [...tsx, cli, ...args], { encoding: 'utf8', env });
+const run = (args: string[]) => spawnSync(process.execPath, [...CLI_ARGS, ...args], { encoding: 'utf8', env });
 
 /** Starts the command, polls until `ready(out)` holds, kills it with SIGKILL and waits for its exit. */
 async function killWhen(args: string[], ready: () => boolean): Promise<string | null> {
-  const p = spawn(process.execPath, [...tsx, cli, ...args], { stdio: 'ignore', env });
+  const p = spawn(process.execPath, [...CLI_ARGS, ...args], { stdio: 'ignore', env });
   const exited = new Promise<string | null>((r) => p.on('exit', (_code, sig) => r(sig)));
   let gone = false;
   p.on('exit', () => (gone = true));

@@ -2,24 +2,16 @@
 // marked complete (no metrics.json).
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeRunDir } from '../src/run/run-info.ts';
-import { writeIdx } from './helpers.ts';
+import { CLI_ARGS, fashionFixture } from './helpers.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'la-rundir-'));
-const data = join(dir, 'fmnist');
-mkdirSync(data);
-writeIdx(join(data, 'train'), 200, 1);
-writeIdx(join(data, 't10k'), 40, 2);
-const tsx = createRequire(import.meta.url).resolve('tsx/cli');
-const cli = join(import.meta.dirname, '..', 'src', 'cli.ts');
+const { dir, data } = fashionFixture('la-rundir-');
 const mpo = ['mpo', '--quick', '--model', 'tiny', '--data', data, '--grid', '6', '--mask', 'plus'];
 const small = ['--batch', '32', '--cells-per-step', '3', '--eval-images', '10', '--pad', '1', '--log-every', '5'];
 const run = (args: string[]) =>
-  spawnSync(process.execPath, [tsx, cli, ...args], {
+  spawnSync(process.execPath, [...CLI_ARGS, ...args], {
     encoding: 'utf8',
     timeout: 120_000,
     env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' },
