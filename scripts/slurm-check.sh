@@ -5,7 +5,9 @@
 #   1. a loss surface computed as a 4-task job array and merged equals the same surface computed in one process
 #      (surface_loss.npy and surface_acc.npy byte for byte);
 #   2. a small bn-compare run as a 3-task job array and gathered equals the same comparison in one process
-#      (bn_compare.md byte for byte, the rows of bn_compare.json).
+#      (bn_compare.md byte for byte, the rows of bn_compare.json);
+#   3. li-figures --smoke submitted with examples/slurm/figure-set.sh (a 2-task array, the same array again for the
+#      step that needs both tasks' nets, then the gathering) equals the same set in one process (summary.json).
 # Needs root (it installs packages and starts the daemons). Not part of npm test: it takes a few minutes on a CPU.
 #
 # usage: sudo bash scripts/slurm-check.sh [--keep]   (--keep: leave the work folder and print its path)
@@ -126,4 +128,25 @@ if [ "$(rows "$work/bn-one/bn_compare.json")" = "$(rows "$work/bn-array/bn_compa
 else
   log "FAIL bn_compare.json rows differ"; fail=1
 fi
+
+# a figure set through examples/slurm/figure-set.sh: two runs of a 2-task array (the batch interpolation needs nets
+# of both tasks), then the gathering, each job after the one before
+li=(--smoke)
+log "li-figures --smoke: one process"
+la li-figures "${li[@]}" --out "$work/li-one" >"$work/li-one.log" 2>&1
+log "li-figures --smoke: examples/slurm/figure-set.sh (2 tasks, twice, then --gather)"
+ids=$(bash examples/slurm/figure-set.sh 2 li-figures "$work/li-array" "${li[@]}" -- --chdir="$root" \
+  --output="$work/slurm-%A_%a.out")
+log "$ids"
+submit --dependency=afterany:"${ids##* }" --wrap=true # afterany: a failed gathering is reported below
+summary() { # summary.json without the time, the gathered flag and the folder
+  node -e 'const s=JSON.parse(require("fs").readFileSync(process.argv[1]+"/summary.json","utf8").replaceAll(process.argv[1],"OUT"));
+    delete s.seconds; delete s.gathered; console.log(JSON.stringify(s))' "$1"
+}
+if [ -f "$work/li-array/summary.json" ] && [ "$(summary "$work/li-one")" = "$(summary "$work/li-array")" ]; then
+  log "PASS gathered li-figures summary.json equals the one-process summary"
+else
+  log "FAIL li-figures summary.json differs or is missing"; fail=1
+fi
+
 [ "$fail" = 0 ] && log "all checks passed" || { log "some checks failed"; keep=1; exit 1; }

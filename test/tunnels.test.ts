@@ -1,7 +1,7 @@
 // Radial tunnels: every ray and distance evaluated in one batch equals evaluating that point alone; widths by
 // interpolated crossing.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Gpu } from '../src/engine/device.ts';
@@ -11,7 +11,8 @@ import { Model } from '../src/models/model.ts';
 import { modelSpec } from '../src/models/zoo.ts';
 import { evaluateOnImages } from '../src/models/run.ts';
 import { readCheckpoint } from '../src/models/checkpoint.ts';
-import { TUNNELS, crossing, runTunnels, tunnelsCommand } from '../src/structure/tunnels.ts';
+import { TUNNELS, tunnelsCommand } from '../src/structure/tunnels.ts';
+import { crossing, runTunnels } from '../src/structure/tunnel-rays.ts';
 import { parseCommand } from '../src/options/index.ts';
 import { testGpu, writeIdx, writeInitCheckpoint } from './helpers.ts';
 
@@ -85,4 +86,50 @@ describe('tunnels', () => {
     const noFile = /--model-file FILE .* or --sweep is required/;
     await expect(tunnelsCommand(gpu, ds, data, {}, out, () => {})).rejects.toThrow(noFile);
   }, 60_000);
+
+  const sweepTasks =
+    '--sweep as job-array tasks: each task trains every n-th distinct optimum, --gather names the missing ones, ' +
+    'then draws the same metrics.json as one process';
+  it(sweepTasks, async () => {
+    const ds = { train: loadFashionMnist(data, 'train'), test: loadFashionMnist(data, 't10k') };
+    const small = ['--sweep', '--sweep-epochs', '1', '--sweep-images', '30', '--rays', '2', '--points', '3'];
+    small.push('--images', '10', '--max', '2');
+    const arr = join(dir, 'sweep-tasks');
+    const run = (g: Gpu | null, ...extra: string[]) =>
+      tunnelsCommand(
+        g,
+        g ? ds : null,
+        data,
+        parseCommand(TUNNELS, [...small, '--out', arr, ...extra]).options,
+        arr,
+        () => {},
+      );
+    const optima = () =>
+      readdirSync(join(arr, 'optima')).filter((d) => existsSync(join(arr, 'optima', d, 'tunnel-widths.json')));
+    expect(await run(gpu, '--task', '1/4')).toMatchObject({ task: { i: 1, n: 4 } });
+    // 10 distinct optima (the base configuration is in all four factors); task 1/4 owns the 2nd, 6th and 10th
+    expect(optima().sort()).toEqual([
+      'batch128_lr0.03_wd0_dropout0',
+      'batch128_lr0.05_wd0.005_dropout0',
+      'batch512_lr0.05_wd0_dropout0',
+    ]);
+    await expect(run(null, '--gather')).rejects.toThrow(
+      /tunnels --sweep --gather: 7 of 10 steps in .* are not done: optima\/batch128_lr0.01/,
+    );
+    expect(existsSync(join(arr, 'metrics.json'))).toBe(false);
+    await expect(run(gpu, '--task', '1/4', '--rays', '3')).rejects.toThrow(/started with rays 2, this command has 3/);
+    for (const t of ['0/4', '2/4', '3/4']) await run(gpu, '--task', t);
+    expect(optima()).toHaveLength(10);
+    const g = (await run(null, '--gather')) as { sweep: { factor: string; width: number }[] };
+    expect(g.sweep).toHaveLength(13);
+    const gathered = readFileSync(join(arr, 'metrics.json'), 'utf8');
+    expect(existsSync(join(arr, 'sweep.png'))).toBe(true);
+    // one process from scratch trains the same optima to the same widths: the same metrics.json
+    const one = join(dir, 'sweep-one');
+    await tunnelsCommand(gpu, ds, data, parseCommand(TUNNELS, [...small, '--out', one]).options, one, () => {});
+    expect(readFileSync(join(one, 'metrics.json'), 'utf8')).toBe(gathered);
+    await expect(run(gpu, '--task', '0/2', '--gather')).rejects.toThrow(/separate steps/);
+    const noSweep = parseCommand(TUNNELS, ['--task', '0/2', '--out', arr]).options;
+    await expect(tunnelsCommand(gpu, ds, data, noSweep, arr, () => {})).rejects.toThrow(/--task needs --sweep/);
+  }, 240_000);
 });

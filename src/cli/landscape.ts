@@ -163,12 +163,15 @@ const report = command(REPORT, async ({ positionals }) => {
   return 0;
 });
 
-const liFigures = command(LI_FIGURES, async ({ options: o, globals }) =>
-  withGpu(globals, async (gpu) => {
-    await runLiFigures(gpu, o, (m) => console.log(m));
+// --gather draws from the finished steps without a GPU
+const liFigures = command(LI_FIGURES, async ({ options: o, globals }) => {
+  const log = (m: string) => console.log(m);
+  if (o.gather) return runLiFigures(null, o, log).then(() => 0);
+  return withGpu(globals, async (gpu) => {
+    await runLiFigures(gpu, o, log);
     return 0;
-  }),
-);
+  });
+});
 
 const demo = command(DEMO, async ({ options: o, globals }) => withGpu(globals, (gpu) => runDemo(gpu, o)));
 

@@ -14,7 +14,7 @@ import { TUNNELS, tunnelsCommand } from '../structure/tunnels.ts';
 import { SWA, swaCommand } from '../structure/swa.ts';
 import { FORT_FIGURES, runFortFigures } from '../structure/fort-figures.ts';
 import { TOY, runToy } from '../structure/toy.ts';
-import { defineCommand } from '../options/index.ts';
+import { checkTaskFlags, defineCommand } from '../options/index.ts';
 import { command, fashionExperiment, withGpu, type Command } from './common.ts';
 import { defaultRunDir } from '../run/run-info.ts';
 
@@ -112,9 +112,17 @@ const subspace = fashionExperiment(SUBSPACE, async (gpu, { data, out }, { option
   return `wrote ${join(out, 'subspace.png')}, metrics.json, config.json`;
 });
 
-const tunnels = fashionExperiment(TUNNELS, async (gpu, { data, dataDir, out }, { options }) => {
-  await tunnelsCommand(gpu, data, dataDir, options, out, (m) => console.log(m));
-  return `wrote ${out}/metrics.json, config.json and the plot`;
+const tunnelsRun = fashionExperiment(TUNNELS, async (gpu, { data, dataDir, out }, { options }) => {
+  const r = await tunnelsCommand(gpu, data, dataDir, options, out, (m) => console.log(m));
+  return r.task ? `task done: ${out}` : `wrote ${out}/metrics.json, config.json and the plot`;
+});
+// --sweep --gather: the plot from the optima in --out, without a GPU or the dataset
+const tunnels = command(TUNNELS, async (inv) => {
+  checkTaskFlags(inv.options);
+  if (!inv.options.gather) return tunnelsRun.run(inv);
+  await tunnelsCommand(null, null, '', inv.options, inv.options.out!, (m) => console.log(m));
+  console.log(`wrote ${inv.options.out}/sweep.png, metrics.json`);
+  return 0;
 });
 
 const swa = fashionExperiment(SWA, async (gpu, { data, out }, { options }) => {
@@ -124,6 +132,8 @@ const swa = fashionExperiment(SWA, async (gpu, { data, out }, { options }) => {
 
 const fortFigures = command(FORT_FIGURES, async ({ options: o, globals }) => {
   const dataDir = fashionMnistDir(o.data);
+  // --gather draws from the finished steps without a GPU or the dataset
+  if (o.gather) return runFortFigures(null, o, dataDir, null, (m) => console.log(m)).then(() => 0);
   const data = loadSplits('fashion-mnist', dataDir);
   return withGpu(globals, async (gpu) => {
     await runFortFigures(gpu, o, dataDir, data, (m) => console.log(m));

@@ -9,19 +9,20 @@
 // by side, and summary.json (test accuracy, surface and eigen-ratio statistics per net).
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import sharp from 'sharp';
+import { tilesPng } from '../viz/figure.ts';
 import type { Gpu } from '../engine/device.ts';
 import { loadSplits } from '../data/datasets.ts';
 import type { Dataset } from '../data/dataset.ts';
 import { fashionMnistDir } from '../data/fashion-mnist.ts';
 import { cifar10Dir } from '../data/cifar10.ts';
 import { runTrain, trainConfig, type TrainOptions } from './train.ts';
-import { defineCommand, linspace, type OptionInput } from '../options/index.ts';
+import { checkTaskFlags, defineCommand, linspace, type OptionInput } from '../options/index.ts';
 import { readCheckpoint } from '../models/checkpoint.ts';
 import { runInterpolate } from './interpolate.ts';
 import { runSurface } from './surface.ts';
 import { ratios, runHessian } from './hessian.ts';
-import { checkRunDir, writeRunConfig } from '../run/run-info.ts';
+import { checkRunDir, readRunConfig, writeRunConfig } from '../run/run-info.ts';
+import { checkSameSettings, gatherMissing, runSteps, taskSummary, unfinished, type Step } from '../run/tasks.ts';
 
 interface Net {
   id: string;
@@ -135,118 +136,162 @@ function batchNets(o: { epochs: number; milestones: number[]; model: string; lar
   }));
 }
 
-/** Grid of PNG files (rows of columns), each scaled to `w` pixels wide, with white gaps. */
-async function gridPng(rows: string[][], path: string, w = 460): Promise<void> {
-  const tiles = await Promise.all(
-    rows.map((r) =>
-      Promise.all(
-        r.map(async (f) => {
-          const img = sharp(f).resize({ width: w });
-          const buf = await img.png().toBuffer();
-          const meta = await sharp(buf).metadata();
-          return { buf, h: meta.height ?? w };
-        }),
-      ),
-    ),
-  );
-  const rowH = tiles.map((r) => Math.max(...r.map((t) => t.h)));
-  const width = Math.max(...rows.map((r) => r.length)) * (w + 10);
-  const height = rowH.reduce((a, b) => a + b + 10, 0);
-  const composites = tiles.flatMap((r, i) =>
-    r.map((t, j) => ({ input: t.buf, left: j * (w + 10), top: rowH.slice(0, i).reduce((a, b) => a + b + 10, 0) })),
-  );
-  await sharp({ create: { width, height, channels: 3, background: '#ffffff' } })
-    .composite(composites)
-    .png()
-    .toFile(path);
-}
-
 export async function runLiFigures(
-  gpu: Gpu,
+  gpu: Gpu | null,
   o: OptionInput<typeof LI_FIGURES.options>,
   log: (m: string) => void,
 ): Promise<string> {
+  checkTaskFlags(o);
   const kind = o.full ? 'full' : o.smoke ? 'smoke' : 'cpu';
   const s = scale(kind);
   const out = o.out ?? join('runs', kind === 'full' ? 'li-figures-full' : 'li-figures');
   checkRunDir(out, 'li-figures', 'the figure set');
   const dataDir = s.dataset === 'cifar10' ? cifar10Dir(o.data) : fashionMnistDir(o.data);
-  const data: { train: Dataset; test: Dataset } = loadSplits(s.dataset, dataDir);
-  // the set's own config.json (its sizes); each step writes its own in its directory
-  writeRunConfig(out, 'li-figures', { scale: kind, ...s, data: dataDir }, gpu);
+  if (o.task || o.gather) checkSameSettings(out, { scale: kind }, ['scale']);
+  let data: { train: Dataset; test: Dataset } | null = null;
+  if (!o.gather) {
+    if (!gpu) throw new Error('li-figures: a GPU is needed to train the nets');
+    data = loadSplits(s.dataset, dataDir);
+    // the set's own config.json (its sizes); each step writes its own in its directory
+    writeRunConfig(out, 'li-figures', { scale: kind, ...s, data: dataDir }, gpu);
+  }
   const t0 = performance.now();
   const stamp = () => `${((performance.now() - t0) / 1000).toFixed(0)} s`;
+  const steps = liSteps(gpu, data, s, kind, dataDir, out, (m) => log(`[${stamp()}] ${m}`));
+  if (!o.gather) {
+    const r = await runSteps(steps, o.task);
+    if (o.task) {
+      log(taskSummary('li-figures', out, o.task, steps, r));
+      return out;
+    }
+  }
+  const left = unfinished(steps);
+  if (left.length) throw gatherMissing('li-figures', out, steps, left);
+  await liGather(s, kind, out, gpu?.adapterInfo ?? readRunConfig(out).adapter, performance.now() - t0, !!o.gather);
+  log(`[${stamp()}] done: ${join(out, 'li_depth.png')}, li_batch.png, summary.json`);
+  return out;
+}
+
+const DIRECTIONS = {
+  norm: 'filter' as const,
+  ignoreBiasBn: true,
+  dirType: 'weights' as const,
+  bnStats: 'running' as const,
+  seed: 123,
+};
+
+/** The set's steps: one per net (train, 1-D plot, surface, eigen-ratio map), then the batch interpolation. */
+function liSteps(
+  gpu: Gpu | null,
+  data: { train: Dataset; test: Dataset } | null,
+  s: Scale,
+  kind: string,
+  dataDir: string,
+  out: string,
+  log: (m: string) => void,
+): Step[] {
+  const need = () => {
+    if (!gpu || !data) throw new Error('li-figures: a GPU is needed for this step');
+    return { gpu, data };
+  };
+  const netDone = (id: string) =>
+    ['train/model.safetensors', 'line/interpolate.json', 'surface/surface.json', 'hessian/hessian.json'].every((f) =>
+      existsSync(join(out, id, f)),
+    );
+  const steps: Step[] = s.nets.map((net) => ({
+    name: net.id,
+    stage: 1,
+    done: () => netDone(net.id),
+    run: () => liNet(need().gpu, need().data, s, net, dataDir, join(out, net.id), log),
+  }));
+  // the linear interpolation between the small- and large-batch solutions (wd 0), as Li et al.'s Figure 2
+  const [sb, lb] = s.nets.filter((n) => n.group === 'batch');
+  if (sb && lb) {
+    steps.push({
+      name: 'batch-interpolation',
+      stage: 2,
+      done: () => existsSync(join(out, 'batch-interpolation', 'interpolate.json')),
+      waitsFor: () => [sb.id, lb.id].filter((id) => !netDone(id)),
+      run: async () => {
+        const { gpu, data } = need();
+        log(`interpolation between ${sb.label} and ${lb.label}`);
+        const a = readCheckpoint(join(out, sb.id, 'train', 'model.safetensors'), data.train.shape),
+          b = readCheckpoint(join(out, lb.id, 'train', 'model.safetensors'), data.train.shape);
+        await runInterpolate(
+          gpu,
+          a,
+          b,
+          data,
+          {
+            norm: 'filter',
+            ignoreBiasBn: false,
+            dirType: 'states',
+            bnStats: 'running',
+            seed: 1,
+            x: kind === 'smoke' ? '-0.5:1.5:5' : '-0.5:1.5:41',
+            images: s.lineImages,
+            logScale: false,
+            lossMax: 5,
+          },
+          join(out, 'batch-interpolation'),
+        );
+      },
+    });
+  }
+  return steps;
+}
+
+/** One net: train it, then its 1-D plot, 2-D surface and eigen-ratio map (each skipped when its output exists). */
+async function liNet(
+  gpu: Gpu,
+  data: { train: Dataset; test: Dataset },
+  s: Scale,
+  net: Net,
+  dataDir: string,
+  dir: string,
+  log: (m: string) => void,
+): Promise<void> {
+  const trainDir = join(dir, 'train');
+  if (!existsSync(join(trainDir, 'model.safetensors'))) {
+    log(`training ${net.label}`);
+    const flags = { trainImages: s.trainImages, ...net.train, evalImages: 2000, data: dataDir, dataset: s.dataset };
+    const cfg = trainConfig(flags, () => dataDir);
+    await runTrain(gpu, cfg, data, trainDir, existsSync(join(trainDir, 'checkpoint', 'state.json')), {
+      log: (m) => log(`  ${m}`),
+    });
+  }
+  const ck = readCheckpoint(join(trainDir, 'model.safetensors'), data.train.shape);
+  if (!existsSync(join(dir, 'line', 'interpolate.json'))) {
+    log(`1-D plot of ${net.label}`);
+    const line = { ...DIRECTIONS, x: s.line, images: s.lineImages, logScale: false, lossMax: 5 };
+    await runInterpolate(gpu, ck, null, data, line, join(dir, 'line'));
+  }
+  const grid = (spec: string) => ({ xs: linspace(spec, 'x'), ys: linspace(spec, 'y'), split: 'train' as const });
+  if (!existsSync(join(dir, 'surface', 'surface.json'))) {
+    log(`2-D surface of ${net.label}`);
+    const surface = { ...DIRECTIONS, ...grid(s.surface), images: s.surfaceImages, block: 256 };
+    await runSurface(gpu, ck, [null, null], data, surface, join(dir, 'surface'));
+  }
+  if (!existsSync(join(dir, 'hessian', 'hessian.json'))) {
+    log(`Hessian eigenvalue ratios of ${net.label}`);
+    const h = { ...DIRECTIONS, ...grid(s.hessian), images: s.hessianImages, iters: s.hessianIters, tol: 1e-2 };
+    await runHessian(gpu, ck, [null, null], data, { ...h, eps: 1e-3, block: 8 }, join(dir, 'hessian'));
+  }
+}
+
+/** summary.json and the panels li_depth.png, li_batch.png from the finished steps (no GPU). */
+async function liGather(
+  s: Scale,
+  kind: string,
+  out: string,
+  adapter: string | null,
+  ms: number,
+  gathered: boolean,
+): Promise<void> {
   const summary: Record<string, unknown> = {};
   for (const net of s.nets) {
     const dir = join(out, net.id);
-    const trainDir = join(dir, 'train');
-    if (!existsSync(join(trainDir, 'model.safetensors'))) {
-      log(`[${stamp()}] training ${net.label}`);
-      const flags = { trainImages: s.trainImages, ...net.train, evalImages: 2000, data: dataDir, dataset: s.dataset };
-      const cfg = trainConfig(flags, () => dataDir);
-      await runTrain(gpu, cfg, data, trainDir, existsSync(join(trainDir, 'checkpoint', 'state.json')), {
-        log: (m) => log(`  ${m}`),
-      });
-    }
-    const ck = readCheckpoint(join(trainDir, 'model.safetensors'), data.train.shape);
-    const dirOpts = {
-      norm: 'filter' as const,
-      ignoreBiasBn: true,
-      dirType: 'weights' as const,
-      bnStats: 'running' as const,
-      seed: 123,
-    };
-    if (!existsSync(join(dir, 'line', 'interpolate.json'))) {
-      log(`[${stamp()}] 1-D plot of ${net.label}`);
-      await runInterpolate(
-        gpu,
-        ck,
-        null,
-        data,
-        { ...dirOpts, x: s.line, images: s.lineImages, logScale: false, lossMax: 5 },
-        join(dir, 'line'),
-      );
-    }
-    if (!existsSync(join(dir, 'surface', 'surface.json'))) {
-      log(`[${stamp()}] 2-D surface of ${net.label}`);
-      await runSurface(
-        gpu,
-        ck,
-        [null, null],
-        data,
-        {
-          ...dirOpts,
-          xs: linspace(s.surface, 'x'),
-          ys: linspace(s.surface, 'y'),
-          split: 'train',
-          images: s.surfaceImages,
-          block: 256,
-        },
-        join(dir, 'surface'),
-      );
-    }
-    if (!existsSync(join(dir, 'hessian', 'hessian.json'))) {
-      log(`[${stamp()}] Hessian eigenvalue ratios of ${net.label}`);
-      await runHessian(
-        gpu,
-        ck,
-        [null, null],
-        data,
-        {
-          ...dirOpts,
-          xs: linspace(s.hessian, 'x'),
-          ys: linspace(s.hessian, 'y'),
-          split: 'train',
-          images: s.hessianImages,
-          iters: s.hessianIters,
-          tol: 1e-2,
-          eps: 1e-3,
-          block: 8,
-        },
-        join(dir, 'hessian'),
-      );
-    }
-    const metrics = JSON.parse(readFileSync(join(trainDir, 'metrics.json'), 'utf8'));
+    const metrics = JSON.parse(readFileSync(join(dir, 'train', 'metrics.json'), 'utf8'));
     const surf = JSON.parse(readFileSync(join(dir, 'surface', 'surface.json'), 'utf8')) as { loss: number[] };
     const hess = JSON.parse(readFileSync(join(dir, 'hessian', 'hessian.json'), 'utf8')) as {
       max_eig: number[];
@@ -274,49 +319,13 @@ export async function runLiFigures(
       max_abs_ratio: Math.max(...abs),
     };
   }
-  // the linear interpolation between the small- and large-batch solutions (wd 0), as Li et al.'s Figure 2
-  const [sb, lb] = s.nets.filter((n) => n.group === 'batch');
-  if (sb && lb && !existsSync(join(out, 'batch-interpolation', 'interpolate.json'))) {
-    log(`[${stamp()}] interpolation between ${sb.label} and ${lb.label}`);
-    const a = readCheckpoint(join(out, sb.id, 'train', 'model.safetensors'), data.train.shape),
-      b = readCheckpoint(join(out, lb.id, 'train', 'model.safetensors'), data.train.shape);
-    await runInterpolate(
-      gpu,
-      a,
-      b,
-      data,
-      {
-        norm: 'filter',
-        ignoreBiasBn: false,
-        dirType: 'states',
-        bnStats: 'running',
-        seed: 1,
-        x: kind === 'smoke' ? '-0.5:1.5:5' : '-0.5:1.5:41',
-        images: s.lineImages,
-        logScale: false,
-        lossMax: 5,
-      },
-      join(out, 'batch-interpolation'),
-    );
-  }
-  writeFileSync(
-    join(out, 'summary.json'),
-    `${JSON.stringify(
-      {
-        scale: kind,
-        dataset: s.dataset,
-        adapter: gpu.adapterInfo,
-        seconds: Math.round((performance.now() - t0) / 1000),
-        nets: summary,
-      },
-      null,
-      2,
-    )}\n`,
-  );
+  // seconds: of the invocation that wrote the file (a gathering: of the gathering only)
+  const head = { scale: kind, dataset: s.dataset, adapter, seconds: Math.round(ms / 1000), gathered };
+  writeFileSync(join(out, 'summary.json'), `${JSON.stringify({ ...head, nets: summary }, null, 2)}\n`);
   for (const group of ['depth', 'batch'] as const) {
     const nets = s.nets.filter((n) => n.group === group);
     if (!nets.length) continue;
-    await gridPng(
+    await tilesPng(
       nets.map((n) => [
         join(out, n.id, 'line', 'interpolate.png'),
         join(out, n.id, 'surface', 'surface_contour.png'),
@@ -325,8 +334,6 @@ export async function runLiFigures(
       join(out, `li_${group}.png`),
     );
   }
-  log(`[${stamp()}] done: ${join(out, 'li_depth.png')}, li_batch.png, summary.json`);
-  return out;
 }
 
 export const LI_FIGURES = defineCommand({
@@ -352,5 +359,15 @@ Resumes: finished steps are skipped. Writes li_depth.png, li_batch.png and summa
       help: 'output directory',
     },
     data: { type: 'string', placeholder: 'DIR', help: 'dataset directory' },
+    task: {
+      type: 'shard',
+      help:
+        'run only every n-th net, i-th first (one task of a job array; all tasks share --out); the batch ' +
+        'interpolation needs two nets: a second run of the array makes it',
+    },
+    gather: {
+      type: 'boolean',
+      help: 'summary.json and the panels from the finished steps in --out (no GPU); names any missing',
+    },
   },
 });

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Gpu } from '../engine/device.ts';
 import { runMpo, type MpoConfig } from './mpo.ts';
 import { MPO_OPTIONS, PRESETS, loadData, withMpoFlags } from './command.ts';
-import { UsageError, defineCommand, omitOptions, type OptionInput } from '../options/index.ts';
+import { checkTaskFlags, defineCommand, omitOptions, type OptionInput } from '../options/index.ts';
 import { checkRunDir, readRunConfig, writeRunConfig } from '../run/run-info.ts';
 import { writePng } from '../viz/figure.ts';
 import { lineChart } from '../viz/charts.ts';
@@ -130,10 +130,7 @@ export function bnCompareConfig(o: BnCompareOptions): MpoConfig {
 
 /** Runs a comparison, one task of it (--task i/n) or its gathering (--gather: no GPU work, `gpu` may be null). */
 export async function bnCompare(gpu: Gpu | null, o: BnCompareOptions): Promise<number> {
-  if ((o.task || o.gather) && o.out === undefined) {
-    throw new UsageError(`${o.task ? '--task' : '--gather'} needs --out DIR (the directory every task shares)`);
-  }
-  if (o.task && o.gather) throw new UsageError('--task and --gather are separate steps: give one of them');
+  checkTaskFlags(o);
   if (!o.gather && !gpu) throw new Error('bn-compare: a GPU is needed to train the runs');
   const full = !!o.full;
   const fills = o.fills ?? (full ? [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9] : [0.2, 0.5, 0.8]);

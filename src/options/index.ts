@@ -5,6 +5,6 @@
 // line exits with code 2 and the message on stderr.
 
 export * from './table.ts';
-export { checkResumeFlags, linspace, optionsOf } from './values.ts';
+export { checkResumeFlags, checkTaskFlags, linspace, optionsOf } from './values.ts';
 export { helpRequested, nearest, parseCommand } from './parse.ts';
 export { renderHelp } from './help.ts';

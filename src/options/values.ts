@@ -124,3 +124,11 @@ export function checkResumeFlags(given: string[] | undefined, dir: string, allow
       `${can} (for other settings start a new run with another --out)`,
   );
 }
+
+/** --task and --gather of a job array each need the shared --out, and are separate steps. */
+export function checkTaskFlags(o: { task?: Shard; gather?: boolean; out?: string }): void {
+  if ((o.task || o.gather) && o.out === undefined) {
+    throw new UsageError(`${o.task ? '--task' : '--gather'} needs --out DIR (the directory every task shares)`);
+  }
+  if (o.task && o.gather) throw new UsageError('--task and --gather are separate steps: give one of them');
+}

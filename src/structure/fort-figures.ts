@@ -1,10 +1,11 @@
 // `npm run exp:fort-figures`: the toy-model and real-network experiments of Fort & Jastrzebski 2019 at CPU-sized scale
 // (Fashion-MNIST, the paper's 16-32-32 tanh SimpleCNN), or with --full at larger sizes for a GPU. Every step writes its
-// own run directory and is skipped when its metrics.json exists, so the script resumes after an interruption. Ends with
-// summary.json (each step's metrics) and fort_summary.png (the main pictures side by side).
+// own run directory and is skipped when its metrics.json exists, so the script resumes after an interruption; the
+// steps run as job-array tasks too (--task i/n, twice: the connectors, tunnels and SWA need the optima of stage 1).
+// Ends with summary.json (each step's metrics) and fort_summary.png (the main pictures side by side).
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import sharp from 'sharp';
+import { tilesPng } from '../viz/figure.ts';
 import type { Gpu } from '../engine/device.ts';
 import type { Dataset } from '../data/dataset.ts';
 import { runTrain, trainConfig } from '../landscape/train.ts';
@@ -13,11 +14,12 @@ import { runToy } from './toy.ts';
 import { runConnect } from './connect.ts';
 import type { ConnectOptions } from './connectors.ts';
 import { runMSweep } from './msweep.ts';
-import { tunnelsCommand } from './tunnels.ts';
+import { tunnelSweepSteps, tunnelsCommand } from './tunnels.ts';
 import { subspaceCommand } from './subspace.ts';
 import { swaCommand } from './swa.ts';
-import { defineCommand, type OptionInput } from '../options/index.ts';
-import { checkRunDir, writeRunConfig } from '../run/run-info.ts';
+import { checkTaskFlags, defineCommand, type OptionInput } from '../options/index.ts';
+import { checkRunDir, readRunConfig, writeRunConfig } from '../run/run-info.ts';
+import { checkSameSettings, gatherMissing, runSteps, taskSummary, unfinished, type Step } from '../run/tasks.ts';
 
 export const FORT_FIGURES = defineCommand({
   name: 'fort-figures',
@@ -44,188 +46,258 @@ fort_summary.png into --out (default runs/fort-figures).`,
       help: 'output directory',
     },
     data: { type: 'string', placeholder: 'DIR', help: 'Fashion-MNIST directory' },
+    smoke: { type: 'boolean', help: 'the smallest sizes, a check that every step runs (minutes)' },
+    task: {
+      type: 'shard',
+      help:
+        'run only every n-th step, i-th first (one task of a job array; all tasks share --out); the steps that ' +
+        "need other tasks' optima wait for a second run of the array",
+    },
+    gather: {
+      type: 'boolean',
+      help: 'summary.json and fort_summary.png from the finished steps in --out (no GPU); names any missing',
+    },
   },
 });
 
-async function gridPng(files: string[], path: string, w = 520): Promise<void> {
-  const tiles = await Promise.all(
-    files.filter(existsSync).map(async (f) => {
-      const buf = await sharp(f).resize({ width: w }).png().toBuffer();
-      return { buf, h: (await sharp(buf).metadata()).height ?? w };
-    }),
-  );
-  const cols = 2,
-    rowsN = Math.ceil(tiles.length / cols);
-  const rowH = Array.from({ length: rowsN }, (_, r) =>
-    Math.max(...tiles.slice(r * cols, r * cols + cols).map((t) => t.h)),
-  );
-  const top = (r: number) => rowH.slice(0, r).reduce((a, b) => a + b + 10, 0);
-  await sharp({ create: { width: cols * (w + 10), height: top(rowsN), channels: 3, background: '#ffffff' } })
-    .composite(tiles.map((t, i) => ({ input: t.buf, left: (i % cols) * (w + 10), top: top(Math.floor(i / cols)) })))
-    .png()
-    .toFile(path);
-}
+type Scale = 'cpu' | 'full' | 'smoke';
+type Splits = { train: Dataset; test: Dataset };
 
-export async function runFortFigures(
-  gpu: Gpu,
-  o: OptionInput<typeof FORT_FIGURES.options>,
+/** The set's steps in the order one process runs them; stage 2 needs the optima (and the sweep's optima). */
+function fortSteps(
+  gpu: Gpu | null,
+  data: Splits | null,
+  scale: Scale,
+  sweep: boolean,
   dataDir: string,
-  data: { train: Dataset; test: Dataset },
+  out: string,
   log: (m: string) => void,
-): Promise<string> {
-  const full = !!o.full;
-  const out = o.out ?? join('runs', full ? 'fort-figures-full' : 'fort-figures');
-  checkRunDir(out, 'fort-figures', 'the figure set');
-  // the set's own config.json; each step writes its own in its directory
-  writeRunConfig(
-    out,
-    'fort-figures',
-    { scale: full ? 'full' : 'cpu', tunnelSweep: !!o.tunnelSweep, data: dataDir },
-    gpu,
-  );
-  const t0 = performance.now();
-  const stamp = () => `[${((performance.now() - t0) / 1000).toFixed(0)} s]`;
+): Step[] {
+  const full = scale === 'full',
+    smoke = scale === 'smoke';
+  const pick = <T>(cpu: T, big: T, small: T): T => (full ? big : smoke ? small : cpu);
+  const need = () => {
+    if (!gpu || !data) throw new Error('fort-figures: a GPU is needed for this step');
+    return { gpu, data };
+  };
   const done = (d: string) => existsSync(join(out, d, 'metrics.json'));
-  const summary: Record<string, unknown> = {};
-  const read = (d: string) => JSON.parse(readFileSync(join(out, d, 'metrics.json'), 'utf8'));
-
-  if (!done('toy')) {
-    log(`${stamp()} toy landscape`);
-    const toy = full ? { D: 1000, ns: [200, 500, 800, 950], steps: 8000, rays: 64 } : { D: 100, steps: 3000 };
-    await runToy(gpu, toy, join(out, 'toy'), (m) => log(`  ${m}`));
-  }
-  summary.toy = read('toy');
-
-  // SimpleCNN optima from independent initializations
-  const nOptima = full ? 11 : 6;
+  const nOptima = pick(6, 11, 4);
   const optimum = (i: number) => join(out, 'optima', `seed${i + 1}`, 'model.safetensors');
+  const optimumName = (i: number) => `optima/seed${i + 1}`;
+  const cks = (n: number) => Array.from({ length: n }, (_, i) => readCheckpoint(optimum(i), need().data.train.shape));
+  /** A stage-2 step on the first `n` optima. */
+  const onOptima = (name: string, n: number, run: (gpu: Gpu, data: Splits) => Promise<unknown>): Step => ({
+    name,
+    stage: 2,
+    done: () => done(name),
+    waitsFor: () =>
+      Array.from({ length: n }, (_, i) => i)
+        .filter((i) => !existsSync(optimum(i)))
+        .map(optimumName),
+    run: async () => {
+      const { gpu, data } = need();
+      await run(gpu, data);
+    },
+  });
+  const steps: Step[] = [];
+  steps.push({
+    name: 'toy',
+    stage: 1,
+    done: () => done('toy'),
+    run: async () => {
+      log('toy landscape');
+      const toy = pick<Record<string, unknown>>(
+        { D: 100, steps: 3000 },
+        { D: 1000, ns: [200, 500, 800, 950], steps: 8000, rays: 64 },
+        { D: 20, ns: [4, 10], span: 1, steps: 200, rays: 4, points: 3 },
+      );
+      await runToy(need().gpu, toy, join(out, 'toy'), (m) => log(`  ${m}`));
+    },
+  });
+  // SimpleCNN optima from independent initializations
   for (let i = 0; i < nOptima; i++) {
-    if (existsSync(optimum(i))) continue;
-    log(`${stamp()} training SimpleCNN optimum ${i + 1}/${nOptima}`);
     const dir = join(out, 'optima', `seed${i + 1}`);
-    const cfg = trainConfig(
-      {
-        model: 'simplecnn',
-        epochs: full ? 20 : 2,
-        batch: 64,
-        lr: 0.05,
-        wd: 0,
-        seed: i + 1,
-        trainImages: full ? 0 : 4000,
-        evalImages: 2000,
-        data: dataDir,
+    steps.push({
+      name: optimumName(i),
+      stage: 1,
+      done: () => existsSync(optimum(i)),
+      run: async () => {
+        log(`training SimpleCNN optimum ${i + 1}/${nOptima}`);
+        const cfg = trainConfig(
+          {
+            model: 'simplecnn',
+            epochs: pick(2, 20, 1),
+            batch: 64,
+            lr: 0.05,
+            wd: 0,
+            seed: i + 1,
+            trainImages: pick(4000, 0, 200),
+            evalImages: pick(2000, 2000, 100),
+            data: dataDir,
+          },
+          () => dataDir,
+        );
+        const resume = existsSync(join(dir, 'checkpoint', 'state.json'));
+        await runTrain(need().gpu, cfg, need().data, dir, resume, { log: (m) => log(`  ${m}`) });
       },
-      () => dataDir,
-    );
-    await runTrain(gpu, cfg, data, dir, existsSync(join(dir, 'checkpoint', 'state.json')), {
-      log: (m) => log(`  ${m}`),
     });
   }
-  const cks = Array.from({ length: nOptima }, (_, i) => readCheckpoint(optimum(i), data.train.shape));
-  summary.optima_test_acc = cks.map(
-    (_, i) => JSON.parse(readFileSync(join(out, 'optima', `seed${i + 1}`, 'metrics.json'), 'utf8')).test_acc,
-  );
+  const tunnelSweep = {
+    sweep: true,
+    rays: pick(8, 32, 2),
+    images: pick(300, 2000, 50),
+    points: pick(16, 21, 4),
+    max: 3,
+    sweepEpochs: pick(2, 10, 1),
+    sweepImages: pick(4000, 60000, 100),
+  };
+  if (sweep) {
+    const sweepDir = join(out, 'tunnels-sweep');
+    for (const s of tunnelSweepSteps(gpu, data, dataDir, tunnelSweep, sweepDir, (m) => log(`  ${m}`))) {
+      steps.push({ ...s, name: `tunnels-sweep/${s.name}` });
+    }
+  }
+  steps.push({
+    name: 'subspace',
+    stage: 1,
+    done: () => done('subspace'),
+    run: async () => {
+      log('random-subspace training');
+      const sub = pick<Record<string, unknown>>(
+        { models: ['mlp', 'simplecnn'], ds: [10, 50, 250, 1000], steps: 300, batch: 64, evalImages: 1000 },
+        { models: ['mlp', 'simplecnn'], ds: [10, 30, 100, 300, 1000, 3000], steps: 3000 },
+        { models: ['mlp'], ds: [10, 50], steps: 20, batch: 32, evalImages: 100, trainImages: 200 },
+      );
+      await subspaceCommand(need().gpu, need().data, sub, join(out, 'subspace'), (m) => log(`  ${m}`));
+    },
+  });
 
   const base: ConnectOptions = {
     method: 'fort',
-    points: full ? 9 : 5,
-    steps: full ? 1000 : 100,
+    points: pick(5, 9, 3),
+    steps: pick(100, 1000, 5),
     lr: 1e-3,
-    batch: full ? 128 : 32,
-    images: full ? 5000 : 500,
-    dense: full ? 61 : 21,
+    batch: pick(32, 128, 16),
+    images: pick(500, 5000, 50),
+    dense: pick(21, 61, 5),
     seed: 1,
-    probes: full ? 16 : 4,
-    tPerStep: full ? 4 : 2,
+    probes: pick(4, 16, 2),
+    tPerStep: pick(2, 4, 1),
   };
-  const connects: [string, typeof cks, ConnectOptions][] = [
-    ['connect-fort', cks.slice(0, 2), { ...base, points: full ? 9 : 7, steps: full ? 1000 : 200 }],
-    ['connect-bezier', cks.slice(0, 2), { ...base, method: 'bezier', probes: 0, steps: full ? 1000 : 200 }],
-    ['connect-triangle', cks.slice(0, 3), { ...base, points: full ? 4 : 2, probes: 0, steps: full ? 1000 : 100 }],
-    ['connect-m3', cks.slice(0, 4), { ...base, probes: full ? 16 : 4, steps: full ? 1000 : 100 }],
+  const connects: [string, number, ConnectOptions][] = [
+    ['connect-fort', 2, { ...base, points: pick(7, 9, 3), steps: pick(200, 1000, 5) }],
+    ['connect-bezier', 2, { ...base, method: 'bezier', probes: 0, steps: pick(200, 1000, 5) }],
+    ['connect-triangle', 3, { ...base, points: pick(2, 4, 2), probes: 0 }],
+    ['connect-m3', 4, base],
   ];
-  for (const [name, set, o] of connects) {
-    if (!done(name)) {
-      log(`${stamp()} ${name}`);
-      await runConnect(gpu, set, data, o, join(out, name), (m) => log(`  ${m}`));
-    }
-    summary[name] = read(name);
-  }
-  if (!done('connect-msweep')) {
-    log(`${stamp()} short directions at the centre of m-connectors, m = 1..${nOptima - 1}`);
-    await runMSweep(
-      gpu,
-      cks,
-      data,
-      { ...base, probes: full ? 32 : 8, steps: full ? 1000 : 100 },
-      join(out, 'connect-msweep'),
-      (m) => log(`  ${m}`),
+  for (const [name, n, o] of connects) {
+    steps.push(
+      onOptima(name, n, async (gpu, data) => {
+        log(name);
+        await runConnect(gpu, cks(n), data, o, join(out, name), (m) => log(`  ${m}`));
+      }),
     );
   }
-  summary['connect-msweep'] = read('connect-msweep');
-  if (!done('tunnels')) {
-    log(`${stamp()} radial tunnels around optimum 1`);
-    const t = { modelFile: optimum(0), rays: full ? 64 : 16, images: full ? 2000 : 300, max: 3 };
-    await tunnelsCommand(gpu, data, dataDir, t, join(out, 'tunnels'), (m) => log(`  ${m}`));
-  }
-  summary.tunnels = read('tunnels');
-  if ((o.tunnelSweep || full) && !done('tunnels-sweep')) {
-    log(`${stamp()} tunnel widths over learning rate, L2, dropout and batch size`);
-    const t = {
-      sweep: true,
-      rays: full ? 32 : 8,
-      images: full ? 2000 : 300,
-      points: full ? 21 : 16,
-      max: 3,
-      sweepEpochs: full ? 10 : 2,
-      sweepImages: full ? 60000 : 4000,
-    };
-    await tunnelsCommand(gpu, data, dataDir, t, join(out, 'tunnels-sweep'), (m) => log(`  ${m}`));
-  }
-  if (done('tunnels-sweep')) summary.tunnels_sweep = read('tunnels-sweep');
-  if (!done('subspace')) {
-    log(`${stamp()} random-subspace training`);
-    const sub = full
-      ? { models: ['mlp', 'simplecnn'], ds: [10, 30, 100, 300, 1000, 3000], steps: 3000 }
-      : { models: ['mlp', 'simplecnn'], ds: [10, 50, 250, 1000], steps: 300, batch: 64, evalImages: 1000 };
-    await subspaceCommand(gpu, data, sub, join(out, 'subspace'), (m) => log(`  ${m}`));
-  }
-  summary.subspace = read('subspace');
-  if (!done('swa')) {
-    log(`${stamp()} weight averaging vs ensembling`);
-    const swa = { modelFile: optimum(0), lrs: [0.01, 0.1, 0.2], snapshots: full ? 10 : 6, every: full ? 200 : 50 };
-    await swaCommand(gpu, data, swa, join(out, 'swa'), (m) => log(`  ${m}`));
-  }
-  summary.swa = read('swa');
-  writeFileSync(
-    join(out, 'summary.json'),
-    `${JSON.stringify(
-      {
-        scale: full ? 'full' : 'cpu',
-        adapter: gpu.adapterInfo,
-        seconds_this_invocation: Math.round((performance.now() - t0) / 1000),
-        ...summary,
+  steps.push(
+    onOptima('connect-msweep', nOptima, async (gpu, data) => {
+      log(`short directions at the centre of m-connectors, m = 1..${nOptima - 1}`);
+      const o = { ...base, probes: pick(8, 32, 2) };
+      await runMSweep(gpu, cks(nOptima), data, o, join(out, 'connect-msweep'), (m) => log(`  ${m}`));
+    }),
+  );
+  steps.push(
+    onOptima('tunnels', 1, async (gpu, data) => {
+      log('radial tunnels around optimum 1');
+      const t = { modelFile: optimum(0), rays: pick(16, 64, 4), images: pick(300, 2000, 50), max: 3 };
+      if (smoke) Object.assign(t, { points: 5 });
+      await tunnelsCommand(gpu, data, dataDir, t, join(out, 'tunnels'), (m) => log(`  ${m}`));
+    }),
+  );
+  if (sweep) {
+    const names = steps.filter((s) => s.name.startsWith('tunnels-sweep/')).map((s) => s.name);
+    const sweepDone = () => names.filter((n) => !steps.find((s) => s.name === n)!.done());
+    steps.push({
+      name: 'tunnels-sweep',
+      stage: 2,
+      done: () => done('tunnels-sweep'),
+      waitsFor: sweepDone,
+      run: async () => {
+        log('tunnel widths over learning rate, L2, dropout and batch size');
+        const { gpu, data } = need();
+        await tunnelsCommand(gpu, data, dataDir, tunnelSweep, join(out, 'tunnels-sweep'), (m) => log(`  ${m}`));
       },
-      null,
-      2,
-    )}\n`,
+    });
+  }
+  steps.push(
+    onOptima('swa', 1, async (gpu, data) => {
+      log('weight averaging vs ensembling');
+      const swa = pick<Record<string, unknown>>(
+        { lrs: [0.01, 0.1, 0.2], snapshots: 6, every: 50 },
+        { lrs: [0.01, 0.1, 0.2], snapshots: 10, every: 200 },
+        { lrs: [0.01, 0.2], snapshots: 2, every: 5, images: 50 },
+      );
+      await swaCommand(gpu, data, { modelFile: optimum(0), ...swa }, join(out, 'swa'), (m) => log(`  ${m}`));
+    }),
   );
-  await gridPng(
-    [
-      join(out, 'toy', 'hyperplanes.png'),
-      join(out, 'toy', 'connector.png'),
-      join(out, 'connect-fort', 'connect.png'),
-      join(out, 'connect-fort', 'deviations.png'),
-      join(out, 'connect-bezier', 'connect.png'),
-      join(out, 'connect-triangle', 'triangle.png'),
-      join(out, 'connect-msweep', 'short_directions.png'),
-      join(out, 'tunnels', 'tunnels.png'),
-      join(out, 'subspace', 'subspace.png'),
-      join(out, 'swa', 'swa.png'),
-      join(out, 'toy', 'radial.png'),
-    ],
-    join(out, 'fort_summary.png'),
-  );
+  return steps;
+}
+
+export async function runFortFigures(
+  gpu: Gpu | null,
+  o: OptionInput<typeof FORT_FIGURES.options>,
+  dataDir: string,
+  data: Splits | null,
+  log: (m: string) => void,
+): Promise<string> {
+  checkTaskFlags(o);
+  const scale: Scale = o.full ? 'full' : o.smoke ? 'smoke' : 'cpu';
+  const sweep = !!o.tunnelSweep || scale === 'full';
+  const out = o.out ?? join('runs', scale === 'full' ? 'fort-figures-full' : 'fort-figures');
+  checkRunDir(out, 'fort-figures', 'the figure set');
+  const settings = { scale, tunnelSweep: sweep, data: dataDir };
+  if (o.task || o.gather) checkSameSettings(out, settings, ['scale', 'tunnelSweep']);
+  // the set's own config.json; each step writes its own in its directory
+  if (!o.gather) writeRunConfig(out, 'fort-figures', settings, gpu);
+  const t0 = performance.now();
+  const stamp = () => `[${((performance.now() - t0) / 1000).toFixed(0)} s]`;
+  const steps = fortSteps(gpu, data, scale, sweep, dataDir, out, (m) => log(m.startsWith(' ') ? m : `${stamp()} ${m}`));
+  if (!o.gather) {
+    const r = await runSteps(steps, o.task);
+    if (o.task) {
+      log(taskSummary('fort-figures', out, o.task, steps, r));
+      return out;
+    }
+  }
+  const left = unfinished(steps);
+  if (left.length) throw gatherMissing('fort-figures', out, steps, left);
+  const read = (d: string) => JSON.parse(readFileSync(join(out, d, 'metrics.json'), 'utf8'));
+  const summary: Record<string, unknown> = { toy: read('toy') };
+  const optima = steps.filter((s) => /^optima\/seed\d+$/.test(s.name)).map((s) => s.name);
+  summary.optima_test_acc = optima.map((d) => read(d).test_acc);
+  for (const d of ['connect-fort', 'connect-bezier', 'connect-triangle', 'connect-m3', 'connect-msweep', 'tunnels'])
+    summary[d] = read(d);
+  if (sweep) summary.tunnels_sweep = read('tunnels-sweep');
+  summary.subspace = read('subspace');
+  summary.swa = read('swa');
+  const adapter = gpu?.adapterInfo ?? readRunConfig(out).adapter;
+  const seconds = Math.round((performance.now() - t0) / 1000);
+  const head = { scale, adapter, seconds_this_invocation: seconds, gathered: !!o.gather };
+  writeFileSync(join(out, 'summary.json'), `${JSON.stringify({ ...head, ...summary }, null, 2)}\n`);
+  const panels = [
+    join(out, 'toy', 'hyperplanes.png'),
+    join(out, 'toy', 'connector.png'),
+    join(out, 'connect-fort', 'connect.png'),
+    join(out, 'connect-fort', 'deviations.png'),
+    join(out, 'connect-bezier', 'connect.png'),
+    join(out, 'connect-triangle', 'triangle.png'),
+    join(out, 'connect-msweep', 'short_directions.png'),
+    join(out, 'tunnels', 'tunnels.png'),
+    join(out, 'subspace', 'subspace.png'),
+    join(out, 'swa', 'swa.png'),
+    join(out, 'toy', 'radial.png'),
+  ].filter(existsSync);
+  const rows = Array.from({ length: Math.ceil(panels.length / 2) }, (_, r) => panels.slice(2 * r, 2 * r + 2));
+  await tilesPng(rows, join(out, 'fort_summary.png'), 520);
   log(`${stamp()} done: ${join(out, 'fort_summary.png')}, summary.json`);
   return out;
 }

@@ -1,124 +1,16 @@
-// `loss-atlas tunnels`: radial low-loss tunnels around an optimum (Fort & Jastrzebski 2019, Fig. 2 and 5): the loss
-// along R random unit directions v_r at distances a (theta + a v_r), all rays and distances one batch of manifold
-// points (basis [theta, v_1 .. v_R], coefficients (1, a e_r)); the tunnel width of a ray is the distance at which the
-// loss first exceeds L(theta) + delta. `--sweep` trains SimpleCNN optima over learning rate, L2, dropout and batch size
-// and plots the mean width against each.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+// `loss-atlas tunnels`: the loss along random unit directions from an optimum and the tunnel widths (the rays in
+// tunnel-rays.ts); `--sweep` trains SimpleCNN optima over learning rate, L2, dropout and batch size and plots the mean
+// width against each (tunnel-sweep.ts), in one process or as job-array tasks (--task i/n, then --gather).
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gpu } from '../engine/device.ts';
-import { permutation, randn, rng } from '../engine/random.ts';
 import type { Dataset } from '../data/dataset.ts';
-import { paramShapes } from '../models/graph.ts';
-import { evaluateOnImages } from '../models/run.ts';
-import { checkpointSpec, manifoldModel, readCheckpoint, type Checkpoint } from '../models/checkpoint.ts';
-import { writeRunConfig } from '../run/run-info.ts';
-import { runTrain, trainConfig } from '../landscape/train.ts';
-import { vegaLitePng } from '../viz/vega.ts';
-import { UsageError, defineCommand, optionsOf, type OptionInput } from '../options/index.ts';
-
-export interface TunnelOptions {
-  rays: number;
-  points: number;
-  /** largest distance as a fraction of ||theta|| */
-  maxFrac: number;
-  delta: number;
-  images: number;
-  seed: number;
-  split: 'train' | 'test';
-}
-
-export interface TunnelResult {
-  a: number[];
-  loss: number[][];
-  L0: number;
-  widths: (number | null)[];
-  thetaNorm: number;
-}
-
-/** First distance at which a ray's loss exceeds L0 + delta (linear interpolation between samples); null if never. */
-export function crossing(a: number[], loss: number[], level: number): number | null {
-  for (let i = 1; i < a.length; i++)
-    if (loss[i] > level) return a[i - 1] + ((level - loss[i - 1]) / (loss[i] - loss[i - 1])) * (a[i] - a[i - 1]);
-  return null;
-}
-
-export async function runTunnels(
-  gpu: Gpu,
-  ck: Checkpoint,
-  data: { train: Dataset; test: Dataset },
-  o: TunnelOptions,
-): Promise<TunnelResult> {
-  const spec = checkpointSpec(ck, data.train.shape);
-  const sizes = paramShapes(spec.layers).map((s) => s.shape.reduce((x, y) => x * y, 1));
-  const r = rng(o.seed);
-  let tn = 0;
-  for (const w of ck.weights) for (const v of w) tn += v * v;
-  const thetaNorm = Math.sqrt(tn);
-  const dirs = Array.from({ length: o.rays }, () => {
-    const d = sizes.map((s) => Float32Array.from({ length: s }, () => randn(r)));
-    let n = 0;
-    for (const t of d) for (const v of t) n += v * v;
-    const inv = 1 / Math.sqrt(n);
-    return { weights: d.map((t) => t.map((v) => v * inv)), states: null };
-  });
-  const model = manifoldModel(gpu, spec, [ck, ...dirs], ck.states ? 'running' : 'batch');
-  const a = Array.from({ length: o.points }, (_, i) => (o.maxFrac * thetaNorm * i) / (o.points - 1));
-  const B = 1 + o.rays;
-  const coefs = new Float32Array(o.rays * o.points * B);
-  for (let q = 0; q < o.rays; q++)
-    for (let i = 0; i < o.points; i++) {
-      const k = q * o.points + i;
-      coefs[k * B] = 1;
-      coefs[k * B + 1 + q] = a[i];
-    }
-  const ds = data[o.split];
-  const pick = Array.from(permutation(ds.n, rng(o.seed + 1))).slice(0, Math.min(o.images, ds.n));
-  try {
-    const { loss } = await evaluateOnImages(gpu, model, coefs, ds, pick);
-    const rays = Array.from({ length: o.rays }, (_, q) => Array.from(loss.subarray(q * o.points, (q + 1) * o.points)));
-    const L0 = rays[0][0];
-    return { a, loss: rays, L0, widths: rays.map((l) => crossing(a, l, L0 + o.delta)), thetaNorm };
-  } finally {
-    model.dispose();
-  }
-}
-
-const stats = (w: (number | null)[]) => {
-  const v = w.filter((x): x is number => x !== null);
-  if (!v.length) return { mean: null, sd: null, min: null, max: null, rays_without_crossing: w.length };
-  const mean = v.reduce((s, x) => s + x, 0) / v.length;
-  const sd = Math.sqrt(v.reduce((s, x) => s + (x - mean) ** 2, 0) / v.length);
-  return { mean, sd, min: Math.min(...v), max: Math.max(...v), rays_without_crossing: w.length - v.length };
-};
-
-export async function plotTunnels(t: TunnelResult, delta: number, path: string, title: string): Promise<void> {
-  const rows = t.loss.flatMap((ray, q) => ray.map((l, i) => ({ a: t.a[i], loss: l, ray: q })));
-  await vegaLitePng(
-    {
-      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-      title,
-      width: 460,
-      height: 280,
-      layer: [
-        {
-          data: { values: rows },
-          mark: { type: 'line', opacity: 0.4, strokeWidth: 1 },
-          encoding: {
-            x: { field: 'a', type: 'quantitative', title: 'distance along a random unit direction' },
-            y: { field: 'loss', type: 'quantitative', title: 'train loss' },
-            detail: { field: 'ray', type: 'nominal' },
-          },
-        },
-        {
-          data: { values: [{ y: t.L0 + delta }] },
-          mark: { type: 'rule', strokeDash: [4, 3], color: '#d62728' },
-          encoding: { y: { field: 'y', type: 'quantitative' } },
-        },
-      ],
-    },
-    path,
-  );
-}
+import { readCheckpoint } from '../models/checkpoint.ts';
+import { checkRunDir, writeRunConfig } from '../run/run-info.ts';
+import { checkSameSettings, gatherMissing, runSteps, taskSummary, unfinished, type Step } from '../run/tasks.ts';
+import { UsageError, checkTaskFlags, defineCommand, optionsOf, type OptionInput } from '../options/index.ts';
+import { plotTunnels, runTunnels, widthStats, type TunnelOptions } from './tunnel-rays.ts';
+import { gatherSweep, sweepSteps } from './tunnel-sweep.ts';
 
 export const TUNNELS = defineCommand({
   name: 'tunnels',
@@ -156,27 +48,56 @@ tunnels.json and metrics.json into --out.`,
     out: { type: 'string', placeholder: 'DIR', defaultText: 'runs/tunnels-<time>', help: 'run directory' },
     'sweep-epochs': { type: 'integer', min: 1, defaultText: '2', help: '--sweep: training epochs of each optimum' },
     'sweep-images': { type: 'integer', min: 1, defaultText: '4000', help: '--sweep: training images of each optimum' },
+    task: {
+      type: 'shard',
+      help:
+        '--sweep: train and measure only every n-th optimum, i-th first (one task of a job array; all tasks ' +
+        'share --out), then stop',
+    },
+    gather: {
+      type: 'boolean',
+      help: '--sweep: draw the plot from the optima the tasks finished in --out (no GPU); names any missing',
+    },
   },
 });
 
+type TunnelFlags = ReturnType<typeof optionsOf<typeof TUNNELS.options>>;
+
+const tunnelOptions = (f: TunnelFlags): TunnelOptions => ({
+  rays: f.rays,
+  points: f.points,
+  maxFrac: f.max,
+  delta: f.delta,
+  images: f.images,
+  seed: f.seed,
+  split: f.split,
+});
+
+/** The sweep's steps for these flags, one per distinct optimum under `out` (fort-figures runs them as its own). */
+export function tunnelSweepSteps(
+  gpu: Gpu | null,
+  data: { train: Dataset; test: Dataset } | null,
+  dataDir: string,
+  input: OptionInput<typeof TUNNELS.options>,
+  out: string,
+  log: (m: string) => void,
+): Step[] {
+  const f = optionsOf(TUNNELS.options, input);
+  const s = { epochs: f.sweepEpochs ?? 2, images: f.sweepImages ?? 4000, tunnel: tunnelOptions(f) };
+  return sweepSteps(gpu, data, dataDir, s, out, log);
+}
+
+/** The command; for --sweep --gather `gpu` and `data` may be null (nothing is trained or evaluated). */
 export async function tunnelsCommand(
-  gpu: Gpu,
-  data: { train: Dataset; test: Dataset },
+  gpu: Gpu | null,
+  data: { train: Dataset; test: Dataset } | null,
   dataDir: string,
   input: OptionInput<typeof TUNNELS.options>,
   out: string,
   log: (m: string) => void,
 ): Promise<Record<string, unknown>> {
   const f = optionsOf(TUNNELS.options, input);
-  const o: TunnelOptions = {
-    rays: f.rays,
-    points: f.points,
-    maxFrac: f.max,
-    delta: f.delta,
-    images: f.images,
-    seed: f.seed,
-    split: f.split,
-  };
+  const o = tunnelOptions(f);
   const settings = {
     sweep: f.sweep,
     modelFile: f.modelFile ?? null,
@@ -184,14 +105,19 @@ export async function tunnelsCommand(
     sweepEpochs: f.sweepEpochs ?? null,
     sweepImages: f.sweepImages ?? null,
   };
-  writeRunConfig(out, 'tunnels', settings, gpu);
+  if (!f.sweep && (f.task || f.gather)) throw new UsageError(`${f.task ? '--task' : '--gather'} needs --sweep`);
+  checkTaskFlags({ task: f.task, gather: f.gather, out: input.out });
+  checkRunDir(out, 'tunnels', 'the tunnels');
+  if (f.task || f.gather) checkSameSettings(out, settings, Object.keys(settings));
+  if (!f.gather) writeRunConfig(out, 'tunnels', settings, gpu);
   if (!f.sweep) {
     if (f.modelFile === undefined) {
       throw new UsageError('--model-file FILE (a model.safetensors of loss-atlas train) or --sweep is required');
     }
+    if (!gpu || !data) throw new Error('tunnels: a GPU and the dataset are needed');
     const ck = readCheckpoint(f.modelFile, data.train.shape);
     const t = await runTunnels(gpu, ck, data, o);
-    const m = { L0: t.L0, theta_norm: t.thetaNorm, delta: o.delta, width: stats(t.widths) };
+    const m = { L0: t.L0, theta_norm: t.thetaNorm, delta: o.delta, width: widthStats(t.widths) };
     log(
       m.width.mean === null
         ? `L(theta) = ${t.L0.toFixed(4)}; no ray reached L + ${o.delta} within ${o.maxFrac} x ||theta||: raise --max`
@@ -210,103 +136,15 @@ export async function tunnelsCommand(
     writeFileSync(join(out, 'metrics.json'), `${JSON.stringify(m, null, 2)}\n`);
     return m;
   }
-  // the sweep: one factor at a time around a base configuration
-  // the factors as written in the optima's directory names
-  const base: Record<string, string> = { batch: '128', lr: '0.05', wd: '0', dropout: '0' };
-  const factors: [string, string, string[]][] = [
-    ['learning rate', 'lr', ['0.01', '0.03', '0.05', '0.1']],
-    ['L2 (weight decay)', 'wd', ['0', '0.0005', '0.005']],
-    ['dropout', 'dropout', ['0', '0.25', '0.5']],
-    ['batch size', 'batch', ['32', '128', '512']],
-  ];
-  const rows: { factor: string; value: number; width: number; sd: number; test_acc: number; diverged: boolean }[] = [];
-  for (const [label, key, values] of factors) {
-    for (const v of values) {
-      const cfgFlags = { ...base, [key]: v };
-      const id = `${key}-${v}`;
-      const dir = join(
-        out,
-        'optima',
-        Object.entries(cfgFlags)
-          .map(([k, x]) => `${k}${x}`)
-          .join('_'),
-      );
-      if (!existsSync(join(dir, 'model.safetensors'))) {
-        log(`training SimpleCNN with ${label} ${v}`);
-        const t = trainConfig(
-          {
-            model: 'simplecnn',
-            epochs: f.sweepEpochs ?? 2,
-            batch: Number(cfgFlags.batch),
-            lr: Number(cfgFlags.lr),
-            wd: Number(cfgFlags.wd),
-            dropout: Number(cfgFlags.dropout),
-            trainImages: f.sweepImages ?? 4000,
-            evalImages: 1000,
-            seed: 1,
-            data: dataDir,
-          },
-          () => dataDir,
-        );
-        const resume = existsSync(join(dir, 'checkpoint', 'state.json'));
-        await runTrain(gpu, t, data, dir, resume, { log: (m) => log(`  ${m}`) });
-      }
-      // the widths of an optimum are kept next to it (for these tunnel settings), so a rerun only redraws
-      const cache = join(dir, 'tunnel-widths.json');
-      const prev = existsSync(cache) ? JSON.parse(readFileSync(cache, 'utf8')) : null;
-      let s: ReturnType<typeof stats> = prev && JSON.stringify(prev.options) === JSON.stringify(o) ? prev.width : null;
-      if (!s) {
-        s = stats(
-          (await runTunnels(gpu, readCheckpoint(join(dir, 'model.safetensors'), data.train.shape), data, o)).widths,
-        );
-        writeFileSync(cache, `${JSON.stringify({ options: o, width: s })}\n`);
-      }
-      const acc = JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8')).test_acc;
-      // an optimum no better than twice chance did not train (diverged): its "tunnel" says nothing
-      const diverged = acc < 2 / data.train.classes;
-      rows.push({ factor: label, value: Number(v), width: s.mean ?? NaN, sd: s.sd ?? NaN, test_acc: acc, diverged });
-      log(
-        `  ${id}: width ${s.mean?.toFixed(3) ?? 'none (no crossing)'} +- ${s.sd?.toFixed(3) ?? '-'}` +
-          `, test accuracy ${(100 * acc).toFixed(1)}%${diverged ? ': training diverged, left out of the plot' : ''}`,
-      );
+  const steps = tunnelSweepSteps(gpu, data, dataDir, input, out, log);
+  if (!f.gather) {
+    const r = await runSteps(steps, f.task);
+    if (f.task) {
+      log(taskSummary('tunnels --sweep', out, f.task, steps, r));
+      return { task: f.task, ran: r.ran };
     }
   }
-  await vegaLitePng(
-    {
-      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-      title: 'radial tunnel width around SimpleCNN optima (mean +- sd over random directions)',
-      data: { values: rows.filter((r) => !r.diverged) },
-      facet: { field: 'factor', type: 'nominal', title: null },
-      columns: 4,
-      resolve: { scale: { x: 'independent' } },
-      spec: {
-        width: 200,
-        height: 180,
-        layer: [
-          {
-            mark: { type: 'line', point: true },
-            encoding: {
-              x: { field: 'value', type: 'quantitative', title: null },
-              y: { field: 'width', type: 'quantitative', title: 'tunnel width' },
-            },
-          },
-          {
-            mark: 'errorbar',
-            transform: [
-              { calculate: 'datum.width - datum.sd', as: 'lo' },
-              { calculate: 'datum.width + datum.sd', as: 'hi' },
-            ],
-            encoding: {
-              x: { field: 'value', type: 'quantitative' },
-              y: { field: 'lo', type: 'quantitative', title: 'tunnel width' },
-              y2: { field: 'hi' },
-            },
-          },
-        ],
-      },
-    },
-    join(out, 'sweep.png'),
-  );
-  writeFileSync(join(out, 'metrics.json'), `${JSON.stringify({ sweep: rows, delta: o.delta }, null, 2)}\n`);
-  return { sweep: rows };
+  const left = unfinished(steps);
+  if (left.length) throw gatherMissing('tunnels --sweep', out, steps, left);
+  return { sweep: await gatherSweep(out, o, log) };
 }

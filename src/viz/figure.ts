@@ -1,6 +1,7 @@
 // Pictures as SVG, rasterized to PNG with sharp: heatmaps with a colorbar (log, linear or diverging scale; cells of
 // a mask, or a grid over coordinates with axes), binary masks, text and panels side by side (line charts and 3-D
 // surfaces: charts.ts).
+import { existsSync } from 'node:fs';
 import sharp from 'sharp';
 import { interpolateRdBu, interpolateViridis } from 'd3-scale-chromatic';
 import { gridCells } from '../run/grid.ts';
@@ -313,4 +314,29 @@ export function cosineMap(c: number[][], title: string): Panel {
   const cell = Math.max(16, Math.floor(240 / Math.max(1, c.length)));
   const scale = { cmap: 'RdBu_r', scale: 'linear', vmin: -1, vmax: 1 } as const;
   return heatmap(c.flat(), c.length, c.length, { title, ...scale, legend: 'cos', axes, cellPx: cell });
+}
+
+/**
+ * PNG files laid out as rows of tiles, each scaled to `w` pixels wide, with white gaps (the figure sets' panels);
+ * files that do not exist are left out.
+ */
+export async function tilesPng(rows: string[][], path: string, w = 460): Promise<void> {
+  const tiles = await Promise.all(
+    rows.map((r) =>
+      Promise.all(
+        r.filter(existsSync).map(async (f) => {
+          const buf = await sharp(f).resize({ width: w }).png().toBuffer();
+          return { buf, h: (await sharp(buf).metadata()).height ?? w };
+        }),
+      ),
+    ),
+  );
+  const rowH = tiles.map((r) => Math.max(0, ...r.map((t) => t.h)));
+  const top = (i: number) => rowH.slice(0, i).reduce((a, b) => a + b + 10, 0);
+  const width = Math.max(1, ...tiles.map((r) => r.length)) * (w + 10);
+  const composites = tiles.flatMap((r, i) => r.map((t, j) => ({ input: t.buf, left: j * (w + 10), top: top(i) })));
+  await sharp({ create: { width, height: Math.max(1, top(rows.length)), channels: 3, background: '#ffffff' } })
+    .composite(composites)
+    .png()
+    .toFile(path);
 }
