@@ -22,7 +22,7 @@ import { runInterpolate } from './interpolate.ts';
 import { runSurface } from './surface.ts';
 import { ratios, runHessian } from './hessian.ts';
 import { checkRunDir, readRunConfig, writeRunConfig } from '../run/run-info.ts';
-import { checkSameSettings, gatherMissing, runSteps, taskSummary, unfinished, type Step } from '../run/tasks.ts';
+import { checkSameSettings, runOrGather, type Step } from '../run/tasks.ts';
 
 interface Net {
   id: string;
@@ -158,15 +158,7 @@ export async function runLiFigures(
   const t0 = performance.now();
   const stamp = () => `${((performance.now() - t0) / 1000).toFixed(0)} s`;
   const steps = liSteps(gpu, data, s, kind, dataDir, out, (m) => log(`[${stamp()}] ${m}`));
-  if (!o.gather) {
-    const r = await runSteps(steps, o.task);
-    if (o.task) {
-      log(taskSummary('li-figures', out, o.task, steps, r));
-      return out;
-    }
-  }
-  const left = unfinished(steps);
-  if (left.length) throw gatherMissing('li-figures', out, steps, left);
+  if (!(await runOrGather('li-figures', out, steps, o, log))) return out;
   await liGather(s, kind, out, gpu?.adapterInfo ?? readRunConfig(out).adapter, performance.now() - t0, !!o.gather);
   log(`[${stamp()}] done: ${join(out, 'li_depth.png')}, li_batch.png, summary.json`);
   return out;

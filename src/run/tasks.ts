@@ -76,7 +76,7 @@ export async function runSteps(steps: Step[], task: Shard | undefined): Promise<
 }
 
 /** The names of the steps not done, for --gather. */
-export function unfinished(steps: Step[]): string[] {
+function unfinished(steps: Step[]): string[] {
   return steps.filter((s) => !s.done()).map((s) => s.name);
 }
 
@@ -99,10 +99,34 @@ export function taskSummary(command: string, out: string, task: Shard, steps: St
 const SECOND_RUN = "a second run of the array finishes the steps that need other tasks' results";
 
 /** The --gather refusal naming the steps not done. */
-export function gatherMissing(command: string, out: string, steps: Step[], left: string[]): Error {
+function gatherMissing(command: string, out: string, steps: Step[], left: string[]): Error {
   const later = steps.some((s) => s.stage === 2 && left.includes(s.name));
   return new Error(
     `${command} --gather: ${left.length} of ${steps.length} steps in ${out} are not done: ${left.join(', ')}; ` +
       `run their --task first${later ? ` (${SECOND_RUN})` : ''}`,
   );
+}
+
+/**
+ * The flow every multi-run command shares. Without --gather: run the steps this invocation owns (all of them without
+ * --task); a task then says what it ran and what waits, and the result is false. Otherwise every step must be done
+ * (a refusal names those that are not) and the result is true: the caller builds the tables and plots.
+ */
+export async function runOrGather(
+  command: string,
+  out: string,
+  steps: Step[],
+  o: { task?: Shard; gather?: boolean },
+  log: (m: string) => void,
+): Promise<boolean> {
+  if (!o.gather) {
+    const r = await runSteps(steps, o.task);
+    if (o.task) {
+      log(taskSummary(command, out, o.task, steps, r));
+      return false;
+    }
+  }
+  const left = unfinished(steps);
+  if (left.length) throw gatherMissing(command, out, steps, left);
+  return true;
 }

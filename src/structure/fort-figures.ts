@@ -19,7 +19,7 @@ import { subspaceCommand } from './subspace.ts';
 import { swaCommand } from './swa.ts';
 import { checkTaskFlags, defineCommand, type OptionInput } from '../options/index.ts';
 import { checkRunDir, readRunConfig, writeRunConfig } from '../run/run-info.ts';
-import { checkSameSettings, gatherMissing, runSteps, taskSummary, unfinished, type Step } from '../run/tasks.ts';
+import { checkSameSettings, runOrGather, type Step } from '../run/tasks.ts';
 
 export const FORT_FIGURES = defineCommand({
   name: 'fort-figures',
@@ -261,15 +261,7 @@ export async function runFortFigures(
   const t0 = performance.now();
   const stamp = () => `[${((performance.now() - t0) / 1000).toFixed(0)} s]`;
   const steps = fortSteps(gpu, data, scale, sweep, dataDir, out, (m) => log(m.startsWith(' ') ? m : `${stamp()} ${m}`));
-  if (!o.gather) {
-    const r = await runSteps(steps, o.task);
-    if (o.task) {
-      log(taskSummary('fort-figures', out, o.task, steps, r));
-      return out;
-    }
-  }
-  const left = unfinished(steps);
-  if (left.length) throw gatherMissing('fort-figures', out, steps, left);
+  if (!(await runOrGather('fort-figures', out, steps, o, log))) return out;
   const read = (d: string) => JSON.parse(readFileSync(join(out, d, 'metrics.json'), 'utf8'));
   const summary: Record<string, unknown> = { toy: read('toy') };
   const optima = steps.filter((s) => /^optima\/seed\d+$/.test(s.name)).map((s) => s.name);

@@ -7,7 +7,7 @@ import type { Gpu } from '../engine/device.ts';
 import type { Dataset } from '../data/dataset.ts';
 import { readCheckpoint } from '../models/checkpoint.ts';
 import { checkRunDir, writeRunConfig } from '../run/run-info.ts';
-import { checkSameSettings, gatherMissing, runSteps, taskSummary, unfinished, type Step } from '../run/tasks.ts';
+import { checkSameSettings, runOrGather, type Step } from '../run/tasks.ts';
 import { UsageError, checkTaskFlags, defineCommand, optionsOf, type OptionInput } from '../options/index.ts';
 import { plotTunnels, runTunnels, widthStats, type TunnelOptions } from './tunnel-rays.ts';
 import { gatherSweep, sweepSteps } from './tunnel-sweep.ts';
@@ -137,14 +137,6 @@ export async function tunnelsCommand(
     return m;
   }
   const steps = tunnelSweepSteps(gpu, data, dataDir, input, out, log);
-  if (!f.gather) {
-    const r = await runSteps(steps, f.task);
-    if (f.task) {
-      log(taskSummary('tunnels --sweep', out, f.task, steps, r));
-      return { task: f.task, ran: r.ran };
-    }
-  }
-  const left = unfinished(steps);
-  if (left.length) throw gatherMissing('tunnels --sweep', out, steps, left);
+  if (!(await runOrGather('tunnels --sweep', out, steps, f, log))) return { task: f.task };
   return { sweep: await gatherSweep(out, o, log) };
 }
