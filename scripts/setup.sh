@@ -21,7 +21,9 @@ FMNIST_DIR="${LOSS_ATLAS_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}"
 # 1. node modules
 if [ ! -d node_modules ] || [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "node_modules missing or stale: running npm ci"
-  npm ci --no-audit --no-fund >&2
+  # onnxruntime-node (a devDependency: the tests' reference for imported ONNX graphs) ships its CPU binary in the
+  # package; this skips its install step's optional download of GPU libraries
+  ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund >&2
 fi
 
 can_apt() { [ "$APT_DIR" = /etc/apt ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; }

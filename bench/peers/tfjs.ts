@@ -136,10 +136,12 @@ const TF: { [T in OpType]: TfOp<T> } = {
   bn: (l, [h], [g0, b]) => {
     const g = tf.add(g0, l.reparam ? 1 : 0);
     const { mean, variance } = tf.moments(h, [0, 1, 2]);
-    return tf.add(tf.mul(tf.div(tf.sub(h, mean), tf.sqrt(tf.add(variance, 1e-5))), g), b);
+    return tf.add(tf.mul(tf.div(tf.sub(h, mean), tf.sqrt(tf.add(variance, l.eps ?? 1e-5))), g), b);
   },
   relu: (_l, [h]) => tf.relu(h),
+  leakyrelu: (l, [h]) => tf.leakyRelu(h, l.alpha),
   tanh: (_l, [h]) => tf.tanh(h),
+  sigmoid: (_l, [h]) => tf.sigmoid(h),
   gelu: (l, [h]) => {
     if ((l.form ?? 'erf') === 'tanh')
       return tf.mul(
@@ -159,6 +161,13 @@ const TF: { [T in OpType]: TfOp<T> } = {
     );
     return tf.transpose(tf.reshape(p, [N, C, l.size[0], l.size[1]]), [0, 2, 3, 1]);
   },
+  pad: (l, [h]) =>
+    tf.pad(h, [
+      [0, 0],
+      [l.pads[0], l.pads[2]],
+      [l.pads[1], l.pads[3]],
+      [0, 0],
+    ]),
   // loss-atlas's [C, H, W] order, so that the dense weights are shared as they are
   flatten: (_l, [h]) => {
     const [N, H, W, C] = h.shape;

@@ -16,6 +16,8 @@ export interface GraphNode {
   inputs: string[];
   /** Position in its layer list (the dropout masks' seed offset). */
   index: number;
+  /** Names of its parameters and states in place of the row's (an imported graph keeps its initializers' names). */
+  names?: { params?: string[]; states?: string[] };
 }
 
 export interface Graph {
@@ -82,14 +84,25 @@ export function consumers(g: Graph): Map<string, string[]> {
   return c;
 }
 
+function renamed<T extends { name: string }>(specs: T[], names: string[] | undefined, node: string): T[] {
+  if (!names) return specs;
+  if (names.length !== specs.length)
+    throw new Error(`model graph: node ${node} names ${names.length} tensors, its layer has ${specs.length}`);
+  return specs.map((s, i) => ({ ...s, name: names[i] }));
+}
+
 /** Parameters of a model, in order (nodes in order, each node's in its row's order). */
 export function paramShapes(m: ModelDef): ParamSpec[] {
-  return toGraph(m).nodes.flatMap((n) => rowOf(n.op).params?.(n.op as never, n.name) ?? []);
+  return toGraph(m).nodes.flatMap((n) =>
+    renamed(rowOf(n.op).params?.(n.op as never, n.name) ?? [], n.names?.params, n.name),
+  );
 }
 
 /** BN running statistics of a model, in order: running_mean and running_var per BN layer (PyTorch's names). */
 export function stateShapes(m: ModelDef): StateSpec[] {
-  return toGraph(m).nodes.flatMap((n) => rowOf(n.op).states?.(n.op as never, n.name) ?? []);
+  return toGraph(m).nodes.flatMap((n) =>
+    renamed(rowOf(n.op).states?.(n.op as never, n.name) ?? [], n.names?.states, n.name),
+  );
 }
 
 export function parameterCount(m: ModelDef): number {

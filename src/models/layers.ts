@@ -13,16 +13,22 @@ export type GeluForm = 'erf' | 'tanh';
 /** A layer of a model description: the leaf layers of the table, plus `residual` (a shortcut block, sugar for an `add`
  * node). */
 export type Layer =
-  | { type: 'conv'; cin: number; cout: number; k: number; stride?: number; pad?: number; bias?: boolean }
+  /** k: the kernel's height, kw its width (default k); pad on all four sides (an asymmetric one is a `pad` node). */
+  | { type: 'conv'; cin: number; cout: number; k: number; kw?: number; stride?: number; pad?: number; bias?: boolean }
   | { type: 'linear'; in: number; out: number; bias?: boolean }
-  | { type: 'bn'; c: number; reparam?: boolean }
+  /** eps default 1e-5, momentum (PyTorch's: the weight of the new batch) default 0.1. */
+  | { type: 'bn'; c: number; reparam?: boolean; eps?: number; momentum?: number }
   | { type: 'relu' }
+  | { type: 'leakyrelu'; alpha: number }
   | { type: 'tanh' }
+  | { type: 'sigmoid' }
   | { type: 'gelu'; form?: GeluForm }
   | { type: 'silu' }
   | { type: 'maxpool'; k: number; stride?: number; pad?: number }
   | { type: 'avgpool'; k: number; stride?: number; pad?: number }
   | { type: 'adaptive'; size: [number, number] }
+  /** Zero padding of an image: [top, left, bottom, right]. */
+  | { type: 'pad'; pads: [number, number, number, number] }
   | { type: 'flatten' }
   | { type: 'dropout'; p: number }
   /** y = shortcut(x) + body(x): the shortcut is the identity unless given (e.g. a strided 1x1 conv + BN). */
@@ -109,9 +115,10 @@ type Rows = { [T in OpType]: LayerRow<Extract<NodeOp, { type: T }>> };
 export const LAYERS: Rows = {
   conv: {
     params: (l, n) => {
-      const fanIn = l.cin * l.k * l.k;
+      const kw = l.kw ?? l.k;
+      const fanIn = l.cin * l.k * kw;
       return [
-        { name: `${n}.conv.weight`, shape: [l.cout, l.cin, l.k, l.k], fanIn, init: 'uniform' },
+        { name: `${n}.conv.weight`, shape: [l.cout, l.cin, l.k, kw], fanIn, init: 'uniform' },
         ...(l.bias !== false ? [{ name: `${n}.conv.bias`, shape: [l.cout], fanIn, init: 'uniform' as const }] : []),
       ];
     },
@@ -120,9 +127,9 @@ export const LAYERS: Rows = {
       if (C !== l.cin) fail(n, l, `input ${shapeStr(x)} has ${C} channels, the layer expects ${l.cin}`);
       const st = l.stride ?? 1,
         p = l.pad ?? 0;
-      return [l.cout, side(l, n, H, l.k, st, p), side(l, n, W, l.k, st, p)];
+      return [l.cout, side(l, n, H, l.k, st, p), side(l, n, W, l.kw ?? l.k, st, p)];
     },
-    flops: (l, _x, o) => 2 * numel(o) * l.cin * l.k * l.k,
+    flops: (l, _x, o) => 2 * numel(o) * l.cin * l.k * (l.kw ?? l.k),
     fusesRelu: true,
     forward: (l, [x], [w, b], _s, e) =>
       ops.conv2d(e.ctx, x, w, b ?? null, { stride: l.stride ?? 1, pad: l.pad ?? 0, relu: e.fuseRelu }),
@@ -134,7 +141,7 @@ export const LAYERS: Rows = {
         W: s[2],
         Cout: l.cout,
         KH: l.k,
-        KW: l.k,
+        KW: l.kw ?? l.k,
         stride: l.stride ?? 1,
         pad: l.pad ?? 0,
       };
@@ -175,13 +182,18 @@ export const LAYERS: Rows = {
       const running =
         e.bnMode === 'batch'
           ? undefined
-          : { mean, var: v, mode: e.bnMode === 'running' ? ('use' as const) : ('update' as const) };
-      return ops.batchNorm2d(e.ctx, x, g, b, { reparam: l.reparam, running });
+          : {
+              mean,
+              var: v,
+              mode: e.bnMode === 'running' ? ('use' as const) : ('update' as const),
+              momentum: l.momentum,
+            };
+      return ops.batchNorm2d(e.ctx, x, g, b, { reparam: l.reparam, running, eps: l.eps });
     },
     reference: (l, [x], [s], [g, b], e) => {
       const gg = l.reparam ? Array.from(g, (v) => v + 1) : g;
       const rs = e.states ? { mean: e.states[0], var: e.states[1] } : undefined;
-      return ref.batchNormRef(x, gg, b, e.N, s[0], s[1] * s[2], 1e-5, rs);
+      return ref.batchNormRef(x, gg, b, e.N, s[0], s[1] * s[2], l.eps ?? 1e-5, rs);
     },
   },
   relu: {
@@ -189,7 +201,13 @@ export const LAYERS: Rows = {
     forward: (_l, [x], _p, _s, e) => (e.fuseRelu ? x : ops.relu(e.ctx, x)),
     reference: map((v) => Math.max(0, v)),
   },
+  leakyrelu: {
+    outShape: same,
+    forward: (l, [x], _p, _s, e) => ops.leakyRelu(e.ctx, x, l.alpha),
+    reference: (l, [x]) => x.map(ref.leakyReluRef(l.alpha)),
+  },
   tanh: { outShape: same, forward: (_l, [x], _p, _s, e) => ops.tanh(e.ctx, x), reference: map(Math.tanh) },
+  sigmoid: { outShape: same, forward: (_l, [x], _p, _s, e) => ops.sigmoid(e.ctx, x), reference: map(ref.sigmoidRef) },
   gelu: {
     outShape: same,
     forward: (l, [x], _p, _s, e) => ops.gelu(e.ctx, x, l.form ?? 'erf'),
@@ -215,6 +233,14 @@ export const LAYERS: Rows = {
         { planes: e.N * C, H, W, OH: l.size[0], OW: l.size[1], k: 0, stride: 1, pad: 0, adaptive: true },
         'avg',
       ),
+  },
+  pad: {
+    outShape: (l, [x], n) => {
+      const [C, H, W] = image(l, x, n);
+      return [C, H + l.pads[0] + l.pads[2], W + l.pads[1] + l.pads[3]];
+    },
+    forward: (l, [x], _p, _s, e) => ops.pad2d(e.ctx, x, l.pads),
+    reference: (l, [x], [[C, H, W]], _p, e) => ref.padRef(x, e.N * C, H, W, l.pads),
   },
   flatten: {
     outShape: (_l, [x]) => [numel(x)],

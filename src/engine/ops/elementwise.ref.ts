@@ -42,3 +42,7 @@ export const geluRef = (form: 'erf' | 'tanh') =>
     : (v: number) => 0.5 * v * (1 + erf(v / Math.SQRT2));
 
 export const siluRef = (v: number) => v / (1 + Math.exp(-v));
+
+export const sigmoidRef = (v: number) => 1 / (1 + Math.exp(-v));
+
+export const leakyReluRef = (alpha: number) => (v: number) => (v > 0 ? v : alpha * v);

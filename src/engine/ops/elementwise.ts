@@ -1,4 +1,5 @@
-// Elementwise ops: ReLU (also with masks shared by point pairs), the activations of ACTIVATIONS (tanh, GELU, SiLU), the
+// Elementwise ops: ReLU (also with masks shared by point pairs), leaky ReLU, the activations of ACTIVATIONS (tanh,
+// sigmoid, GELU, SiLU), the
 // residual add, flatten (a view) and seeded dropout.
 import { type KernelSpec, spec } from '../kernel.ts';
 import { Tensor, type AnyTensor, shapeStr } from '../tensor.ts';
@@ -91,6 +92,32 @@ export const gelu = (ctx: Ctx, x: AnyTensor, form: 'erf' | 'tanh' = 'erf'): Tens
 
 /** SiLU (swish): x * sigmoid(x). */
 export const silu = (ctx: Ctx, x: AnyTensor): Tensor => activation(ctx, x, 'silu');
+
+/** The logistic sigmoid 1 / (1 + exp(-x)). */
+export const sigmoid = (ctx: Ctx, x: AnyTensor): Tensor => activation(ctx, x, 'sigmoid');
+
+/** Leaky ReLU: x for x > 0, alpha * x otherwise. */
+export function leakyRelu(ctx: Ctx, x: AnyTensor, alpha: number): Tensor {
+  kLeading(ctx, x, 'leaky_relu');
+  const U: KernelSpec['uniforms'] = [['alpha', 'f32']];
+  const y = elementwise(ctx, 'leaky_relu.fwd', { a: x }, 'select(a * u.alpha, a, a > 0.0)', x.shape, 'leaky_relu', {
+    alpha,
+  }, U);
+  onBackward(
+    ctx,
+    'leaky_relu',
+    y,
+    (dy, tape) =>
+      tape.addGrad(
+        x,
+        elementwise(ctx, 'leaky_relu.bwd', { g: dy, a: x }, 'select(g * u.alpha, g, a > 0.0)', x.shape, 'leaky_relu.dx', {
+          alpha,
+        }, U),
+      ),
+    true,
+  );
+  return y;
+}
 
 /** Residual add a + b (same shapes). */
 export function add(ctx: Ctx, a: AnyTensor, b: AnyTensor): Tensor {

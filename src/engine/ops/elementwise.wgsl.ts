@@ -105,5 +105,6 @@ export const ACTIVATIONS = {
       'g * (0.5 * (1.0 + gelu_t(a)) + 0.5 * a * (1.0 - gelu_t(a) * gelu_t(a))' +
       ' * 0.7978845608 * (1.0 + 0.134145 * a * a))',
   },
+  sigmoid: { prelude: SIGMOID, fwd: 'sigmoid_(a)', bwd: 'g * o * (1.0 - o)' },
   silu: { prelude: SIGMOID, fwd: 'a * sigmoid_(a)', bwd: 'g * sigmoid_(a) * (1.0 + a * (1.0 - sigmoid_(a)))' },
 } satisfies Record<string, Activation>;

@@ -36,9 +36,23 @@ export function poolCase(
   };
 }
 
-/** Max, average and adaptive pools: overlapping bins, padding, stride 2. */
+function padCase(name: string, K: number, N: number, C: number, H: number, W: number, pads: ops.Pads): OpCase {
+  return {
+    op: 'pad2d',
+    name,
+    K,
+    B: 1,
+    x: { shape: [N, C, H, W] },
+    gpu: (ctx, x) => ({ y: ops.pad2d(ctx, x, pads) }),
+    ref: perPoint(K, N * C * H * W, (xk) => ref.padRef(xk, N * C, H, W, pads)),
+  };
+}
+
+/** Max, average and adaptive pools: overlapping bins, padding, stride 2; asymmetric zero padding. */
 export function poolCases(): OpCase[] {
   return [
+    padCase('right and bottom K3', 3, 2, 3, 5, 4, [0, 0, 1, 1]),
+    padCase('all sides, uneven K2', 2, 1, 2, 3, 7, [2, 1, 0, 3]),
     poolCase('2x2 K7', 'max', 7, 2, 3, 7, 6, {}),
     poolCase('3x3 stride2 pad1 K1 N1', 'max', 1, 1, 2, 9, 8, { k: 3, stride: 2, pad: 1 }),
     poolCase('2x2 K3', 'avg', 3, 2, 2, 6, 5, {}),

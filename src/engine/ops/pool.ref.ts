@@ -35,3 +35,14 @@ export function poolRef(x: ArrayLike<number>, p: PoolRef, kind: 'max' | 'avg'): 
       }
   return y;
 }
+
+/** Zero padding of [planes, H, W] by [top, left, bottom, right]. */
+export function padRef(x: ArrayLike<number>, planes: number, H: number, W: number, pads: number[]): Float64Array {
+  const [t, l, b, r] = pads;
+  const OH = H + t + b,
+    OW = W + l + r;
+  const y = new Float64Array(planes * OH * OW);
+  for (let p = 0; p < planes; p++)
+    for (let h = 0; h < H; h++) for (let w = 0; w < W; w++) y[(p * OH + h + t) * OW + w + l] = x[(p * H + h) * W + w];
+  return y;
+}

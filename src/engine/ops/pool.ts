@@ -7,6 +7,7 @@ import {
   maxPoolBackwardKernel,
   maxPoolForwardKernel,
   maxPoolScatterKernel,
+  padKernel,
 } from './pool.wgsl.ts';
 import { type Ctx, check, out, groups1d, imageInput, keepForBackward, onBackward } from './ctx.ts';
 
@@ -112,6 +113,43 @@ export function adaptiveAvgPool2d(ctx: Ctx, x: AnyTensor, size: [number, number]
     { OH: size[0], OW: size[1], KH: 0, KW: 0, stride: 1, pad: 0, adaptive: 1 },
     'adaptive_avgpool2d',
   );
+}
+
+/** Zero padding of the last two axes: [top, left, bottom, right], each >= 0. */
+export type Pads = [number, number, number, number];
+
+/**
+ * Zero padding of images x: [K, N, C, H, W], or a shared batch [N, C, H, W] (then the output is shared too, with no
+ * backward: a shared input is data). The backward crops the output gradient.
+ */
+export function pad2d(ctx: Ctx, x: AnyTensor, pads: Pads): AnyTensor {
+  const op = 'pad2d';
+  check(pads.every((p) => Number.isInteger(p) && p >= 0), op, `pads ${pads.join(', ')} must be whole numbers >= 0`);
+  const shared = x.shape.length === 4;
+  if (!shared) imageInput(ctx, x, op);
+  const [H, W] = x.shape.slice(-2);
+  const lead = x.shape.slice(0, -2);
+  const [top, left, bottom, right] = pads;
+  const OH = H + top + bottom,
+    OW = W + left + right;
+  const planes = lead.reduce((a, b) => a * b, 1);
+  const run = (src: AnyTensor, dst: Tensor, u: { H: number; W: number; OH: number; OW: number; t: number; l: number }) =>
+    ctx.gpu.dispatch({
+      kernel: spec(padKernel),
+      buffers: { x: src.buffer, y: dst.buffer },
+      uniforms: { planes, H: u.H, W: u.W, OH: u.OH, OW: u.OW, top: u.t, left: u.l },
+      groups: groups1d(dst.size),
+      what: `${op} ${pads.join(',')} x ${shapeStr(src.shape)}`,
+    });
+  const y = shared ? new Tensor(ctx.gpu, [...lead, OH, OW], op) : out(ctx, [...lead, OH, OW], op);
+  run(x, y, { H, W, OH, OW, t: top, l: left });
+  if (shared) return y;
+  onBackward(ctx, op, y, (dy, tape) => {
+    const dx = new Tensor(ctx.gpu, x.shape, `d${op}`);
+    run(dy, dx, { H: OH, W: OW, OH: H, OW: W, t: -top, l: -left });
+    tape.addGrad(x, dx);
+  });
+  return y;
 }
 
 // ---------------------------------------------------------------- batch norm

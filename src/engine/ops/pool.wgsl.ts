@@ -160,3 +160,31 @@ ${MAIN_1D(256)} {
     argmax: 'u32',
   });
 }
+
+/**
+ * Zero padding and its inverse, the crop, over [planes, H, W] -> [planes, OH, OW]: y[oh, ow] = x[oh - top, ow - left]
+ * where that lies inside x, else 0 (top and left negative for the crop that is the padding's backward).
+ */
+export function padKernel(): KernelSpec {
+  const body = `
+${MAIN_1D(256)} {
+  ${FOLDED_ID}
+  let idx = wg_lin * 256u + lid;
+  if (idx >= u.planes * u.OH * u.OW) { return; }
+  let pl = idx / (u.OH * u.OW); let q = idx % (u.OH * u.OW);
+  let ih = i32(q / u.OW) - u.top; let iw = i32(q % u.OW) - u.left;
+  let inside = ih >= 0 && ih < i32(u.H) && iw >= 0 && iw < i32(u.W);
+  let src = pl * u.H * u.W + u32(max(ih, 0)) * u.W + u32(max(iw, 0));
+  y[idx] = select(0.0, x[min(src, u.planes * u.H * u.W - 1u)], inside);
+}`;
+  const U: KernelSpec['uniforms'] = [
+    ['planes', 'u32'],
+    ['H', 'u32'],
+    ['W', 'u32'],
+    ['OH', 'u32'],
+    ['OW', 'u32'],
+    ['top', 'i32'],
+    ['left', 'i32'],
+  ];
+  return kernel('pad2d', '', U, [r('x'), w('y')], body, 256);
+}
