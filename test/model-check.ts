@@ -20,6 +20,16 @@ const r = rng(99);
 export const xData = randArray(r, N * 100);
 export const labels = [3, 1, 7, 1];
 
+/** A batch of inputs with its labels: the default is the small batch above. */
+export interface Batch {
+  x: ArrayLike<number>;
+  N: number;
+  IN: number[];
+  labels: number[];
+  classes: number;
+}
+export const BATCH: Batch = { x: xData, N, IN, labels, classes: 10 };
+
 export interface Run {
   loss: Float32Array;
   acc: Float32Array;
@@ -36,11 +46,12 @@ export async function runOnce(
   coef: ArrayLike<number>,
   weights: number[],
   coefGrad: boolean,
+  batch: Batch = BATCH,
 ): Promise<Run> {
   const manifold = new Manifold(gpu, K, B, coef);
   const tape = new Tape(gpu, manifold, coefGrad);
-  const x = Tensor.fromArray(gpu, [N, ...IN], xData, 'x');
-  const y = Tensor.fromArray(gpu, [N], labels, 'labels', 'u32');
+  const x = Tensor.fromArray(gpu, [batch.N, ...batch.IN], batch.x, 'x');
+  const y = Tensor.fromArray(gpu, [batch.N], batch.labels, 'labels', 'u32');
   const logits = model.forward({ gpu, manifold, tape }, x);
   const out = (await import('../src/engine/ops/index.ts')).crossEntropy({ gpu, manifold, tape }, logits, y);
   tape.backward(weights);
@@ -84,19 +95,21 @@ export async function expectGradientsMatchFD(
     weights: number[];
     sampleSeed: number;
     perParam: number;
+    batch?: Batch;
   },
 ) {
   const { K, B, weights } = o;
+  const b = o.batch ?? BATCH;
   const init = initParams(layers, B, o.initSeed);
   const coef = randArray(rng(o.coefSeed), K * B, 0.8);
   const model = new (await import('../src/models/model.ts')).Model(gpu, layers, B, init);
-  const got = await runOnce(gpu, model, K, B, coef, weights, true);
+  const got = await runOnce(gpu, model, K, B, coef, weights, true, b);
   model.dispose();
   const total = (params: ArrayLike<number>[], c: ArrayLike<number>) => {
     let s = 0;
     for (let k = 0; k < K; k++) {
       const vals = params.map((p) => ref.combine(p, c, k, B, p.length / B));
-      s += weights[k] * ref.crossEntropyRef(graphRef(layers, vals, xData, N, IN).y, labels, N, 10).loss;
+      s += weights[k] * ref.crossEntropyRef(graphRef(layers, vals, b.x, b.N, b.IN).y, b.labels, b.N, b.classes).loss;
     }
     return s;
   };
@@ -120,4 +133,47 @@ export async function expectGradientsMatchFD(
   const fdc = ref.finiteDiff((cv) => total(init, cv), coef, undefined, 1e-5);
   for (const [j, v] of fdc)
     expect(Math.abs(got.dcoef![j] - v), `coef [${j}]`).toBeLessThanOrEqual(1e-3 * (1 + Math.abs(v)));
+}
+
+/**
+ * K points of a B-dimensional manifold in one batched run against K separate K = 1 runs with the points' weights
+ * materialized: losses, accuracies, basis gradients and coefficient gradients.
+ */
+export async function expectBatchedEqualsSeparate(
+  gpu: Gpu,
+  layers: ModelDef,
+  o: { K: number; B: number; init: Float32Array[]; coef: ArrayLike<number>; weights: number[]; batch?: Batch },
+) {
+  const { K, B, init, coef, weights } = o;
+  const { Model } = await import('../src/models/model.ts');
+  const model = new Model(gpu, layers, B, init);
+  const batched = await runOnce(gpu, model, K, B, coef, weights, true, o.batch);
+  model.dispose();
+  const shapes = paramShapes(layers);
+  const sumGrads = shapes.map((s) => new Float64Array(B * s.shape.reduce((a, b) => a * b, 1)));
+  const dcoef = new Float64Array(K * B);
+  for (let k = 0; k < K; k++) {
+    const wk = init.map((p) => Float32Array.from(ref.combine(p, coef, k, B, p.length / B)));
+    const single = new Model(gpu, layers, 1, wk);
+    const one = await runOnce(gpu, single, 1, 1, [1], [weights[k]], false, o.batch);
+    single.dispose();
+    expect(Math.abs(one.loss[0] - batched.loss[k])).toBeLessThan(1e-5 + 1e-4 * one.loss[0]);
+    expect(one.acc[0]).toBe(batched.acc[k]);
+    one.grads.forEach((g, i) => {
+      const size = g.length;
+      for (let b = 0; b < B; b++)
+        for (let j = 0; j < size; j++) {
+          sumGrads[i][b * size + j] += coef[k * B + b] * g[j];
+          dcoef[k * B + b] += init[i][b * size + j] * g[j];
+        }
+    });
+  }
+  // f32 sums run in a different order in the batched reduction than in the per-point runs, so the
+  // absolute tolerance is relative to the largest gradient of the model (a conv bias before batch
+  // norm has an exact gradient of 0 and f32 noise around it).
+  const scale = Math.max(...sumGrads.map((g) => Math.max(...Array.from(g, Math.abs))));
+  batched.grads.forEach((g, i) =>
+    expectClose(g, sumGrads[i], 1e-3, 1e-5 * scale, `basis gradient of ${shapes[i].name}`),
+  );
+  expectClose(batched.dcoef!, dcoef, 1e-3, 1e-5, 'coefficient gradient');
 }

@@ -6,12 +6,20 @@ import { Manifold } from '../src/engine/manifold.ts';
 import { Tape } from '../src/engine/tape.ts';
 import { Tensor } from '../src/engine/tensor.ts';
 import { Adam } from '../src/engine/optim.ts';
-import * as ref from '../src/engine/reference.ts';
 import { randArray, rng } from '../src/engine/gradcheck.ts';
 import { Model } from '../src/models/model.ts';
 import { initParams, paramShapes } from '../src/models/graph.ts';
 import { testGpu } from './helpers.ts';
-import { IN, N, expectClose, expectGradientsMatchFD, labels, net, runOnce, xData } from './model-check.ts';
+import {
+  IN,
+  N,
+  expectBatchedEqualsSeparate,
+  expectClose,
+  expectGradientsMatchFD,
+  labels,
+  net,
+  xData,
+} from './model-check.ts';
 
 let gpu: Gpu;
 beforeAll(async () => {
@@ -26,39 +34,13 @@ describe.each([false, true])('conv net (batch norm %s)', (bn) => {
     const K = 7,
       B = 3;
     const layers = net(bn);
-    const init = initParams(layers, B, 5);
-    const coef = randArray(rng(3), K * B, 0.8);
-    const weights = Array.from({ length: K }, (_, k) => (k % 2 ? -0.5 : 1) / K);
-    const model = new Model(gpu, layers, B, init);
-    const batched = await runOnce(gpu, model, K, B, coef, weights, true);
-    model.dispose();
-    const shapes = paramShapes(layers);
-    const sumGrads = shapes.map((s) => new Float64Array(B * s.shape.reduce((a, b) => a * b, 1)));
-    const dcoef = new Float64Array(K * B);
-    for (let k = 0; k < K; k++) {
-      const wk = init.map((p) => Float32Array.from(ref.combine(p, coef, k, B, p.length / B)));
-      const single = new Model(gpu, layers, 1, wk);
-      const one = await runOnce(gpu, single, 1, 1, [1], [weights[k]], false);
-      single.dispose();
-      expect(Math.abs(one.loss[0] - batched.loss[k])).toBeLessThan(1e-5 + 1e-4 * one.loss[0]);
-      expect(one.acc[0]).toBe(batched.acc[k]);
-      one.grads.forEach((g, i) => {
-        const size = g.length;
-        for (let b = 0; b < B; b++)
-          for (let j = 0; j < size; j++) {
-            sumGrads[i][b * size + j] += coef[k * B + b] * g[j];
-            dcoef[k * B + b] += init[i][b * size + j] * g[j];
-          }
-      });
-    }
-    // f32 sums run in a different order in the batched reduction than in the per-point runs, so the
-    // absolute tolerance is relative to the largest gradient of the model (a conv bias before batch
-    // norm has an exact gradient of 0 and f32 noise around it).
-    const scale = Math.max(...sumGrads.map((g) => Math.max(...Array.from(g, Math.abs))));
-    batched.grads.forEach((g, i) =>
-      expectClose(g, sumGrads[i], 1e-3, 1e-5 * scale, `basis gradient of ${shapes[i].name}`),
-    );
-    expectClose(batched.dcoef!, dcoef, 1e-3, 1e-5, 'coefficient gradient');
+    await expectBatchedEqualsSeparate(gpu, layers, {
+      K,
+      B,
+      init: initParams(layers, B, 5),
+      coef: randArray(rng(3), K * B, 0.8),
+      weights: Array.from({ length: K }, (_, k) => (k % 2 ? -0.5 : 1) / K),
+    });
   });
 
   it('basis and coefficient gradients of the whole model match finite differences of the CPU model', () =>

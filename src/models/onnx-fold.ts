@@ -54,7 +54,8 @@ function broadcast(a: number[], b: number[]): number[] {
   return Array.from({ length: r }, (_, i) => {
     const x = a[a.length - r + i] ?? 1,
       y = b[b.length - r + i] ?? 1;
-    if (x !== y && x !== 1 && y !== 1) throw new Error(`shapes [${a.join(', ')}] and [${b.join(', ')}] do not broadcast`);
+    if (x !== y && x !== 1 && y !== 1)
+      throw new Error(`shapes [${a.join(', ')}] and [${b.join(', ')}] do not broadcast`);
     return Math.max(x, y);
   });
 }
@@ -101,11 +102,19 @@ export function foldOp(op: string, x: (Const | undefined)[], attrs: Attrs): Cons
     case 'Div':
       return binary(need(a, 0), need(b, 1), (p, q) => p / q, true);
     case 'Neg':
-      return make(need(a, 0).dims, Array.from(a!.data, (v) => -v), isInt(a!));
+      return make(
+        need(a, 0).dims,
+        Array.from(a!.data, (v) => -v),
+        isInt(a!),
+      );
     case 'Cast': {
       const to = attrs.get('to') as number;
       const int = [2, 3, 4, 5, 6, 7, 9, 12, 13].includes(to);
-      return make(need(a, 0).dims, Array.from(a!.data, (v) => (int ? Math.trunc(v) : v)), int);
+      return make(
+        need(a, 0).dims,
+        Array.from(a!.data, (v) => (int ? Math.trunc(v) : v)),
+        int,
+      );
     }
     case 'ConstantOfShape': {
       const dims = ints(a, 'the shape input');

@@ -33,7 +33,15 @@ export const SUPPORTED_OPS = [
 const list = (v: unknown) => (Array.isArray(v) ? `[${v.join(', ')}]` : String(v));
 
 /** Attribute checks: the value (or its default) must be one of the supported ones. */
-function attr<T>(api: ImporterApi, n: OnnxNode, a: Attrs, name: string, dflt: T, ok: (v: T) => boolean, sup: string): T {
+function attr<T>(
+  api: ImporterApi,
+  n: OnnxNode,
+  a: Attrs,
+  name: string,
+  dflt: T,
+  ok: (v: T) => boolean,
+  sup: string,
+): T {
   const v = (a.has(name) ? a.get(name) : dflt) as T;
   if (!ok(v)) api.fail(n, `attribute ${name} = ${list(v)} is not supported (supported: ${sup})`);
   return v;
@@ -62,14 +70,15 @@ function windowAttrs(api: ImporterApi, n: OnnxNode, a: Attrs, rank: number) {
   return { ks, stride: strides[0], pads: pads as [number, number, number, number] };
 }
 
-function conv(api: ImporterApi, n: OnnxNode, i: number, a: Attrs): void {
+function conv(api: ImporterApi, n: OnnxNode, i: number, a: Attrs) {
   const x = api.run(n, 0);
   const w = api.known(n, 1, 'the weight');
   if (w.dims.length !== 4) api.fail(n, `weight ${list(w.dims)}: a 2-D convolution [Cout, Cin, KH, KW] expected`);
   attr(api, n, a, 'group', 1, (v) => v === 1, '1: grouped and depthwise convolutions are not supported yet');
   const { ks, stride, pads } = windowAttrs(api, n, a, 2);
   const [cout, cin, kh, kw] = w.dims;
-  if (ks && (ks[0] !== kh || ks[1] !== kw)) api.fail(n, `kernel_shape ${list(ks)} differs from the weight ${list(w.dims)}`);
+  if (ks && (ks[0] !== kh || ks[1] !== kw))
+    api.fail(n, `kernel_shape ${list(ks)} differs from the weight ${list(w.dims)}`);
   const b = api.value(n, 2);
   if (b && b.kind !== 'const') api.fail(n, 'the bias (input 2) must be an initializer');
   const out = n.output?.[0] ?? '';
@@ -84,7 +93,7 @@ function conv(api: ImporterApi, n: OnnxNode, i: number, a: Attrs): void {
   api.setOut(n, api.emit(n, i, op, [h], { params }));
 }
 
-function linear(api: ImporterApi, n: OnnxNode, i: number, w: Const, bias: Const | null, transposed: boolean): void {
+function linear(api: ImporterApi, n: OnnxNode, i: number, w: Const, bias: Const | null, transposed: boolean) {
   const x = api.run(n, 0);
   if (x.shape.length !== 1) api.fail(n, `input [N, ${x.shape.join(', ')}]: [N, features] expected (flatten first)`);
   if (w.dims.length !== 2) api.fail(n, `weight ${list(w.dims)}: a matrix expected`);
@@ -98,7 +107,7 @@ function linear(api: ImporterApi, n: OnnxNode, i: number, w: Const, bias: Const 
   api.setOut(n, y);
 }
 
-function gemm(api: ImporterApi, n: OnnxNode, i: number, a: Attrs): void {
+function gemm(api: ImporterApi, n: OnnxNode, i: number, a: Attrs) {
   attr(api, n, a, 'transA', 0, (v) => v === 0, '0');
   attr(api, n, a, 'alpha', 1, (v) => v === 1, '1');
   attr(api, n, a, 'beta', 1, (v) => v === 1, '1');
@@ -125,7 +134,7 @@ function biasAdd(api: ImporterApi, n: OnnxNode, x: Run, c: Const): boolean {
   return true;
 }
 
-function add(api: ImporterApi, n: OnnxNode, i: number): void {
+function add(api: ImporterApi, n: OnnxNode, i: number) {
   const [p, q] = [api.value(n, 0), api.value(n, 1)];
   if (p?.kind === 'run' && q?.kind === 'run') {
     if (list(p.shape) !== list(q.shape))
@@ -139,10 +148,10 @@ function add(api: ImporterApi, n: OnnxNode, i: number): void {
   api.fail(n, 'adding a constant is supported only as the bias of a bias-free Conv, Gemm or MatMul right before it');
 }
 
-function pool(api: ImporterApi, n: OnnxNode, i: number, a: Attrs, kind: 'maxpool' | 'avgpool'): void {
+function pool(api: ImporterApi, n: OnnxNode, i: number, a: Attrs, kind: 'maxpool' | 'avgpool') {
   const x = api.run(n, 0);
   const { ks, stride, pads } = windowAttrs(api, n, a, 2);
-  if (!ks || ks.length !== 2 || ks[0] !== ks[1]) api.fail(n, `kernel_shape ${list(ks)}: a square window expected`);
+  if (ks?.length !== 2 || ks[0] !== ks[1]) api.fail(n, `kernel_shape ${list(ks)}: a square window expected`);
   attr(api, n, a, 'ceil_mode', 0, (v) => v === 0, '0');
   attr(api, n, a, 'storage_order', 0, (v) => v === 0, '0');
   if (!same(pads) || 2 * pads[0] > ks[0])
@@ -153,11 +162,12 @@ function pool(api: ImporterApi, n: OnnxNode, i: number, a: Attrs, kind: 'maxpool
   api.setOut(n, api.emit(n, i, { type: kind, k: ks[0], stride, pad: pads[0] }, [x]));
 }
 
-function batchNorm(api: ImporterApi, n: OnnxNode, i: number, a: Attrs): void {
+function batchNorm(api: ImporterApi, n: OnnxNode, i: number, a: Attrs) {
   const x = api.run(n, 0);
   if (x.shape.length !== 3) api.fail(n, `input [N, ${x.shape.join(', ')}]: only images [N, C, H, W] are normalized`);
   attr(api, n, a, 'training_mode', 0, (v) => v === 0, '0');
-  if ((n.output ?? []).filter(Boolean).length > 1) api.fail(n, 'the running mean and variance outputs are not supported');
+  if ((n.output ?? []).filter(Boolean).length > 1)
+    api.fail(n, 'the running mean and variance outputs are not supported');
   const eps = (a.get('epsilon') as number | undefined) ?? 1e-5;
   const m = (a.get('momentum') as number | undefined) ?? 0.9;
   const t = ['scale', 'B', 'input_mean', 'input_var'].map((w, j) => api.known(n, j + 1, w));
@@ -177,14 +187,17 @@ function batchNorm(api: ImporterApi, n: OnnxNode, i: number, a: Attrs): void {
 }
 
 /** To [N, F]: a flatten; to the same shape: nothing. */
-function reshapeTo(api: ImporterApi, n: OnnxNode, i: number, x: Run, per: number[]): void {
+function reshapeTo(api: ImporterApi, n: OnnxNode, i: number, x: Run, per: number[]) {
   if (list(per) === list(x.shape)) return api.setOut(n, x);
   if (per.length === 1 && per[0] === x.shape.reduce((p, q) => p * q, 1))
     return api.setOut(n, x.shape.length === 1 ? x : api.emit(n, i, { type: 'flatten' }, [x]));
-  api.fail(n, `reshaping [N, ${x.shape.join(', ')}] to [N, ${per.join(', ')}] is not supported (only to [N, features])`);
+  api.fail(
+    n,
+    `reshaping [N, ${x.shape.join(', ')}] to [N, ${per.join(', ')}] is not supported (only to [N, features])`,
+  );
 }
 
-function reshape(api: ImporterApi, n: OnnxNode, i: number): void {
+function reshape(api: ImporterApi, n: OnnxNode, i: number) {
   const x = api.run(n, 0);
   const t = Array.from(api.known(n, 1, 'the shape').data);
   const total = x.shape.reduce((p, q) => p * q, 1);
@@ -200,7 +213,7 @@ function reshape(api: ImporterApi, n: OnnxNode, i: number): void {
   reshapeTo(api, n, i, x, per);
 }
 
-function squeeze(api: ImporterApi, n: OnnxNode, i: number, a: Attrs): void {
+function squeeze(api: ImporterApi, n: OnnxNode, i: number, a: Attrs) {
   const x = api.run(n, 0);
   const c = api.value(n, 1);
   const axes = c?.kind === 'const' ? Array.from(c.c.data) : (a.get('axes') as number[] | undefined);
@@ -216,7 +229,7 @@ function squeeze(api: ImporterApi, n: OnnxNode, i: number, a: Attrs): void {
   );
 }
 
-function pad(api: ImporterApi, n: OnnxNode, i: number, a: Attrs): void {
+function pad(api: ImporterApi, n: OnnxNode, i: number, a: Attrs) {
   const x = api.run(n, 0);
   attr(api, n, a, 'mode', 'constant', (v) => v === 'constant', 'constant');
   const p = a.has('pads') ? (a.get('pads') as number[]) : Array.from(api.known(n, 1, 'pads').data);
@@ -277,7 +290,7 @@ function silu(api: ImporterApi, n: OnnxNode, i: number, x: Run): boolean {
 }
 
 /** Maps an op on computed tensors (mapRuntime is called for every node that is not folded to a constant). */
-export function mapRuntime(api: ImporterApi, n: OnnxNode, i: number, op: string, a: Attrs): void {
+export function mapRuntime(api: ImporterApi, n: OnnxNode, i: number, op: string, a: Attrs) {
   const one = (l: NodeOp) => api.setOut(n, api.emit(n, i, l, [api.run(n, 0)]));
   switch (op) {
     case 'Conv':

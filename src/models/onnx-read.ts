@@ -23,7 +23,8 @@ export interface Const {
 /** A Long (protobufjs's 64-bit integer) or a number, as a number. */
 export function num(v: unknown): number {
   if (typeof v === 'number') return v;
-  if (v && typeof (v as { toNumber?: unknown }).toNumber === 'function') return (v as { toNumber(): number }).toNumber();
+  if (v && typeof (v as { toNumber?: unknown }).toNumber === 'function')
+    return (v as { toNumber(): number }).toNumber();
   throw new Error(`not a number: ${String(v)}`);
 }
 
@@ -53,7 +54,9 @@ export function tensorValues(t: OnnxTensor, file: string): Const {
   const n = dims.reduce((a, b) => a * b, 1);
   const what = `${file}: tensor "${t.name}"`;
   if (t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL)
-    throw new Error(`${what} is stored in an external data file, which is not supported: export with the weights inside`);
+    throw new Error(
+      `${what} is stored in an external data file, which is not supported: export with the weights inside`,
+    );
   const raw = t.rawData && t.rawData.length > 0 ? t.rawData : null;
   const view = raw ? new DataView(raw.buffer, raw.byteOffset, raw.byteLength) : null;
   const type = t.dataType;

@@ -64,10 +64,12 @@ class Importer {
     }
     const inputs = (g.input ?? []).filter((v) => !this.values.has(v.name ?? ''));
     if (inputs.length !== 1)
-      throw new Error(`${file}: one data input expected, the graph has ${inputs.length} (${inputs.map((v) => v.name)})`);
+      throw new Error(
+        `${file}: one data input expected, the graph has ${inputs.length} (${inputs.map((v) => v.name)})`,
+      );
     const dims = valueDims(inputs[0] as never);
     const name = inputs[0].name ?? '';
-    if (!dims || dims.length !== 4 || dims.slice(1).some((d) => typeof d !== 'number'))
+    if (dims?.length !== 4 || dims.slice(1).some((d) => typeof d !== 'number'))
       throw new Error(
         `${file}: input "${name}" has dims [${dims?.join(', ') ?? '?'}]: images [N, C, H, W] with C, H and W fixed expected`,
       );
@@ -91,7 +93,7 @@ class Importer {
       if (!this.consumed.has(i) && n.opType !== 'Constant') this.map(n, i);
     });
     const out = this.values.get(this.outputs[0]);
-    if (!out || out.kind !== 'run' || out.shape.length !== 1 || out.node === INPUT)
+    if (out?.kind !== 'run' || out.shape.length !== 1 || out.node === INPUT)
       throw new Error(
         `${this.file}: the output "${this.outputs[0]}" must be logits [N, classes]` +
           (out?.kind === 'run' ? `, got [N, ${out.shape.join(', ')}]` : ''),
@@ -135,13 +137,13 @@ class Importer {
 
   private run(n: OnnxNode, i = 0): Run {
     const v = this.value(n, i);
-    if (!v || v.kind !== 'run') this.fail(n, `input ${i} must be a computed tensor, not a constant`);
+    if (v?.kind !== 'run') this.fail(n, `input ${i} must be a computed tensor, not a constant`);
     return v;
   }
 
   private known(n: OnnxNode, i: number, what: string): Const {
     const v = this.value(n, i);
-    if (!v || v.kind !== 'const') this.fail(n, `${what} (input ${i}) must be a constant or an initializer`);
+    if (v?.kind !== 'const') this.fail(n, `${what} (input ${i}) must be a constant or an initializer`);
     return v.c;
   }
 
@@ -151,7 +153,7 @@ class Importer {
     return u.length === 1 && !this.outputs.includes(v) ? u[0] : null;
   }
 
-  private setOut(n: OnnxNode, v: Value): void {
+  private setOut(n: OnnxNode, v: Value) {
     this.values.set(n.output?.[0] ?? '', v);
   }
 
@@ -176,7 +178,8 @@ class Importer {
       this.fail(n, (e as Error).message);
     }
     const node: GraphNode = { name, op, inputs: inputs.map((v) => v.node), index: this.nodes.length };
-    if (o.params || o.states) node.names = { params: o.params?.map((p) => p.name), states: o.states?.map((p) => p.name) };
+    if (o.params || o.states)
+      node.names = { params: o.params?.map((p) => p.name), states: o.states?.map((p) => p.name) };
     this.nodes.push(node);
     this.tensors.set(name, {
       params: o.params?.map((p) => p.data) ?? [],
@@ -186,7 +189,7 @@ class Importer {
     return { kind: 'run', node: name, shape };
   }
 
-  private map(n: OnnxNode, i: number): void {
+  private map(n: OnnxNode, i: number) {
     const a = attrsOf(n, this.file);
     const op = n.opType ?? '';
     const ins = (n.input ?? []).map((_, j) => this.value(n, j));

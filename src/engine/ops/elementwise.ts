@@ -100,9 +100,18 @@ export const sigmoid = (ctx: Ctx, x: AnyTensor): Tensor => activation(ctx, x, 's
 export function leakyRelu(ctx: Ctx, x: AnyTensor, alpha: number): Tensor {
   kLeading(ctx, x, 'leaky_relu');
   const U: KernelSpec['uniforms'] = [['alpha', 'f32']];
-  const y = elementwise(ctx, 'leaky_relu.fwd', { a: x }, 'select(a * u.alpha, a, a > 0.0)', x.shape, 'leaky_relu', {
-    alpha,
-  }, U);
+  const y = elementwise(
+    ctx,
+    'leaky_relu.fwd',
+    { a: x },
+    'select(a * u.alpha, a, a > 0.0)',
+    x.shape,
+    'leaky_relu',
+    {
+      alpha,
+    },
+    U,
+  );
   onBackward(
     ctx,
     'leaky_relu',
@@ -110,9 +119,18 @@ export function leakyRelu(ctx: Ctx, x: AnyTensor, alpha: number): Tensor {
     (dy, tape) =>
       tape.addGrad(
         x,
-        elementwise(ctx, 'leaky_relu.bwd', { g: dy, a: x }, 'select(g * u.alpha, g, a > 0.0)', x.shape, 'leaky_relu.dx', {
-          alpha,
-        }, U),
+        elementwise(
+          ctx,
+          'leaky_relu.bwd',
+          { g: dy, a: x },
+          'select(g * u.alpha, g, a > 0.0)',
+          x.shape,
+          'leaky_relu.dx',
+          {
+            alpha,
+          },
+          U,
+        ),
       ),
     true,
   );

@@ -124,7 +124,11 @@ export type Pads = [number, number, number, number];
  */
 export function pad2d(ctx: Ctx, x: AnyTensor, pads: Pads): AnyTensor {
   const op = 'pad2d';
-  check(pads.every((p) => Number.isInteger(p) && p >= 0), op, `pads ${pads.join(', ')} must be whole numbers >= 0`);
+  check(
+    pads.every((p) => Number.isInteger(p) && p >= 0),
+    op,
+    `pads ${pads.join(', ')} must be whole numbers >= 0`,
+  );
   const shared = x.shape.length === 4;
   if (!shared) imageInput(ctx, x, op);
   const [H, W] = x.shape.slice(-2);
@@ -133,7 +137,11 @@ export function pad2d(ctx: Ctx, x: AnyTensor, pads: Pads): AnyTensor {
   const OH = H + top + bottom,
     OW = W + left + right;
   const planes = lead.reduce((a, b) => a * b, 1);
-  const run = (src: AnyTensor, dst: Tensor, u: { H: number; W: number; OH: number; OW: number; t: number; l: number }) =>
+  const run = (
+    src: AnyTensor,
+    dst: Tensor,
+    u: { H: number; W: number; OH: number; OW: number; t: number; l: number },
+  ) =>
     ctx.gpu.dispatch({
       kernel: spec(padKernel),
       buffers: { x: src.buffer, y: dst.buffer },
