@@ -6,7 +6,7 @@ import { rng, randn } from '../engine/random.ts';
 import type { WeightSet } from '../models/checkpoint.ts';
 import { readSafetensors, type NamedTensor } from '../data/formats.ts';
 import { paramShapes, stateShapes } from '../models/graph.ts';
-import type { Layer } from '../models/layers.ts';
+import type { ModelDef } from '../models/graph.ts';
 
 export type DirNorm = 'filter' | 'layer' | 'weight' | 'none';
 export const DIR_NORMS = ['filter', 'layer', 'weight', 'none'] as const satisfies readonly DirNorm[];
@@ -77,7 +77,7 @@ export function targetDirectionSet(a: WeightSet, b: WeightSet, dirType: DirType)
 }
 
 /** A direction as named tensors (parameter and running-statistic names, prefixed), for directions.safetensors. */
-export function directionTensors(prefix: string, layers: Layer[], d: WeightSet): Record<string, NamedTensor> {
+export function directionTensors(prefix: string, layers: ModelDef, d: WeightSet): Record<string, NamedTensor> {
   const t: Record<string, NamedTensor> = {};
   paramShapes(layers).forEach((s, i) => (t[`${prefix}${s.name}`] = { shape: s.shape, data: d.weights[i] }));
   if (d.states)
@@ -89,7 +89,7 @@ export function directionTensors(prefix: string, layers: Layer[], d: WeightSet):
  * Directions saved by surface / hessian (tensors prefixed x/ and y/) or interpolate (no prefix) read back as
  * WeightSets, for `--dir-file`: each parameter must be there with its shape; running statistics are optional.
  */
-export function readDirections(path: string, layers: Layer[], prefixes: string[]): WeightSet[] {
+export function readDirections(path: string, layers: ModelDef, prefixes: string[]): WeightSet[] {
   const { tensors } = readSafetensors(path);
   return prefixes.map((prefix) => {
     const weights = paramShapes(layers).map((s) => {

@@ -4,8 +4,8 @@
 import type { Gpu } from '../engine/device.ts';
 import { readSafetensors, type NamedTensor } from '../data/formats.ts';
 import { Model } from './model.ts';
-import { paramShapes, stateShapes } from './graph.ts';
-import type { BnMode, Layer, ParamSpec, StateSpec } from './layers.ts';
+import { type ModelDef, paramShapes, stateShapes } from './graph.ts';
+import type { BnMode, ParamSpec, StateSpec } from './layers.ts';
 import { MODEL_NAMES, modelSpec, type ModelSpec } from './zoo.ts';
 
 export interface Checkpoint {
@@ -124,7 +124,7 @@ export function checkParamSizes(
   path: string,
   tensors: Record<string, NamedTensor>,
   prefix: string,
-  layers: Layer[],
+  layers: ModelDef,
   expects: string,
 ): void {
   const sizes = Object.keys(tensors)

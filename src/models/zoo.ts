@@ -1,9 +1,10 @@
 // The named models: the MPO reference's conv nets (parameter counts as the reference's), Li et al.'s ResNets,
 // Fort & Jastrzebski's SimpleCNN, and small CPU-sized nets.
+import type { ModelDef } from './graph.ts';
 import type { Layer } from './layers.ts';
 
 export interface ModelSpec {
-  layers: Layer[];
+  layers: ModelDef;
   /** Input [C, H, W]. */
   input: [number, number, number];
   description: string;

@@ -10,7 +10,7 @@ import { permutation, rng } from '../engine/random.ts';
 import { modelSpec } from '../models/zoo.ts';
 import { parameterCount, paramShapes } from '../models/graph.ts';
 import { checkParamSizes, checkTensorSizes, modelName } from '../models/checkpoint.ts';
-import type { Layer } from '../models/layers.ts';
+import type { ModelDef } from '../models/graph.ts';
 import { batchOf, type Dataset } from '../data/dataset.ts';
 import { atomicWrite, npyBytes, readSafetensors, safetensorsBytes, type NamedTensor } from '../data/formats.ts';
 import { checkFields, FIELD, readJsonObject } from '../data/read.ts';
@@ -89,7 +89,7 @@ interface Checkpoint {
 }
 
 /** Reads checkpoint/state.json and its weights for a run of the model of `layers` (`expects` names it). */
-export function readMpoCheckpoint(ckDir: string, layers: Layer[], expects: string) {
+export function readMpoCheckpoint(ckDir: string, layers: ModelDef, expects: string) {
   const file = join(ckDir, 'state.json'),
     wfile = join(ckDir, 'checkpoint.safetensors');
   const state = readJsonObject(file, 'the state of an MPO checkpoint');

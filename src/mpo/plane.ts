@@ -10,7 +10,7 @@ import { fold, spec } from '../engine/kernel.ts';
 import { planeBasisKernel, planeDotsKernel, planeGradKernel } from './plane.wgsl.ts';
 import { Model } from '../models/model.ts';
 import { initParams } from '../models/graph.ts';
-import type { Layer } from '../models/layers.ts';
+import type { ModelDef } from '../models/graph.ts';
 
 const K_BASIS = planeBasisKernel(),
   K_GRAD = planeGradKernel();
@@ -35,7 +35,7 @@ export class Plane {
 
   constructor(
     readonly gpu: Gpu,
-    readonly layers: Layer[],
+    readonly layers: ModelDef,
     v: PlaneValues,
   ) {
     const base = new Model(gpu, layers, 3, initParams(layers, 3, 0));
@@ -50,7 +50,7 @@ export class Plane {
   }
 
   /** Three independent default inits, as the reference (origin, right_param, up_param), scale 0.1. */
-  static fresh(gpu: Gpu, layers: Layer[], seed: number): Plane {
+  static fresh(gpu: Gpu, layers: ModelDef, seed: number): Plane {
     const [o, r, u] = [0, 1, 2].map((k) => initParams(layers, 1, seed * 3 + k));
     return new Plane(gpu, layers, { origin: o, right: r, up: u, scale: 0.1 });
   }

@@ -18,7 +18,7 @@ import { permutation, rng } from '../engine/random.ts';
 import type { Dataset } from '../data/dataset.ts';
 import { safetensorsBytes, type NamedTensor } from '../data/formats.ts';
 import { Model } from '../models/model.ts';
-import { paramShapes } from '../models/graph.ts';
+import { paramShapes, stateShapes } from '../models/graph.ts';
 import { evaluateOnImages } from '../models/run.ts';
 import { checkpointSpec, sameModel, type Checkpoint } from '../models/checkpoint.ts';
 import { HvpEngine } from '../numerics/hvp.ts';
@@ -143,7 +143,7 @@ export async function runConnect(
     throw new Error(`--method ${o.method}: joins two checkpoints, got ${cks.length}`);
   writeRunConfig(out, 'connect', { checkpoints: cks.map((c) => c.path), ...o }, gpu);
   const spec = checkpointSpec(cks[0], data.train.shape);
-  if (spec.layers.some((l) => l.type === 'bn'))
+  if (stateShapes(spec.layers).length)
     log(
       "note: batch norm is evaluated with each point's batch statistics along the paths" +
         ' (running statistics of a connector point do not exist)',

@@ -9,7 +9,7 @@ import { randn, rng } from '../engine/random.ts';
 import type { Dataset } from '../data/dataset.ts';
 import { Model } from '../models/model.ts';
 import { paramShapes } from '../models/graph.ts';
-import type { Layer } from '../models/layers.ts';
+import type { ModelDef } from '../models/graph.ts';
 import { fold } from '../engine/kernel.ts';
 import { sparseExpandKernel, sparseProjectKernel } from './sparse.wgsl.ts';
 import { evaluateOnImages } from '../models/run.ts';
@@ -124,7 +124,7 @@ export interface SubspaceTrainer {
  */
 export function basisTrainer(
   gpu: Gpu,
-  layers: Layer[],
+  layers: ModelDef,
   theta0: Float32Array[],
   cols: Float32Array[],
   ds: number[],
@@ -190,7 +190,7 @@ export function basisTrainer(
  */
 export function sparseTrainer(
   gpu: Gpu,
-  layers: Layer[],
+  layers: ModelDef,
   theta0: Float32Array[],
   entries: ReturnType<typeof sparseEntries>,
   dMax: number,

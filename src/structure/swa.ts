@@ -17,7 +17,7 @@ import { batchStream, permutation, rng } from '../engine/random.ts';
 import { batchOf, type Dataset } from '../data/dataset.ts';
 import { safetensorsBytes, type NamedTensor } from '../data/formats.ts';
 import { Model } from '../models/model.ts';
-import { paramShapes } from '../models/graph.ts';
+import { paramShapes, stateShapes } from '../models/graph.ts';
 import { checkpointSpec, readCheckpoint, type Checkpoint } from '../models/checkpoint.ts';
 import { writeRunConfig } from '../run/run-info.ts';
 import { pointsPerBlock } from '../models/run.ts';
@@ -202,7 +202,7 @@ export async function runSwa(
 ): Promise<SwaRun[]> {
   writeRunConfig(out, 'swa', { modelFile: ck.path, ...o }, gpu);
   const spec = checkpointSpec(ck, data.train.shape);
-  if (spec.layers.some((l) => l.type === 'bn'))
+  if (stateShapes(spec.layers).length)
     log(
       'note: batch norm is evaluated with batch statistics here' +
         ' (an average of weights has no running statistics of its own)',
