@@ -101,11 +101,28 @@ class Depthwise(nn.Module):
         return self.fc(x.flatten(1))
 
 
+class Fmnist(nn.Module):
+    """a small net on Fashion-MNIST's 28x28 images: two strided convs (the second with BN), global pool, linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 4, 3, stride=2, padding=1)
+        self.conv2 = nn.Conv2d(4, 8, 3, stride=2, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.conv1(x))
+        x = torch.relu(self.bn2(self.conv2(x)))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
 FIXTURES = {
     "lenet": (LeNet, (1, 12, 12)),
     "gelu-mlp": (GeluMlp, (1, 8, 8)),
     "resbn": (ResBn, (3, 8, 8)),
     "depthwise": (Depthwise, (3, 8, 8)),
+    "fmnist": (Fmnist, (1, 28, 28)),
 }
 
 

@@ -41,7 +41,8 @@ function sample(o: OptionSpec): string | null {
     case 'boolean':
       return null;
     case 'string':
-      return o.default ?? 'x';
+      // a --model takes a model's name
+      return o.default ?? (o.check?.('x') ? 'tiny' : 'x');
     case 'integer':
     case 'number':
       return String(o.default ?? low(o, o.type === 'integer'));

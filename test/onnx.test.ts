@@ -61,7 +61,7 @@ const batchOf = (name: string, classes: number): Batch => {
   };
 };
 
-describe.each(['lenet', 'gelu-mlp', 'resbn'])('%s.onnx', (name) => {
+describe.each(['lenet', 'gelu-mlp', 'resbn', 'fmnist'])('%s.onnx', (name) => {
   const file = join(FIX, `${name}.onnx`);
 
   it("imports, and its CPU reference and the GPU model give onnxruntime's logits within 1e-4", async () => {

@@ -37,7 +37,7 @@ export const checkpointOptions = {
     type: 'string',
     placeholder: 'FILE',
     required: true,
-    help: 'the checkpoint (a model.safetensors of loss-atlas train)',
+    help: 'the checkpoint: a model.safetensors of loss-atlas train, or an ONNX file (its initializers)',
   },
   'model-file2': { type: 'string', placeholder: 'FILE', help: 'target of the first direction: d1 = B - A' },
   'model-file3': { type: 'string', placeholder: 'FILE', help: 'target of the second direction: d2 = C - A' },

@@ -8,6 +8,8 @@ import { loadSplits } from '../data/datasets.ts';
 import { fashionMnistDir } from '../data/fashion-mnist.ts';
 import { cifar10Dir } from '../data/cifar10.ts';
 import { readCheckpoint } from '../models/checkpoint.ts';
+import { isOnnxPath } from '../models/onnx.ts';
+import { modelSpec } from '../models/zoo.ts';
 import { defaultRunDir } from '../run/run-info.ts';
 import type { CommandSpec, Globals, Invocation, OptionTable } from '../options/index.ts';
 
@@ -52,7 +54,8 @@ export async function withGpu<T>(g: Globals, fn: (gpu: Gpu) => Promise<T>, o: { 
 
 /** A checkpoint (--model-file) and the extra ones given, with the dataset its architecture was trained on. */
 export function checkpointsAndData(file: string, extra: (string | undefined)[], dataDir: string | undefined) {
-  const cifar = readSafetensors(file).metadata.model === 'cifar';
+  // an ONNX graph on colour images reads CIFAR-10
+  const cifar = isOnnxPath(file) ? modelSpec(file).input[0] === 3 : readSafetensors(file).metadata.model === 'cifar';
   const data = loadSplits(cifar ? 'cifar10' : 'fashion-mnist', cifar ? cifar10Dir(dataDir) : fashionMnistDir(dataDir));
   const others = extra.map((f) => (f !== undefined ? readCheckpoint(f, data.train.shape) : null));
   return { a: readCheckpoint(file, data.train.shape), others, data, file };

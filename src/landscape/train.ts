@@ -14,8 +14,17 @@ import { permutation, rng } from '../engine/random.ts';
 import { batchOf, type Dataset } from '../data/dataset.ts';
 import { atomicWrite, readSafetensors, safetensorsBytes, type NamedTensor } from '../data/formats.ts';
 import { Model } from '../models/model.ts';
-import { initParams, parameterCount } from '../models/graph.ts';
-import { MODEL_HELP, MODEL_NAMES, modelSpec, parseResNet } from '../models/zoo.ts';
+import { parameterCount } from '../models/graph.ts';
+import { loadModel } from '../models/checkpoint.ts';
+import {
+  MODEL_HELP,
+  checkClasses,
+  colourModel,
+  initialWeights,
+  modelCheck,
+  modelId,
+  modelSpec,
+} from '../models/zoo.ts';
 import { defineCommand, optionsOf, type OptionInput } from '../options/index.ts';
 import { evaluatePoints } from '../models/run.ts';
 import { writeRunConfig, makeRunDir } from '../run/run-info.ts';
@@ -72,27 +81,6 @@ async function weightsOf(model: Model): Promise<Record<string, NamedTensor>> {
   return t;
 }
 
-/** Loads model.safetensors-style weights (one tensor per parameter / running statistic) into a fresh B = 1 model. */
-export function loadModel(gpu: Gpu, layers: ReturnType<typeof modelSpec>['layers'], path: string): Model {
-  const { tensors } = readSafetensors(path);
-  const init = initParams(layers, 1, 0);
-  const model = new Model(gpu, layers, 1, init);
-  const noStates = model.states.every((p) => !tensors[p.name]);
-  if (noStates && model.states.length)
-    console.warn(
-      `${path}: no batch-norm running statistics in the file (written before loss-atlas kept them)` +
-        `: starting them at mean 0, variance 1`,
-    );
-  for (const p of [...model.params, ...(noStates ? [] : model.states)]) {
-    const t = tensors[p.name];
-    if (!t) throw new Error(`${path}: no tensor ${p.name} (is it a checkpoint of another model?)`);
-    if (t.data.length !== p.size)
-      throw new Error(`${path}: tensor ${p.name} has ${t.data.length} values, the model needs ${p.size}`);
-    p.basis.write(t.data);
-  }
-  return model;
-}
-
 export async function runTrain(
   gpu: Gpu,
   cfg: TrainConfig,
@@ -110,6 +98,7 @@ export async function runTrain(
     width: cfg.width,
     dropout: cfg.dropout,
   });
+  checkClasses(spec, cfg.model, data.train);
   const train: Dataset =
     cfg.trainImages > 0 && cfg.trainImages < data.train.n ? { ...data.train, n: cfg.trainImages } : data.train;
   const ckDir = join(out, 'checkpoint');
@@ -128,7 +117,7 @@ export async function runTrain(
     }
     model = cfg.init
       ? loadModel(gpu, spec.layers, cfg.init)
-      : new Model(gpu, spec.layers, 1, initParams(spec.layers, 1, cfg.seed));
+      : new Model(gpu, spec.layers, 1, initialWeights(spec, cfg.seed), spec.weights?.states);
   }
   const opt = new SGD(gpu, model.params, {
     lr: lrAt(cfg, epoch0),
@@ -300,14 +289,6 @@ export async function runTrain(
   }
 }
 
-const modelCheck = (v: string): string | null => {
-  try {
-    return (MODEL_NAMES as readonly string[]).includes(v) || parseResNet(v) ? null : `one of ${MODEL_HELP}`;
-  } catch {
-    return 'a ResNet depth 6n+2 (8, 20, 32, 44, 56, 110, ...)';
-  }
-};
-
 export const TRAIN = defineCommand({
   name: 'train',
   summary: 'ordinary training of a model (SGD, momentum/Nesterov, step schedule), checkpoints and snapshots (--help)',
@@ -316,7 +297,13 @@ Ordinary training (one weight vector) of a model, for loss-surface plots. Writes
 per epoch), checkpoint/ (after every epoch, atomically), snapshots/epoch-<n>.safetensors (--snapshots) and, at the
 end, model.safetensors and metrics.json ({train_loss, train_acc, test_loss, test_acc, epochs, seconds}).`,
   options: {
-    model: { type: 'string', placeholder: 'NAME', default: 'small', check: modelCheck, help: MODEL_HELP },
+    model: {
+      type: 'string',
+      placeholder: 'NAME',
+      default: 'small',
+      check: modelCheck,
+      help: `${MODEL_HELP}, or FILE.onnx`,
+    },
     bn: { type: 'boolean', help: 'batch norm (the ResNets always have BN)' },
     skip: { type: 'boolean', help: 'residual blocks' },
     width: { type: 'number', min: 1 / 16, default: 1, help: 'ResNet channel multiplier (0.25 gives 4-8-16 channels)' },
@@ -371,9 +358,9 @@ export function trainConfig(
   const o = optionsOf(TRAIN.options, input);
   modelSpec(o.model, { width: o.width, dropout: o.dropout }); // validates the name, the width and the dropout
   if (o.init !== undefined && !existsSync(o.init)) throw new Error(`--init: ${o.init}: no such weights file`);
-  const dataset = o.dataset ?? (o.model === 'cifar' ? 'cifar10' : 'fashion-mnist');
+  const dataset = o.dataset ?? (colourModel(o.model) ? 'cifar10' : 'fashion-mnist');
   return {
-    model: o.model,
+    model: modelId(o.model),
     bn: o.bn,
     skip: o.skip,
     width: o.width,

@@ -4,9 +4,10 @@
 import type { Gpu } from '../engine/device.ts';
 import { readSafetensors, type NamedTensor } from '../data/formats.ts';
 import { Model } from './model.ts';
-import { type ModelDef, paramShapes, stateShapes } from './graph.ts';
+import { type ModelDef, initParams, paramShapes, stateShapes } from './graph.ts';
 import type { BnMode, ParamSpec, StateSpec } from './layers.ts';
 import { MODEL_NAMES, modelSpec, type ModelSpec } from './zoo.ts';
+import { isOnnxPath } from './onnx.ts';
 
 export interface Checkpoint {
   path: string;
@@ -73,8 +74,29 @@ const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 const fitsShape = (has: number[], want: number[]) =>
   has.join() === want.join() || (has.length === 1 && has[0] === numel(want));
 
-/** Reads a model.safetensors written by `loss-atlas train` (its metadata names the architecture). */
+/** An ONNX file as a checkpoint: its graph, its initializers as the weights, its BN running statistics. */
+function onnxCheckpoint(path: string, input: [number, number, number]): Checkpoint {
+  const spec = modelSpec(path, { input });
+  const st = spec.weights?.states ?? [];
+  return {
+    path,
+    model: path,
+    bn: false,
+    skip: false,
+    width: 1,
+    dropout: 0,
+    names: paramShapes(spec.layers).map((s) => s.name),
+    weights: spec.weights?.params ?? [],
+    states: st.length ? st : null,
+  };
+}
+
+/**
+ * Reads a model.safetensors written by `loss-atlas train` (its metadata names the architecture), or an ONNX file
+ * (FILE.onnx: its initializers are the weights).
+ */
 export function readCheckpoint(path: string, input: [number, number, number]): Checkpoint {
+  if (isOnnxPath(path)) return onnxCheckpoint(path, input);
   const { tensors, metadata } = readSafetensors(path, 'a checkpoint (a model.safetensors written by loss-atlas train)');
   const model = metadata.model;
   if (!model) throw new Error(`${path}: no model name in the metadata (write it with loss-atlas train)`);
@@ -198,5 +220,26 @@ export function manifoldModel(gpu: Gpu, spec: ModelSpec, bases: WeightSet[], bnM
     states,
   );
   model.bnMode = bnMode;
+  return model;
+}
+
+/** Loads model.safetensors-style weights (one tensor per parameter / running statistic) into a fresh B = 1 model. */
+export function loadModel(gpu: Gpu, layers: ModelDef, path: string): Model {
+  const { tensors } = readSafetensors(path);
+  const init = initParams(layers, 1, 0);
+  const model = new Model(gpu, layers, 1, init);
+  const noStates = model.states.every((p) => !tensors[p.name]);
+  if (noStates && model.states.length)
+    console.warn(
+      `${path}: no batch-norm running statistics in the file (written before loss-atlas kept them)` +
+        `: starting them at mean 0, variance 1`,
+    );
+  for (const p of [...model.params, ...(noStates ? [] : model.states)]) {
+    const t = tensors[p.name];
+    if (!t) throw new Error(`${path}: no tensor ${p.name} (is it a checkpoint of another model?)`);
+    if (t.data.length !== p.size)
+      throw new Error(`${path}: tensor ${p.name} has ${t.data.length} values, the model needs ${p.size}`);
+    p.basis.write(t.data);
+  }
   return model;
 }

@@ -71,7 +71,8 @@ class Importer {
     const name = inputs[0].name ?? '';
     if (dims?.length !== 4 || dims.slice(1).some((d) => typeof d !== 'number'))
       throw new Error(
-        `${file}: input "${name}" has dims [${dims?.join(', ') ?? '?'}]: images [N, C, H, W] with C, H and W fixed expected`,
+        `${file}: input "${name}" has dims [${dims?.join(', ') ?? '?'}]:` +
+          ' images [N, C, H, W] with C, H and W fixed expected',
       );
     this.input = dims.slice(1) as [number, number, number];
     this.values.set(name, { kind: 'run', node: INPUT, shape: [...this.input] });

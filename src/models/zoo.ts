@@ -1,13 +1,96 @@
 // The named models: the MPO reference's conv nets (parameter counts as the reference's), Li et al.'s ResNets,
 // Fort & Jastrzebski's SimpleCNN, and small CPU-sized nets.
-import type { ModelDef } from './graph.ts';
+import { statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { type ModelDef, initParams } from './graph.ts';
 import type { Layer } from './layers.ts';
+import { type OnnxModel, importOnnx, isOnnxPath } from './onnx.ts';
 
 export interface ModelSpec {
   layers: ModelDef;
   /** Input [C, H, W]. */
   input: [number, number, number];
   description: string;
+  /** An imported graph's weights (its initializers) and BN running statistics: the origin of its manifolds. */
+  weights?: { params: Float32Array[]; states: Float32Array[] };
+  /** The number of classes of the output (10 for the zoo's models). */
+  classes?: number;
+  onnx?: OnnxModel;
+}
+
+/** The --model check of the option tables: a zoo name or an ONNX file. */
+export function modelCheck(v: string): string | null {
+  try {
+    return (MODEL_NAMES as readonly string[]).includes(v) || parseResNet(v) || isOnnxPath(v)
+      ? null
+      : `one of ${MODEL_HELP}, or an ONNX file (.onnx)`;
+  } catch {
+    return 'a ResNet depth 6n+2 (8, 20, 32, 44, 56, 110, ...)';
+  }
+}
+
+/** Whether a model reads colour images (CIFAR-10 by default): the cifar net, or an ONNX graph on 3 channels. */
+export const colourModel = (model: string): boolean =>
+  model === 'cifar' || (isOnnxPath(model) && modelSpec(model).input[0] === 3);
+
+/** A --model value as run configs keep it: an ONNX file by its absolute path (checkpoints elsewhere name it). */
+export const modelId = (name: string): string => (isOnnxPath(name) ? resolve(name) : name);
+
+/** A model's starting weights, one point: an imported graph's initializers, else a seeded PyTorch-style init. */
+export function initialWeights(spec: ModelSpec, seed: number): Float32Array[] {
+  return spec.weights ? spec.weights.params.map((p) => p.slice()) : initParams(spec.layers, 1, seed);
+}
+
+/** Refuses data whose labels the model's output cannot score (an imported graph's own number of classes). */
+export function checkClasses(spec: ModelSpec, model: string, data: { classes: number; labels: ArrayLike<number> }) {
+  const classes = spec.classes ?? 10;
+  let top = -1;
+  for (let i = 0; i < data.labels.length; i++) top = Math.max(top, data.labels[i]);
+  if (top >= classes || data.classes > classes)
+    throw new Error(
+      `${model}: the model outputs ${classes} classes, the data has ${Math.max(data.classes, top + 1)}` +
+        ` (labels 0..${Math.max(data.classes, top + 1) - 1})`,
+    );
+}
+
+const imported = new Map<string, { mtime: number; model: OnnxModel }>();
+
+/** An ONNX file as a model spec (imported once per file version); input: the data's images, checked. */
+function onnxSpec(
+  file: string,
+  o: { bn?: boolean; skip?: boolean; input?: [number, number, number]; width?: number; dropout?: number },
+): ModelSpec {
+  for (const [flag, set] of [
+    ['--bn', o.bn],
+    ['--skip', o.skip],
+    ['--width', o.width !== undefined && o.width !== 1],
+    ['--dropout', !!o.dropout],
+  ] as const)
+    if (set) throw new Error(`${flag}: ${file} is an ONNX graph: its layers are its own (drop ${flag})`);
+  const path = resolve(file);
+  let mtime = 0;
+  try {
+    mtime = statSync(path).mtimeMs;
+  } catch {
+    throw new Error(`--model ${file}: no such ONNX file`);
+  }
+  let hit = imported.get(path);
+  if (!hit || hit.mtime !== mtime) {
+    hit = { mtime, model: importOnnx(file) };
+    imported.set(path, hit);
+  }
+  const m = hit.model;
+  if (o.input && o.input.join() !== m.input.join())
+    throw new Error(`${file}: the graph takes images [${m.input.join(', ')}], the data has [${o.input.join(', ')}]`);
+  const nodes = m.graph.nodes.length;
+  return {
+    layers: m.graph,
+    input: m.input,
+    description: `ONNX graph ${file} (${nodes} nodes, input [${m.input.join(', ')}], ${m.classes} classes)`,
+    weights: { params: m.params, states: m.states },
+    classes: m.classes,
+    onnx: m,
+  };
 }
 
 export const MODEL_NAMES = [
@@ -46,6 +129,7 @@ export function modelSpec(
   name: string,
   o: { bn?: boolean; skip?: boolean; input?: [number, number, number]; width?: number; dropout?: number } = {},
 ): ModelSpec {
+  if (isOnnxPath(name)) return onnxSpec(name, o);
   const bn = !!o.bn,
     reparam = true;
   const input = o.input ?? [1, 28, 28];

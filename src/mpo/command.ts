@@ -11,7 +11,8 @@ import { untilStopped } from '../run/stop.ts';
 import { checkResumable, freshRunDir, readRunConfig, resumeWithLr } from '../run/run-info.ts';
 import { formatDuration as fmtTime, progress } from '../run/progress.ts';
 import { ICONS } from './masks.ts';
-import { MODEL_NAMES } from '../models/zoo.ts';
+import { MODEL_NAMES, colourModel, modelId } from '../models/zoo.ts';
+import { isOnnxPath } from '../models/onnx.ts';
 import { checkResumeFlags, defineCommand, type OptionInput, type OptionTable } from '../options/index.ts';
 
 export const PRESETS: Record<string, Omit<MpoConfig, 'data' | 'experiment'>> = {
@@ -120,11 +121,14 @@ export const MPO_OPTIONS = {
     help: 'icon / image grid size (cells per side)',
   },
   model: {
-    type: 'enum',
-    choices: MODEL_NAMES,
+    type: 'string',
     placeholder: 'NAME',
+    check: (v: string) =>
+      (MODEL_NAMES as readonly string[]).includes(v) || isOnnxPath(v)
+        ? null
+        : `one of ${MODEL_NAMES.join(', ')}, or an ONNX file (.onnx)`,
     defaultText: fromPresets('model'),
-    help: 'the network',
+    help: `the network: ${MODEL_NAMES.join(', ')}, or an ONNX file (FILE.onnx: its graph and weights)`,
   },
   dataset: {
     type: 'enum',
@@ -225,7 +229,7 @@ export function mpoConfig(o: MpoOptions, defaultPreset = 'fashion-pattern'): Mpo
 export function withMpoFlags(base: MpoConfig, o: Omit<MpoOptions, 'preset' | 'quick' | 'resume' | 'out'>): MpoConfig {
   const c: MpoConfig = { ...base };
   c.mask = o.mask ?? c.mask;
-  c.model = o.model ?? c.model;
+  c.model = o.model === undefined ? c.model : modelId(o.model);
   if (o.bn) c.bn = true;
   if (o.skip) c.skip = true;
   c.grid = o.grid ?? c.grid;
@@ -244,7 +248,7 @@ export function withMpoFlags(base: MpoConfig, o: Omit<MpoOptions, 'preset' | 'qu
   c.logEvery = o.logEvery ?? c.logEvery;
   c.evalImages = o.evalImages ?? c.evalImages;
   const fashionOnly = c.model === 'icons' || c.model === 'squares';
-  const modelData = c.model === 'cifar' ? 'cifar10' : fashionOnly ? 'fashion-mnist' : c.dataset;
+  const modelData = colourModel(c.model) ? 'cifar10' : fashionOnly ? 'fashion-mnist' : c.dataset;
   c.dataset = o.dataset ?? modelData;
   c.data = c.dataset === 'cifar10' ? cifar10Dir(o.data) : fashionMnistDir(o.data);
   return c;

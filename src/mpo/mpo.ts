@@ -7,7 +7,7 @@ import type { Gpu } from '../engine/device.ts';
 import { Adam } from '../engine/optim.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { permutation, rng } from '../engine/random.ts';
-import { modelSpec } from '../models/zoo.ts';
+import { checkClasses, modelSpec } from '../models/zoo.ts';
 import { parameterCount, paramShapes } from '../models/graph.ts';
 import { checkParamSizes, checkTensorSizes, modelName } from '../models/checkpoint.ts';
 import type { ModelDef } from '../models/graph.ts';
@@ -141,6 +141,7 @@ export async function runMpo(
   const [C, Hi, Wi] = spec.input;
   if (data.train.shape.join() !== spec.input.join())
     throw new Error(`model ${cfg.model} expects images [${spec.input}], the data has [${data.train.shape}]`);
+  checkClasses(spec, cfg.model, data.train);
   const train: Dataset =
     cfg.trainImages > 0 && cfg.trainImages < data.train.n ? { ...data.train, n: cfg.trainImages } : data.train;
 
@@ -189,7 +190,7 @@ export async function runMpo(
     writeFileSync(join(out, 'log.jsonl'), lines.map((l) => `${l}\n`).join(''));
     log(`resuming ${out} from step ${ck.step}`);
   } else {
-    plane = Plane.fresh(gpu, spec.layers, cfg.seed);
+    plane = Plane.fresh(gpu, spec.layers, cfg.seed, spec.weights?.params);
     opt = new Adam(gpu, plane.trainables(), opt0);
   }
 

@@ -49,10 +49,13 @@ export class Plane {
     this.counts = base.params.map((p) => Math.ceil(p.size / 1024));
   }
 
-  /** Three independent default inits, as the reference (origin, right_param, up_param), scale 0.1. */
-  static fresh(gpu: Gpu, layers: ModelDef, seed: number): Plane {
+  /**
+   * Three independent default inits, as the reference (origin, right_param, up_param), scale 0.1; `origin` in place
+   * of the first (an imported model's own weights).
+   */
+  static fresh(gpu: Gpu, layers: ModelDef, seed: number, origin?: Float32Array[]): Plane {
     const [o, r, u] = [0, 1, 2].map((k) => initParams(layers, 1, seed * 3 + k));
-    return new Plane(gpu, layers, { origin: o, right: r, up: u, scale: 0.1 });
+    return new Plane(gpu, layers, { origin: origin?.map((t) => t.slice()) ?? o, right: r, up: u, scale: 0.1 });
   }
 
   trainables(): Param[] {

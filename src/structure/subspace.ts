@@ -17,9 +17,9 @@ import { Adam } from '../engine/optim.ts';
 import { batchStream, permutation, rng } from '../engine/random.ts';
 import { batchOf, type Dataset } from '../data/dataset.ts';
 import { Model } from '../models/model.ts';
-import { initParams, parameterCount } from '../models/graph.ts';
+import { parameterCount } from '../models/graph.ts';
 
-import { modelSpec } from '../models/zoo.ts';
+import { checkClasses, initialWeights, modelSpec } from '../models/zoo.ts';
 import { evaluateOnImages } from '../models/run.ts';
 
 import { writeRunConfig } from '../run/run-info.ts';
@@ -69,7 +69,8 @@ export async function runSubspace(
   const D = parameterCount(spec.layers);
   const dMax = Math.max(...o.ds);
   if (dMax > D) throw new Error(`--ds: ${dMax} exceeds the model's ${D} parameters`);
-  const theta0 = initParams(spec.layers, 1, o.seed);
+  const theta0 = initialWeights(spec, o.seed);
+  checkClasses(spec, o.model, data.train);
   const sub =
     o.projection === 'sparse'
       ? sparseTrainer(gpu, spec.layers, theta0, sparseEntries(D, dMax, o.seed + 1), dMax, o.ds, o.lr)

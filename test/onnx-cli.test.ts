@@ -1,0 +1,81 @@
+// An imported ONNX graph in the commands, as a user runs them: train starts from its initializers and writes
+// checkpoints under their names, surface reads the .onnx file as its checkpoint (its centre is the CPU reference's
+// loss), mpo trains a plane through its weights; a graph for other images or classes is refused.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadFashionMnist } from '../src/data/fashion-mnist.ts';
+import { readNpy, readSafetensors } from '../src/data/formats.ts';
+import * as ref from '../src/engine/reference.ts';
+import { graphRef } from '../src/models/graph.ts';
+import { importOnnx } from '../src/models/onnx.ts';
+import { checkClasses, modelSpec } from '../src/models/zoo.ts';
+import { CLI_ARGS, fashionFixture } from './helpers.ts';
+
+const FIX = 'test/fixtures/onnx';
+const NET = join(FIX, 'fmnist.onnx');
+const { dir, data } = fashionFixture('la-onnx-cli-');
+const run = (args: string[]) =>
+  spawnSync(process.execPath, [...CLI_ARGS, ...args], {
+    encoding: 'utf8',
+    timeout: 180_000,
+    env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' },
+  });
+const ok = (r: ReturnType<typeof run>) => expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
+
+describe('an ONNX graph in the commands', () => {
+  it('train starts from its initializers and keeps their names (lr 0: the weights stay the initializers)', () => {
+    const out = join(dir, 'train');
+    const flags = ['--epochs', '1', '--batch', '50', '--lr', '0', '--wd', '0', '--eval-images', '20'];
+    ok(run(['train', '--model', NET, '--data', data, '--out', out, ...flags]));
+    const { tensors, metadata } = readSafetensors(join(out, 'model.safetensors'));
+    expect(metadata.model).toBe(resolve(NET));
+    const m = importOnnx(NET);
+    expect(Object.keys(tensors).sort()).toEqual(
+      ['conv1.weight', 'conv1.bias', 'conv2.weight', 'bn2.weight', 'bn2.bias', 'fc.weight', 'fc.bias']
+        .concat(['bn2.running_mean', 'bn2.running_var'])
+        .sort(),
+    );
+    expect(Array.from(tensors['conv2.weight'].data)).toEqual(Array.from(m.params[2]));
+    expect(tensors['fc.weight'].shape).toEqual([10, 8]);
+  });
+
+  it("surface reads the .onnx file as its checkpoint; the centre is the CPU reference's loss", () => {
+    const out = join(dir, 'surface');
+    const r = run(['surface', '--model-file', NET, '--data', data, '--x', '-1:1:3', '--y', '-1:1:3', '--out', out]);
+    ok(r);
+    const loss = readNpy(join(out, 'surface_loss.npy'));
+    expect(loss.shape).toEqual([3, 3]);
+    // --images default 1000 > the 200 training images: all of them, in eval mode (running statistics)
+    const m = importOnnx(NET);
+    const ds = loadFashionMnist(data, 'train');
+    const y = graphRef(m.graph, m.params, ds.images, ds.n, m.input, 0, m.states).y;
+    const want = ref.crossEntropyRef(y, Array.from(ds.labels), ds.n, 10).loss;
+    expect(Math.abs(loss.data[4] - want)).toBeLessThan(1e-4 * want);
+  });
+
+  it('mpo trains a plane through its weights', () => {
+    const out = join(dir, 'mpo');
+    const flags = ['--grid', '4', '--mask', 'plus', '--steps', '10', '--batch', '16', '--eval-images', '10'];
+    ok(run(['mpo', '--quick', '--model', NET, '--data', data, '--pad', '1', '--out', out, ...flags]));
+    expect(existsSync(join(out, 'summary.png'))).toBe(true);
+    const cfg = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+    expect(JSON.stringify(cfg)).toContain(resolve(NET));
+  });
+
+  it('a graph for other images is refused, naming both shapes', () => {
+    const r = run(['train', '--model', join(FIX, 'lenet.onnx'), '--data', data, '--out', join(dir, 'no')]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/lenet\.onnx: the graph takes images \[1, 12, 12\], the data has \[1, 28, 28\]/);
+  });
+
+  it('data with more classes than the graph outputs is refused', () => {
+    const spec = modelSpec(join(FIX, 'gelu-mlp.onnx'));
+    expect(spec.classes).toBe(5);
+    expect(() => checkClasses(spec, 'gelu-mlp.onnx', { classes: 10, labels: [0, 9] })).toThrow(
+      /gelu-mlp\.onnx: the model outputs 5 classes, the data has 10 \(labels 0\.\.9\)/,
+    );
+    expect(() => checkClasses(spec, 'gelu-mlp.onnx', { classes: 5, labels: [0, 4] })).not.toThrow();
+  });
+});
