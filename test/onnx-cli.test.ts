@@ -12,6 +12,9 @@ import { graphRef } from '../src/models/graph.ts';
 import { importOnnx } from '../src/models/onnx.ts';
 import { checkClasses, modelSpec } from '../src/models/zoo.ts';
 import { CLI_ARGS, fashionFixture } from './helpers.ts';
+import onnxProto from 'onnx-proto';
+
+const { onnx } = onnxProto;
 
 const FIX = 'test/fixtures/onnx';
 const NET = join(FIX, 'fmnist.onnx');
@@ -77,5 +80,30 @@ describe('an ONNX graph in the commands', () => {
       /gelu-mlp\.onnx: the model outputs 5 classes, the data has 10 \(labels 0\.\.9\)/,
     );
     expect(() => checkClasses(spec, 'gelu-mlp.onnx', { classes: 5, labels: [0, 4] })).not.toThrow();
+  });
+
+  it('inspect: the node table, the parameters of the initializers, BN and its states; a graph without BN says so', () => {
+    const json = join(dir, 'inspect.json');
+    const r = run(['inspect', join(FIX, 'resbn.onnx'), '--json', json]);
+    ok(r);
+    // the initializers' own count (running statistics are state, not parameters)
+    const g = onnx.ModelProto.decode(readFileSync(join(FIX, 'resbn.onnx'))).graph!;
+    const held = (g.initializer ?? [])
+      .filter((t) => !/running_(mean|var)$/.test(t.name ?? ''))
+      .reduce((a, t) => a + (t.dims ?? []).reduce((p: number, q) => p * Number(q), 1), 0);
+    expect(r.stdout).toContain(`parameters: ${held.toLocaleString('en-US')} in 20 tensors`);
+    expect(r.stdout).toMatch(
+      /batch norm: 6 layers[\s\S]*\/b2\/shortcut\/shortcut\.1\/BatchNormalization: b2\.shortcut\.1\.running_mean/,
+    );
+    expect(r.stdout).toMatch(
+      /\/b2\/Add +add \(residual\) +\[8, 4, 4\].*<- \/b2\/bn2\/BatchNormalization, \/b2\/shortcut/,
+    );
+    const j = JSON.parse(readFileSync(json, 'utf8'));
+    expect(j.parameters).toBe(held);
+    expect(j.nodes).toHaveLength(22);
+    const lenet = run(['inspect', join(FIX, 'lenet.onnx')]);
+    ok(lenet);
+    expect(lenet.stdout).toMatch(/batch norm: none in this graph.*do_constant_folding=False/);
+    expect(lenet.stdout).toMatch(/\/Pad +zero pad \(top, left, bottom, right\) 0, 0, 1, 1 +\[4, 7, 7\]/);
   });
 });

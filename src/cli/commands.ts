@@ -14,6 +14,7 @@ const all: Record<string, Command> = {
   ...TOOL_COMMANDS,
 };
 const ORDER = [
+  'inspect',
   'mpo',
   'train',
   'interpolate',

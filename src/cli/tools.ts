@@ -1,10 +1,14 @@
-// The tool commands: data:cifar10 (download) and gradcheck (every op against its reference).
+// The tool commands: inspect (a model's node table), data:cifar10 (download) and gradcheck (every op against its
+// reference).
+import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { checkOp, opCases } from '../engine/gradcheck.ts';
 import { wedgeCases } from '../structure/wedge.ts';
 import { CIFAR10, cifar10Dir } from '../data/cifar10.ts';
 import { fetchArchive } from '../data/download.ts';
 import { defineCommand } from '../options/index.ts';
+import { inspectModel } from '../models/inspect.ts';
+import { modelSpec } from '../models/zoo.ts';
 import { command, withGpu, type Command } from './common.ts';
 
 export const DATA_CIFAR10 = defineCommand({
@@ -56,6 +60,48 @@ differences, each error as a fraction of its tolerance. Exits non-zero when a ca
   },
 });
 
+export const INSPECT = defineCommand({
+  name: 'inspect',
+  summary: 'the node table of a model (zoo name or .onnx): shapes, parameters, FLOPs, batch norm, directions',
+  usage: 'loss-atlas inspect MODEL [flags]',
+  description: `\
+Prints the model's nodes (name, op, output shape, parameters, FLOPs), the totals, its batch-norm layers with their
+running statistics, and which tensors the random directions of the loss-surface tools cover. MODEL is a name of
+the zoo or an ONNX file (FILE.onnx). No GPU is used.`,
+  options: {
+    bn: { type: 'boolean', help: 'a zoo model with batch norm' },
+    skip: { type: 'boolean', help: 'a zoo model with residual blocks' },
+    width: { type: 'number', min: 1 / 16, default: 1, help: 'ResNet channel multiplier' },
+    input: {
+      type: 'list',
+      of: 'integer',
+      min: 1,
+      placeholder: 'C,H,W',
+      defaultText: "the model's (1,28,28 for the size-agnostic nets)",
+      help: 'the input images',
+    },
+    json: { type: 'string', placeholder: 'FILE', help: 'also write the table as JSON' },
+  },
+  positionals: { placeholder: 'MODEL', min: 1, max: 1, help: 'a model name or an ONNX file', missing: 'a model' },
+  globals: ['verbose'],
+});
+
+const inspect = command(INSPECT, async ({ options: o, positionals: [name] }) => {
+  if (o.input && o.input.length !== 3) throw new Error(`--input: C,H,W expected, got ${o.input.join(',')}`);
+  const input = o.input as [number, number, number] | undefined;
+  const spec = modelSpec(name, { bn: o.bn, skip: o.skip, width: o.width, input });
+  const r = inspectModel(name, spec);
+  console.log(r.text);
+  if (o.json) {
+    const { text: _text, ...rest } = r;
+    writeFileSync(
+      o.json,
+      `${JSON.stringify({ model: name, input: spec.input, classes: spec.classes ?? 10, ...rest })}\n`,
+    );
+  }
+  return 0;
+});
+
 const dataCifar10 = command(DATA_CIFAR10, async ({ options: o }) => {
   const dir = cifar10Dir(o.dir ?? o.data);
   const archive = o.archive ?? join(dirname(dir), 'cifar-10-binary.tar.gz');
@@ -88,4 +134,4 @@ const gradcheck = command(GRADCHECK, async ({ options: o, globals }) =>
   }),
 );
 
-export const TOOL_COMMANDS: Record<string, Command> = { 'data:cifar10': dataCifar10, gradcheck };
+export const TOOL_COMMANDS: Record<string, Command> = { inspect, 'data:cifar10': dataCifar10, gradcheck };
