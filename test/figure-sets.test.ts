@@ -109,7 +109,7 @@ describe('job-array tasks of a figure set', () => {
   }, 240_000);
 
   it('fort-figures --smoke: three tasks (twice), then --gather: the summary of one process', async () => {
-    const splits = loadSplits('fashion-mnist', data);
+    const splits = await loadSplits('fashion-mnist', data);
     const one = join(dir, 'fort-one'),
       arr = join(dir, 'fort-tasks');
     const opts = (...a: string[]) => parseCommand(FORT_FIGURES, ['--smoke', '--data', data, ...a]).options;

@@ -176,7 +176,7 @@ describe('MPO pipeline', () => {
     'trains, evaluates, writes every output; an interrupted and resumed run ends like an uninterrupted one';
   it(trainsAndResumes, async () => {
     const cfg = tinyConfig();
-    const data = loadData(cfg);
+    const data = await loadData(cfg);
     const a = join(dir, 'run-a'),
       b = join(dir, 'run-b');
     const ra = await runMpo(gpu, cfg, data, a, false);
@@ -252,7 +252,7 @@ describe('MPO pipeline', () => {
       mask: 'diamond',
       pad: 0,
     });
-    const r = await runMpo(gpu, cfg, loadData(cfg), join(dir, 'run-c'), false);
+    const r = await runMpo(gpu, cfg, await loadData(cfg), join(dir, 'run-c'), false);
     expect(r.metrics.steps).toBe(2);
     expect(Number.isFinite(r.metrics.test.agreement)).toBe(true);
   });
@@ -271,7 +271,7 @@ describe('MPO pipeline', () => {
 
   it('stops with a clear error when the loss is not finite', async () => {
     const cfg = tinyConfig();
-    const data = loadData(cfg);
+    const data = await loadData(cfg);
     data.train.images.fill(NaN);
     await expect(runMpo(gpu, cfg, data, join(dir, 'run-nan'), false)).rejects.toThrow(
       /diverged at step 1: .*not finite/,

@@ -53,15 +53,21 @@ export async function withGpu<T>(g: Globals, fn: (gpu: Gpu) => Promise<T>, o: { 
 }
 
 /** A checkpoint (--model-file) and the extra ones given, with the dataset its architecture was trained on. */
-export function checkpointsAndData(file: string, extra: (string | undefined)[], dataDir: string | undefined) {
+export async function checkpointsAndData(file: string, extra: (string | undefined)[], dataDir: string | undefined) {
   // an ONNX graph on colour images reads CIFAR-10
   const cifar = isOnnxPath(file) ? modelSpec(file).input[0] === 3 : readSafetensors(file).metadata.model === 'cifar';
-  const data = loadSplits(cifar ? 'cifar10' : 'fashion-mnist', cifar ? cifar10Dir(dataDir) : fashionMnistDir(dataDir));
+  const data = await loadSplits(
+    cifar ? 'cifar10' : 'fashion-mnist',
+    cifar ? cifar10Dir(dataDir) : fashionMnistDir(dataDir),
+    {
+      shape: isOnnxPath(file) ? modelSpec(file).input : undefined,
+    },
+  );
   const others = extra.map((f) => (f !== undefined ? readCheckpoint(f, data.train.shape) : null));
   return { a: readCheckpoint(file, data.train.shape), others, data, file };
 }
 
-type Splits = ReturnType<typeof loadSplits>;
+type Splits = Awaited<ReturnType<typeof loadSplits>>;
 
 /**
  * A Fashion-MNIST experiment command: the dataset (--data), the run directory (--out, default runs/<name>-<time>),
@@ -74,7 +80,7 @@ export function fashionExperiment<O extends OptionTable & { data: unknown; out: 
   return command(spec, async (inv) => {
     const o = inv.options as { data?: string; out?: string };
     const dataDir = fashionMnistDir(o.data);
-    const data = loadSplits('fashion-mnist', dataDir);
+    const data = await loadSplits('fashion-mnist', dataDir);
     const out = o.out ?? defaultRunDir(spec.name);
     return withGpu(inv.globals, async (gpu) => {
       console.log(await body(gpu, { data, dataDir, out }, inv));

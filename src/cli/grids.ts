@@ -129,7 +129,7 @@ interface GridFrame {
   gpu: Gpu;
   a: Checkpoint;
   targets: [Checkpoint | null, Checkpoint | null];
-  data: ReturnType<typeof checkpointsAndData>['data'];
+  data: Awaited<ReturnType<typeof checkpointsAndData>>['data'];
   /** From --dir-file (for a path, its one direction twice). */
   directions?: [WeightSet, WeightSet];
   /** The direction settings (--norm, --ignore, --images, --dir-type, --bn-stats). */
@@ -143,7 +143,7 @@ interface GridFrame {
  * the GPU with its adapter printed and the line saying what is computed, a stop between blocks with the progress line,
  * and the closing line (the shard's, or `closing` of the result).
  */
-function gridCommand<R>(
+async function gridCommand<R>(
   name: 'surface' | 'hessian',
   o: GridFlags,
   globals: Globals,
@@ -158,7 +158,7 @@ function gridCommand<R>(
     a,
     others: [t2, t3],
     data,
-  } = checkpointsAndData(o.modelFile, [o.modelFile2, o.modelFile3], o.data);
+  } = await checkpointsAndData(o.modelFile, [o.modelFile2, o.modelFile3], o.data);
   const dirOpts = directionSettings(o);
   const saved = dirFile(o.dirFile, a, data.train.shape, frame.axes);
   const directions = saved ? ([saved[0], saved[1] ?? saved[0]] as [WeightSet, WeightSet]) : undefined;

@@ -93,7 +93,7 @@ const train = command(TRAIN, async ({ options: o, globals, given }) => {
     const note = freshRunDir(out, 'train', 'train');
     if (note) console.error(note);
   }
-  const data = loadSplits(cfg.dataset, cfg.data);
+  const data = await loadSplits(cfg.dataset, cfg.data);
   return withGpu(globals, async (gpu) => {
     console.log(`run directory: ${out}`);
     return untilStopped('this epoch', async (shouldStop) => {
@@ -110,7 +110,7 @@ const interpolate = command(INTERPOLATE, async ({ options: o, globals }) => {
     a,
     others: [b],
     data,
-  } = checkpointsAndData(o.modelFile, [o.modelFile2], o.data);
+  } = await checkpointsAndData(o.modelFile, [o.modelFile2], o.data);
   const { norm, ignoreBiasBn, images, dirType, bnStats } = directionSettings(o);
   const x = o.x?.spec ?? (b ? '-0.5:1.5:401' : '-1:1:51');
   const out = o.out ?? defaultRunDir('interpolate');
@@ -144,7 +144,7 @@ const interpolate = command(INTERPOLATE, async ({ options: o, globals }) => {
 
 const trajectory = command(TRAJECTORY, async ({ options: o, globals }) => {
   const tc = readRunConfig(o.run, { kind: 'train', legacy: 'train' }).settings as unknown as TrainConfig;
-  const data = loadSplits(tc.dataset, o.data ?? tc.data);
+  const data = await loadSplits(tc.dataset, o.data ?? tc.data);
   const { grid, images, margin } = o;
   const out = o.out ?? join(o.run, 'trajectory');
   return withGpu(globals, async (gpu) => {

@@ -1,6 +1,7 @@
 // The command line: the command's name, then its flags, parsed once against the command's table. Usage errors exit
 // with code 2 (message on stderr), the command's own errors with 1.
 import { COMMANDS } from './commands.ts';
+import { setNormalize } from '../data/datasets.ts';
 import { UsageError, helpRequested, nearest, parseCommand, renderHelp } from '../options/index.ts';
 
 function topHelp(): string {
@@ -12,7 +13,8 @@ function topHelp(): string {
     'commands:',
     ...lines,
     '',
-    'global flags: --verbose (print the GPU adapter and its limits), --profile [--trace PATH] (per-kernel GPU times)',
+    'global flags: --verbose (print the GPU adapter and its limits), --profile [--trace PATH] (per-kernel GPU times),',
+    "  --normalize MEAN,STD (the data's per-channel normalization, e.g. the one an ONNX model was trained with)",
   ].join('\n');
 }
 
@@ -36,7 +38,9 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   try {
-    return await c.run(parseCommand(c.spec, rest));
+    const inv = parseCommand(c.spec, rest);
+    setNormalize(inv.globals.normalize);
+    return await c.run(inv);
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
     console.error(`loss-atlas ${cmd}: ${e.message}\n(loss-atlas ${cmd} --help lists the flags)`);

@@ -76,7 +76,10 @@ endpoints; short directions) into --out (default runs/connect-<time>).`,
 const connect = command(CONNECT, async ({ options: f, positionals: files, globals }) => {
   for (const a of files) if (!existsSync(a)) throw new Error(`${a}: no such checkpoint file`);
   const cifar = readSafetensors(files[0]).metadata.model === 'cifar';
-  const data = loadSplits(cifar ? 'cifar10' : 'fashion-mnist', cifar ? cifar10Dir(f.data) : fashionMnistDir(f.data));
+  const data = await loadSplits(
+    cifar ? 'cifar10' : 'fashion-mnist',
+    cifar ? cifar10Dir(f.data) : fashionMnistDir(f.data),
+  );
   const cks = files.map((a) => readCheckpoint(a, data.train.shape));
   const o: ConnectOptions = {
     method: f.method,
@@ -134,7 +137,7 @@ const fortFigures = command(FORT_FIGURES, async ({ options: o, globals }) => {
   const dataDir = fashionMnistDir(o.data);
   // --gather draws from the finished steps without a GPU or the dataset
   if (o.gather) return runFortFigures(null, o, dataDir, null, (m) => console.log(m)).then(() => 0);
-  const data = loadSplits('fashion-mnist', dataDir);
+  const data = await loadSplits('fashion-mnist', dataDir);
   return withGpu(globals, async (gpu) => {
     await runFortFigures(gpu, o, dataDir, data, (m) => console.log(m));
     return 0;

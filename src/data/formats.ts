@@ -22,8 +22,12 @@ export function npyBytes(data: Float32Array, shape: number[]): Buffer {
   return Buffer.concat([h, Buffer.from(header, 'latin1'), Buffer.from(data.buffer, data.byteOffset, data.byteLength)]);
 }
 
-/** Reads a little-endian float32 .npy file (format 1.0 to 3.0, C order); every error names the file. */
-export function readNpy(path: string, what = 'a float32 .npy file'): { shape: number[]; data: Float32Array } {
+/** The header of a .npy file (format 1.0 to 3.0, C order), its data checked to be complete; errors name the file. */
+function npyLayout(
+  path: string,
+  what: string,
+  sizes: Record<string, number>,
+): { shape: number[]; descr: string; b: Buffer; at: number } {
   const b = readBytes(path, what);
   const bad = (why: string) => new DataError(`${path}: ${why} (${what} expected)`);
   const magic = b.toString('latin1', 0, 6);
@@ -47,20 +51,46 @@ export function readNpy(path: string, what = 'a float32 .npy file'): { shape: nu
     .map((d) => d.trim());
   if (!header.startsWith('{') || !header.endsWith('}') || descr === undefined || !fortran || !dims)
     throw bad(`corrupt .npy header ${JSON.stringify(header.slice(0, 200))} (descr, fortran_order and shape expected)`);
-  if (descr !== '<f4') throw bad(`dtype '${descr}' not supported: little-endian float32 ('<f4')`);
+  if (!(descr in sizes)) throw bad(`dtype '${descr}' not supported: ${Object.keys(sizes).join(', ')}`);
   if (dims.at(-1) === '') dims.pop();
   if (!dims.every((d) => /^\d+$/.test(d))) throw bad(`shape (${dims}) is not a tuple of sizes`);
   const shape = dims.map(Number);
   if (fortran === 'True' && shape.length > 1) throw bad('Fortran-order array: C order expected');
-  const need = 4 * shape.reduce((x, y) => x * y, 1),
+  const need = sizes[descr] * shape.reduce((x, y) => x * y, 1),
     has = b.length - start - hl;
   if (has !== need)
     throw bad(
       `shape [${shape}] needs ${need} bytes of data, the file has ${has}` +
         (has < need ? ' (truncated)' : ` (${has - need} bytes too many)`),
     );
-  const data = new Float32Array(b.buffer.slice(b.byteOffset + start + hl, b.byteOffset + b.length));
-  return { shape, data };
+  return { shape, descr, b, at: start + hl };
+}
+
+/** Reads a little-endian float32 .npy file (format 1.0 to 3.0, C order); every error names the file. */
+export function readNpy(path: string, what = 'a float32 .npy file'): { shape: number[]; data: Float32Array } {
+  const { shape, b, at } = npyLayout(path, what, { '<f4': 4 });
+  return { shape, data: new Float32Array(b.buffer.slice(b.byteOffset + at, b.byteOffset + b.length)) };
+}
+
+const NPY_TYPES: Record<string, number> = { '<f4': 4, '<f8': 8, '|u1': 1, '<u1': 1, '|i1': 1, '<i4': 4, '<i8': 8 };
+
+/** Reads a .npy file of float32/64, uint8, int8, int32 or int64 values as numbers; `dtype` is its descr. */
+export function readNpyValues(path: string, what: string): { shape: number[]; dtype: string; data: Float32Array } {
+  const { shape, descr, b, at } = npyLayout(path, what, NPY_TYPES);
+  const n = shape.reduce((x, y) => x * y, 1);
+  const v = new DataView(b.buffer, b.byteOffset + at, b.length - at);
+  const data = new Float32Array(n);
+  const get: Record<string, (i: number) => number> = {
+    '<f4': (i) => v.getFloat32(4 * i, true),
+    '<f8': (i) => v.getFloat64(8 * i, true),
+    '|u1': (i) => v.getUint8(i),
+    '<u1': (i) => v.getUint8(i),
+    '|i1': (i) => v.getInt8(i),
+    '<i4': (i) => v.getInt32(4 * i, true),
+    '<i8': (i) => Number(v.getBigInt64(8 * i, true)),
+  };
+  for (let i = 0; i < n; i++) data[i] = get[descr](i);
+  return { shape, dtype: descr, data };
 }
 
 export interface NamedTensor {

@@ -151,7 +151,7 @@ export async function runLiFigures(
   let data: { train: Dataset; test: Dataset } | null = null;
   if (!o.gather) {
     if (!gpu) throw new Error('li-figures: a GPU is needed to train the nets');
-    data = loadSplits(s.dataset, dataDir);
+    data = await loadSplits(s.dataset, dataDir);
     // the set's own config.json (its sizes); each step writes its own in its directory
     writeRunConfig(out, 'li-figures', { scale: kind, ...s, data: dataDir }, gpu);
   }

@@ -149,7 +149,7 @@ export async function bnCompare(gpu: Gpu | null, o: BnCompareOptions): Promise<n
     `bn-compare: ${what}${out}: ${VARIANTS.length} variants x ${fills.length} fills x ${seeds.length} seeds,` +
       ` model ${base.model}, ${size}x${size} masks, ${base.steps} steps each`,
   );
-  const data = o.gather ? null : loadData(base);
+  const data = o.gather ? null : await loadData(base);
   const missing: string[] = [];
   let r = -1,
     adapter = gpu?.adapterInfo ?? null;

@@ -11,7 +11,7 @@ import { untilStopped } from '../run/stop.ts';
 import { checkResumable, freshRunDir, readRunConfig, resumeWithLr } from '../run/run-info.ts';
 import { formatDuration as fmtTime, progress } from '../run/progress.ts';
 import { ICONS } from './masks.ts';
-import { MODEL_NAMES, colourModel, modelId } from '../models/zoo.ts';
+import { MODEL_NAMES, colourModel, modelId, modelSpec } from '../models/zoo.ts';
 import { isOnnxPath } from '../models/onnx.ts';
 import { checkResumeFlags, defineCommand, type OptionInput, type OptionTable } from '../options/index.ts';
 
@@ -254,8 +254,8 @@ export function withMpoFlags(base: MpoConfig, o: Omit<MpoOptions, 'preset' | 'qu
   return c;
 }
 
-export function loadData(c: MpoConfig): { train: Dataset; test: Dataset } {
-  return loadSplits(c.dataset, c.data);
+export function loadData(c: MpoConfig): Promise<{ train: Dataset; test: Dataset }> {
+  return loadSplits(c.dataset, c.data, { shape: isOnnxPath(c.model) ? modelSpec(c.model).input : undefined });
 }
 
 /** An mpo run to start or continue: its settings (from --resume DIR's config.json, else the flags) and directory. */
@@ -298,7 +298,7 @@ export async function mpoCommand(gpu: Gpu, run: MpoRun): Promise<number> {
   }
   console.log(`run directory: ${out}`);
   console.log(`loading ${cfg.dataset} from ${cfg.data} ...`);
-  const data = loadData(cfg);
+  const data = await loadData(cfg);
   return untilStopped('this step', async (shouldStop) => {
     const bar = progress(cfg.experiment, { unit: 'step' });
     const onStep = (step: number, total: number, good: number, bad: number, secs: number) =>

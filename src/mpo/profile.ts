@@ -46,7 +46,7 @@ export async function profileCommand(gpu: Gpu, o: OptionInput<typeof PROFILE.opt
   let table = '',
     chrome: object = {};
   const out = mkdtempSync(join(tmpdir(), 'la-profile-'));
-  await runMpo(gpu, cfg, loadData(cfg), out, false, {
+  await runMpo(gpu, cfg, await loadData(cfg), out, false, {
     onStep: async (s) => {
       await prof.collect();
       const now = performance.now();

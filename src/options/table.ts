@@ -101,6 +101,12 @@ export const GLOBAL_OPTIONS = {
     default: 'profile-trace.json',
     help: 'with --profile: the Chrome trace file',
   },
+  normalize: {
+    type: 'list',
+    of: 'number',
+    placeholder: 'MEAN,STD',
+    help: "the data's per-channel normalization (MEAN,STD, or C means then C stds) in place of its own",
+  },
   help: { type: 'boolean', help: 'this help' },
 } as const satisfies OptionTable;
 export type GlobalName = keyof typeof GLOBAL_OPTIONS;
@@ -108,6 +114,8 @@ export interface Globals {
   verbose: boolean;
   profile: boolean;
   trace: string;
+  /** --normalize: per-channel means and stds of the data (undefined: the data set's own). */
+  normalize?: number[];
 }
 
 export interface CommandSpec<O extends OptionTable = OptionTable> {
