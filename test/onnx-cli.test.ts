@@ -2,13 +2,13 @@
 // checkpoints under their names, surface reads the .onnx file as its checkpoint (its centre is the CPU reference's
 // loss), mpo trains a plane through its weights; a graph for other images or classes is refused.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadFashionMnist } from '../src/data/fashion-mnist.ts';
-import { readNpy, readSafetensors } from '../src/data/formats.ts';
+import { readNpy, readSafetensors, safetensorsBytes } from '../src/data/formats.ts';
 import * as ref from '../src/engine/reference.ts';
-import { graphRef } from '../src/models/graph.ts';
+import { graphRef, paramShapes, stateShapes } from '../src/models/graph.ts';
 import { importOnnx } from '../src/models/onnx.ts';
 import { checkClasses, modelSpec } from '../src/models/zoo.ts';
 import { CLI_ARGS, fashionFixture } from './helpers.ts';
@@ -105,5 +105,39 @@ describe('an ONNX graph in the commands', () => {
     ok(lenet);
     expect(lenet.stdout).toMatch(/batch norm: none in this graph.*do_constant_folding=False/);
     expect(lenet.stdout).toMatch(/\/Pad +zero pad \(top, left, bottom, right\) 0, 0, 1, 1 +\[4, 7, 7\]/);
+  });
+
+  it("train --init: a state_dict by name onto the graph's initializers; mismatches listed in one error", () => {
+    const m = importOnnx(NET);
+    const names = [...paramShapes(m.graph), ...stateShapes(m.graph)];
+    const vals = [...m.params, ...m.states].map((t) => t.map((v) => v * 0.5 + 0.01));
+    const t: Record<string, { shape: number[]; data: Float32Array }> = {};
+    names.forEach((s, i) => (t[s.name] = { shape: s.shape, data: vals[i] }));
+    const good = join(dir, 'state_dict.safetensors');
+    writeFileSync(
+      good,
+      safetensorsBytes({ ...t, 'bn2.num_batches_tracked': { shape: [1], data: new Float32Array(1) } }),
+    );
+    const out = join(dir, 'train-init');
+    const flags = ['--epochs', '1', '--batch', '50', '--lr', '0', '--wd', '0', '--eval-images', '20'];
+    ok(run(['train', '--model', NET, '--data', data, '--init', good, '--out', out, ...flags]));
+    const got = readSafetensors(join(out, 'model.safetensors')).tensors;
+    expect(Array.from(got['fc.weight'].data)).toEqual(Array.from(t['fc.weight'].data));
+    const { 'conv1.bias': _gone, ...rest } = t;
+    const bad = join(dir, 'bad_dict.safetensors');
+    writeFileSync(
+      bad,
+      safetensorsBytes({
+        ...rest,
+        'fc.weight': { shape: [10, 9], data: new Float32Array(90) },
+        'head.weight': { shape: [2], data: new Float32Array(2) },
+      }),
+    );
+    const r = run(['train', '--model', NET, '--data', data, '--init', bad, '--out', join(dir, 'no2'), ...flags]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/bad_dict\.safetensors: the tensors do not match/);
+    expect(r.stderr).toMatch(/missing \(1\): conv1\.bias/);
+    expect(r.stderr).toMatch(/unexpected \(1\): head\.weight/);
+    expect(r.stderr).toMatch(/shapes differ \(1\): fc\.weight \[10, 9\] where the model has \[10, 8\]/);
   });
 });

@@ -343,7 +343,7 @@ end, model.safetensors and metrics.json ({train_loss, train_acc, test_loss, test
     init: {
       type: 'string',
       placeholder: 'FILE',
-      help: 'start from these weights (e.g. for SWA-style runs from a pretrained net)',
+      help: 'start from these weights by name: a model.safetensors, or a PyTorch state_dict saved with safetensors',
     },
     out: { type: 'string', placeholder: 'DIR', defaultText: 'runs/train-<model>-<time>', help: 'run directory' },
     resume: { type: 'string', placeholder: 'DIR', help: 'continue the run in DIR (settings from DIR/config.json)' },

@@ -4,7 +4,7 @@
 import type { Gpu } from '../engine/device.ts';
 import { readSafetensors, type NamedTensor } from '../data/formats.ts';
 import { Model } from './model.ts';
-import { type ModelDef, initParams, paramShapes, stateShapes } from './graph.ts';
+import { type ModelDef, paramShapes, stateShapes } from './graph.ts';
 import type { BnMode, ParamSpec, StateSpec } from './layers.ts';
 import { MODEL_NAMES, modelSpec, type ModelSpec } from './zoo.ts';
 import { isOnnxPath } from './onnx.ts';
@@ -223,23 +223,49 @@ export function manifoldModel(gpu: Gpu, spec: ModelSpec, bases: WeightSet[], bnM
   return model;
 }
 
-/** Loads model.safetensors-style weights (one tensor per parameter / running statistic) into a fresh B = 1 model. */
-export function loadModel(gpu: Gpu, layers: ModelDef, path: string): Model {
-  const { tensors } = readSafetensors(path);
-  const init = initParams(layers, 1, 0);
-  const model = new Model(gpu, layers, 1, init);
-  const noStates = model.states.every((p) => !tensors[p.name]);
-  if (noStates && model.states.length)
-    console.warn(
-      `${path}: no batch-norm running statistics in the file (written before loss-atlas kept them)` +
-        `: starting them at mean 0, variance 1`,
+/**
+ * Weights by name (a model.safetensors of loss-atlas, or a PyTorch state_dict saved with safetensors) for a model's
+ * parameters and BN running statistics. One error lists every missing and unexpected name and every shape that
+ * differs (PyTorch's num_batches_tracked counters are ignored). Statistics absent from the file: null.
+ */
+export function matchWeights(
+  path: string,
+  layers: ModelDef,
+  expects = 'the model',
+): { params: Float32Array[]; states: Float32Array[] | null } {
+  const { tensors } = readSafetensors(path, 'weights (a safetensors file of named tensors)');
+  const ps = paramShapes(layers),
+    ss = stateShapes(layers);
+  const hasStates = ss.some((s) => tensors[s.name]);
+  const want = [...ps, ...(hasStates ? ss : [])];
+  const names = new Set([...ps, ...ss].map((s) => s.name));
+  const missing = want.filter((s) => !tensors[s.name]).map((s) => s.name);
+  const unexpected = Object.keys(tensors).filter((k) => !names.has(k) && !k.endsWith('num_batches_tracked'));
+  const shapes = want
+    .filter((s) => tensors[s.name] && !fitsShape(tensors[s.name].shape, s.shape))
+    .map((s) => `${s.name} [${tensors[s.name].shape.join(', ')}] where ${expects} has [${s.shape.join(', ')}]`);
+  if (missing.length || unexpected.length || shapes.length) {
+    const list = (what: string, l: string[]) =>
+      l.length ? [`${what} (${l.length}): ${l.slice(0, 12).join(', ')}${l.length > 12 ? ', ...' : ''}`] : [];
+    throw new Error(
+      [
+        `${path}: the tensors do not match ${expects}`,
+        ...list('missing', missing),
+        ...list('unexpected', unexpected),
+        ...list('shapes differ', shapes),
+      ].join('\n  '),
     );
-  for (const p of [...model.params, ...(noStates ? [] : model.states)]) {
-    const t = tensors[p.name];
-    if (!t) throw new Error(`${path}: no tensor ${p.name} (is it a checkpoint of another model?)`);
-    if (t.data.length !== p.size)
-      throw new Error(`${path}: tensor ${p.name} has ${t.data.length} values, the model needs ${p.size}`);
-    p.basis.write(t.data);
   }
-  return model;
+  if (!hasStates && ss.length)
+    console.warn(`${path}: no batch-norm running statistics in the file: starting them at mean 0, variance 1`);
+  return {
+    params: ps.map((s) => tensors[s.name].data),
+    states: hasStates ? ss.map((s) => tensors[s.name].data) : null,
+  };
+}
+
+/** Loads weights by name (matchWeights) into a fresh B = 1 model. */
+export function loadModel(gpu: Gpu, layers: ModelDef, path: string): Model {
+  const w = matchWeights(path, layers);
+  return new Model(gpu, layers, 1, w.params, w.states ?? undefined);
 }
