@@ -2,7 +2,7 @@
 // --help from here.
 import { defineCommand } from '../src/options/index.ts';
 
-export const WORKLOADS = ['mpo-fashion', 'mpo-cifar', 'surface-icons'] as const;
+export const WORKLOADS = ['mpo-fashion', 'mpo-cifar', 'surface-icons', 'surface-onnx'] as const;
 export const PEERS = ['tfjs-webgpu', 'tfjs-cpu', 'tfjs-wasm'] as const;
 
 export const BENCH = defineCommand({

@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [--json PATH] [--steps N] [--workloads mpo-fashion,mpo-cifar,surface-icons]
+// npm run bench [-- --quick] [--json PATH] [--steps N] [--workloads mpo-fashion,mpo-cifar,surface-icons,surface-onnx]
 //                [--cells 1,16,100,400] [--batch 64,512] [--peers tfjs-webgpu,tfjs-cpu|none] [--peer-steps N]
 //                [--torch bench/results/torch-*.json]
 //                [--surface-side 51] [--surface-images 1000] [--peer-points 50] [--peer-budget-s 60]
@@ -15,6 +15,8 @@
 // bench/torch_reference.py on the GPU machine, merged with --torch.
 // surface-icons: points per second of a loss surface (51 x 51 points of the icon net on 1,000 images; 5 x 5 on 100
 // with --quick) against the reference's loop of one materialized point at a time (peers timed on --peer-points).
+// surface-onnx: the same grid (11 x 11 points on 64 images; 3 x 3 on 4 with --quick) of torchvision's ResNet-18
+// imported from ONNX and of the zoo's ResNet-20, on 32x32 colour images: GFLOP/s of each and their ratio.
 // --peer-budget-s: a peer's configuration is skipped (and listed under "skipped" in the JSON) when its time,
 // predicted from its GFLOP/s on a smaller configuration of the same workload, would exceed this (default: 60 s on a
 // GPU, none on a CPU adapter). The JSON is rewritten after every row, so a run cut short keeps what it measured (in
@@ -48,6 +50,7 @@ import {
   type OptionValues,
 } from '../src/options/index.ts';
 import { BENCH, WORKLOADS } from './mpo-flags.ts';
+import { surfaceOnnxBench } from './surface-onnx.ts';
 import { surfaceBench } from './surface-bench.ts';
 import { median, type BenchRow } from './rows.ts';
 /** Checks a tfjs peer's per-cell losses against loss-atlas's on the plane's current weights, then times its steps. */
@@ -117,7 +120,7 @@ async function main(o: OptionValues<typeof BENCH.options>, g: Globals): Promise<
   const budgetS = o.peerBudgetS ?? (cpu ? Infinity : 60);
   const checkDir = o.checkDir;
   if (checkDir) {
-    for (const w of workloads.filter((q) => q !== 'surface-icons'))
+    for (const w of workloads.filter((q) => !q.startsWith('surface-')))
       for (const bn of [false, true])
         console.log(
           `loss check for PyTorch: wrote ${await exportCheck(gpu, w, bn, Math.min(16, ...batches), checkDir)}`,
@@ -193,6 +196,13 @@ async function main(o: OptionValues<typeof BENCH.options>, g: Globals): Promise<
       '\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
   );
   for (const workload of workloads) {
+    if (workload === 'surface-onnx') {
+      const side = o.surfaceSide ?? (quick ? 3 : 11),
+        images = o.surfaceImages ?? (quick ? 4 : 64);
+      rows.push(...(await surfaceOnnxBench(gpu, prof, { side, images })));
+      save(false);
+      continue;
+    }
     if (workload === 'surface-icons') {
       const side = o.surfaceSide ?? (quick ? 5 : 51),
         images = o.surfaceImages ?? (quick ? 100 : 1000);

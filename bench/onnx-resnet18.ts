@@ -1,6 +1,6 @@
 // torchvision's ResNet-18 as an ONNX graph with random weights, written with the onnx-proto schema (the same nodes
 // and initializer names as torch.onnx.export of torchvision.models.resnet18, without needing PyTorch): the
-// importer's full-size case and the benchmark's imported-model workload.
+// importer's full-size case and the benchmark's imported-model workload; also the zoo's ResNet-20 in the same form.
 //
 //   npx tsx bench/onnx-resnet18.ts OUT.onnx [CLASSES] [SIDE]    (defaults: 10 classes, 32x32 colour images)
 import { writeFileSync } from 'node:fs';
@@ -13,6 +13,24 @@ type Init = InstanceType<typeof onnx.TensorProto>;
 
 /** The ONNX bytes of ResNet-18 (BasicBlock [2, 2, 2, 2]) for `classes` outputs on [3, side, side] images. */
 export function resnet18Onnx(classes = 10, side = 32, seed = 1): Uint8Array {
+  return resnetOnnx({ stem: 'imagenet', blocks: [2, 2, 2, 2], widths: [64, 128, 256, 512], classes, side, seed });
+}
+
+/** The zoo's ResNet-20 (CIFAR-style: 3x3 stem, 3 blocks of 16, 32 and 64 channels, 1x1 projections) as ONNX. */
+export function resnet20Onnx(classes = 10, side = 32, seed = 1): Uint8Array {
+  return resnetOnnx({ stem: 'cifar', blocks: [3, 3, 3], widths: [16, 32, 64], classes, side, seed });
+}
+
+function resnetOnnx(o: {
+  stem: 'imagenet' | 'cifar';
+  blocks: number[];
+  widths: number[];
+  classes: number;
+  side: number;
+  seed: number;
+}): Uint8Array {
+  const { classes, side } = o;
+  const seed = o.seed;
   const r = rng(seed);
   const nodes: Node[] = [];
   const inits: Init[] = [];
@@ -56,17 +74,21 @@ export function resnet18Onnx(classes = 10, side = 32, seed = 1): Uint8Array {
         : x;
     return relu(node('Add', [h, sc]));
   };
-  let h = relu(bn(conv('input', 'conv1', 3, 64, 7, 2, 3), 'bn1', 64));
-  h = node('MaxPool', [h], [ints('kernel_shape', [3, 3]), ints('strides', [2, 2]), ints('pads', [1, 1, 1, 1])]);
-  let c = 64;
-  [64, 128, 256, 512].forEach((w, i) => {
-    h = block(h, `layer${i + 1}.0`, c, w, i === 0 ? 1 : 2);
-    h = block(h, `layer${i + 1}.1`, w, w, 1);
-    c = w;
+  let c = o.widths[0];
+  let h: string;
+  if (o.stem === 'imagenet') {
+    h = relu(bn(conv('input', 'conv1', 3, c, 7, 2, 3), 'bn1', c));
+    h = node('MaxPool', [h], [ints('kernel_shape', [3, 3]), ints('strides', [2, 2]), ints('pads', [1, 1, 1, 1])]);
+  } else h = relu(bn(conv('input', 'conv1', 3, c, 3, 1, 1), 'bn1', c));
+  o.widths.forEach((w, i) => {
+    for (let b = 0; b < o.blocks[i]; b++) {
+      h = block(h, `layer${i + 1}.${b}`, c, w, i > 0 && b === 0 ? 2 : 1);
+      c = w;
+    }
   });
   h = node('Flatten', [node('GlobalAveragePool', [h])], [int('axis', 1)]);
-  const bound = 1 / Math.sqrt(512);
-  tensor('fc.weight', [classes, 512], () => (2 * r() - 1) * bound);
+  const bound = 1 / Math.sqrt(c);
+  tensor('fc.weight', [classes, c], () => (2 * r() - 1) * bound);
   tensor('fc.bias', [classes], () => (2 * r() - 1) * bound);
   const logits = node('Gemm', [h, 'fc.weight', 'fc.bias'], [int('transB', 1)], '/fc/Gemm');
   const dims = (d: (number | string)[]) =>

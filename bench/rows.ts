@@ -25,4 +25,6 @@ export interface BenchRow {
   points_per_s?: number;
   /** peers timed on a subset of the points (their per-point rate is what is reported) */
   timed_points?: number;
+  /** the imported-model workload: its GFLOP/s over the zoo ResNet's on the same grid and images */
+  per_flop_vs_zoo?: number;
 }

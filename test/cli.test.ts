@@ -80,6 +80,7 @@ const refused = (spec: CommandSpec, argv: string[]) => {
 describe('every command: --help and the table agree', () => {
   it('covers the commands of the command line', () => {
     expect(Object.keys(COMMANDS)).toEqual([
+      'inspect',
       'mpo',
       'train',
       'interpolate',

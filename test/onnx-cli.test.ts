@@ -82,7 +82,7 @@ describe('an ONNX graph in the commands', () => {
     expect(() => checkClasses(spec, 'gelu-mlp.onnx', { classes: 5, labels: [0, 4] })).not.toThrow();
   });
 
-  it('inspect: the node table, the parameters of the initializers, BN and its states; a graph without BN says so', () => {
+  it("inspect: the node table, the initializers' parameters, BN and its states; a graph without BN says so", () => {
     const json = join(dir, 'inspect.json');
     const r = run(['inspect', join(FIX, 'resbn.onnx'), '--json', json]);
     ok(r);

@@ -18,7 +18,8 @@ afterEach(() => setNormalize(undefined));
 
 /** A .npy file of the given dtype (descr) and values. */
 function npy(path: string, descr: '|u1' | '<i8' | '<f4' | '<i4', shape: number[], values: ArrayLike<number>): string {
-  const header = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
+  const dims = `${shape.join(', ')}${shape.length === 1 ? ',' : ''}`;
+  const header = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${dims}), }`;
   const padded = header.padEnd(Math.ceil((header.length + 11) / 64) * 64 - 11, ' ') + '\n';
   const pre = Buffer.alloc(10);
   pre.write('\x93NUMPY', 0, 'latin1');

@@ -83,7 +83,7 @@ the zoo or an ONNX file (FILE.onnx). No GPU is used.`,
     json: { type: 'string', placeholder: 'FILE', help: 'also write the table as JSON' },
   },
   positionals: { placeholder: 'MODEL', min: 1, max: 1, help: 'a model name or an ONNX file', missing: 'a model' },
-  globals: ['verbose'],
+  globals: ['help'],
 });
 
 const inspect = command(INSPECT, async ({ options: o, positionals: [name] }) => {

@@ -19,8 +19,10 @@ export function describeOp(op: NodeOp): string {
     case 'bn':
       return `batch norm ${op.c}, eps ${op.eps ?? 1e-5}${op.reparam ? ' (gamma + 1)' : ''}`;
     case 'maxpool':
-    case 'avgpool':
-      return `${op.type === 'maxpool' ? 'max' : 'average'} pool ${op.k} /${op.stride ?? op.k}${op.pad ? ` pad ${op.pad}` : ''}`;
+    case 'avgpool': {
+      const kind = op.type === 'maxpool' ? 'max' : 'average';
+      return `${kind} pool ${op.k} /${op.stride ?? op.k}${op.pad ? ` pad ${op.pad}` : ''}`;
+    }
     case 'adaptive':
       return `adaptive average pool to ${op.size.join('x')}`;
     case 'pad':

@@ -5,7 +5,7 @@ import type { Gpu } from '../engine/device.ts';
 import { fashionMnistDir } from '../data/fashion-mnist.ts';
 import type { Dataset } from '../data/dataset.ts';
 import { cifar10Dir } from '../data/cifar10.ts';
-import { loadSplits } from '../data/datasets.ts';
+import { dataKind, loadSplits } from '../data/datasets.ts';
 import { runMpo, type MpoConfig } from './mpo.ts';
 import { untilStopped } from '../run/stop.ts';
 import { checkResumable, freshRunDir, readRunConfig, resumeWithLr } from '../run/run-info.ts';
@@ -297,7 +297,7 @@ export async function mpoCommand(gpu: Gpu, run: MpoRun): Promise<number> {
     );
   }
   console.log(`run directory: ${out}`);
-  console.log(`loading ${cfg.dataset} from ${cfg.data} ...`);
+  console.log(`loading ${dataKind(cfg.dataset, cfg.data)} from ${cfg.data} ...`);
   const data = await loadData(cfg);
   return untilStopped('this step', async (shouldStop) => {
     const bar = progress(cfg.experiment, { unit: 'step' });
