@@ -61,7 +61,7 @@ const batchOf = (name: string, classes: number): Batch => {
   };
 };
 
-describe.each(['lenet', 'gelu-mlp', 'resbn', 'fmnist'])('%s.onnx', (name) => {
+describe.each(['lenet', 'gelu-mlp', 'resbn', 'fmnist', 'depthwise'])('%s.onnx', (name) => {
   const file = join(FIX, `${name}.onnx`);
 
   it("imports, and its CPU reference and the GPU model give onnxruntime's logits within 1e-4", async () => {
@@ -153,9 +153,12 @@ describe('refusals name the file, the node, its op and what is supported', () =>
     );
   });
 
-  it('an unsupported attribute (a depthwise convolution)', () => {
-    expect(() => importOnnx(join(FIX, 'depthwise.onnx'))).toThrow(
-      /depthwise\.onnx: node "\/dw\/Conv" \(Conv\): attribute group = 6 is not supported \(supported: 1/,
+  it('an unsupported attribute (groups that do not divide the channels)', () => {
+    const f = edited('depthwise', (m) => {
+      m.graph!.node!.find((n) => n.name === '/dw/Conv')!.attribute!.find((a) => a.name === 'group')!.i = 4;
+    });
+    expect(() => importOnnx(f)).toThrow(
+      /depthwise-edited\.onnx: node "\/dw\/Conv" \(Conv\): attribute group = 4 is not supported \(supported: a number of/,
     );
   });
 

@@ -122,6 +122,7 @@ type TfOp<T extends OpType> = (l: Extract<NodeOp, { type: T }>, x: tf.Tensor[], 
  * linear [O, F]). */
 const TF: { [T in OpType]: TfOp<T> } = {
   conv: (l, [h], [w0, b]) => {
+    if ((l.groups ?? 1) > 1) throw new Error('tfjs peer: grouped convolutions are not supported');
     const w = tf.transpose(w0, [2, 3, 1, 0]) as tf.Tensor4D;
     const y =
       customConv && (l.stride ?? 1) === 1

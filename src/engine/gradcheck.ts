@@ -10,6 +10,7 @@ import * as ref from './reference.ts';
 import { randArray, rng } from './random.ts';
 import type { OpCase } from './ops/case.ts';
 import { convCases } from './ops/conv.cases.ts';
+import { gconvCases } from './ops/gconv.cases.ts';
 import { poolCases } from './ops/pool.cases.ts';
 import { batchnormCases } from './ops/batchnorm.cases.ts';
 import { elementwiseCases } from './ops/elementwise.cases.ts';
@@ -140,5 +141,5 @@ export async function checkOp(gpu: Gpu, c: OpCase, seed = 1): Promise<CheckResul
 
 /** Every op of the engine, checked by checkOp (forward vs the CPU reference, backward vs central differences). */
 export function opCases(): OpCase[] {
-  return [...convCases(), ...poolCases(), ...batchnormCases(), ...elementwiseCases(), ...lossCases()];
+  return [...convCases(), ...gconvCases(), ...poolCases(), ...batchnormCases(), ...elementwiseCases(), ...lossCases()];
 }

@@ -4,6 +4,7 @@
 // here on purpose; the GPU kernels never do that.
 export * from './ops/conv.ref.ts';
 export * from './ops/pool.ref.ts';
+export * from './ops/gconv.ref.ts';
 export * from './ops/batchnorm.ref.ts';
 export * from './ops/loss.ref.ts';
 export * from './ops/elementwise.ref.ts';

@@ -13,8 +13,21 @@ export type GeluForm = 'erf' | 'tanh';
 /** A layer of a model description: the leaf layers of the table, plus `residual` (a shortcut block, sugar for an `add`
  * node). */
 export type Layer =
-  /** k: the kernel's height, kw its width (default k); pad on all four sides (an asymmetric one is a `pad` node). */
-  | { type: 'conv'; cin: number; cout: number; k: number; kw?: number; stride?: number; pad?: number; bias?: boolean }
+  /**
+   * k: the kernel's height, kw its width (default k); pad on all four sides (an asymmetric one is a `pad` node);
+   * groups: grouped convolution (cin and cout multiples of it; groups = cin is depthwise).
+   */
+  | {
+      type: 'conv';
+      cin: number;
+      cout: number;
+      k: number;
+      kw?: number;
+      stride?: number;
+      pad?: number;
+      bias?: boolean;
+      groups?: number;
+    }
   | { type: 'linear'; in: number; out: number; bias?: boolean }
   /** eps default 1e-5, momentum (PyTorch's: the weight of the new batch) default 0.1. */
   | { type: 'bn'; c: number; reparam?: boolean; eps?: number; momentum?: number }
@@ -116,24 +129,35 @@ export const LAYERS: Rows = {
   conv: {
     params: (l, n) => {
       const kw = l.kw ?? l.k;
-      const fanIn = l.cin * l.k * kw;
+      const cg = l.cin / (l.groups ?? 1);
+      const fanIn = cg * l.k * kw;
       return [
-        { name: `${n}.conv.weight`, shape: [l.cout, l.cin, l.k, kw], fanIn, init: 'uniform' },
+        { name: `${n}.conv.weight`, shape: [l.cout, cg, l.k, kw], fanIn, init: 'uniform' },
         ...(l.bias !== false ? [{ name: `${n}.conv.bias`, shape: [l.cout], fanIn, init: 'uniform' as const }] : []),
       ];
     },
     outShape: (l, [x], n) => {
       const [C, H, W] = image(l, x, n);
       if (C !== l.cin) fail(n, l, `input ${shapeStr(x)} has ${C} channels, the layer expects ${l.cin}`);
+      const g = l.groups ?? 1;
+      if (!(Number.isInteger(g) && g >= 1 && l.cin % g === 0 && l.cout % g === 0))
+        fail(n, l, `${g} groups do not divide ${l.cin} -> ${l.cout} channels`);
       const st = l.stride ?? 1,
         p = l.pad ?? 0;
       return [l.cout, side(l, n, H, l.k, st, p), side(l, n, W, l.kw ?? l.k, st, p)];
     },
-    flops: (l, _x, o) => 2 * numel(o) * l.cin * l.k * (l.kw ?? l.k),
+    flops: (l, _x, o) => (2 * numel(o) * l.cin * l.k * (l.kw ?? l.k)) / (l.groups ?? 1),
     fusesRelu: true,
-    forward: (l, [x], [w, b], _s, e) =>
-      ops.conv2d(e.ctx, x, w, b ?? null, { stride: l.stride ?? 1, pad: l.pad ?? 0, relu: e.fuseRelu }),
+    forward: (l, [x], [w, b], _s, e) => {
+      const o = { stride: l.stride ?? 1, pad: l.pad ?? 0 };
+      if ((l.groups ?? 1) === 1) return ops.conv2d(e.ctx, x, w, b ?? null, { ...o, relu: e.fuseRelu });
+      const y = ops.groupConv2d(e.ctx, x, w, b ?? null, { ...o, groups: l.groups! });
+      return e.fuseRelu ? ops.relu(e.ctx, y) : y;
+    },
     reference: (l, [x], [s], [w, b], e) => {
+      const st = { N: e.N, Cin: s[0], H: s[1], W: s[2], Cout: l.cout, KH: l.k, KW: l.kw ?? l.k };
+      if ((l.groups ?? 1) > 1)
+        return ref.groupConvRef(x, w, b ?? null, { ...st, stride: l.stride ?? 1, pad: l.pad ?? 0, G: l.groups! });
       const cs: ref.ConvRefShape = {
         N: e.N,
         Cin: s[0],

@@ -74,9 +74,19 @@ function conv(api: ImporterApi, n: OnnxNode, i: number, a: Attrs) {
   const x = api.run(n, 0);
   const w = api.known(n, 1, 'the weight');
   if (w.dims.length !== 4) api.fail(n, `weight ${list(w.dims)}: a 2-D convolution [Cout, Cin, KH, KW] expected`);
-  attr(api, n, a, 'group', 1, (v) => v === 1, '1: grouped and depthwise convolutions are not supported yet');
+  const cin = x.shape[0];
+  const groups = attr(
+    api,
+    n,
+    a,
+    'group',
+    1,
+    (v: number) => Number.isInteger(v) && v >= 1 && cin % v === 0 && w.dims[0] % v === 0 && w.dims[1] * v === cin,
+    `a number of groups dividing the ${cin} input and ${w.dims[0]} output channels` +
+      ", with the weight's [Cout, Cin/group, ...]",
+  );
   const { ks, stride, pads } = windowAttrs(api, n, a, 2);
-  const [cout, cin, kh, kw] = w.dims;
+  const [cout, , kh, kw] = w.dims;
   if (ks && (ks[0] !== kh || ks[1] !== kw))
     api.fail(n, `kernel_shape ${list(ks)} differs from the weight ${list(w.dims)}`);
   const b = api.value(n, 2);
@@ -89,7 +99,7 @@ function conv(api: ImporterApi, n: OnnxNode, i: number, a: Attrs) {
     h = api.emit(n, i, { type: 'pad', pads: [pads[0], pads[1], pads[2], pads[3]] }, [x], { suffix: '.pad' });
     pad = 0;
   }
-  const op: NodeOp = { type: 'conv', cin, cout, k: kh, kw, stride, pad, bias: !!b };
+  const op: NodeOp = { type: 'conv', cin, cout, k: kh, kw, stride, pad, bias: !!b, ...(groups > 1 ? { groups } : {}) };
   api.setOut(n, api.emit(n, i, op, [h], { params }));
 }
 

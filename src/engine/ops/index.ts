@@ -3,6 +3,7 @@
 // has a tape, records its backward.
 export * from './ctx.ts';
 export * from './conv.ts';
+export * from './gconv.ts';
 export * from './pool.ts';
 export * from './batchnorm.ts';
 export * from './elementwise.ts';
