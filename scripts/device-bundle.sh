@@ -24,7 +24,8 @@ done
 bash ../shared/device/prepare.sh
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 mkdir "$work/base"; xz -dc .device/bundle.tar.xz | tar -C "$work/base" -xf -
-rm -rf "$work/base/node_modules/playwright-core" "$work/base/node_modules/@types" "$work/base/node_modules/@biomejs"
+rm -rf "$work/base/node_modules/playwright-core" "$work/base/node_modules/@types" "$work/base/node_modules/@biomejs" \
+  "$work/base/node_modules/onnxruntime-node"
 
 # head N images/labels of an IDX pair, unpacked: header with the new count, then the first N records
 idx_head() { # in.gz out n record_bytes header_bytes
