@@ -74,14 +74,14 @@ A CPU adapter always gets the --quick sizes.`,
     'surface-side': {
       type: 'integer',
       min: 1,
-      defaultText: '5 with --quick, else 51',
-      help: 'surface-icons: grid points per side',
+      defaultText: '5 with --quick, else 51 (surface-onnx: 3, else 11)',
+      help: 'surface workloads: grid points per side',
     },
     'surface-images': {
       type: 'integer',
       min: 1,
-      defaultText: '100 with --quick, else 1000',
-      help: 'surface-icons: images per point',
+      defaultText: '100 with --quick, else 1000 (surface-onnx: 4, else 64)',
+      help: 'surface workloads: images per point',
     },
     torch: {
       type: 'string',

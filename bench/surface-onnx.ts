@@ -44,7 +44,8 @@ async function gridRow(
       return a;
     }),
   );
-  model.bnMode = spec.weights ? 'running' : 'batch';
+  // both in eval mode (the zoo's running statistics at their fresh values): the same kernels for every network
+  model.bnMode = 'running';
   const lin = Array.from({ length: o.side }, (_, i) => -1 + (2 * i) / Math.max(1, o.side - 1));
   const coefs = Float32Array.from(lin.flatMap((b) => lin.flatMap((a) => [1, a, b])));
   const per = spec.input.reduce((a, b) => a * b, 1);
