@@ -140,4 +140,37 @@ describe('an ONNX graph in the commands', () => {
     expect(r.stderr).toMatch(/unexpected \(1\): head\.weight/);
     expect(r.stderr).toMatch(/shapes differ \(1\): fc\.weight \[10, 9\] where the model has \[10, 8\]/);
   });
+
+  it('--weights: a state_dict in place of the initializers, in surface; refused beside a checkpoint of its own', () => {
+    const m = importOnnx(NET);
+    const specs = [...paramShapes(m.graph), ...stateShapes(m.graph)];
+    const vals = [...m.params, ...m.states].map((t) => t.map((v, i) => v * 0.8 + 0.01 * Math.sin(i)));
+    const t: Record<string, { shape: number[]; data: Float32Array }> = {};
+    specs.forEach((s, i) => (t[s.name] = { shape: s.shape, data: vals[i] }));
+    const sd = join(dir, 'weights.safetensors');
+    writeFileSync(sd, safetensorsBytes(t));
+    const out = join(dir, 'surface-weights');
+    const grid = ['--x', '-1:1:3', '--y', '-1:1:3'];
+    ok(run(['surface', '--model-file', NET, '--weights', sd, '--data', data, ...grid, '--out', out]));
+    const ds = loadFashionMnist(data, 'train');
+    const np = m.params.length;
+    const y = graphRef(m.graph, vals.slice(0, np), ds.images, ds.n, m.input, 0, vals.slice(np)).y;
+    const want = ref.crossEntropyRef(y, Array.from(ds.labels), ds.n, 10).loss;
+    expect(Math.abs(readNpy(join(out, 'surface_loss.npy')).data[4] - want)).toBeLessThan(1e-4 * want);
+    const own = join(dir, 'train', 'model.safetensors');
+    const r = run([
+      'surface',
+      '--model-file',
+      own,
+      '--weights',
+      sd,
+      '--data',
+      data,
+      ...grid,
+      '--out',
+      join(dir, 'no3'),
+    ]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/--weights .*weights\.safetensors: .*model\.safetensors holds its own weights/);
+  });
 });

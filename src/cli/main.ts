@@ -2,6 +2,7 @@
 // with code 2 (message on stderr), the command's own errors with 1.
 import { COMMANDS } from './commands.ts';
 import { setNormalize } from '../data/datasets.ts';
+import { setWeightsFile } from '../models/weights.ts';
 import { UsageError, helpRequested, nearest, parseCommand, renderHelp } from '../options/index.ts';
 
 function topHelp(): string {
@@ -14,7 +15,8 @@ function topHelp(): string {
     ...lines,
     '',
     'global flags: --verbose (print the GPU adapter and its limits), --profile [--trace PATH] (per-kernel GPU times),',
-    "  --normalize MEAN,STD (the data's per-channel normalization, e.g. the one an ONNX model was trained with)",
+    "  --normalize MEAN,STD (the data's per-channel normalization, e.g. the one an ONNX model was trained with),",
+    '  --weights FILE (a state_dict saved with safetensors: the weights the model starts from)',
   ].join('\n');
 }
 
@@ -40,6 +42,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     const inv = parseCommand(c.spec, rest);
     setNormalize(inv.globals.normalize);
+    setWeightsFile(inv.globals.weights);
     return await c.run(inv);
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;

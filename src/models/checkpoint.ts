@@ -8,6 +8,7 @@ import { type ModelDef, paramShapes, stateShapes } from './graph.ts';
 import type { BnMode, ParamSpec, StateSpec } from './layers.ts';
 import { MODEL_NAMES, modelSpec, type ModelSpec } from './zoo.ts';
 import { isOnnxPath } from './onnx.ts';
+import { matchWeights, weightsGiven } from './weights.ts';
 
 export interface Checkpoint {
   path: string;
@@ -97,6 +98,8 @@ function onnxCheckpoint(path: string, input: [number, number, number]): Checkpoi
  */
 export function readCheckpoint(path: string, input: [number, number, number]): Checkpoint {
   if (isOnnxPath(path)) return onnxCheckpoint(path, input);
+  if (weightsGiven())
+    throw new Error(`--weights ${weightsGiven()}: ${path} holds its own weights (--weights goes with an ONNX graph)`);
   const { tensors, metadata } = readSafetensors(path, 'a checkpoint (a model.safetensors written by loss-atlas train)');
   const model = metadata.model;
   if (!model) throw new Error(`${path}: no model name in the metadata (write it with loss-atlas train)`);
@@ -221,47 +224,6 @@ export function manifoldModel(gpu: Gpu, spec: ModelSpec, bases: WeightSet[], bnM
   );
   model.bnMode = bnMode;
   return model;
-}
-
-/**
- * Weights by name (a model.safetensors of loss-atlas, or a PyTorch state_dict saved with safetensors) for a model's
- * parameters and BN running statistics. One error lists every missing and unexpected name and every shape that
- * differs (PyTorch's num_batches_tracked counters are ignored). Statistics absent from the file: null.
- */
-export function matchWeights(
-  path: string,
-  layers: ModelDef,
-  expects = 'the model',
-): { params: Float32Array[]; states: Float32Array[] | null } {
-  const { tensors } = readSafetensors(path, 'weights (a safetensors file of named tensors)');
-  const ps = paramShapes(layers),
-    ss = stateShapes(layers);
-  const hasStates = ss.some((s) => tensors[s.name]);
-  const want = [...ps, ...(hasStates ? ss : [])];
-  const names = new Set([...ps, ...ss].map((s) => s.name));
-  const missing = want.filter((s) => !tensors[s.name]).map((s) => s.name);
-  const unexpected = Object.keys(tensors).filter((k) => !names.has(k) && !k.endsWith('num_batches_tracked'));
-  const shapes = want
-    .filter((s) => tensors[s.name] && !fitsShape(tensors[s.name].shape, s.shape))
-    .map((s) => `${s.name} [${tensors[s.name].shape.join(', ')}] where ${expects} has [${s.shape.join(', ')}]`);
-  if (missing.length || unexpected.length || shapes.length) {
-    const list = (what: string, l: string[]) =>
-      l.length ? [`${what} (${l.length}): ${l.slice(0, 12).join(', ')}${l.length > 12 ? ', ...' : ''}`] : [];
-    throw new Error(
-      [
-        `${path}: the tensors do not match ${expects}`,
-        ...list('missing', missing),
-        ...list('unexpected', unexpected),
-        ...list('shapes differ', shapes),
-      ].join('\n  '),
-    );
-  }
-  if (!hasStates && ss.length)
-    console.warn(`${path}: no batch-norm running statistics in the file: starting them at mean 0, variance 1`);
-  return {
-    params: ps.map((s) => tensors[s.name].data),
-    states: hasStates ? ss.map((s) => tensors[s.name].data) : null,
-  };
 }
 
 /** Loads weights by name (matchWeights) into a fresh B = 1 model. */

@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import { type ModelDef, initParams } from './graph.ts';
 import type { Layer } from './layers.ts';
 import { type OnnxModel, importOnnx, isOnnxPath } from './onnx.ts';
+import { givenWeights } from './weights.ts';
 
 export interface ModelSpec {
   layers: ModelDef;
@@ -36,9 +37,14 @@ export const colourModel = (model: string): boolean =>
 /** A --model value as run configs keep it: an ONNX file by its absolute path (checkpoints elsewhere name it). */
 export const modelId = (name: string): string => (isOnnxPath(name) ? resolve(name) : name);
 
-/** A model's starting weights, one point: an imported graph's initializers, else a seeded PyTorch-style init. */
+/** A model's own starting weights: an imported graph's (initializers or --weights), a zoo model's --weights. */
+export function givenStart(spec: ModelSpec): Float32Array[] | undefined {
+  return spec.weights?.params ?? givenWeights(spec.layers, 'the model')?.params;
+}
+
+/** A model's starting weights, one point: givenStart, else a seeded PyTorch-style init. */
 export function initialWeights(spec: ModelSpec, seed: number): Float32Array[] {
-  return spec.weights ? spec.weights.params.map((p) => p.slice()) : initParams(spec.layers, 1, seed);
+  return givenStart(spec)?.map((p) => p.slice()) ?? initParams(spec.layers, 1, seed);
 }
 
 /** Refuses data whose labels the model's output cannot score (an imported graph's own number of classes). */
@@ -83,11 +89,13 @@ function onnxSpec(
   if (o.input && o.input.join() !== m.input.join())
     throw new Error(`${file}: the graph takes images [${m.input.join(', ')}], the data has [${o.input.join(', ')}]`);
   const nodes = m.graph.nodes.length;
+  // --weights: a state_dict in place of the initializers
+  const w = givenWeights(m.graph, `the graph ${file}`);
   return {
     layers: m.graph,
     input: m.input,
     description: `ONNX graph ${file} (${nodes} nodes, input [${m.input.join(', ')}], ${m.classes} classes)`,
-    weights: { params: m.params, states: m.states },
+    weights: { params: w?.params ?? m.params, states: w?.states ?? m.states },
     classes: m.classes,
     onnx: m,
   };

@@ -7,7 +7,7 @@ import type { Gpu } from '../engine/device.ts';
 import { Adam } from '../engine/optim.ts';
 import { Tensor } from '../engine/tensor.ts';
 import { permutation, rng } from '../engine/random.ts';
-import { checkClasses, modelSpec } from '../models/zoo.ts';
+import { checkClasses, givenStart, modelSpec } from '../models/zoo.ts';
 import { parameterCount, paramShapes } from '../models/graph.ts';
 import { checkParamSizes, checkTensorSizes, modelName } from '../models/checkpoint.ts';
 import type { ModelDef } from '../models/graph.ts';
@@ -190,7 +190,7 @@ export async function runMpo(
     writeFileSync(join(out, 'log.jsonl'), lines.map((l) => `${l}\n`).join(''));
     log(`resuming ${out} from step ${ck.step}`);
   } else {
-    plane = Plane.fresh(gpu, spec.layers, cfg.seed, spec.weights?.params);
+    plane = Plane.fresh(gpu, spec.layers, cfg.seed, givenStart(spec));
     opt = new Adam(gpu, plane.trainables(), opt0);
   }
 

@@ -27,7 +27,7 @@ chrome://tracing). Takes the flags of loss-atlas mpo (the quick preset unless --
     'profile-steps': { type: 'integer', min: 2, default: 5, help: 'MPO steps to run (the first is not timed)' },
     trace: { type: 'string', placeholder: 'PATH', default: 'profile-trace.json', help: 'the Chrome trace file' },
   },
-  globals: ['verbose', 'normalize', 'help'],
+  globals: ['verbose', 'normalize', 'weights', 'help'],
 });
 
 export async function profileCommand(gpu: Gpu, o: OptionInput<typeof PROFILE.options>): Promise<number> {

@@ -150,6 +150,7 @@ export function parseCommand<O extends OptionTable>(spec: CommandSpec<O>, argv: 
     profile: values.profile === true,
     trace: typeof values.trace === 'string' && 'trace' in globals ? values.trace : GLOBAL_OPTIONS.trace.default,
     normalize: Array.isArray(values.normalize) ? (values.normalize as number[]) : undefined,
+    weights: typeof values.weights === 'string' ? values.weights : undefined,
   };
   if ('trace' in globals && raw.trace !== undefined && !g.profile) {
     throw new UsageError('--trace PATH goes with --profile');

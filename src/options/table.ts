@@ -107,6 +107,11 @@ export const GLOBAL_OPTIONS = {
     placeholder: 'MEAN,STD',
     help: "the data's per-channel normalization (MEAN,STD, or C means then C stds) in place of its own",
   },
+  weights: {
+    type: 'string',
+    placeholder: 'FILE',
+    help: "start the model from a state_dict saved with safetensors (by name: an ONNX graph's initializers, a zoo model)",
+  },
   help: { type: 'boolean', help: 'this help' },
 } as const satisfies OptionTable;
 export type GlobalName = keyof typeof GLOBAL_OPTIONS;
@@ -116,6 +121,8 @@ export interface Globals {
   trace: string;
   /** --normalize: per-channel means and stds of the data (undefined: the data set's own). */
   normalize?: number[];
+  /** --weights: a state_dict the command's model starts from. */
+  weights?: string;
 }
 
 export interface CommandSpec<O extends OptionTable = OptionTable> {
