@@ -110,7 +110,7 @@ export const GLOBAL_OPTIONS = {
   weights: {
     type: 'string',
     placeholder: 'FILE',
-    help: "start the model from a state_dict saved with safetensors (by name: an ONNX graph's initializers, a zoo model)",
+    help: 'start the model from a state_dict saved with safetensors (matched by name)',
   },
   help: { type: 'boolean', help: 'this help' },
 } as const satisfies OptionTable;
