@@ -29,7 +29,11 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.func import functional_call, vmap
+try:
+    from torch.func import functional_call, vmap
+except ImportError:  # torch 1.13 (Debian's python3-torch): the same functions from functorch
+    from functorch import vmap
+    from torch.nn.utils.stateless import functional_call
 
 
 class RepBN(nn.Module):
@@ -56,7 +60,7 @@ def conv_net(channels, dense, maxpool, bn):
         layers += [nn.Linear(f, d), nn.ReLU()]
         f = d
     layers.append(nn.Linear(f, 10))
-    return nn.Model(*layers)
+    return nn.Sequential(*layers)
 
 
 WORKLOADS = {

@@ -30,7 +30,14 @@ export function convCase(
   K: number,
   B: number,
   s: ref.ConvRefShape,
-  o: { shared?: boolean; bias?: boolean; relu?: boolean; foldWgrad?: boolean; maxWgradLayers?: number } = {},
+  o: {
+    shared?: boolean;
+    bias?: boolean;
+    relu?: boolean;
+    foldWgrad?: boolean;
+    maxWgradLayers?: number;
+    foldChunk?: number;
+  } = {},
 ): OpCase {
   const bias = o.bias ?? true;
   return {
@@ -41,11 +48,13 @@ export function convCase(
     x: { shape: [s.N, s.Cin, s.H, s.W], shared: o.shared },
     params: [{ name: 'w', shape: [s.Cout, s.Cin, s.KH, s.KW] }, ...(bias ? [{ name: 'b', shape: [s.Cout] }] : [])],
     gpu: (ctx, x, p) => ({
-      y: ops.conv2d({ ...ctx, foldWgrad: o.foldWgrad, maxWgradLayers: o.maxWgradLayers }, x, p[0], bias ? p[1] : null, {
-        stride: s.stride,
-        pad: s.pad,
-        relu: o.relu,
-      }),
+      y: ops.conv2d(
+        { ...ctx, foldWgrad: o.foldWgrad, maxWgradLayers: o.maxWgradLayers, foldChunk: o.foldChunk },
+        x,
+        p[0],
+        bias ? p[1] : null,
+        { stride: s.stride, pad: s.pad, relu: o.relu },
+      ),
     }),
     ref: convRefAll(K, B, s, !!o.shared, bias, o.relu),
   };
@@ -135,6 +144,11 @@ export function convCases(): OpCase[] {
     convCase('K9 B6 shared input (per-basis path, two fold passes)', 9, 6, cs(2, 2, 5, 5, 3, 3, 1, 1), {
       shared: true,
       foldWgrad: true,
+    }),
+    // S = 2*3*5*5 = 150 output elements per point in chunks of 40: 4 chunk sums, the last one short; B = 6: 2 passes
+    convCase('K7 B6 shared input (coefficient gradient in chunks, two passes)', 7, 6, cs(2, 2, 5, 5, 3, 3, 1, 1), {
+      shared: true,
+      foldChunk: 40,
     }),
     convCase('K2 B3 shared input (direct path, K <= B)', 2, 3, cs(2, 2, 5, 6, 4, 3, 1, 0), {
       shared: true,

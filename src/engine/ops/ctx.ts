@@ -27,6 +27,9 @@ export interface Ctx {
   convKernels?: ConvKernels;
   /** Caps the z layers of the weight-gradient split, so that a layer sums several points (tests). */
   maxWgradLayers?: number;
+  /** Elements per workgroup of the coefficient-gradient fold (default FOLD_COEF_CHUNK): tests set it small, so that
+   * small layers take the split path (chunk sums added up by a second kernel) too. */
+  foldChunk?: number;
 }
 
 export class ShapeError extends Error {}

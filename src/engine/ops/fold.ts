@@ -3,7 +3,14 @@
 import type { Param } from '../manifold.ts';
 import { Tensor } from '../tensor.ts';
 import { spec } from '../kernel.ts';
-import { FOLD_NB, combineKernel, foldBasisKernel, foldCoefKernel } from './fold.wgsl.ts';
+import {
+  FOLD_COEF_CHUNK,
+  FOLD_NB,
+  combineKernel,
+  foldBasisKernel,
+  foldCoefKernel,
+  foldCoefReduceKernel,
+} from './fold.wgsl.ts';
 import { type Ctx, out, groups1d, onBackward } from './ctx.ts';
 
 /** Point values sum_b C[k,b] basis[b] of a basis tensor [B, ...] for the manifold's K points: [K, ...]. */
@@ -42,7 +49,10 @@ export function foldBasis(
   }
 }
 
-/** dcoef[k, b] += sum_s p[b, s] g[k, gOff + s], in passes of FOLD_NB basis tensors. */
+/**
+ * dcoef[k, b] += sum_s p[b, s] g[k, gOff + s], in passes of FOLD_NB basis tensors, each split over s into chunks of
+ * ctx.foldChunk (default FOLD_COEF_CHUNK) elements whose sums a second kernel adds up when there are several.
+ */
 export function foldCoef(
   ctx: Ctx,
   p: Tensor,
@@ -52,15 +62,28 @@ export function foldCoef(
 ): void {
   const { K, B } = ctx.manifold;
   const dcoef = ctx.manifold.ensureCoefGrad();
+  const chunk = ctx.foldChunk ?? FOLD_COEF_CHUNK;
+  const nChunks = Math.max(1, Math.ceil(u.S / chunk));
+  const split = nChunks > 1;
+  const part = split ? new Tensor(ctx.gpu, [K, nChunks, 4], 'fold.coef_partials') : null;
   for (let bOff = 0; bOff < B; bOff += FOLD_NB) {
     ctx.gpu.dispatch({
-      kernel: spec(foldCoefKernel),
-      buffers: { p: p.buffer, g: g.buffer, dcoef: dcoef.buffer },
-      uniforms: { K, B, ...u, bOff },
-      groups: [K],
+      kernel: spec(foldCoefKernel, split),
+      buffers: { p: p.buffer, g: g.buffer, ...(part ? { part: part.buffer } : { dcoef: dcoef.buffer }) },
+      uniforms: { K, B, ...u, bOff, chunk, nChunks },
+      groups: [nChunks, K],
       what,
     });
+    if (part)
+      ctx.gpu.dispatch({
+        kernel: spec(foldCoefReduceKernel),
+        buffers: { part: part.buffer, dcoef: dcoef.buffer },
+        uniforms: { B, bOff, nChunks },
+        groups: [K],
+        what: `${what} (${nChunks} chunk sums per point)`,
+      });
   }
+  part?.dispose();
 }
 
 /** Per-point gradients g [K, sum of param sizes] (params side by side) -> basis gradients and dcoef. */

@@ -40,8 +40,17 @@ ${MAIN_1D(256)} {
   return kernel('fold.basis', '', U, [r('coef'), r('g'), w('dp')], body, 256);
 }
 
-/** dcoef[k, b] += sum_s p[b, s] * g[k, s] for b in [bOff, bOff + 4): one workgroup per point k reads g[k] once. */
-export function foldCoefKernel(): KernelSpec {
+/** Elements of s that one workgroup of the coefficient-gradient fold sums (16 per thread). */
+export const FOLD_COEF_CHUNK = 4096;
+
+/**
+ * dcoef[k, b] += sum_s p[b, s] * g[k, s] for b in [bOff, bOff + 4), split over s: workgroup (c, k) sums the chunk
+ * s in [c * chunk, (c + 1) * chunk) of point k. With one chunk (split false) it adds into dcoef directly; with several
+ * (split true) it writes its 4 partial sums to part[k, c, 0..3] and foldCoefReduceKernel adds them up. A layer's
+ * output gradient can hold millions of elements per point (the first conv of a net at 512 images): one workgroup per
+ * point then leaves most of a GPU idle.
+ */
+export function foldCoefKernel(split: boolean): KernelSpec {
   const U: KernelSpec['uniforms'] = [
     ['K', 'u32'],
     ['B', 'u32'],
@@ -49,26 +58,59 @@ export function foldCoefKernel(): KernelSpec {
     ['gOff', 'u32'],
     ['gStride', 'u32'],
     ['bOff', 'u32'],
+    ['chunk', 'u32'],
+    ['nChunks', 'u32'],
   ];
+  const write = split
+    ? 'for (var j = 0u; j < 4u; j++) { part[(k * u.nChunks + c) * 4u + j] = red[0][j]; }'
+    : 'for (var j = 0u; j < nb; j++) { dcoef[k * u.B + u.bOff + j] += red[0][j]; }';
   const body = `
-var<workgroup> red: array<vec4<f32>, 64>;
-@compute @workgroup_size(64) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let k = wid.x;
+var<workgroup> red: array<vec4<f32>, 256>;
+@compute @workgroup_size(256) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let c = wid.x;
+  let k = wid.y;
   let nb = min(${FOLD_NB}u, u.B - u.bOff);
+  let end = min(c * u.chunk + u.chunk, u.S);
+  let gBase = k * u.gStride + u.gOff;
   var acc = vec4<f32>(0.0);
-  for (var i = lid; i < u.S; i += 64u) {
-    let gv = g[k * u.gStride + u.gOff + i];
+  for (var i = c * u.chunk + lid; i < end; i += 256u) {
+    let gv = g[gBase + i];
     for (var j = 0u; j < nb; j++) { acc[j] = fma(p[(u.bOff + j) * u.S + i], gv, acc[j]); }
   }
   red[lid] = acc;
   workgroupBarrier();
-  for (var st = 32u; st > 0u; st >>= 1u) {
+  for (var st = 128u; st > 0u; st >>= 1u) {
+    if (lid < st) { red[lid] += red[lid + st]; }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { ${write} }
+}`;
+  return kernel('fold.coef', split ? 'split' : '', U, [r('p'), r('g'), w(split ? 'part' : 'dcoef')], body, 256);
+}
+
+/** dcoef[k, bOff + j] += sum_c part[k, c, j]: one workgroup per point k adds up foldCoefKernel's chunk sums. */
+export function foldCoefReduceKernel(): KernelSpec {
+  const U: KernelSpec['uniforms'] = [
+    ['B', 'u32'],
+    ['bOff', 'u32'],
+    ['nChunks', 'u32'],
+  ];
+  const body = `
+var<workgroup> red: array<vec4<f32>, 256>;
+@compute @workgroup_size(256) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let k = wid.x;
+  let nb = min(${FOLD_NB}u, u.B - u.bOff);
+  var acc = vec4<f32>(0.0);
+  for (var c = lid; c < u.nChunks; c += 256u) { acc += part[k * u.nChunks + c]; }
+  red[lid] = acc;
+  workgroupBarrier();
+  for (var st = 128u; st > 0u; st >>= 1u) {
     if (lid < st) { red[lid] += red[lid + st]; }
     workgroupBarrier();
   }
   if (lid == 0u) { for (var j = 0u; j < nb; j++) { dcoef[k * u.B + u.bOff + j] += red[0][j]; } }
 }`;
-  return kernel('fold.coef', '', U, [r('p'), r('g'), w('dcoef')], body, 64);
+  return kernel('fold.coef_reduce', '', U, [r('part'), w('dcoef')], body, 256, { part: 'vec4<f32>' });
 }
 
 /** In-place y += a. */
