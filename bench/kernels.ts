@@ -86,10 +86,11 @@ async function main(): Promise<void> {
       const ms = median(calls);
       const fl = ts[0].flops * per;
       flopsOf[name] = fl;
-      const gf = fl ? fl / (ms * 1e6) : null;
+      // a kernel shorter than the timer's resolution reads 0 ms: no rate then
+      const gf = fl && ms > 0 ? fl / (ms * 1e6) : null;
       rows.push({ layer: s.name, K, N, kernel: name, ms, gflops: gf, share: gf ? gf / peakGflops : null });
       console.log(
-        `| ${s.name} | ${K} | ${N} | ${name} | ${ms.toFixed(3)} ` +
+        `| ${s.name} | ${K} | ${N} | ${name} | ${ms > 0 ? ms.toFixed(3) : '< timer resolution'} ` +
           `| ${gf ? gf.toFixed(1) : '-'} | ${gf ? `${((gf / peakGflops) * 100).toFixed(0)}%` : '-'} |`,
       );
     }
