@@ -63,6 +63,12 @@ describe('npy arrays as --data', () => {
     await expect(loadSplits('fashion-mnist', `npy:${X},${Y}`)).rejects.toThrow(
       /--normalize: MEAN,STD or 1 means then 1 stds expected, got 4 numbers/,
     );
+    for (const std of [0, -1]) {
+      setNormalize([0.5, std]);
+      await expect(loadSplits('fashion-mnist', `npy:${X},${Y}`)).rejects.toThrow(
+        `--normalize: the std must be > 0, got ${std}`,
+      );
+    }
   });
 
   it('bad arrays are refused, naming the file', async () => {
@@ -120,6 +126,11 @@ describe('an image folder as --data', () => {
     await expect(loadSplits('fashion-mnist', bad)).rejects.toThrow(/test\/a: an empty class folder/);
     writeFileSync(join(bad, 'test', 'a', 'broken.png'), 'not a png');
     await expect(loadSplits('fashion-mnist', bad)).rejects.toThrow(/broken\.png: cannot decode the image/);
+    // a class only under test/ would be silently left out: refused, naming it and train/'s classes
+    mkdirSync(join(bad, 'test', 'zebra'));
+    await expect(loadSplits('fashion-mnist', bad)).rejects.toThrow(
+      `${join(bad, 'test')}: class folder zebra not in ${join(bad, 'train')} (train/ names the classes: a)`,
+    );
   });
 });
 

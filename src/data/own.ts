@@ -108,6 +108,13 @@ export async function loadImageFolder(
     .filter((c) => statSync(join(train, c)).isDirectory())
     .sort();
   if (!classNames.length) throw new DataError(`${train}: no class folders (one subfolder per class expected)`);
+  const testDir = join(dir, 'test');
+  const extra = readdirSync(testDir).filter((c) => statSync(join(testDir, c)).isDirectory() && !classNames.includes(c));
+  if (extra.length)
+    throw new DataError(
+      `${testDir}: class folder${extra.length > 1 ? 's' : ''} ${extra.join(', ')} not in ${train} ` +
+        `(train/ names the classes: ${classNames.join(', ')})`,
+    );
   let want = shape;
   if (!want) {
     const first = readdirSync(join(train, classNames[0])).find((f) => IMAGE.test(f));
@@ -117,13 +124,16 @@ export async function loadImageFolder(
   }
   return {
     train: await folderSplit(train, classNames, want),
-    test: await folderSplit(join(dir, 'test'), classNames, want),
+    test: await folderSplit(testDir, classNames, want),
   };
 }
 
 /** --normalize: one mean and std for every channel, or C means then C stds. */
 export function parseNormalize(v: number[], channels: number, flag = '--normalize'): { mean: number[]; std: number[] } {
-  if (v.length === 2) return { mean: Array(channels).fill(v[0]), std: Array(channels).fill(v[1]) };
+  if (v.length === 2) {
+    if (!(v[1] > 0)) throw new DataError(`${flag}: the std must be > 0, got ${v[1]}`);
+    return { mean: Array(channels).fill(v[0]), std: Array(channels).fill(v[1]) };
+  }
   if (v.length !== 2 * channels)
     throw new DataError(
       `${flag}: MEAN,STD or ${channels} means then ${channels} stds expected, got ${v.length} numbers`,

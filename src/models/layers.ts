@@ -152,7 +152,10 @@ export const LAYERS: Rows = {
       const o = { stride: l.stride ?? 1, pad: l.pad ?? 0 };
       if ((l.groups ?? 1) === 1) return ops.conv2d(e.ctx, x, w, b ?? null, { ...o, relu: e.fuseRelu });
       const y = ops.groupConv2d(e.ctx, x, w, b ?? null, { ...o, groups: l.groups! });
-      return e.fuseRelu ? ops.relu(e.ctx, y) : y;
+      if (!e.fuseRelu) return y;
+      const r = ops.relu(e.ctx, y);
+      if (!e.ctx.tape) y.dispose(); // inference: nothing owns the pre-activation
+      return r;
     },
     reference: (l, [x], [s], [w, b], e) => {
       const st = { N: e.N, Cin: s[0], H: s[1], W: s[2], Cout: l.cout, KH: l.k, KW: l.kw ?? l.k };

@@ -112,7 +112,7 @@ export function foldOp(op: string, x: (Const | undefined)[], attrs: Attrs): Cons
       const int = [2, 3, 4, 5, 6, 7, 9, 12, 13].includes(to);
       return make(
         need(a, 0).dims,
-        Array.from(a!.data, (v) => (int ? Math.trunc(v) : v)),
+        Array.from(a!.data, (v) => (to === 9 ? Number(v !== 0) : int ? Math.trunc(v) : v)),
         int,
       );
     }
@@ -198,7 +198,7 @@ export function foldOp(op: string, x: (Const | undefined)[], attrs: Attrs): Cons
         const n = d.dims[ax],
           st = steps[i];
         const clamp = (v: number, l: number, h: number) => Math.min(Math.max(v < 0 ? v + n : v, l), h);
-        const s0 = st > 0 ? clamp(starts[i], 0, n) : clamp(starts[i], -1, n - 1);
+        const s0 = st > 0 ? clamp(starts[i], 0, n) : clamp(starts[i], 0, n - 1);
         const e0 = st > 0 ? clamp(ends[i], 0, n) : clamp(ends[i], -1, n - 1);
         lo[ax] = s0;
         step[ax] = st;

@@ -128,14 +128,25 @@ function gemm(api: ImporterApi, n: OnnxNode, i: number, a: Attrs) {
   linear(api, n, i, w, c?.kind === 'const' ? c.c : null, tB === 0);
 }
 
-/** x + constant after a bias-free conv or linear (MatMul + Add): the constant becomes that node's bias. */
+/**
+ * x + constant right after a bias-free Conv, Gemm or MatMul (its own output, used by this Add alone): the constant
+ * becomes that node's bias. Its shape must broadcast as a bias does: [C, 1, 1] on a conv's [N, C, H, W] (a [C]
+ * would be added along W), [out] on a linear's [N, out], leading 1s allowed.
+ */
 function biasAdd(api: ImporterApi, n: OnnxNode, x: Run, c: Const): boolean {
+  const xin = (n.input ?? []).find((_, j) => api.value(n, j)?.kind === 'run') ?? '';
+  const from = api.producer(xin);
+  if (!from || !['Conv', 'Gemm', 'MatMul'].includes(from.opType ?? '') || api.only(xin) === null) return false;
   const node = api.graphNode(x.node);
-  const xin = (n.input ?? []).find((v) => api.value(n, (n.input ?? []).indexOf(v))?.kind === 'run') ?? '';
-  if (!node || api.only(xin) === null) return false;
-  const op = node.op;
-  if ((op.type !== 'linear' && op.type !== 'conv') || op.bias !== false) return false;
-  if (c.data.length !== (op.type === 'linear' ? op.out : op.cout)) return false;
+  const op = node?.op;
+  if (!node || !op || (op.type !== 'linear' && op.type !== 'conv') || op.bias !== false) return false;
+  const want = op.type === 'linear' ? [1, op.out] : [1, op.cout, 1, 1];
+  const dims = [...Array(Math.max(0, want.length - c.dims.length)).fill(1), ...c.dims];
+  if (list(dims) !== list(want))
+    api.fail(
+      n,
+      `the constant ${list(c.dims)} is not a bias of ${from.name || from.opType} (${list(want.slice(1))} expected)`,
+    );
   op.bias = true;
   const b = named(c, `${n.output?.[0]}.bias`);
   api.tensorsOf(node.name)!.params.push(b.data);
@@ -242,6 +253,7 @@ function squeeze(api: ImporterApi, n: OnnxNode, i: number, a: Attrs) {
 function pad(api: ImporterApi, n: OnnxNode, i: number, a: Attrs) {
   const x = api.run(n, 0);
   attr(api, n, a, 'mode', 'constant', (v) => v === 'constant', 'constant');
+  attr(api, n, a, 'value', 0, (v) => v === 0, '0 (zero padding)');
   const p = a.has('pads') ? (a.get('pads') as number[]) : Array.from(api.known(n, 1, 'pads').data);
   const v = api.value(n, 2);
   if (v && (v.kind !== 'const' || v.c.data[0] !== 0)) api.fail(n, 'only zero padding is supported');

@@ -248,6 +248,7 @@ class Importer {
       graphNode: (name) => this.nodes.find((g) => g.name === name),
       tensorsOf: (name) => this.tensors.get(name),
       users: (v) => this.users.get(v) ?? [],
+      producer: (v) => this.onnxNodes.find((m) => (m.output ?? []).includes(v)),
     };
   }
 }
@@ -283,6 +284,8 @@ export interface ImporterApi {
   graphNode(name: string): GraphNode | undefined;
   tensorsOf(name: string): { params: Float32Array[]; states: Float32Array[] } | undefined;
   users(v: string): number[];
+  /** The ONNX node that writes a value (undefined for the graph input and initializers). */
+  producer(v: string): OnnxNode | undefined;
 }
 
 export type { Attrs, Const, OnnxNode, Run, Value };
