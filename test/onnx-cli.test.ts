@@ -173,4 +173,46 @@ describe('an ONNX graph in the commands', () => {
     expect(r.status).not.toBe(0);
     expect(r.stderr).toMatch(/--weights .*weights\.safetensors: .*model\.safetensors holds its own weights/);
   });
+
+  it('connect, swa, tunnels, trajectory and subspace take the graph or checkpoints trained from it', () => {
+    const t = join(dir, 'cmds');
+    const few = ['--batch', '16', '--images', '20'];
+    const flags = ['--epochs', '3', '--batch', '50', '--lr', '0.01', '--eval-images', '20', '--snapshots'];
+    ok(run(['train', '--model', NET, '--data', data, '--out', join(t, 'a'), ...flags]));
+    // the graph itself beside a checkpoint trained from it: one model, though one path is relative
+    const path = ['--points', '3', '--steps', '2', '--dense', '5'];
+    const a = join(t, 'a', 'model.safetensors');
+    ok(run(['connect', NET, a, ...path, ...few, '--data', data, '--out', join(t, 'connect')]));
+    expect(JSON.parse(readFileSync(join(t, 'connect', 'metrics.json'), 'utf8')).endpoint_train_loss).toHaveLength(2);
+    ok(
+      run([
+        'swa',
+        '--model-file',
+        NET,
+        '--snapshots',
+        '2',
+        '--every',
+        '1',
+        ...few,
+        '--data',
+        data,
+        '--out',
+        join(t, 'swa'),
+      ]),
+    );
+    expect(existsSync(join(t, 'swa', 'swa.png'))).toBe(true);
+    // tunnels measures from the initializers: ||theta|| is theirs
+    const rays = ['--rays', '2', '--points', '3', '--images', '20'];
+    ok(run(['tunnels', '--model-file', NET, ...rays, '--data', data, '--out', join(t, 'tunnels')]));
+    const norm = Math.hypot(...importOnnx(NET).params.flatMap((p) => Array.from(p)));
+    const tm = JSON.parse(readFileSync(join(t, 'tunnels', 'metrics.json'), 'utf8'));
+    expect(tm.theta_norm).toBeCloseTo(norm, 4);
+    ok(run(['trajectory', '--run', join(t, 'a'), '--grid', '3', '--images', '20', '--out', join(t, 'trajectory')]));
+    expect(existsSync(join(t, 'trajectory', 'trajectory.png'))).toBe(true);
+    const sub = ['--ds', '5', '--steps', '2', '--batch', '16', '--eval-images', '20'];
+    ok(run(['subspace', '--models', NET, ...sub, '--data', data, '--out', join(t, 'subspace')]));
+    const sm = JSON.parse(readFileSync(join(t, 'subspace', 'metrics.json'), 'utf8'));
+    const D = paramShapes(importOnnx(NET).graph).reduce((n, p) => n + p.shape.reduce((x, y) => x * y, 1), 0);
+    expect(Object.values(sm).map((v) => (v as { D: number }).D)).toEqual([D]);
+  }, 120_000);
 });

@@ -1,6 +1,6 @@
 // What the commands share: the GPU with the global --verbose / --profile, run directories, the checkpoint flags with
 // their dataset, and the frame of a Fashion-MNIST experiment.
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { Gpu } from '../engine/device.ts';
 import { Profiler } from '../engine/profiler.ts';
 import { readSafetensors } from '../data/formats.ts';
@@ -52,17 +52,26 @@ export async function withGpu<T>(g: Globals, fn: (gpu: Gpu) => Promise<T>, o: { 
   }
 }
 
+/**
+ * The dataset a checkpoint's architecture takes, in the image shape it takes: an ONNX graph's input (a .onnx file, or a
+ * checkpoint that train wrote from one) on CIFAR-10 for colour and Fashion-MNIST for grey images (or the --data
+ * given), else CIFAR-10 for the zoo's cifar net and Fashion-MNIST for the rest.
+ */
+export async function checkpointData(file: string, dataDir: string | undefined) {
+  if (!existsSync(file)) throw new Error(`${file}: no such checkpoint file`);
+  const model = isOnnxPath(file)
+    ? file
+    : (readSafetensors(file, 'a checkpoint (a model.safetensors written by loss-atlas train)').metadata.model ?? '');
+  const shape = isOnnxPath(model) ? modelSpec(model).input : undefined;
+  const cifar = shape ? shape[0] === 3 : model === 'cifar';
+  return loadSplits(cifar ? 'cifar10' : 'fashion-mnist', cifar ? cifar10Dir(dataDir) : fashionMnistDir(dataDir), {
+    shape,
+  });
+}
+
 /** A checkpoint (--model-file) and the extra ones given, with the dataset its architecture was trained on. */
 export async function checkpointsAndData(file: string, extra: (string | undefined)[], dataDir: string | undefined) {
-  // an ONNX graph on colour images reads CIFAR-10
-  const cifar = isOnnxPath(file) ? modelSpec(file).input[0] === 3 : readSafetensors(file).metadata.model === 'cifar';
-  const data = await loadSplits(
-    cifar ? 'cifar10' : 'fashion-mnist',
-    cifar ? cifar10Dir(dataDir) : fashionMnistDir(dataDir),
-    {
-      shape: isOnnxPath(file) ? modelSpec(file).input : undefined,
-    },
-  );
+  const data = await checkpointData(file, dataDir);
   const others = extra.map((f) => (f !== undefined ? readCheckpoint(f, data.train.shape) : null));
   return { a: readCheckpoint(file, data.train.shape), others, data, file };
 }
@@ -70,17 +79,18 @@ export async function checkpointsAndData(file: string, extra: (string | undefine
 type Splits = Awaited<ReturnType<typeof loadSplits>>;
 
 /**
- * A Fashion-MNIST experiment command: the dataset (--data), the run directory (--out, default runs/<name>-<time>),
- * the GPU (--verbose prints its adapter); the body returns the closing line.
+ * A Fashion-MNIST experiment command: the dataset (--data; with --model-file, the one its checkpoint takes), the run
+ * directory (--out, default runs/<name>-<time>), the GPU (--verbose prints its adapter); the body returns the closing
+ * line.
  */
 export function fashionExperiment<O extends OptionTable & { data: unknown; out: unknown }>(
   spec: CommandSpec<O>,
   body: (gpu: Gpu, d: { data: Splits; dataDir: string; out: string }, inv: Invocation<O>) => Promise<string>,
 ): Command {
   return command(spec, async (inv) => {
-    const o = inv.options as { data?: string; out?: string };
+    const o = inv.options as { data?: string; out?: string; modelFile?: string };
     const dataDir = fashionMnistDir(o.data);
-    const data = await loadSplits('fashion-mnist', dataDir);
+    const data = o.modelFile ? await checkpointData(o.modelFile, o.data) : await loadSplits('fashion-mnist', dataDir);
     const out = o.out ?? defaultRunDir(spec.name);
     return withGpu(inv.globals, async (gpu) => {
       console.log(await body(gpu, { data, dataDir, out }, inv));

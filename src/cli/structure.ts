@@ -1,10 +1,8 @@
 // The landscape-structure commands (Fort & Jastrzebski 2019): connect, subspace, tunnels, swa, fort-figures and toy.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { readSafetensors } from '../data/formats.ts';
 import { loadSplits } from '../data/datasets.ts';
 import { fashionMnistDir } from '../data/fashion-mnist.ts';
-import { cifar10Dir } from '../data/cifar10.ts';
 import { readCheckpoint } from '../models/checkpoint.ts';
 import { runConnect } from '../structure/connect.ts';
 import type { ConnectOptions } from '../structure/connectors.ts';
@@ -15,7 +13,7 @@ import { SWA, swaCommand } from '../structure/swa.ts';
 import { FORT_FIGURES, runFortFigures } from '../structure/fort-figures.ts';
 import { TOY, runToy } from '../structure/toy.ts';
 import { checkTaskFlags, defineCommand } from '../options/index.ts';
-import { command, fashionExperiment, withGpu, type Command } from './common.ts';
+import { checkpointData, command, fashionExperiment, withGpu, type Command } from './common.ts';
 import { defaultRunDir } from '../run/run-info.ts';
 
 export const CONNECT = defineCommand({
@@ -37,8 +35,8 @@ endpoints; short directions) into --out (default runs/connect-<time>).`,
   positionals: {
     placeholder: 'CHECKPOINT',
     min: 2,
-    help: 'model.safetensors files of loss-atlas train (same architecture)',
-    missing: 'give two or more checkpoint files (model.safetensors of loss-atlas train)',
+    help: 'model.safetensors files of loss-atlas train or ONNX files (same architecture)',
+    missing: 'give two or more checkpoint files (model.safetensors of loss-atlas train, or .onnx)',
   },
   options: {
     method: { type: 'enum', choices: ['fort', 'bezier', 'polychain'], default: 'fort', help: 'the connector' },
@@ -75,11 +73,7 @@ endpoints; short directions) into --out (default runs/connect-<time>).`,
 
 const connect = command(CONNECT, async ({ options: f, positionals: files, globals }) => {
   for (const a of files) if (!existsSync(a)) throw new Error(`${a}: no such checkpoint file`);
-  const cifar = readSafetensors(files[0]).metadata.model === 'cifar';
-  const data = await loadSplits(
-    cifar ? 'cifar10' : 'fashion-mnist',
-    cifar ? cifar10Dir(f.data) : fashionMnistDir(f.data),
-  );
+  const data = await checkpointData(files[0], f.data);
   const cks = files.map((a) => readCheckpoint(a, data.train.shape));
   const o: ConnectOptions = {
     method: f.method,

@@ -284,7 +284,7 @@ snapshots into --out (default runs/swa-<time>).`,
       type: 'string',
       placeholder: 'FILE',
       required: true,
-      help: 'a pretrained model.safetensors of loss-atlas train',
+      help: 'a pretrained model.safetensors of loss-atlas train, or an ONNX file (its initializers)',
     },
     lrs: { type: 'list', of: 'number', above: 0, default: [0.01, 0.2], help: 'learning rates (low and high)' },
     schedule: {

@@ -31,7 +31,7 @@ tunnels.json and metrics.json into --out.`,
     'model-file': {
       type: 'string',
       placeholder: 'FILE',
-      help: 'the optimum (a model.safetensors of loss-atlas train)',
+      help: 'the optimum (a model.safetensors of loss-atlas train, or an ONNX file: its initializers)',
     },
     sweep: {
       type: 'boolean',
