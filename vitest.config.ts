@@ -5,6 +5,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    setupFiles: ['test/setup-platform.ts'],
     pool: 'forks',
     fileParallelism: false,
     testTimeout: 300_000,

@@ -2,6 +2,7 @@
 // Conv forward, input-gradient and weight-gradient at the MPO models' shapes: GPU time per call from
 // timestamp queries (median over reps), GFLOP/s, and the share of a tiled f32 matmul and a copy measured
 // on the same adapter (the roofline probe). Each kernel is validated against the CPU reference first.
+import '../src/platform/node.ts';
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { execSync } from 'node:child_process';

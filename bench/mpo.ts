@@ -24,6 +24,7 @@
 // --check-dir DIR: writes DIR/<workload>-bn<0|1>.safetensors (plane, batch, 4 cell offsets and loss-atlas's per-cell
 // losses) for bench/torch_reference.py --check-dir to compare PyTorch's losses with before it times anything;
 // --check-only stops after writing them.
+import '../src/platform/node.ts';
 import { mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { atomicWrite } from '../src/data/formats.ts';

@@ -3,6 +3,7 @@
 // importer's full-size case and the benchmark's imported-model workload; also the zoo's ResNet-20 in the same form.
 //
 //   npx tsx bench/onnx-resnet18.ts OUT.onnx [CLASSES] [SIDE]    (defaults: 10 classes, 32x32 colour images)
+import '../src/platform/node.ts';
 import { writeFileSync } from 'node:fs';
 import onnxProto from 'onnx-proto';
 import { randn, rng } from '../src/engine/random.ts';

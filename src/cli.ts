@@ -1,6 +1,7 @@
 // loss-atlas command line: the entry point (package.json scripts and bin/loss-atlas.js run this file). The commands
 // live in src/cli/, one file per group, each declared by its option table (src/options/); `loss-atlas help`
 // lists them. Without --verbose the command runs in a child process whose stderr is filtered (src/cli/quiet.ts).
+import './platform/node.ts';
 import { main } from './cli/main.ts';
 import { runFiltered, runsItself, stopWithParent } from './cli/quiet.ts';
 

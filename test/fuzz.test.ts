@@ -16,6 +16,7 @@ import { initParams, paramShapes } from '../src/models/graph.ts';
 import { modelSpec } from '../src/models/zoo.ts';
 import { RUN_KINDS } from '../src/run/run-info.ts';
 
+const asBuffer = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 const root = resolve(import.meta.dirname, '..');
 const dir = mkdtempSync(join(tmpdir(), 'la-fuzz-'));
 const CASE_LIMIT_MS = 5000;
@@ -27,6 +28,7 @@ const { parentPort, workerData } = require('node:worker_threads');
 (async () => {
   const { tsImport } = await import('tsx/esm/api');
   const load = (f) => tsImport(workerData.root + '/src/' + f, workerData.parent);
+  await load('platform/node.ts');
   const [fm, cifar, formats, masks, runInfo, mpo, zoo] = await Promise.all(
     ['data/fashion-mnist.ts', 'data/cifar10.ts', 'data/formats.ts', 'mpo/masks.ts', 'run/run-info.ts', 'mpo/mpo.ts',
       'models/zoo.ts'].map(load));
@@ -149,15 +151,13 @@ async function fixtures(): Promise<Fixture[]> {
     valid: (s) => s.n === 3 && s.images === 3 * 3072 && s.labels === 3 && (s.maxLabel as number) <= 9,
   };
 
-  const st = safetensorsBytes(
-    {
-      'a.weight': { shape: [2, 3], data: Float32Array.from({ length: 6 }, () => r()) },
-      'b.bias': { shape: [4], data: Float32Array.from({ length: 4 }, () => r()) },
-      empty: { shape: [0, 5], data: new Float32Array(0) },
-      scalar: { shape: [], data: Float32Array.of(3) },
-    },
-    { model: 'tiny', note: 'fuzz' },
-  );
+  const tensors = {
+    'a.weight': { shape: [2, 3], data: Float32Array.from({ length: 6 }, () => r()) },
+    'b.bias': { shape: [4], data: Float32Array.from({ length: 4 }, () => r()) },
+    empty: { shape: [0, 5], data: new Float32Array(0) },
+    scalar: { shape: [], data: Float32Array.of(3) },
+  };
+  const st = asBuffer(safetensorsBytes(tensors, { model: 'tiny', note: 'fuzz' }));
   const stFixture: Fixture = {
     name: 'safetensors',
     reader: 'safetensors',
@@ -171,7 +171,7 @@ async function fixtures(): Promise<Fixture[]> {
   };
 
   const values = Float32Array.from({ length: 24 }, () => r());
-  const npy = npyBytes(values, [2, 3, 4]);
+  const npy = asBuffer(npyBytes(values, [2, 3, 4]));
   const hl = npy.readUInt16LE(8);
   const npyFixture: Fixture = {
     name: 'npy',
@@ -237,7 +237,7 @@ async function fixtures(): Promise<Fixture[]> {
   const zeros = all.map((d) => new Float32Array(d.length));
   put('adam_m', zeros);
   put('adam_v', zeros);
-  const weights = safetensorsBytes(t, { step: '4' });
+  const weights = asBuffer(safetensorsBytes(t, { step: '4' }));
   const fields = { step: 4, seconds: 2.5, epochDiff: 0.5, epochSteps: 4, epochAccs: [0.1, 0.2], stoppedEarly: false };
   const state = `${JSON.stringify(fields)}\n`;
   const mpoValid = (s: Summary) =>

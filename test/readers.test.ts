@@ -178,9 +178,11 @@ describe('CIFAR-10 batches', () => {
 });
 
 describe('npy', () => {
-  const good = npyBytes(
-    Float32Array.from({ length: 12 }, (_, i) => i),
-    [3, 4],
+  const good = Buffer.from(
+    npyBytes(
+      Float32Array.from({ length: 12 }, (_, i) => i),
+      [3, 4],
+    ),
   );
   const npy = (name: string, b: Buffer) => {
     writeFileSync(join(dir, name), b);

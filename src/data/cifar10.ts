@@ -61,7 +61,8 @@ export function loadCifar10(
   for (const f of files) {
     const p = join(dir, f);
     if (!existsSync(p)) throw missing(dir, f);
-    const b = readBytes(p, 'a CIFAR-10 binary batch');
+    const raw = readBytes(p, 'a CIFAR-10 binary batch');
+    const b = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
     if (b.length === 0 || b.length % R !== 0) {
       throw new DataError(
         `${p}: ${b.length} bytes is not a whole number of ${R}-byte records` +

@@ -1,11 +1,28 @@
-// Small writers and readers for the files runs leave behind: .npy (numpy) and .safetensors.
-import { renameSync, writeFileSync } from 'node:fs';
+// Small writers and readers for the files runs leave behind: .npy (numpy) and .safetensors. Bytes in and out
+// (Uint8Array, so that a web page reads and writes them too); files through the platform.
+import { platform } from '../platform/index.ts';
 import { DataError, readBytes } from './read.ts';
 
 const NPY_MAGIC = '\x93NUMPY';
 
+/** Bytes [start, end) as a latin-1 string (headers: one character per byte). */
+const latin1 = (b: Uint8Array, start: number, end: number) => String.fromCharCode(...b.subarray(start, end));
+const fromLatin1 = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
+const view = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
+const bytesOf = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
 /** A little-endian float32 .npy file of the given shape (C order). */
-export function npyBytes(data: Float32Array, shape: number[]): Buffer {
+export function npyBytes(data: Float32Array, shape: number[]): Uint8Array {
   const n = shape.reduce((a, b) => a * b, 1);
   if (n !== data.length) throw new Error(`npy: ${data.length} values for shape [${shape}]`);
   let header =
@@ -14,12 +31,12 @@ export function npyBytes(data: Float32Array, shape: number[]): Buffer {
     ` 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
   const total = 10 + header.length + 1;
   header += `${' '.repeat((64 - (total % 64)) % 64)}\n`;
-  const h = Buffer.alloc(10);
-  h.write(NPY_MAGIC, 0, 'latin1');
+  const h = new Uint8Array(10);
+  h.set(fromLatin1(NPY_MAGIC));
   h[6] = 1;
   h[7] = 0;
-  h.writeUInt16LE(header.length, 8);
-  return Buffer.concat([h, Buffer.from(header, 'latin1'), Buffer.from(data.buffer, data.byteOffset, data.byteLength)]);
+  view(h).setUint16(8, header.length, true);
+  return concat([h, fromLatin1(header), bytesOf(data)]);
 }
 
 /** The header of a .npy file (format 1.0 to 3.0, C order), its data checked to be complete; errors name the file. */
@@ -27,10 +44,10 @@ function npyLayout(
   path: string,
   what: string,
   sizes: Record<string, number>,
-): { shape: number[]; descr: string; b: Buffer; at: number } {
+): { shape: number[]; descr: string; b: Uint8Array; at: number } {
   const b = readBytes(path, what);
   const bad = (why: string) => new DataError(`${path}: ${why} (${what} expected)`);
-  const magic = b.toString('latin1', 0, 6);
+  const magic = latin1(b, 0, 6);
   if (magic !== NPY_MAGIC) {
     if (b.length < 6 && NPY_MAGIC.startsWith(magic))
       throw bad(`${b.length} bytes, too short for a .npy header (truncated)`);
@@ -40,9 +57,9 @@ function npyLayout(
     start = major === 1 ? 10 : 12;
   if (b.length < start) throw bad(`${b.length} bytes, too short for a .npy header (truncated)`);
   if (major < 1 || major > 3) throw bad(`.npy format version ${major}.${b[7]} (1.0 to 3.0 supported)`);
-  const hl = major === 1 ? b.readUInt16LE(8) : b.readUInt32LE(8);
+  const hl = major === 1 ? view(b).getUint16(8, true) : view(b).getUint32(8, true);
   if (start + hl > b.length) throw bad(`a header of ${hl} bytes but the file has ${b.length} (truncated)`);
-  const header = b.toString('latin1', start, start + hl).trim();
+  const header = latin1(b, start, start + hl).trim();
   const descr = /'descr'\s*:\s*'([^']*)'/.exec(header)?.[1];
   const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
   const dims = /'shape'\s*:\s*\(([^)]*)\)/
@@ -99,7 +116,10 @@ export interface NamedTensor {
 }
 
 /** safetensors: 8-byte little-endian header length, JSON header (dtype F32, shape, data_offsets), then the data. */
-export function safetensorsBytes(tensors: Record<string, NamedTensor>, metadata: Record<string, string> = {}): Buffer {
+export function safetensorsBytes(
+  tensors: Record<string, NamedTensor>,
+  metadata: Record<string, string> = {},
+): Uint8Array {
   const header: Record<string, unknown> = { __metadata__: metadata };
   let off = 0;
   const names = Object.keys(tensors);
@@ -110,13 +130,10 @@ export function safetensorsBytes(tensors: Record<string, NamedTensor>, metadata:
   }
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - (json.length % 8)) % 8);
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
-  return Buffer.concat([
-    len,
-    Buffer.from(json),
-    ...names.map((n) => Buffer.from(tensors[n].data.buffer, tensors[n].data.byteOffset, tensors[n].data.byteLength)),
-  ]);
+  const text = new TextEncoder().encode(json);
+  const len = new Uint8Array(8);
+  view(len).setBigUint64(0, BigInt(text.length), true);
+  return concat([len, text, ...names.map((n) => bytesOf(tensors[n].data))]);
 }
 
 /** Bytes per element of the safetensors dtypes (only F32 is read). */
@@ -149,10 +166,18 @@ export function readSafetensors(
   path: string,
   what = 'a .safetensors file',
 ): { tensors: Record<string, NamedTensor>; metadata: Record<string, string> } {
-  const b = readBytes(path, what);
+  return parseSafetensors(readBytes(path, what), path, what);
+}
+
+/** A .safetensors file's bytes (from a file, or handed to a page) as readSafetensors reads them; errors name `path`. */
+export function parseSafetensors(
+  b: Uint8Array,
+  path: string,
+  what = 'a .safetensors file',
+): { tensors: Record<string, NamedTensor>; metadata: Record<string, string> } {
   const bad = (why: string) => new DataError(`${path}: ${why}`);
   if (b.length < 8) throw bad(`${b.length} bytes, too short for a safetensors file (${what} expected; truncated?)`);
-  const n64 = b.readBigUInt64LE(0);
+  const n64 = view(b).getBigUint64(0, true);
   if (n64 > BigInt(b.length - 8))
     throw bad(`header of ${n64} bytes but the file has ${b.length} (truncated, or not ${what}?)`);
   const n = Number(n64),
@@ -160,7 +185,7 @@ export function readSafetensors(
     size = b.length - base;
   let header: unknown;
   try {
-    header = JSON.parse(b.toString('utf8', 8, base));
+    header = JSON.parse(new TextDecoder().decode(b.subarray(8, base)));
   } catch (e) {
     throw bad(`corrupt safetensors header: not valid JSON (${(e as Error).message}; ${what} expected)`);
   }
@@ -212,8 +237,6 @@ export function readSafetensors(
 }
 
 /** Writes a file so that readers see the old or the new content, never a partial one (write, then rename). */
-export function atomicWrite(path: string, data: string | Buffer): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, path);
+export function atomicWrite(path: string, data: string | Uint8Array): void {
+  platform().writeFileAtomic(path, data);
 }

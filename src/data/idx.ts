@@ -15,7 +15,8 @@ export interface IdxArray {
 export function readIdx(path: string, expectDims?: number): IdxArray {
   const dims = expectDims === 1 ? ' of 1 dimension' : expectDims ? ` of ${expectDims} dimensions` : '';
   const what = `an unsigned-byte IDX file${dims}`;
-  let buf: Buffer = readBytes(path, what);
+  const raw = readBytes(path, what);
+  let buf = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
   if (buf[0] === 0x1f && buf[1] === 0x8b) {
     try {
       buf = gunzipSync(buf);

@@ -1,13 +1,13 @@
 // What the readers of data sets and run files share: DataError (a missing or bad input file; its message names the
 // file, what was expected and what was found), reading a file's bytes, and reading a JSON object.
-import { readFileSync } from 'node:fs';
+import { platform } from '../platform/index.ts';
 
 export class DataError extends Error {}
 
 /** The bytes of path; a missing file, a directory or an unreadable file is a DataError naming it and `what`. */
-export function readBytes(path: string, what: string): Buffer {
+export function readBytes(path: string, what: string): Uint8Array {
   try {
-    return readFileSync(path);
+    return platform().readFile(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const why =
@@ -24,7 +24,7 @@ export function readBytes(path: string, what: string): Buffer {
 
 /** path as a JSON object: a missing, truncated or non-JSON file, or JSON other than an object, names the file. */
 export function readJsonObject(path: string, what: string): Record<string, unknown> {
-  const text = readBytes(path, what).toString('utf8');
+  const text = new TextDecoder().decode(readBytes(path, what));
   let raw: unknown;
   try {
     raw = JSON.parse(text);

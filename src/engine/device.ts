@@ -1,6 +1,6 @@
 // The GPU layer: adapter and device, requested limits, error reporting that names the kernel,
 // one command encoder per step (many dispatches, one submit), pipeline and uniform caches, read-back.
-import { create, globals } from 'webgpu';
+import { platform } from '../platform/index.ts';
 import { BufferPool } from './buffers.ts';
 import type { KernelSpec } from './kernel.ts';
 export interface Dispatch {
@@ -16,13 +16,6 @@ export interface Dispatch {
   bytes?: number;
 }
 
-let globalsInstalled = false;
-function installGlobals(): void {
-  if (globalsInstalled) return;
-  Object.assign(globalThis, globals);
-  globalsInstalled = true;
-}
-
 export interface GpuOptions {
   verbose?: boolean;
   /** Record per-kernel GPU time with timestamp queries (when the adapter has them). */
@@ -33,7 +26,7 @@ export class GpuError extends Error {}
 
 export type ConvKernels = 'tiled' | 'lanes';
 function convKernelsFromEnv(): ConvKernels | null {
-  const v = process.env.LOSS_ATLAS_CONV;
+  const v = platform().env('LOSS_ATLAS_CONV');
   if (v === undefined || v === '') return null;
   if (v === 'tiled' || v === 'lanes') return v;
   throw new GpuError(`LOSS_ATLAS_CONV=${v}: expected 'tiled' or 'lanes'`);
@@ -102,10 +95,7 @@ export class Gpu {
   }
 
   static async create(options: GpuOptions = {}): Promise<Gpu> {
-    installGlobals();
-    process.env.XDG_RUNTIME_DIR ??= '/tmp';
-    const flags = (process.env.LOSS_ATLAS_DAWN_FLAGS ?? '').split(',').filter((s) => s);
-    const gpu = create(flags);
+    const gpu = await platform().gpu();
     const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
     if (!adapter) {
       throw new GpuError(
@@ -142,7 +132,7 @@ export class Gpu {
     const id = `${k.name}|${k.key}`;
     let p = this.pipelines.get(id);
     if (p) return p;
-    const print = process.env.LOSS_ATLAS_PRINT_WGSL;
+    const print = platform().env('LOSS_ATLAS_PRINT_WGSL');
     if (print && (print === 'all' || k.name.startsWith(print))) console.error(`// ---- ${id}\n${k.code}`);
     const d = this.device;
     d.pushErrorScope('validation');

@@ -1,7 +1,7 @@
 // Trained weights as the loss-surface tools read them (a model.safetensors of `loss-atlas train`, whose metadata
 // names the architecture), and models whose basis tensors are a checkpoint plus directions: the manifold
 // theta + sum_i c_i d_i that interpolate, surface and hessian evaluate in batched blocks of points.
-import { resolve } from 'node:path';
+import { platform } from '../platform/index.ts';
 import type { Gpu } from '../engine/device.ts';
 import { readSafetensors, type NamedTensor } from '../data/formats.ts';
 import { Model } from './model.ts';
@@ -83,7 +83,7 @@ function onnxCheckpoint(path: string, input: [number, number, number]): Checkpoi
   return {
     path,
     // as train's checkpoints name the graph they were trained from: the same model wherever the path is relative to
-    model: resolve(path),
+    model: platform().resolvePath(path),
     bn: false,
     skip: false,
     width: 1,

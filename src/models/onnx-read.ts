@@ -1,6 +1,6 @@
 // Reading an ONNX file with the onnx-proto schema (protobufjs): the decoded graph, its tensors as numbers, and its
 // nodes' attributes. Every error names the file.
-import { readFileSync } from 'node:fs';
+import { platform } from '../platform/index.ts';
 import onnxProto from 'onnx-proto';
 
 const { onnx } = onnxProto;
@@ -29,9 +29,9 @@ export function num(v: unknown): number {
 }
 
 export function readOnnx(file: string): { graph: OnnxGraph; opset: number } {
-  let bytes: Buffer;
+  let bytes: Uint8Array;
   try {
-    bytes = readFileSync(file);
+    bytes = platform().readFile(file);
   } catch (e) {
     throw new Error(`${file}: cannot read the ONNX file (${(e as Error).message})`);
   }

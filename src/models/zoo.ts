@@ -1,7 +1,6 @@
 // The named models: the MPO reference's conv nets (parameter counts as the reference's), Li et al.'s ResNets,
 // Fort & Jastrzebski's SimpleCNN, and small CPU-sized nets.
-import { statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { platform } from '../platform/index.ts';
 import { type ModelDef, initParams } from './graph.ts';
 import type { Layer } from './layers.ts';
 import { type OnnxModel, importOnnx, isOnnxPath } from './onnx.ts';
@@ -35,7 +34,7 @@ export const colourModel = (model: string): boolean =>
   model === 'cifar' || (isOnnxPath(model) && modelSpec(model).input[0] === 3);
 
 /** A --model value as run configs keep it: an ONNX file by its absolute path (checkpoints elsewhere name it). */
-export const modelId = (name: string): string => (isOnnxPath(name) ? resolve(name) : name);
+export const modelId = (name: string): string => (isOnnxPath(name) ? platform().resolvePath(name) : name);
 
 /** A model's own starting weights: an imported graph's (initializers or --weights), a zoo model's --weights. */
 export function givenStart(spec: ModelSpec): Float32Array[] | undefined {
@@ -73,10 +72,10 @@ function onnxSpec(
     ['--dropout', !!o.dropout],
   ] as const)
     if (set) throw new Error(`${flag}: ${file} is an ONNX graph: its layers are its own (drop ${flag})`);
-  const path = resolve(file);
+  const path = platform().resolvePath(file);
   let mtime = 0;
   try {
-    mtime = statSync(path).mtimeMs;
+    mtime = platform().mtimeMs(path);
   } catch {
     throw new Error(`--model ${file}: no such ONNX file`);
   }

@@ -1,9 +1,8 @@
-// Target pictures for MPO: built-in icons drawn here from geometry, image files (PNG/JPEG through sharp),
+// Target pictures for MPO: built-in icons drawn here from geometry, image files (PNG/JPEG, decoded by the platform),
 // random squares, the square grid, and the reference's ternary boundary-cell conversion.
 // A mask is H x W with 1 = white (low loss wanted) and 0 = black (high loss wanted).
-import { existsSync } from 'node:fs';
-import sharp from 'sharp';
 import { rng } from '../engine/random.ts';
+import { platform } from '../platform/index.ts';
 
 export interface Mask {
   H: number;
@@ -110,30 +109,24 @@ export function iconMask(name: string, H: number, W = H): Mask {
   return { H, W, data, name };
 }
 
-/** Any image sharp reads: alpha channel when the image has a non-trivial one, else luminance; resized to the grid,
- * thresholded at 0.5. */
+/** Any image the platform decodes: alpha channel when the image has a non-trivial one, else luminance; resized to the
+ * grid, thresholded at 0.5. */
 export async function imageMask(path: string, H: number, W = H): Promise<Mask> {
-  if (!existsSync(path)) throw new MaskError(`mask image ${path}: file not found`);
-  let meta: sharp.Metadata, decoded: { data: Buffer; info: sharp.OutputInfo };
+  if (!platform().exists(path)) throw new MaskError(`mask image ${path}: file not found`);
+  let decoded: { rgba: Uint8Array; hasAlpha: boolean };
   try {
-    meta = await sharp(path).metadata();
-    if (!meta.width || !meta.height) throw new MaskError(`mask image ${path}: empty image`);
-    decoded = await sharp(path)
-      .ensureAlpha()
-      .resize(W, H, { fit: 'fill', kernel: 'lanczos3' })
-      .raw()
-      .toBuffer({ resolveWithObject: true });
+    decoded = await platform().decodeImage(path, W, H);
   } catch (e) {
-    if (e instanceof MaskError) throw e;
+    const why = (e as Error).message;
+    if (why === 'an empty image') throw new MaskError(`mask image ${path}: empty image`);
     throw new MaskError(
-      `mask image ${path}: not a readable image (${(e as Error).message}` +
-        '; a PNG, JPEG, WebP, GIF, SVG or TIFF expected)',
+      `mask image ${path}: not a readable image (${why}; a PNG, JPEG, WebP, GIF, SVG or TIFF expected)`,
     );
   }
-  const { data, info } = decoded;
-  const ch = info.channels;
+  const data = decoded.rgba;
+  const ch = 4;
   let useAlpha = false;
-  if (meta.hasAlpha)
+  if (decoded.hasAlpha)
     for (let i = 0; i < H * W; i++)
       if (data[i * ch + ch - 1] < 250) {
         useAlpha = true;

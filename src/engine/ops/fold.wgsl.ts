@@ -66,7 +66,8 @@ export function foldCoefKernel(split: boolean): KernelSpec {
     : 'for (var j = 0u; j < nb; j++) { dcoef[k * u.B + u.bOff + j] += red[0][j]; }';
   const body = `
 var<workgroup> red: array<vec4<f32>, 256>;
-@compute @workgroup_size(256) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let c = wid.x;
   let k = wid.y;
   let nb = min(${FOLD_NB}u, u.B - u.bOff);
@@ -97,7 +98,8 @@ export function foldCoefReduceKernel(): KernelSpec {
   ];
   const body = `
 var<workgroup> red: array<vec4<f32>, 256>;
-@compute @workgroup_size(256) fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let k = wid.x;
   let nb = min(${FOLD_NB}u, u.B - u.bOff);
   var acc = vec4<f32>(0.0);
