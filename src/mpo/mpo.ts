@@ -4,23 +4,20 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gpu } from '../engine/device.ts';
-import { Adam } from '../engine/optim.ts';
-import { Tensor } from '../engine/tensor.ts';
-import { permutation, rng } from '../engine/random.ts';
+import { permutation } from '../engine/random.ts';
 import { checkClasses, givenStart, modelSpec } from '../models/zoo.ts';
 import { parameterCount, paramShapes } from '../models/graph.ts';
 import { checkParamSizes, checkTensorSizes, modelName } from '../models/checkpoint.ts';
 import type { ModelDef } from '../models/graph.ts';
-import { batchOf, type Dataset } from '../data/dataset.ts';
+import type { Dataset } from '../data/dataset.ts';
 import { atomicWrite, npyBytes, readSafetensors, safetensorsBytes, type NamedTensor } from '../data/formats.ts';
 import { checkFields, FIELD, readJsonObject } from '../data/read.ts';
 import { writeRunConfig } from '../run/run-info.ts';
 import { Interrupted, resumeWith } from '../run/interrupted.ts';
 import { loadMask, ternary } from './masks.ts';
-import { Plane } from './plane.ts';
 import { accMap, compose, lossMap, maskPanel, textPanel, writePng } from '../viz/figure.ts';
-import { padded, evaluateGrid, scoreGrid, type SplitMetrics } from './evaluate.ts';
-import { type StepResult, mpoStep } from './step.ts';
+import { padded, scoreGrid, type SplitMetrics } from './evaluate.ts';
+import { MpoTrainer, type TrainerStep, type TrainState, streamFor } from './trainer.ts';
 import { Diverged } from '../run/diverged.ts';
 export interface MpoConfig {
   experiment: string;
@@ -59,32 +56,9 @@ export interface Datasets {
   test: Dataset;
 }
 
-/** A deterministic stream for (seed, step, tag): sampling depends only on these, so resumed runs repeat it exactly. */
-const streamFor = (seed: number, step: number, tag: number) =>
-  rng((seed * 1_000_003 + step * 7919 + tag * 104_729) >>> 0);
-
-function sampleWithout(n: number, k: number, r: () => number): number[] {
-  const idx = Array.from({ length: n }, (_, i) => i);
-  for (let i = 0; i < Math.min(k, n); i++) {
-    const j = i + Math.floor(r() * (n - i));
-    [idx[i], idx[j]] = [idx[j], idx[i]];
-  }
-  return idx.slice(0, Math.min(k, n));
-}
-
 export interface RunResult {
   out: string;
   metrics: { train: SplitMetrics; test: SplitMetrics; steps: number; seconds: number };
-  stoppedEarly: boolean;
-}
-
-interface Checkpoint {
-  step: number;
-  seconds: number;
-  /** good - bad accuracy of the sampled cells, summed over the current epoch's steps */
-  epochDiff: number;
-  epochSteps: number;
-  epochAccs: number[];
   stoppedEarly: boolean;
 }
 
@@ -110,7 +84,7 @@ export function readMpoCheckpoint(ckDir: string, layers: ModelDef, expects: stri
   checkTensorSizes(wfile, st, [...o, ...r, ...u, ['scale', 1], ...named('adam_m', all), ...named('adam_v', all)]);
   const vals = (tag: string) => sizes.map((_, i) => st[`${tag}/${i}`].data);
   return {
-    state: state as unknown as Checkpoint,
+    state: state as unknown as TrainState,
     plane: { origin: vals('origin'), right: vals('right_param'), up: vals('up_param'), scale: st.scale.data[0] },
     adam: all.map((_, i) => ({ m: st[`adam_m/${i}`].data, v: st[`adam_v/${i}`].data })),
   };
@@ -138,7 +112,6 @@ export async function runMpo(
   const mask = await loadMask(cfg.mask, cfg.grid, cfg.seed);
   const tern = ternary(mask);
   const spec = modelSpec(cfg.model, { bn: cfg.bn, skip: cfg.skip, input: data.train.shape });
-  const [C, Hi, Wi] = spec.input;
   if (data.train.shape.join() !== spec.input.join())
     throw new Error(`model ${cfg.model} expects images [${spec.input}], the data has [${data.train.shape}]`);
   checkClasses(spec, cfg.model, data.train);
@@ -160,39 +133,20 @@ export async function runMpo(
     join(out, 'mask.png'),
   );
 
-  const good: number[] = [],
-    bad: number[] = [];
-  tern.forEach((v, i) => (v > 0 ? good.push(i) : v < 0 ? bad.push(i) : 0));
-  const ch = Math.floor(mask.H / 2),
-    cw = Math.floor(mask.W / 2);
-
   // state: fresh or from the checkpoint
-  let plane: Plane;
-  const opt0 = { lr: cfg.lr, maxNorm: cfg.clipNorm };
-  let ck: Checkpoint = { step: 0, seconds: 0, epochDiff: 0, epochSteps: 0, epochAccs: [], stoppedEarly: false };
   const ckDir = join(out, 'checkpoint');
-  let opt: Adam;
+  let trainer: MpoTrainer;
   if (resume && existsSync(join(ckDir, 'state.json'))) {
     const saved = readMpoCheckpoint(ckDir, spec.layers, modelName(cfg.model, { ...cfg, input: spec.input }));
-    ck = saved.state;
-    plane = new Plane(gpu, spec.layers, saved.plane);
-    opt = new Adam(gpu, plane.trainables(), opt0);
-    opt.steps = ck.step;
-    plane.trainables().forEach((p, i) => {
-      const [m, v] = opt.stateOf(p);
-      m.write(saved.adam[i].m);
-      v.write(saved.adam[i].v);
-    });
+    trainer = MpoTrainer.saved(gpu, spec, mask, train, cfg, saved.plane, saved.adam, saved.state);
     // drop log lines written after the checkpoint
     const lines = readFileSync(join(out, 'log.jsonl'), 'utf8')
       .split('\n')
-      .filter((l) => l && JSON.parse(l).step <= ck.step);
+      .filter((l) => l && JSON.parse(l).step <= saved.state.step);
     writeFileSync(join(out, 'log.jsonl'), lines.map((l) => `${l}\n`).join(''));
-    log(`resuming ${out} from step ${ck.step}`);
-  } else {
-    plane = Plane.fresh(gpu, spec.layers, cfg.seed, givenStart(spec));
-    opt = new Adam(gpu, plane.trainables(), opt0);
-  }
+    log(`resuming ${out} from step ${saved.state.step}`);
+  } else trainer = MpoTrainer.fresh(gpu, spec, mask, train, cfg, givenStart(spec));
+  const { plane, opt, state: ck } = trainer;
 
   const saveCheckpoint = async () => {
     const v = await plane.values();
@@ -212,9 +166,6 @@ export async function runMpo(
     atomicWrite(join(ckDir, 'state.json'), `${JSON.stringify(ck)}\n`);
   };
 
-  const itersPerEpoch = Math.ceil(train.n / cfg.batch);
-  let perm: Uint32Array | null = null,
-    permEpoch = -1;
   const t0 = performance.now() - ck.seconds * 1000;
   const stepsBefore = ck.step;
   const diverged = (at: number, why: string) =>
@@ -226,36 +177,14 @@ export async function runMpo(
     );
   try {
     while (ck.step < cfg.steps && !ck.stoppedEarly) {
-      const step = ck.step; // 0-based index of the step being taken
-      const epoch = Math.floor(step / itersPerEpoch),
-        bi = step % itersPerEpoch;
-      if (epoch !== permEpoch) {
-        perm = permutation(train.n, streamFor(cfg.seed, epoch, 1));
-        permEpoch = epoch;
-      }
-      const idx = perm!.subarray(bi * cfg.batch, Math.min(train.n, (bi + 1) * cfg.batch));
-      const { x, y } = batchOf(train, idx);
-      const cr = streamFor(cfg.seed, step, 2);
-      const gs = sampleWithout(good.length, cfg.cellsPerStep, cr).map((i) => good[i]);
-      const bs = sampleWithout(bad.length, cfg.cellsPerStep, cr).map((i) => bad[i]);
-      const cells = [...gs, ...bs];
-      const offsets = cells.map((c) => [Math.floor(c / mask.W) - ch, (c % mask.W) - cw] as [number, number]);
-      const xt = Tensor.fromArray(gpu, [idx.length, C, Hi, Wi], x, 'batch.x');
-      const yt = Tensor.fromArray(gpu, [idx.length], y, 'batch.y', 'u32');
-      let res: StepResult;
+      let res: TrainerStep;
       try {
-        res = await mpoStep(gpu, plane, opt, offsets, gs.length, xt, yt, cfg);
+        res = await trainer.step();
       } catch (e) {
-        if (e instanceof Diverged) throw diverged(step + 1, e.message);
+        if (e instanceof Diverged) throw diverged(ck.step + 1, e.message);
         throw e;
-      } finally {
-        xt.dispose();
-        yt.dispose();
       }
       const { goodLoss: gl, badLoss: bl, goodAcc: ga, badAcc: ba, scale: s } = res;
-      ck.step = step + 1;
-      ck.epochDiff += ga - ba;
-      ck.epochSteps++;
       const secs = (performance.now() - t0) / 1000;
       ck.seconds = secs;
       const logging = ck.step % cfg.logEvery === 0 || ck.step === cfg.steps;
@@ -279,15 +208,9 @@ export async function runMpo(
         );
       }
       await hooks.onStep?.(ck.step, cfg.steps, gl, bl, secs);
-      if (bi === itersPerEpoch - 1) {
-        const diff = ck.epochDiff / ck.epochSteps;
-        ck.epochAccs.push(diff);
-        if (cfg.warmupEpochs > 0 && epoch + 1 >= cfg.warmupEpochs && diff < 0.01) {
-          ck.stoppedEarly = true;
-          log(`early stop after epoch ${epoch + 1}: good - bad accuracy ${diff.toFixed(4)} < 0.01`);
-        }
-        ck.epochDiff = 0;
-        ck.epochSteps = 0;
+      if (res.epochEnd !== null && ck.stoppedEarly) {
+        const epoch = ck.epochAccs.length;
+        log(`early stop after epoch ${epoch}: good - bad accuracy ${res.epochEnd.toFixed(4)} < 0.01`);
       }
       if (saving || ck.stoppedEarly) await saveCheckpoint();
       if (hooks.shouldStop?.() && ck.step < cfg.steps) {
@@ -301,20 +224,14 @@ export async function runMpo(
     // evaluation over the padded grid
     log('evaluating the grid ...');
     const metrics = { train: {} as SplitMetrics, test: {} as SplitMetrics, steps: ck.step, seconds: 0 };
-    const effective = await plane.effective();
-    const scale = (await plane.scale.basis.read())[0];
     const GH = mask.H + 2 * cfg.pad,
       GW = mask.W + 2 * cfg.pad;
-    const coefs = new Float32Array(GH * GW * 3);
-    for (let gi = 0; gi < GH; gi++)
-      for (let gj = 0; gj < GW; gj++)
-        coefs.set([1, scale * (gj - cfg.pad - cw), scale * (gi - cfg.pad - ch)], (gi * GW + gj) * 3);
     const panels: Record<string, { loss: Float32Array; acc: Float32Array }> = {};
     for (const split of ['train', 'test'] as const) {
       const d = split === 'train' ? train : data.test;
       const n = cfg.evalImages > 0 ? Math.min(cfg.evalImages, d.n) : d.n;
       const pick = Array.from(permutation(d.n, streamFor(cfg.seed, 0, split === 'train' ? 3 : 4)).subarray(0, n));
-      const { loss, acc } = await evaluateGrid(gpu, plane, coefs, d, pick);
+      const { loss, acc } = await trainer.evaluate(d, pick, cfg.pad);
       panels[split] = { loss, acc };
       metrics[split] = scoreGrid(loss, acc, mask, tern, cfg.pad);
       const grid = new Float32Array(GH * GW * 2);
@@ -332,13 +249,7 @@ export async function runMpo(
     }
     metrics.seconds = +((performance.now() - t0) / 1000).toFixed(2);
     // the plane
-    const st: Record<string, NamedTensor> = {};
-    effective.names.forEach((nm, i) => {
-      st[`origin/${nm}`] = { shape: effective.shapes[i], data: effective.origin[i] };
-      st[`right/${nm}`] = { shape: effective.shapes[i], data: effective.right[i] };
-      st[`up/${nm}`] = { shape: effective.shapes[i], data: effective.up[i] };
-    });
-    st.scale = { shape: [1], data: Float32Array.of(scale) };
+    const st = await trainer.planeTensors();
     atomicWrite(
       join(out, 'plane.safetensors'),
       safetensorsBytes(st, {
@@ -382,7 +293,6 @@ export async function runMpo(
     atomicWrite(join(out, 'metrics.json'), `${JSON.stringify(metrics, null, 2)}\n`);
     return { out, metrics, stoppedEarly: ck.stoppedEarly };
   } finally {
-    opt.dispose();
-    plane.dispose();
+    trainer.dispose();
   }
 }
