@@ -7,6 +7,7 @@ import type { Dataset } from '../data/dataset.ts';
 import { cifar10Dir } from '../data/cifar10.ts';
 import { dataKind, loadSplits } from '../data/datasets.ts';
 import { runMpo, type MpoConfig } from './mpo.ts';
+import { PRESETS } from './presets.ts';
 import { untilStopped } from '../run/stop.ts';
 import { checkResumable, freshRunDir, readRunConfig, resumeWithLr } from '../run/run-info.ts';
 import { formatDuration as fmtTime, progress } from '../run/progress.ts';
@@ -15,77 +16,6 @@ import { MODEL_NAMES, colourModel, modelId, modelSpec } from '../models/zoo.ts';
 import { isOnnxPath } from '../models/onnx.ts';
 import { checkResumeFlags, defineCommand, type OptionInput, type OptionTable } from '../options/index.ts';
 
-export const PRESETS: Record<string, Omit<MpoConfig, 'data' | 'experiment'>> = {
-  /** Sized for a 2-core CPU with no GPU (lavapipe): a 12x12 heart on the 9.8k-parameter net, about 4 minutes there. */
-  quick: {
-    dataset: 'fashion-mnist',
-    model: 'small',
-    bn: false,
-    skip: false,
-    mask: 'heart',
-    grid: 12,
-    steps: 700,
-    batch: 16,
-    lr: 1e-3,
-    cellsPerStep: 8,
-    negCoef: 1,
-    clamp: 2.5,
-    clipNorm: 100,
-    seed: 42,
-    evalImages: 250,
-    pad: 3,
-    warmupEpochs: 0,
-    trainImages: 0,
-    checkpointEvery: 50,
-    logEvery: 10,
-  },
-  /** The reference's Fashion-MNIST icon settings (icons-mask-hpo.yml at HEAD). */
-  'fashion-pattern': {
-    dataset: 'fashion-mnist',
-    model: 'icons',
-    bn: false,
-    skip: false,
-    mask: 'heart',
-    grid: 50,
-    steps: 11_800,
-    batch: 512,
-    lr: 2.5e-4,
-    cellsPerStep: 50,
-    negCoef: 1,
-    clamp: 2.5,
-    clipNorm: 100,
-    seed: 42,
-    evalImages: 1000,
-    pad: 5,
-    warmupEpochs: 30,
-    trainImages: 0,
-    checkpointEvery: 500,
-    logEvery: 50,
-  },
-  /** The reference's CIFAR-10 settings: batch 256, 100 epochs, warm-up 50 epochs. */
-  'cifar-pattern': {
-    dataset: 'cifar10',
-    model: 'cifar',
-    bn: false,
-    skip: false,
-    mask: 'heart',
-    grid: 50,
-    steps: 19_600,
-    batch: 256,
-    lr: 2.5e-4,
-    cellsPerStep: 50,
-    negCoef: 1,
-    clamp: 2.5,
-    clipNorm: 100,
-    seed: 42,
-    evalImages: 1000,
-    pad: 5,
-    warmupEpochs: 50,
-    trainImages: 0,
-    checkpointEvery: 500,
-    logEvery: 50,
-  },
-};
 
 type Preset = Omit<MpoConfig, 'data' | 'experiment'>;
 /** What --help shows for a setting that comes from the preset: its value in each preset (one value if they agree). */

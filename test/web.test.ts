@@ -1,0 +1,103 @@
+// The web page: build:web makes static files whose bundle holds no Node-only module; in Debian's Chromium, headless
+// with WebGPU on its SwiftShader Vulkan, the page trains the quick heart for a few steps with a fixed seed, and its
+// first steps' per-cell losses equal the same steps taken here in Node (the same trainer on lavapipe), within 1e-3
+// relative; the white cells' test loss ends below the black cells'. A screenshot is kept as test/artifacts/web.png.
+import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildWeb, NODE_ONLY } from '../scripts/build-web.ts';
+import { serve } from '../scripts/serve-web.ts';
+import { fashionMnistDir } from '../src/data/fashion-mnist.ts';
+import { parsePack } from '../src/data/pack.ts';
+import type { Gpu } from '../src/engine/device.ts';
+import { modelSpec } from '../src/models/zoo.ts';
+import { iconMask } from '../src/mpo/masks.ts';
+import { PRESETS } from '../src/mpo/presets.ts';
+import { MpoTrainer } from '../src/mpo/trainer.ts';
+import type { PageRun } from '../src/web/playground.ts';
+import { fashionFixture, testGpu } from './helpers.ts';
+
+const CHROMIUM = process.env.LOSS_ATLAS_CHROMIUM ?? '/usr/bin/chromium';
+const WEBGPU_FLAGS = [
+  '--headless=new',
+  '--no-sandbox',
+  '--enable-unsafe-webgpu',
+  '--enable-features=Vulkan',
+  '--use-vulkan=native',
+  '--disable-vulkan-surface',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+];
+const STEPS = 12;
+const out = mkdtempSync(join(tmpdir(), 'la-web-'));
+// Fashion-MNIST where it is installed (npm test's setup installs it), else a small set of the same format
+const fmnist = fashionMnistDir();
+const data = existsSync(join(fmnist, 'train-images-idx3-ubyte.gz')) ? fmnist : fashionFixture('la-web-data-').data;
+let built: Awaited<ReturnType<typeof buildWeb>>;
+let gpu: Gpu;
+beforeAll(async () => {
+  built = await buildWeb({ out, data, train: 160, test: 40 });
+  gpu = await testGpu();
+}, 120_000);
+afterAll(() => gpu?.destroy());
+
+describe('npm run build:web', () => {
+  it('writes the page, its bundle and the data pack; the bundle takes in no Node-only module', () => {
+    for (const f of ['index.html', 'style.css', 'app.js', 'fashion-mnist.pack'])
+      expect(existsSync(join(out, f))).toBe(true);
+    expect(built.inputs.some((p) => p.endsWith('src/mpo/trainer.ts'))).toBe(true);
+    expect(built.inputs.filter((p) => NODE_ONLY.test(p))).toEqual([]);
+    const js = readFileSync(join(out, 'app.js'), 'utf8');
+    for (const m of ['fs', 'path', 'sharp', 'webgpu', 'node:fs'])
+      expect(js).not.toMatch(new RegExp(`(require\\(|from ?|import\\()["']${m}["']`));
+    const pack = parsePack(readFileSync(join(out, 'fashion-mnist.pack')), 'fashion-mnist.pack');
+    expect([pack.header.train, pack.header.test]).toEqual([160, 40]);
+  });
+});
+
+describe.skipIf(!existsSync(CHROMIUM))('the page in headless Chromium (WebGPU on SwiftShader)', () => {
+  it("trains the quick heart: its first steps equal Node's, the white cells end with the lower test loss", async () => {
+    const server = await serve(out, 0);
+    const port = (server.address() as { port: number }).port;
+    const { chromium } = await import('playwright-core');
+    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: false, args: WEBGPU_FLAGS });
+    let run: PageRun;
+    try {
+      const page = await browser.newPage({ viewport: { width: 1100, height: 720 } });
+      const q = `autostart=1&steps=${STEPS}&eval=${STEPS}&eval-images=40&seed=42&icon=heart&grid=12&net=small`;
+      await page.goto(`http://127.0.0.1:${port}/?${q}`);
+      await page.waitForFunction(() => window.__lossAtlas?.done || window.__lossAtlas?.error, null, {
+        timeout: 600_000,
+      });
+      run = await page.evaluate(() => window.__lossAtlas);
+      mkdirSync('test/artifacts', { recursive: true });
+      await page.screenshot({ path: 'test/artifacts/web.png', fullPage: true });
+    } finally {
+      await browser.close();
+      server.close();
+    }
+    expect(run.error).toBeNull();
+    expect(run.adapter).toMatch(/swiftshader/i);
+    expect(run.step).toBe(STEPS);
+    expect(run.goodTest!).toBeLessThan(run.badTest!);
+
+    // the same steps in Node
+    const pack = parsePack(readFileSync(join(out, 'fashion-mnist.pack')), 'fashion-mnist.pack');
+    const cfg = { ...PRESETS.quick, seed: 42 };
+    const spec = modelSpec('small', { input: pack.train.shape });
+    const t = MpoTrainer.fresh(gpu, spec, iconMask('heart', 12), pack.train, cfg);
+    try {
+      expect(run.steps.map((s) => s.step)).toEqual([1, 2, 3, 4, 5]);
+      for (const s of run.steps) {
+        const r = await t.step();
+        expect(r.cells).toEqual(s.cells);
+        for (let k = 0; k < s.loss.length; k++)
+          expect(Math.abs(s.loss[k] - r.loss[k]), `step ${s.step} cell ${k}`).toBeLessThan(1e-3 * Math.abs(r.loss[k]));
+      }
+    } finally {
+      t.dispose();
+    }
+  }, 900_000);
+});
