@@ -16,7 +16,6 @@ import { MODEL_NAMES, colourModel, modelId, modelSpec } from '../models/zoo.ts';
 import { isOnnxPath } from '../models/onnx.ts';
 import { checkResumeFlags, defineCommand, type OptionInput, type OptionTable } from '../options/index.ts';
 
-
 type Preset = Omit<MpoConfig, 'data' | 'experiment'>;
 /** What --help shows for a setting that comes from the preset: its value in each preset (one value if they agree). */
 const fromPresets = (k: keyof Preset): string => {

@@ -140,8 +140,13 @@ export async function startPlayground(data: { train: Dataset; test: Dataset }): 
       const i = Math.floor(c / t.mask.W) + pad,
         j = (c % t.mask.W) + pad;
       const l = loss[i * GW + j];
-      if (v > 0) (g += l), ng++;
-      else if (v < 0) (b += l), nb++;
+      if (v > 0) {
+        g += l;
+        ng++;
+      } else if (v < 0) {
+        b += l;
+        nb++;
+      }
     });
     run.goodTest = g / ng;
     run.badTest = b / nb;
