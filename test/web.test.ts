@@ -2,6 +2,7 @@
 // with WebGPU on its SwiftShader Vulkan, the page trains the quick heart for a few steps with a fixed seed, and its
 // first steps' per-cell losses equal the same steps taken here in Node (the same trainer on lavapipe), within 1e-3
 // relative; the white cells' test loss ends below the black cells'. A screenshot is kept as test/artifacts/web.png.
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +17,8 @@ import { iconMask } from '../src/mpo/masks.ts';
 import { PRESETS } from '../src/mpo/presets.ts';
 import { MpoTrainer } from '../src/mpo/trainer.ts';
 import type { PageRun } from '../src/web/playground.ts';
-import { fashionFixture, testGpu } from './helpers.ts';
+import { readNpy } from '../src/data/formats.ts';
+import { CLI_ARGS, fashionFixture, testGpu } from './helpers.ts';
 
 const CHROMIUM = process.env.LOSS_ATLAS_CHROMIUM ?? '/usr/bin/chromium';
 const WEBGPU_FLAGS = [
@@ -32,6 +34,7 @@ const WEBGPU_FLAGS = [
 ];
 const STEPS = 12;
 const out = mkdtempSync(join(tmpdir(), 'la-web-'));
+const planeFile = join(out, 'plane-from-page.safetensors');
 // Fashion-MNIST where it is installed (npm test's setup installs it), else a small set of the same format
 const fmnist = fashionMnistDir();
 const data = existsSync(join(fmnist, 'train-images-idx3-ubyte.gz')) ? fmnist : fashionFixture('la-web-data-').data;
@@ -72,6 +75,8 @@ describe.skipIf(!existsSync(CHROMIUM))('the page in headless Chromium (WebGPU on
         timeout: 600_000,
       });
       run = await page.evaluate(() => window.__lossAtlas);
+      const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#save-plane')]);
+      await dl.saveAs(planeFile);
       mkdirSync('test/artifacts', { recursive: true });
       await page.screenshot({ path: 'test/artifacts/web.png', fullPage: true });
     } finally {
@@ -99,5 +104,18 @@ describe.skipIf(!existsSync(CHROMIUM))('the page in headless Chromium (WebGPU on
     } finally {
       t.dispose();
     }
+
+    // the page's plane, read by the command line: its test grid is the page's last evaluation
+    const cli = join(out, 'plane-cli');
+    const args = ['plane', planeFile, '--data', data, '--images', '40', '--pad', String(run.pad), '--out', cli];
+    const r = spawnSync(process.execPath, [...CLI_ARGS, ...args], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const grid = readNpy(join(cli, 'grid_test.npy'));
+    const loss = Array.from({ length: grid.data.length / 2 }, (_, k) => grid.data[2 * k]);
+    expect(loss.length).toBe(run.testLoss!.length);
+    for (let k = 0; k < loss.length; k++)
+      expect(Math.abs(loss[k] - run.testLoss![k]), `cell ${k}`).toBeLessThan(1e-3 * loss[k]);
+    const m = JSON.parse(readFileSync(join(cli, 'metrics.json'), 'utf8'));
+    expect(m.test.acc_diff).toEqual(expect.any(Number));
   }, 900_000);
 });

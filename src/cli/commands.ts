@@ -16,6 +16,7 @@ const all: Record<string, Command> = {
 const ORDER = [
   'inspect',
   'mpo',
+  'plane',
   'train',
   'interpolate',
   'surface',

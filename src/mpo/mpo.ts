@@ -18,6 +18,7 @@ import { loadMask, ternary } from './masks.ts';
 import { accMap, compose, lossMap, maskPanel, textPanel, writePng } from '../viz/figure.ts';
 import { padded, scoreGrid, type SplitMetrics } from './evaluate.ts';
 import { MpoTrainer, type TrainerStep, type TrainState, streamFor } from './trainer.ts';
+import { planeMetadata } from './plane-file.ts';
 import { Diverged } from '../run/diverged.ts';
 export interface MpoConfig {
   experiment: string;
@@ -252,13 +253,7 @@ export async function runMpo(
     const st = await trainer.planeTensors();
     atomicWrite(
       join(out, 'plane.safetensors'),
-      safetensorsBytes(st, {
-        model: cfg.model,
-        bn: String(cfg.bn),
-        mask: cfg.mask,
-        grid: `${mask.H}x${mask.W}`,
-        cell: 'origin + scale * ((j - W//2) * right + (i - H//2) * up)',
-      }),
+      safetensorsBytes(st, planeMetadata(cfg.model, cfg.bn, { ...mask, name: cfg.mask })),
     );
     const fmt = (m: SplitMetrics) => `acc_diff ${m.acc_diff.toFixed(3)}  agreement ${m.agreement.toFixed(3)}`;
     const outline = { data: mask.data, H: mask.H, W: mask.W, pad: cfg.pad };

@@ -8,6 +8,7 @@ import { modelSpec } from '../models/zoo.ts';
 import { ICONS, type Mask, iconMask, ternary } from '../mpo/masks.ts';
 import { PRESETS } from '../mpo/presets.ts';
 import { MpoTrainer } from '../mpo/trainer.ts';
+import { planeMetadata } from '../mpo/plane-file.ts';
 import { maskEditor, paintGrid } from './maps.ts';
 
 /** What the page exposes as window.__lossAtlas (read by its end-to-end test, handy in the console). */
@@ -20,6 +21,9 @@ export interface PageRun {
   /** mean test loss of the good (white) and bad (black) boundary cells at the last evaluation */
   goodTest: number | null;
   badTest: number | null;
+  /** the last evaluation's test loss of every grid cell ([GH, GW] row-major, pad cells of margin) */
+  testLoss: number[] | null;
+  pad: number;
   evaluations: number;
   error: string | null;
 }
@@ -53,6 +57,8 @@ export async function startPlayground(data: { train: Dataset; test: Dataset }): 
     done: false,
     goodTest: null,
     badTest: null,
+    testLoss: null,
+    pad: cfg.pad,
     evaluations: 0,
     error: null,
   };
@@ -148,6 +154,8 @@ export async function startPlayground(data: { train: Dataset; test: Dataset }): 
         nb++;
       }
     });
+    run.testLoss = Array.from(loss);
+    run.pad = pad;
     run.goodTest = g / ng;
     run.badTest = b / nb;
     run.evaluations++;
@@ -213,7 +221,8 @@ export async function startPlayground(data: { train: Dataset; test: Dataset }): 
     running = false;
     trainer?.dispose();
     trainer = null;
-    Object.assign(run, { steps: [], step: 0, done: false, goodTest: null, badTest: null, evaluations: 0 });
+    Object.assign(run, { steps: [], step: 0, done: false, goodTest: null, badTest: null, testLoss: null });
+    run.evaluations = 0;
     status.textContent = 'ready';
     errorBox.hidden = true;
     if (!gpu) await connect().catch((e) => fail((e as Error).message));
@@ -222,14 +231,8 @@ export async function startPlayground(data: { train: Dataset; test: Dataset }): 
   $('save-plane').onclick = async () => {
     if (!trainer) return;
     const st = await trainer.planeTensors();
-    const bytes = safetensorsBytes(st, {
-      model: netSel.value,
-      bn: String(bnBox.checked),
-      mask: trainer.mask.name,
-      grid: `${trainer.mask.H}x${trainer.mask.W}`,
-      cell: 'origin + scale * ((j - W//2) * right + (i - H//2) * up)',
-      steps: String(trainer.state.step),
-    });
+    const meta = { steps: String(trainer.state.step), made_by: 'loss-atlas web page' };
+    const bytes = safetensorsBytes(st, planeMetadata(netSel.value, bnBox.checked, trainer.mask, meta));
     download('plane.safetensors', new Blob([bytes as Uint8Array<ArrayBuffer>]));
   };
   $('save-png').onclick = () => {
