@@ -43,7 +43,7 @@ export function parsePlane(bytes: Uint8Array, path: string): PlaneFile {
   const g = /^(\d+)x(\d+)$/.exec(metadata.grid ?? '');
   if (!g) throw bad(`grid ${JSON.stringify(metadata.grid)} in the metadata: HxW expected`);
   const [H, W] = [Number(g[1]), Number(g[2])];
-  if (!tensors.scale || tensors.scale.data.length !== 1) throw bad('no scale tensor');
+  if (tensors.scale?.data.length !== 1) throw bad('no scale tensor');
   const c = metadata.mask_cells;
   if (c !== undefined && (c.length !== H * W || /[^01]/.test(c))) throw bad(`mask_cells: ${H * W} of 0 and 1 expected`);
   return {
