@@ -1,7 +1,9 @@
 // The web page: build:web makes static files whose bundle holds no Node-only module; in Debian's Chromium, headless
 // with WebGPU on its SwiftShader Vulkan, the page trains the quick heart for a few steps with a fixed seed, and its
 // first steps' per-cell losses equal the same steps taken here in Node (the same trainer on lavapipe), within 1e-3
-// relative; the white cells' test loss ends below the black cells'. A screenshot is kept as test/artifacts/web.png.
+// relative; the white cells' test loss ends below the black cells'; the page's plane reads back in the command line;
+// the surface explorer draws a committed surface in 3-D, the trained plane's, and recentres it on a click; the
+// kernel profile shows its table or says why not. Screenshots are kept in test/artifacts/.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,6 +18,7 @@ import { modelSpec } from '../src/models/zoo.ts';
 import { iconMask } from '../src/mpo/masks.ts';
 import { PRESETS } from '../src/mpo/presets.ts';
 import { MpoTrainer } from '../src/mpo/trainer.ts';
+import type { ExplorerState } from '../src/web/explorer.ts';
 import type { PageRun } from '../src/web/playground.ts';
 import { readNpy } from '../src/data/formats.ts';
 import { CLI_ARGS, fashionFixture, testGpu } from './helpers.ts';
@@ -33,6 +36,7 @@ const WEBGPU_FLAGS = [
   '--disable-component-update',
 ];
 const STEPS = 12;
+const FIX = 'test/fixtures/web'; // surface.json and surface_loss.npy of loss-atlas surface (5 x 5, a small CNN)
 const out = mkdtempSync(join(tmpdir(), 'la-web-'));
 const planeFile = join(out, 'plane-from-page.safetensors');
 // Fashion-MNIST where it is installed (npm test's setup installs it), else a small set of the same format
@@ -67,9 +71,13 @@ describe.skipIf(!existsSync(CHROMIUM))('the page in headless Chromium (WebGPU on
     const { chromium } = await import('playwright-core');
     const browser = await chromium.launch({ executablePath: CHROMIUM, headless: false, args: WEBGPU_FLAGS });
     let run: PageRun;
+    let files: ExplorerState, first: ExplorerState, second: ExplorerState;
+    let profile: string | null, error: string | null;
     try {
       const page = await browser.newPage({ viewport: { width: 1100, height: 720 } });
-      const q = `autostart=1&steps=${STEPS}&eval=${STEPS}&eval-images=40&seed=42&icon=heart&grid=12&net=small`;
+      const q =
+        `autostart=1&steps=${STEPS}&eval=${STEPS}&eval-images=40&seed=42&icon=heart&grid=12&net=small` +
+        '&surface-side=7&surface-images=20';
       await page.goto(`http://127.0.0.1:${port}/?${q}`);
       await page.waitForFunction(() => window.__lossAtlas?.done || window.__lossAtlas?.error, null, {
         timeout: 600_000,
@@ -79,6 +87,29 @@ describe.skipIf(!existsSync(CHROMIUM))('the page in headless Chromium (WebGPU on
       await dl.saveAs(planeFile);
       mkdirSync('test/artifacts', { recursive: true });
       await page.screenshot({ path: 'test/artifacts/web.png', fullPage: true });
+
+      // the surface explorer: a committed surface of loss-atlas surface, drawn in 3-D
+      const state = () => page.evaluate(() => window.__lossAtlas.explorer);
+      const until = (f: string) => page.waitForFunction(f, null, { timeout: 300_000 });
+      await page.setInputFiles(
+        '#surface-files',
+        ['surface.json', 'surface_loss.npy'].map((f) => join(FIX, f)),
+      );
+      await until('window.__lossAtlas.explorer.renders > 0 || window.__lossAtlas.error');
+      files = await state();
+      // the trained plane's surface, then a click on the map's top-left quarter: recentred there at half the span
+      await page.click('#surface-trained');
+      await until('window.__lossAtlas.explorer.computed >= 1 || window.__lossAtlas.error');
+      first = await state();
+      const box = (await page.locator('#surface-map').boundingBox())!;
+      await page.mouse.click(box.x + box.width * 0.2, box.y + box.height * 0.2);
+      await until('window.__lossAtlas.explorer.computed >= 2 || window.__lossAtlas.error');
+      second = await state();
+      await page.click('#profile');
+      await until('window.__lossAtlas.explorer.profile !== null || window.__lossAtlas.error');
+      profile = (await state()).profile;
+      error = await page.evaluate(() => window.__lossAtlas.error);
+      await page.screenshot({ path: 'test/artifacts/web-explorer.png', fullPage: true });
     } finally {
       await browser.close();
       server.close();
@@ -117,5 +148,19 @@ describe.skipIf(!existsSync(CHROMIUM))('the page in headless Chromium (WebGPU on
       expect(Math.abs(loss[k] - run.testLoss![k]), `cell ${k}`).toBeLessThan(1e-3 * loss[k]);
     const m = JSON.parse(readFileSync(join(cli, 'metrics.json'), 'utf8'));
     expect(m.test.acc_diff).toEqual(expect.any(Number));
+
+    // the explorer drew the committed surface (a blank canvas has one colour), computed the plane's and recentred it
+    expect(error).toBeNull();
+    expect(files.renders).toBeGreaterThan(0);
+    expect(files.colours).toBeGreaterThan(8);
+    expect(first.view).toMatchObject({ cx: 0, cy: 0, side: 7 });
+    expect(first.colours).toBeGreaterThan(8);
+    const { cx, cy, half } = first.view!;
+    expect(second.view!.half).toBeCloseTo(half / 2, 6);
+    // the click at 20% of the map falls in column and row 1 of 7: x = cx - half + 2 half / 6
+    expect(second.view!.cx).toBeCloseTo(cx - half + (2 * half) / 6, 6);
+    expect(second.view!.cy).toBeCloseTo(cy - half + (2 * half) / 6, 6);
+    expect(second.renders).toBeGreaterThan(first.renders);
+    expect(profile).toMatch(/timestamp-query is not available|conv2d/);
   }, 900_000);
 });

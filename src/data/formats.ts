@@ -45,7 +45,15 @@ function npyLayout(
   what: string,
   sizes: Record<string, number>,
 ): { shape: number[]; descr: string; b: Uint8Array; at: number } {
-  const b = readBytes(path, what);
+  return npyLayoutOf(readBytes(path, what), path, what, sizes);
+}
+
+function npyLayoutOf(
+  b: Uint8Array,
+  path: string,
+  what: string,
+  sizes: Record<string, number>,
+): { shape: number[]; descr: string; b: Uint8Array; at: number } {
   const bad = (why: string) => new DataError(`${path}: ${why} (${what} expected)`);
   const magic = latin1(b, 0, 6);
   if (magic !== NPY_MAGIC) {
@@ -86,6 +94,12 @@ function npyLayout(
 /** Reads a little-endian float32 .npy file (format 1.0 to 3.0, C order); every error names the file. */
 export function readNpy(path: string, what = 'a float32 .npy file'): { shape: number[]; data: Float32Array } {
   const { shape, b, at } = npyLayout(path, what, { '<f4': 4 });
+  return { shape, data: new Float32Array(b.buffer.slice(b.byteOffset + at, b.byteOffset + b.length)) };
+}
+
+/** A float32 .npy file's bytes (from a file, or handed to a page) as readNpy reads them; errors name `path`. */
+export function parseNpy(bytes: Uint8Array, path: string, what = 'a float32 .npy file') {
+  const { shape, b, at } = npyLayoutOf(bytes, path, what, { '<f4': 4 });
   return { shape, data: new Float32Array(b.buffer.slice(b.byteOffset + at, b.byteOffset + b.length)) };
 }
 

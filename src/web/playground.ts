@@ -9,6 +9,7 @@ import { ICONS, type Mask, iconMask, ternary } from '../mpo/masks.ts';
 import { PRESETS } from '../mpo/presets.ts';
 import { MpoTrainer } from '../mpo/trainer.ts';
 import { planeMetadata } from '../mpo/plane-file.ts';
+import { type ExplorerState, startExplorer } from './explorer.ts';
 import { maskEditor, paintGrid } from './maps.ts';
 
 /** What the page exposes as window.__lossAtlas (read by its end-to-end test, handy in the console). */
@@ -26,6 +27,7 @@ export interface PageRun {
   pad: number;
   evaluations: number;
   error: string | null;
+  explorer: ExplorerState;
 }
 
 declare global {
@@ -61,6 +63,7 @@ export async function startPlayground(data: { train: Dataset; test: Dataset }): 
     pad: cfg.pad,
     evaluations: 0,
     error: null,
+    explorer: { renders: 0, colours: 0, computed: 0, view: null, profile: null },
   };
   window.__lossAtlas = run;
 
@@ -83,7 +86,7 @@ export async function startPlayground(data: { train: Dataset; test: Dataset }): 
 
   let gpu: Gpu | null = null;
   const connect = async () => {
-    gpu = await Gpu.create();
+    gpu = await Gpu.create({ profile: true });
     // a visitor's GPU may share its memory with everything else: blocks of grid points of at most 64 MiB per binding
     gpu.bindingLimit = Math.min(gpu.bindingLimit, 64 * 2 ** 20);
     run.adapter = gpu.adapterInfo;
@@ -250,6 +253,7 @@ export async function startPlayground(data: { train: Dataset; test: Dataset }): 
     }
     c.toBlob((b) => b && download('mpo.png', b));
   };
+  startExplorer({ gpu: () => gpu, trainer: () => trainer, data, fail, state: run.explorer });
   status.textContent = 'ready';
   buttons();
   if (q.get('autostart') === '1') $('start').click();
