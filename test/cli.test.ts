@@ -82,6 +82,7 @@ describe('every command: --help and the table agree', () => {
     expect(Object.keys(COMMANDS)).toEqual([
       'inspect',
       'mpo',
+      'plane',
       'train',
       'interpolate',
       'surface',

@@ -39,6 +39,7 @@ const STEPS = 12;
 const FIX = 'test/fixtures/web'; // surface.json and surface_loss.npy of loss-atlas surface (5 x 5, a small CNN)
 const out = mkdtempSync(join(tmpdir(), 'la-web-'));
 const planeFile = join(out, 'plane-from-page.safetensors');
+const cliPlane = join(out, 'cli-mpo', 'plane.safetensors');
 // Fashion-MNIST where it is installed (npm test's setup installs it), else a small set of the same format
 const fmnist = fashionMnistDir();
 const data = existsSync(join(fmnist, 'train-images-idx3-ubyte.gz')) ? fmnist : fashionFixture('la-web-data-').data;
@@ -62,17 +63,57 @@ describe('npm run build:web', () => {
     const pack = parsePack(readFileSync(join(out, 'fashion-mnist.pack')), 'fashion-mnist.pack');
     expect([pack.header.train, pack.header.test]).toEqual([160, 40]);
   });
+
+  it('runs as an npm script with its flags, and refuses a bad one naming it', () => {
+    const dir = join(out, 'npm-build');
+    const npm = (args: string[]) =>
+      spawnSync('npm', ['run', '--silent', 'build:web', '--', ...args], { encoding: 'utf8' });
+    const r = npm(['--out', dir, '--data', data, '--train-images', '50', '--test-images', '10']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/wrote .*npm-build: app\.js \(\d+ KiB, \d+ modules\)/);
+    expect(parsePack(readFileSync(join(dir, 'fashion-mnist.pack')), 'pack').header.train).toBe(50);
+    const bad = npm(['--out', dir, '--train-images', '0']);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toContain("--train-images: a positive integer expected, got '0'");
+  }, 120_000);
 });
 
 describe.skipIf(!existsSync(CHROMIUM))('the page in headless Chromium (WebGPU on SwiftShader)', () => {
-  it("trains the quick heart: its first steps equal Node's, the white cells end with the lower test loss", async () => {
+  it('without WebGPU says so and how to turn it on, instead of failing silently', async () => {
+    const server = await serve(out, 0);
+    const { chromium } = await import('playwright-core');
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: false,
+      args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-features=WebGPU,Vulkan'],
+    });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`http://127.0.0.1:${(server.address() as { port: number }).port}/`);
+      await page.waitForFunction(() => !document.getElementById('error')?.hidden, null, { timeout: 60_000 });
+      expect(await page.locator('#error').innerText()).toMatch(/no WebGPU|gave no adapter/);
+      expect(await page.locator('#app').isHidden()).toBe(true);
+    } finally {
+      await browser.close();
+      server.close();
+    }
+  }, 120_000);
+
+  it('trains the heart as Node does, saves a plane the CLI reads, explores surfaces, recovers', async () => {
+    // a plane of the command line (2 steps), for the page to open
+    const mpoArgs = ['mpo', '--quick', '--data', data, '--steps', '2', '--eval-images', '10', '--pad', '0'];
+    const made = spawnSync(process.execPath, [...CLI_ARGS, ...mpoArgs, '--out', join(out, 'cli-mpo')], {
+      encoding: 'utf8',
+    });
+    expect(made.status, made.stderr).toBe(0);
     const server = await serve(out, 0);
     const port = (server.address() as { port: number }).port;
     const { chromium } = await import('playwright-core');
     const browser = await chromium.launch({ executablePath: CHROMIUM, headless: false, args: WEBGPU_FLAGS });
     let run: PageRun;
     let files: ExplorerState, first: ExplorerState, second: ExplorerState;
-    let profile: string | null, error: string | null;
+    let fromCli: ExplorerState, restarted: PageRun;
+    let profile: string | null, error: string | null, lost: string;
     try {
       const page = await browser.newPage({ viewport: { width: 1100, height: 720 } });
       const q =
@@ -105,11 +146,24 @@ describe.skipIf(!existsSync(CHROMIUM))('the page in headless Chromium (WebGPU on
       await page.mouse.click(box.x + box.width * 0.2, box.y + box.height * 0.2);
       await until('window.__lossAtlas.explorer.computed >= 2 || window.__lossAtlas.error');
       second = await state();
+      // the command line's plane opens in the page too, and its surface is computed there
+      await page.setInputFiles('#surface-files', cliPlane);
+      await until('window.__lossAtlas.explorer.computed >= 3 || window.__lossAtlas.error');
+      fromCli = await state();
       await page.click('#profile');
       await until('window.__lossAtlas.explorer.profile !== null || window.__lossAtlas.error');
       profile = (await state()).profile;
       error = await page.evaluate(() => window.__lossAtlas.error);
       await page.screenshot({ path: 'test/artifacts/web-explorer.png', fullPage: true });
+      // a lost device is reported; Reset makes a new one and a run starts again
+      await page.evaluate(() => (window as { __lossAtlasLoseDevice?: () => void }).__lossAtlasLoseDevice?.());
+      await until('/device was lost/.test(window.__lossAtlas.error ?? "")');
+      lost = await page.locator('#error').innerText();
+      await page.click('#reset');
+      await page.click('#start');
+      await until('window.__lossAtlas.step >= 1 || /device/.test(window.__lossAtlas.error ?? "x")');
+      await page.click('#pause');
+      restarted = await page.evaluate(() => window.__lossAtlas);
     } finally {
       await browser.close();
       server.close();
@@ -162,5 +216,10 @@ describe.skipIf(!existsSync(CHROMIUM))('the page in headless Chromium (WebGPU on
     expect(second.view!.cy).toBeCloseTo(cy - half + (2 * half) / 6, 6);
     expect(second.renders).toBeGreaterThan(first.renders);
     expect(profile).toMatch(/timestamp-query is not available|conv2d/);
+    expect(fromCli.view).toMatchObject({ cx: 0, cy: 0, half: 12 / 2 + 3 });
+    expect(lost).toMatch(/The GPU device was lost .*Press Reset to start again/);
+    expect(restarted.devices).toBe(2);
+    expect(restarted.error).toBeNull();
+    expect(restarted.step).toBeGreaterThanOrEqual(1);
   }, 900_000);
 });

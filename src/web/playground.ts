@@ -27,6 +27,8 @@ export interface PageRun {
   pad: number;
   evaluations: number;
   error: string | null;
+  /** GPU devices this page has made (a new one after a device loss and Reset) */
+  devices: number;
   explorer: ExplorerState;
 }
 
@@ -63,6 +65,7 @@ export async function startPlayground(data: { train: Dataset; test: Dataset }): 
     pad: cfg.pad,
     evaluations: 0,
     error: null,
+    devices: 0,
     explorer: { renders: 0, colours: 0, computed: 0, view: null, profile: null },
   };
   window.__lossAtlas = run;
@@ -90,6 +93,7 @@ export async function startPlayground(data: { train: Dataset; test: Dataset }): 
     // a visitor's GPU may share its memory with everything else: blocks of grid points of at most 64 MiB per binding
     gpu.bindingLimit = Math.min(gpu.bindingLimit, 64 * 2 ** 20);
     run.adapter = gpu.adapterInfo;
+    run.devices++;
     $('adapter').textContent = gpu.adapterInfo;
     const mine = gpu;
     mine.device.lost.then((l) => {
@@ -228,6 +232,7 @@ export async function startPlayground(data: { train: Dataset; test: Dataset }): 
     run.evaluations = 0;
     status.textContent = 'ready';
     errorBox.hidden = true;
+    run.error = null;
     if (!gpu) await connect().catch((e) => fail((e as Error).message));
     buttons();
   };
@@ -254,6 +259,8 @@ export async function startPlayground(data: { train: Dataset; test: Dataset }): 
     c.toBlob((b) => b && download('mpo.png', b));
   };
   startExplorer({ gpu: () => gpu, trainer: () => trainer, data, fail, state: run.explorer });
+  // what a driver reset or a lost GPU does to a page, for trying the recovery (and its test)
+  (window as { __lossAtlasLoseDevice?: () => void }).__lossAtlasLoseDevice = () => gpu?.device.destroy();
   status.textContent = 'ready';
   buttons();
   if (q.get('autostart') === '1') $('start').click();
