@@ -3,11 +3,13 @@
 # (working tree and packed bundle together; --budget-mib sets the budget, default 63 for a margin).
 # ../shared/device/prepare.sh --data with the whole data set makes 76 MiB: its .gz
 # files do not compress further, node alone is 22 MiB. So this script runs prepare.sh without data, drops what the
-# GPU runs never load (playwright-core, @types, the biome linter: 20 MiB packed), adds the data as unpacked IDX files
-# (xz packs them about 15% smaller than gzip; the loader reads files without .gz), the first 2,000 test images (the
-# pattern evaluates 1,000) and as many training images as fit, from the front, and repacks with xz -9e.
+# GPU runs never load (playwright-core, @types, the biome linter, onnxruntime-node, three: the web page's 3-D view),
+# adds the data as unpacked IDX files (xz packs them about 15% smaller than gzip; the loader reads files without
+# .gz), the first 2,000 test images (the pattern evaluates 1,000) and as many training images as fit, from the front,
+# and repacks with xz -9e.
 # usage: bash scripts/device-bundle.sh [--train-images N] [--data DIR] [--budget-mib 63]
-# Then: run(command: "bash .device/run.sh bash scripts/device-check.sh", carry: [".device"])
+# Then, on the GPU machine, in the repo root with .device/ copied along:
+#   bash .device/run.sh bash scripts/device-check.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=/usr/share/datasets/fashion-mnist; want=""; budget_mib=63
@@ -25,7 +27,7 @@ bash ../shared/device/prepare.sh
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 mkdir "$work/base"; xz -dc .device/bundle.tar.xz | tar -C "$work/base" -xf -
 rm -rf "$work/base/node_modules/playwright-core" "$work/base/node_modules/@types" "$work/base/node_modules/@biomejs" \
-  "$work/base/node_modules/onnxruntime-node"
+  "$work/base/node_modules/onnxruntime-node" "$work/base/node_modules/three"
 
 # head N images/labels of an IDX pair, unpacked: header with the new count, then the first N records
 idx_head() { # in.gz out n record_bytes header_bytes
