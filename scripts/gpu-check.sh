@@ -33,6 +33,10 @@
 #   --bench-args ARGS  extra arguments for bench/mpo.ts in the bench and cifar stages, taking precedence over
 #                      the stage's own (env BENCH_ARGS), e.g. "--steps 20" or "--cells 1,16 --batch 64"
 #   --profile-steps N  MPO steps the profile times (env PROFILE_STEPS; default 6)
+#   --torch-args ARGS  extra arguments for bench/torch_reference.py in the torch stage (env TORCH_ARGS), e.g.
+#                      "--cells 100 --batch 512 --steps 3" to time only the fashion-pattern step
+#   --pattern-args ARGS  extra mpo flags for the pattern stage (env PATTERN_ARGS), e.g. "--steps 3000" for the
+#                      reference's step-3,000 comparison point instead of the full 11,800 steps
 #   --deadline S       stop the whole run S seconds after it starts (env DEADLINE_S; default: no deadline): each
 #                      stage gets SIGINT when the time is up (mpo saves its checkpoint), SIGKILL 15 s later, and
 #                      stages with under 20 s left are skipped
@@ -66,8 +70,10 @@ gc_bench() {
 
 # gc_torch_check NET WORKLOADS JSON: loss-atlas writes the loss check of NET, PyTorch compares and times WORKLOADS
 gc_torch_check() {
+  local extra=()
+  [ -n "$GC_TORCH_ARGS" ] && read -r -a extra <<< "$GC_TORCH_ARGS"
   npx tsx bench/mpo.ts --workloads "$1" --check-dir "$GC_OUT/check" --check-only &&
-    "$GC_PYTHON" bench/torch_reference.py --check-dir "$GC_OUT/check" --workloads "$2" --out "$3"
+    "$GC_PYTHON" bench/torch_reference.py --check-dir "$GC_OUT/check" --workloads "$2" --out "$3" "${extra[@]}"
 }
 
 gc_stage_gradcheck() { npx tsx src/cli.ts gradcheck --verbose; }
@@ -102,7 +108,8 @@ gc_stage_profile() {
 }
 
 gc_stage_pattern() {
-  local run="$GC_OUT/pattern"
+  local run="$GC_OUT/pattern" extra=()
+  [ -n "$GC_PATTERN_ARGS" ] && read -r -a extra <<< "$GC_PATTERN_ARGS"
   if [ -n "$GC_RESUME" ]; then
     if [ "$(realpath -m "$GC_RESUME")" != "$(realpath -m "$run")" ]; then
       [ ! -e "$run" ] || { echo "pattern: $run exists already; --resume $GC_RESUME would be copied there (resume that folder instead, or choose another --out)"; return 1; }
@@ -114,7 +121,7 @@ gc_stage_pattern() {
     echo "pattern: $run holds a run: continuing it from its checkpoint"
     npx tsx src/cli.ts mpo --resume "$run"
   else
-    npx tsx src/cli.ts mpo --preset fashion-pattern --data "$GC_DATA" --out "$run"
+    npx tsx src/cli.ts mpo --preset fashion-pattern --data "$GC_DATA" --out "$run" "${extra[@]}"
   fi
 }
 
@@ -170,14 +177,16 @@ gpu_check_main() {
   GC_DATA="${LOSS_ATLAS_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}"
   GC_RESUME="${PATTERN_RESUME:-}"; GC_PYTHON="${PYTHON:-python3}"; GC_PEER_BUDGET="${PEER_BUDGET_S:-}"
   GC_BENCH_ARGS="${BENCH_ARGS:-}"; GC_PROFILE_STEPS="${PROFILE_STEPS:-6}"; GC_DEADLINE="${DEADLINE_S:-}"
+  GC_TORCH_ARGS="${TORCH_ARGS:-}"; GC_PATTERN_ARGS="${PATTERN_ARGS:-}"
   while [ $# -gt 0 ]; do
     case "$1" in
-      --stages|--out|--data|--resume|--python|--peer-budget-s|--bench-args|--profile-steps|--deadline)
+      --stages|--out|--data|--resume|--python|--peer-budget-s|--bench-args|--profile-steps|--deadline|--torch-args|--pattern-args)
         [ $# -ge 2 ] || { echo "gpu-check: $1 needs a value (--help)" >&2; return 2; }
         case "$1" in
           --stages) stages=$2 ;; --out) out=$2 ;; --data) GC_DATA=$2 ;; --resume) GC_RESUME=$2 ;;
           --python) GC_PYTHON=$2 ;; --peer-budget-s) GC_PEER_BUDGET=$2 ;; --bench-args) GC_BENCH_ARGS=$2 ;;
           --profile-steps) GC_PROFILE_STEPS=$2 ;; --deadline) GC_DEADLINE=$2 ;;
+          --torch-args) GC_TORCH_ARGS=$2 ;; --pattern-args) GC_PATTERN_ARGS=$2 ;;
         esac
         shift ;;
       --list) printf '%s\n' "${GPU_CHECK_ALL[@]}"; return 0 ;;
@@ -205,7 +214,7 @@ gpu_check_main() {
   [ -z "$GC_RESUME" ] || GC_RESUME=$(cd "$here" && realpath -m "$GC_RESUME")
   mkdir -p "$GC_OUT" || return 2
   export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
-  export GC_OUT GC_DATA GC_RESUME GC_PYTHON GC_PEER_BUDGET GC_BENCH_ARGS GC_PROFILE_STEPS
+  export GC_OUT GC_DATA GC_RESUME GC_PYTHON GC_PEER_BUDGET GC_BENCH_ARGS GC_PROFILE_STEPS GC_TORCH_ARGS GC_PATTERN_ARGS
   export -f gc_has_torch gc_bench gc_torch_check gc_stage_gradcheck gc_stage_torch gc_stage_bench gc_stage_kernels \
     gc_stage_cifar gc_stage_profile gc_stage_pattern
 
