@@ -4,7 +4,7 @@
 import '../src/platform/node.ts';
 import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { extname, join, normalize, resolve } from 'node:path';
+import { extname, join, normalize, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildWeb } from './build-web.ts';
 
@@ -34,7 +34,8 @@ export function serve(dir: string, port: number, host = '127.0.0.1') {
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     const path = normalize(join(dir, decodeURIComponent(url.pathname === '/' ? '/index.html' : url.pathname)));
-    if (!path.startsWith(dir) || !existsSync(path) || !statSync(path).isFile()) {
+    // inside dir only: a sibling folder whose name starts with dir's is outside too
+    if (relative(dir, path).startsWith('..') || !existsSync(path) || !statSync(path).isFile()) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: ${url.pathname}`);
       return;
     }

@@ -93,8 +93,7 @@ function npyLayoutOf(
 
 /** Reads a little-endian float32 .npy file (format 1.0 to 3.0, C order); every error names the file. */
 export function readNpy(path: string, what = 'a float32 .npy file'): { shape: number[]; data: Float32Array } {
-  const { shape, b, at } = npyLayout(path, what, { '<f4': 4 });
-  return { shape, data: new Float32Array(b.buffer.slice(b.byteOffset + at, b.byteOffset + b.length)) };
+  return parseNpy(readBytes(path, what), path, what);
 }
 
 /** A float32 .npy file's bytes (from a file, or handed to a page) as readNpy reads them; errors name `path`. */

@@ -13,6 +13,22 @@ export function padded(m: Int8Array, H: number, W: number, pad: number): Int8Arr
   return out;
 }
 
+/**
+ * The point coefficients (1, scale * column, scale * row) of every cell of an H x W mask's grid with `pad` cells of
+ * margin, columns and rows counted from the mask's centre (W // 2, H // 2).
+ */
+export function gridCoefs(H: number, W: number, scale: number, pad: number) {
+  const GH = H + 2 * pad,
+    GW = W + 2 * pad;
+  const ch = Math.floor(H / 2),
+    cw = Math.floor(W / 2);
+  const coefs = new Float32Array(GH * GW * 3);
+  for (let gi = 0; gi < GH; gi++)
+    for (let gj = 0; gj < GW; gj++)
+      coefs.set([1, scale * (gj - pad - cw), scale * (gi - pad - ch)], (gi * GW + gj) * 3);
+  return { coefs, GH, GW };
+}
+
 /** Mean CE and accuracy of every grid cell over the picked images (the plane's basis rebuilt first). */
 export async function evaluateGrid(
   gpu: Gpu,

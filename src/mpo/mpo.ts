@@ -17,10 +17,10 @@ import { Interrupted, resumeWith } from '../run/interrupted.ts';
 import { loadMask, ternary } from './masks.ts';
 import { accMap, compose, lossMap, maskPanel, textPanel, writePng } from '../viz/figure.ts';
 import { padded, scoreGrid, type SplitMetrics } from './evaluate.ts';
-import { MpoTrainer, type TrainerStep, type TrainState, streamFor } from './trainer.ts';
+import { MpoTrainer, type TrainerSettings, type TrainerStep, type TrainState, streamFor } from './trainer.ts';
 import { planeMetadata } from './plane-file.ts';
 import { Diverged } from '../run/diverged.ts';
-export interface MpoConfig {
+export interface MpoConfig extends TrainerSettings {
   experiment: string;
   dataset: 'fashion-mnist' | 'cifar10';
   data: string;
@@ -30,22 +30,10 @@ export interface MpoConfig {
   mask: string;
   grid: number;
   steps: number;
-  batch: number;
-  lr: number;
-  /** Good and bad cells sampled per step (each at most this many). */
-  cellsPerStep: number;
-  /** c in J = mean_good CE - c * mean_bad clamp(CE, 0, tau). */
-  negCoef: number;
-  /** tau: a bad cell above it gets no gradient. */
-  clamp: number;
-  clipNorm: number;
-  seed: number;
   /** Images per split for the grid evaluation; 0 = all. */
   evalImages: number;
   /** Cells of margin around the mask in the evaluated grid. */
   pad: number;
-  /** Early stop after this many epochs when good_acc - bad_acc < 0.01 over an epoch; 0 = off. */
-  warmupEpochs: number;
   /** Training images used (0 = all). */
   trainImages: number;
   checkpointEvery: number;

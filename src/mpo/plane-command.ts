@@ -1,18 +1,19 @@
 // `loss-atlas plane PLANE.safetensors`: the loss and accuracy maps of an MPO plane, made by `loss-atlas mpo` or
 // saved by the web page, on the images of the data set; scored against its mask when the file holds one.
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fashionMnistDir } from '../data/fashion-mnist.ts';
 import { loadSplits } from '../data/datasets.ts';
 import { atomicWrite, npyBytes } from '../data/formats.ts';
+import { readBytes } from '../data/read.ts';
 import type { Gpu } from '../engine/device.ts';
 import { evaluateOnImages } from '../models/run.ts';
 import { defineCommand, type OptionInput, optionsOf } from '../options/index.ts';
 import { defaultRunDir } from '../run/run-info.ts';
 import { accMap, compose, lossMap, writePng } from '../viz/figure.ts';
-import { scoreGrid } from './evaluate.ts';
+import { gridCoefs, scoreGrid } from './evaluate.ts';
 import { ternary } from './masks.ts';
-import { parsePlane, planeGridCoefs, planeModel } from './plane-file.ts';
+import { parsePlane, planeModel } from './plane-file.ts';
 
 export const PLANE = defineCommand({
   name: 'plane',
@@ -41,12 +42,12 @@ the command line's planes load in the page.`,
 
 export async function planeCommand(gpu: Gpu, file: string, input: OptionInput<typeof PLANE.options>): Promise<number> {
   const o = optionsOf(PLANE.options, input);
-  const plane = parsePlane(readFileSync(file), file);
+  const plane = parsePlane(readBytes(file, 'an MPO plane (plane.safetensors)'), file);
   const data = await loadSplits('fashion-mnist', fashionMnistDir(o.data));
   const { model } = planeModel(gpu, plane, file, data.train.shape);
   const out = o.out ?? defaultRunDir('plane');
   mkdirSync(out, { recursive: true });
-  const { coefs, GH, GW } = planeGridCoefs(plane, o.pad);
+  const { coefs, GH, GW } = gridCoefs(plane.H, plane.W, plane.scale, o.pad);
   const mask = plane.cells ? { H: plane.H, W: plane.W, data: plane.cells, name: plane.maskName } : null;
   const outline = mask ? { data: mask.data, H: mask.H, W: mask.W, pad: o.pad } : undefined;
   const metrics: Record<string, unknown> = { plane: file, model: plane.model, bn: plane.bn, images: o.images };

@@ -76,16 +76,3 @@ export function planeModel(gpu: Gpu, p: PlaneFile, path: string, input: [number,
   });
   return { spec, model: new Model(gpu, spec.layers, 3, init) };
 }
-
-/** The coefficients (1, scale * column, scale * row) of every cell of the plane's grid with `pad` cells of margin. */
-export function planeGridCoefs(p: PlaneFile, pad: number): { coefs: Float32Array; GH: number; GW: number } {
-  const GH = p.H + 2 * pad,
-    GW = p.W + 2 * pad;
-  const ch = Math.floor(p.H / 2),
-    cw = Math.floor(p.W / 2);
-  const coefs = new Float32Array(GH * GW * 3);
-  for (let gi = 0; gi < GH; gi++)
-    for (let gj = 0; gj < GW; gj++)
-      coefs.set([1, p.scale * (gj - pad - cw), p.scale * (gi - pad - ch)], (gi * GW + gj) * 3);
-  return { coefs, GH, GW };
-}

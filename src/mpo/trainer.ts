@@ -11,18 +11,22 @@ import type { NamedTensor } from '../data/formats.ts';
 import type { ModelSpec } from '../models/zoo.ts';
 import { type Mask, ternary } from './masks.ts';
 import { Plane, type PlaneValues } from './plane.ts';
-import { evaluateGrid } from './evaluate.ts';
+import { evaluateGrid, gridCoefs } from './evaluate.ts';
 import { type StepResult, mpoStep } from './step.ts';
 
-/** The settings a step depends on (a subset of MpoConfig). */
+/** The settings a step depends on (MpoConfig has them, with the run's other settings). */
 export interface TrainerSettings {
   batch: number;
   lr: number;
+  /** Good and bad cells sampled per step (each at most this many). */
   cellsPerStep: number;
+  /** c in J = mean_good CE - c * mean_bad clamp(CE, 0, tau). */
   negCoef: number;
+  /** tau: a bad cell above it gets no gradient. */
   clamp: number;
   clipNorm: number;
   seed: number;
+  /** Early stop after this many epochs when good_acc - bad_acc < 0.01 over an epoch; 0 = off. */
   warmupEpochs: number;
 }
 
@@ -181,24 +185,10 @@ export class MpoTrainer {
     return { ...res, step: state.step, cells, nGood: gs.length, epochEnd };
   }
 
-  /** The point coefficients (1, scale * column, scale * row) of every cell of the grid with `pad` cells of margin. */
-  async gridCoefs(pad: number): Promise<{ coefs: Float32Array; GH: number; GW: number }> {
-    const { H, W } = this.mask;
-    const scale = (await this.plane.scale.basis.read())[0];
-    const GH = H + 2 * pad,
-      GW = W + 2 * pad;
-    const coefs = new Float32Array(GH * GW * 3);
-    const ch = Math.floor(H / 2),
-      cw = Math.floor(W / 2);
-    for (let gi = 0; gi < GH; gi++)
-      for (let gj = 0; gj < GW; gj++)
-        coefs.set([1, scale * (gj - pad - cw), scale * (gi - pad - ch)], (gi * GW + gj) * 3);
-    return { coefs, GH, GW };
-  }
-
   /** Loss and accuracy of every cell of the padded grid on the picked images of d. */
   async evaluate(d: Dataset, pick: number[], pad: number) {
-    const { coefs, GH, GW } = await this.gridCoefs(pad);
+    const scale = (await this.plane.scale.basis.read())[0];
+    const { coefs, GH, GW } = gridCoefs(this.mask.H, this.mask.W, scale, pad);
     return { ...(await evaluateGrid(this.gpu, this.plane, coefs, d, pick)), GH, GW };
   }
 
