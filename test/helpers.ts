@@ -67,6 +67,17 @@ export function pointWeights(
   return o.map((v, i) => v.map((w, j) => w + s * (y * r[i][j] + x * f * u1[i][j])));
 }
 
+/** A CIFAR-10 binary batch of n random records (labels 0..9 in turn); readers need LOSS_ATLAS_CIFAR10_RECORDS=any. */
+export function writeCifar(d: string, file: string, n: number, seed: number) {
+  const r = rng(seed);
+  const b = Buffer.alloc(n * 3073);
+  for (let i = 0; i < n; i++) {
+    b[i * 3073] = i % 10;
+    for (let p = 0; p < 3072; p++) b[i * 3073 + 1 + p] = Math.floor(256 * r());
+  }
+  writeFileSync(join(d, file), b);
+}
+
 /** A temporary folder holding a small Fashion-MNIST in IDX files (200 training, 40 test images) under fmnist/. */
 export function fashionFixture(prefix: string): { dir: string; data: string } {
   const dir = mkdtempSync(join(tmpdir(), prefix));

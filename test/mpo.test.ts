@@ -6,7 +6,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { Gpu } from '../src/engine/device.ts';
-import { rng } from '../src/engine/gradcheck.ts';
 import { loadFashionMnist } from '../src/data/fashion-mnist.ts';
 import { loadCifar10 } from '../src/data/cifar10.ts';
 import { readNpy, readSafetensors } from '../src/data/formats.ts';
@@ -15,22 +14,12 @@ import { Interrupted } from '../src/run/interrupted.ts';
 import { MPO, loadData, mpoConfig } from '../src/mpo/command.ts';
 import { parseCommand } from '../src/options/index.ts';
 import { iconMask, loadMask, ternary } from '../src/mpo/masks.ts';
-import { testGpu, writeIdx } from './helpers.ts';
+import { testGpu, writeCifar, writeIdx } from './helpers.ts';
 
 let gpu: Gpu;
 const dir = mkdtempSync(join(tmpdir(), 'la-mpo-'));
 const fmnist = join(dir, 'fmnist'),
   cifar = join(dir, 'cifar');
-
-function writeCifar(d: string, file: string, n: number, seed: number) {
-  const r = rng(seed);
-  const b = Buffer.alloc(n * 3073);
-  for (let i = 0; i < n; i++) {
-    b[i * 3073] = i % 10;
-    for (let p = 0; p < 3072; p++) b[i * 3073 + 1 + p] = Math.floor(256 * r());
-  }
-  writeFileSync(join(d, file), b);
-}
 
 // The CIFAR-10 files below hold a few records each (a real batch holds 10,000).
 process.env.LOSS_ATLAS_CIFAR10_RECORDS = 'any';

@@ -105,17 +105,21 @@ describe('a constant added after a bias-free MatMul or Conv', () => {
       { W: [6, 4], b: bias },
     );
 
-  it('becomes the bias where it is one: [out] after MatMul, [1, C, 1, 1] after Conv (as onnxruntime)', async () => {
-    const conv = build(
-      'conv-add',
+  // a bias-free 3x3 Conv (2 -> 3 channels, 5x5 images) and an Add of a constant of shape `bias`
+  const convAdd = (name: string, bias: number[]) =>
+    build(
+      name,
       [2, 5, 5],
       [
         { op: 'Conv', inputs: ['x', 'w'], output: 'c', attrs: { kernel_shape: [3, 3] } },
         { op: 'Add', inputs: ['c', 'b'], output: 'a' },
         { op: 'Flatten', inputs: ['a'], output: 'y' },
       ],
-      { w: [3, 2, 3, 3], b: [1, 3, 1, 1] },
+      { w: [3, 2, 3, 3], b: bias },
     );
+
+  it('becomes the bias where it is one: [out] after MatMul, [1, C, 1, 1] after Conv (as onnxruntime)', async () => {
+    const conv = convAdd('conv-add', [1, 3, 1, 1]);
     for (const [file, shape] of [
       [mlp('mlp-add', [4]), [2, 1, 2, 3]],
       [conv, [2, 2, 5, 5]],
@@ -133,17 +137,8 @@ describe('a constant added after a bias-free MatMul or Conv', () => {
     expect(() => importOnnx(mlp('mlp-bad-bias', [4, 1]))).toThrow(
       /mlp-bad-bias\.onnx: node "\/Add_2" \(Add\): the constant \[4, 1\] is not a bias of \/MatMul_1 \(\[4\] /,
     );
-    const conv = build(
-      'conv-bad-bias',
-      [2, 5, 5],
-      [
-        { op: 'Conv', inputs: ['x', 'w'], output: 'c', attrs: { kernel_shape: [3, 3] } },
-        { op: 'Add', inputs: ['c', 'b'], output: 'a' },
-        { op: 'Flatten', inputs: ['a'], output: 'y' },
-      ],
-      // [3] broadcasts along W, not along the channels
-      { w: [3, 2, 3, 3], b: [3] },
-    );
+    // [3] broadcasts along W, not along the channels
+    const conv = convAdd('conv-bad-bias', [3]);
     expect(() => importOnnx(conv)).toThrow(/the constant \[3\] is not a bias of \/Conv_0 \(\[3, 1, 1\] expected\)/);
     const aliased = mlp('mlp-identity', [4], [{ op: 'Identity', inputs: ['h'], output: 'h2' }]);
     expect(() => importOnnx(aliased)).toThrow(

@@ -6,10 +6,9 @@ import { Profiler } from '../engine/profiler.ts';
 import { readSafetensors } from '../data/formats.ts';
 import { loadSplits } from '../data/datasets.ts';
 import { fashionMnistDir } from '../data/fashion-mnist.ts';
-import { cifar10Dir } from '../data/cifar10.ts';
 import { readCheckpoint } from '../models/checkpoint.ts';
 import { isOnnxPath } from '../models/onnx.ts';
-import { modelSpec } from '../models/zoo.ts';
+import { modelData } from '../models/data.ts';
 import { defaultRunDir } from '../run/run-info.ts';
 import type { CommandSpec, Globals, Invocation, OptionTable } from '../options/index.ts';
 
@@ -53,20 +52,15 @@ export async function withGpu<T>(g: Globals, fn: (gpu: Gpu) => Promise<T>, o: { 
 }
 
 /**
- * The dataset a checkpoint's architecture takes, in the image shape it takes: an ONNX graph's input (a .onnx file, or a
- * checkpoint that train wrote from one) on CIFAR-10 for colour and Fashion-MNIST for grey images (or the --data
- * given), else CIFAR-10 for the zoo's cifar net and Fashion-MNIST for the rest.
+ * The dataset a checkpoint's architecture takes (modelData), in the image shape it takes: a .onnx file, or a
+ * checkpoint whose metadata names its model (an ONNX graph, when train wrote it from one).
  */
 export async function checkpointData(file: string, dataDir: string | undefined) {
   if (!existsSync(file)) throw new Error(`${file}: no such checkpoint file`);
   const model = isOnnxPath(file)
     ? file
     : (readSafetensors(file, 'a checkpoint (a model.safetensors written by loss-atlas train)').metadata.model ?? '');
-  const shape = isOnnxPath(model) ? modelSpec(model).input : undefined;
-  const cifar = shape ? shape[0] === 3 : model === 'cifar';
-  return loadSplits(cifar ? 'cifar10' : 'fashion-mnist', cifar ? cifar10Dir(dataDir) : fashionMnistDir(dataDir), {
-    shape,
-  });
+  return modelData(model, dataDir);
 }
 
 /** A checkpoint (--model-file) and the extra ones given, with the dataset its architecture was trained on. */

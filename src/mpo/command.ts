@@ -7,7 +7,7 @@ import type { Dataset } from '../data/dataset.ts';
 import { cifar10Dir } from '../data/cifar10.ts';
 import { dataKind, loadSplits } from '../data/datasets.ts';
 import { runMpo, type MpoConfig } from './mpo.ts';
-import { PRESETS } from './presets.ts';
+import { type MpoPreset as Preset, PRESETS } from './presets.ts';
 import { untilStopped } from '../run/stop.ts';
 import { checkResumable, freshRunDir, readRunConfig, resumeWithLr } from '../run/run-info.ts';
 import { formatDuration as fmtTime, progress } from '../run/progress.ts';
@@ -16,7 +16,6 @@ import { MODEL_NAMES, colourModel, modelId, modelSpec } from '../models/zoo.ts';
 import { isOnnxPath } from '../models/onnx.ts';
 import { checkResumeFlags, defineCommand, type OptionInput, type OptionTable } from '../options/index.ts';
 
-type Preset = Omit<MpoConfig, 'data' | 'experiment'>;
 /** What --help shows for a setting that comes from the preset: its value in each preset (one value if they agree). */
 const fromPresets = (k: keyof Preset): string => {
   const byValue = new Map<string, string[]>();

@@ -41,14 +41,11 @@ export async function evaluateGrid(
   return evaluateOnImages(gpu, plane.model, coefs, d, pick);
 }
 
-/** The reference's fit metrics over the ternary mask's +1 and -1 cells, plus agreement over all mask cells. */
-export function scoreGrid(
-  loss: ArrayLike<number>,
-  acc: ArrayLike<number>,
-  mask: Mask,
-  tern: Int8Array,
-  pad: number,
-): SplitMetrics {
+/**
+ * Mean loss and accuracy of a grid's good (ternary +1) and bad (-1) cells, and the share of the mask's cells whose
+ * loss is on the side of ln 10 that their colour asks for (white: below).
+ */
+export function cellMeans(loss: ArrayLike<number>, acc: ArrayLike<number>, mask: Mask, tern: Int8Array, pad: number) {
   const GW = mask.W + 2 * pad;
   let ga = 0,
     ba = 0,
@@ -73,14 +70,30 @@ export function scoreGrid(
       }
       if (loss[g] < LN10 === (mask.data[c] === 1)) agree++;
     }
-  const mg = ga / ng,
-    mb = ba / nb;
   return {
-    acc_diff: mg - mb,
-    loss_diff: bl / nb - gl / ng,
-    mean_good_acc: mg,
-    mean_bad_acc: mb,
+    goodLoss: gl / ng,
+    badLoss: bl / nb,
+    goodAcc: ga / ng,
+    badAcc: ba / nb,
     agreement: agree / (mask.H * mask.W),
+  };
+}
+
+/** The reference's fit metrics over the ternary mask's +1 and -1 cells, plus agreement over all mask cells. */
+export function scoreGrid(
+  loss: ArrayLike<number>,
+  acc: ArrayLike<number>,
+  mask: Mask,
+  tern: Int8Array,
+  pad: number,
+): SplitMetrics {
+  const m = cellMeans(loss, acc, mask, tern, pad);
+  return {
+    acc_diff: m.goodAcc - m.badAcc,
+    loss_diff: m.badLoss - m.goodLoss,
+    mean_good_acc: m.goodAcc,
+    mean_bad_acc: m.badAcc,
+    agreement: m.agreement,
   };
 }
 

@@ -2,7 +2,7 @@
 // random squares, the square grid, and the reference's ternary boundary-cell conversion.
 // A mask is H x W with 1 = white (low loss wanted) and 0 = black (high loss wanted).
 import { rng } from '../engine/random.ts';
-import { platform } from '../platform/index.ts';
+import { EmptyImageError, platform } from '../platform/index.ts';
 
 export interface Mask {
   H: number;
@@ -117,8 +117,8 @@ export async function imageMask(path: string, H: number, W = H): Promise<Mask> {
   try {
     decoded = await platform().decodeImage(path, W, H);
   } catch (e) {
+    if (e instanceof EmptyImageError) throw new MaskError(`mask image ${path}: empty image`);
     const why = (e as Error).message;
-    if (why === 'an empty image') throw new MaskError(`mask image ${path}: empty image`);
     throw new MaskError(
       `mask image ${path}: not a readable image (${why}; a PNG, JPEG, WebP, GIF, SVG or TIFF expected)`,
     );

@@ -15,7 +15,16 @@ import { checkFields, FIELD, readJsonObject } from '../data/read.ts';
 import { writeRunConfig } from '../run/run-info.ts';
 import { Interrupted, resumeWith } from '../run/interrupted.ts';
 import { loadMask, ternary } from './masks.ts';
-import { accMap, compose, lossMap, maskPanel, textPanel, writePng } from '../viz/figure.ts';
+import {
+  accMap,
+  compose,
+  type HeatmapOptions,
+  lossMap,
+  maskPanel,
+  type Panel,
+  textPanel,
+  writePng,
+} from '../viz/figure.ts';
 import { padded, scoreGrid, type SplitMetrics } from './evaluate.ts';
 import { MpoTrainer, type TrainerSettings, type TrainerStep, type TrainState, streamFor } from './trainer.ts';
 import { planeMetadata } from './plane-file.ts';
@@ -85,6 +94,29 @@ export interface MpoHooks {
   /** Polled after each step: when true, checkpoint and stop (SIGINT). */
   shouldStop?: () => boolean;
   log?: (msg: string) => void;
+}
+
+/**
+ * One split's grid as files in `out`: grid_SPLIT.npy ([GH, GW, 2] = mean CE, accuracy), loss_SPLIT.png and
+ * acc_SPLIT.png; returns the two panels.
+ */
+export async function writeGridFiles(
+  out: string,
+  split: string,
+  loss: ArrayLike<number>,
+  acc: ArrayLike<number>,
+  GH: number,
+  GW: number,
+  outline?: HeatmapOptions['outline'],
+): Promise<[Panel, Panel]> {
+  const grid = new Float32Array(GH * GW * 2);
+  for (let k = 0; k < GH * GW; k++) grid.set([loss[k], acc[k]], 2 * k);
+  atomicWrite(join(out, `grid_${split}.npy`), npyBytes(grid, [GH, GW, 2]));
+  const l = lossMap(loss, GH, GW, `${split} loss (cross-entropy, log scale)`, outline);
+  const a = accMap(acc, GH, GW, `${split} accuracy`, outline);
+  await writePng(l, join(out, `loss_${split}.png`));
+  await writePng(a, join(out, `acc_${split}.png`));
+  return [l, a];
 }
 
 /** Trains (or resumes) an MPO run in `out`, evaluates it and writes every output. */
@@ -215,6 +247,7 @@ export async function runMpo(
     const metrics = { train: {} as SplitMetrics, test: {} as SplitMetrics, steps: ck.step, seconds: 0 };
     const GH = mask.H + 2 * cfg.pad,
       GW = mask.W + 2 * cfg.pad;
+    const outline = { data: mask.data, H: mask.H, W: mask.W, pad: cfg.pad };
     const panels: Record<string, { loss: Float32Array; acc: Float32Array }> = {};
     for (const split of ['train', 'test'] as const) {
       const d = split === 'train' ? train : data.test;
@@ -223,18 +256,7 @@ export async function runMpo(
       const { loss, acc } = await trainer.evaluate(d, pick, cfg.pad);
       panels[split] = { loss, acc };
       metrics[split] = scoreGrid(loss, acc, mask, tern, cfg.pad);
-      const grid = new Float32Array(GH * GW * 2);
-      for (let k = 0; k < GH * GW; k++) {
-        grid[2 * k] = loss[k];
-        grid[2 * k + 1] = acc[k];
-      }
-      atomicWrite(join(out, `grid_${split}.npy`), npyBytes(grid, [GH, GW, 2]));
-      const outline = { data: mask.data, H: mask.H, W: mask.W, pad: cfg.pad };
-      await writePng(
-        lossMap(loss, GH, GW, `${split} loss (cross-entropy, log scale)`, outline),
-        join(out, `loss_${split}.png`),
-      );
-      await writePng(accMap(acc, GH, GW, `${split} accuracy`, outline), join(out, `acc_${split}.png`));
+      await writeGridFiles(out, split, loss, acc, GH, GW, outline);
     }
     metrics.seconds = +((performance.now() - t0) / 1000).toFixed(2);
     // the plane
@@ -244,7 +266,6 @@ export async function runMpo(
       safetensorsBytes(st, planeMetadata(cfg.model, cfg.bn, { ...mask, name: cfg.mask })),
     );
     const fmt = (m: SplitMetrics) => `acc_diff ${m.acc_diff.toFixed(3)}  agreement ${m.agreement.toFixed(3)}`;
-    const outline = { data: mask.data, H: mask.H, W: mask.W, pad: cfg.pad };
     await writePng(
       compose(
         [

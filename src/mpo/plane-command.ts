@@ -2,17 +2,17 @@
 // saved by the web page, on the images of the data set; scored against its mask when the file holds one.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { fashionMnistDir } from '../data/fashion-mnist.ts';
-import { loadSplits } from '../data/datasets.ts';
-import { atomicWrite, npyBytes } from '../data/formats.ts';
+import { atomicWrite } from '../data/formats.ts';
 import { readBytes } from '../data/read.ts';
 import type { Gpu } from '../engine/device.ts';
+import { modelData } from '../models/data.ts';
 import { evaluateOnImages } from '../models/run.ts';
 import { defineCommand, type OptionInput, optionsOf } from '../options/index.ts';
 import { defaultRunDir } from '../run/run-info.ts';
-import { accMap, compose, lossMap, writePng } from '../viz/figure.ts';
+import { compose, writePng } from '../viz/figure.ts';
 import { gridCoefs, scoreGrid } from './evaluate.ts';
 import { ternary } from './masks.ts';
+import { writeGridFiles } from './mpo.ts';
 import { parsePlane, planeModel } from './plane-file.ts';
 
 export const PLANE = defineCommand({
@@ -34,7 +34,11 @@ the command line's planes load in the page.`,
   options: {
     images: { type: 'integer', min: 1, default: 1000, help: 'images per split (the first ones)' },
     pad: { type: 'integer', min: 0, default: 3, help: 'cells of margin around the mask' },
-    data: { type: 'string', placeholder: 'DIR', help: 'the Fashion-MNIST directory (or another --data value)' },
+    data: {
+      type: 'string',
+      placeholder: 'DIR',
+      help: "the data set's directory (Fashion-MNIST, or CIFAR-10 for a colour model), npy: arrays or an image folder",
+    },
     out: { type: 'string', placeholder: 'DIR', defaultText: 'runs/plane-<time>', help: 'output directory' },
   },
   globals: ['verbose', 'profile', 'trace', 'normalize', 'help'],
@@ -43,7 +47,8 @@ the command line's planes load in the page.`,
 export async function planeCommand(gpu: Gpu, file: string, input: OptionInput<typeof PLANE.options>): Promise<number> {
   const o = optionsOf(PLANE.options, input);
   const plane = parsePlane(readBytes(file, 'an MPO plane (plane.safetensors)'), file);
-  const data = await loadSplits('fashion-mnist', fashionMnistDir(o.data));
+  // the data set of the plane's model: CIFAR-10 for the cifar net and colour ONNX graphs, else Fashion-MNIST
+  const data = await modelData(plane.model, o.data);
   const { model } = planeModel(gpu, plane, file, data.train.shape);
   const out = o.out ?? defaultRunDir('plane');
   mkdirSync(out, { recursive: true });
@@ -57,14 +62,7 @@ export async function planeCommand(gpu: Gpu, file: string, input: OptionInput<ty
       const d = data[split];
       const pick = Array.from({ length: Math.min(o.images, d.n) }, (_, i) => i);
       const { loss, acc } = await evaluateOnImages(gpu, model, coefs, d, pick);
-      const grid = new Float32Array(GH * GW * 2);
-      for (let k = 0; k < GH * GW; k++) grid.set([loss[k], acc[k]], 2 * k);
-      atomicWrite(join(out, `grid_${split}.npy`), npyBytes(grid, [GH, GW, 2]));
-      const l = lossMap(loss, GH, GW, `${split} loss (cross-entropy, log scale)`, outline);
-      const a = accMap(acc, GH, GW, `${split} accuracy`, outline);
-      await writePng(l, join(out, `loss_${split}.png`));
-      await writePng(a, join(out, `acc_${split}.png`));
-      panels.push([l, a]);
+      panels.push(await writeGridFiles(out, split, loss, acc, GH, GW, outline));
       if (mask) metrics[split] = scoreGrid(loss, acc, mask, ternary(mask), o.pad);
     }
   } finally {

@@ -22,7 +22,7 @@ export interface Platform {
   resolvePath(path: string): string;
   /**
    * An image file decoded and resized to width x height (RGBA bytes, row-major), and whether the file has an alpha
-   * channel; throws when the file is no image it can read.
+   * channel; throws EmptyImageError for an image of no pixels, another error when the file is no image it can read.
    */
   decodeImage(path: string, width: number, height: number): Promise<{ rgba: Uint8Array; hasAlpha: boolean }>;
 }
@@ -47,3 +47,6 @@ export function platform(): Platform {
 
 /** The error of a file operation where there are no files. */
 export class NoFilesError extends Error {}
+
+/** decodeImage's error for an image file of no pixels. */
+export class EmptyImageError extends Error {}

@@ -4,7 +4,7 @@ import { readFileSync, renameSync, statSync, existsSync, writeFileSync } from 'n
 import { resolve } from 'node:path';
 import sharp from 'sharp';
 import { create, globals } from 'webgpu';
-import { type Platform, setPlatform } from './index.ts';
+import { EmptyImageError, type Platform, setPlatform } from './index.ts';
 
 let globalsInstalled = false;
 
@@ -31,7 +31,7 @@ export const nodePlatform: Platform = {
   resolvePath: (path) => resolve(path),
   async decodeImage(path, width, height) {
     const meta = await sharp(path).metadata();
-    if (!meta.width || !meta.height) throw new Error('an empty image');
+    if (!meta.width || !meta.height) throw new EmptyImageError('an empty image');
     const rgba = await sharp(path)
       .ensureAlpha()
       .resize(width, height, { fit: 'fill', kernel: 'lanczos3' })

@@ -6,6 +6,7 @@ import type { Dataset } from '../data/dataset.ts';
 import { Gpu } from '../engine/device.ts';
 import { modelSpec } from '../models/zoo.ts';
 import { ICONS, type Mask, iconMask, ternary } from '../mpo/masks.ts';
+import { cellMeans } from '../mpo/evaluate.ts';
 import { PRESETS } from '../mpo/presets.ts';
 import { MpoTrainer } from '../mpo/trainer.ts';
 import { planeMetadata } from '../mpo/plane-file.ts';
@@ -145,26 +146,11 @@ export async function startPlayground(data: { train: Dataset; test: Dataset }): 
     const { loss, acc, GH, GW } = await t.evaluate(data.test, pick, pad);
     paintGrid(lossCanvas, loss, GH, GW, 'loss', { mask: t.mask, pad });
     paintGrid(accCanvas, acc, GH, GW, 'acc', { mask: t.mask, pad });
-    let g = 0,
-      b = 0,
-      ng = 0,
-      nb = 0;
-    t.tern.forEach((v, c) => {
-      const i = Math.floor(c / t.mask.W) + pad,
-        j = (c % t.mask.W) + pad;
-      const l = loss[i * GW + j];
-      if (v > 0) {
-        g += l;
-        ng++;
-      } else if (v < 0) {
-        b += l;
-        nb++;
-      }
-    });
+    const means = cellMeans(loss, acc, t.mask, t.tern, pad);
     run.testLoss = Array.from(loss);
     run.pad = pad;
-    run.goodTest = g / ng;
-    run.badTest = b / nb;
+    run.goodTest = means.goodLoss;
+    run.badTest = means.badLoss;
     run.evaluations++;
     $('test-losses').textContent =
       `test loss (${evalImages} images) of the white cells ${run.goodTest.toFixed(3)}, ` +

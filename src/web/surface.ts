@@ -10,6 +10,7 @@ import type { Dataset } from '../data/dataset.ts';
 import type { Gpu } from '../engine/device.ts';
 import type { Model } from '../models/model.ts';
 import { evaluateOnImages } from '../models/run.ts';
+import { contourSegments } from '../viz/contour.ts';
 
 export interface Surface {
   /** coordinates of the columns and rows */
@@ -43,32 +44,6 @@ export async function planeSurface(p: PlaneSource, cx: number, cy: number, half:
   const pick = Array.from({ length: Math.min(p.images, p.data.n) }, (_, i) => i);
   const { loss } = await evaluateOnImages(p.gpu, p.model, coefs, p.data, pick);
   return { x, y, loss, title: `${p.title}: ${side}x${side} around (${cx.toFixed(2)}, ${cy.toFixed(2)})` };
-}
-
-/** Line segments of the contour at `level` of a grid [H, W] (marching squares, in cell coordinates). */
-function contour(v: ArrayLike<number>, H: number, W: number, level: number): [number, number, number, number][] {
-  const out: [number, number, number, number][] = [];
-  const at = (i: number, j: number) => v[i * W + j];
-  const t = (a: number, b: number) => (level - a) / (b - a);
-  for (let i = 0; i + 1 < H; i++)
-    for (let j = 0; j + 1 < W; j++) {
-      const c = [at(i, j), at(i, j + 1), at(i + 1, j + 1), at(i + 1, j)];
-      // crossings on the four edges: top, right, bottom, left
-      const pts: [number, number][] = [];
-      const edges: [number, number, [number, number], [number, number]][] = [
-        [c[0], c[1], [j, i], [j + 1, i]],
-        [c[1], c[2], [j + 1, i], [j + 1, i + 1]],
-        [c[2], c[3], [j + 1, i + 1], [j, i + 1]],
-        [c[3], c[0], [j, i + 1], [j, i]],
-      ];
-      for (const [a, b, p, q] of edges)
-        if (a < level !== b < level) {
-          const s = t(a, b);
-          pts.push([p[0] + s * (q[0] - p[0]), p[1] + s * (q[1] - p[1])]);
-        }
-      for (let k = 0; k + 1 < pts.length; k += 2) out.push([...pts[k], ...pts[k + 1]]);
-    }
-  return out;
 }
 
 export class SurfaceExplorer {
@@ -165,11 +140,13 @@ export class SurfaceExplorer {
       }
     g.strokeStyle = 'rgba(255,255,255,0.7)';
     g.beginPath();
-    for (let l = 1; l < 10; l++)
-      for (const [x0, y0, x1, y1] of contour(v, H, W, lo + ((hi - lo) * l) / 10)) {
-        g.moveTo((x0 + 0.5) * cell, (y0 + 0.5) * cell);
-        g.lineTo((x1 + 0.5) * cell, (y1 + 0.5) * cell);
-      }
+    const cols = Array.from({ length: W }, (_, j) => j),
+      rows = Array.from({ length: H }, (_, i) => i);
+    const levels = Array.from({ length: 9 }, (_, l) => lo + ((hi - lo) * (l + 1)) / 10);
+    for (const c of contourSegments(v, cols, rows, levels)) {
+      g.moveTo((c.x1 + 0.5) * cell, (c.y1 + 0.5) * cell);
+      g.lineTo((c.x2 + 0.5) * cell, (c.y2 + 0.5) * cell);
+    }
     g.stroke();
   }
 
